@@ -1,0 +1,212 @@
+"""Flax building blocks shared by the Transformer, ALBERT and ELECTRA models.
+
+Each block tags its work with the term names of ``terms.py`` (through the
+kernels' and its own ``jax.named_scope``), so the traced count of a model
+diffs term by term against its closed-form count.  Sizes come in as plain
+ints/flags from the architecture's config; blocks know nothing of presets.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+from kernels.attention import dense_attention
+from kernels.ffn import ffn
+from kernels.nn import layer_norm, linear
+
+INIT = nn.initializers.normal(0.02)
+ZEROS = nn.initializers.zeros
+ONES = nn.initializers.ones
+
+
+class Norm(nn.Module):
+    """LayerNorm (with bias) or, with ``rms=True``, T5's RMSNorm (scale only)."""
+    dim: int
+    eps: float
+    rms: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        scale = self.param("scale", ONES, (self.dim,))
+        bias = None if self.rms else self.param("bias", ZEROS, (self.dim,))
+        return layer_norm(x, scale, bias, self.eps)
+
+
+class Dense(nn.Module):
+    din: int
+    dout: int
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        w = self.param("kernel", INIT, (self.din, self.dout))
+        b = self.param("bias", ZEROS, (self.dout,)) if self.use_bias else None
+        return linear(x, w, b)
+
+
+class Attention(nn.Module):
+    """Multi-head attention sublayer: projections, per-head kernel, output + residual.
+
+    ``x [b, n, d]``, ``kv [b, m, d]`` (None: self-attention); ``bias [h, n, m]``
+    (T5's relative position bias) is added to the scores.
+    """
+    d_model: int
+    n_heads: int
+    d_head: int
+    causal: bool = False
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x, kv=None, bias=None):
+        inner = self.n_heads * self.d_head
+        b, n, _ = x.shape
+        if kv is None:
+            with jax.named_scope("attn/qkv"):
+                qkv = Dense(self.d_model, 3 * inner, self.use_bias, name="qkv")(x)
+            q, k, v = jnp.split(qkv, 3, axis=-1)
+        else:
+            with jax.named_scope("attn/q"):
+                q = Dense(self.d_model, inner, self.use_bias, name="q")(x)
+            with jax.named_scope("attn/kv"):
+                kvp = Dense(self.d_model, 2 * inner, self.use_bias, name="kv")(kv)
+            k, v = jnp.split(kvp, 2, axis=-1)
+        m = k.shape[1]
+        heads = lambda t, L: t.reshape(b, L, self.n_heads, self.d_head).transpose(0, 2, 1, 3)
+        q, k, v = heads(q, n), heads(k, m), heads(v, m)
+        attend = lambda q1, k1, v1, b1: dense_attention(q1, k1, v1, causal=self.causal, bias=b1)
+        if bias is None:
+            per_head = jax.vmap(lambda q1, k1, v1: attend(q1, k1, v1, None))
+            ctx = jax.vmap(per_head)(q, k, v)
+        else:
+            ctx = jax.vmap(jax.vmap(attend), in_axes=(0, 0, 0, None))(q, k, v, bias)
+        ctx = ctx.transpose(0, 2, 1, 3).reshape(b, n, inner)
+        with jax.named_scope("attn/out"):
+            return Dense(inner, self.d_model, self.use_bias, name="out")(ctx)
+
+
+class FeedForward(nn.Module):
+    d_model: int
+    d_ff: int
+    act: str
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        w1 = self.param("w_in", INIT, (self.d_model, self.d_ff))
+        w2 = self.param("w_out", INIT, (self.d_ff, self.d_model))
+        b1 = self.param("b_in", ZEROS, (self.d_ff,)) if self.use_bias else None
+        b2 = self.param("b_out", ZEROS, (self.d_model,)) if self.use_bias else None
+        return ffn(x, w1, b1, w2, b2, act=self.act)
+
+
+class Layer(nn.Module):
+    """One Transformer layer: self-attention, optional cross-attention, FFN.
+
+    ``pre_norm=False`` is BERT's post-LN (norm after each residual add);
+    ``pre_norm=True`` is GPT-2/T5's pre-LN (norm before each sublayer).
+    """
+    d_model: int
+    n_heads: int
+    d_head: int
+    d_ff: int
+    act: str
+    eps: float
+    pre_norm: bool = False
+    causal: bool = False
+    cross: bool = False
+    use_bias: bool = True
+    rms: bool = False
+
+    @nn.compact
+    def __call__(self, x, memory=None, self_bias=None, cross_bias=None):
+        def sub(fn, x, out_term, norm_term, name):
+            """residual sublayer; the residual add is charged to the output projection."""
+            norm = Norm(self.d_model, self.eps, self.rms, name=name)
+            if self.pre_norm:
+                with jax.named_scope(norm_term):
+                    h = norm(x)
+                y = fn(h)
+                with jax.named_scope(out_term):
+                    return x + y
+            y = fn(x)
+            with jax.named_scope(out_term):
+                y = x + y
+            with jax.named_scope(norm_term):
+                return norm(y)
+
+        att = Attention(self.d_model, self.n_heads, self.d_head, self.causal, self.use_bias,
+                        name="self_attn")
+        x = sub(lambda h: att(h, bias=self_bias), x, "attn/out", "norm/attn", "norm_attn")
+        if self.cross:
+            xatt = Attention(self.d_model, self.n_heads, self.d_head, False, self.use_bias,
+                             name="cross_attn")
+            x = sub(lambda h: xatt(h, memory, cross_bias), x, "attn/out", "norm/cross",
+                    "norm_cross")
+        ff = FeedForward(self.d_model, self.d_ff, self.act, self.use_bias, name="ffn")
+        return sub(ff, x, "ffn/out", "norm/ffn", "norm_ffn")
+
+
+class Embeddings(nn.Module):
+    """Token (+ learned position, + token type) embeddings, optional norm and E->H projection.
+
+    ``attend(x)`` is the tied output projection onto the vocabulary.
+    """
+    vocab: int
+    emb_dim: int
+    hidden: int
+    max_len: int = 0        # 0: no learned position table (T5 uses relative bias)
+    type_vocab: int = 0     # 0: no token-type table
+    norm: bool = True
+    eps: float = 1e-12
+
+    def setup(self):
+        self.word = self.param("word", INIT, (self.vocab, self.emb_dim))
+        if self.max_len:
+            self.pos = self.param("position", INIT, (self.max_len, self.emb_dim))
+        if self.type_vocab:
+            self.type_ = self.param("token_type", INIT, (self.type_vocab, self.emb_dim))
+        if self.norm:
+            self.ln = Norm(self.emb_dim, self.eps)
+        if self.emb_dim != self.hidden:
+            self.proj = Dense(self.emb_dim, self.hidden)
+
+    def __call__(self, ids, type_ids=None):
+        n = ids.shape[-1]
+        with jax.named_scope("embed/lookup"):
+            h = jnp.take(self.word, ids, axis=0)
+            if self.max_len:
+                h = h + self.pos[:n]
+            if self.type_vocab:
+                h = h + jnp.take(self.type_, type_ids, axis=0)
+        if self.norm:
+            with jax.named_scope("norm/embed"):
+                h = self.ln(h)
+        if self.emb_dim != self.hidden:
+            with jax.named_scope("embed/proj"):
+                h = self.proj(h)
+        return h
+
+    def attend(self, x):
+        return jnp.einsum("...e,ve->...v", x, self.word)
+
+
+class MLMHead(nn.Module):
+    """BERT-style masked-LM head on gathered positions: dense, act, norm, tied decoder + bias."""
+    hidden: int
+    emb_dim: int
+    vocab: int
+    act: str
+    eps: float
+
+    @nn.compact
+    def __call__(self, h, embeddings: Embeddings):
+        from kernels.nn import activation
+        with jax.named_scope("head/transform"):
+            h = Dense(self.hidden, self.emb_dim, name="transform")(h)
+        with jax.named_scope("head/act"):
+            h = activation(self.act, h)
+        with jax.named_scope("head/norm"):
+            h = Norm(self.emb_dim, self.eps, name="ln")(h)
+        with jax.named_scope("head/logits"):
+            return embeddings.attend(h) + self.param("bias", ZEROS, (self.vocab,))

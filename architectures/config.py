@@ -1,0 +1,77 @@
+"""Validation and shared sizing rules for the architectures' configs (no jax here)."""
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+
+# Fields every config may have, with what they must be.
+POSITIVE_INT = ("vocab", "d_model", "n_layers", "n_heads", "emb_dim", "max_len_positive")
+NON_NEGATIVE_INT = ("n_dec_layers", "max_len", "type_vocab", "rel_buckets", "rel_max_distance")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
+
+
+class ConfigError(ValueError):
+    """A config value outside what the architecture allows: names field, value, allowed."""
+
+    def __init__(self, field: str, value, allowed: str):
+        self.field, self.value, self.allowed = field, value, allowed
+        super().__init__(f"{field}={value!r}: {allowed}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_config(cfg, kinds=None) -> None:
+    """Raise ConfigError for the first invalid field of a config dataclass."""
+    values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    for name in ("vocab", "d_model", "n_layers", "n_heads", "emb_dim", "head_dim", "ff_dim",
+                 "chunk_len", "n_hashes"):
+        v = values.get(name)
+        if name not in values or (v is None and name in ("head_dim", "ff_dim", "emb_dim")):
+            continue
+        if not _is_int(v) or v <= 0:
+            raise ConfigError(name, v, "a positive integer")
+    for name in NON_NEGATIVE_INT:
+        if name in values and (not _is_int(values[name]) or values[name] < 0):
+            raise ConfigError(name, values[name], "a non-negative integer")
+    if kinds is not None and values.get("kind") not in kinds:
+        raise ConfigError("kind", values.get("kind"), "one of " + ", ".join(kinds))
+    if "act" in values and values["act"] not in ACTIVATIONS:
+        raise ConfigError("act", values["act"], "one of " + ", ".join(ACTIVATIONS))
+    if "mask_prob" in values:
+        mp = values["mask_prob"]
+        if isinstance(mp, bool) or not isinstance(mp, (int, float)) or not 0 < mp < 1:
+            raise ConfigError("mask_prob", mp, "a fraction strictly between 0 and 1")
+    if "eps" in values:
+        eps = values["eps"]
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ConfigError("eps", eps, "a positive number")
+    if values.get("head_dim") is None and "d_model" in values and "n_heads" in values:
+        if values["d_model"] % values["n_heads"]:
+            raise ConfigError("n_heads", values["n_heads"],
+                              f"a divisor of d_model={values['d_model']} (or set head_dim)")
+    if values.get("kind") == "encdec" and values.get("n_dec_layers", 0) <= 0:
+        raise ConfigError("n_dec_layers", values.get("n_dec_layers"),
+                          "a positive integer for an encoder-decoder")
+
+
+def mask_count(seq: int, mask_prob: float) -> int:
+    """Masked positions per sequence: ceil(mask_prob * seq), at least 1.
+
+    BERT predicts ``max_predictions_per_seq`` gathered positions (20 of 128 at
+    15%); the MLM head runs on those only.  Exact rational arithmetic, so 0.15
+    of 100 is 15, not 16.
+    """
+    frac = Fraction(str(mask_prob))
+    return max(1, -((-seq * frac.numerator) // frac.denominator))
+
+
+# T5 pre-training: inputs of 512 tokens give span-corruption targets of 114
+# (Raffel et al. 2020, Sec. 3.1.4: 15% noise, mean span 3, sentinels + EOS).
+T5_TARGETS_PER_INPUT = Fraction(114, 512)
+
+
+def target_len(seq: int) -> int:
+    """Decoder length of an encoder-decoder step for ``seq`` input tokens (>= 1)."""
+    return max(1, round(seq * T5_TARGETS_PER_INPUT))

@@ -1,0 +1,49 @@
+"""What the counting and benchmarking code needs of a runnable model (imports jax).
+
+A ``Program`` bundles a Flax model's pre-training step in pure functions:
+``init(rng, batch, seq)`` -> params, ``loss(params, data, rng)`` -> scalar,
+``spec(batch, seq)`` -> the abstract inputs (``jax.ShapeDtypeStruct``), and
+``example(rng, batch, seq)`` -> concrete random inputs of that spec.
+``train_step`` is loss + gradient, what one optimiser step differentiates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclass(frozen=True)
+class Program:
+    init: Callable
+    loss: Callable
+    spec: Callable
+
+    def abstract_params(self, batch: int, seq: int):
+        return jax.eval_shape(lambda r: self.init(r, batch, seq), jax.random.PRNGKey(0))
+
+    def example(self, rng, batch: int, seq: int) -> dict:
+        """Random token inputs matching ``spec`` (integers drawn below each field's bound)."""
+        spec = self.spec(batch, seq)
+        out = {}
+        for i, (name, (sds, bound)) in enumerate(sorted(spec.items())):
+            key = jax.random.fold_in(rng, i)
+            out[name] = jax.random.randint(key, sds.shape, 0, bound, dtype=sds.dtype)
+        return out
+
+    def forward(self, params, data, rng):
+        return self.loss(params, data, rng)
+
+    def train_step(self, params, data, rng):
+        return jax.value_and_grad(self.loss)(params, data, rng)
+
+
+def int_spec(shape, bound: int):
+    """An integer input of ``shape`` whose values lie in [0, bound)."""
+    return (jax.ShapeDtypeStruct(tuple(shape), jnp.int32), int(bound))
+
+
+def spec_structs(spec: dict) -> dict:
+    return {k: v[0] for k, v in spec.items()}

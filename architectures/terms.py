@@ -1,0 +1,263 @@
+"""Closed-form counts as named terms: one helper per block, shared by every architecture.
+
+A ``Term`` holds a block's forward and backward FLOPs, split into contractions
+(``mm``, the ``matmul`` scope) and everything else (``ew``: elementwise,
+reductions, softmax, norms, activations, hashing, sorting, index arithmetic),
+plus ``recompute``: how many extra forwards the backward runs (1 inside
+reversible layers).  Training = forward x (1 + recompute) + backward.
+
+Conventions (DESIGN.md): 1 multiply-add = 2 FLOPs; a contraction's backward
+is 2x its forward when its input needs a gradient (one product for the
+weight, one for the input), 1x when only one operand does, 0x when neither
+does (LSH hashing feeds an argmax).  Per-element constants follow the rules of
+``comparator/rules.py`` applied to the operations the kernels run:
+
+  op                      forward                       backward
+  bias add  (t x o)       t o                           (t-1) o  (bias grad)
+  residual  (t x d)       t d
+  fan-out   (t x d)                                     t d      (two gradients added)
+  softmax   (r rows of k) 3rk + 2r(k-1) + r             5rk + r(k-1) + 3r
+  layer norm (r x d)      5rd + 2r(d-1) + 4r            9rd + 2(r-1)d + 2r(d-1) + 5r
+  RMS norm   (r x d)      3rd + r(d-1) + 3r             6rd + (r-1)d + 2r(d-1) + 5r
+  GELU (erf) / tanh / ReLU per element: 5 / 9 / 1 forward, 11 / 14 / 2 backward
+  cross-entropy (r x V)   3rV + 2r(V-1) + (r-1) + 5r + 2     3rV + r(V-1) + 2r + 2
+  index check of a gather 3 per index (lt, add, select)
+
+Every helper works on Python ints (exact) and on NumPy float64 arrays (sweeps).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+Num = Any  # int, or numpy float64 array for vectorised sweeps
+
+
+@dataclass(frozen=True)
+class Term:
+    mm: Num = 0
+    ew: Num = 0
+    mm_bwd: Num = 0
+    ew_bwd: Num = 0
+    recompute: int = 0
+
+    def __add__(self, o: "Term") -> "Term":
+        rec = max(self.recompute, o.recompute)
+        return Term(self.mm + o.mm, self.ew + o.ew, self.mm_bwd + o.mm_bwd,
+                    self.ew_bwd + o.ew_bwd, rec)
+
+    def times(self, k) -> "Term":
+        return Term(self.mm * k, self.ew * k, self.mm_bwd * k, self.ew_bwd * k, self.recompute)
+
+    def fwd(self, scope: str):
+        return self.mm + (self.ew if scope == "all" else 0)
+
+    def bwd(self, scope: str):
+        return self.mm_bwd + (self.ew_bwd if scope == "all" else 0)
+
+    def train(self, scope: str):
+        return self.fwd(scope) * (1 + self.recompute) + self.bwd(scope)
+
+
+@dataclass(frozen=True)
+class FlopCount:
+    fwd: Num
+    train: Num
+    breakdown: dict          # term -> forward FLOPs
+    train_breakdown: dict    # term -> training FLOPs
+
+
+def merge(into: dict, more: dict, k=1) -> dict:
+    """Add ``k`` x the terms of ``more`` into ``into`` (same names accumulate)."""
+    for name, t in more.items():
+        t = t.times(k) if k != 1 else t
+        into[name] = into[name] + t if name in into else t
+    return into
+
+
+def prefixed(group: str, terms: dict) -> dict:
+    return {f"{group}/{k}": v for k, v in terms.items()}
+
+
+def count(terms: dict, scope: str) -> FlopCount:
+    if scope not in ("matmul", "all"):
+        raise ValueError(f"scope must be 'matmul' or 'all', got {scope!r}")
+    fwd = {k: t.fwd(scope) for k, t in sorted(terms.items())}
+    train = {k: t.train(scope) for k, t in sorted(terms.items())}
+    return FlopCount(sum(fwd.values()), sum(train.values()), fwd, train)
+
+
+# -- block helpers ------------------------------------------------------------------
+
+def dense(t, din, dout, bias=True, grad_input=True) -> Term:
+    """``t`` tokens through a din x dout projection (+ bias)."""
+    mm = 2 * t * din * dout
+    return Term(mm=mm, ew=t * dout if bias else 0, mm_bwd=mm * (2 if grad_input else 1),
+                ew_bwd=(t - 1) * dout if bias else 0)
+
+
+def residual(t, d) -> Term:
+    """The residual add (charged to the sublayer's output projection)."""
+    return Term(ew=t * d)
+
+
+def fanout(t, d) -> Term:
+    """A value read by two branches: its two gradients are added once in the backward."""
+    return Term(ew_bwd=t * d)
+
+
+def softmax(r, k) -> Term:
+    return Term(ew=3 * r * k + 2 * r * (k - 1) + r, ew_bwd=5 * r * k + r * (k - 1) + 3 * r)
+
+
+def norm(r, d, rms=False) -> Term:
+    if rms:
+        return Term(ew=3 * r * d + r * (d - 1) + 3 * r,
+                    ew_bwd=6 * r * d + (r - 1) * d + 2 * r * (d - 1) + 5 * r)
+    return Term(ew=5 * r * d + 2 * r * (d - 1) + 4 * r,
+                ew_bwd=9 * r * d + 2 * (r - 1) * d + 2 * r * (d - 1) + 5 * r)
+
+
+ACT_COST = {"gelu": (5, 11), "gelu_tanh": (9, 14), "relu": (1, 2)}
+
+
+def act(n, name) -> Term:
+    f, b = ACT_COST[name]
+    return Term(ew=f * n, ew_bwd=b * n)
+
+
+def cross_entropy(r, V) -> Term:
+    return Term(ew=3 * r * V + 2 * r * (V - 1) + (r - 1) + 5 * r + 2,
+                ew_bwd=3 * r * V + r * (V - 1) + 2 * r + 2)
+
+
+def gather_index(n) -> Term:
+    return Term(ew=3 * n)
+
+
+# -- composite blocks ---------------------------------------------------------------
+
+def attention(b, n, d, h, dh, *, m=None, causal=False, bias=True, rel_bias=False,
+              cross=False) -> dict:
+    """Multi-head attention over ``b`` sequences: n queries, m keys (m = n for self)."""
+    m = n if m is None else m
+    t, inner, rows = b * n, h * dh, b * h * n
+    out = {}
+    if cross:
+        out["attn/q"] = dense(t, d, inner, bias)
+        out["attn/kv"] = dense(b * m, d, 2 * inner, bias)
+    else:
+        out["attn/qkv"] = dense(t, d, 3 * inner, bias)
+    scores = 2 * b * h * n * m * dh
+    ew = t * inner  # q * 1/sqrt(dh)
+    ew_bwd = t * inner
+    if rel_bias:
+        ew += rows * m
+        ew_bwd += (b - 1) * h * n * m
+    if causal:
+        ew += n + n * m + rows * m  # offset add, compare, select
+        ew_bwd += rows * m
+    out["attn/scores"] = Term(mm=scores, ew=ew, mm_bwd=2 * scores, ew_bwd=ew_bwd)
+    out["attn/softmax"] = softmax(rows, m)
+    out["attn/context"] = Term(mm=scores, mm_bwd=2 * scores)
+    out["attn/out"] = dense(t, inner, d, bias) + residual(t, d)
+    return out
+
+
+def feed_forward(t, d, d_ff, act_name, bias=True) -> dict:
+    return {"ffn/in": dense(t, d, d_ff, bias), "ffn/act": act(t * d_ff, act_name),
+            "ffn/out": dense(t, d_ff, d, bias) + residual(t, d)}
+
+
+def layer(b, n, d, h, dh, d_ff, act_name, *, bias=True, rms=False, causal=False,
+          cross_len=None, rel_bias=False, pre_norm=False) -> dict:
+    """One Transformer layer (self-attention, optional cross-attention, FFN, norms)."""
+    t = b * n
+    # The sublayer input is read twice (sublayer and residual): post-LN charges
+    # the gradient add to the sublayer's first projection, pre-LN to its norm.
+    first = {"attn": "norm/attn", "cross": "norm/cross", "ffn": "norm/ffn"} if pre_norm else \
+        {"attn": "attn/qkv", "cross": "attn/q", "ffn": "ffn/in"}
+    out = attention(b, n, d, h, dh, causal=causal, bias=bias, rel_bias=rel_bias)
+    out["norm/attn"] = norm(t, d, rms)
+    merge(out, {first["attn"]: fanout(t, d)})
+    if cross_len is not None:
+        merge(out, attention(b, n, d, h, dh, m=cross_len, bias=bias, cross=True))
+        out["norm/cross"] = norm(t, d, rms)
+        merge(out, {first["cross"]: fanout(t, d)})
+    merge(out, feed_forward(t, d, d_ff, act_name, bias))
+    out["norm/ffn"] = norm(t, d, rms)
+    merge(out, {first["ffn"]: fanout(t, d)})
+    return out
+
+
+def embeddings(b, n, emb, hidden, *, pos=True, types=True, norm_=True, tied=True) -> dict:
+    """Lookups (gathers are free; their index checks and sums are not), norm, E->H."""
+    t = b * n
+    tables = 1 + (1 if types else 0)
+    look = Term(ew=3 * t * tables + t * emb * ((1 if pos else 0) + (1 if types else 0)),
+                ew_bwd=t * emb * tables + ((b - 1) * n * emb if pos else 0))
+    out = {"embed/lookup": look}
+    if norm_:
+        out["norm/embed"] = norm(t, emb)
+    if emb != hidden:
+        out["embed/proj"] = dense(t, emb, hidden)
+    return out
+
+
+def relative_bias(n, m, h, layers) -> dict:
+    """T5's position bias: one [h, n, m] gather from a static bucket map, read by every layer."""
+    return {"attn/relbias": Term(ew=3 * n * m, ew_bwd=h * n * m),
+            "attn/scores": Term(ew_bwd=(layers - 1) * h * n * m)}
+
+
+def tied_grad(vocab, emb) -> Term:
+    """The two gradients of a tied embedding table are added once (V x E)."""
+    return Term(ew_bwd=vocab * emb)
+
+
+def mlm_head(rows, hidden, emb, vocab, act_name) -> dict:
+    """MLM head on ``rows`` gathered positions: dense, act, norm, tied logits, loss."""
+    return {
+        "head/gather": Term(ew=3 * rows, ew_bwd=rows * hidden),
+        "head/transform": dense(rows, hidden, emb),
+        "head/act": act(rows * emb, act_name),
+        "head/norm": norm(rows, emb),
+        "head/logits": dense(rows, emb, vocab),
+        "loss/mlm": cross_entropy(rows, vocab),
+    }
+
+
+def lm_head(rows, d, vocab, *, scale=False) -> dict:
+    """Tied LM head on every position (no bias) + next-token loss; T5 scales by d**-0.5."""
+    head = dense(rows, d, vocab, bias=False)
+    if scale:
+        head = head + Term(ew=rows * d, ew_bwd=rows * d)
+    return {"head/logits": head, "loss/lm": cross_entropy(rows, vocab)}
+
+
+# -- parameters -----------------------------------------------------------------------
+
+def dense_params(din, dout, bias=True):
+    return din * dout + (dout if bias else 0)
+
+
+def norm_params(d, rms=False):
+    return d if rms else 2 * d
+
+
+def attention_params(d, inner, bias=True):
+    return dense_params(d, 3 * inner, bias) + dense_params(inner, d, bias)
+
+
+def layer_params(d, inner, d_ff, bias=True, rms=False):
+    return (attention_params(d, inner, bias) + dense_params(d, d_ff, bias)
+            + dense_params(d_ff, d, bias) + 2 * norm_params(d, rms))
+
+
+def embedding_params(vocab, emb, hidden, max_len, type_vocab, norm_=True):
+    p = (vocab + max_len + type_vocab) * emb + (norm_params(emb) if norm_ else 0)
+    return p + (dense_params(emb, hidden) if emb != hidden else 0)
+
+
+def mlm_head_params(hidden, emb, vocab):
+    return dense_params(hidden, emb) + norm_params(emb) + vocab

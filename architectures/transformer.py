@@ -1,0 +1,172 @@
+"""The vanilla Transformer in its three pre-training setups.
+
+* ``encoder``  -- BERT: post-LN encoder, masked-LM head on the masked positions
+                 (Devlin et al. 2019, Table/Section 3; sizes from the BERT repo).
+* ``decoder``  -- GPT-2: pre-LN causal decoder, tied LM head, next-token loss
+                 (Radford et al. 2019, Table 2).
+* ``encdec``   -- T5 v1.0: pre-RMSNorm encoder-decoder, ReLU FFN, no biases,
+                 shared relative position bias, tied LM head, span-corruption
+                 targets (Raffel et al. 2020, Section 3.1 and Table 14).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from . import terms as T
+from .config import check_config, mask_count, target_len
+
+NAME = "transformer"
+
+
+@dataclass(frozen=True)
+class Config:
+    kind: str = "encoder"          # encoder | decoder | encdec
+    vocab: int = 30522
+    d_model: int = 768
+    n_layers: int = 12
+    n_heads: int = 12
+    head_dim: int | None = None    # default d_model // n_heads
+    ff_dim: int | None = None      # default 4 * d_model
+    n_dec_layers: int = 0          # encdec only
+    max_len: int = 512             # learned position table rows (0: relative bias)
+    type_vocab: int = 2            # token-type table rows (0: none)
+    act: str = "gelu"
+    eps: float = 1e-12
+    mask_prob: float = 0.15        # encoder: MLM masking rate
+    rel_buckets: int = 0           # encdec: relative-position buckets (T5: 32)
+    rel_max_distance: int = 128
+
+    def __post_init__(self):
+        check_config(self, kinds=("encoder", "decoder", "encdec"))
+
+    @property
+    def d_head(self) -> int:
+        return self.head_dim or self.d_model // self.n_heads
+
+    @property
+    def d_ff(self) -> int:
+        return self.ff_dim or 4 * self.d_model
+
+    @property
+    def inner(self) -> int:
+        return self.n_heads * self.d_head
+
+    @property
+    def pre_norm(self) -> bool:
+        return self.kind != "encoder"
+
+    @property
+    def use_bias(self) -> bool:
+        return self.kind != "encdec"
+
+    @property
+    def rms(self) -> bool:
+        return self.kind == "encdec"
+
+
+_BERT = Config()
+_GPT2 = Config(kind="decoder", vocab=50257, max_len=1024, type_vocab=0, act="gelu_tanh",
+               eps=1e-5)
+_T5 = Config(kind="encdec", vocab=32128, n_dec_layers=12, max_len=0, type_vocab=0, act="relu", eps=1e-6,
+             rel_buckets=32)
+
+PRESETS: dict[str, tuple[Config, str]] = {
+    "bert-base": (_BERT, "Devlin et al. 2019, Sec. 3: L=12, H=768, A=12"),
+    "bert-large": (dataclasses.replace(_BERT, d_model=1024, n_layers=24, n_heads=16),
+                   "Devlin et al. 2019, Sec. 3: L=24, H=1024, A=16"),
+    "gpt2-small": (_GPT2, "Radford et al. 2019, Table 2: 117M (124M), 12 layers, d=768"),
+    "gpt2-medium": (dataclasses.replace(_GPT2, d_model=1024, n_layers=24, n_heads=16),
+                    "Radford et al. 2019, Table 2: 345M, 24 layers, d=1024"),
+    "gpt2-large": (dataclasses.replace(_GPT2, d_model=1280, n_layers=36, n_heads=20),
+                   "Radford et al. 2019, Table 2: 762M, 36 layers, d=1280"),
+    "gpt2-xl": (dataclasses.replace(_GPT2, d_model=1600, n_layers=48, n_heads=25),
+                "Radford et al. 2019, Table 2: 1542M, 48 layers, d=1600"),
+    "t5-small": (dataclasses.replace(_T5, d_model=512, n_layers=6, n_dec_layers=6, n_heads=8,
+                                     ff_dim=2048), "Raffel et al. 2020, Sec. 3.7 / Table 14"),
+    "t5-base": (dataclasses.replace(_T5, n_layers=12, n_dec_layers=12, ff_dim=3072),
+                "Raffel et al. 2020, Sec. 3.1.1 (BERT-base sized)"),
+    "t5-large": (dataclasses.replace(_T5, d_model=1024, n_layers=24, n_dec_layers=24,
+                                     n_heads=16, ff_dim=4096), "Raffel et al. 2020, Sec. 3.7"),
+    "t5-3b": (dataclasses.replace(_T5, d_model=1024, n_layers=24, n_dec_layers=24, n_heads=32,
+                                  head_dim=128, ff_dim=16384), "Raffel et al. 2020, Sec. 3.7"),
+    "t5-11b": (dataclasses.replace(_T5, d_model=1024, n_layers=24, n_dec_layers=24,
+                                   n_heads=128, head_dim=128, ff_dim=65536),
+               "Raffel et al. 2020, Sec. 3.7: d_ff=65536, 128 heads of 128"),
+}
+DEFAULT_PRESET = "bert-base"
+
+
+def preset(name: str) -> Config:
+    return PRESETS[name][0]
+
+
+# -- analytic counts ------------------------------------------------------------
+
+def _stack(cfg: Config, b, n, m=None, causal=False, cross=False, layers=1):
+    """Terms of ``layers`` identical layers over ``b`` sequences of ``n`` tokens."""
+    out: dict = {}
+    T.merge(out, T.layer(b, n, cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act,
+                         bias=cfg.use_bias, rms=cfg.rms, causal=causal,
+                         cross_len=m if cross else None,
+                         rel_bias=cfg.rel_buckets > 0, pre_norm=cfg.pre_norm), k=layers)
+    return out
+
+
+def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
+    """Named forward/backward terms of one training step on ``batch`` x ``seq`` tokens."""
+    d, V = cfg.d_model, cfg.vocab
+    out: dict = {}
+    if cfg.kind == "encoder":
+        T.merge(out, T.embeddings(batch, seq, d, d, pos=bool(cfg.max_len),
+                                  types=bool(cfg.type_vocab)))
+        T.merge(out, {"embed/lookup": T.tied_grad(V, d)})
+        T.merge(out, _stack(cfg, batch, seq, layers=cfg.n_layers))
+        T.merge(out, T.mlm_head(batch * mask_count(seq, cfg.mask_prob), d, d, V, cfg.act))
+        return out
+    if cfg.kind == "decoder":
+        T.merge(out, T.embeddings(batch, seq, d, d, pos=True, types=False, norm_=False))
+        T.merge(out, {"embed/lookup": T.tied_grad(V, d)})
+        T.merge(out, _stack(cfg, batch, seq, causal=True, layers=cfg.n_layers))
+        T.merge(out, {"norm/final": T.norm(batch * seq, d)})
+        T.merge(out, T.lm_head(batch * seq, d, V))
+        return out
+    t = target_len(seq)
+    h, L, Ld = cfg.n_heads, cfg.n_layers, cfg.n_dec_layers
+    enc = T.embeddings(batch, seq, d, d, pos=False, types=False, norm_=False)
+    T.merge(enc, {"embed/lookup": T.tied_grad(V, d)})  # enc, dec and head share one table
+    T.merge(enc, _stack(cfg, batch, seq, layers=L))
+    T.merge(enc, T.relative_bias(seq, seq, h, L))
+    T.merge(enc, {"norm/final": T.norm(batch * seq, d, rms=True)})
+    dec = T.embeddings(batch, t, d, d, pos=False, types=False, norm_=False)
+    T.merge(dec, {"embed/lookup": T.tied_grad(V, d)})
+    T.merge(dec, _stack(cfg, batch, t, m=seq, causal=True, cross=True, layers=Ld))
+    T.merge(dec, T.relative_bias(t, t, h, Ld))
+    T.merge(dec, {"attn/kv": T.fanout(batch * seq, d).times(Ld - 1)})  # memory read Ld times
+    T.merge(dec, {"norm/final": T.norm(batch * t, d, rms=True)})
+    T.merge(dec, T.lm_head(batch * t, d, V, scale=True))
+    return T.merge(T.prefixed("enc", enc), T.prefixed("dec", dec))
+
+
+def flops(cfg: Config, seq, batch=1, scope: str = "matmul") -> T.FlopCount:
+    return T.count(terms(cfg, batch, seq), scope)
+
+
+def params(cfg: Config) -> int:
+    d, V = cfg.d_model, cfg.vocab
+    layer = T.layer_params(d, cfg.inner, cfg.d_ff, bias=cfg.use_bias, rms=cfg.rms)
+    if cfg.kind == "encoder":
+        return (T.embedding_params(V, d, d, cfg.max_len, cfg.type_vocab)
+                + cfg.n_layers * layer + T.mlm_head_params(d, d, V))
+    if cfg.kind == "decoder":
+        return (T.embedding_params(V, d, d, cfg.max_len, 0, norm_=False)
+                + cfg.n_layers * layer + T.norm_params(d, rms=False))
+    cross = T.attention_params(d, cfg.inner, bias=False) + T.norm_params(d, rms=True)
+    rel = 2 * cfg.rel_buckets * cfg.n_heads  # one bias table per stack
+    return (V * d + cfg.n_layers * layer + cfg.n_dec_layers * (layer + cross)
+            + 2 * T.norm_params(d, rms=True) + rel)
+
+
+def model(cfg: Config):
+    from .transformer_model import build
+    return build(cfg)

@@ -1,0 +1,151 @@
+"""Flax models of the Transformer's three pre-training setups (see transformer.py)."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import flax.linen as nn
+
+from kernels.nn import cross_entropy
+from .blocks import Embeddings, Layer, MLMHead, Norm
+from .config import mask_count, target_len
+from .program import Program, int_spec, spec_structs
+
+
+def _layer(cfg, causal=False, cross=False, name=None):
+    return Layer(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act, cfg.eps,
+                 pre_norm=cfg.pre_norm, causal=causal, cross=cross, use_bias=cfg.use_bias,
+                 rms=cfg.rms, name=name)
+
+
+def relative_buckets(n: int, m: int, buckets: int, max_distance: int, bidirectional: bool):
+    """T5's relative-position bucket of every (query, key) pair; a static NumPy array."""
+    rel = np.arange(m)[None, :] - np.arange(n)[:, None]
+    out = np.zeros((n, m), np.int32)
+    if bidirectional:
+        buckets //= 2
+        out += (rel > 0).astype(np.int32) * buckets
+        rel = np.abs(rel)
+    else:
+        rel = -np.minimum(rel, 0)
+    exact = buckets // 2
+    with np.errstate(divide="ignore"):
+        large = exact + (np.log(np.maximum(rel, 1) / exact) / np.log(max_distance / exact)
+                         * (buckets - exact)).astype(np.int32)
+    large = np.minimum(large, buckets - 1)
+    return out + np.where(rel < exact, rel, large)
+
+
+class RelativeBias(nn.Module):
+    buckets: int
+    max_distance: int
+    n_heads: int
+    bidirectional: bool
+
+    @nn.compact
+    def __call__(self, n, m):
+        table = self.param("table", nn.initializers.normal(0.02), (self.buckets, self.n_heads))
+        idx = relative_buckets(n, m, self.buckets, self.max_distance, self.bidirectional)
+        with jax.named_scope("attn/relbias"):
+            return jnp.take(table, jnp.asarray(idx), axis=0).transpose(2, 0, 1)
+
+
+class EncoderMLM(nn.Module):
+    cfg: object
+
+    @nn.compact
+    def __call__(self, ids, type_ids, mask_pos, labels):
+        c = self.cfg
+        emb = Embeddings(c.vocab, c.d_model, c.d_model, c.max_len, c.type_vocab, True, c.eps,
+                         name="embeddings")
+        h = emb(ids, type_ids)
+        for i in range(c.n_layers):
+            h = _layer(c, name=f"layer_{i}")(h)
+        with jax.named_scope("head/gather"):
+            h = jnp.take_along_axis(h, mask_pos[..., None], axis=1)
+        logits = MLMHead(c.d_model, c.d_model, c.vocab, c.act, c.eps, name="mlm")(h, emb)
+        with jax.named_scope("loss/mlm"):
+            return cross_entropy(logits.reshape(-1, c.vocab), labels.reshape(-1))
+
+
+class DecoderLM(nn.Module):
+    cfg: object
+
+    @nn.compact
+    def __call__(self, ids, labels):
+        c = self.cfg
+        emb = Embeddings(c.vocab, c.d_model, c.d_model, c.max_len, 0, False, c.eps,
+                         name="embeddings")
+        h = emb(ids)
+        for i in range(c.n_layers):
+            h = _layer(c, causal=True, name=f"layer_{i}")(h)
+        with jax.named_scope("norm/final"):
+            h = Norm(c.d_model, c.eps, name="final_norm")(h)
+        with jax.named_scope("head/logits"):
+            logits = emb.attend(h)
+        with jax.named_scope("loss/lm"):
+            return cross_entropy(logits.reshape(-1, c.vocab), labels.reshape(-1))
+
+
+class EncoderDecoder(nn.Module):
+    cfg: object
+
+    @nn.compact
+    def __call__(self, enc_ids, dec_ids, labels):
+        c = self.cfg
+        emb = Embeddings(c.vocab, c.d_model, c.d_model, 0, 0, False, c.eps, name="shared")
+        n, t = enc_ids.shape[1], dec_ids.shape[1]
+        with jax.named_scope("enc"):
+            bias = RelativeBias(c.rel_buckets, c.rel_max_distance, c.n_heads, True,
+                                name="enc_relbias")(n, n)
+            h = emb(enc_ids)
+            for i in range(c.n_layers):
+                h = _layer(c, name=f"enc_{i}")(h, self_bias=bias)
+            with jax.named_scope("norm/final"):
+                mem = Norm(c.d_model, c.eps, rms=True, name="enc_norm")(h)
+        with jax.named_scope("dec"):
+            bias = RelativeBias(c.rel_buckets, c.rel_max_distance, c.n_heads, False,
+                                name="dec_relbias")(t, t)
+            h = emb(dec_ids)
+            for i in range(c.n_dec_layers):
+                h = _layer(c, causal=True, cross=True, name=f"dec_{i}")(h, mem, self_bias=bias)
+            with jax.named_scope("norm/final"):
+                h = Norm(c.d_model, c.eps, rms=True, name="dec_norm")(h)
+            with jax.named_scope("head/logits"):
+                logits = emb.attend(h * (c.d_model ** -0.5))
+            with jax.named_scope("loss/lm"):
+                return cross_entropy(logits.reshape(-1, c.vocab), labels.reshape(-1))
+
+
+def build(cfg) -> Program:
+    if cfg.kind == "encoder":
+        net = EncoderMLM(cfg)
+
+        def spec(b, s):
+            p = mask_count(s, cfg.mask_prob)
+            return {"ids": int_spec((b, s), cfg.vocab), "type_ids": int_spec((b, s), cfg.type_vocab),
+                    "mask_pos": int_spec((b, p), s), "labels": int_spec((b, p), cfg.vocab)}
+
+        call = lambda p, d: net.apply(p, d["ids"], d["type_ids"], d["mask_pos"], d["labels"])
+    elif cfg.kind == "decoder":
+        net = DecoderLM(cfg)
+
+        def spec(b, s):
+            return {"ids": int_spec((b, s), cfg.vocab), "labels": int_spec((b, s), cfg.vocab)}
+
+        call = lambda p, d: net.apply(p, d["ids"], d["labels"])
+    else:
+        net = EncoderDecoder(cfg)
+
+        def spec(b, s):
+            t = target_len(s)
+            return {"enc_ids": int_spec((b, s), cfg.vocab), "dec_ids": int_spec((b, t), cfg.vocab),
+                    "labels": int_spec((b, t), cfg.vocab)}
+
+        call = lambda p, d: net.apply(p, *(d[k] for k in ("enc_ids", "dec_ids", "labels")))
+
+    def init(rng, b, s):
+        d = {k: jnp.zeros(v.shape, v.dtype) for k, v in spec_structs(spec(b, s)).items()}
+        return net.init(rng, *d.values())
+
+    return Program(init=init, loss=lambda p, d, rng=None: call(p, d), spec=spec)

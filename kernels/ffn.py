@@ -1,0 +1,36 @@
+"""Position-wise feed-forward: x -> act(x W1 + b1) W2 + b2, whole or in chunks.
+
+The chunked variant (Reformer) runs the same computation ``chunk`` positions at
+a time with lax.map, so the [n, d_ff] hidden activation is never held whole;
+FLOPs are identical.  Scopes: ``ffn/in``, ``ffn/act``, ``ffn/out``.
+"""
+from __future__ import annotations
+
+import jax
+
+from .nn import activation, linear
+
+
+def ffn(x: jax.Array, w1, b1, w2, b2, *, act: str = "gelu") -> jax.Array:
+    """x [n, d] -> [n, d]; b1/b2 may be None (T5 has no biases)."""
+    with jax.named_scope("ffn/in"):
+        h = linear(x, w1, b1)
+    with jax.named_scope("ffn/act"):
+        h = activation(act, h)
+    with jax.named_scope("ffn/out"):
+        return linear(h, w2, b2)
+
+
+def chunked_ffn(x: jax.Array, w1, b1, w2, b2, *, chunk: int, act: str = "gelu") -> jax.Array:
+    n, d = x.shape
+    if n % chunk:
+        raise ValueError(f"sequence length {n} is not a multiple of chunk {chunk}")
+    xs = x.reshape(n // chunk, chunk, d)
+    out = jax.lax.map(lambda xc: ffn(xc, w1, b1, w2, b2, act=act), xs)
+    return out.reshape(n, d)
+
+
+def ffn_reference(x, w1, b1, w2, b2, *, act="gelu"):
+    h = x @ w1 + (0 if b1 is None else b1)
+    h = activation(act, h)
+    return h @ w2 + (0 if b2 is None else b2)

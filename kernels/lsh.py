@@ -1,0 +1,264 @@
+"""Reformer attention kernels for one head of one example: LSH and local (chunked).
+
+``lsh_attention(qk [n, dh], v [n, dv], rotations [dh, n_hashes, n_buckets // 2])
+-> [n, dv]``; callers vmap over heads and batch.  The semantics follow Reformer
+(Kitaev et al. 2020) as trax implements it:
+
+1. hash (``lsh/hash``): ``rotated = qk @ R`` per round, bucket = argmax of
+   ``[rotated, -rotated]``; round ``r`` adds ``r * n_buckets`` so all rounds
+   share one key space of ``n_hashes * n`` *slots* (slot ``r * n + i`` is token
+   ``i`` in round ``r``).
+2. sort (``lsh/sort``): slots sorted by ``bucket * n + position``, queries and
+   values gathered into that order and cut into ``n_hashes * n / chunk_len``
+   chunks.  The chunk axis spans all rounds, so looking back wraps: the first
+   chunk of round ``r`` sees the last chunk of round ``r - 1`` (and chunk 0 the
+   very last chunk).
+3. attend (``lsh/scores``, ``lsh/softmax``, ``lsh/context``): shared-QK, keys are
+   the unit-length queries; each chunk attends to itself plus
+   ``n_chunks_before`` / ``n_chunks_after`` neighbours.  A token never attends
+   to itself (score replaced by ``SELF_MASK_VALUE``) unless nothing else is
+   visible; causal masking replaces later keys by ``MASK_VALUE``.
+4. unsort (``lsh/unsort``) each round back to token order, then combine
+   (``lsh/combine``) the rounds with weights softmax over the rounds'
+   logsumexps -- i.e. the exact softmax over the union of all rounds' keys
+   (keys seen in several rounds or windows count with their multiplicity).
+
+Masks use large *finite* negatives (as trax), so a fully masked row stays
+finite; float16 cannot hold them (use float32 or bfloat16).  The slow
+``*_reference`` functions compute the same numbers with dense ``[n, n]``
+matrices in original order; tests hold the kernels to them.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+MASK_VALUE = -1e9        # causal / out-of-range keys
+SELF_MASK_VALUE = -1e5   # a token's own key: loses to any real key, wins over masked ones
+_NORM_EPS = 1e-6         # added to |qk|^2 before the rsqrt that makes unit keys
+
+
+# ----------------------------------------------------------------- helpers
+
+def n_buckets_for(n: int, chunk_len: int) -> int:
+    """Default bucket count: ``2 * n / chunk_len`` (even, at least 2).
+
+    Reformer sets chunks to about twice the mean bucket size, ``m = 2 n /
+    n_buckets``; trax uses ``2 * max(1, n // chunk_len)``.  (trax factorises the
+    hash when this exceeds 128; these kernels take one unfactorised rotation.)
+    """
+    return 2 * max(1, n // chunk_len)
+
+
+def make_rotations(key: jax.Array, dh: int, n_hashes: int, n_buckets: int,
+                   dtype=jnp.float32) -> jax.Array:
+    """Random-normal LSH rotations ``[dh, n_hashes, n_buckets // 2]``."""
+    if n_buckets % 2:
+        raise ValueError(f"n_buckets must be even, got {n_buckets}")
+    return jax.random.normal(key, (dh, n_hashes, n_buckets // 2), dtype)
+
+
+def _logsumexp(x: jax.Array, axis: int) -> jax.Array:
+    """logsumexp keeping ``axis``; the max shift carries no gradient."""
+    m = lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
+    return m + jnp.log(jnp.sum(jnp.exp(x - m), axis=axis, keepdims=True))
+
+
+def _look_adjacent(x: jax.Array, before: int, after: int) -> jax.Array:
+    """``[c, L, ...] -> [c, (before + 1 + after) * L, ...]``: chunk ``j`` followed
+    by chunks ``j - before .. j + after`` taken modulo ``c`` (wrapping)."""
+    c = x.shape[0]
+    parts = []
+    for off in range(-before, after + 1):
+        s = off % c
+        parts.append(x if s == 0 else jnp.concatenate([x[s:], x[:s]], axis=0))
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
+
+
+def _check(n: int, chunk_len: int, before: int, after: int) -> None:
+    if chunk_len <= 0 or n % chunk_len:
+        raise ValueError(f"sequence length {n} is not a multiple of chunk_len {chunk_len}")
+    if before < 0 or after < 0:
+        raise ValueError("n_chunks_before and n_chunks_after must be >= 0")
+
+
+# ----------------------------------------------------------------- LSH attention
+
+def lsh_attention(qk: jax.Array, v: jax.Array, rotations: jax.Array, *, chunk_len: int,
+                  causal: bool = False, n_chunks_before: int = 1,
+                  n_chunks_after: int = 0) -> jax.Array:
+    """Shared-QK LSH self-attention for one head: ``qk [n, dh], v [n, dv] -> [n, dv]``.
+
+    ``rotations [dh, n_hashes, n_buckets // 2]`` (see ``make_rotations``) fixes
+    both the number of hash rounds and of buckets; hashing carries no gradient.
+    ``n`` must be a multiple of ``chunk_len``.  Work is tagged with the
+    ``lsh/{hash,sort,scores,softmax,context,unsort,combine}`` scopes.
+    """
+    n, dh = qk.shape
+    dv = v.shape[-1]
+    n_hashes, half = rotations.shape[1], rotations.shape[2]
+    _check(n, chunk_len, n_chunks_before, n_chunks_after)
+    n_slots = n_hashes * n
+    n_chunks = n_slots // chunk_len
+
+    with jax.named_scope("lsh/hash"):
+        rotated = jnp.einsum("nd,dhb->hnb", lax.stop_gradient(qk), rotations)
+        rotated = jnp.concatenate([rotated, -rotated], axis=-1)      # [h, n, nb]
+        buckets = jnp.argmax(rotated, axis=-1).astype(jnp.int32)      # [h, n]
+        offsets = jnp.arange(n_hashes, dtype=jnp.int32)[:, None] * (2 * half)
+        buckets = (buckets + offsets).reshape(n_slots)
+
+    with jax.named_scope("lsh/sort"):
+        ticker = jnp.arange(n_slots, dtype=jnp.int32)
+        sort_key = buckets * n + ticker % n                           # unique per slot
+        _, sticker = lax.sort_key_val(sort_key, ticker)               # sorted place -> slot
+        _, undo_sort = lax.sort_key_val(sticker, ticker)              # slot -> sorted place
+        spos = sticker % n                                            # token at each place
+        sq = jnp.take(qk, spos, axis=0, mode="clip")                  # [h*n, dh]
+        sv = jnp.take(v, spos, axis=0, mode="clip")                   # [h*n, dv]
+
+    q = sq.reshape(n_chunks, chunk_len, dh)
+    qpos = spos.reshape(n_chunks, chunk_len)
+    with jax.named_scope("lsh/scores"):
+        # unit-length keys, pre-divided by sqrt(dh): dots = q . k_hat / sqrt(dh)
+        inv = lax.rsqrt(jnp.sum(q * q, axis=-1, keepdims=True) + _NORM_EPS) * (1.0 / math.sqrt(dh))
+        k = _look_adjacent(q * inv, n_chunks_before, n_chunks_after)  # [c, w*L, dh]
+        kpos = _look_adjacent(qpos, n_chunks_before, n_chunks_after)  # [c, w*L]
+        dots = jnp.einsum("cqd,ckd->cqk", q, k)                       # [c, L, w*L]
+        if causal:
+            dots = jnp.where(kpos[:, None, :] > qpos[:, :, None], MASK_VALUE, dots)
+        dots = jnp.where(kpos[:, None, :] == qpos[:, :, None], SELF_MASK_VALUE, dots)
+
+    with jax.named_scope("lsh/softmax"):
+        lse = _logsumexp(dots, axis=-1)                               # [c, L, 1]
+        probs = jnp.exp(dots - lse)
+
+    with jax.named_scope("lsh/context"):
+        vals = _look_adjacent(sv.reshape(n_chunks, chunk_len, dv), n_chunks_before, n_chunks_after)
+        so = jnp.einsum("cqk,ckd->cqd", probs, vals)                  # [c, L, dv]
+
+    with jax.named_scope("lsh/unsort"):
+        o = jnp.take(so.reshape(n_slots, dv), undo_sort, axis=0, mode="clip")
+        logits = jnp.take(lse.reshape(n_slots), undo_sort, axis=0, mode="clip")
+        o = o.reshape(n_hashes, n, dv)
+        logits = logits.reshape(n_hashes, n, 1)
+
+    if n_hashes == 1:
+        return o[0]
+    with jax.named_scope("lsh/combine"):
+        weights = jnp.exp(logits - _logsumexp(logits, axis=0))        # [h, n, 1]
+        return jnp.sum(o * weights, axis=0)
+
+
+def lsh_attention_reference(qk: jax.Array, v: jax.Array, rotations: jax.Array, *,
+                            chunk_len: int, causal: bool = False, n_chunks_before: int = 1,
+                            n_chunks_after: int = 0) -> jax.Array:
+    """Slow dense equivalent of ``lsh_attention`` (same signature, same numbers).
+
+    For each round, an explicit ``[n, n]`` count matrix in original order says
+    how many times query ``i`` sees key ``j`` in the chunked windows; attention
+    is then a dense softmax where key ``j`` weighs ``count[i, j]`` (log-count
+    added to its score, ``-inf`` where the count is 0).  No scopes.
+    """
+    n, dh = qk.shape
+    n_hashes, half = rotations.shape[1], rotations.shape[2]
+    _check(n, chunk_len, n_chunks_before, n_chunks_after)
+    n_slots = n_hashes * n
+    n_chunks = n_slots // chunk_len
+
+    # buckets, round by round; slot s = r * n + i
+    buckets = []
+    for r in range(n_hashes):
+        proj = qk @ rotations[:, r, :]
+        buckets.append(jnp.argmax(jnp.concatenate([proj, -proj], axis=-1), axis=-1)
+                       + r * 2 * half)
+    buckets = jnp.concatenate(buckets)
+    slot = jnp.arange(n_slots)
+    order = jnp.argsort(buckets * n + slot % n)        # sorted place -> slot
+    place = jnp.argsort(order)                          # slot -> sorted place
+    chunk = place // chunk_len                          # chunk of each slot
+
+    # seen[a, b]: how many window offsets put slot b's chunk next to slot a's
+    gap = (chunk[None, :] - chunk[:, None]) % n_chunks
+    seen = sum((gap == off % n_chunks).astype(jnp.int32)
+               for off in range(-n_chunks_before, n_chunks_after + 1))
+    token_onehot = (slot[:, None] % n == jnp.arange(n)[None, :]).astype(jnp.int32)
+    counts = (seen @ token_onehot).reshape(n_hashes, n, n)   # [round, query i, key j]
+
+    keys = qk / jnp.sqrt(jnp.sum(qk * qk, axis=-1, keepdims=True) + _NORM_EPS)
+    scores = (qk @ keys.T) / math.sqrt(dh)
+    i = jnp.arange(n)[:, None]
+    j = jnp.arange(n)[None, :]
+    if causal:
+        scores = jnp.where(j > i, MASK_VALUE, scores)
+    scores = jnp.where(i == j, SELF_MASK_VALUE, scores)
+
+    outs, lses = [], []
+    for r in range(n_hashes):
+        c = counts[r]
+        logits = jnp.where(c > 0, scores + jnp.log(jnp.maximum(c, 1).astype(scores.dtype)),
+                           -jnp.inf)
+        lse = jax.nn.logsumexp(logits, axis=-1)
+        outs.append(jnp.exp(logits - lse[:, None]) @ v)
+        lses.append(lse)
+    w = jax.nn.softmax(jnp.stack(lses), axis=0)          # [h, n]
+    return sum(w[r][:, None] * outs[r] for r in range(n_hashes))
+
+
+# ----------------------------------------------------------------- local attention
+
+def local_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, chunk_len: int,
+                    causal: bool = False, n_chunks_before: int = 1,
+                    n_chunks_after: int = 0) -> jax.Array:
+    """Chunked local attention for one head: ``q, k [n, dh], v [n, dv] -> [n, dv]``.
+
+    Queries in chunk ``j`` attend to keys in chunks ``j - n_chunks_before ..
+    j + n_chunks_after``; chunks beyond the sequence ends are masked, not
+    wrapped.  No self-mask (queries and keys are distinct).  Scopes
+    ``attn/scores`` (query scaling, contraction, masks), ``attn/softmax``,
+    ``attn/context``.  Masked products are computed, then discarded.
+    """
+    n, dh = q.shape
+    dv = v.shape[-1]
+    _check(n, chunk_len, n_chunks_before, n_chunks_after)
+    n_chunks = n // chunk_len
+    pos = jnp.arange(n, dtype=jnp.int32).reshape(n_chunks, chunk_len)
+
+    with jax.named_scope("attn/scores"):
+        qc = (q * (1.0 / math.sqrt(dh))).reshape(n_chunks, chunk_len, dh)
+        kc = _look_adjacent(k.reshape(n_chunks, chunk_len, dh), n_chunks_before, n_chunks_after)
+        # unwrapped key positions: outside [0, n) means the window wrapped
+        kpos = jnp.concatenate([pos + off * chunk_len
+                                for off in range(-n_chunks_before, n_chunks_after + 1)], axis=1)
+        dots = jnp.einsum("cqd,ckd->cqk", qc, kc)                    # [c, L, w*L]
+        masked = ((kpos < 0) | (kpos >= n))[:, None, :]
+        if causal:
+            masked = masked | (kpos[:, None, :] > pos[:, :, None])
+        dots = jnp.where(masked, MASK_VALUE, dots)
+
+    with jax.named_scope("attn/softmax"):
+        probs = jax.nn.softmax(dots, axis=-1)
+
+    with jax.named_scope("attn/context"):
+        vc = _look_adjacent(v.reshape(n_chunks, chunk_len, dv), n_chunks_before, n_chunks_after)
+        out = jnp.einsum("cqk,ckd->cqd", probs, vc)
+    return out.reshape(n, dv)
+
+
+def local_attention_reference(q: jax.Array, k: jax.Array, v: jax.Array, *, chunk_len: int,
+                              causal: bool = False, n_chunks_before: int = 1,
+                              n_chunks_after: int = 0) -> jax.Array:
+    """Dense ``[n, n]`` equivalent of ``local_attention``; no scopes."""
+    n, dh = q.shape
+    _check(n, chunk_len, n_chunks_before, n_chunks_after)
+    i = jnp.arange(n)[:, None]
+    j = jnp.arange(n)[None, :]
+    gap = j // chunk_len - i // chunk_len
+    allowed = (gap >= -n_chunks_before) & (gap <= n_chunks_after)
+    if causal:
+        allowed = allowed & (j <= i)
+    scores = jnp.where(allowed, (q @ k.T) / math.sqrt(dh), -jnp.inf)
+    return jax.nn.softmax(scores, axis=-1) @ v
