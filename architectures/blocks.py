@@ -13,7 +13,7 @@ import flax.linen as nn
 
 from kernels.attention import dense_attention
 from kernels.ffn import ffn
-from kernels.nn import layer_norm, linear
+from kernels.nn import layer_norm, lift, linear
 
 INIT = nn.initializers.normal(0.02)
 ZEROS = nn.initializers.zeros
@@ -100,6 +100,27 @@ class FeedForward(nn.Module):
         return ffn(x, w1, b1, w2, b2, act=self.act)
 
 
+def residual_sublayer(fn, x, norm, pre_norm: bool, out_term: str, norm_term: str):
+    """One residual sublayer around ``fn`` with the norm module ``norm``.
+
+    Post-LN (BERT, ALBERT, ELECTRA): ``norm(x + fn(x))``; pre-LN (GPT-2, T5):
+    ``x + fn(norm(x))``.  The residual add is charged to ``out_term`` (the
+    sublayer's output projection), the norm to ``norm_term``.  ``Layer`` and
+    ALBERT's shared-parameter encoder both compose their layers from this.
+    """
+    if pre_norm:
+        with jax.named_scope(norm_term):
+            h = norm(x)
+        y = fn(h)
+        with jax.named_scope(out_term):
+            return x + y
+    y = fn(x)
+    with jax.named_scope(out_term):
+        y = x + y
+    with jax.named_scope(norm_term):
+        return norm(y)
+
+
 class Layer(nn.Module):
     """One Transformer layer: self-attention, optional cross-attention, FFN.
 
@@ -121,19 +142,8 @@ class Layer(nn.Module):
     @nn.compact
     def __call__(self, x, memory=None, self_bias=None, cross_bias=None):
         def sub(fn, x, out_term, norm_term, name):
-            """residual sublayer; the residual add is charged to the output projection."""
             norm = Norm(self.d_model, self.eps, self.rms, name=name)
-            if self.pre_norm:
-                with jax.named_scope(norm_term):
-                    h = norm(x)
-                y = fn(h)
-                with jax.named_scope(out_term):
-                    return x + y
-            y = fn(x)
-            with jax.named_scope(out_term):
-                y = x + y
-            with jax.named_scope(norm_term):
-                return norm(y)
+            return residual_sublayer(fn, x, norm, self.pre_norm, out_term, norm_term)
 
         att = Attention(self.d_model, self.n_heads, self.d_head, self.causal, self.use_bias,
                         name="self_attn")
@@ -176,7 +186,7 @@ class Embeddings(nn.Module):
         with jax.named_scope("embed/lookup"):
             h = jnp.take(self.word, ids, axis=0)
             if self.max_len:
-                h = h + self.pos[:n]
+                h = h + self.pos[None, :n]
             if self.type_vocab:
                 h = h + jnp.take(self.type_, type_ids, axis=0)
         if self.norm:
@@ -209,4 +219,5 @@ class MLMHead(nn.Module):
         with jax.named_scope("head/norm"):
             h = Norm(self.emb_dim, self.eps, name="ln")(h)
         with jax.named_scope("head/logits"):
-            return embeddings.attend(h) + self.param("bias", ZEROS, (self.vocab,))
+            logits = embeddings.attend(h)
+            return logits + lift(self.param("bias", ZEROS, (self.vocab,)), logits.ndim)

@@ -118,7 +118,7 @@ def norm(r, d, rms=False) -> Term:
                 ew_bwd=9 * r * d + 2 * (r - 1) * d + 2 * r * (d - 1) + 5 * r)
 
 
-ACT_COST = {"gelu": (5, 11), "gelu_tanh": (9, 14), "relu": (1, 2)}
+ACT_COST = {"gelu": (5, 11), "gelu_tanh": (9, 14), "relu": (1, 2), "tanh": (1, 4)}
 
 
 def act(n, name) -> Term:
@@ -212,7 +212,12 @@ def relative_bias(n, m, h, layers) -> dict:
 
 def tied_grad(vocab, emb) -> Term:
     """The two gradients of a tied embedding table are added once (V x E)."""
-    return Term(ew_bwd=vocab * emb)
+    return shared_grad(vocab * emb, 2)
+
+
+def shared_grad(n_params, uses) -> Term:
+    """A parameter set read ``uses`` times: its gradients are summed, (uses-1) x n adds."""
+    return Term(ew_bwd=(uses - 1) * n_params)
 
 
 def mlm_head(rows, hidden, emb, vocab, act_name) -> dict:
@@ -224,6 +229,22 @@ def mlm_head(rows, hidden, emb, vocab, act_name) -> dict:
         "head/norm": norm(rows, emb),
         "head/logits": dense(rows, emb, vocab),
         "loss/mlm": cross_entropy(rows, vocab),
+    }
+
+
+def sop_head(b, n, d) -> dict:
+    """ALBERT's sentence-order head on the first token: pooler (dense + tanh), 2-way CE.
+
+    The encoder output is read by the MLM gather and by the pooler's slice:
+    their gradients are added once (b x n x d), charged to ``head/gather``,
+    the earlier reader, as the backward pass does.  The MLM and SOP losses are
+    summed in ``loss/sop``.
+    """
+    return {
+        "head/gather": fanout(b * n, d),
+        "head/pooler": dense(b, d, d) + act(b * d, "tanh"),
+        "head/sop": dense(b, d, 2),
+        "loss/sop": cross_entropy(b, 2) + Term(ew=1),
     }
 
 
@@ -261,3 +282,7 @@ def embedding_params(vocab, emb, hidden, max_len, type_vocab, norm_=True):
 
 def mlm_head_params(hidden, emb, vocab):
     return dense_params(hidden, emb) + norm_params(emb) + vocab
+
+
+def sop_head_params(d):
+    return dense_params(d, d) + dense_params(d, 2)

@@ -152,8 +152,11 @@ def flops(cfg: Config, seq, batch=1, scope: str = "matmul") -> T.FlopCount:
     return T.count(terms(cfg, batch, seq), scope)
 
 
-def params(cfg: Config) -> int:
+def params(cfg: Config, seq: int = 0) -> int:
+    """Parameters; a learned position table grows to ``seq`` rows when seq > max_len."""
     d, V = cfg.d_model, cfg.vocab
+    if cfg.max_len and seq > cfg.max_len:
+        cfg = dataclasses.replace(cfg, max_len=seq)
     layer = T.layer_params(d, cfg.inner, cfg.d_ff, bias=cfg.use_bias, rms=cfg.rms)
     if cfg.kind == "encoder":
         return (T.embedding_params(V, d, d, cfg.max_len, cfg.type_vocab)

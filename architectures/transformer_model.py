@@ -1,6 +1,8 @@
 """Flax models of the Transformer's three pre-training setups (see transformer.py)."""
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -117,35 +119,43 @@ class EncoderDecoder(nn.Module):
                 return cross_entropy(logits.reshape(-1, c.vocab), labels.reshape(-1))
 
 
+def for_length(cfg, seq: int):
+    """The config whose learned position table covers ``seq`` (extended past max_len)."""
+    if cfg.max_len and seq > cfg.max_len:
+        return dataclasses.replace(cfg, max_len=seq)
+    return cfg
+
+
 def build(cfg) -> Program:
     if cfg.kind == "encoder":
-        net = EncoderMLM(cfg)
+        net = lambda s: EncoderMLM(for_length(cfg, s))
 
         def spec(b, s):
             p = mask_count(s, cfg.mask_prob)
             return {"ids": int_spec((b, s), cfg.vocab), "type_ids": int_spec((b, s), cfg.type_vocab),
                     "mask_pos": int_spec((b, p), s), "labels": int_spec((b, p), cfg.vocab)}
 
-        call = lambda p, d: net.apply(p, d["ids"], d["type_ids"], d["mask_pos"], d["labels"])
+        call = lambda p, d: net(d["ids"].shape[1]).apply(p, d["ids"], d["type_ids"], d["mask_pos"],
+                                                          d["labels"])
     elif cfg.kind == "decoder":
-        net = DecoderLM(cfg)
+        net = lambda s: DecoderLM(for_length(cfg, s))
 
         def spec(b, s):
             return {"ids": int_spec((b, s), cfg.vocab), "labels": int_spec((b, s), cfg.vocab)}
 
-        call = lambda p, d: net.apply(p, d["ids"], d["labels"])
+        call = lambda p, d: net(d["ids"].shape[1]).apply(p, d["ids"], d["labels"])
     else:
-        net = EncoderDecoder(cfg)
+        net = lambda s: EncoderDecoder(cfg)
 
         def spec(b, s):
             t = target_len(s)
             return {"enc_ids": int_spec((b, s), cfg.vocab), "dec_ids": int_spec((b, t), cfg.vocab),
                     "labels": int_spec((b, t), cfg.vocab)}
 
-        call = lambda p, d: net.apply(p, *(d[k] for k in ("enc_ids", "dec_ids", "labels")))
+        call = lambda p, d: net(0).apply(p, *(d[k] for k in ("enc_ids", "dec_ids", "labels")))
 
     def init(rng, b, s):
         d = {k: jnp.zeros(v.shape, v.dtype) for k, v in spec_structs(spec(b, s)).items()}
-        return net.init(rng, *d.values())
+        return net(s).init(rng, *d.values())
 
     return Program(init=init, loss=lambda p, d, rng=None: call(p, d), spec=spec)

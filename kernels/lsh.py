@@ -61,10 +61,17 @@ def make_rotations(key: jax.Array, dh: int, n_hashes: int, n_buckets: int,
     return jax.random.normal(key, (dh, n_hashes, n_buckets // 2), dtype)
 
 
-def _logsumexp(x: jax.Array, axis: int) -> jax.Array:
-    """logsumexp keeping ``axis``; the max shift carries no gradient."""
+def _shift_and_log_sum(x: jax.Array, axis: int):
+    """``(x - m, m, log(sum(exp(x - m))))`` along ``axis`` (kept), ``m`` the max.
+
+    ``logsumexp = m + log_sum``; probabilities are ``exp(shifted - log_sum)``,
+    not ``exp(x - logsumexp)``: near a masked score (|x| ~ 1e5) a float32
+    logsumexp is only good to ~4e-3, which would leak into the probabilities.
+    The max shift carries no gradient (it cancels exactly).
+    """
     m = lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
-    return m + jnp.log(jnp.sum(jnp.exp(x - m), axis=axis, keepdims=True))
+    shifted = x - m
+    return shifted, m, jnp.log(jnp.sum(jnp.exp(shifted), axis=axis, keepdims=True))
 
 
 def _look_adjacent(x: jax.Array, before: int, after: int) -> jax.Array:
@@ -113,16 +120,16 @@ def lsh_attention(qk: jax.Array, v: jax.Array, rotations: jax.Array, *, chunk_le
 
     with jax.named_scope("lsh/sort"):
         ticker = jnp.arange(n_slots, dtype=jnp.int32)
-        sort_key = buckets * n + ticker % n                           # unique per slot
+        sort_key = buckets * n + lax.rem(ticker, n)                   # unique per slot
         _, sticker = lax.sort_key_val(sort_key, ticker)               # sorted place -> slot
         _, undo_sort = lax.sort_key_val(sticker, ticker)              # slot -> sorted place
-        spos = sticker % n                                            # token at each place
+        spos = lax.rem(sticker, n)                                    # token at each place
         sq = jnp.take(qk, spos, axis=0, mode="clip")                  # [h*n, dh]
         sv = jnp.take(v, spos, axis=0, mode="clip")                   # [h*n, dv]
 
-    q = sq.reshape(n_chunks, chunk_len, dh)
-    qpos = spos.reshape(n_chunks, chunk_len)
     with jax.named_scope("lsh/scores"):
+        q = sq.reshape(n_chunks, chunk_len, dh)
+        qpos = spos.reshape(n_chunks, chunk_len)
         # unit-length keys, pre-divided by sqrt(dh): dots = q . k_hat / sqrt(dh)
         inv = lax.rsqrt(jnp.sum(q * q, axis=-1, keepdims=True) + _NORM_EPS) * (1.0 / math.sqrt(dh))
         k = _look_adjacent(q * inv, n_chunks_before, n_chunks_after)  # [c, w*L, dh]
@@ -133,8 +140,10 @@ def lsh_attention(qk: jax.Array, v: jax.Array, rotations: jax.Array, *, chunk_le
         dots = jnp.where(kpos[:, None, :] == qpos[:, :, None], SELF_MASK_VALUE, dots)
 
     with jax.named_scope("lsh/softmax"):
-        lse = _logsumexp(dots, axis=-1)                               # [c, L, 1]
-        probs = jnp.exp(dots - lse)
+        shifted, m, log_sum = _shift_and_log_sum(dots, axis=-1)
+        probs = jnp.exp(shifted - log_sum)                            # [c, L, w*L]
+        if n_hashes > 1:   # needed only to weigh the rounds
+            lse = m + log_sum                                         # [c, L, 1]
 
     with jax.named_scope("lsh/context"):
         vals = _look_adjacent(sv.reshape(n_chunks, chunk_len, dv), n_chunks_before, n_chunks_after)
@@ -142,14 +151,15 @@ def lsh_attention(qk: jax.Array, v: jax.Array, rotations: jax.Array, *, chunk_le
 
     with jax.named_scope("lsh/unsort"):
         o = jnp.take(so.reshape(n_slots, dv), undo_sort, axis=0, mode="clip")
-        logits = jnp.take(lse.reshape(n_slots), undo_sort, axis=0, mode="clip")
+        if n_hashes == 1:
+            return o
         o = o.reshape(n_hashes, n, dv)
+        logits = jnp.take(lse.reshape(n_slots), undo_sort, axis=0, mode="clip")
         logits = logits.reshape(n_hashes, n, 1)
 
-    if n_hashes == 1:
-        return o[0]
     with jax.named_scope("lsh/combine"):
-        weights = jnp.exp(logits - _logsumexp(logits, axis=0))        # [h, n, 1]
+        shifted, _, log_sum = _shift_and_log_sum(logits, axis=0)
+        weights = jnp.exp(shifted - log_sum)                          # [h, n, 1]
         return jnp.sum(o * weights, axis=0)
 
 

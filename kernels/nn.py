@@ -9,21 +9,26 @@ import jax
 import jax.numpy as jnp
 
 
+def lift(v: jax.Array, ndim: int) -> jax.Array:
+    """A [k] vector as [1, ..., 1, k] of rank ``ndim`` (explicit, no rank promotion)."""
+    return v.reshape((1,) * (ndim - 1) + v.shape[-1:])
+
+
 def linear(x: jax.Array, w: jax.Array, b: jax.Array | None = None) -> jax.Array:
     """x [..., din] @ w [din, dout] (+ b [dout])."""
     y = jnp.einsum("...i,io->...o", x, w)
-    return y if b is None else y + b
+    return y if b is None else y + lift(b, y.ndim)
 
 
 def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array | None, eps: float) -> jax.Array:
     """LayerNorm over the last axis (bias=None: RMSNorm as in T5, no centring)."""
     if bias is None:
         var = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
-        return x * jax.lax.rsqrt(var + eps) * scale
+        return x * jax.lax.rsqrt(var + eps) * lift(scale, x.ndim)
     mean = jnp.mean(x, axis=-1, keepdims=True)
     xc = x - mean
     var = jnp.mean(jnp.square(xc), axis=-1, keepdims=True)
-    return xc * jax.lax.rsqrt(var + eps) * scale + bias
+    return xc * jax.lax.rsqrt(var + eps) * lift(scale, x.ndim) + lift(bias, x.ndim)
 
 
 ACTIVATIONS = {

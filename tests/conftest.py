@@ -1,4 +1,4 @@
-"""Test-wide JAX configuration: no implicit rank promotion anywhere."""
 import jax
 
+# Implicit rank promotion hides shape bugs; every kernel and model must broadcast explicitly.
 jax.config.update("jax_numpy_rank_promotion", "raise")

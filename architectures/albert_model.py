@@ -1,0 +1,83 @@
+"""Flax model of ALBERT's pre-training step (see albert.py)."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+from kernels.nn import cross_entropy
+from .blocks import Attention, Dense, Embeddings, FeedForward, MLMHead, Norm, residual_sublayer
+from .config import mask_count
+from .program import Program, int_spec, spec_structs
+
+
+class SharedEncoder(nn.Module):
+    """``n_layers`` post-LN layers over as few parameter sets as ``cfg.share`` allows.
+
+    A shared sublayer (attention with its norm, or FFN with its norm) is ONE
+    module called by every layer, so the parameter tree holds it once while
+    the FLOPs scale with ``n_layers``; an unshared one has a module per layer.
+    """
+    cfg: object
+
+    def setup(self):
+        c = self.cfg
+        na = 1 if c.shares_attention else c.n_layers
+        nf = 1 if c.shares_ffn else c.n_layers
+        self.attn = [Attention(c.d_model, c.n_heads, c.d_head) for _ in range(na)]
+        self.attn_norm = [Norm(c.d_model, c.eps) for _ in range(na)]
+        self.ffn = [FeedForward(c.d_model, c.d_ff, c.act) for _ in range(nf)]
+        self.ffn_norm = [Norm(c.d_model, c.eps) for _ in range(nf)]
+
+    def __call__(self, h):
+        for i in range(self.cfg.n_layers):
+            a = min(i, len(self.attn) - 1)
+            f = min(i, len(self.ffn) - 1)
+            h = residual_sublayer(self.attn[a], h, self.attn_norm[a], False, "attn/out",
+                                  "norm/attn")
+            h = residual_sublayer(self.ffn[f], h, self.ffn_norm[f], False, "ffn/out", "norm/ffn")
+        return h
+
+
+class AlbertPretraining(nn.Module):
+    """Factorised embeddings, shared encoder, MLM head on the masked positions, SOP head."""
+    cfg: object
+
+    @nn.compact
+    def __call__(self, ids, type_ids, mask_pos, labels, sop_labels):
+        c = self.cfg
+        emb = Embeddings(c.vocab, c.emb_dim, c.d_model, c.max_len, c.type_vocab, True, c.eps,
+                         name="embeddings")
+        h = SharedEncoder(c, name="encoder")(emb(ids, type_ids))
+        with jax.named_scope("head/gather"):
+            hm = jnp.take_along_axis(h, mask_pos[..., None], axis=1)
+        logits = MLMHead(c.d_model, c.emb_dim, c.vocab, c.act, c.eps, name="mlm")(hm, emb)
+        with jax.named_scope("loss/mlm"):
+            mlm = cross_entropy(logits.reshape(-1, c.vocab), labels.reshape(-1))
+        with jax.named_scope("head/pooler"):
+            pooled = jnp.tanh(Dense(c.d_model, c.d_model, name="pooler")(h[:, 0]))
+        with jax.named_scope("head/sop"):
+            sop_logits = Dense(c.d_model, 2, name="sop")(pooled)
+        with jax.named_scope("loss/sop"):
+            return mlm + cross_entropy(sop_logits, sop_labels)
+
+
+def build(cfg) -> Program:
+    net = AlbertPretraining(cfg)
+
+    def spec(b, s):
+        p = mask_count(s, cfg.mask_prob)
+        return {"ids": int_spec((b, s), cfg.vocab), "type_ids": int_spec((b, s), cfg.type_vocab),
+                "mask_pos": int_spec((b, p), s), "labels": int_spec((b, p), cfg.vocab),
+                "sop_labels": int_spec((b,), 2)}
+
+    keys = ("ids", "type_ids", "mask_pos", "labels", "sop_labels")
+
+    def init(rng, b, s):
+        d = spec_structs(spec(b, s))
+        return net.init(rng, *(jnp.zeros(d[k].shape, d[k].dtype) for k in keys))
+
+    def loss(p, d, rng=None):
+        return net.apply(p, *(d[k] for k in keys))
+
+    return Program(init=init, loss=loss, spec=spec)

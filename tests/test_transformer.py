@@ -1,0 +1,130 @@
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from architectures import transformer as tr
+from architectures.config import ConfigError, mask_count, target_len
+from helpers import assert_counts_agree, flax_param_count, traced
+
+TINY = {
+    "encoder": tr.Config(vocab=101, d_model=32, n_layers=2, n_heads=4, max_len=64),
+    "decoder": dataclasses.replace(tr.preset("gpt2-small"), vocab=101, d_model=32, n_layers=2,
+                                   n_heads=4, max_len=64),
+    "encdec": dataclasses.replace(tr.preset("t5-small"), vocab=101, d_model=32, n_layers=2,
+                                  n_dec_layers=3, n_heads=4, ff_dim=48, rel_buckets=8),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TINY))
+@pytest.mark.parametrize("batch,seq", [(1, 8), (3, 32)])
+def test_tiny_counts_agree_exactly_in_both_scopes(kind, batch, seq):
+    _, _, a, al = assert_counts_agree(tr, TINY[kind], batch, seq, all_rtol=0)
+    assert a.train >= a.fwd and al.train >= al.fwd
+
+
+@pytest.mark.parametrize("name", ["bert-base", "gpt2-small", "t5-small"])
+@pytest.mark.parametrize("seq", [128, 512, 2048, 4096])
+def test_presets_agree_exactly(name, seq):
+    assert_counts_agree(tr, tr.preset(name), 1, seq)
+
+
+def test_bert_large_traces_long_sequences_without_allocating():
+    # 16384 tokens: the real step would need ~200 GB of activations; tracing needs none.
+    cfg = tr.preset("bert-large")
+    fwd, train, a, _ = assert_counts_agree(tr, cfg, 1, 16384)
+    # the learned position table grows to the sequence: 16384 rows instead of 512
+    assert tr.params(cfg, 16384) == tr.params(cfg) + (16384 - 512) * 1024
+
+
+def test_bert_base_matmul_terms_by_hand():
+    cfg, b, s = tr.preset("bert-base"), 2, 128
+    f = tr.flops(cfg, s, b, "matmul")
+    t, d, L, p = b * s, 768, 12, mask_count(s, 0.15)
+    assert p == 20  # BERT: 20 predictions per 128-token sequence
+    bd = f.breakdown
+    assert bd["attn/qkv"] == L * 2 * t * d * 3 * d
+    assert bd["attn/scores"] == L * 2 * b * 12 * s * s * 64
+    assert bd["attn/context"] == bd["attn/scores"]
+    assert bd["attn/out"] == L * 2 * t * d * d
+    assert bd["ffn/in"] == bd["ffn/out"] == L * 2 * t * d * 4 * d
+    assert bd["head/transform"] == 2 * b * p * d * d
+    assert bd["head/logits"] == 2 * b * p * d * 30522
+    assert f.train == 3 * f.fwd  # no reversible layers, every contraction needs both grads
+
+
+def test_parameter_counts_equal_reference_implementations():
+    # Hugging Face BertForMaskedLM (no pooler), GPT2LMHeadModel, T5ForConditionalGeneration
+    V, d = 30522, 768
+    bert_layer = 4 * (d * d + d) + 2 * d + (d * 4 * d + 4 * d) + (4 * d * d + d) + 2 * d
+    bert = (V + 512 + 2) * d + 2 * d + 12 * bert_layer + (d * d + d) + 2 * d + V
+    assert bert == 109_514_298 == tr.params(tr.preset("bert-base"))
+    assert tr.params(tr.preset("bert-large")) == 335_174_458
+    assert tr.params(tr.preset("gpt2-small")) == 124_439_808
+    assert tr.params(tr.preset("gpt2-medium")) == 354_823_168
+    assert tr.params(tr.preset("gpt2-large")) == 774_030_080
+    assert tr.params(tr.preset("gpt2-xl")) == 1_557_611_200
+    assert tr.params(tr.preset("t5-small")) == 60_506_624
+    assert tr.params(tr.preset("t5-base")) == 222_903_552
+    assert tr.params(tr.preset("t5-11b")) == 11_307_321_344
+
+
+@pytest.mark.parametrize("name", sorted(tr.PRESETS))
+def test_analytic_params_equal_flax_tree(name):
+    cfg = tr.preset(name)
+    assert flax_param_count(tr, cfg) == tr.params(cfg)
+
+
+def test_t5_11b_preset_is_the_published_shape():
+    c = tr.preset("t5-11b")
+    assert (c.d_model, c.d_ff, c.n_heads, c.d_head, c.n_layers, c.n_dec_layers, c.vocab) == (
+        1024, 65536, 128, 128, 24, 24, 32128)
+
+
+@pytest.mark.parametrize("kind", sorted(TINY))
+def test_training_step_runs_on_cpu(kind):
+    cfg = TINY[kind]
+    prog = tr.model(cfg)
+    rng = jax.random.PRNGKey(0)
+    params = prog.init(rng, 2, 16)
+    data = prog.example(rng, 2, 16)
+    loss, grads = jax.jit(prog.train_step)(params, data, rng)
+    assert np.isfinite(float(loss)) and float(loss) > 0
+    leaves = jax.tree_util.tree_leaves(grads)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
+    assert any(float(jnp.abs(g).max()) > 0 for g in leaves)
+
+
+def test_causal_decoder_counts_the_full_masked_product():
+    cfg = TINY["decoder"]
+    dense = tr.flops(cfg, 64, 1).breakdown["attn/scores"]
+    assert dense == cfg.n_layers * 2 * cfg.n_heads * 64 * 64 * cfg.d_head
+
+
+def test_dense_attention_grows_quadratically():
+    cfg = tr.preset("bert-base")
+    att = [tr.flops(cfg, s).train_breakdown["attn/scores"] for s in (512, 1024, 2048, 4096)]
+    assert [b / a for a, b in zip(att, att[1:])] == [4.0, 4.0, 4.0]
+
+
+def test_sizing_rules():
+    assert mask_count(100, 0.15) == 15 and mask_count(128, 0.15) == 20 and mask_count(1, 0.15) == 1
+    assert target_len(512) == 114
+
+
+@pytest.mark.parametrize("field,value", [("d_model", 0), ("n_heads", 5), ("act", "swish"),
+                                         ("kind", "rnn"), ("mask_prob", 1.5), ("vocab", 2.5)])
+def test_invalid_configs_name_the_field(field, value):
+    with pytest.raises(ConfigError) as e:
+        dataclasses.replace(tr.preset("bert-base"), **{field: value})
+    assert e.value.field == field and field in str(e.value)
+
+
+def test_breakdown_terms_are_named_per_design():
+    names = set(tr.flops(tr.preset("t5-small"), 128).breakdown)
+    assert names and all(n.split("/")[0] in ("enc", "dec") for n in names)
+    assert "dec/attn/kv" in names and "enc/attn/relbias" in names
+    _, train = traced(tr, TINY["encoder"], 1, 8)
+    assert "other" not in {k for k, v in train.breakdown("all").items() if v}
