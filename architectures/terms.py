@@ -21,7 +21,13 @@ does (LSH hashing feeds an argmax).  Per-element constants follow the rules of
   RMS norm   (r x d)      3rd + r(d-1) + 3r             6rd + (r-1)d + 2r(d-1) + 5r
   GELU (erf) / tanh / ReLU per element: 5 / 9 / 1 forward, 11 / 14 / 2 backward
   cross-entropy (r x V)   3rV + 2r(V-1) + (r-1) + 5r + 2     3rV + r(V-1) + 2r + 2
-  index check of a gather 3 per index (lt, add, select)
+  index check of a gather 3 per index (lt, add, select); the same for a scatter
+  tanh per element        1                             4  (add, mul, sub, mul)
+  sigmoid BCE (n logits)  9n - 1 + 1 (8 per element,    19n + 1
+                          sum, divide)
+  gradient of a parameter read u times: (u - 1) x its size (ALBERT's shared
+                          layers, tied embeddings)
+  categorical sample (r rows of V): (THREEFRY_OPS + 11) rV + 1 + r(V-1), no backward
 
 Every helper works on Python ints (exact) and on NumPy float64 arrays (sweeps).
 """
@@ -117,6 +123,10 @@ def norm(r, d, rms=False) -> Term:
     return Term(ew=5 * r * d + 2 * r * (d - 1) + 4 * r,
                 ew_bwd=9 * r * d + 2 * (r - 1) * d + 2 * r * (d - 1) + 5 * r)
 
+
+# threefry2x32 random bits per 32-bit word (= comparator.rules.THREEFRY_OPS; a test keeps
+# them equal -- architectures never import comparator).
+THREEFRY_OPS = 55
 
 ACT_COST = {"gelu": (5, 11), "gelu_tanh": (9, 14), "relu": (1, 2), "tanh": (1, 4)}
 
@@ -248,6 +258,40 @@ def sop_head(b, n, d) -> dict:
     }
 
 
+def sample_replacements(rows, vocab) -> dict:
+    """ELECTRA's sampling of one token per masked position and its scatter into the input.
+
+    ``jax.random.categorical`` is Gumbel-max: one 32-bit random word per logit
+    (THREEFRY_OPS), uniform from bits (shift, or, sub, and the scale/shift/
+    clamp: mul, add, max -- 6, plus 1 for the range once), -log(-log u) (4),
+    add to the logits (1), argmax over V; the scatter checks each index (3).
+    Nothing is differentiated (the logits are stop-gradient).
+    """
+    per_logit = THREEFRY_OPS + 6 + 4 + 1
+    return {"head/sample": Term(ew=rows * vocab * per_logit + 1 + rows * (vocab - 1)
+                                + 3 * rows)}
+
+
+def sigmoid_bce(n) -> Term:
+    """Mean sigmoid cross-entropy with logits over ``n`` elements (kernels.nn.sigmoid_bce)."""
+    return Term(ew=9 * n, ew_bwd=19 * n + 1)
+
+
+def rtd_head(t, d, act_name, rows) -> dict:
+    """ELECTRA's replaced-token-detection head and loss over ``t`` positions.
+
+    The targets are the ``rows`` masked positions whose sample differs from
+    the label (a compare and a scatter: 1 + 3 per index); the step's loss is
+    MLM + lambda x RTD (a multiply and an add, and the multiply's backward).
+    """
+    return {
+        "head/rtd_dense": dense(t, d, d),
+        "head/rtd_act": act(t * d, act_name),
+        "head/rtd_logits": dense(t, d, 1),
+        "loss/rtd": sigmoid_bce(t) + Term(ew=4 * rows + 2, ew_bwd=1),
+    }
+
+
 def lm_head(rows, d, vocab, *, scale=False) -> dict:
     """Tied LM head on every position (no bias) + next-token loss; T5 scales by d**-0.5."""
     head = dense(rows, d, vocab, bias=False)
@@ -286,3 +330,7 @@ def mlm_head_params(hidden, emb, vocab):
 
 def sop_head_params(d):
     return dense_params(d, d) + dense_params(d, 2)
+
+
+def rtd_head_params(d):
+    return dense_params(d, d) + dense_params(d, 1)

@@ -1,0 +1,181 @@
+"""ELECTRA (Clark et al. 2020, "ELECTRA: Pre-training Text Encoders as Discriminators
+Rather Than Generators", ICLR 2020).
+
+One pre-training step, as in the reference implementation
+(google-research/electra ``run_pretraining.py``):
+
+1. the generator -- a small BERT -- reads the masked input; its MLM head
+   (dense H_g->E, GELU, LayerNorm(E), decoder tied to the word table + bias)
+   scores the masked positions (``gen/head/*``, ``gen/loss/mlm``);
+2. a replacement token is sampled at each masked position from the
+   generator's softmax, ``jax.random.categorical`` on the stop-gradient logits
+   (Gumbel-max: random bits, uniform, two logs, argmax), and scattered into
+   the input (``gen/head/sample``);
+3. the discriminator reads the corrupted sequence; its replaced-token head
+   (dense H->H, GELU, dense H->1) feeds a sigmoid cross-entropy over every
+   position (``disc/head/rtd_*``, ``disc/loss/rtd``);
+4. loss = MLM loss + 50 x RTD loss (lambda = 50, the paper's Sec. 3 and the
+   reference ``disc_weight``).
+
+Generator size (reference ``get_generator_config``): hidden = round(H x
+``gen_fraction``), heads = max(1, hidden // 64), FFN = 4 x hidden, same depth;
+for the paper's presets this equals scaling hidden, heads and FFN by the
+fraction (Table 6: "multiplier for hidden-size, FFN-size, and
+num-attention-heads").  Word, position and token-type tables and the
+embedding LayerNorm are shared (the reference's ``untied_generator_embeddings
+= False`` builds them once under ``electra/embeddings``); each network has its
+own E->H projection when E differs from its hidden size.
+
+Parameters: ``params`` counts the whole pre-training model, the shared
+embeddings once.  ``discriminator_params`` equals HuggingFace
+``ElectraForPreTraining`` (13,549,057 for google/electra-small-discriminator's
+config) and ``generator_params`` equals ``ElectraForMaskedLM`` minus the
+embeddings it shares (tables + LayerNorm): for the paper's ELECTRA-Small
+generator (hidden 64, 1 head, FFN 256, E=128) 4,620,026 - 3,972,864 = 647,162.
+The released HF google/electra-small-generator checkpoint is larger (hidden
+256, 4 heads, FFN 1024 -- the "ELECTRA-Small++" release); the base and large
+generators (hidden 256, 4 heads, FFN 1024) are the paper's 1/3 and 1/4.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from . import terms as T
+from .config import ConfigError, check_config, mask_count
+
+NAME = "electra"
+
+
+@dataclass(frozen=True)
+class Config:
+    vocab: int = 30522
+    d_model: int = 768             # discriminator hidden H
+    n_layers: int = 12             # both networks
+    n_heads: int = 12
+    emb_dim: int = 768             # E, shared by both networks
+    ff_dim: int | None = None      # default 4 * d_model
+    max_len: int = 512
+    type_vocab: int = 2
+    act: str = "gelu"              # the reference's gelu is the erf form
+    eps: float = 1e-12
+    mask_prob: float = 0.15
+    gen_fraction: float = 1 / 3    # generator hidden / discriminator hidden
+    disc_weight: float = 50.0      # lambda
+
+    def __post_init__(self):
+        check_config(self)
+        for name in ("max_len", "type_vocab"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, getattr(self, name), "a positive integer")
+        f = self.gen_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1:
+            raise ConfigError("gen_fraction", f, "a fraction in (0, 1]")
+        if self.gen_hidden < 1:
+            raise ConfigError("gen_fraction", f, f"at least 1/{self.d_model} (a non-empty generator)")
+        if self.gen_hidden % self.gen_heads:
+            raise ConfigError("gen_fraction", f, f"one giving a generator hidden size "
+                              f"({self.gen_hidden}) divisible by its {self.gen_heads} heads")
+        w = self.disc_weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
+            raise ConfigError("disc_weight", w, "a positive number")
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def d_ff(self) -> int:
+        return self.ff_dim or 4 * self.d_model
+
+    @property
+    def gen_hidden(self) -> int:
+        return int(round(self.d_model * self.gen_fraction))
+
+    @property
+    def gen_heads(self) -> int:
+        return max(1, self.gen_hidden // 64)
+
+    @property
+    def gen_ff(self) -> int:
+        return 4 * self.gen_hidden
+
+
+_SMALL = Config(d_model=256, n_heads=4, emb_dim=128, gen_fraction=1 / 4)
+_SRC = "Clark et al. 2020, Table 6 (pre-training hyper-parameters)"
+PRESETS: dict[str, tuple[Config, str]] = {
+    "electra-small": (_SMALL, _SRC + ": L=12, H=256, E=128, A=4, FFN 1024, generator 1/4, "
+                              "mask 15%"),
+    "electra-base": (Config(), _SRC + ": L=12, H=768, E=768, A=12, FFN 3072, generator 1/3, "
+                               "mask 15%"),
+    "electra-large": (Config(d_model=1024, n_layers=24, n_heads=16, emb_dim=1024,
+                             gen_fraction=1 / 4, mask_prob=0.25),
+                      _SRC + ": L=24, H=1024, E=1024, A=16, FFN 4096, generator 1/4, mask 25%"),
+}
+DEFAULT_PRESET = "electra-base"
+
+
+def preset(name: str) -> Config:
+    return PRESETS[name][0]
+
+
+# -- analytic counts ------------------------------------------------------------
+
+def _network(b, n, rows, E, V, hidden, heads, d_ff, layers, act) -> dict:
+    out = T.embeddings(b, n, E, hidden)
+    T.merge(out, T.layer(b, n, hidden, heads, hidden // heads, d_ff, act), k=layers)
+    return out
+
+
+def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
+    """Named forward/backward terms of one pre-training step on ``batch`` x ``seq`` tokens."""
+    E, V, b, n = cfg.emb_dim, cfg.vocab, batch, seq
+    rows = b * mask_count(seq, cfg.mask_prob)
+    gen = _network(b, n, rows, E, V, cfg.gen_hidden, cfg.gen_heads, cfg.gen_ff, cfg.n_layers,
+                   cfg.act)
+    T.merge(gen, T.mlm_head(rows, cfg.gen_hidden, E, V, cfg.act))
+    T.merge(gen, T.sample_replacements(rows, V))
+    # The shared tables are read by the generator's lookup and (word table) decoder and by
+    # the discriminator's lookup; the generator's reads come first, so the backward adds
+    # the later gradients there.
+    T.merge(gen, {"embed/lookup": T.shared_grad((V + cfg.max_len + cfg.type_vocab) * E, 2),
+                  "head/logits": T.tied_grad(V, E),
+                  "norm/embed": T.shared_grad(T.norm_params(E), 2)})
+    disc = _network(b, n, rows, E, V, cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.n_layers, cfg.act)
+    T.merge(disc, T.rtd_head(b * n, cfg.d_model, cfg.act, rows))
+    return T.merge(T.prefixed("gen", gen), T.prefixed("disc", disc))
+
+
+def flops(cfg: Config, seq, batch=1, scope: str = "matmul") -> T.FlopCount:
+    return T.count(terms(cfg, batch, seq), scope)
+
+
+def _embedding_tables(cfg: Config) -> int:
+    return T.embedding_params(cfg.vocab, cfg.emb_dim, cfg.emb_dim, cfg.max_len, cfg.type_vocab)
+
+
+def _tower(cfg: Config, hidden, heads, d_ff) -> int:
+    proj = T.dense_params(cfg.emb_dim, hidden) if cfg.emb_dim != hidden else 0
+    return proj + cfg.n_layers * T.layer_params(hidden, hidden, d_ff)
+
+
+def generator_params(cfg: Config) -> int:
+    """The generator without the embeddings it shares: HF ElectraForMaskedLM minus them."""
+    return (_tower(cfg, cfg.gen_hidden, cfg.gen_heads, cfg.gen_ff)
+            + T.mlm_head_params(cfg.gen_hidden, cfg.emb_dim, cfg.vocab))
+
+
+def discriminator_params(cfg: Config) -> int:
+    """The discriminator with the embeddings: HF ElectraForPreTraining."""
+    return (_embedding_tables(cfg) + _tower(cfg, cfg.d_model, cfg.n_heads, cfg.d_ff)
+            + T.rtd_head_params(cfg.d_model))
+
+
+def params(cfg: Config) -> int:
+    """The whole pre-training model: generator + discriminator, shared embeddings once."""
+    return discriminator_params(cfg) + generator_params(cfg)
+
+
+def model(cfg: Config):
+    from .electra_model import build
+    return build(cfg)

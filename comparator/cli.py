@@ -1,0 +1,184 @@
+"""Command line: argparse -> sweep -> tables.  Parses and reports; computes nothing itself."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import architectures
+from architectures.config import ConfigError
+
+from . import sweep, tables
+from .sweep import InputError
+
+MAX_SEQ = 1 << 24
+
+
+def seq_list(text: str) -> list[int]:
+    """'512,1024' or a geometric range '512:65536:x2' (start:stop:xFACTOR, stop included)."""
+    allowed = "positive integers as '512,1024' or a range 'START:STOP:xFACTOR' like 512:65536:x2"
+    try:
+        if ":" in text:
+            start, stop, step = text.split(":")
+            if not step.startswith("x"):
+                raise ValueError
+            a, b, f = int(start), int(stop), int(step[1:])
+            if a <= 0 or b < a or f < 2:
+                raise ValueError
+            out = []
+            while a <= b:
+                out.append(a)
+                a *= f
+        else:
+            out = [int(x) for x in text.split(",") if x.strip()]
+        if not out or any(s <= 0 or s > MAX_SEQ for s in out):
+            raise ValueError
+        return out
+    except ValueError:
+        raise InputError("--seq", text, allowed + f" (at most {MAX_SEQ})") from None
+
+
+def positive_int(field: str, text: str) -> int:
+    try:
+        v = int(text)
+        if v > 0:
+            return v
+    except ValueError:
+        pass
+    raise InputError(field, text, "a positive integer")
+
+
+def arch_list(text: str) -> list[str]:
+    names = list(architectures.NAMES) if text == "all" else [a for a in text.split(",") if a]
+    for a in names:
+        if a not in architectures.NAMES:
+            raise InputError("--arch", a, sweep.suggest(a, architectures.NAMES) + " or all")
+    return names
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
+    p.add_argument("--arch", required=True,
+                   help="transformer, albert, electra, reformer" + (", a list, or all" if many else ""))
+    p.add_argument("--preset", help="preset name(s), comma separated (default: the "
+                   "architecture's BERT-base-sized preset)")
+    p.add_argument("--seq", required=True, help="sequence lengths: 512,1024 or 512:65536:x2")
+    p.add_argument("--batch", default="1", help="sequences per step (default 1)")
+    p.add_argument("--scope", default="matmul", choices=sweep.SCOPES,
+                   help="matmul: contractions only; all: + elementwise, softmax, norms, hashing")
+    p.add_argument("--format", default="text", choices=tables.FORMATS)
+    p.add_argument("-o", "--output", help="write the table to this file instead of stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = Parser(prog="comparator", description="What an architecture really "
+                                 "costs to train: analytic and traced FLOPs, parameters.")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=Parser)
+    s = sub.add_parser("sweep", help="FLOPs and parameters over architectures and lengths")
+    _common(s)
+    s.add_argument("--method", default="analytic", choices=("analytic", "traced", "both"))
+    s.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    e = sub.add_parser("explain", help="where the FLOPs go: analytic vs traced per term")
+    _common(e, many=False)
+    p = sub.add_parser("presets", help="every preset with its sizes, parameters and source")
+    p.add_argument("--format", default="text", choices=tables.FORMATS)
+    p.add_argument("-o", "--output")
+    return ap
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        try:
+            with open(output, "w") as fh:
+                fh.write(text)
+        except OSError as err:
+            # the result is computed: do not lose it, print it and report the file error
+            sys.stdout.write(text)
+            raise InputError("-o", output, f"a writable file path ({err.strerror})") from None
+    else:
+        sys.stdout.write(text)
+
+
+def _progress(quiet: bool):
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(i, n):
+        bar = "#" * (30 * i // n)
+        sys.stderr.write(f"\r[{bar:<30}] {i}/{n} traced points")
+        if i == n:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def cmd_sweep(a) -> str:
+    archs = arch_list(a.arch)
+    presets = [p for p in (a.preset or "").split(",") if p]
+    seqs = seq_list(a.seq)
+    batch = positive_int("--batch", a.batch)
+    methods = ("analytic", "traced") if a.method == "both" else (a.method,)
+    pts = list(sweep.points(archs, presets, seqs, batch))
+    recs = sweep.run(pts, methods, a.scope,
+                     progress=_progress(a.quiet) if "traced" in methods else None)
+    return tables.render(recs, a.format, columns=None if a.format == "json" else tables.sweep_rows)
+
+
+def cmd_explain(a) -> str:
+    archs = arch_list(a.arch)
+    if len(archs) != 1:
+        raise InputError("--arch", a.arch, "one architecture for explain")
+    seqs = seq_list(a.seq)
+    if len(seqs) != 1:
+        raise InputError("--seq", a.seq, "one sequence length for explain")
+    mod, preset, _ = sweep.resolve(archs[0], a.preset)
+    pt = sweep.Point(archs[0], preset, seqs[0], positive_int("--batch", a.batch))
+    rows, an, tr = sweep.explain(pt, a.scope)
+    unsupported = ", ".join(f"{k} x{v}" for k, v in tr["unsupported"].items()) or "none"
+    caption = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {pt.batch}, scope {a.scope}; "
+               f"diff = traced - analytic; unsupported primitives: {unsupported}.\n"
+               + tables.CONVENTIONS)
+    return tables.render_explain(rows, a.format, caption)
+
+
+def cmd_presets(a) -> str:
+    rows = []
+    for arch, name, cfg, src in architectures.all_presets():
+        mod = architectures.get(arch)
+        rows.append({"arch": arch, "preset": name, "d_model": cfg.d_model,
+                     "layers": cfg.n_layers, "heads": cfg.n_heads,
+                     "params": mod.params(cfg), "source": src})
+    return tables.render(rows, a.format, caption="Parameters counted from each config "
+                         "(equal to the Flax parameter tree).")
+
+
+COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets}
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    try:
+        _emit(COMMANDS[a.command](a), getattr(a, "output", None))
+        return 0
+    except (InputError, ConfigError) as err:
+        if a.debug:
+            raise
+        field = getattr(err, "field", "input")
+        sys.stderr.write(f"comparator {a.command}: error: {field}: {err.value!r} is not "
+                         f"allowed; {err.allowed}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("comparator: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
