@@ -31,6 +31,7 @@ def chunked_ffn(x: jax.Array, w1, b1, w2, b2, *, chunk: int, act: str = "gelu") 
 
 
 def ffn_reference(x, w1, b1, w2, b2, *, act="gelu"):
-    h = x @ w1 + (0 if b1 is None else b1)
+    """x [n, d]: the textbook formula, one matmul at a time."""
+    h = x @ w1 + (0 if b1 is None else b1[None, :])
     h = activation(act, h)
-    return h @ w2 + (0 if b2 is None else b2)
+    return h @ w2 + (0 if b2 is None else b2[None, :])
