@@ -3,8 +3,8 @@
 A ``Term`` holds a block's forward and backward FLOPs, split into contractions
 (``mm``, the ``matmul`` scope) and everything else (``ew``: elementwise,
 reductions, softmax, norms, activations, hashing, sorting, index arithmetic),
-plus ``recompute``: how many extra forwards the backward runs (1 inside
-reversible layers).  Training = forward x (1 + recompute) + backward.
+plus ``mm_rc``/``ew_rc``: the forward work the backward runs again (reversible
+layers recompute their sublayers).  Training = forward + recompute + backward.
 
 Conventions (DESIGN.md): 1 multiply-add = 2 FLOPs; a contraction's backward
 is 2x its forward when its input needs a gradient (one product for the
@@ -45,24 +45,31 @@ class Term:
     ew: Num = 0
     mm_bwd: Num = 0
     ew_bwd: Num = 0
-    recompute: int = 0
+    mm_rc: Num = 0   # recomputed in the backward (reversible layers)
+    ew_rc: Num = 0
 
     def __add__(self, o: "Term") -> "Term":
-        rec = max(self.recompute, o.recompute)
-        return Term(self.mm + o.mm, self.ew + o.ew, self.mm_bwd + o.mm_bwd,
-                    self.ew_bwd + o.ew_bwd, rec)
+        return Term(*(getattr(self, f.name) + getattr(o, f.name) for f in fields(self)))
 
     def times(self, k) -> "Term":
-        return Term(self.mm * k, self.ew * k, self.mm_bwd * k, self.ew_bwd * k, self.recompute)
+        return Term(*(getattr(self, f.name) * k for f in fields(self)))
+
+    def recomputed(self) -> "Term":
+        """The same term with its forward run once more inside the backward."""
+        return Term(self.mm, self.ew, self.mm_bwd, self.ew_bwd, self.mm_rc + self.mm,
+                    self.ew_rc + self.ew)
 
     def fwd(self, scope: str):
         return self.mm + (self.ew if scope == "all" else 0)
+
+    def rc(self, scope: str):
+        return self.mm_rc + (self.ew_rc if scope == "all" else 0)
 
     def bwd(self, scope: str):
         return self.mm_bwd + (self.ew_bwd if scope == "all" else 0)
 
     def train(self, scope: str):
-        return self.fwd(scope) * (1 + self.recompute) + self.bwd(scope)
+        return self.fwd(scope) + self.rc(scope) + self.bwd(scope)
 
 
 @dataclass(frozen=True)

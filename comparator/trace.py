@@ -24,7 +24,7 @@ import jax
 from .cost import ZERO, Cost
 from .rules import cost_of
 
-TERM_ROOTS = ("embed", "attn", "lsh", "ffn", "norm", "head", "loss", "rng", "proj")
+TERM_ROOTS = ("embed", "attn", "lsh", "ffn", "norm", "head", "loss", "rev")
 GROUPS = ("gen", "disc", "enc", "dec")
 UNATTRIBUTED = "other"
 

@@ -1,0 +1,281 @@
+"""Reformer (Kitaev, Kaiser, Levskaya 2020): LSH attention, reversible layers, chunked FFN.
+
+Each layer is reversible (y1 = x1 + F(x2), y2 = x2 + G(y1)); F is a
+pre-LN attention sublayer -- LSH self-attention with shared QK, or chunked
+local attention, following ``attn_layers`` -- and G a pre-LN, chunked
+feed-forward.  The stack runs on two copies of the embedding (token +
+axial position embedding) and ends with LayerNorm over [y1, y2] (2d) and an
+untied output layer 2d -> vocab (as Hugging Face ``ReformerModelWithLMHead``).
+Causal models train as language models on every position; bidirectional ones
+as masked LMs on the masked positions.
+
+Costs that matter: LSH hashing is n x dh x n_hashes x n_buckets per head
+(linear in n for a fixed bucket count; with the paper's rule n_buckets =
+2n/chunk it grows as n^2/chunk, with a small constant); attention is
+n_hashes x n x (1 + chunks_before + chunks_after) x chunk x dh, linear in n;
+sorting n_hashes x n slots costs k log2 k comparisons (``all`` scope); the
+backward of every layer recomputes its forward once.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from . import terms as T
+from .terms import Term
+from .config import ConfigError, check_config, mask_count
+
+NAME = "reformer"
+# comparator.rules.THREEFRY_OPS (threefry2x32 per 32-bit word), restated here so the
+# analytic path imports nothing of comparator; tests check the two agree.
+THREEFRY_OPS = 55
+# uniform bits -> normal: shift, or, (bitcast), sub, mul, add, max, erf_inv, mul
+NORMAL_OPS = 8
+ATTN_KINDS = ("lsh", "local")
+
+
+@dataclass(frozen=True)
+class Config:
+    vocab: int = 30522
+    d_model: int = 768
+    n_layers: int = 12
+    n_heads: int = 12
+    head_dim: int | None = None
+    ff_dim: int | None = None
+    attn_layers: tuple = ("lsh",)      # cycled over the layers
+    n_hashes: int = 4
+    n_buckets: int | None = None       # None: 2 * seq / lsh_chunk (the paper's rule)
+    lsh_chunk: int = 64
+    local_chunk: int = 64
+    chunks_before: int = 1
+    chunks_after: int = 0
+    ffn_chunk: int = 0                 # positions per FFN chunk (0: whole sequence)
+    axial_shape: tuple = (16, 32)      # position grid n1 x n2 (n1 grows past n1*n2)
+    axial_dims: tuple = (256, 512)     # d1 + d2 = d_model
+    causal: bool = False
+    act: str = "relu"
+    eps: float = 1e-12
+    mask_prob: float = 0.15            # bidirectional models: MLM masking rate
+
+    def __post_init__(self):
+        check_config(self)
+        kinds = tuple(self.attn_layers)
+        if not kinds or any(k not in ATTN_KINDS for k in kinds):
+            raise ConfigError("attn_layers", self.attn_layers, "a non-empty list of lsh, local")
+        if len(self.axial_shape) != 2 or any(int(x) <= 0 for x in self.axial_shape):
+            raise ConfigError("axial_shape", self.axial_shape, "two positive integers")
+        if len(self.axial_dims) != 2 or sum(self.axial_dims) != self.d_model:
+            raise ConfigError("axial_dims", self.axial_dims,
+                              f"two sizes adding up to d_model={self.d_model}")
+        if self.n_buckets is not None and (self.n_buckets < 2 or self.n_buckets % 2):
+            raise ConfigError("n_buckets", self.n_buckets, "an even integer >= 2, or None")
+        for name in ("lsh_chunk", "local_chunk", "n_hashes"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(name, getattr(self, name), "a positive integer")
+        if self.chunks_before < 0 or self.chunks_after < 0:
+            raise ConfigError("chunks_before", (self.chunks_before, self.chunks_after),
+                              "non-negative chunk counts")
+        if self.causal and self.chunks_after:
+            raise ConfigError("chunks_after", self.chunks_after, "0 for a causal model")
+
+    @property
+    def d_head(self) -> int:
+        return self.head_dim or self.d_model // self.n_heads
+
+    @property
+    def d_ff(self) -> int:
+        return self.ff_dim or 4 * self.d_model
+
+    @property
+    def inner(self) -> int:
+        return self.n_heads * self.d_head
+
+    def kind(self, layer: int) -> str:
+        return self.attn_layers[layer % len(self.attn_layers)]
+
+    def buckets(self, seq: int) -> int:
+        return self.n_buckets or 2 * max(1, seq // self.lsh_chunk)
+
+    def axial_rows(self, seq: int) -> int:
+        """n1 of the axial grid for ``seq`` positions (grown when seq > n1 * n2)."""
+        n1, n2 = self.axial_shape
+        return max(n1, -(-seq // n2))
+
+    def check_seq(self, seq: int) -> None:
+        chunks = {"lsh_chunk": self.lsh_chunk, "local_chunk": self.local_chunk}
+        if self.ffn_chunk:
+            chunks["ffn_chunk"] = self.ffn_chunk
+        used = {k for k in self.attn_layers}
+        for name, c in chunks.items():
+            if name.split("_")[0] in used | {"ffn"} and seq % c:
+                raise ConfigError("seq", seq, f"a multiple of {name}={c}")
+
+
+PRESETS: dict[str, tuple[Config, str]] = {
+    "reformer-enwik8": (Config(
+        vocab=258, d_model=1024, n_layers=12, n_heads=8, head_dim=128, ff_dim=4096,
+        attn_layers=("local", "local", "lsh", "local", "local", "local", "lsh", "local",
+                     "local", "local", "lsh", "local"),
+        n_hashes=4, n_buckets=512, lsh_chunk=256, local_chunk=128, axial_shape=(128, 512),
+        axial_dims=(256, 768), causal=True),
+        "Kitaev et al. 2020, Sec. 5 (enwik8-64K, 12 layers, d 1024); sizes of the released "
+        "google/reformer-enwik8 config"),
+    "reformer-base": (Config(),
+                      "BERT-base widths (Devlin et al. 2019) with LSH attention in every layer, "
+                      "4 hashes, chunks of 64, reversible layers (Kitaev et al. 2020)"),
+}
+DEFAULT_PRESET = "reformer-base"
+
+
+def preset(name: str) -> Config:
+    return PRESETS[name][0]
+
+
+# -- analytic counts ----------------------------------------------------------
+
+def _sort(k):
+    """Comparisons charged for sorting k keys (rules.sort_comparisons; exact for ints)."""
+    return k * max(1, (int(k) - 1).bit_length()) if k > 1 else 0
+
+
+def lsh_terms(cfg: Config, b, n) -> dict:
+    """LSH attention core over b sequences x h heads, as kernels/lsh.py computes it.
+
+    H = b*h heads, S = n_hashes*n slots, K = (1+before+after)*chunk keys per
+    query.  Constants that do not depend on the input (bucket offsets, slot
+    positions) are computed once, not per head, as vmap leaves them.
+    """
+    h, dh, r, nb, c = cfg.n_heads, cfg.d_head, cfg.n_hashes, cfg.buckets(n), cfg.lsh_chunk
+    w = 1 + cfg.chunks_before + cfg.chunks_after
+    K, H, S = w * c, b * h, r * n
+    masks = 2 if cfg.causal else 1
+    att = H * 2 * S * K * dh
+    adj = 2 * (w - 1) * H * S * dh  # backward of gathering w neighbouring chunks
+    lse = H * S if r > 1 else 0
+    return {
+        # q.R (no gradient: it feeds an argmax), [R, -R], argmax, round offsets
+        "lsh/hash": Term(mm=H * n * dh * r * nb,
+                         ew=H * (S * nb // 2 + S * (nb - 1) + S) + r),
+        # sort keys, two sorts (order and its inverse), gathers (their grads scatter-add)
+        "lsh/sort": Term(ew=H * (3 * S + 2 * _sort(S)) + S, ew_bwd=2 * H * S * dh),
+        # unit keys (|q|^2, rsqrt, scale), q.k, self mask (+ causal mask)
+        "lsh/scores": Term(mm=att, mm_bwd=2 * att,
+                           ew=H * (2 * S * dh + S * (dh - 1) + 3 * S + 2 * masks * S * K),
+                           ew_bwd=H * (masks * S * K + 7 * S * dh + S * (dh - 1) + 4 * S) + adj),
+        # max-shifted log-sum-exp per row, probabilities, logsumexp kept for the rounds
+        "lsh/softmax": Term(ew=H * (4 * S * K + 2 * S * (K - 1) + S) + lse,
+                            ew_bwd=H * (4 * S * K + S * (K - 1) + S) + lse),
+        "lsh/context": Term(mm=att, mm_bwd=2 * att, ew_bwd=adj),
+        "lsh/unsort": Term(ew_bwd=H * S * dh + lse),  # gathers back: grads scatter-add
+        # softmax over the rounds' logsumexps, weighted sum of the rounds' outputs
+        "lsh/combine": Term(
+            ew=(H * (2 * n * (r - 1) + 4 * S + n + S * dh + n * (r - 1) * dh)) if r > 1 else 0,
+            ew_bwd=(H * (2 * S * dh + S * (dh - 1) + 4 * S + n * (r - 1) + n)) if r > 1 else 0),
+    }
+
+
+def rotations_term(cfg: Config, n) -> Term:
+    """One step's random rotations for one LSH layer: a key fold-in, normal samples."""
+    R = cfg.n_heads * cfg.d_head * cfg.n_hashes * (cfg.buckets(n) // 2)
+    return Term(ew=2 * THREEFRY_OPS + THREEFRY_OPS * R + NORMAL_OPS * R + 1)
+
+
+def local_terms(cfg: Config, b, n) -> dict:
+    """Chunked local attention (kernels/lsh.local_attention) over b x h heads.
+
+    Window positions and their range masks are computed once (not per head);
+    the backward of gathering w neighbouring chunks adds 2(w-1) copies.
+    """
+    h, dh, c = cfg.n_heads, cfg.d_head, cfg.local_chunk
+    w = 1 + cfg.chunks_before + cfg.chunks_after
+    K, H = w * c, b * h
+    att = H * 2 * n * K * dh
+    adj = 2 * (w - 1) * H * n * dh
+    causal = 2 * n * K if cfg.causal else 0
+    return {"attn/scores": Term(mm=att, mm_bwd=2 * att,
+                                ew=H * n * dh + 4 * w * n + H * n * K + causal,
+                                ew_bwd=H * n * K + adj + H * n * dh),
+            "attn/softmax": T.softmax(H * n, K),
+            "attn/context": Term(mm=att, mm_bwd=2 * att, ew_bwd=adj)}
+
+
+def embedding_terms(cfg: Config, b, n) -> dict:
+    """Token gather (+ index check) plus the axial position grid, broadcast and added."""
+    d, t = cfg.d_model, b * n
+    (d1, d2), n2 = cfg.axial_dims, cfg.axial_shape[1]
+    need = -(-n // n2)
+    return {"embed/lookup": Term(ew=3 * t + t * d, ew_bwd=t * d + (b - 1) * n * d),
+            "embed/axial": Term(ew_bwd=need * (n2 - 1) * d1 + (need - 1) * n2 * d2)}
+
+
+def reversible_terms(t, d, layers) -> dict:
+    """The stack's adds: y1 = x1 + F, y2 = x2 + G; the backward rebuilds the inputs
+    (two subtractions a layer, one for the first), adds two cotangents a layer,
+    and adds the gradients of the two copies of the embedding."""
+    return {"rev/residual": Term(ew=2 * layers * t * d, ew_bwd=4 * layers * t * d)}
+
+
+def layer_terms(cfg: Config, b, n, kind: str, first: bool = False) -> dict:
+    d, t, inner = cfg.d_model, b * n, cfg.inner
+    out = {"norm/attn": T.norm(t, d), "norm/ffn": T.norm(t, d)}
+    if kind == "lsh":
+        out["attn/qkv"] = T.dense(t, d, 2 * inner, bias=False)
+        T.merge(out, lsh_terms(cfg, b, n))
+    else:
+        out["attn/qkv"] = T.dense(t, d, 3 * inner, bias=False)
+        T.merge(out, local_terms(cfg, b, n))
+    out["attn/out"] = T.dense(t, inner, d, bias=False)
+    T.merge(out, T.feed_forward(t, d, cfg.d_ff, cfg.act))
+    out["ffn/out"] = T.dense(t, cfg.d_ff, d)  # no residual here: the reversible add is rev/
+    if cfg.ffn_chunk:
+        # chunked FFN (lax.map): each chunk's weight and bias gradients are added into
+        # running sums, n_chunks x (din x dout) + dout more adds per projection
+        k = n // cfg.ffn_chunk
+        T.merge(out, {"ffn/in": Term(ew_bwd=k * d * cfg.d_ff + cfg.d_ff),
+                      "ffn/out": Term(ew_bwd=k * cfg.d_ff * d + d)})
+    # every term of F and G is recomputed once by the backward ...
+    out = {k: v.recomputed() for k, v in out.items()}
+    if first:  # ... except the first layer's output projection: its value is never used
+        out["attn/out"] = T.dense(t, inner, d, bias=False)
+    return out
+
+
+def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
+    cfg.check_seq(seq)
+    d, V, t = cfg.d_model, cfg.vocab, batch * seq
+    out = embedding_terms(cfg, batch, seq)
+    for i in range(cfg.n_layers):
+        T.merge(out, layer_terms(cfg, batch, seq, cfg.kind(i), first=i == 0))
+        if cfg.kind(i) == "lsh":
+            T.merge(out, {"lsh/rotations": rotations_term(cfg, seq)})
+    T.merge(out, reversible_terms(t, d, cfg.n_layers))
+    T.merge(out, {"norm/final": T.norm(t, 2 * d)})
+    if cfg.causal:
+        T.merge(out, {"head/logits": T.dense(t, 2 * d, V), "loss/lm": T.cross_entropy(t, V)})
+    else:
+        p = batch * mask_count(seq, cfg.mask_prob)
+        T.merge(out, {"head/gather": T.Term(ew=3 * p, ew_bwd=p * 2 * d),
+                      "head/logits": T.dense(p, 2 * d, V), "loss/mlm": T.cross_entropy(p, V)})
+    return out
+
+
+def flops(cfg: Config, seq, batch=1, scope: str = "matmul") -> T.FlopCount:
+    return T.count(terms(cfg, batch, seq), scope)
+
+
+def params(cfg: Config, seq: int = 0) -> int:
+    """Parameters; the axial table's first factor grows when seq > n1 * n2."""
+    d, inner = cfg.d_model, cfg.inner
+    n1 = cfg.axial_rows(seq) if seq else cfg.axial_shape[0]
+    emb = cfg.vocab * d + n1 * cfg.axial_dims[0] + cfg.axial_shape[1] * cfg.axial_dims[1]
+    layers = 0
+    for i in range(cfg.n_layers):
+        qkv = (2 if cfg.kind(i) == "lsh" else 3) * d * inner
+        layers += (qkv + inner * d + 2 * T.norm_params(d) + T.dense_params(d, cfg.d_ff)
+                   + T.dense_params(cfg.d_ff, d))
+    return emb + layers + T.norm_params(2 * d) + T.dense_params(2 * d, cfg.vocab)
+
+
+def model(cfg: Config):
+    from .reformer_model import build
+    return build(cfg)
