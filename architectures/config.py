@@ -4,8 +4,9 @@ from __future__ import annotations
 import dataclasses
 from fractions import Fraction
 
+from .num import ceil_div, maximum
+
 # Fields every config may have, with what they must be.
-POSITIVE_INT = ("vocab", "d_model", "n_layers", "n_heads", "emb_dim", "max_len_positive")
 NON_NEGATIVE_INT = ("n_dec_layers", "max_len", "type_vocab", "rel_buckets", "rel_max_distance")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 
@@ -64,7 +65,7 @@ def mask_count(seq: int, mask_prob: float) -> int:
     of 100 is 15, not 16.
     """
     frac = Fraction(str(mask_prob))
-    return max(1, -((-seq * frac.numerator) // frac.denominator))
+    return maximum(1, ceil_div(seq * frac.numerator, frac.denominator))
 
 
 # T5 pre-training: inputs of 512 tokens give span-corruption targets of 114
@@ -73,5 +74,7 @@ T5_TARGETS_PER_INPUT = Fraction(114, 512)
 
 
 def target_len(seq: int) -> int:
-    """Decoder length of an encoder-decoder step for ``seq`` input tokens (>= 1)."""
-    return max(1, round(seq * T5_TARGETS_PER_INPUT))
+    """Decoder length of an encoder-decoder step for ``seq`` input tokens (>= 1), rounded
+    half up."""
+    r = T5_TARGETS_PER_INPUT
+    return maximum(1, (2 * seq * r.numerator + r.denominator) // (2 * r.denominator))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from . import terms as T
 from .terms import Term
 from .config import ConfigError, check_config, mask_count
+from .num import any_nonzero, ceil_div, ceil_log2, maximum
 
 NAME = "reformer"
 # comparator.rules.THREEFRY_OPS (threefry2x32 per 32-bit word), restated here so the
@@ -94,12 +95,12 @@ class Config:
         return self.attn_layers[layer % len(self.attn_layers)]
 
     def buckets(self, seq: int) -> int:
-        return self.n_buckets or 2 * max(1, seq // self.lsh_chunk)
+        return self.n_buckets or 2 * maximum(1, seq // self.lsh_chunk)
 
     def axial_rows(self, seq: int) -> int:
         """n1 of the axial grid for ``seq`` positions (grown when seq > n1 * n2)."""
         n1, n2 = self.axial_shape
-        return max(n1, -(-seq // n2))
+        return maximum(n1, ceil_div(seq, n2))
 
     def check_seq(self, seq: int) -> None:
         chunks = {"lsh_chunk": self.lsh_chunk, "local_chunk": self.local_chunk}
@@ -107,7 +108,7 @@ class Config:
             chunks["ffn_chunk"] = self.ffn_chunk
         used = {k for k in self.attn_layers}
         for name, c in chunks.items():
-            if name.split("_")[0] in used | {"ffn"} and seq % c:
+            if name.split("_")[0] in used | {"ffn"} and any_nonzero(seq % c):
                 raise ConfigError("seq", seq, f"a multiple of {name}={c}")
 
 
@@ -134,8 +135,8 @@ def preset(name: str) -> Config:
 # -- analytic counts ----------------------------------------------------------
 
 def _sort(k):
-    """Comparisons charged for sorting k keys (rules.sort_comparisons; exact for ints)."""
-    return k * max(1, (int(k) - 1).bit_length()) if k > 1 else 0
+    """Comparisons charged for sorting k >= 2 keys: k * ceil(log2 k) (rules.sort_comparisons)."""
+    return k * ceil_log2(k)
 
 
 def lsh_terms(cfg: Config, b, n) -> dict:
@@ -203,7 +204,7 @@ def embedding_terms(cfg: Config, b, n) -> dict:
     """Token gather (+ index check) plus the axial position grid, broadcast and added."""
     d, t = cfg.d_model, b * n
     (d1, d2), n2 = cfg.axial_dims, cfg.axial_shape[1]
-    need = -(-n // n2)
+    need = ceil_div(n, n2)
     return {"embed/lookup": Term(ew=3 * t + t * d, ew_bwd=t * d + (b - 1) * n * d),
             "embed/axial": Term(ew_bwd=need * (n2 - 1) * d1 + (need - 1) * n2 * d2)}
 

@@ -1,0 +1,33 @@
+"""Integer helpers that work on exact Python ints and on NumPy float64 arrays alike.
+
+Scalar counts stay exact ints; a sweep passes float64 arrays (training FLOPs
+pass 1e19 and would overflow int64).  Integer-valued float64 arithmetic is
+exact below 2**53, which every size here is.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _is_array(*xs) -> bool:
+    return any(isinstance(x, np.ndarray) for x in xs)
+
+
+def maximum(a, b):
+    return np.maximum(a, b) if _is_array(a, b) else max(a, b)
+
+
+def ceil_div(a, b):
+    """ceil(a / b) for non-negative integers (or integer-valued floats)."""
+    return -((-a) // b)
+
+
+def ceil_log2(k):
+    """ceil(log2 k) for k >= 1: 0, 1, 2, 2, 3, ..."""
+    if _is_array(k):
+        return np.ceil(np.log2(np.maximum(k, 1)))
+    return (int(k) - 1).bit_length()
+
+
+def any_nonzero(x) -> bool:
+    return bool(np.any(x)) if _is_array(x) else bool(x)
