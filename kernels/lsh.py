@@ -23,6 +23,11 @@
    logsumexps -- i.e. the exact softmax over the union of all rounds' keys
    (keys seen in several rounds or windows count with their multiplicity).
 
+Causal LSH masks keys at later positions, so values and gradients never flow
+backwards; but later tokens' *hashes* decide where the chunk boundaries fall, so
+changing a later ``qk`` can change which earlier keys share a window with token
+``t`` (and hence its output).  That is Reformer's semantics, not a bug.
+
 Masks use large *finite* negatives (as trax), so a fully masked row stays
 finite; float16 cannot hold them (use float32 or bfloat16).  The slow
 ``*_reference`` functions compute the same numbers with dense ``[n, n]``
@@ -69,7 +74,7 @@ def _shift_and_log_sum(x: jax.Array, axis: int):
     logsumexp is only good to ~4e-3, which would leak into the probabilities.
     The max shift carries no gradient (it cancels exactly).
     """
-    m = lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
+    m = jnp.max(lax.stop_gradient(x), axis=axis, keepdims=True)   # no JVP of the max
     shifted = x - m
     return shifted, m, jnp.log(jnp.sum(jnp.exp(shifted), axis=axis, keepdims=True))
 
@@ -110,6 +115,8 @@ def lsh_attention(qk: jax.Array, v: jax.Array, rotations: jax.Array, *, chunk_le
     _check(n, chunk_len, n_chunks_before, n_chunks_after)
     n_slots = n_hashes * n
     n_chunks = n_slots // chunk_len
+    if n_hashes * 2 * half * n >= 2**31:   # the int32 sort key bucket * n + position
+        raise ValueError(f"n_hashes * n_buckets * n = {n_hashes * 2 * half * n} overflows int32")
 
     with jax.named_scope("lsh/hash"):
         rotated = jnp.einsum("nd,dhb->hnb", lax.stop_gradient(qk), rotations)
@@ -131,7 +138,8 @@ def lsh_attention(qk: jax.Array, v: jax.Array, rotations: jax.Array, *, chunk_le
         q = sq.reshape(n_chunks, chunk_len, dh)
         qpos = spos.reshape(n_chunks, chunk_len)
         # unit-length keys, pre-divided by sqrt(dh): dots = q . k_hat / sqrt(dh)
-        inv = lax.rsqrt(jnp.sum(q * q, axis=-1, keepdims=True) + _NORM_EPS) * (1.0 / math.sqrt(dh))
+        sumsq = jnp.sum(q * q, axis=-1, keepdims=True)
+        inv = lax.rsqrt(sumsq + _NORM_EPS) * (1.0 / math.sqrt(dh))   # [c, L, 1]
         k = _look_adjacent(q * inv, n_chunks_before, n_chunks_after)  # [c, w*L, dh]
         kpos = _look_adjacent(qpos, n_chunks_before, n_chunks_after)  # [c, w*L]
         dots = jnp.einsum("cqd,ckd->cqk", q, k)                       # [c, L, w*L]
@@ -146,7 +154,8 @@ def lsh_attention(qk: jax.Array, v: jax.Array, rotations: jax.Array, *, chunk_le
             lse = m + log_sum                                         # [c, L, 1]
 
     with jax.named_scope("lsh/context"):
-        vals = _look_adjacent(sv.reshape(n_chunks, chunk_len, dv), n_chunks_before, n_chunks_after)
+        vals = sv.reshape(n_chunks, chunk_len, dv)
+        vals = _look_adjacent(vals, n_chunks_before, n_chunks_after)  # [c, w*L, dv]
         so = jnp.einsum("cqk,ckd->cqd", probs, vals)                  # [c, L, dv]
 
     with jax.named_scope("lsh/unsort"):
@@ -171,7 +180,8 @@ def lsh_attention_reference(qk: jax.Array, v: jax.Array, rotations: jax.Array, *
     For each round, an explicit ``[n, n]`` count matrix in original order says
     how many times query ``i`` sees key ``j`` in the chunked windows; attention
     is then a dense softmax where key ``j`` weighs ``count[i, j]`` (log-count
-    added to its score, ``-inf`` where the count is 0).  No scopes.
+    added to its score, ``-inf`` where the count is 0).  No scopes; builds
+    ``[n_hashes * n]^2`` matrices, so it is for tests at small ``n`` only.
     """
     n, dh = qk.shape
     n_hashes, half = rotations.shape[1], rotations.shape[2]
@@ -235,9 +245,9 @@ def local_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, chunk_len: int,
     dv = v.shape[-1]
     _check(n, chunk_len, n_chunks_before, n_chunks_after)
     n_chunks = n // chunk_len
-    pos = jnp.arange(n, dtype=jnp.int32).reshape(n_chunks, chunk_len)
 
     with jax.named_scope("attn/scores"):
+        pos = jnp.arange(n, dtype=jnp.int32).reshape(n_chunks, chunk_len)
         qc = (q * (1.0 / math.sqrt(dh))).reshape(n_chunks, chunk_len, dh)
         kc = _look_adjacent(k.reshape(n_chunks, chunk_len, dh), n_chunks_before, n_chunks_after)
         # unwrapped key positions: outside [0, n) means the window wrapped
@@ -254,8 +264,7 @@ def local_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, chunk_len: int,
 
     with jax.named_scope("attn/context"):
         vc = _look_adjacent(v.reshape(n_chunks, chunk_len, dv), n_chunks_before, n_chunks_after)
-        out = jnp.einsum("cqk,ckd->cqd", probs, vc)
-    return out.reshape(n, dv)
+        return jnp.einsum("cqk,ckd->cqd", probs, vc).reshape(n, dv)
 
 
 def local_attention_reference(q: jax.Array, k: jax.Array, v: jax.Array, *, chunk_len: int,

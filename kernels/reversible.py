@@ -16,7 +16,9 @@ recomputation and the transpose of the recomputation: the extra forward that
 Reformer pays for O(1)-in-depth activation memory.
 
 ``F_i`` / ``G_i`` are pure functions ``(params, x, aux) -> like x`` supplied by
-the caller (static, hashable; they must not close over traced values).  Named
+the caller (static Python callables; they may close over constants or
+jit-traced values, but not over values being differentiated -- pass those in
+the params, else JAX raises ``UnexpectedTracerError``).  Named
 scopes inside them are kept on the recomputation and its transpose.  ``aux`` is
 per-layer non-differentiable data (LSH rotations, PRNG keys, integer arrays,
 ``None``); the backward returns a symbolic zero (``None``) for it, so
