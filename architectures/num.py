@@ -1,7 +1,8 @@
 """Integer helpers that work on exact Python ints and on NumPy float64 arrays alike.
 
 Scalar counts stay exact ints; a sweep passes float64 arrays (training FLOPs
-pass 1e19 and would overflow int64).  Integer-valued float64 arithmetic is
+pass 1e19 and would overflow int64); ``kernels.grid`` passes placeholders that
+record the formula (they provide ``_grid_max`` / ``_grid_ceil_log2``).  Integer-valued float64 arithmetic is
 exact below 2**53, which every size here is.
 """
 from __future__ import annotations
@@ -14,6 +15,10 @@ def _is_array(*xs) -> bool:
 
 
 def maximum(a, b):
+    if hasattr(a, "_grid_max"):       # a recorded grid formula (kernels/grid.py)
+        return a._grid_max(b)
+    if hasattr(b, "_grid_max"):
+        return b._grid_max(a)
     return np.maximum(a, b) if _is_array(a, b) else max(a, b)
 
 
@@ -24,10 +29,15 @@ def ceil_div(a, b):
 
 def ceil_log2(k):
     """ceil(log2 k) for k >= 1: 0, 1, 2, 2, 3, ..."""
+    if hasattr(k, "_grid_ceil_log2"):
+        return k._grid_ceil_log2()
     if _is_array(k):
         return np.ceil(np.log2(np.maximum(k, 1)))
     return (int(k) - 1).bit_length()
 
 
 def any_nonzero(x) -> bool:
+    """For validation; a recorded grid formula has no values yet (its caller checks them)."""
+    if hasattr(x, "_grid_max"):
+        return False
     return bool(np.any(x)) if _is_array(x) else bool(x)
