@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from . import terms as T
 from .config import ConfigError, check_config, mask_count
+from .num import maximum
 
 NAME = "albert"
 SHARES = ("all", "attention", "ffn", "none")
@@ -141,11 +142,13 @@ def flops(cfg: Config, seq, batch=1, scope: str = "matmul") -> T.FlopCount:
     return T.count(terms(cfg, batch, seq), scope)
 
 
-def params(cfg: Config) -> int:
+def params(cfg: Config, seq: int = 0) -> int:
+    """Parameters; the learned position table grows to ``seq`` rows when seq > max_len."""
     d, E, L = cfg.d_model, cfg.emb_dim, cfg.n_layers
+    max_len = maximum(cfg.max_len, seq)
     attn = T.attention_params(d, cfg.inner) + T.norm_params(d)
     ffn = T.dense_params(d, cfg.d_ff) + T.dense_params(cfg.d_ff, d) + T.norm_params(d)
-    return (T.embedding_params(cfg.vocab, E, d, cfg.max_len, cfg.type_vocab)
+    return (T.embedding_params(cfg.vocab, E, d, max_len, cfg.type_vocab)
             + (1 if cfg.shares_attention else L) * attn
             + (1 if cfg.shares_ffn else L) * ffn
             + T.mlm_head_params(d, E, cfg.vocab) + T.sop_head_params(d))

@@ -9,6 +9,7 @@ from kernels.nn import cross_entropy
 from .blocks import Attention, Dense, Embeddings, FeedForward, MLMHead, Norm, residual_sublayer
 from .config import mask_count
 from .program import Program, int_spec, spec_structs
+from .transformer_model import for_length
 
 
 class SharedEncoder(nn.Module):
@@ -63,7 +64,7 @@ class AlbertPretraining(nn.Module):
 
 
 def build(cfg) -> Program:
-    net = AlbertPretraining(cfg)
+    net = lambda s: AlbertPretraining(for_length(cfg, s))  # position table covers s
 
     def spec(b, s):
         p = mask_count(s, cfg.mask_prob)
@@ -75,9 +76,9 @@ def build(cfg) -> Program:
 
     def init(rng, b, s):
         d = spec_structs(spec(b, s))
-        return net.init(rng, *(jnp.zeros(d[k].shape, d[k].dtype) for k in keys))
+        return net(s).init(rng, *(jnp.zeros(d[k].shape, d[k].dtype) for k in keys))
 
     def loss(p, d, rng=None):
-        return net.apply(p, *(d[k] for k in keys))
+        return net(d["ids"].shape[1]).apply(p, *(d[k] for k in keys))
 
     return Program(init=init, loss=loss, spec=spec)

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 from . import terms as T
 from .config import ConfigError, check_config, mask_count
+from .num import maximum
 
 NAME = "electra"
 
@@ -121,7 +122,8 @@ def preset(name: str) -> Config:
 
 # -- analytic counts ------------------------------------------------------------
 
-def _network(b, n, rows, E, V, hidden, heads, d_ff, layers, act) -> dict:
+def _network(b, n, E, hidden, heads, d_ff, layers, act) -> dict:
+    """Embeddings (+ E->H projection when E != hidden) and ``layers`` post-LN layers."""
     out = T.embeddings(b, n, E, hidden)
     T.merge(out, T.layer(b, n, hidden, heads, hidden // heads, d_ff, act), k=layers)
     return out
@@ -131,17 +133,17 @@ def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
     """Named forward/backward terms of one pre-training step on ``batch`` x ``seq`` tokens."""
     E, V, b, n = cfg.emb_dim, cfg.vocab, batch, seq
     rows = b * mask_count(seq, cfg.mask_prob)
-    gen = _network(b, n, rows, E, V, cfg.gen_hidden, cfg.gen_heads, cfg.gen_ff, cfg.n_layers,
-                   cfg.act)
+    gen = _network(b, n, E, cfg.gen_hidden, cfg.gen_heads, cfg.gen_ff, cfg.n_layers, cfg.act)
     T.merge(gen, T.mlm_head(rows, cfg.gen_hidden, E, V, cfg.act))
     T.merge(gen, T.sample_replacements(rows, V))
     # The shared tables are read by the generator's lookup and (word table) decoder and by
     # the discriminator's lookup; the generator's reads come first, so the backward adds
     # the later gradients there.
-    T.merge(gen, {"embed/lookup": T.shared_grad((V + cfg.max_len + cfg.type_vocab) * E, 2),
+    pos_rows = maximum(cfg.max_len, seq)  # the position table grows past max_len
+    T.merge(gen, {"embed/lookup": T.shared_grad((V + pos_rows + cfg.type_vocab) * E, 2),
                   "head/logits": T.tied_grad(V, E),
                   "norm/embed": T.shared_grad(T.norm_params(E), 2)})
-    disc = _network(b, n, rows, E, V, cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.n_layers, cfg.act)
+    disc = _network(b, n, E, cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.n_layers, cfg.act)
     T.merge(disc, T.rtd_head(b * n, cfg.d_model, cfg.act, rows))
     return T.merge(T.prefixed("gen", gen), T.prefixed("disc", disc))
 
@@ -150,30 +152,34 @@ def flops(cfg: Config, seq, batch=1, scope: str = "matmul") -> T.FlopCount:
     return T.count(terms(cfg, batch, seq), scope)
 
 
-def _embedding_tables(cfg: Config) -> int:
-    return T.embedding_params(cfg.vocab, cfg.emb_dim, cfg.emb_dim, cfg.max_len, cfg.type_vocab)
+def _embedding_tables(cfg: Config, seq: int = 0) -> int:
+    return T.embedding_params(cfg.vocab, cfg.emb_dim, cfg.emb_dim, maximum(cfg.max_len, seq),
+                              cfg.type_vocab)
 
 
-def _tower(cfg: Config, hidden, heads, d_ff) -> int:
+def _tower(cfg: Config, hidden, d_ff) -> int:
     proj = T.dense_params(cfg.emb_dim, hidden) if cfg.emb_dim != hidden else 0
     return proj + cfg.n_layers * T.layer_params(hidden, hidden, d_ff)
 
 
 def generator_params(cfg: Config) -> int:
     """The generator without the embeddings it shares: HF ElectraForMaskedLM minus them."""
-    return (_tower(cfg, cfg.gen_hidden, cfg.gen_heads, cfg.gen_ff)
+    return (_tower(cfg, cfg.gen_hidden, cfg.gen_ff)
             + T.mlm_head_params(cfg.gen_hidden, cfg.emb_dim, cfg.vocab))
 
 
-def discriminator_params(cfg: Config) -> int:
+def discriminator_params(cfg: Config, seq: int = 0) -> int:
     """The discriminator with the embeddings: HF ElectraForPreTraining."""
-    return (_embedding_tables(cfg) + _tower(cfg, cfg.d_model, cfg.n_heads, cfg.d_ff)
+    return (_embedding_tables(cfg, seq) + _tower(cfg, cfg.d_model, cfg.d_ff)
             + T.rtd_head_params(cfg.d_model))
 
 
-def params(cfg: Config) -> int:
-    """The whole pre-training model: generator + discriminator, shared embeddings once."""
-    return discriminator_params(cfg) + generator_params(cfg)
+def params(cfg: Config, seq: int = 0) -> int:
+    """The whole pre-training model: generator + discriminator, shared embeddings once.
+
+    The learned position table grows to ``seq`` rows when seq > max_len.
+    """
+    return discriminator_params(cfg, seq) + generator_params(cfg)
 
 
 def model(cfg: Config):

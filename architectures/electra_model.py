@@ -14,6 +14,7 @@ from kernels.nn import activation, cross_entropy, sigmoid_bce
 from .blocks import Dense, Embeddings, Layer, MLMHead
 from .config import mask_count
 from .program import Program, int_spec, spec_structs
+from .transformer_model import for_length
 
 
 class Tower(nn.Module):
@@ -96,7 +97,7 @@ class ElectraPretraining(nn.Module):
 
 
 def build(cfg) -> Program:
-    net = ElectraPretraining(cfg)
+    net = lambda s: ElectraPretraining(for_length(cfg, s))  # position table covers s
 
     def spec(b, s):
         p = mask_count(s, cfg.mask_prob)
@@ -107,11 +108,11 @@ def build(cfg) -> Program:
 
     def init(rng, b, s):
         d = spec_structs(spec(b, s))
-        return net.init(rng, *(jnp.zeros(d[k].shape, d[k].dtype) for k in keys), rng)
+        return net(s).init(rng, *(jnp.zeros(d[k].shape, d[k].dtype) for k in keys), rng)
 
     def loss(p, d, rng=None):
         """``rng`` draws the generator's samples; None uses a fixed key (same counts)."""
         rng = jax.random.PRNGKey(0) if rng is None else rng
-        return net.apply(p, *(d[k] for k in keys), rng)
+        return net(d["ids"].shape[1]).apply(p, *(d[k] for k in keys), rng)
 
     return Program(init=init, loss=loss, spec=spec)

@@ -22,14 +22,11 @@ import dataclasses
 from dataclasses import dataclass
 
 from . import terms as T
-from .terms import Term
+from .terms import THREEFRY_OPS, Term
 from .config import ConfigError, check_config, mask_count
 from .num import any_nonzero, ceil_div, ceil_log2, maximum
 
 NAME = "reformer"
-# comparator.rules.THREEFRY_OPS (threefry2x32 per 32-bit word), restated here so the
-# analytic path imports nothing of comparator; tests check the two agree.
-THREEFRY_OPS = 55
 # uniform bits -> normal: shift, or, (bitcast), sub, mul, add, max, erf_inv, mul
 NORMAL_OPS = 8
 ATTN_KINDS = ("lsh", "local")

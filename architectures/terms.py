@@ -22,12 +22,12 @@ does (LSH hashing feeds an argmax).  Per-element constants follow the rules of
   GELU (erf) / tanh / ReLU per element: 5 / 9 / 1 forward, 11 / 14 / 2 backward
   cross-entropy (r x V)   3rV + 2r(V-1) + (r-1) + 5r + 2     3rV + r(V-1) + 2r + 2
   index check of a gather 3 per index (lt, add, select); the same for a scatter
-  tanh per element        1                             4  (add, mul, sub, mul)
-  sigmoid BCE (n logits)  9n - 1 + 1 (8 per element,    19n + 1
-                          sum, divide)
-  gradient of a parameter read u times: (u - 1) x its size (ALBERT's shared
-                          layers, tied embeddings)
-  categorical sample (r rows of V): (THREEFRY_OPS + 11) rV + 1 + r(V-1), no backward
+  tanh (pooler) per elt.  1                             4  (add, mul, sub, mul)
+  sigmoid BCE (n logits)  8n + (n-1) + 1 = 9n           19n + 1
+  a parameter read u times                              (u-1) x its size (gradients summed:
+                          ALBERT's shared layers, tied and shared embedding tables)
+  categorical sample (r x V) (THREEFRY_OPS + 11) rV + 1 + r(V-1)   none (stop-gradient)
+                          (random bits, uniform 6, -log(-log u) 4, add 1, argmax)
 
 Every helper works on Python ints (exact) and on NumPy float64 arrays (sweeps).
 """
