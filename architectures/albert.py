@@ -34,7 +34,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from . import terms as T
-from .config import ConfigError, check_config, mask_count
+from .config import ConfigError, check_config, mask_count, resized
 from .num import maximum
 
 NAME = "albert"
@@ -101,6 +101,20 @@ PRESETS: dict[str, tuple[Config, str]] = {
                        _SRC.format("xxlarge") + ": L=12, H=4096, E=128, A=64, FFN 16384"),
 }
 DEFAULT_PRESET = "albert-base"
+
+
+def resize(cfg: Config, d_model=None, n_layers=None, n_heads=None, d_ff=None) -> Config:
+    """Another width/depth by BERT's rules (heads of 64, FFN 4 x H); E stays."""
+    return resized(cfg, d_model, n_layers, n_heads, d_ff)
+
+
+def transformer_baseline(cfg: Config):
+    """BERT of the same widths: E = H, no sharing (the paper's comparison, Table 2)."""
+    from . import transformer as tr
+    return tr.Config(vocab=cfg.vocab, d_model=cfg.d_model, n_layers=cfg.n_layers,
+                     n_heads=cfg.n_heads, head_dim=cfg.head_dim, ff_dim=cfg.d_ff,
+                     max_len=cfg.max_len, type_vocab=cfg.type_vocab, act=cfg.act, eps=cfg.eps,
+                     mask_prob=cfg.mask_prob)
 
 
 def preset(name: str) -> Config:

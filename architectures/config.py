@@ -78,3 +78,31 @@ def target_len(seq: int) -> int:
     half up."""
     r = T5_TARGETS_PER_INPUT
     return maximum(1, (2 * seq * r.numerator + r.denominator) // (2 * r.denominator))
+
+
+def resized(cfg, d_model=None, n_layers=None, n_heads=None, d_ff=None, **extra):
+    """``cfg`` at another width/depth by the shared sizing rules (BERT's): heads of 64
+    (``d_model // 64``) and an FFN of ``4 * d_model`` unless given.  Fields a config
+    does not have are skipped; ``extra`` sets architecture-specific fields."""
+    names = {f.name for f in dataclasses.fields(cfg)}
+    ch: dict = {}
+    if d_model is not None:
+        ch["d_model"] = d_model
+        if n_heads is None:
+            n_heads = max(1, d_model // 64)
+        if "ff_dim" in names and d_ff is None:
+            ch["ff_dim"] = None
+    if n_heads is not None:
+        ch["n_heads"] = n_heads
+        if "head_dim" in names:
+            ch["head_dim"] = None
+    if d_ff is not None:
+        if "ff_dim" not in names:
+            raise ConfigError("d_ff", d_ff, "not settable for this architecture")
+        ch["ff_dim"] = d_ff
+    if n_layers is not None:
+        ch["n_layers"] = n_layers
+        if getattr(cfg, "n_dec_layers", 0):
+            ch["n_dec_layers"] = n_layers
+    ch.update({k: v for k, v in extra.items() if k in names})
+    return dataclasses.replace(cfg, **ch)

@@ -42,7 +42,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from . import terms as T
-from .config import ConfigError, check_config, mask_count
+from .config import ConfigError, check_config, mask_count, resized
 from .num import maximum
 
 NAME = "electra"
@@ -114,6 +114,26 @@ PRESETS: dict[str, tuple[Config, str]] = {
                       _SRC + ": L=24, H=1024, E=1024, A=16, FFN 4096, generator 1/4, mask 25%"),
 }
 DEFAULT_PRESET = "electra-base"
+
+
+def resize(cfg: Config, d_model=None, n_layers=None, n_heads=None, d_ff=None) -> Config:
+    """Another width/depth by BERT's rules; E follows H unless it was narrower (small);
+    the generator keeps its fraction, rounded to a whole number of 64-wide heads."""
+    if d_model is None:
+        return resized(cfg, d_model, n_layers, n_heads, d_ff)
+    emb = cfg.emb_dim if cfg.emb_dim < cfg.d_model else d_model
+    gen = max(64, 64 * round(d_model * cfg.gen_fraction / 64))
+    return resized(cfg, d_model, n_layers, n_heads, d_ff, emb_dim=emb,
+                   gen_fraction=gen / d_model)
+
+
+def transformer_baseline(cfg: Config):
+    """BERT of the discriminator's widths (the paper compares with BERT of equal size)."""
+    from . import transformer as tr
+    return tr.Config(vocab=cfg.vocab, d_model=cfg.d_model, n_layers=cfg.n_layers,
+                     n_heads=cfg.n_heads, ff_dim=cfg.d_ff, max_len=cfg.max_len,
+                     type_vocab=cfg.type_vocab, act=cfg.act, eps=cfg.eps,
+                     mask_prob=cfg.mask_prob)
 
 
 def preset(name: str) -> Config:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from . import terms as T
 from .terms import THREEFRY_OPS, Term
-from .config import ConfigError, check_config, mask_count
+from .config import ConfigError, check_config, mask_count, resized
 from .num import any_nonzero, ceil_div, ceil_log2, maximum
 
 NAME = "reformer"
@@ -127,6 +127,26 @@ DEFAULT_PRESET = "reformer-base"
 
 def preset(name: str) -> Config:
     return PRESETS[name][0]
+
+
+def resize(cfg: Config, d_model=None, n_layers=None, n_heads=None, d_ff=None) -> Config:
+    """Another width/depth by BERT's rules; the axial split keeps its proportion."""
+    extra = {}
+    if d_model is not None:
+        d1 = max(1, min(d_model - 1, round(d_model * cfg.axial_dims[0] / cfg.d_model)))
+        extra["axial_dims"] = (d1, d_model - d1)
+    return resized(cfg, d_model, n_layers, n_heads, d_ff, **extra)
+
+
+def transformer_baseline(cfg: Config):
+    """A vanilla Transformer of the same widths: dense attention, plain residuals,
+    the same objective (causal LM or masked LM), learned positions."""
+    from . import transformer as tr
+    kind = "decoder" if cfg.causal else "encoder"
+    return tr.Config(kind=kind, vocab=cfg.vocab, d_model=cfg.d_model, n_layers=cfg.n_layers,
+                     n_heads=cfg.n_heads, head_dim=cfg.head_dim, ff_dim=cfg.d_ff, max_len=512,
+                     type_vocab=0 if cfg.causal else 2, act=cfg.act, eps=cfg.eps,
+                     mask_prob=cfg.mask_prob)
 
 
 # -- analytic counts ----------------------------------------------------------

@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from . import terms as T
-from .config import check_config, mask_count, target_len
+from .config import check_config, mask_count, resized, target_len
 
 NAME = "transformer"
 
@@ -99,6 +99,16 @@ DEFAULT_PRESET = "bert-base"
 
 def preset(name: str) -> Config:
     return PRESETS[name][0]
+
+
+def resize(cfg: Config, d_model=None, n_layers=None, n_heads=None, d_ff=None) -> Config:
+    """The same model at another width/depth: heads of 64 and FFN 4 x d unless given."""
+    return resized(cfg, d_model, n_layers, n_heads, d_ff)
+
+
+def transformer_baseline(cfg: Config) -> Config:
+    """The vanilla Transformer of the same widths: the model itself."""
+    return cfg
 
 
 # -- analytic counts ------------------------------------------------------------

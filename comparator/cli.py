@@ -62,11 +62,23 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def int_list(field: str, text: str | None) -> list:
+    if text is None:
+        return [None]
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+        if vals and all(v > 0 for v in vals):
+            return vals
+    except ValueError:
+        pass
+    raise InputError(field, text, "positive integers, comma separated (e.g. 256,512,1024)")
+
+
 def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
-    p.add_argument("--arch", required=True,
-                   help="transformer, albert, electra, reformer" + (", a list, or all" if many else ""))
+    p.add_argument("--arch", help="transformer, albert, electra, reformer"
+                   + (", a comma-separated list, or all" if many else ""))
     p.add_argument("--preset", help="preset name(s), comma separated (default: the "
-                   "architecture's BERT-base-sized preset)")
+                   "architecture's BERT-base-sized preset; see 'comparator presets')")
     p.add_argument("--seq", required=True, help="sequence lengths: 512,1024 or 512:65536:x2")
     p.add_argument("--batch", default="1", help="sequences per step (default 1)")
     p.add_argument("--scope", default="matmul", choices=sweep.SCOPES,
@@ -77,15 +89,26 @@ def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = Parser(prog="comparator", description="What an architecture really "
-                                 "costs to train: analytic and traced FLOPs, parameters.")
+                "costs to train: analytic and traced FLOPs, parameters.")
     ap.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = ap.add_subparsers(dest="command", required=True, parser_class=Parser)
-    s = sub.add_parser("sweep", help="FLOPs and parameters over architectures and lengths")
+    s = sub.add_parser("sweep", help="FLOPs and parameters over architectures, sizes, lengths")
     _common(s)
     s.add_argument("--method", default="analytic", choices=("analytic", "traced", "both"))
+    s.add_argument("--d-model", help="size grid: model widths, e.g. 256,512,1024")
+    s.add_argument("--layers", help="size grid: depths, e.g. 6,12,24")
+    s.add_argument("--heads", help="attention heads (default: d_model / 64)")
+    s.add_argument("--d-ff", help="FFN widths (default: 4 x d_model)")
+    s.add_argument("--baseline", help="ARCH[:PRESET] to compare with at the same length and "
+                   "size (default: the Transformer of the same widths)")
+    s.add_argument("--no-baseline", action="store_true", help="no baseline rows or ratios")
+    s.add_argument("--per", default="sequence", choices=("sequence", "token"),
+                   help="FLOP columns per sequence (step) or per token")
+    s.add_argument("--config", help="a Hugging Face config.json or a comparator TOML file")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr")
     e = sub.add_parser("explain", help="where the FLOPs go: analytic vs traced per term")
     _common(e, many=False)
+    e.add_argument("--method", default="both", choices=("analytic", "traced", "both"))
     p = sub.add_parser("presets", help="every preset with its sizes, parameters and source")
     p.add_argument("--format", default="text", choices=tables.FORMATS)
     p.add_argument("-o", "--output")
@@ -119,33 +142,66 @@ def _progress(quiet: bool):
     return show
 
 
-def cmd_sweep(a) -> str:
-    archs = arch_list(a.arch)
+def _methods(m: str):
+    return ("analytic", "traced") if m == "both" else (m,)
+
+
+def _models(a) -> list:
     presets = [p for p in (a.preset or "").split(",") if p]
+    sizes = [(d, L, h, ff) for d in int_list("--d-model", a.d_model)
+             for L in int_list("--layers", a.layers) for h in int_list("--heads", a.heads)
+             for ff in int_list("--d-ff", a.d_ff)]
+    sizes = None if sizes == [(None, None, None, None)] else sizes
+    if a.config:
+        from .configs import load
+        loaded = [sweep.Model(arch, label, cfg) for arch, label, cfg in load(a.config)]
+        if a.arch:
+            keep = set(arch_list(a.arch))
+            loaded = [m for m in loaded if m.arch in keep]
+        if sizes:
+            loaded = [sweep.resized(m.arch, m.preset, m.cfg, s) for m in loaded for s in sizes]
+        return loaded
+    if not a.arch:
+        raise InputError("--arch", None, "an architecture (or --config FILE)")
+    return sweep.models(arch_list(a.arch), presets, sizes)
+
+
+def cmd_sweep(a) -> str:
+    ms = _models(a)
     seqs = seq_list(a.seq)
     batch = positive_int("--batch", a.batch)
-    methods = ("analytic", "traced") if a.method == "both" else (a.method,)
-    pts = list(sweep.points(archs, presets, seqs, batch))
-    recs = sweep.run(pts, methods, a.scope,
-                     progress=_progress(a.quiet) if "traced" in methods else None)
-    return tables.render(recs, a.format, columns=None if a.format == "json" else tables.sweep_rows)
+    methods = _methods(a.method)
+    if a.no_baseline and a.baseline:
+        raise InputError("--baseline", a.baseline, "not together with --no-baseline")
+    recs = sweep.run(sweep.points(ms, seqs, batch), methods, a.scope,
+                     progress=_progress(a.quiet) if "traced" in methods else None,
+                     baseline=a.baseline, with_baseline=not a.no_baseline)
+    if a.format == "json":
+        return tables.render(recs, "json")
+    cap = tables.caption(a.scope, a.per, batch, any("ratio_train" in r for r in recs),
+                         a.method)
+    return tables.render(tables.sweep_rows(recs, a.per), a.format, cap, label="tab:sweep")
 
 
 def cmd_explain(a) -> str:
+    if not a.arch:
+        raise InputError("--arch", None, "one architecture")
     archs = arch_list(a.arch)
     if len(archs) != 1:
         raise InputError("--arch", a.arch, "one architecture for explain")
     seqs = seq_list(a.seq)
     if len(seqs) != 1:
         raise InputError("--seq", a.seq, "one sequence length for explain")
-    mod, preset, _ = sweep.resolve(archs[0], a.preset)
-    pt = sweep.Point(archs[0], preset, seqs[0], positive_int("--batch", a.batch))
-    rows, an, tr = sweep.explain(pt, a.scope)
-    unsupported = ", ".join(f"{k} x{v}" for k, v in tr["unsupported"].items()) or "none"
-    caption = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {pt.batch}, scope {a.scope}; "
-               f"diff = traced - analytic; unsupported primitives: {unsupported}.\n"
-               + tables.CONVENTIONS)
-    return tables.render_explain(rows, a.format, caption)
+    mod, preset, cfg = sweep.resolve(archs[0], a.preset)
+    pt = sweep.Point(archs[0], preset, seqs[0], positive_int("--batch", a.batch), cfg)
+    rows, recs = sweep.explain(pt, a.scope, _methods(a.method))
+    unsupported = {k: v for r in recs.values() for k, v in r["unsupported"].items()}
+    note = ", ".join(f"{k} x{v}" for k, v in unsupported.items()) or "none"
+    cap = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {pt.batch}; per term, forward and "
+           f"training FLOPs" + ("; diff = traced - analytic" if a.method == "both" else "")
+           + f"; unsupported primitives: {note}. " + tables.caption(a.scope, "sequence",
+                                                                    pt.batch))
+    return tables.render(rows, a.format, cap, label="tab:explain")
 
 
 def cmd_presets(a) -> str:
@@ -154,9 +210,10 @@ def cmd_presets(a) -> str:
         mod = architectures.get(arch)
         rows.append({"arch": arch, "preset": name, "d_model": cfg.d_model,
                      "layers": cfg.n_layers, "heads": cfg.n_heads,
+                     "d_ff": getattr(cfg, "d_ff", None), "vocab": cfg.vocab,
                      "params": mod.params(cfg), "source": src})
-    return tables.render(rows, a.format, caption="Parameters counted from each config "
-                         "(equal to the Flax parameter tree).")
+    return tables.render(rows, a.format, "Parameters counted from each config (equal to the "
+                         "Flax parameter tree).", label="tab:presets")
 
 
 COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets}

@@ -1,11 +1,13 @@
-"""Expand (architecture, preset, seq) points and compute records for them.
+"""Expand models x lengths into points and compute records for them.
 
 A record follows the contract of DESIGN.md:
 ``arch, preset, seq_len, batch, params, method, scope, fwd_flops, train_flops,
 breakdown {term: fwd_flops}, unsupported {primitive: count}``, plus
-``train_breakdown {term: train_flops}`` and, for traced points, ``flagged``
-(cond/while approximations).  The analytic path imports no jax; jax is
-imported only when a traced point is asked for.
+``train_breakdown {term: train_flops}``, ``flagged`` (traced cond/while
+approximations), ``tokens`` and per-token counts, ``attention_flops`` /
+``attention_share`` (the sequence-mixing core of the training step), and,
+against a baseline, ``baseline``, ``baseline_train_flops``, ``ratio_train``.
+The analytic path imports no jax; jax is imported only for traced points.
 """
 from __future__ import annotations
 
@@ -17,6 +19,10 @@ import architectures
 
 METHODS = ("analytic", "traced")
 SCOPES = ("matmul", "all")
+# the sequence-mixing core; projections are per-token and excluded
+ATTENTION_TERMS = ("attn/scores", "attn/softmax", "attn/context", "attn/relbias")
+ATTENTION_ROOTS = ("lsh",)
+GROUPS = ("gen", "disc", "enc", "dec")
 
 
 class InputError(ValueError):
@@ -34,11 +40,23 @@ def suggest(value: str, choices) -> str:
 
 
 @dataclass(frozen=True)
+class Model:
+    arch: str
+    preset: str    # a preset name, or a label for a resized / loaded config
+    cfg: object
+
+
+@dataclass(frozen=True)
 class Point:
     arch: str
     preset: str
     seq: int
     batch: int = 1
+    cfg: object = None
+
+    @property
+    def model(self) -> Model:
+        return Model(self.arch, self.preset, self.cfg or resolve(self.arch, self.preset)[2])
 
 
 def resolve(arch: str, preset: str | None):
@@ -52,16 +70,54 @@ def resolve(arch: str, preset: str | None):
     return mod, name, mod.PRESETS[name][0]
 
 
-def points(archs, presets, seqs, batch) -> Iterator[Point]:
+def models(archs, presets=(), sizes=None) -> list[Model]:
+    """Models of each architecture: its named presets (default: the BERT-base-sized one),
+    each at every (d_model, n_layers, n_heads, d_ff) of ``sizes`` when given."""
+    out = []
     for arch in archs:
-        mod = architectures.get(arch)
+        mod = resolve(arch, None)[0]
         names = [p for p in presets if p in mod.PRESETS] if presets else [mod.DEFAULT_PRESET]
         if presets and not names:
             raise InputError("--preset", ",".join(presets),
                              f"{arch} presets: " + suggest(presets[0], mod.PRESETS))
         for p in names:
-            for s in seqs:
-                yield Point(arch, p, s, batch)
+            cfg = mod.PRESETS[p][0]
+            for size in sizes or [None]:
+                out.append(Model(arch, p, cfg) if size is None else resized(arch, p, cfg, size))
+    return out
+
+
+def resized(arch: str, label: str, cfg, size) -> Model:
+    d, L, h, ff = size
+    new = architectures.get(arch).resize(cfg, d_model=d, n_layers=L, n_heads=h, d_ff=ff)
+    tag = "".join(f"{k}{v}" for k, v in (("d", d), ("L", L), ("h", h), ("ff", ff)) if v)
+    return Model(arch, f"{label}@{tag}", new)
+
+
+def baseline_for(m: Model, spec: str | None) -> Model | None:
+    """The Transformer of the same widths (default), or ``ARCH[:PRESET]`` at m's size."""
+    if spec is None:
+        if m.arch == "transformer":
+            return None
+        cfg = architectures.get(m.arch).transformer_baseline(m.cfg)
+        tr = architectures.get("transformer")
+        name = next((p for p, (c, _) in tr.PRESETS.items() if c == cfg), f"{m.preset}-widths")
+        return Model("transformer", name, cfg)
+    arch, _, preset = spec.partition(":")
+    mod, name, cfg = resolve(arch, preset or None)
+    if "@" in m.preset:  # a size grid: the baseline at the same width and depth
+        return resized(arch, name, cfg, _size_of(m.cfg))
+    return Model(arch, name, cfg)
+
+
+def _size_of(cfg):
+    return (cfg.d_model, cfg.n_layers, None, None)
+
+
+def points(ms, seqs, batch) -> Iterator[Point]:
+    for m in ms:
+        for s in seqs:
+            yield Point(m.arch, m.preset, s, batch, m.cfg)
 
 
 def _params(mod, cfg, seq):
@@ -71,24 +127,23 @@ def _params(mod, cfg, seq):
         return mod.params(cfg)
 
 
-def analytic(pt: Point, scope: str, cfg=None) -> dict:
-    mod, _, preset_cfg = resolve(pt.arch, pt.preset)
-    cfg = cfg or preset_cfg
-    f = mod.flops(cfg, pt.seq, pt.batch, scope)
-    return _record(pt, _params(mod, cfg, pt.seq), "analytic", scope, f.fwd, f.train,
+def analytic(pt: Point, scope: str) -> dict:
+    m = pt.model
+    mod = architectures.get(m.arch)
+    f = mod.flops(m.cfg, pt.seq, pt.batch, scope)
+    return _record(pt, _params(mod, m.cfg, pt.seq), "analytic", scope, f.fwd, f.train,
                    f.breakdown, f.train_breakdown, {}, {})
 
 
-def traced(pt: Point, scope: str, cfg=None) -> dict:
+def traced(pt: Point, scope: str) -> dict:
     """Trace the real forward and training step of the model on abstract inputs."""
     import jax
 
     from architectures.program import spec_structs
     from .trace import trace
 
-    mod, _, preset_cfg = resolve(pt.arch, pt.preset)
-    cfg = cfg or preset_cfg
-    prog = mod.model(cfg)
+    m = pt.model
+    prog = architectures.get(m.arch).model(m.cfg)
     params = prog.abstract_params(pt.batch, pt.seq)
     n_params = sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
     data = spec_structs(prog.spec(pt.batch, pt.seq))
@@ -108,8 +163,17 @@ def _nonzero(d: dict) -> dict:
     return {k: v for k, v in d.items() if v}
 
 
+def is_attention(term: str) -> bool:
+    parts = term.split("/")
+    if parts[0] in GROUPS:
+        parts = parts[1:]
+    return "/".join(parts[:2]) in ATTENTION_TERMS or parts[0] in ATTENTION_ROOTS
+
+
 def _record(pt, params, method, scope, fwd, train, breakdown, train_breakdown,
             unsupported, flagged) -> dict:
+    tokens = pt.batch * pt.seq
+    att = sum(int(v) for k, v in train_breakdown.items() if is_attention(k))
     return {
         "arch": pt.arch, "preset": pt.preset, "seq_len": pt.seq, "batch": pt.batch,
         "params": int(params), "method": method, "scope": scope,
@@ -117,36 +181,72 @@ def _record(pt, params, method, scope, fwd, train, breakdown, train_breakdown,
         "breakdown": {k: int(v) for k, v in breakdown.items()},
         "train_breakdown": {k: int(v) for k, v in train_breakdown.items()},
         "unsupported": dict(unsupported), "flagged": dict(flagged),
+        "tokens": tokens, "fwd_flops_per_token": int(fwd) / tokens,
+        "train_flops_per_token": int(train) / tokens,
+        "attention_flops": att, "attention_share": att / int(train) if train else 0.0,
     }
 
 
-def run(pts, methods=("analytic",), scope: str = "matmul", progress=None) -> list[dict]:
-    """Records for every point and method, in order (analytic before traced)."""
+def compare(rec: dict, base: dict) -> dict:
+    """``rec`` with its ratio to a baseline record of the same length, batch and scope."""
+    rec = dict(rec)
+    rec["baseline"] = f"{base['arch']}:{base['preset']}"
+    rec["baseline_train_flops"] = base["train_flops"]
+    rec["ratio_train"] = rec["train_flops"] / base["train_flops"]
+    return rec
+
+
+def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
+        baseline: str | None = None, with_baseline: bool = True) -> list[dict]:
+    """Records for every point and method (analytic before traced); each non-baseline
+    model is compared with its baseline, whose rows come first."""
     if scope not in SCOPES:
         raise InputError("--scope", scope, "choose from " + ", ".join(SCOPES))
-    out = []
+    for m in methods:
+        if m not in METHODS:
+            raise InputError("--method", m, "choose from analytic, traced, both")
     pts = list(pts)
-    for i, pt in enumerate(pts):
+    out, done, emitted, n_traced = [], {}, set(), 0
+    total = sum(1 for _ in pts) * sum(1 for m in methods if m == "traced")
+
+    def compute(pt, m):
+        nonlocal n_traced
+        key = (pt.arch, pt.preset, pt.seq, pt.batch, m)
+        if key not in done:
+            done[key] = analytic(pt, scope) if m == "analytic" else traced(pt, scope)
+            if m == "traced":
+                n_traced += 1
+                if progress:
+                    progress(min(n_traced, total), max(total, n_traced))
+        return done[key]
+
+    for pt in pts:
+        base = baseline_for(pt.model, baseline) if with_baseline else None
+        bpt = Point(base.arch, base.preset, pt.seq, pt.batch, base.cfg) if base else None
         for m in methods:
-            if m not in METHODS:
-                raise InputError("--method", m, "choose from analytic, traced, both")
-            out.append(analytic(pt, scope) if m == "analytic" else traced(pt, scope))
-        if progress:
-            progress(i + 1, len(pts))
+            if bpt is not None:
+                b = compute(bpt, m)
+                if id(b) not in emitted:
+                    emitted.add(id(b))
+                    out.append(b)
+            r = compute(pt, m)
+            out.append(compare(r, b) if bpt is not None else r)
     return out
 
 
-def explain(pt: Point, scope: str) -> list[dict]:
-    """Per term: analytic and traced forward and training FLOPs and their differences."""
-    a, t = analytic(pt, scope), traced(pt, scope)
+def explain(pt: Point, scope: str, methods=("analytic", "traced")):
+    """Per term: forward and training FLOPs by each method and, with both, the difference."""
+    recs = {m: (analytic(pt, scope) if m == "analytic" else traced(pt, scope)) for m in methods}
+    terms = sorted(set().union(*(r["train_breakdown"] for r in recs.values())))
     rows = []
-    for term in sorted(set(a["train_breakdown"]) | set(t["train_breakdown"])):
-        af, tf = a["breakdown"].get(term, 0), t["breakdown"].get(term, 0)
-        at, tt = a["train_breakdown"].get(term, 0), t["train_breakdown"].get(term, 0)
-        rows.append({"term": term, "analytic_fwd": af, "traced_fwd": tf, "diff_fwd": tf - af,
-                     "analytic_train": at, "traced_train": tt, "diff_train": tt - at})
-    rows.append({"term": "total", "analytic_fwd": a["fwd_flops"], "traced_fwd": t["fwd_flops"],
-                 "diff_fwd": t["fwd_flops"] - a["fwd_flops"], "analytic_train": a["train_flops"],
-                 "traced_train": t["train_flops"],
-                 "diff_train": t["train_flops"] - a["train_flops"]})
-    return rows, a, t
+    for term in terms + ["total"]:
+        row = {"term": term}
+        for m, r in recs.items():
+            row[f"{m}_fwd"] = r["fwd_flops"] if term == "total" else r["breakdown"].get(term, 0)
+            row[f"{m}_train"] = (r["train_flops"] if term == "total"
+                                 else r["train_breakdown"].get(term, 0))
+        if len(recs) == 2:
+            row["diff_fwd"] = row["traced_fwd"] - row["analytic_fwd"]
+            row["diff_train"] = row["traced_train"] - row["analytic_train"]
+        rows.append(row)
+    return rows, recs

@@ -1,48 +1,122 @@
-"""The only place that renders: records -> text, Markdown, CSV or JSON."""
+"""The only place that renders tables: text and Markdown (tabulate), LaTeX with booktabs
+rules, CSV and JSON."""
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 
+import tabulate as _tabulate
 from tabulate import tabulate
 
-FORMATS = ("text", "markdown", "csv", "json")
+FORMATS = ("text", "markdown", "latex", "csv", "json")
 
 CONVENTIONS = ("FLOPs: 1 multiply-add = 2 FLOPs; training step = forward + backward "
                "(backward derived per term; reversible layers add a forward recomputation); "
-               "causal attention counted as computed (full masked product); "
-               "per sequence batch as given.")
+               "causal attention counted as computed (full masked product)")
+
+_SI = ((1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"),
+       (1e6, "M"), (1e3, "k"))
 
 
-def si(x) -> str:
-    """1.23e+12 -> '1.23 T' (SI prefixes, 3 significant digits)."""
+def si(x, digits: int = 3) -> str:
+    """1.23e+12 -> '1.23 T' (SI prefixes, ``digits`` significant digits)."""
     x = float(x)
-    for p, s in ((1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"),
-                 (1e6, "M"), (1e3, "k")):
+    for p, s in _SI:
         if abs(x) >= p:
-            return f"{x / p:.3g} {s}"
-    return f"{x:.3g}"
+            return f"{x / p:.{digits}g} {s}"
+    return f"{x:.{digits}g}"
 
 
-SWEEP_COLUMNS = [("arch", "arch"), ("preset", "preset"), ("params", "params"),
-                 ("seq_len", "seq"), ("batch", "batch"), ("method", "method"),
-                 ("scope", "scope"), ("fwd_flops", "fwd FLOPs"), ("train_flops", "train FLOPs")]
+def latex_sci(x, digits: int = 2) -> str:
+    """1.4e18 -> '$1.4\\times10^{18}$' (plain numbers below 10^4)."""
+    x = float(x)
+    if x == 0 or 1e-2 <= abs(x) < 1e4:
+        return f"${x:.{digits + 1}g}$"
+    e = math.floor(math.log10(abs(x)))
+    m = x / 10 ** e
+    if round(m, digits - 1) >= 10:
+        m, e = m / 10, e + 1
+    return f"${m:.{digits - 1}f}\\times10^{{{e}}}$"
 
 
-def sweep_rows(records):
+def caption(scope: str, per: str = "sequence", batch: int | None = None,
+            baseline: bool = False, method: str | None = None) -> str:
+    unit = "per token" if per == "token" else (
+        "per sequence" if batch in (None, 1) else f"per step of {batch} sequences")
+    scope_txt = ("matmul scope: contractions only" if scope == "matmul" else
+                 "all scope: contractions + elementwise, softmax, norms, hashing, sorting")
+    parts = [CONVENTIONS, scope_txt, f"FLOPs {unit}"]
+    if method:
+        parts.append(f"method: {method}")
+    parts.append("attention share: scores, softmax, context and LSH work of the training "
+                 "step (projections excluded)")
+    if baseline:
+        parts.append("ratio: training FLOPs over the baseline's at the same length "
+                     "(and size)")
+    return "; ".join(parts) + "."
+
+
+# -- sweep table ------------------------------------------------------------------
+
+def sweep_rows(records, per: str = "sequence"):
+    """Flat rows for the sweep table; numbers stay numbers (formatted at render time)."""
     for r in records:
-        row = {label: r[key] for key, label in SWEEP_COLUMNS}
+        row = {"arch": r["arch"], "preset": r["preset"], "params": r["params"],
+               "seq": r["seq_len"]}
+        if r["batch"] != 1:
+            row["batch"] = r["batch"]
+        row["method"] = r["method"]
+        if per == "token":
+            row["fwd FLOPs/token"] = r["fwd_flops_per_token"]
+            row["train FLOPs/token"] = r["train_flops_per_token"]
+        else:
+            row["fwd FLOPs"] = r["fwd_flops"]
+            row["train FLOPs"] = r["train_flops"]
+            row["train FLOPs/token"] = r["train_flops_per_token"]
+        row["attention share"] = r["attention_share"]
+        if "ratio_train" in r:
+            row["vs baseline"] = r["ratio_train"]
         if r.get("unsupported"):
             row["unsupported"] = ", ".join(f"{k} x{v}" for k, v in sorted(r["unsupported"].items()))
         yield row
 
 
-def render(records, fmt: str, columns=None, caption: str = CONVENTIONS) -> str:
-    """Render a list of flat dicts (a table) or full records (json)."""
+def _cell(key: str, v, fmt: str):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return _latex_escape(str(v)) if fmt == "latex" else v
+    if "FLOPs" in key or key == "params" and fmt == "latex":
+        return latex_sci(v) if fmt == "latex" else si(v)
+    if key in ("attention share",):
+        return f"{100 * v:.1f}\\%" if fmt == "latex" else f"{100 * v:.1f}%"
+    if key in ("vs baseline",):
+        return f"{v:.3g}$\\times$" if fmt == "latex" else f"{v:.3g}x"
+    if isinstance(v, int):
+        return f"{v:,}" if fmt != "latex" else f"{v:,}".replace(",", "{,}")
+    return f"{v:.4g}"
+
+
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "\\": r"\textbackslash{}"}
+
+
+def _latex_escape(s: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in s)
+
+
+def _booktabs_raw():
+    """tabulate's booktabs layout with raw cells (we escape text cells ourselves)."""
+    fmts = _tabulate._table_formats
+    return fmts["latex_booktabs"]._replace(headerrow=fmts["latex_raw"].headerrow,
+                                           datarow=fmts["latex_raw"].datarow)
+
+
+def render(rows, fmt: str, cap: str = "", label: str = "tab:comparator") -> str:
+    """Render flat dict rows.  JSON and CSV keep raw values (they round-trip)."""
+    rows = list(rows)
     if fmt == "json":
-        return json.dumps(records, indent=2)
-    rows = list(columns(records) if columns else records)
+        return json.dumps(rows, indent=2) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
         keys = list(dict.fromkeys(k for r in rows for k in r))
@@ -50,14 +124,19 @@ def render(records, fmt: str, columns=None, caption: str = CONVENTIONS) -> str:
         w.writeheader()
         w.writerows(rows)
         return buf.getvalue()
-    human = [{k: (si(v) if isinstance(v, int) and k.endswith("FLOPs") else v)
-              for k, v in r.items()} for r in rows]
-    table = tabulate(human, headers="keys", tablefmt="github" if fmt == "markdown" else "simple",
-                     intfmt=",", disable_numparse=False)
-    return f"{table}\n\n{caption}\n"
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[_cell(k, r.get(k, ""), fmt) for k in keys] for r in rows]
+    if fmt == "latex":
+        head = [_latex_escape(k) for k in keys]
+        body = tabulate(cells, headers=head, tablefmt=_booktabs_raw(), disable_numparse=True)
+        return ("\\begin{table}[t]\n\\centering\n\\small\n" + body +
+                f"\n\\caption{{{_latex_escape(cap)}}}\n\\label{{{label}}}\n\\end{{table}}\n")
+    table = tabulate(cells, headers=keys, disable_numparse=True,
+                     tablefmt="github" if fmt == "markdown" else "simple",
+                     colalign=["left" if not _numeric(rows, k) else "right" for k in keys])
+    return f"{table}\n\n{cap}\n" if cap else table + "\n"
 
 
-def render_explain(rows, fmt: str, caption: str) -> str:
-    if fmt == "json":
-        return json.dumps(rows, indent=2)
-    return render(rows, fmt, caption=caption)
+def _numeric(rows, key) -> bool:
+    return all(isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)
+               for r in rows if key in r)

@@ -1,0 +1,148 @@
+"""End-to-end tests of `comparator sweep` options (issue 3), one per option."""
+import csv
+import io
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from comparator import cli, tables
+
+
+def out_of(capsys, *args):
+    assert cli.main(list(args)) == 0
+    return capsys.readouterr().out
+
+
+def records(capsys, *args):
+    return json.loads(out_of(capsys, *args, "--format", "json"))
+
+
+def test_default_reformer_job_has_a_transformer_baseline(capsys):
+    recs = records(capsys, "sweep", "--arch", "reformer", "--seq", "4096")
+    base, ref = recs
+    assert base["arch"] == "transformer" and ref["arch"] == "reformer"
+    assert (base["seq_len"], ref["seq_len"]) == (4096, 4096)
+    assert ref["baseline"] == f"transformer:{base['preset']}"
+    assert ref["ratio_train"] == ref["train_flops"] / base["train_flops"] < 1
+
+
+def test_all_architectures_and_a_geometric_range(capsys):
+    recs = records(capsys, "sweep", "--arch", "all", "--seq", "512:2048:x2", "--no-baseline")
+    assert {r["arch"] for r in recs} == {"transformer", "albert", "electra", "reformer"}
+    assert sorted({r["seq_len"] for r in recs}) == [512, 1024, 2048]
+
+
+def test_size_grid_derives_heads_and_ffn(capsys):
+    recs = records(capsys, "sweep", "--arch", "transformer", "--seq", "128", "--d-model",
+                   "256,512", "--layers", "2,4")
+    assert [r["preset"] for r in recs] == ["bert-base@d256L2", "bert-base@d256L4",
+                                           "bert-base@d512L2", "bert-base@d512L4"]
+    d, L, t = 512, 4, 128
+    qkv = 2 * t * d * 3 * d * L  # heads of 64 keep qkv at 3d
+    assert recs[3]["breakdown"]["attn/qkv"] == qkv
+    assert recs[3]["breakdown"]["ffn/in"] == 2 * t * d * 4 * d * L
+
+
+def test_size_grid_with_explicit_heads_and_ffn(capsys):
+    recs = records(capsys, "sweep", "--arch", "albert", "--seq", "128", "--d-model", "256",
+                   "--layers", "2", "--heads", "2", "--d-ff", "512", "--no-baseline")
+    assert recs[0]["breakdown"]["ffn/in"] == 2 * 128 * 256 * 512 * 2
+
+
+def test_explicit_baseline_at_the_same_size(capsys):
+    recs = records(capsys, "sweep", "--arch", "reformer", "--seq", "1024", "--d-model", "512",
+                   "--layers", "4", "--baseline", "transformer:gpt2-small")
+    assert recs[0]["preset"] == "gpt2-small@d512L4"
+    assert recs[1]["baseline"] == "transformer:gpt2-small@d512L4"
+
+
+def test_per_token(capsys):
+    recs = records(capsys, "sweep", "--arch", "transformer", "--seq", "256", "--batch", "4")
+    r = recs[0]
+    assert r["tokens"] == 1024 and r["train_flops_per_token"] == r["train_flops"] / 1024
+    text = out_of(capsys, "sweep", "--arch", "transformer", "--seq", "256", "--per", "token")
+    assert "FLOPs/token" in text and "FLOPs per token" in text
+
+
+def test_traced_method_matches_analytic_and_shows_no_progress_when_quiet(capsys):
+    recs = records(capsys, "sweep", "--arch", "albert", "--seq", "128", "--method", "both",
+                   "--quiet", "--no-baseline")
+    a, t = recs
+    assert a["train_flops"] == t["train_flops"] and capsys.readouterr().err == ""
+
+
+def test_markdown_text_and_csv_round_trip(capsys):
+    md = out_of(capsys, "sweep", "--arch", "electra", "--seq", "512", "--format", "markdown")
+    assert md.startswith("| arch") and "1 multiply-add = 2 FLOPs" in md
+    rows = list(tables.sweep_rows(records(capsys, "sweep", "--arch", "electra", "--seq", "512")))
+    back = list(csv.DictReader(io.StringIO(tables.render(rows, "csv"))))
+    assert [r["preset"] for r in back] == [r["preset"] for r in rows]
+    assert [float(r["train FLOPs"]) for r in back] == [r["train FLOPs"] for r in rows]
+
+
+def test_json_round_trip(capsys):
+    text = out_of(capsys, "sweep", "--arch", "reformer", "--seq", "1024", "--format", "json")
+    recs = json.loads(text)
+    assert json.loads(tables.render(recs, "json")) == recs
+
+
+def _latex(capsys):
+    return out_of(capsys, "sweep", "--arch", "albert,reformer", "--seq", "512,4096",
+                  "--format", "latex")
+
+
+def test_latex_is_a_booktabs_table_with_a_caption(capsys):
+    tex = _latex(capsys)
+    assert tex.count("\\toprule") == tex.count("\\midrule") == tex.count("\\bottomrule") == 1
+    assert "\\times10^{" in tex and "\\caption{FLOPs: 1 multiply-add = 2 FLOPs" in tex
+    assert "\\hline" not in tex and "_" not in tex.replace("\\_", "")
+    body = tex.split("\\midrule")[1].split("\\bottomrule")[0]
+    cols = tex.split("\\begin{tabular}{")[1].split("}")[0]
+    assert all(line.count("&") == len(cols) - 1 for line in body.strip().splitlines())
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine installed")
+def test_latex_compiles(capsys, tmp_path):
+    doc = ("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+           + _latex(capsys) + "\\end{document}\n")
+    (tmp_path / "t.tex").write_text(doc)
+    p = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout[-2000:]
+    assert (tmp_path / "t.pdf").stat().st_size > 1000
+
+
+def test_explain_single_method_and_latex(capsys):
+    tex = out_of(capsys, "explain", "--arch", "reformer", "--seq", "1024", "--method",
+                 "analytic", "--format", "latex")
+    assert "lsh/hash".replace("/", "/") in tex and "diff" not in tex
+
+
+def test_presets_lists_every_preset_with_sizes(capsys):
+    rows = json.loads(out_of(capsys, "presets", "--format", "json"))
+    names = {r["preset"] for r in rows}
+    assert {"bert-base", "t5-11b", "albert-xxlarge", "electra-small", "reformer-enwik8"} <= names
+    bert = next(r for r in rows if r["preset"] == "bert-base")
+    assert (bert["d_model"], bert["layers"], bert["heads"], bert["params"]) == (768, 12, 12,
+                                                                                109_514_298)
+
+
+@pytest.mark.parametrize("args,field", [
+    (["--d-model", "0"], "--d-model"), (["--layers", "x"], "--layers"),
+    (["--baseline", "cnn"], "--arch"), (["--baseline", "transformer:gpt5"], "--preset"),
+    (["--no-baseline", "--baseline", "transformer"], "--baseline"),
+    (["--d-model", "500"], "n_heads"), (["--per", "word"], "--per"),
+    (["--format", "docx"], "--format"),
+])
+def test_bad_values_exit_2_with_one_message(args, field, capsys):
+    rc = cli.main(["sweep", "--arch", "reformer", "--seq", "1024", *args]) if "--per" not in args \
+        and "--format" not in args else None
+    if rc is None:
+        with pytest.raises(SystemExit) as e:
+            cli.main(["sweep", "--arch", "reformer", "--seq", "1024", *args])
+        rc = e.value.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert field in err and "Traceback" not in err
