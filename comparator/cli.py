@@ -109,6 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("explain", help="where the FLOPs go: analytic vs traced per term")
     _common(e, many=False)
     e.add_argument("--method", default="both", choices=("analytic", "traced", "both"))
+    g = sub.add_parser("plot", help="FLOPs against length or size, log-log, with fitted "
+                       "exponents and crossovers (PNG, PDF or SVG)")
+    _common(g)
+    g.set_defaults(format="text")
+    g.add_argument("--method", default="analytic", choices=("analytic", "traced", "both"))
+    g.add_argument("--d-model", help="size grid: model widths (with --x params)")
+    g.add_argument("--layers", help="size grid: depths")
+    g.add_argument("--heads", help="attention heads (default: d_model / 64)")
+    g.add_argument("--d-ff", help="FFN widths (default: 4 x d_model)")
+    g.add_argument("--config", help="a Hugging Face config.json or a comparator TOML file")
+    g.add_argument("--x", default="seq_len", choices=("seq_len", "params"))
+    g.add_argument("--y", default="train_flops",
+                   help="a numeric record field: train_flops (default), fwd_flops, "
+                        "train_flops_per_token, attention_share, ...")
+    g.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p = sub.add_parser("presets", help="every preset with its sizes, parameters and source")
     p.add_argument("--format", default="text", choices=tables.FORMATS)
     p.add_argument("-o", "--output")
@@ -204,6 +219,29 @@ def cmd_explain(a) -> str:
     return tables.render(rows, a.format, cap, label="tab:explain")
 
 
+def cmd_plot(a) -> str:
+    if not a.output:
+        raise InputError("-o", None, "an output file ending in .png, .pdf or .svg")
+    if not a.output.lower().endswith((".png", ".pdf", ".svg")):
+        raise InputError("-o", a.output, "a file name ending in .png, .pdf or .svg")
+    ms = _models(a)
+    seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
+    recs = sweep.run(sweep.points(ms, seqs, batch), _methods(a.method), a.scope,
+                     progress=_progress(a.quiet) if a.method != "analytic" else None,
+                     with_baseline=False)
+    from . import plots
+    try:
+        fit = plots.plot(recs, a.output, x=a.x, y=a.y, caption=tables.caption(a.scope,
+                         "sequence", batch))
+    except ValueError as err:
+        raise InputError("--y", a.y, str(err)) from None
+    rows = [{"series": k, "exponent": v, "local exponent": fit["local_exponents"].get(k)}
+            for k, v in fit["exponents"].items()]
+    rows += [{"series": f"{c['a']} below {c['b']} beyond", "crossover": c["x"]}
+             for c in fit["crossovers"]]
+    return tables.render(rows, "text", f"wrote {a.output}")
+
+
 def cmd_presets(a) -> str:
     rows = []
     for arch, name, cfg, src in architectures.all_presets():
@@ -216,14 +254,16 @@ def cmd_presets(a) -> str:
                          "Flax parameter tree).", label="tab:presets")
 
 
-COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets}
+COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets,
+            "plot": cmd_plot}
 
 
 def main(argv=None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
     try:
-        _emit(COMMANDS[a.command](a), getattr(a, "output", None))
+        text = COMMANDS[a.command](a)
+        _emit(text, None if a.command == "plot" else getattr(a, "output", None))
         return 0
     except (InputError, ConfigError) as err:
         if a.debug:

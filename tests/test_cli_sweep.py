@@ -146,3 +146,21 @@ def test_bad_values_exit_2_with_one_message(args, field, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert field in err and "Traceback" not in err
+
+
+def test_plot_command_writes_a_figure_and_prints_fits(tmp_path, capsys):
+    out = tmp_path / "flops.png"
+    text = out_of(capsys, "plot", "--arch", "all", "--seq", "512:16384:x2", "-o", str(out))
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "reformer:reformer-base" in text and "crossover" in text
+    svg = tmp_path / "size.svg"
+    out_of(capsys, "plot", "--arch", "transformer", "--seq", "1024", "--d-model", "256,512",
+           "--layers", "4", "--x", "params", "-o", str(svg))
+    assert "<svg" in svg.read_text()
+
+
+@pytest.mark.parametrize("args,field", [(["-o", "f.jpg"], "-o"), ([], "-o"),
+                                        (["-o", "f.png", "--y", "colour"], "--y")])
+def test_plot_bad_values(args, field, capsys):
+    assert cli.main(["plot", "--arch", "transformer", "--seq", "512,1024", *args]) == 2
+    assert field in capsys.readouterr().err
