@@ -164,3 +164,21 @@ def test_plot_command_writes_a_figure_and_prints_fits(tmp_path, capsys):
 def test_plot_bad_values(args, field, capsys):
     assert cli.main(["plot", "--arch", "transformer", "--seq", "512,1024", *args]) == 2
     assert field in capsys.readouterr().err
+
+
+def test_config_files_hf_json_and_toml(tmp_path, capsys):
+    hf = tmp_path / "bert-base-uncased" / "config.json"
+    hf.parent.mkdir()
+    hf.write_text(json.dumps({
+        "model_type": "bert", "architectures": ["BertForMaskedLM"], "vocab_size": 30522,
+        "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+        "intermediate_size": 3072, "hidden_act": "gelu", "max_position_embeddings": 512,
+        "type_vocab_size": 2, "layer_norm_eps": 1e-12}))
+    (r,) = records(capsys, "sweep", "--config", str(hf), "--seq", "512")
+    assert r["arch"] == "transformer" and r["params"] == 109_514_298
+    toml = tmp_path / "m.toml"
+    toml.write_text('[model]\narch = "reformer"\nname = "ref8"\n[model.config]\nn_hashes = 8\n')
+    base, r = records(capsys, "sweep", "--config", str(toml), "--seq", "1024")
+    assert r["preset"] == "ref8" and base["arch"] == "transformer"
+    assert cli.main(["sweep", "--config", str(tmp_path / "missing.json"), "--seq", "8"]) == 2
+    assert "--config" in capsys.readouterr().err
