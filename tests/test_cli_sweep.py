@@ -182,3 +182,27 @@ def test_config_files_hf_json_and_toml(tmp_path, capsys):
     assert r["preset"] == "ref8" and base["arch"] == "transformer"
     assert cli.main(["sweep", "--config", str(tmp_path / "missing.json"), "--seq", "8"]) == 2
     assert "--config" in capsys.readouterr().err
+
+
+def test_progress_bar_only_on_a_terminal():
+    import os
+    import sys
+    cmd = [sys.executable, "-m", "comparator.cli", "sweep", "--arch", "transformer", "--preset",
+           "gpt2-small", "--seq", "64,128", "--method", "traced", "--no-baseline"]
+    main_fd, term_fd = os.openpty()  # stderr is a terminal for this run
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=term_fd)
+    os.close(term_fd)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main_fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert p.wait() == 0
+    os.close(main_fd)
+    assert "2/2 traced points" in b"".join(chunks).decode(errors="replace")
+    piped = subprocess.run(cmd, capture_output=True, text=True)
+    assert piped.returncode == 0 and "traced points" not in piped.stderr
