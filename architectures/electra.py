@@ -38,7 +38,6 @@ generators (hidden 256, 4 heads, FFN 1024) are the paper's 1/3 and 1/4.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from . import terms as T

@@ -18,7 +18,6 @@ backward of every layer recomputes its forward once.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from . import terms as T

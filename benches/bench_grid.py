@@ -10,7 +10,6 @@ baseline, per architecture (default preset, training FLOPs, all scope).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 

@@ -4,7 +4,6 @@ Tolerances: float32 with different summation orders (chunked vs whole rows,
 einsum vs matmul) agree to ~1e-6 relative; we allow atol=1e-5, rtol=1e-5.
 """
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
