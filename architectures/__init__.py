@@ -8,7 +8,9 @@ analytic answers stay instant):
   terms(cfg, batch, seq) -> {term: Term}, flops(cfg, seq, batch=1, scope) -> FlopCount,
   params(cfg) -> int, model(cfg) -> Program (imports jax/flax lazily),
   resize(cfg, d_model, n_layers, n_heads, d_ff) -> Config (the architecture's sizing
-  rules), transformer_baseline(cfg) -> transformer.Config of the same widths.
+  rules), transformer_baseline(cfg) -> transformer.Config of the same widths,
+  activation_terms(cfg, seq, batch=1, bytes_per=4) -> {term: bytes} and
+  activation_bytes(...) -> int: the residuals a training step keeps for its backward.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import importlib
 
 NAMES = ("transformer", "albert", "electra", "reformer")
 INTERFACE = ("NAME", "Config", "PRESETS", "DEFAULT_PRESET", "preset", "terms", "flops",
-             "params", "model", "resize", "transformer_baseline")
+             "params", "model", "resize", "transformer_baseline", "activation_terms",
+             "activation_bytes")
 _loaded: dict = {}
 
 

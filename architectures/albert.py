@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from . import memory_terms as M
 from . import terms as T
 from .config import ConfigError, check_config, mask_count, resized
 from .num import maximum
@@ -171,3 +172,25 @@ def params(cfg: Config, seq: int = 0) -> int:
 def model(cfg: Config):
     from .albert_model import build
     return build(cfg)
+
+
+# -- activation memory (residuals kept for the backward; architectures/memory_terms.py) --
+
+def activation_terms(cfg: Config, seq, batch=1, bytes_per=4) -> dict:
+    """Bytes of the residuals one training step keeps for its backward, by term.
+
+    Sharing changes nothing here: every application of the shared layer keeps its
+    own activations, exactly as BERT's layers do."""
+    d, E, fb, b = cfg.d_model, cfg.emb_dim, bytes_per, batch
+    out = M.embeddings(b, seq, E, d, fb, tables=2)
+    M.merge(out, M.post_ln_layers(b, seq, d, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act,
+                                  cfg.n_layers, fb, last_out=False))
+    M.merge(out, M.mlm_head(b * mask_count(seq, cfg.mask_prob), d, E, cfg.vocab, cfg.act, fb))
+    # pooler on the first token: its input, tanh and 1 - tanh^2 (b x H each); 2-way loss
+    M.merge(out, {"head/pooler": 3 * b * d * fb, "loss/sop": M.cross_entropy(b, 2, fb)})
+    return M.nonzero(out)
+
+
+def activation_bytes(cfg: Config, seq, batch=1, bytes_per=4):
+    """Activation memory of one training step (``activation_terms`` summed)."""
+    return sum(activation_terms(cfg, seq, batch, bytes_per).values())

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import memory_terms as M
 from . import terms as T
 from .config import ConfigError, check_config, mask_count, resized
 from .num import maximum
@@ -204,3 +205,31 @@ def params(cfg: Config, seq: int = 0) -> int:
 def model(cfg: Config):
     from .electra_model import build
     return build(cfg)
+
+
+# -- activation memory (residuals kept for the backward; architectures/memory_terms.py) --
+
+def activation_terms(cfg: Config, seq, batch=1, bytes_per=4) -> dict:
+    """Bytes of the residuals one training step keeps for its backward, by term.
+
+    Both networks keep their activations (the sampling in between keeps none: its
+    logits are stop-gradient); the generator's last layer feeds a gather (nothing
+    kept), the discriminator's the RTD projection (kept)."""
+    E, V, fb, b = cfg.emb_dim, cfg.vocab, bytes_per, batch
+    t, rows = b * seq, b * mask_count(seq, cfg.mask_prob)
+    gen = M.embeddings(b, seq, E, cfg.gen_hidden, fb, tables=2)
+    M.merge(gen, M.post_ln_layers(b, seq, cfg.gen_hidden, cfg.gen_heads,
+                                  cfg.gen_hidden // cfg.gen_heads, cfg.gen_ff, cfg.act,
+                                  cfg.n_layers, fb, last_out=False))
+    M.merge(gen, M.mlm_head(rows, cfg.gen_hidden, E, V, cfg.act, fb))
+    disc = M.embeddings(b, seq, E, cfg.d_model, fb, tables=2)
+    M.merge(disc, M.post_ln_layers(b, seq, cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_ff,
+                                   cfg.act, cfg.n_layers, fb, last_out=True))
+    M.merge(disc, M.feed_forward(t, cfg.d_model, cfg.act, fb, "head/rtd_dense", "head/rtd_act"))
+    M.merge(disc, {"loss/rtd": 4 * t * fb + t * M.BOOL})  # sigmoid BCE: 4 floats, 1 mask
+    return M.nonzero(M.merge(M.merge({}, gen, "gen"), disc, "disc"))
+
+
+def activation_bytes(cfg: Config, seq, batch=1, bytes_per=4):
+    """Activation memory of one training step (``activation_terms`` summed)."""
+    return sum(activation_terms(cfg, seq, batch, bytes_per).values())

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import memory_terms as M
 from . import terms as T
 from .terms import THREEFRY_OPS, Term
 from .config import ConfigError, check_config, mask_count, resized
@@ -296,3 +297,32 @@ def params(cfg: Config, seq: int = 0) -> int:
 def model(cfg: Config):
     from .reformer_model import build
     return build(cfg)
+
+
+# -- activation memory (residuals kept for the backward; architectures/memory_terms.py) --
+
+def activation_terms(cfg: Config, seq, batch=1, bytes_per=4) -> dict:
+    """Bytes of the residuals one training step keeps for its backward, by term.
+
+    The reversible stack is one custom VJP that keeps only its two outputs (and its
+    parameters and aux): no per-layer activation, so depth adds only each LSH
+    layer's random rotations (h x dh x n_hashes x n_buckets/2, shared by the batch)."""
+    cfg.check_seq(seq)
+    d, V, fb, b = cfg.d_model, cfg.vocab, bytes_per, batch
+    t = b * seq
+    n_lsh = sum(1 for i in range(cfg.n_layers) if cfg.kind(i) == "lsh")
+    rot = cfg.n_heads * cfg.d_head * cfg.n_hashes * (cfg.buckets(seq) // 2) * fb
+    out = {"embed/lookup": t * M.INT, "lsh/rotations": n_lsh * rot,
+           "rev/residual": 2 * t * d * fb,
+           "norm/final": M.layer_norm(t, 2 * d, fb, out=cfg.causal)}
+    if cfg.causal:
+        out["loss/lm"] = M.cross_entropy(t, V, fb)
+    else:
+        p = b * mask_count(seq, cfg.mask_prob)
+        out.update({"head/gather": M.gather(p, 2 * d, fb), "loss/mlm": M.cross_entropy(p, V, fb)})
+    return M.nonzero(out)
+
+
+def activation_bytes(cfg: Config, seq, batch=1, bytes_per=4):
+    """Activation memory of one training step (``activation_terms`` summed)."""
+    return sum(activation_terms(cfg, seq, batch, bytes_per).values())
