@@ -5,7 +5,9 @@ A record follows the contract of DESIGN.md:
 breakdown {term: fwd_flops}, unsupported {primitive: count}``, plus
 ``train_breakdown {term: train_flops}``, ``flagged`` (traced cond/while
 approximations), ``tokens`` and per-token counts, ``attention_flops`` /
-``attention_share`` (the sequence-mixing core of the training step), and,
+``attention_share`` (the sequence-mixing core of the training step),
+``activation_bytes`` / ``activation_bytes_per_seq`` (fp32 residuals that
+autodiff keeps for the backward), and,
 against a baseline, ``baseline``, ``baseline_train_flops``, ``ratio_train``.
 The analytic path imports no jax; jax is imported only for traced points.
 """
@@ -131,8 +133,9 @@ def analytic(pt: Point, scope: str) -> dict:
     m = pt.model
     mod = architectures.get(m.arch)
     f = mod.flops(m.cfg, pt.seq, pt.batch, scope)
-    return _record(pt, _params(mod, m.cfg, pt.seq), "analytic", scope, f.fwd, f.train,
-                   f.breakdown, f.train_breakdown, {}, {})
+    rec = _record(pt, _params(mod, m.cfg, pt.seq), "analytic", scope, f.fwd, f.train,
+                  f.breakdown, f.train_breakdown, {}, {})
+    return _with_memory(rec, mod.activation_bytes(m.cfg, pt.seq, pt.batch))
 
 
 def traced(pt: Point, scope: str) -> dict:
@@ -154,9 +157,18 @@ def traced(pt: Point, scope: str) -> dict:
     for k, v in train.unsupported.items():
         unsupported[k] = max(unsupported.get(k, 0), v)
     flagged = {**fwd.flagged, **train.flagged}
-    return _record(pt, n_params, "traced", scope, fwd.flops(scope), train.flops(scope),
-                   _nonzero(fwd.breakdown(scope)), _nonzero(train.breakdown(scope)),
-                   unsupported, flagged)
+    rec = _record(pt, n_params, "traced", scope, fwd.flops(scope), train.flops(scope),
+                  _nonzero(fwd.breakdown(scope)), _nonzero(train.breakdown(scope)),
+                  unsupported, flagged)
+    from .memory import saved_activation_bytes
+    return _with_memory(rec, saved_activation_bytes(prog, params, data, rng))
+
+
+def _with_memory(rec: dict, activation_bytes: int) -> dict:
+    """Activations autodiff keeps for the backward (fp32), per step and per sequence."""
+    rec["activation_bytes"] = int(activation_bytes)
+    rec["activation_bytes_per_seq"] = int(activation_bytes) / rec["batch"]
+    return rec
 
 
 def _nonzero(d: dict) -> dict:

@@ -52,6 +52,7 @@ def caption(scope: str, per: str = "sequence", batch: int | None = None,
         parts.append(f"method: {method}")
     parts.append("attention share: scores, softmax, context and LSH work of the training "
                  "step (projections excluded)")
+    parts.append("activations: fp32 tensors autodiff keeps for the backward, per sequence")
     if baseline:
         parts.append("ratio: training FLOPs over the baseline's at the same length "
                      "(and size)")
@@ -76,6 +77,8 @@ def sweep_rows(records, per: str = "sequence"):
             row["train FLOPs"] = r["train_flops"]
             row["train FLOPs/token"] = r["train_flops_per_token"]
         row["attention share"] = r["attention_share"]
+        if "activation_bytes_per_seq" in r:
+            row["activations/seq"] = r["activation_bytes_per_seq"]
         if "ratio_train" in r:
             row["vs baseline"] = r["ratio_train"]
         if r.get("unsupported"):
@@ -88,6 +91,8 @@ def _cell(key: str, v, fmt: str):
         return _latex_escape(str(v)) if fmt == "latex" else v
     if "FLOPs" in key or key == "params" and fmt == "latex":
         return latex_sci(v) if fmt == "latex" else si(v)
+    if key == "activations/seq":
+        return _bytes(v, fmt)
     if key in ("attention share",):
         return f"{100 * v:.1f}\\%" if fmt == "latex" else f"{100 * v:.1f}%"
     if key in ("vs baseline",):
@@ -95,6 +100,14 @@ def _cell(key: str, v, fmt: str):
     if isinstance(v, int):
         return f"{v:,}" if fmt != "latex" else f"{v:,}".replace(",", "{,}")
     return f"{v:.4g}"
+
+
+def _bytes(v, fmt: str) -> str:
+    """Bytes with binary prefixes: 808 MiB, 22.6 GiB."""
+    for p, s in ((2 ** 40, "TiB"), (2 ** 30, "GiB"), (2 ** 20, "MiB"), (2 ** 10, "KiB")):
+        if v >= p:
+            return f"{v / p:.3g} {s}" if fmt != "latex" else f"{v / p:.3g}~{s}"
+    return f"{v:.0f} B"
 
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
