@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a numeric record field: train_flops (default), fwd_flops, "
                         "train_flops_per_token, attention_share, ...")
     g.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    c = sub.add_parser("accelerators", help="the accelerator catalogue with its sources")
+    c.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
+    c.add_argument("--format", default="text", choices=tables.FORMATS)
+    c.add_argument("-o", "--output")
     p = sub.add_parser("presets", help="every preset with its sizes, parameters and source")
     p.add_argument("--format", default="text", choices=tables.FORMATS)
     p.add_argument("-o", "--output")
@@ -242,6 +246,27 @@ def cmd_plot(a) -> str:
     return tables.render(rows, "text", f"wrote {a.output}")
 
 
+def cmd_accelerators(a) -> str:
+    from .accelerators import CatalogueError, load, rows
+    try:
+        cat = load(overrides=a.accelerators)
+    except CatalogueError as err:
+        raise InputError(err.field, err.value, err.allowed) from None
+    full = list(rows(cat))
+    if a.format not in ("json", "csv"):  # a readable table; json/csv keep every field
+        full = [{"name": r["name"], "vendor": r["vendor"], "fp32 FLOPs/s": r["fp32"] or "",
+                 "16-bit FLOPs/s": r["bf16"] or getattr(cat[r["name"]], "fp16", None) or "",
+                 "fp8 FLOPs/s": r["fp8"] or "", "memory GB": r["memory_gb"] or "",
+                 "GB/s": r["memory_bandwidth_gbs"] or "", "TDP W": r["tdp_w"] or "",
+                 "$/h": r["price_per_hour"] or "", "default MFU": r["default_mfu"] or ""}
+                for r in full]
+    return tables.render(full, a.format, "Dense peak FLOP/s (never the sparse figures; "
+                         "16-bit = bf16, or fp16 where the device has no bf16), on-demand "
+                         "prices per device-hour; every number's source is in "
+                         "comparator/data/accelerators.toml (json/csv list them).",
+                         label="tab:accelerators")
+
+
 def cmd_presets(a) -> str:
     rows = []
     for arch, name, cfg, src in architectures.all_presets():
@@ -255,7 +280,7 @@ def cmd_presets(a) -> str:
 
 
 COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets,
-            "plot": cmd_plot}
+            "plot": cmd_plot, "accelerators": cmd_accelerators}
 
 
 def main(argv=None) -> int:

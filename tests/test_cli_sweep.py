@@ -215,3 +215,14 @@ def test_activation_memory_column_agrees_between_methods(capsys):
     assert a["activation_bytes_per_seq"] == a["activation_bytes"]
     text = out_of(capsys, "sweep", "--arch", "transformer", "--seq", "512")
     assert "activations/seq" in text and "808 MiB" in text
+
+
+def test_accelerators_listing(capsys, tmp_path):
+    text = out_of(capsys, "accelerators")
+    assert "h100-sxm" in text and "989 T" in text and "tpu-v3" in text
+    rows = json.loads(out_of(capsys, "accelerators", "--format", "json"))
+    assert all(r["source"] for r in rows)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[accelerators.h100-sxm]\ndefault_mfu = 1.5\n')
+    assert cli.main(["accelerators", "--accelerators", str(bad)]) == 2
+    assert "h100-sxm" in capsys.readouterr().err
