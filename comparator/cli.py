@@ -124,6 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a numeric record field: train_flops (default), fwd_flops, "
                         "train_flops_per_token, attention_share, ...")
     g.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    k = sub.add_parser("cost", help="time, dollars, energy and memory of a training run")
+    _common(k, many=False)
+    k.add_argument("--tokens", help="training tokens (steps = tokens / (batch x seq))")
+    k.add_argument("--steps", help="training steps (with --batch)")
+    k.add_argument("--accelerator", default="all", help="a catalogue name, a list, or all")
+    k.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
+    k.add_argument("--devices", default="1", help="data-parallel devices (default 1)")
+    k.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32, fp8")
+    k.add_argument("--mfu", help="model-FLOPs utilisation (default: the catalogue's)")
+    k.add_argument("--runs", default="1", help="runs (e.g. 20 for 2 configurations x 10)")
+    k.add_argument("--pue", default="1.1", help="data-centre power usage effectiveness")
+    k.add_argument("--grid-intensity", default="0.4", help="kg CO2 per kWh")
     c = sub.add_parser("accelerators", help="the accelerator catalogue with its sources")
     c.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     c.add_argument("--format", default="text", choices=tables.FORMATS)
@@ -246,6 +258,67 @@ def cmd_plot(a) -> str:
     return tables.render(rows, "text", f"wrote {a.output}")
 
 
+def _number(field: str, text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise InputError(field, text, "a number") from None
+
+
+def cmd_cost(a) -> str:
+    from . import costmodel as cm
+    from .accelerators import CatalogueError, load, lookup
+    if not a.arch:
+        raise InputError("--arch", None, "one architecture")
+    (arch,) = arch_list(a.arch)[:1]
+    seqs = seq_list(a.seq)
+    if len(seqs) != 1:
+        raise InputError("--seq", a.seq, "one sequence length for cost")
+    batch = positive_int("--batch", a.batch)
+    if (a.tokens is None) == (a.steps is None):
+        raise InputError("--tokens", a.tokens, "either --tokens or --steps (with --batch)")
+    steps = (positive_int("--steps", a.steps) if a.steps else
+             cm.tokens_to_steps(positive_int("--tokens", a.tokens), batch, seqs[0]))
+    try:
+        cat = load(overrides=a.accelerators)
+        names = list(cat) if a.accelerator == "all" else a.accelerator.split(",")
+        accs = [lookup(cat, n) for n in names]
+    except CatalogueError as err:
+        raise InputError(err.field, err.value, err.allowed) from None
+    mod, preset, cfg = sweep.resolve(arch, a.preset)
+    rec = sweep.analytic(sweep.Point(arch, preset, seqs[0], batch, cfg), a.scope)
+    mfu = None if a.mfu is None else _number("--mfu", a.mfu)
+    out, skipped = [], []
+    for acc in accs:
+        try:
+            out.append(sweep.with_cost(rec, acc, steps, devices=positive_int("--devices",
+                       a.devices), dtype=a.dtype, mfu=mfu, runs=positive_int("--runs", a.runs),
+                       pue=_number("--pue", a.pue),
+                       grid_intensity=_number("--grid-intensity", a.grid_intensity)))
+        except cm.CostError as err:
+            if len(accs) == 1:
+                raise InputError(err.field, err.value, err.allowed) from None
+            skipped.append(f"{acc.name} ({err.allowed})")
+    if a.format == "json":
+        return tables.render(out, "json")
+    rows = [{"accelerator": r["accelerator"], "devices": r["assumptions"]["devices"],
+             "MFU": r["assumptions"]["mfu"], "step s": r["step_time_s"],
+             "days": r["wall_clock_s"] / 86400, "device-hours": r["device_hours"],
+             "$ / run": r["dollars"] if r["dollars"] is not None else "",
+             f"$ x {r['runs']}": (r["dollars_all_runs"] if r["dollars"] is not None else ""),
+             "kWh": r["energy_kwh"] if r["energy_kwh"] is not None else "",
+             "CO2 kg": r["co2_kg"] if r["co2_kg"] is not None else "",
+             "fits": "yes" if r["fits"] else f"no (>= {r['min_devices'] or '?'} devices)"}
+            for r in out]
+    cap = (f"{arch}:{preset}, seq {seqs[0]}, batch {batch}, {steps:,} steps "
+           f"({rec['train_flops'] * steps:.3g} training FLOPs per run), dtype {a.dtype}; "
+           f"time = FLOPs / (dense peak x MFU x devices); $ = device-hours x on-demand price; "
+           f"energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh"
+           + (f"; skipped: {'; '.join(skipped)}" if skipped else "") + ". "
+           + tables.CONVENTIONS + ".")
+    return tables.render(rows, a.format, cap, label="tab:cost")
+
+
 def cmd_accelerators(a) -> str:
     from .accelerators import CatalogueError, load, rows
     try:
@@ -280,7 +353,7 @@ def cmd_presets(a) -> str:
 
 
 COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets,
-            "plot": cmd_plot, "accelerators": cmd_accelerators}
+            "plot": cmd_plot, "accelerators": cmd_accelerators, "cost": cmd_cost}
 
 
 def main(argv=None) -> int:

@@ -262,3 +262,27 @@ def explain(pt: Point, scope: str, methods=("analytic", "traced")):
             row["diff_train"] = row["traced_train"] - row["analytic_train"]
         rows.append(row)
     return rows, recs
+
+
+def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "bf16",
+              mfu=None, runs: int = 1, pue: float = 1.1, grid_intensity: float = 0.4) -> dict:
+    """A record with the cost of ``steps`` training steps on ``devices`` x ``acc`` added:
+    time, dollars, energy, CO2 (one run and ``runs``), memory per device and whether it fits."""
+    from . import costmodel as cm
+
+    out = dict(rec)
+    c = cm.train_cost(rec["train_flops"], steps, acc, devices=devices, dtype=dtype, mfu=mfu,
+                      runs=runs, pue=pue, grid_intensity=grid_intensity)
+    out.update({k: v for k, v in c.items() if k not in ("train_flops_per_step",)})
+    per_device = -(-rec["batch"] // devices)
+    mem = cm.memory_estimate(rec["params"], rec["activation_bytes_per_seq"], per_device,
+                             dtype="fp32" if dtype in ("fp32", "tf32") else "bf16",
+                             policy="reversible" if rec["arch"] == "reformer" else "store_all")
+    out["memory_bytes_per_device"] = mem["total_bytes"]
+    out["fits"] = cm.fits(mem, acc)
+    md = cm.min_devices(rec["params"], rec["activation_bytes_per_seq"], rec["batch"], acc,
+                        dtype="fp32" if dtype in ("fp32", "tf32") else "bf16",
+                        policy="reversible" if rec["arch"] == "reformer" else "store_all")
+    out["min_devices"] = md["devices"]
+    out["accelerator"] = acc.name
+    return out

@@ -91,6 +91,8 @@ def _cell(key: str, v, fmt: str):
         return _latex_escape(str(v)) if fmt == "latex" else v
     if "FLOPs" in key or key == "params" and fmt == "latex":
         return latex_sci(v) if fmt == "latex" else si(v)
+    if key.startswith("$"):
+        return f"{v:,.0f}" if fmt != "latex" else f"{v:,.0f}".replace(",", "{,}")
     if key == "activations/seq":
         return _bytes(v, fmt)
     if key in ("attention share",):

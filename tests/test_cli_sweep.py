@@ -226,3 +226,27 @@ def test_accelerators_listing(capsys, tmp_path):
     bad.write_text('[accelerators.h100-sxm]\ndefault_mfu = 1.5\n')
     assert cli.main(["accelerators", "--accelerators", str(bad)]) == 2
     assert "h100-sxm" in capsys.readouterr().err
+
+
+def test_cost_command_arithmetic_and_errors(capsys):
+    from comparator.accelerators import load
+    recs = json.loads(out_of(capsys, "cost", "--arch", "transformer", "--seq", "512", "--steps",
+                             "1000", "--batch", "8", "--accelerator", "a100-80gb", "--runs",
+                             "20", "--format", "json"))
+    (r,) = recs
+    acc = load()["a100-80gb"]
+    step = r["train_flops"] / (acc.peak("bf16") * acc.default_mfu)
+    assert r["step_time_s"] == pytest.approx(step)
+    assert r["dollars"] == pytest.approx(1000 * step / 3600 * acc.price_per_hour)
+    assert r["dollars_all_runs"] == pytest.approx(20 * r["dollars"])
+    assert r["total_train_flops"] == 1000 * r["train_flops"]
+    text = out_of(capsys, "cost", "--arch", "reformer", "--seq", "4096", "--tokens", "1e9"
+                  .replace("1e9", "1000000000"), "--accelerator", "all")
+    assert "h100-sxm" in text and "skipped" in text  # V100 has no bf16
+    for args, field in ((["--accelerator", "v100-16gb", "--dtype", "fp8"], "--dtype"),
+                        (["--accelerator", "h100-sxm", "--mfu", "1.5"], "--mfu"),
+                        (["--accelerator", "h100-sxm", "--devices", "0"], "--devices"),
+                        (["--accelerator", "h100"], "h100")):
+        assert cli.main(["cost", "--arch", "transformer", "--seq", "512", "--steps", "10",
+                         *args]) == 2
+        assert field in capsys.readouterr().err
