@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from . import memory_terms as M
 from . import terms as T
-from .config import ConfigError, check_config, mask_count, resized
+from .config import Widths, ConfigError, check_config, mask_count, resized
 from .num import maximum
 
 NAME = "albert"
@@ -43,7 +43,7 @@ SHARES = ("all", "attention", "ffn", "none")
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Widths):
     vocab: int = 30000
     d_model: int = 768             # H
     n_layers: int = 12
@@ -66,18 +66,6 @@ class Config:
             if getattr(self, name) < 1:
                 raise ConfigError(name, getattr(self, name),
                                   "a positive integer (ALBERT learns positions and segments)")
-
-    @property
-    def d_head(self) -> int:
-        return self.head_dim or self.d_model // self.n_heads
-
-    @property
-    def d_ff(self) -> int:
-        return self.ff_dim or 4 * self.d_model
-
-    @property
-    def inner(self) -> int:
-        return self.n_heads * self.d_head
 
     @property
     def shares_attention(self) -> bool:

@@ -19,6 +19,22 @@ class ConfigError(ValueError):
         super().__init__(f"{field}={value!r}: {allowed}")
 
 
+class Widths:
+    """Derived sizes every config shares: head width, FFN width, attention inner width."""
+
+    @property
+    def d_head(self) -> int:
+        return getattr(self, "head_dim", None) or self.d_model // self.n_heads
+
+    @property
+    def d_ff(self) -> int:
+        return getattr(self, "ff_dim", None) or 4 * self.d_model
+
+    @property
+    def inner(self) -> int:
+        return self.n_heads * self.d_head
+
+
 def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 

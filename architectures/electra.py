@@ -42,14 +42,14 @@ from dataclasses import dataclass
 
 from . import memory_terms as M
 from . import terms as T
-from .config import ConfigError, check_config, mask_count, resized
+from .config import Widths, ConfigError, check_config, mask_count, resized
 from .num import maximum
 
 NAME = "electra"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Widths):
     vocab: int = 30522
     d_model: int = 768             # discriminator hidden H
     n_layers: int = 12             # both networks
@@ -80,14 +80,6 @@ class Config:
         w = self.disc_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
             raise ConfigError("disc_weight", w, "a positive number")
-
-    @property
-    def d_head(self) -> int:
-        return self.d_model // self.n_heads
-
-    @property
-    def d_ff(self) -> int:
-        return self.ff_dim or 4 * self.d_model
 
     @property
     def gen_hidden(self) -> int:

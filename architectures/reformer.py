@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from . import memory_terms as M
 from . import terms as T
 from .terms import THREEFRY_OPS, Term
-from .config import ConfigError, check_config, mask_count, resized
+from .config import Widths, ConfigError, check_config, mask_count, resized
 from .num import any_nonzero, ceil_div, ceil_log2, maximum
 
 NAME = "reformer"
@@ -33,7 +33,7 @@ ATTN_KINDS = ("lsh", "local")
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Widths):
     vocab: int = 30522
     d_model: int = 768
     n_layers: int = 12
@@ -75,18 +75,6 @@ class Config:
                               "non-negative chunk counts")
         if self.causal and self.chunks_after:
             raise ConfigError("chunks_after", self.chunks_after, "0 for a causal model")
-
-    @property
-    def d_head(self) -> int:
-        return self.head_dim or self.d_model // self.n_heads
-
-    @property
-    def d_ff(self) -> int:
-        return self.ff_dim or 4 * self.d_model
-
-    @property
-    def inner(self) -> int:
-        return self.n_heads * self.d_head
 
     def kind(self, layer: int) -> str:
         return self.attn_layers[layer % len(self.attn_layers)]

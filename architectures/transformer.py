@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 from . import memory_terms as M
 from . import terms as T
-from .config import check_config, mask_count, resized, target_len
+from .config import Widths, check_config, mask_count, resized, target_len
 
 NAME = "transformer"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Widths):
     kind: str = "encoder"          # encoder | decoder | encdec
     vocab: int = 30522
     d_model: int = 768
@@ -40,18 +40,6 @@ class Config:
 
     def __post_init__(self):
         check_config(self, kinds=("encoder", "decoder", "encdec"))
-
-    @property
-    def d_head(self) -> int:
-        return self.head_dim or self.d_model // self.n_heads
-
-    @property
-    def d_ff(self) -> int:
-        return self.ff_dim or 4 * self.d_model
-
-    @property
-    def inner(self) -> int:
-        return self.n_heads * self.d_head
 
     @property
     def pre_norm(self) -> bool:
