@@ -268,9 +268,10 @@ def _number(field: str, text):
 def cmd_cost(a) -> str:
     from . import costmodel as cm
     from .accelerators import CatalogueError, load, lookup
-    if not a.arch:
-        raise InputError("--arch", None, "one architecture")
-    (arch,) = arch_list(a.arch)[:1]
+    archs = arch_list(a.arch) if a.arch else []
+    if len(archs) != 1:
+        raise InputError("--arch", a.arch, "one architecture for cost")
+    (arch,) = archs
     seqs = seq_list(a.seq)
     if len(seqs) != 1:
         raise InputError("--seq", a.seq, "one sequence length for cost")

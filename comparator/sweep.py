@@ -122,18 +122,11 @@ def points(ms, seqs, batch) -> Iterator[Point]:
             yield Point(m.arch, m.preset, s, batch, m.cfg)
 
 
-def _params(mod, cfg, seq):
-    try:
-        return mod.params(cfg, seq)
-    except TypeError:
-        return mod.params(cfg)
-
-
 def analytic(pt: Point, scope: str) -> dict:
     m = pt.model
     mod = architectures.get(m.arch)
     f = mod.flops(m.cfg, pt.seq, pt.batch, scope)
-    rec = _record(pt, _params(mod, m.cfg, pt.seq), "analytic", scope, f.fwd, f.train,
+    rec = _record(pt, mod.params(m.cfg, pt.seq), "analytic", scope, f.fwd, f.train,
                   f.breakdown, f.train_breakdown, {}, {})
     return _with_memory(rec, mod.activation_bytes(m.cfg, pt.seq, pt.batch))
 
@@ -275,14 +268,12 @@ def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "bf1
                       runs=runs, pue=pue, grid_intensity=grid_intensity)
     out.update({k: v for k, v in c.items() if k not in ("train_flops_per_step",)})
     per_device = -(-rec["batch"] // devices)
-    mem = cm.memory_estimate(rec["params"], rec["activation_bytes_per_seq"], per_device,
-                             dtype="fp32" if dtype in ("fp32", "tf32") else "bf16",
-                             policy="reversible" if rec["arch"] == "reformer" else "store_all")
+    how = dict(dtype="fp32" if dtype in ("fp32", "tf32") else "bf16",
+               policy="reversible" if rec["arch"] == "reformer" else "store_all")
+    mem = cm.memory_estimate(rec["params"], rec["activation_bytes_per_seq"], per_device, **how)
     out["memory_bytes_per_device"] = mem["total_bytes"]
     out["fits"] = cm.fits(mem, acc)
-    md = cm.min_devices(rec["params"], rec["activation_bytes_per_seq"], rec["batch"], acc,
-                        dtype="fp32" if dtype in ("fp32", "tf32") else "bf16",
-                        policy="reversible" if rec["arch"] == "reformer" else "store_all")
+    md = cm.min_devices(rec["params"], rec["activation_bytes_per_seq"], rec["batch"], acc, **how)
     out["min_devices"] = md["devices"]
     out["accelerator"] = acc.name
     return out
