@@ -16,6 +16,7 @@ from helpers import flax_param_count, traced
 
 import architectures
 from comparator import fasttrace as ft
+from comparator.symbolic import symbolic_tracing
 from comparator.trace import count_jaxpr, trace
 
 S = jax.ShapeDtypeStruct
@@ -170,7 +171,7 @@ def _symbolic(f, seqs):
     k, = export.symbolic_shape("k", constraints=(f"k >= {min(seqs) // g}",
                                                  f"k <= {max(seqs) // g}"))
     log = []
-    with ft._symbolic_tracing(tuple(s // g for s in seqs), log):
+    with symbolic_tracing(tuple(s // g for s in seqs), log):
         closed = jax.make_jaxpr(f)(S((512, 8), f32), S((g * k, 8), f32))
     return (g, tuple(s // g for s in seqs), False), closed, None, [], list(log)
 
