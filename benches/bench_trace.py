@@ -9,7 +9,8 @@
    traced); fast, in a sweep: the per-length time of part 2.
 2. A sweep of ``--sweep-preset`` over ``--seqs`` (12 lengths): 12 full traces vs one
    ``traced_counts`` call (empty cache), in this process, same inputs; every fast count
-   is checked equal to its full trace (totals, terms, unsupported, flagged, parameters).
+   is checked equal to its full trace (totals, terms, unsupported, flagged, parameters);
+   then the same with the saved activation memory, what ``sweep --method traced`` runs.
 JAX is warmed first by a full trace and a fast sweep of gpt2-small (other shapes).
 """
 from __future__ import annotations
@@ -41,19 +42,20 @@ def timed(fn):
     return time.perf_counter() - t0, out
 
 
-def full(mod, cfg, seqs):
-    return {s: ft.full_count(mod, cfg, s, 1) for s in seqs}
+def full(mod, cfg, seqs, memory=False):
+    return {s: ft.full_count(mod, cfg, s, 1, memory) for s in seqs}
 
 
-def fast(mod, cfg, seqs, verify="point"):
+def fast(mod, cfg, seqs, verify="point", memory=False):
     ft.clear_cache()
-    return ft.traced_counts(mod, cfg, seqs, 1, verify=verify)
+    return ft.traced_counts(mod, cfg, seqs, 1, verify=verify, memory=memory)
 
 
 def check(ref, got):
     for s in ref:
         a, b = ref[s], got[s]
-        assert ft.same(a.fwd, b.fwd) and ft.same(a.train, b.train) and a.params == b.params, s
+        assert ft.same(a.fwd, b.fwd) and ft.same(a.train, b.train), s
+        assert (a.params, a.activation_bytes) == (b.params, b.activation_bytes), s
 
 
 def main(argv=None):
@@ -84,6 +86,10 @@ def main(argv=None):
     t_sweep_fast, got = timed(lambda: fast(tr, cfg, seqs))
     t_sweep_none, got_none = timed(lambda: fast(tr, cfg, seqs, verify="none"))
     check(ref, got), check(ref, got_none)
+    # what `sweep --method traced` runs: counts and saved activation memory
+    t_mem_full, ref_mem = timed(lambda: full(tr, cfg, seqs, memory=True))
+    t_mem_fast, got_mem = timed(lambda: fast(tr, cfg, seqs, memory=True))
+    check(ref_mem, got_mem)
     t_full, t_cold, method = one(a.preset, a.seq)
 
     print(f"\n1. one configuration, forward + training step: {a.preset}, seq {a.seq}, batch 1 "
@@ -98,10 +104,14 @@ def main(argv=None):
           f"x{t_sweep_full / t_sweep_fast:.1f}")
     print(f"   {'fast (verify=none)':36s} {t_sweep_none:8.3f} s   "
           f"x{t_sweep_full / t_sweep_none:.1f}")
+    print("   with activation memory, as `sweep --method traced` runs it:")
+    print(f"   {'full traces':36s} {t_mem_full:8.3f} s")
+    print(f"   {'fast (verify=point, default)':36s} {t_mem_fast:8.3f} s   "
+          f"x{t_mem_full / t_mem_fast:.1f}")
     for s in seqs:
         print(f"     seq {s:7d}  {got[s].method}")
     print("   every fast count equals its full trace (fwd and train: totals, terms, "
-          "unsupported, flagged; parameters)")
+          "unsupported, flagged; parameters; activation bytes)")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,13 @@ def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
     p.add_argument("-o", "--output", help="write the table to this file instead of stdout")
 
 
+def _trace_option(p) -> None:
+    p.add_argument("--trace", default="fast", choices=sweep.TRACES,
+                   help="fast (default): each model traced shallow and with the length "
+                        "symbolic, equal to full traces; checked: also one length against "
+                        "the full model; full: every point traced whole (slow)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = Parser(prog="comparator", description="What an architecture really "
                 "costs to train: analytic and traced FLOPs, parameters.")
@@ -106,9 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FLOP columns per sequence (step) or per token")
     s.add_argument("--config", help="a Hugging Face config.json or a comparator TOML file")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _trace_option(s)
     e = sub.add_parser("explain", help="where the FLOPs go: analytic vs traced per term")
     _common(e, many=False)
     e.add_argument("--method", default="both", choices=("analytic", "traced", "both"))
+    _trace_option(e)
     g = sub.add_parser("plot", help="FLOPs against length or size, log-log, with fitted "
                        "exponents and crossovers (PNG, PDF or SVG)")
     _common(g)
@@ -124,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a numeric record field: train_flops (default), fwd_flops, "
                         "train_flops_per_token, attention_share, ...")
     g.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _trace_option(g)
     k = sub.add_parser("cost", help="time, dollars, energy and memory of a training run")
     _common(k, many=False)
     k.add_argument("--tokens", help="training tokens (steps = tokens / (batch x seq))")
@@ -206,7 +216,7 @@ def cmd_sweep(a) -> str:
         raise InputError("--baseline", a.baseline, "not together with --no-baseline")
     recs = sweep.run(sweep.points(ms, seqs, batch), methods, a.scope,
                      progress=_progress(a.quiet) if "traced" in methods else None,
-                     baseline=a.baseline, with_baseline=not a.no_baseline)
+                     baseline=a.baseline, with_baseline=not a.no_baseline, trace=a.trace)
     if a.format == "json":
         return tables.render(recs, "json")
     cap = tables.caption(a.scope, a.per, batch, any("ratio_train" in r for r in recs),
@@ -225,7 +235,7 @@ def cmd_explain(a) -> str:
         raise InputError("--seq", a.seq, "one sequence length for explain")
     mod, preset, cfg = sweep.resolve(archs[0], a.preset)
     pt = sweep.Point(archs[0], preset, seqs[0], positive_int("--batch", a.batch), cfg)
-    rows, recs = sweep.explain(pt, a.scope, _methods(a.method))
+    rows, recs = sweep.explain(pt, a.scope, _methods(a.method), a.trace)
     unsupported = {k: v for r in recs.values() for k, v in r["unsupported"].items()}
     note = ", ".join(f"{k} x{v}" for k, v in unsupported.items()) or "none"
     cap = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {pt.batch}; per term, forward and "
@@ -244,7 +254,7 @@ def cmd_plot(a) -> str:
     seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
     recs = sweep.run(sweep.points(ms, seqs, batch), _methods(a.method), a.scope,
                      progress=_progress(a.quiet) if a.method != "analytic" else None,
-                     with_baseline=False)
+                     with_baseline=False, trace=a.trace)
     from . import plots
     try:
         fit = plots.plot(recs, a.output, x=a.x, y=a.y, caption=tables.caption(a.scope,

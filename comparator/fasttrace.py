@@ -54,6 +54,7 @@ import jax.numpy as jnp
 from jax import export
 
 from .costprogram import COND_FLAG, WHILE_FLAG, CostProgram, combine
+from .memory import saved_activation_bytes
 from .symbolic import InconclusiveDimensionOperation, ev, symbolic_tracing, with_max_len
 from .trace import TraceResult, trace
 
@@ -68,6 +69,7 @@ class FastCount:
     train: TraceResult
     params: int
     method: str
+    activation_bytes: int | None = None   # with ``memory=True``: ``memory.saved_activation_bytes``
 
     def __iter__(self):
         yield self.fwd
@@ -89,12 +91,13 @@ def _inputs(mod, cfg, batch, seq):
     return prog, params, data, jax.ShapeDtypeStruct((2,), jnp.uint32)
 
 
-def full_count(mod, cfg, seq: int, batch: int = 1) -> FastCount:
+def full_count(mod, cfg, seq: int, batch: int = 1, memory: bool = False) -> FastCount:
     """One length traced in full, exactly as ``sweep.traced`` does (the reference)."""
     prog, params, data, rng = _inputs(mod, cfg, batch, seq)
     n = sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
+    mem = saved_activation_bytes(prog, params, data, rng) if memory else None
     return FastCount(trace(prog.loss, params, data, rng),
-                     trace(prog.train_step, params, data, rng), n, "full")
+                     trace(prog.train_step, params, data, rng), n, "full", mem)
 
 
 
@@ -108,6 +111,7 @@ class _Symbolic:
     train: CostProgram
     param_shapes: list
     risks: list
+    memory: object = None   # saved activation bytes, a dim expression (with ``memory=True``)
 
     key = property(lambda self: (self.g, self.domain, self.past_max_len))
 
@@ -124,11 +128,13 @@ class _Symbolic:
     def count(self, seq) -> tuple:
         env, memo = {"k": seq // self.g}, {}
         n = sum(math.prod(ev(d, env, memo) for d in shape) for shape in self.param_shapes)
-        return self.fwd.evaluate(env), self.train.evaluate(env), n
+        mem = None if self.memory is None else ev(self.memory, env, memo)
+        return self.fwd.evaluate(env), self.train.evaluate(env), n, mem
 
 
-def _trace_symbolic(mod, cfg, batch, seqs) -> tuple:
-    """``(g, domain, past max_len), fwd jaxpr, train jaxpr, param shapes, logged dims``."""
+def _trace_symbolic(mod, cfg, batch, seqs, memory=False) -> tuple:
+    """``(g, domain, past max_len), fwd jaxpr, train jaxpr, param shapes, logged dims,
+    saved activation bytes`` (a dim expression, or None without ``memory``)."""
     g = math.gcd(*seqs)
     domain = tuple(s // g for s in seqs)
     k, = export.symbolic_shape("k", constraints=(f"k >= {min(domain)}", f"k <= {max(domain)}"))
@@ -140,14 +146,15 @@ def _trace_symbolic(mod, cfg, batch, seqs) -> tuple:
         prog, params, data, rng = _inputs(mod, c, batch, g * k)
         fwd = jax.make_jaxpr(prog.loss)(params, data, rng)
         train = jax.make_jaxpr(prog.train_step)(params, data, rng)
+        mem = saved_activation_bytes(prog, params, data, rng) if memory else None
     return ((g, domain, past), fwd, train,
             [tuple(x.shape) for x in jax.tree_util.tree_leaves(params)],
-            list({str(e): e for e in log}.values()))
+            list({str(e): e for e in log}.values()), mem)
 
 
 # -- one shallow model over many lengths ---------------------------------------------
 
-_CACHE: dict = {}   # (arch, cfg, batch) -> {"sym": [_Symbolic], "conc": {seq: counts}, ...}
+_CACHE: dict = {}   # (arch, cfg, batch, memory) -> {"sym": [_Symbolic], "conc": {seq: counts}}
 
 
 def clear_cache() -> None:
@@ -164,21 +171,21 @@ def _regions(cfg, seqs):
     return list(groups.values())
 
 
-def _cover(mod, cfg, batch, seqs, cache, out):
+def _cover(mod, cfg, batch, seqs, cache, out, memory):
     """Symbolic programs for ``seqs``: a region JAX cannot decide on is halved; lengths
     that are risky for a program are covered again on their own gcd."""
     if len(seqs) < MIN_SYMBOLIC or cache["no_symbolic"]:
         return
     try:
-        head, fwd, train, shapes, risks = _trace_symbolic(mod, cfg, batch, seqs)
+        head, fwd, train, shapes, risks, mem = _trace_symbolic(mod, cfg, batch, seqs, memory)
     except InconclusiveDimensionOperation:
-        _cover(mod, cfg, batch, seqs[:len(seqs) // 2], cache, out)
-        _cover(mod, cfg, batch, seqs[len(seqs) // 2:], cache, out)
+        _cover(mod, cfg, batch, seqs[:len(seqs) // 2], cache, out, memory)
+        _cover(mod, cfg, batch, seqs[len(seqs) // 2:], cache, out, memory)
         return
     except Exception:  # the model needs concrete lengths (T5's NumPy relative buckets)
         cache["no_symbolic"] = True
         return
-    entry = _Symbolic(*head, CostProgram(fwd), CostProgram(train), shapes, risks)
+    entry = _Symbolic(*head, CostProgram(fwd), CostProgram(train), shapes, risks, mem)
     groups = defaultdict(list)   # risky lengths, by the logged dims vanishing there
     for s in seqs:
         groups[entry.vanishing(s)].append(s)
@@ -186,19 +193,19 @@ def _cover(mod, cfg, batch, seqs, cache, out):
         out.append((entry, seqs))
     for zeros, group in groups.items():
         if zeros and (len(group) < len(seqs) or math.gcd(*group) != entry.g):
-            _cover(mod, cfg, batch, group, cache, out)
+            _cover(mod, cfg, batch, group, cache, out, memory)
 
 
-def _shallow_counts(mod, cfg, seqs, batch, verify, trusted) -> tuple[dict, set]:
-    """``{seq: ((fwd, train, params), "symbolic" | "concrete")}`` for one config, and the
-    keys of the symbolic programs that passed their check."""
-    cache = _CACHE.setdefault((getattr(mod, "NAME", mod.__name__), cfg, batch),
+def _shallow_counts(mod, cfg, seqs, batch, verify, trusted, memory) -> tuple[dict, set]:
+    """``{seq: ((fwd, train, params, activation bytes), "symbolic" | "concrete")}`` for
+    one config, and the keys of the symbolic programs that passed their check."""
+    cache = _CACHE.setdefault((getattr(mod, "NAME", mod.__name__), cfg, batch, memory),
                               {"sym": [], "conc": {}, "no_symbolic": False})
 
     def concrete(seq):
         if seq not in cache["conc"]:
-            fc = full_count(mod, cfg, seq, batch)
-            cache["conc"][seq] = (fc.fwd, fc.train, fc.params)
+            fc = full_count(mod, cfg, seq, batch, memory)
+            cache["conc"][seq] = (fc.fwd, fc.train, fc.params, fc.activation_bytes)
         return cache["conc"][seq]
 
     def owner(seq):
@@ -208,7 +215,7 @@ def _shallow_counts(mod, cfg, seqs, batch, verify, trusted) -> tuple[dict, set]:
     todo = [s for s in seqs if s not in cache["conc"] and owner(s) is None]
     for region in _regions(cfg, todo):
         new = []
-        _cover(mod, cfg, batch, region, cache, new)
+        _cover(mod, cfg, batch, region, cache, new, memory)
         for entry, mine in new:
             if verify == "none" or entry.key in trusted or _agrees(entry, mine, concrete):
                 cache["sym"].append(entry)
@@ -231,7 +238,7 @@ def _agrees(entry, seqs, concrete) -> bool:
             got = entry.count(s)
         except (ZeroDivisionError, ValueError, KeyError):  # out of range at a boundary
             got = None
-        if got and same(want[0], got[0]) and same(want[1], got[1]) and want[2] == got[2]:
+        if got and same(want[0], got[0]) and same(want[1], got[1]) and want[2:] == got[2:]:
             return True
         if s not in risky:
             warnings.warn(f"symbolic trace ({entry.g} k) differs from a concrete trace at "
@@ -270,8 +277,10 @@ def depth_plan(mod, cfg):
     return plan, label
 
 
-def traced_counts(mod, cfg, seqs, batch: int = 1, verify: str = "point") -> dict[int, FastCount]:
-    """``{seq: FastCount}``, equal to full traces of ``mod.model(cfg)`` at every length.
+def traced_counts(mod, cfg, seqs, batch: int = 1, verify: str = "point",
+                  memory: bool = False) -> dict[int, FastCount]:
+    """``{seq: FastCount}``, equal to full traces of ``mod.model(cfg)`` at every length;
+    with ``memory``, also the saved activation bytes (``memory.saved_activation_bytes``).
 
     ``verify``: ``"none"`` trusts the logged symbolic decisions; ``"point"``
     (default) checks the symbolic programs at one length against concrete traces
@@ -285,7 +294,7 @@ def traced_counts(mod, cfg, seqs, batch: int = 1, verify: str = "point") -> dict
     parts, trusted = [None] * len(plan), set()
     for i in reversed(range(len(plan))):   # deeper models first: the base may trust them
         parts[i], passed = _shallow_counts(mod, plan[i][1], seqs, batch, verify,
-                                           trusted if i == 0 else set())
+                                           trusted if i == 0 else set(), memory)
         trusted |= passed
     out = {}
     for s in seqs:
@@ -294,13 +303,15 @@ def traced_counts(mod, cfg, seqs, batch: int = 1, verify: str = "point") -> dict
         out[s] = FastCount(combine((c, t[0]) for c, t in terms),
                            combine((c, t[1]) for c, t in terms),
                            sum(c * t[2] for c, t in terms),
-                           how if len(plan) == 1 else f"{label}; {how}")
+                           how if len(plan) == 1 else f"{label}; {how}",
+                           sum(c * t[3] for c, t in terms) if memory else None)
     if verify == "full" and len(plan) > 1:
-        ref, got = full_count(mod, cfg, seqs[0], batch), out[seqs[0]]
-        if not (same(ref.fwd, got.fwd) and same(ref.train, got.train) and ref.params == got.params):
+        ref, got = full_count(mod, cfg, seqs[0], batch, memory), out[seqs[0]]
+        if not (same(ref.fwd, got.fwd) and same(ref.train, got.train)
+                and (ref.params, ref.activation_bytes) == (got.params, got.activation_bytes)):
             warnings.warn(f"depth extrapolation differs from the full trace at seq {seqs[0]}: "
                           "tracing every length in full", RuntimeWarning)
-            return {s: full_count(mod, cfg, s, batch) for s in seqs}
+            return {s: full_count(mod, cfg, s, batch, memory) for s in seqs}
     return out
 
 

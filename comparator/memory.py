@@ -164,10 +164,17 @@ def residuals(loss, params, *args) -> MemoryResult:
         a = v.aval
         eqn = producer.get(v)
         out.residuals.append(Residual(
-            tuple(a.shape), str(a.dtype), int(a.size) * a.dtype.itemsize,
+            tuple(a.shape), str(a.dtype), _nbytes(a),
             eqn.primitive.name if eqn is not None else "", _term(v, producer),
             "input" if v in invars else _kind(bits[v])))
     return out
+
+
+def _nbytes(aval):
+    """Bytes of an abstract value: an int, or a ``jax.export`` dim expression when the
+    shape is symbolic (``comparator.fasttrace`` evaluates it per length)."""
+    n = aval.size * aval.dtype.itemsize
+    return n if hasattr(n, "_sorted_terms") else int(n)
 
 
 def _term(v, producer) -> str:

@@ -21,6 +21,10 @@ import architectures
 
 METHODS = ("analytic", "traced")
 SCOPES = ("matmul", "all")
+# how traced points are traced: "fast" reuses shallow and symbolic-length traces
+# (comparator.fasttrace, each symbolic program checked against a concrete trace),
+# "checked" also compares one length with the full model, "full" traces every point whole
+TRACES = ("fast", "checked", "full")
 # the sequence-mixing core; projections are per-token and excluded
 ATTENTION_TERMS = ("attn/scores", "attn/softmax", "attn/context", "attn/relbias")
 ATTENTION_ROOTS = ("lsh",)
@@ -131,30 +135,56 @@ def analytic(pt: Point, scope: str) -> dict:
     return _with_memory(rec, mod.activation_bytes(m.cfg, pt.seq, pt.batch))
 
 
-def traced(pt: Point, scope: str) -> dict:
+def traced(pt: Point, scope: str, trace: str = "full") -> dict:
     """Trace the real forward and training step of the model on abstract inputs."""
-    import jax
+    return traced_all([pt], scope, trace)[_key(pt)]
 
-    from architectures.program import spec_structs
-    from .trace import trace
 
-    m = pt.model
-    prog = architectures.get(m.arch).model(m.cfg)
-    params = prog.abstract_params(pt.batch, pt.seq)
-    n_params = sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
-    data = spec_structs(prog.spec(pt.batch, pt.seq))
-    rng = jax.ShapeDtypeStruct((2,), jax.numpy.uint32)
-    fwd = trace(prog.loss, params, data, rng)
-    train = trace(prog.train_step, params, data, rng)
+def _key(pt: Point):
+    return (pt.arch, pt.preset, pt.seq, pt.batch)
+
+
+def traced_all(pts, scope: str, trace: str = "fast", progress=None) -> dict:
+    """Traced records of ``pts``, by ``(arch, preset, seq, batch)``.  Points of one model
+    and batch are traced together (``TRACES``): ``fast`` and ``checked`` count every
+    length from shallow and symbolic-length traces equal to the full ones
+    (``comparator.fasttrace``); ``full`` traces each point whole."""
+    from . import fasttrace as ft
+
+    if trace not in TRACES:
+        raise InputError("--trace", trace, "choose from " + ", ".join(TRACES))
+    groups: dict = {}
+    for pt in pts:
+        m = pt.model
+        groups.setdefault((m.arch, m.preset, pt.batch, m.cfg), set()).add(pt.seq)
+    out, n, total = {}, 0, sum(len(v) for v in groups.values())
+    for (arch, preset, batch, cfg), seqs in groups.items():
+        mod = architectures.get(arch)
+        if trace == "full":
+            counts = {s: ft.full_count(mod, cfg, s, batch, memory=True) for s in sorted(seqs)}
+        else:
+            counts = ft.traced_counts(mod, cfg, seqs, batch, memory=True,
+                                      verify="full" if trace == "checked" else "point")
+        for s, fc in counts.items():
+            pt = Point(arch, preset, s, batch, cfg)
+            out[_key(pt)] = _traced_record(pt, scope, fc)
+        n += len(seqs)
+        if progress:
+            progress(n, total)
+    return out
+
+
+def _traced_record(pt: Point, scope: str, fc) -> dict:
+    fwd, train = fc.fwd, fc.train
     unsupported = dict(fwd.unsupported)
     for k, v in train.unsupported.items():
         unsupported[k] = max(unsupported.get(k, 0), v)
     flagged = {**fwd.flagged, **train.flagged}
-    rec = _record(pt, n_params, "traced", scope, fwd.flops(scope), train.flops(scope),
+    rec = _record(pt, fc.params, "traced", scope, fwd.flops(scope), train.flops(scope),
                   _nonzero(fwd.breakdown(scope)), _nonzero(train.breakdown(scope)),
                   unsupported, flagged)
-    from .memory import saved_activation_bytes
-    return _with_memory(rec, saved_activation_bytes(prog, params, data, rng))
+    rec["trace"] = fc.method
+    return _with_memory(rec, fc.activation_bytes)
 
 
 def _with_memory(rec: dict, activation_bytes: int) -> dict:
@@ -202,32 +232,36 @@ def compare(rec: dict, base: dict) -> dict:
 
 
 def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
-        baseline: str | None = None, with_baseline: bool = True) -> list[dict]:
+        baseline: str | None = None, with_baseline: bool = True,
+        trace: str = "fast") -> list[dict]:
     """Records for every point and method (analytic before traced); each non-baseline
-    model is compared with its baseline, whose rows come first."""
+    model is compared with its baseline, whose rows come first.  Traced points are
+    traced together, model by model (``traced_all``)."""
     if scope not in SCOPES:
         raise InputError("--scope", scope, "choose from " + ", ".join(SCOPES))
     for m in methods:
         if m not in METHODS:
             raise InputError("--method", m, "choose from analytic, traced, both")
     pts = list(pts)
-    out, done, emitted, n_traced = [], {}, set(), 0
-    total = sum(1 for _ in pts) * sum(1 for m in methods if m == "traced")
-
-    def compute(pt, m):
-        nonlocal n_traced
-        key = (pt.arch, pt.preset, pt.seq, pt.batch, m)
-        if key not in done:
-            done[key] = analytic(pt, scope) if m == "analytic" else traced(pt, scope)
-            if m == "traced":
-                n_traced += 1
-                if progress:
-                    progress(min(n_traced, total), max(total, n_traced))
-        return done[key]
-
+    pairs = []
     for pt in pts:
         base = baseline_for(pt.model, baseline) if with_baseline else None
-        bpt = Point(base.arch, base.preset, pt.seq, pt.batch, base.cfg) if base else None
+        pairs.append((pt, Point(base.arch, base.preset, pt.seq, pt.batch, base.cfg)
+                      if base else None))
+    done = {}
+    if "traced" in methods:
+        every = [q for pair in pairs for q in pair if q is not None]
+        for k, rec in traced_all(every, scope, trace, progress).items():
+            done[(*k, "traced")] = rec
+    out, emitted = [], set()
+
+    def compute(pt, m):
+        key = (*_key(pt), m)
+        if key not in done:
+            done[key] = analytic(pt, scope)
+        return done[key]
+
+    for pt, bpt in pairs:
         for m in methods:
             if bpt is not None:
                 b = compute(bpt, m)
@@ -239,9 +273,10 @@ def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
     return out
 
 
-def explain(pt: Point, scope: str, methods=("analytic", "traced")):
+def explain(pt: Point, scope: str, methods=("analytic", "traced"), trace: str = "fast"):
     """Per term: forward and training FLOPs by each method and, with both, the difference."""
-    recs = {m: (analytic(pt, scope) if m == "analytic" else traced(pt, scope)) for m in methods}
+    recs = {m: (analytic(pt, scope) if m == "analytic" else traced(pt, scope, trace))
+            for m in methods}
     terms = sorted(set().union(*(r["train_breakdown"] for r in recs.values())))
     rows = []
     for term in terms + ["total"]:

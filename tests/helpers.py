@@ -22,9 +22,23 @@ def flax_param_count(mod, cfg, batch=1, seq=8) -> int:
     return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
 
 
-def assert_counts_agree(mod, cfg, batch, seq, all_rtol=0.01):
-    """analytic == traced exactly (matmul scope, fwd and train); ``all`` within all_rtol."""
-    fwd, train = traced(mod, cfg, batch, seq)
+def fast_traced(mod, cfg, batch, seqs) -> dict:
+    """``{seq: (fwd, train)}`` from ``comparator.fasttrace`` with ``verify="full"``: the
+    full model is traced at the smallest length and must equal the shallow and symbolic
+    traces there (a fallback to full traces is a failure here, not a warning)."""
+    import warnings
+
+    from comparator import fasttrace as ft
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        return {s: (fc.fwd, fc.train)
+                for s, fc in ft.traced_counts(mod, cfg, seqs, batch, verify="full").items()}
+
+
+def assert_counts_agree(mod, cfg, batch, seq, all_rtol=0.01, counts=None):
+    """analytic == traced exactly (matmul scope, fwd and train); ``all`` within all_rtol.
+    ``counts``: the traced (fwd, train) pair when already computed (else a full trace)."""
+    fwd, train = counts or traced(mod, cfg, batch, seq)
     assert not fwd.unsupported and not train.unsupported, (fwd.unsupported, train.unsupported)
     a = mod.flops(cfg, seq, batch, "matmul")
     assert fwd.flops("matmul") == a.fwd

@@ -134,11 +134,11 @@ def test_presets_lists_every_preset_with_sizes(capsys):
     (["--baseline", "cnn"], "--arch"), (["--baseline", "transformer:gpt5"], "--preset"),
     (["--no-baseline", "--baseline", "transformer"], "--baseline"),
     (["--d-model", "500"], "n_heads"), (["--per", "word"], "--per"),
-    (["--format", "docx"], "--format"),
+    (["--format", "docx"], "--format"), (["--trace", "quick"], "--trace"),
 ])
 def test_bad_values_exit_2_with_one_message(args, field, capsys):
-    rc = cli.main(["sweep", "--arch", "reformer", "--seq", "1024", *args]) if "--per" not in args \
-        and "--format" not in args else None
+    rc = cli.main(["sweep", "--arch", "reformer", "--seq", "1024", *args]) if not {
+        "--per", "--format", "--trace"} & set(args) else None
     if rc is None:
         with pytest.raises(SystemExit) as e:
             cli.main(["sweep", "--arch", "reformer", "--seq", "1024", *args])
@@ -188,7 +188,8 @@ def test_progress_bar_only_on_a_terminal():
     import os
     import sys
     cmd = [sys.executable, "-m", "comparator.cli", "sweep", "--arch", "transformer", "--preset",
-           "gpt2-small", "--seq", "64,128", "--method", "traced", "--no-baseline"]
+           "gpt2-small", "--layers", "1", "--seq", "64,128", "--method", "traced",
+           "--no-baseline"]
     main_fd, term_fd = os.openpty()  # stderr is a terminal for this run
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=term_fd)
     os.close(term_fd)
@@ -206,6 +207,20 @@ def test_progress_bar_only_on_a_terminal():
     assert "2/2 traced points" in b"".join(chunks).decode(errors="replace")
     piped = subprocess.run(cmd, capture_output=True, text=True)
     assert piped.returncode == 0 and "traced points" not in piped.stderr
+
+
+def test_fast_and_full_traces_give_the_same_records(capsys):
+    """``--trace fast`` (default: shallow, symbolic-length traces) equals ``--trace full``
+    field by field, memory included; only ``trace`` (how it was traced) differs."""
+    args = ("sweep", "--arch", "transformer", "--preset", "gpt2-small", "--layers", "4",
+            "--seq", "64,128,192,256", "--method", "traced", "--no-baseline", "--quiet")
+    fast = records(capsys, *args)
+    full = records(capsys, *args, "--trace", "full")
+    assert [r.pop("trace") for r in full] == ["full"] * 4
+    how = [r.pop("trace") for r in fast]
+    assert all(h.startswith("depth n_layers 1,2->4") for h in how), how
+    assert "symbolic" in " ".join(how), how
+    assert fast == full
 
 
 def test_activation_memory_column_agrees_between_methods(capsys):

@@ -1,7 +1,8 @@
 """The fast traced counts equal full traces: totals, per-term breakdown, unsupported,
 flagged and parameters, for both the forward and the training step.
 
-``MIN_SYMBOLIC`` is lowered to 2 so two lengths of one region already go through a
+The saved activation bytes (``memory=True``) equal ``memory.model_activations`` of the
+full model too.  ``MIN_SYMBOLIC`` is lowered to 2 so two lengths of one region already go through a
 symbolic trace (one is checked concretely, the other evaluated from the program).
 The reference is ``tests.helpers.traced``, the same inputs as ``sweep.traced``.
 """
@@ -16,6 +17,7 @@ from helpers import flax_param_count, traced
 
 import architectures
 from comparator import fasttrace as ft
+from comparator.memory import model_activations
 from comparator.symbolic import symbolic_tracing
 from comparator.trace import count_jaxpr, trace
 
@@ -47,11 +49,12 @@ def _at_depth(cfg, layers):
 
 def check(arch, cfg, seqs, symbolic, depth):
     mod = architectures.get(arch)
-    fast = ft.traced_counts(mod, cfg, list(seqs), batch=1)
+    fast = ft.traced_counts(mod, cfg, list(seqs), batch=1, memory=True)
     for s in seqs:
         fwd, train = traced(mod, cfg, 1, s)
         assert_same(fast[s].fwd, fwd, (s, "fwd"))
         assert_same(fast[s].train, train, (s, "train"))
+        assert fast[s].activation_bytes == model_activations(mod, cfg, s).total, s
     assert fast[s].params == flax_param_count(mod, cfg, 1, s)   # the table grows with s
     methods = " ".join(fast[s].method for s in seqs)
     assert ("depth" in methods) == depth, methods
