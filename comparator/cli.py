@@ -8,71 +8,9 @@ import architectures
 from architectures.config import ConfigError
 
 from . import sweep, tables
+from .cli_cost import cmd_accelerators, cmd_cost, cmd_roofline
+from .cliargs import Parser, arch_list, int_list, positive_int, seq_list
 from .sweep import InputError
-
-MAX_SEQ = 1 << 24
-
-
-def seq_list(text: str) -> list[int]:
-    """'512,1024' or a geometric range '512:65536:x2' (start:stop:xFACTOR, stop included)."""
-    allowed = "positive integers as '512,1024' or a range 'START:STOP:xFACTOR' like 512:65536:x2"
-    try:
-        if ":" in text:
-            start, stop, step = text.split(":")
-            if not step.startswith("x"):
-                raise ValueError
-            a, b, f = int(start), int(stop), int(step[1:])
-            if a <= 0 or b < a or f < 2:
-                raise ValueError
-            out = []
-            while a <= b:
-                out.append(a)
-                a *= f
-        else:
-            out = [int(x) for x in text.split(",") if x.strip()]
-        if not out or any(s <= 0 or s > MAX_SEQ for s in out):
-            raise ValueError
-        return out
-    except ValueError:
-        raise InputError("--seq", text, allowed + f" (at most {MAX_SEQ})") from None
-
-
-def positive_int(field: str, text: str) -> int:
-    try:
-        v = int(text)
-        if v > 0:
-            return v
-    except ValueError:
-        pass
-    raise InputError(field, text, "a positive integer")
-
-
-def arch_list(text: str) -> list[str]:
-    names = list(architectures.NAMES) if text == "all" else [a for a in text.split(",") if a]
-    for a in names:
-        if a not in architectures.NAMES:
-            raise InputError("--arch", a, sweep.suggest(a, architectures.NAMES) + " or all")
-    return names
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def int_list(field: str, text: str | None) -> list:
-    if text is None:
-        return [None]
-    try:
-        vals = [int(x) for x in text.split(",") if x.strip()]
-        if vals and all(v > 0 for v in vals):
-            return vals
-    except ValueError:
-        pass
-    raise InputError(field, text, "positive integers, comma separated (e.g. 256,512,1024)")
-
 
 def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
     p.add_argument("--arch", help="transformer, albert, electra, reformer"
@@ -146,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--runs", default="1", help="runs (e.g. 20 for 2 configurations x 10)")
     k.add_argument("--pue", default="1.1", help="data-centre power usage effectiveness")
     k.add_argument("--grid-intensity", default="0.4", help="kg CO2 per kWh")
+    r = sub.add_parser("roofline", help="roofline time of the traced training step per term: "
+                       "where it is memory-bound")
+    _common(r, many=False)
+    r.add_argument("--accelerator", required=True, help="a catalogue name")
+    r.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
+    r.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32")
+    r.add_argument("--top", help="show the N slowest terms (and the total)")
     c = sub.add_parser("accelerators", help="the accelerator catalogue with its sources")
     c.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     c.add_argument("--format", default="text", choices=tables.FORMATS)
@@ -268,89 +213,6 @@ def cmd_plot(a) -> str:
     return tables.render(rows, "text", f"wrote {a.output}")
 
 
-def _number(field: str, text):
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        raise InputError(field, text, "a number") from None
-
-
-def cmd_cost(a) -> str:
-    from . import costmodel as cm
-    from .accelerators import CatalogueError, load, lookup
-    archs = arch_list(a.arch) if a.arch else []
-    if len(archs) != 1:
-        raise InputError("--arch", a.arch, "one architecture for cost")
-    (arch,) = archs
-    seqs = seq_list(a.seq)
-    if len(seqs) != 1:
-        raise InputError("--seq", a.seq, "one sequence length for cost")
-    batch = positive_int("--batch", a.batch)
-    if (a.tokens is None) == (a.steps is None):
-        raise InputError("--tokens", a.tokens, "either --tokens or --steps (with --batch)")
-    steps = (positive_int("--steps", a.steps) if a.steps else
-             cm.tokens_to_steps(positive_int("--tokens", a.tokens), batch, seqs[0]))
-    try:
-        cat = load(overrides=a.accelerators)
-        names = list(cat) if a.accelerator == "all" else a.accelerator.split(",")
-        accs = [lookup(cat, n) for n in names]
-    except CatalogueError as err:
-        raise InputError(err.field, err.value, err.allowed) from None
-    mod, preset, cfg = sweep.resolve(arch, a.preset)
-    rec = sweep.analytic(sweep.Point(arch, preset, seqs[0], batch, cfg), a.scope)
-    mfu = None if a.mfu is None else _number("--mfu", a.mfu)
-    out, skipped = [], []
-    for acc in accs:
-        try:
-            out.append(sweep.with_cost(rec, acc, steps, devices=positive_int("--devices",
-                       a.devices), dtype=a.dtype, mfu=mfu, runs=positive_int("--runs", a.runs),
-                       pue=_number("--pue", a.pue),
-                       grid_intensity=_number("--grid-intensity", a.grid_intensity)))
-        except cm.CostError as err:
-            if len(accs) == 1:
-                raise InputError(err.field, err.value, err.allowed) from None
-            skipped.append(f"{acc.name} ({err.allowed})")
-    if a.format == "json":
-        return tables.render(out, "json")
-    rows = [{"accelerator": r["accelerator"], "devices": r["assumptions"]["devices"],
-             "MFU": r["assumptions"]["mfu"], "step s": r["step_time_s"],
-             "days": r["wall_clock_s"] / 86400, "device-hours": r["device_hours"],
-             "$ / run": r["dollars"] if r["dollars"] is not None else "",
-             f"$ x {r['runs']}": (r["dollars_all_runs"] if r["dollars"] is not None else ""),
-             "kWh": r["energy_kwh"] if r["energy_kwh"] is not None else "",
-             "CO2 kg": r["co2_kg"] if r["co2_kg"] is not None else "",
-             "fits": "yes" if r["fits"] else f"no (>= {r['min_devices'] or '?'} devices)"}
-            for r in out]
-    cap = (f"{arch}:{preset}, seq {seqs[0]}, batch {batch}, {steps:,} steps "
-           f"({rec['train_flops'] * steps:.3g} training FLOPs per run), dtype {a.dtype}; "
-           f"time = FLOPs / (dense peak x MFU x devices); $ = device-hours x on-demand price; "
-           f"energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh"
-           + (f"; skipped: {'; '.join(skipped)}" if skipped else "") + ". "
-           + tables.CONVENTIONS + ".")
-    return tables.render(rows, a.format, cap, label="tab:cost")
-
-
-def cmd_accelerators(a) -> str:
-    from .accelerators import CatalogueError, load, rows
-    try:
-        cat = load(overrides=a.accelerators)
-    except CatalogueError as err:
-        raise InputError(err.field, err.value, err.allowed) from None
-    full = list(rows(cat))
-    if a.format not in ("json", "csv"):  # a readable table; json/csv keep every field
-        full = [{"name": r["name"], "vendor": r["vendor"], "fp32 FLOPs/s": r["fp32"] or "",
-                 "16-bit FLOPs/s": r["bf16"] or getattr(cat[r["name"]], "fp16", None) or "",
-                 "fp8 FLOPs/s": r["fp8"] or "", "memory GB": r["memory_gb"] or "",
-                 "GB/s": r["memory_bandwidth_gbs"] or "", "TDP W": r["tdp_w"] or "",
-                 "$/h": r["price_per_hour"] or "", "default MFU": r["default_mfu"] or ""}
-                for r in full]
-    return tables.render(full, a.format, "Dense peak FLOP/s (never the sparse figures; "
-                         "16-bit = bf16, or fp16 where the device has no bf16), on-demand "
-                         "prices per device-hour; every number's source is in "
-                         "comparator/data/accelerators.toml (json/csv list them).",
-                         label="tab:accelerators")
-
-
 def cmd_presets(a) -> str:
     rows = []
     for arch, name, cfg, src in architectures.all_presets():
@@ -364,7 +226,8 @@ def cmd_presets(a) -> str:
 
 
 COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets,
-            "plot": cmd_plot, "accelerators": cmd_accelerators, "cost": cmd_cost}
+            "plot": cmd_plot, "accelerators": cmd_accelerators, "cost": cmd_cost,
+            "roofline": cmd_roofline}
 
 
 def main(argv=None) -> int:

@@ -117,23 +117,33 @@ class _Walker:
             self.unsupported[name] += times
             return ZERO
         cost = cost * times
-        term = term_of(scopes)
-        self.by_term[term] = self.by_term[term] + cost
+        self.record(eqn, term_of(scopes), cost, times)
         return cost
+
+    def record(self, eqn, term: str, cost: Cost, times: int) -> None:
+        """One counted equation (``cost`` already x ``times``): a hook for other walks."""
+        self.by_term[term] = self.by_term[term] + cost
+
+    def scratch(self) -> "_Walker":
+        """An empty walker of the same kind (for a ``cond`` branch)."""
+        return type(self)()
+
+    def absorb(self, other: "_Walker") -> None:
+        for k, v in other.by_term.items():
+            self.by_term[k] = self.by_term[k] + v
+        self.unsupported.update(other.unsupported)
+        self.flagged.update(other.flagged)
 
     def _cond(self, eqn, scopes, times: int) -> Cost:
         # cost every branch on a scratch walker, keep the costliest, flag it
         best, best_walker = None, None
         for branch in eqn.params["branches"]:
-            w = _Walker()
+            w = self.scratch()
             c = w.walk(branch, scopes, times)
             if best is None or c.flops > best.flops:
                 best, best_walker = c, w
         self.flagged["cond (costliest branch counted)"] += times
-        for k, v in best_walker.by_term.items():
-            self.by_term[k] = self.by_term[k] + v
-        self.unsupported.update(best_walker.unsupported)
-        self.flagged.update(best_walker.flagged)
+        self.absorb(best_walker)
         return best
 
 

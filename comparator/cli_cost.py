@@ -1,0 +1,130 @@
+"""The cost commands: ``cost`` (time, dollars, energy, memory of a run), ``roofline``
+(where a traced step is memory-bound) and ``accelerators`` (the catalogue)."""
+from __future__ import annotations
+
+from . import sweep, tables
+from .cliargs import arch_list, number, positive_int, seq_list
+from .sweep import InputError
+
+
+def cmd_cost(a) -> str:
+    from . import costmodel as cm
+    from .accelerators import CatalogueError, load, lookup
+    archs = arch_list(a.arch) if a.arch else []
+    if len(archs) != 1:
+        raise InputError("--arch", a.arch, "one architecture for cost")
+    (arch,) = archs
+    seqs = seq_list(a.seq)
+    if len(seqs) != 1:
+        raise InputError("--seq", a.seq, "one sequence length for cost")
+    batch = positive_int("--batch", a.batch)
+    if (a.tokens is None) == (a.steps is None):
+        raise InputError("--tokens", a.tokens, "either --tokens or --steps (with --batch)")
+    steps = (positive_int("--steps", a.steps) if a.steps else
+             cm.tokens_to_steps(positive_int("--tokens", a.tokens), batch, seqs[0]))
+    try:
+        cat = load(overrides=a.accelerators)
+        names = list(cat) if a.accelerator == "all" else a.accelerator.split(",")
+        accs = [lookup(cat, n) for n in names]
+    except CatalogueError as err:
+        raise InputError(err.field, err.value, err.allowed) from None
+    mod, preset, cfg = sweep.resolve(arch, a.preset)
+    rec = sweep.analytic(sweep.Point(arch, preset, seqs[0], batch, cfg), a.scope)
+    mfu = None if a.mfu is None else number("--mfu", a.mfu)
+    out, skipped = [], []
+    for acc in accs:
+        try:
+            out.append(sweep.with_cost(rec, acc, steps, devices=positive_int("--devices",
+                       a.devices), dtype=a.dtype, mfu=mfu, runs=positive_int("--runs", a.runs),
+                       pue=number("--pue", a.pue),
+                       grid_intensity=number("--grid-intensity", a.grid_intensity)))
+        except cm.CostError as err:
+            if len(accs) == 1:
+                raise InputError(err.field, err.value, err.allowed) from None
+            skipped.append(f"{acc.name} ({err.allowed})")
+    if a.format == "json":
+        return tables.render(out, "json")
+    rows = [{"accelerator": r["accelerator"], "devices": r["assumptions"]["devices"],
+             "MFU": r["assumptions"]["mfu"], "step s": r["step_time_s"],
+             "days": r["wall_clock_s"] / 86400, "device-hours": r["device_hours"],
+             "$ / run": r["dollars"] if r["dollars"] is not None else "",
+             f"$ x {r['runs']}": (r["dollars_all_runs"] if r["dollars"] is not None else ""),
+             "kWh": r["energy_kwh"] if r["energy_kwh"] is not None else "",
+             "CO2 kg": r["co2_kg"] if r["co2_kg"] is not None else "",
+             "fits": "yes" if r["fits"] else f"no (>= {r['min_devices'] or '?'} devices)"}
+            for r in out]
+    cap = (f"{arch}:{preset}, seq {seqs[0]}, batch {batch}, {steps:,} steps "
+           f"({rec['train_flops'] * steps:.3g} training FLOPs per run), dtype {a.dtype}; "
+           f"time = FLOPs / (dense peak x MFU x devices); $ = device-hours x on-demand price; "
+           f"energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh"
+           + (f"; skipped: {'; '.join(skipped)}" if skipped else "") + ". "
+           + tables.CONVENTIONS + ".")
+    return tables.render(rows, a.format, cap, label="tab:cost")
+
+
+def cmd_accelerators(a) -> str:
+    from .accelerators import CatalogueError, load, rows
+    try:
+        cat = load(overrides=a.accelerators)
+    except CatalogueError as err:
+        raise InputError(err.field, err.value, err.allowed) from None
+    full = list(rows(cat))
+    if a.format not in ("json", "csv"):  # a readable table; json/csv keep every field
+        full = [{"name": r["name"], "vendor": r["vendor"], "fp32 FLOPs/s": r["fp32"] or "",
+                 "16-bit FLOPs/s": r["bf16"] or getattr(cat[r["name"]], "fp16", None) or "",
+                 "fp8 FLOPs/s": r["fp8"] or "", "memory GB": r["memory_gb"] or "",
+                 "GB/s": r["memory_bandwidth_gbs"] or "", "TDP W": r["tdp_w"] or "",
+                 "$/h": r["price_per_hour"] or "", "default MFU": r["default_mfu"] or ""}
+                for r in full]
+    return tables.render(full, a.format, "Dense peak FLOP/s (never the sparse figures; "
+                         "16-bit = bf16, or fp16 where the device has no bf16), on-demand "
+                         "prices per device-hour; every number's source is in "
+                         "comparator/data/accelerators.toml (json/csv list them).",
+                         label="tab:accelerators")
+
+
+def cmd_roofline(a) -> str:
+    from . import costmodel as cm
+    from . import roofline as rl
+    from .accelerators import CatalogueError, get
+    archs = arch_list(a.arch) if a.arch else []
+    if len(archs) != 1:
+        raise InputError("--arch", a.arch, "one architecture for roofline")
+    seqs = seq_list(a.seq)
+    if len(seqs) != 1:
+        raise InputError("--seq", a.seq, "one sequence length for roofline")
+    batch = positive_int("--batch", a.batch)
+    top = positive_int("--top", a.top) if a.top is not None else None
+    try:
+        acc = get(a.accelerator, overrides=a.accelerators)
+    except CatalogueError as err:
+        field = "--accelerator" if err.field == "accelerator" else err.field
+        raise InputError(field, err.value, err.allowed) from None
+    mod, preset, cfg = sweep.resolve(archs[0], a.preset)
+    try:
+        r = rl.model_roofline(mod, cfg, seqs[0], batch, acc, a.dtype)
+    except cm.CostError as err:
+        raise InputError(err.field, err.value, err.allowed) from None
+    rows = rl.rows(r, top)
+    t = r.total
+    summary = {"arch": archs[0], "preset": preset, "seq_len": seqs[0], "batch": batch,
+               "accelerator": acc.name, "dtype": a.dtype, "mfu_bound": r.mfu_bound,
+               "compute_only_s": t.compute_s, "memory_only_s": t.memory_s,
+               "unsupported": r.unsupported}
+    rows[-1].update(summary)
+    if a.format == "json":
+        return tables.render(rows, "json")
+    shown = [{"term": x["term"], "FLOPs": x["flops"], "bytes": tables.si(x["bytes"]) + "B",
+              "compute s": x["compute_s"], "memory s": x["memory_s"],
+              "roofline s": x["time_s"], "share": f"{x['share']:.1%}",
+              "memory-bound": f"{x['memory_bound_share']:.0%}", "bound": x["bound"]}
+             for x in rows]
+    unsup = ", ".join(f"{k} x{v}" for k, v in r.unsupported.items()) or "none"
+    cap = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {batch}, training step on {acc.name} "
+           f"({a.dtype}): roofline {t.time_s:.3g} s per step, compute alone {t.compute_s:.3g} s,"
+           f" memory alone {t.memory_s:.3g} s; utilisation bound (matmul FLOPs / peak / "
+           f"roofline) {r.mfu_bound:.1%}.  Per equation max(FLOPs / peak, bytes / "
+           f"{acc.memory_bandwidth_gbs:g} GB/s), matmuls at the {a.dtype} peak, other FLOPs "
+           f"at the vector (fp32) peak; unfused: every equation reads and writes memory, "
+           f"views move nothing; an upper bound on time.  Unsupported primitives: {unsup}.")
+    return tables.render(shown, a.format, cap, label="tab:roofline")

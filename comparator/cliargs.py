@@ -1,0 +1,83 @@
+"""Argument parsing shared by the commands: lists, ranges and numbers from the command
+line, each refused with an ``InputError`` naming the option, the value and what is allowed."""
+from __future__ import annotations
+
+import argparse
+
+import architectures
+
+from . import sweep
+from .sweep import InputError
+
+MAX_SEQ = 1 << 24
+
+
+def seq_list(text: str) -> list[int]:
+    """'512,1024' or a geometric range '512:65536:x2' (start:stop:xFACTOR, stop included)."""
+    allowed = "positive integers as '512,1024' or a range 'START:STOP:xFACTOR' like 512:65536:x2"
+    try:
+        if ":" in text:
+            start, stop, step = text.split(":")
+            if not step.startswith("x"):
+                raise ValueError
+            a, b, f = int(start), int(stop), int(step[1:])
+            if a <= 0 or b < a or f < 2:
+                raise ValueError
+            out = []
+            while a <= b:
+                out.append(a)
+                a *= f
+        else:
+            out = [int(x) for x in text.split(",") if x.strip()]
+        if not out or any(s <= 0 or s > MAX_SEQ for s in out):
+            raise ValueError
+        return out
+    except ValueError:
+        raise InputError("--seq", text, allowed + f" (at most {MAX_SEQ})") from None
+
+
+def positive_int(field: str, text: str) -> int:
+    try:
+        v = int(text)
+        if v > 0:
+            return v
+    except ValueError:
+        pass
+    raise InputError(field, text, "a positive integer")
+
+
+def arch_list(text: str) -> list[str]:
+    names = list(architectures.NAMES) if text == "all" else [a for a in text.split(",") if a]
+    for a in names:
+        if a not in architectures.NAMES:
+            raise InputError("--arch", a, sweep.suggest(a, architectures.NAMES) + " or all")
+    return names
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def int_list(field: str, text: str | None) -> list:
+    if text is None:
+        return [None]
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+        if vals and all(v > 0 for v in vals):
+            return vals
+    except ValueError:
+        pass
+    raise InputError(field, text, "positive integers, comma separated (e.g. 256,512,1024)")
+
+
+def number(field: str, text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise InputError(field, text, "a number") from None
+
+
+__all__ = ["MAX_SEQ", "Parser", "arch_list", "int_list", "number", "positive_int", "seq_list"]
