@@ -8,8 +8,8 @@ import architectures
 from architectures.config import ConfigError
 
 from . import sweep, tables
-from .cli_cost import cmd_accelerators, cmd_cost, cmd_roofline
-from .cliargs import Parser, arch_list, int_list, positive_int, seq_list
+from .cli_cost import add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline, with_costs
+from .cliargs import Parser, large_int, arch_list, int_list, positive_int, seq_list
 from .sweep import InputError
 
 def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="a Hugging Face config.json or a comparator TOML file")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _trace_option(s)
+    add_cost_args(s, sweep_mode=True)
     e = sub.add_parser("explain", help="where the FLOPs go: analytic vs traced per term")
     _common(e, many=False)
     e.add_argument("--method", default="both", choices=("analytic", "traced", "both"))
@@ -74,16 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     _trace_option(g)
     k = sub.add_parser("cost", help="time, dollars, energy and memory of a training run")
     _common(k, many=False)
-    k.add_argument("--tokens", help="training tokens (steps = tokens / (batch x seq))")
-    k.add_argument("--steps", help="training steps (with --batch)")
-    k.add_argument("--accelerator", default="all", help="a catalogue name, a list, or all")
-    k.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
-    k.add_argument("--devices", default="1", help="data-parallel devices (default 1)")
-    k.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32, fp8")
-    k.add_argument("--mfu", help="model-FLOPs utilisation (default: the catalogue's)")
-    k.add_argument("--runs", default="1", help="runs (e.g. 20 for 2 configurations x 10)")
-    k.add_argument("--pue", default="1.1", help="data-centre power usage effectiveness")
-    k.add_argument("--grid-intensity", default="0.4", help="kg CO2 per kWh")
+    add_cost_args(k)
     r = sub.add_parser("roofline", help="roofline time of the traced training step per term: "
                        "where it is memory-bound")
     _common(r, many=False)
@@ -162,10 +154,22 @@ def cmd_sweep(a) -> str:
     recs = sweep.run(sweep.points(ms, seqs, batch), methods, a.scope,
                      progress=_progress(a.quiet) if "traced" in methods else None,
                      baseline=a.baseline, with_baseline=not a.no_baseline, trace=a.trace)
+    skipped = []
+    if a.accelerator:
+        recs, skipped = with_costs(recs, a)
+    elif a.tokens or a.steps:
+        raise InputError("--tokens" if a.tokens else "--steps", a.tokens or a.steps,
+                         "only with --accelerator")
     if a.format == "json":
         return tables.render(recs, "json")
     cap = tables.caption(a.scope, a.per, batch, any("ratio_train" in r for r in recs),
                          a.method)
+    if a.accelerator:
+        run = (f"a run of {large_int('--tokens', a.tokens):,} tokens" if a.tokens else
+               f"{large_int('--steps', a.steps):,} steps" if a.steps else "one training step")
+        cap += (f" Cost of {run} at {a.dtype}: time = FLOPs / (dense peak x MFU x devices), "
+                f"$ = device-hours x on-demand price, energy = device-hours x TDP x PUE."
+                + (f" Skipped: {'; '.join(skipped)}." if skipped else ""))
     return tables.render(tables.sweep_rows(recs, a.per), a.format, cap, label="tab:sweep")
 
 

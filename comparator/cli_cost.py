@@ -3,13 +3,79 @@
 from __future__ import annotations
 
 from . import sweep, tables
-from .cliargs import arch_list, number, positive_int, seq_list
+from .cliargs import arch_list, large_int, number, positive_int, seq_list
 from .sweep import InputError
+
+
+def add_cost_args(p, sweep_mode: bool = False) -> None:
+    """The options that turn counts into time, dollars and energy (cost and sweep)."""
+    if sweep_mode:
+        p.add_argument("--accelerator", help="add cost columns: a catalogue name, a list, "
+                       "or all (one row per accelerator)")
+        p.add_argument("--tokens", help="with --accelerator: cost of a run of this many "
+                       "tokens (steps = tokens / (batch x seq)); default: one step")
+        p.add_argument("--steps", help="with --accelerator: cost of this many steps")
+    else:
+        p.add_argument("--tokens", help="training tokens (steps = tokens / (batch x seq))")
+        p.add_argument("--steps", help="training steps (with --batch)")
+        p.add_argument("--accelerator", default="all", help="a catalogue name, a list, or all")
+    p.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
+    p.add_argument("--devices", default="1", help="data-parallel devices (default 1)")
+    p.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32, fp8")
+    p.add_argument("--mfu", help="model-FLOPs utilisation (default: the catalogue's)")
+    p.add_argument("--runs", default="1", help="runs (e.g. 20 for 2 configurations x 10)")
+    p.add_argument("--pue", default="1.1", help="data-centre power usage effectiveness")
+    p.add_argument("--grid-intensity", default="0.4", help="kg CO2 per kWh")
+
+
+def accelerators_of(a) -> list:
+    from .accelerators import CatalogueError, load, lookup
+    try:
+        cat = load(overrides=a.accelerators)
+        names = list(cat) if a.accelerator == "all" else a.accelerator.split(",")
+        return [lookup(cat, n) for n in names]
+    except CatalogueError as err:
+        field = "--accelerator" if err.field == "accelerator" else err.field
+        raise InputError(field, err.value, err.allowed) from None
+
+
+def cost_kwargs(a) -> dict:
+    return dict(devices=positive_int("--devices", a.devices), dtype=a.dtype,
+                mfu=None if a.mfu is None else number("--mfu", a.mfu),
+                runs=positive_int("--runs", a.runs), pue=number("--pue", a.pue),
+                grid_intensity=number("--grid-intensity", a.grid_intensity))
+
+
+def with_costs(recs, a) -> tuple[list, list]:
+    """Each record once per accelerator of ``a`` with its cost fields (sweep); a device
+    that cannot price a record (no such dtype, no MFU) is skipped and named."""
+    from . import costmodel as cm
+    if a.tokens is not None and a.steps is not None:
+        raise InputError("--tokens", a.tokens, "either --tokens or --steps, not both")
+    tokens = large_int("--tokens", a.tokens) if a.tokens is not None else None
+    steps = large_int("--steps", a.steps) if a.steps is not None else 1
+    accs, kw, out, skipped = accelerators_of(a), cost_kwargs(a), [], {}
+    for acc in accs:
+        for r in recs:
+            n = cm.tokens_to_steps(tokens, r["batch"], r["seq_len"]) if tokens else steps
+            try:
+                out.append(sweep.with_cost(r, acc, n, **kw))
+            except cm.CostError as err:
+                if len(accs) == 1:
+                    raise InputError(err.field, err.value, err.allowed) from None
+                skipped[acc.name] = err.allowed
+    return out, [f"{k} ({v})" for k, v in skipped.items()]
+
+
+def _fits(r: dict) -> str:
+    if r["fits"]:
+        return "yes"
+    return f"no (>= {r['min_devices']} devices)" if r["min_devices"] else \
+        "no (one sequence exceeds a device)"
 
 
 def cmd_cost(a) -> str:
     from . import costmodel as cm
-    from .accelerators import CatalogueError, load, lookup
     archs = arch_list(a.arch) if a.arch else []
     if len(archs) != 1:
         raise InputError("--arch", a.arch, "one architecture for cost")
@@ -20,24 +86,16 @@ def cmd_cost(a) -> str:
     batch = positive_int("--batch", a.batch)
     if (a.tokens is None) == (a.steps is None):
         raise InputError("--tokens", a.tokens, "either --tokens or --steps (with --batch)")
-    steps = (positive_int("--steps", a.steps) if a.steps else
-             cm.tokens_to_steps(positive_int("--tokens", a.tokens), batch, seqs[0]))
-    try:
-        cat = load(overrides=a.accelerators)
-        names = list(cat) if a.accelerator == "all" else a.accelerator.split(",")
-        accs = [lookup(cat, n) for n in names]
-    except CatalogueError as err:
-        raise InputError(err.field, err.value, err.allowed) from None
+    steps = (large_int("--steps", a.steps) if a.steps else
+             cm.tokens_to_steps(large_int("--tokens", a.tokens), batch, seqs[0]))
+    accs = accelerators_of(a)
     mod, preset, cfg = sweep.resolve(arch, a.preset)
     rec = sweep.analytic(sweep.Point(arch, preset, seqs[0], batch, cfg), a.scope)
-    mfu = None if a.mfu is None else number("--mfu", a.mfu)
+    kw = cost_kwargs(a)
     out, skipped = [], []
     for acc in accs:
         try:
-            out.append(sweep.with_cost(rec, acc, steps, devices=positive_int("--devices",
-                       a.devices), dtype=a.dtype, mfu=mfu, runs=positive_int("--runs", a.runs),
-                       pue=number("--pue", a.pue),
-                       grid_intensity=number("--grid-intensity", a.grid_intensity)))
+            out.append(sweep.with_cost(rec, acc, steps, **kw))
         except cm.CostError as err:
             if len(accs) == 1:
                 raise InputError(err.field, err.value, err.allowed) from None
@@ -51,7 +109,7 @@ def cmd_cost(a) -> str:
              f"$ x {r['runs']}": (r["dollars_all_runs"] if r["dollars"] is not None else ""),
              "kWh": r["energy_kwh"] if r["energy_kwh"] is not None else "",
              "CO2 kg": r["co2_kg"] if r["co2_kg"] is not None else "",
-             "fits": "yes" if r["fits"] else f"no (>= {r['min_devices'] or '?'} devices)"}
+             "fits": _fits(r)}
             for r in out]
     cap = (f"{arch}:{preset}, seq {seqs[0]}, batch {batch}, {steps:,} steps "
            f"({rec['train_flops'] * steps:.3g} training FLOPs per run), dtype {a.dtype}; "

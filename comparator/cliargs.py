@@ -46,6 +46,21 @@ def positive_int(field: str, text: str) -> int:
     raise InputError(field, text, "a positive integer")
 
 
+def large_int(field: str, text: str) -> int:
+    """A positive integer, also written as 1e9 or 1_000_000 (token and step budgets)."""
+    try:
+        v = int(str(text).replace("_", ""))
+    except ValueError:
+        try:
+            f = float(text)
+            v = int(f) if f.is_integer() else 0
+        except (TypeError, ValueError, OverflowError):
+            v = 0
+    if v > 0:
+        return v
+    raise InputError(field, text, "a positive integer (1000000, 1_000_000 or 1e6)")
+
+
 def arch_list(text: str) -> list[str]:
     names = list(architectures.NAMES) if text == "all" else [a for a in text.split(",") if a]
     for a in names:
@@ -80,4 +95,4 @@ def number(field: str, text):
         raise InputError(field, text, "a number") from None
 
 
-__all__ = ["MAX_SEQ", "Parser", "arch_list", "int_list", "number", "positive_int", "seq_list"]
+__all__ = ["MAX_SEQ", "Parser", "arch_list", "int_list", "large_int", "number", "positive_int", "seq_list"]

@@ -81,6 +81,14 @@ def sweep_rows(records, per: str = "sequence"):
             row["activations/seq"] = r["activation_bytes_per_seq"]
         if "ratio_train" in r:
             row["vs baseline"] = r["ratio_train"]
+        if "accelerator" in r:
+            row["accelerator"] = r["accelerator"]
+            row["step s"] = r["step_time_s"]
+            row["device-hours"] = r["device_hours"]
+            row["$"] = r["dollars"] if r["dollars"] is not None else ""
+            row["kWh"] = r["energy_kwh"] if r["energy_kwh"] is not None else ""
+            row["fits"] = "yes" if r["fits"] else (f"no (>= {r['min_devices']})"
+                                                    if r["min_devices"] else "no (1 seq too big)")
         if r.get("unsupported"):
             row["unsupported"] = ", ".join(f"{k} x{v}" for k, v in sorted(r["unsupported"].items()))
         yield row
@@ -92,7 +100,8 @@ def _cell(key: str, v, fmt: str):
     if "FLOPs" in key or key == "params" and fmt == "latex":
         return latex_sci(v) if fmt == "latex" else si(v)
     if key.startswith("$"):
-        return f"{v:,.0f}" if fmt != "latex" else f"{v:,.0f}".replace(",", "{,}")
+        text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+        return text if fmt != "latex" else text.replace(",", "{,}")
     if key == "activations/seq":
         return _bytes(v, fmt)
     if key in ("attention share",):

@@ -265,3 +265,35 @@ def test_cost_command_arithmetic_and_errors(capsys):
         assert cli.main(["cost", "--arch", "transformer", "--seq", "512", "--steps", "10",
                          *args]) == 2
         assert field in capsys.readouterr().err
+
+
+def test_sweep_with_accelerator_cost_columns(capsys):
+    from comparator import accelerators
+    recs = records(capsys, "sweep", "--arch", "reformer", "--seq", "4096,16384", "--accelerator",
+                   "a100-80gb,tpu-v3", "--tokens", "1e9", "--devices", "2")
+    assert len(recs) == 8                        # (baseline + reformer) x 2 lengths x 2 devices
+    for r in recs:
+        acc = accelerators.get(r["accelerator"])
+        steps = -(-10**9 // (r["batch"] * r["seq_len"]))            # ceil(tokens / tokens per step)
+        assert r["steps"] == steps
+        assert r["step_time_s"] == r["train_flops"] / (acc.bf16 * acc.default_mfu * 2)
+        assert r["device_hours"] == 2 * steps * r["step_time_s"] / 3600
+        assert r["dollars"] == r["device_hours"] * acc.price_per_hour
+        assert r["total_train_flops"] == r["train_flops"] * steps
+    ref = [r for r in recs if r["arch"] == "reformer" and r["seq_len"] == 16384]
+    base = [r for r in recs if r["arch"] == "transformer" and r["seq_len"] == 16384]
+    assert all(a["dollars"] < b["dollars"] for a, b in zip(ref, base))   # 0.33x the FLOPs
+    text = out_of(capsys, "sweep", "--arch", "reformer", "--seq", "4096", "--accelerator",
+                  "h100-sxm")
+    assert "one training step" in text and "device-hours" in text
+
+
+@pytest.mark.parametrize("args,field", [(["--tokens", "1e9"], "--tokens"),
+                                        (["--accelerator", "h100"], "--accelerator"),
+                                        (["--accelerator", "v100-16gb", "--dtype", "fp8"], "--dtype"),
+                                        (["--accelerator", "h100-sxm", "--steps", "0"], "--steps"),
+                                        (["--accelerator", "h100-sxm", "--mfu", "1.5"], "--mfu")])
+def test_sweep_cost_bad_values(args, field, capsys):
+    assert cli.main(["sweep", "--arch", "reformer", "--seq", "1024", *args]) == 2
+    err = capsys.readouterr().err
+    assert field in err and "Traceback" not in err
