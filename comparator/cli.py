@@ -8,7 +8,8 @@ import architectures
 from architectures.config import ConfigError
 
 from . import sweep, tables
-from .cli_cost import add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline, with_costs
+from .cli_cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline,
+                       cmd_scenario, with_costs)
 from .cliargs import Parser, large_int, arch_list, int_list, positive_int, seq_list
 from .sweep import InputError
 
@@ -83,6 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     r.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32")
     r.add_argument("--top", help="show the N slowest terms (and the total)")
+    n = sub.add_parser("scenario", help="published pre-training runs (BERT, GPT-2, T5) priced "
+                       "on accelerators, against the published cost estimates")
+    n.add_argument("--accelerator", help="catalogue names or all (default: tpu-v3, "
+                   "v100-16gb, a100-80gb, h100-sxm)")
+    n.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
+    n.add_argument("--scenarios", help="a scenarios TOML file (default: the packaged one)")
+    n.add_argument("--runs", help="runs for the tuning column (default 20: 2 configs x 10)")
+    n.add_argument("--pue", default="1.1", help="data-centre power usage effectiveness")
+    n.add_argument("--grid-intensity", default="0.4", help="kg CO2 per kWh")
+    n.add_argument("--format", default="text", choices=tables.FORMATS)
+    n.add_argument("-o", "--output")
     c = sub.add_parser("accelerators", help="the accelerator catalogue with its sources")
     c.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     c.add_argument("--format", default="text", choices=tables.FORMATS)
@@ -231,7 +243,7 @@ def cmd_presets(a) -> str:
 
 COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets,
             "plot": cmd_plot, "accelerators": cmd_accelerators, "cost": cmd_cost,
-            "roofline": cmd_roofline}
+            "roofline": cmd_roofline, "scenario": cmd_scenario}
 
 
 def main(argv=None) -> int:

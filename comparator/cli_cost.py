@@ -186,3 +186,50 @@ def cmd_roofline(a) -> str:
            f"at the vector (fp32) peak; unfused: every equation reads and writes memory, "
            f"views move nothing; an upper bound on time.  Unsupported primitives: {unsup}.")
     return tables.render(shown, a.format, cap, label="tab:roofline")
+
+
+def _pct(x) -> str:
+    return "" if x is None else f"{x:.1%}"
+
+
+def cmd_scenario(a) -> str:
+    from . import costmodel as cm
+    from . import scenario as sc
+    from .accelerators import CatalogueError
+    try:
+        meta = sc.load(a.scenarios)["meta"]
+    except sc.ScenarioError as err:
+        raise InputError(err.field, err.value, err.allowed) from None
+    a.accelerator = a.accelerator or ",".join(meta["accelerators"])
+    accs = accelerators_of(a)
+    runs = positive_int("--runs", a.runs) if a.runs is not None else None
+    try:
+        from .accelerators import load as load_catalogue
+        recs, meta = sc.records(accs, runs, a.scenarios, number("--pue", a.pue),
+                                number("--grid-intensity", a.grid_intensity),
+                                load_catalogue(overrides=a.accelerators))
+    except (cm.CostError, sc.ScenarioError) as err:
+        raise InputError(err.field, err.value, err.allowed) from None
+    except CatalogueError as err:   # a run's reported hardware is not in the catalogue
+        raise InputError("runs.reported.accelerator", err.value, err.allowed) from None
+    if a.format == "json":
+        return tables.render(recs, "json")
+    n = recs[0]["runs"] if recs else 0
+    rows = [{"run": r["run"], "params": r["params"], "tokens": r["tokens"],
+             "train FLOPs": r["total_train_flops"], "accelerator": r["accelerator"],
+             "MFU": r["mfu"], "device-hours": r["device_hours"],
+             "$ 1 run": r["dollars"] if r["dollars"] is not None else "",
+             f"$ {n} runs": r["dollars_all_runs"] if r["dollars"] is not None else "",
+             "published": r["published"], "ours vs published": r["vs_published"],
+             "MFU to match": _pct(r["mfu_to_match_low"]),
+             "original MFU": _pct(r["reported_mfu"]),
+             "kWh 1 run": r["energy_kwh"] if r["energy_kwh"] is not None else ""}
+            for r in recs]
+    sources = "; ".join(f"{r['run']}: {r['schedule_source']}" for r in recs[::len(accs)])
+    cap = (f"Published pre-training runs priced on {', '.join(x.name for x in accs)}: "
+           f"training FLOPs counted per phase (ours), time = FLOPs / (dense peak x the "
+           f"catalogue's default MFU), bf16 (fp16 on devices without bf16), on-demand "
+           f"prices, energy at TDP x PUE {a.pue}; {n} runs = {meta['tuning_note']}. "
+           f"Published: {meta['estimate_source']}. Schedules: {sources}. {sc.NOTES} "
+           + tables.CONVENTIONS + ".")
+    return tables.render(rows, a.format, cap, label="tab:scenario")
