@@ -168,7 +168,12 @@ def cmd_sweep(a) -> str:
                      baseline=a.baseline, with_baseline=not a.no_baseline, trace=a.trace)
     skipped = []
     if a.accelerator:
-        recs, skipped = with_costs(recs, a)
+        cfgs = {(m.arch, m.preset): m.cfg for m in ms}
+        for m in ms:
+            b = None if a.no_baseline else sweep.baseline_for(m, a.baseline)
+            if b is not None:
+                cfgs[(b.arch, b.preset)] = b.cfg
+        recs, skipped = with_costs(recs, a, cfgs)
     elif a.tokens or a.steps:
         raise InputError("--tokens" if a.tokens else "--steps", a.tokens or a.steps,
                          "only with --accelerator")

@@ -26,6 +26,11 @@ def add_cost_args(p, sweep_mode: bool = False) -> None:
     p.add_argument("--runs", default="1", help="runs (e.g. 20 for 2 configurations x 10)")
     p.add_argument("--pue", default="1.1", help="data-centre power usage effectiveness")
     p.add_argument("--grid-intensity", default="0.4", help="kg CO2 per kWh")
+    p.add_argument("--policy", choices=("store_all", "checkpoint", "reversible"),
+                   help="activation memory: store_all (default; reversible for the Reformer), "
+                        "checkpoint (each layer's input kept, one layer recomputed)")
+    p.add_argument("--zero", action="store_true",
+                   help="shard the optimizer state over the devices (ZeRO-1)")
 
 
 def accelerators_of(a) -> list:
@@ -43,12 +48,14 @@ def cost_kwargs(a) -> dict:
     return dict(devices=positive_int("--devices", a.devices), dtype=a.dtype,
                 mfu=None if a.mfu is None else number("--mfu", a.mfu),
                 runs=positive_int("--runs", a.runs), pue=number("--pue", a.pue),
-                grid_intensity=number("--grid-intensity", a.grid_intensity))
+                grid_intensity=number("--grid-intensity", a.grid_intensity),
+                policy=a.policy, zero=a.zero)
 
 
-def with_costs(recs, a) -> tuple[list, list]:
+def with_costs(recs, a, cfgs: dict) -> tuple[list, list]:
     """Each record once per accelerator of ``a`` with its cost fields (sweep); a device
-    that cannot price a record (no such dtype, no MFU) is skipped and named."""
+    that cannot price a record (no such dtype, no MFU) is skipped and named.  ``cfgs``:
+    ``{(arch, preset): Config}`` of the records' models."""
     from . import costmodel as cm
     if a.tokens is not None and a.steps is not None:
         raise InputError("--tokens", a.tokens, "either --tokens or --steps, not both")
@@ -59,7 +66,8 @@ def with_costs(recs, a) -> tuple[list, list]:
         for r in recs:
             n = cm.tokens_to_steps(tokens, r["batch"], r["seq_len"]) if tokens else steps
             try:
-                out.append(sweep.with_cost(r, acc, n, **kw))
+                out.append(sweep.with_cost(r, acc, n, cfg=cfgs.get((r["arch"], r["preset"])),
+                                           **kw))
             except cm.CostError as err:
                 if len(accs) == 1:
                     raise InputError(err.field, err.value, err.allowed) from None
@@ -95,7 +103,7 @@ def cmd_cost(a) -> str:
     out, skipped = [], []
     for acc in accs:
         try:
-            out.append(sweep.with_cost(rec, acc, steps, **kw))
+            out.append(sweep.with_cost(rec, acc, steps, cfg=cfg, **kw))
         except cm.CostError as err:
             if len(accs) == 1:
                 raise InputError(err.field, err.value, err.allowed) from None
@@ -111,10 +119,12 @@ def cmd_cost(a) -> str:
              "CO2 kg": r["co2_kg"] if r["co2_kg"] is not None else "",
              "fits": _fits(r)}
             for r in out]
+    policy = out[0]["memory_policy"] if out else a.policy
     cap = (f"{arch}:{preset}, seq {seqs[0]}, batch {batch}, {steps:,} steps "
            f"({rec['train_flops'] * steps:.3g} training FLOPs per run), dtype {a.dtype}; "
            f"time = FLOPs / (dense peak x MFU x devices); $ = device-hours x on-demand price; "
-           f"energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh"
+           f"energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh; "
+           f"memory: Adam, {policy} activations" + (", ZeRO-1" if a.zero else "")
            + (f"; skipped: {'; '.join(skipped)}" if skipped else "") + ". "
            + tables.CONVENTIONS + ".")
     return tables.render(rows, a.format, cap, label="tab:cost")
