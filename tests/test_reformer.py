@@ -26,9 +26,11 @@ def test_tiny_counts_agree_exactly_in_both_scopes(causal, n_hashes, after, batch
 @pytest.mark.parametrize("name,seqs", [("reformer-base", [128, 512, 2048, 4096, 16384]),
                                        ("reformer-enwik8", [512, 2048, 4096, 16384])])
 def test_presets_agree_exactly(name, seqs):
-    counts = fast_traced(rf, rf.preset(name), 1, seqs)   # the full model at seqs[0]
+    # reformer-base through the fast path (the full model traced at seqs[0]); enwik8's 12
+    # layers repeat a period of 4, too few to reduce: traced in full at every length
+    counts = fast_traced(rf, rf.preset(name), 1, seqs) if name == "reformer-base" else {}
     for s in seqs:
-        assert_counts_agree(rf, rf.preset(name), 1, s, counts=counts[s])
+        assert_counts_agree(rf, rf.preset(name), 1, s, counts=counts.get(s))
 
 
 def test_a_second_size_agrees():
