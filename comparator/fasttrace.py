@@ -83,7 +83,9 @@ def same(a: TraceResult, b: TraceResult) -> bool:
 
 # -- tracing, concrete and symbolic ----------------------------------------------
 
-def _inputs(mod, cfg, batch, seq):
+def abstract_inputs(mod, cfg, batch, seq):
+    """(program, abstract params, abstract data, abstract PRNG key) of ``mod.model(cfg)``:
+    the inputs every traced count (full, shallow, symbolic, roofline) is taken on."""
     from architectures.program import spec_structs
     prog = mod.model(cfg)
     params = prog.abstract_params(batch, seq)
@@ -93,7 +95,7 @@ def _inputs(mod, cfg, batch, seq):
 
 def full_count(mod, cfg, seq: int, batch: int = 1, memory: bool = False) -> FastCount:
     """One length traced in full, exactly as ``sweep.traced`` does (the reference)."""
-    prog, params, data, rng = _inputs(mod, cfg, batch, seq)
+    prog, params, data, rng = abstract_inputs(mod, cfg, batch, seq)
     n = sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
     mem = saved_activation_bytes(prog, params, data, rng) if memory else None
     return FastCount(trace(prog.loss, params, data, rng),
@@ -143,7 +145,7 @@ def _trace_symbolic(mod, cfg, batch, seqs, memory=False) -> tuple:
     log = []
     with symbolic_tracing(domain, log):
         c = with_max_len(cfg, g * k) if past else cfg
-        prog, params, data, rng = _inputs(mod, c, batch, g * k)
+        prog, params, data, rng = abstract_inputs(mod, c, batch, g * k)
         fwd = jax.make_jaxpr(prog.loss)(params, data, rng)
         train = jax.make_jaxpr(prog.train_step)(params, data, rng)
         mem = saved_activation_bytes(prog, params, data, rng) if memory else None
@@ -324,6 +326,7 @@ __all__ = [
     "clear_cache",
     "combine",
     "depth_plan",
+    "abstract_inputs",
     "full_count",
     "same",
     "traced_counts",

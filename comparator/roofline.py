@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, fields
 
+from .accelerators import CatalogueError
 from .costmodel import DTYPE_BYTES, CostError, _dtype_key
 from .trace import UNATTRIBUTED, _dce, _Walker
 
@@ -71,8 +72,8 @@ class Rates:
             raise CostError("--dtype", dtype, "a training dtype: " + ", ".join(DTYPE_BYTES))
         try:
             peak = acc.peak(key)
-        except Exception as err:   # CatalogueError: no peak for this dtype
-            raise CostError("--dtype", dtype, getattr(err, "allowed", str(err))) from None
+        except CatalogueError as err:   # no published peak for this dtype
+            raise CostError("--dtype", dtype, err.allowed) from None
         if not acc.memory_bandwidth_gbs:
             raise CostError("--accelerator", acc.name,
                             "an accelerator with a memory bandwidth in the catalogue")
@@ -161,13 +162,13 @@ def model_roofline(mod, cfg, seq: int, batch: int, acc, dtype: str = "bf16") -> 
     """The training step of ``mod.model(cfg)`` at ``seq`` x ``batch`` on ``acc``."""
     import jax
 
-    from .fasttrace import _inputs, depth_plan
+    from .fasttrace import abstract_inputs, depth_plan
 
     rates = Rates.of(acc, dtype)
     plan, _ = depth_plan(mod, cfg)
     parts = []
     for coef, shallow in plan:
-        prog, params, data, rng = _inputs(mod, shallow, batch, seq)
+        prog, params, data, rng = abstract_inputs(mod, shallow, batch, seq)
         parts.append((coef, roofline_jaxpr(jax.make_jaxpr(prog.train_step)(params, data, rng),
                                            rates)))
     return _combine(parts, rates)

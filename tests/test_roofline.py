@@ -60,8 +60,8 @@ def _shallow(arch, preset, layers):
 
 def test_depth_extrapolation_equals_the_full_walk():
     mod, cfg = _shallow("transformer", "bert-base", 4)   # walked at depths 1 and 2
-    from comparator.fasttrace import _inputs
-    prog, params, data, rng = _inputs(mod, cfg, 1, 256)
+    from comparator.fasttrace import abstract_inputs
+    prog, params, data, rng = abstract_inputs(mod, cfg, 1, 256)
     full = rl.roofline_jaxpr(jax.make_jaxpr(prog.train_step)(params, data, rng), RATES)
     fast = rl.model_roofline(mod, cfg, 256, 1, accelerators.get("a100-80gb"), "fp32")
     ref = rl.roofline_jaxpr(jax.make_jaxpr(prog.train_step)(params, data, rng), fast.rates)
