@@ -7,6 +7,8 @@ ints/flags from the architecture's config; blocks know nothing of presets.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
@@ -155,6 +157,39 @@ class Layer(nn.Module):
                     "norm_cross")
         ff = FeedForward(self.d_model, self.d_ff, self.act, self.use_bias, name="ffn")
         return sub(ff, x, "ffn/out", "norm/ffn", "norm_ffn")
+
+
+# One layer as a jitted call: JAX traces (and differentiates) it once per set of shapes
+# and the jaxpr calls that one body for every layer, so tracing a deep model costs about
+# one layer.  Counts, parameters and saved activations are those of the plain Layer
+# (tests/test_transformer.py::test_jitted_layers_count_as_plain_layers).  Only for layers
+# whose inputs are the residual stream alone: the gradients of an input shared by every
+# layer (T5's relative bias, the encoder memory) would accumulate outside the layers'
+# named scopes, so the encoder-decoder keeps the plain Layer.
+JitLayer = nn.jit(Layer)
+_JIT = [True]
+
+
+@contextmanager
+def plain_layers():
+    """Models built and traced inside use the plain Layer everywhere: the no-reuse
+    reference of the tests and benchmarks (the counts are the same)."""
+    _JIT.append(False)
+    try:
+        yield
+    finally:
+        _JIT.pop()
+
+
+def jit_layers() -> bool:
+    """Whether models built now call JitLayer (false inside ``plain_layers()``)."""
+    return _JIT[-1]
+
+
+def layer_class(shared_inputs: bool = False):
+    """JitLayer, or Layer for layers with inputs shared by every layer (see above) and
+    inside ``plain_layers()``."""
+    return JitLayer if _JIT[-1] and not shared_inputs else Layer
 
 
 class Embeddings(nn.Module):

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from kernels.nn import activation, cross_entropy, sigmoid_bce
-from .blocks import Dense, Embeddings, Layer, MLMHead
+from .blocks import Dense, Embeddings, MLMHead, jit_layers, layer_class
 from .config import mask_count
 from .program import Program, int_spec, spec_structs
 from .transformer_model import for_length
@@ -33,8 +33,8 @@ class Tower(nn.Module):
             with jax.named_scope("embed/proj"):
                 x = Dense(self.emb_dim, self.hidden, name="proj")(x)
         for i in range(self.n_layers):
-            x = Layer(self.hidden, self.n_heads, self.hidden // self.n_heads, self.d_ff, self.act,
-                      self.eps, name=f"layer_{i}")(x)
+            x = layer_class()(self.hidden, self.n_heads, self.hidden // self.n_heads, self.d_ff,
+                              self.act, self.eps, name=f"layer_{i}")(x)
         return x
 
 
@@ -115,4 +115,4 @@ def build(cfg) -> Program:
         rng = jax.random.PRNGKey(0) if rng is None else rng
         return net(d["ids"].shape[1]).apply(p, *(d[k] for k in keys), rng)
 
-    return Program(init=init, loss=loss, spec=spec)
+    return Program(init=init, loss=loss, spec=spec, jitted_layers=jit_layers())

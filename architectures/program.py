@@ -20,6 +20,9 @@ class Program:
     init: Callable
     loss: Callable
     spec: Callable
+    # every layer a jitted call (blocks.JitLayer): tracing costs about one layer whatever
+    # the depth, so counting tools trace the full model rather than reduce its depth
+    jitted_layers: bool = False
 
     def abstract_params(self, batch: int, seq: int):
         return jax.eval_shape(lambda r: self.init(r, batch, seq), jax.random.PRNGKey(0))

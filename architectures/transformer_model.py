@@ -9,13 +9,14 @@ import numpy as np
 import flax.linen as nn
 
 from kernels.nn import cross_entropy
-from .blocks import Embeddings, Layer, MLMHead, Norm
+from .blocks import Embeddings, MLMHead, Norm, jit_layers, layer_class
 from .config import mask_count, target_len
 from .program import Program, int_spec, spec_structs
 
 
 def _layer(cfg, causal=False, cross=False, name=None):
-    return Layer(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act, cfg.eps,
+    layer = layer_class(shared_inputs=cfg.kind == "encdec")   # (see blocks.JitLayer)
+    return layer(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act, cfg.eps,
                  pre_norm=cfg.pre_norm, causal=causal, cross=cross, use_bias=cfg.use_bias,
                  rms=cfg.rms, name=name)
 
@@ -158,4 +159,5 @@ def build(cfg) -> Program:
         d = {k: jnp.zeros(v.shape, v.dtype) for k, v in spec_structs(spec(b, s)).items()}
         return net(s).init(rng, *d.values())
 
-    return Program(init=init, loss=lambda p, d, rng=None: call(p, d), spec=spec)
+    return Program(init=init, loss=lambda p, d, rng=None: call(p, d), spec=spec,
+                   jitted_layers=cfg.kind != "encdec" and jit_layers())

@@ -1,17 +1,23 @@
-"""Traced counts: full traces (what ``sweep.traced`` does per point) vs ``comparator.fasttrace``.
+"""Traced counts: re-tracing the whole model per point vs the reuse ``sweep`` does.
 
     python benches/bench_trace.py [--preset bert-large] [--sweep-preset bert-base]
                                   [--seqs 128:262144:x2] [--repeat 3]
 
+Three ways, in this process, on the same inputs:
+- **plain, full** (the baseline): every point traced whole with plain layers, inside
+  ``architectures.blocks.plain_layers()`` -- no reuse at all;
+- **full**: every point traced whole, as ``--trace full`` does: the layers are jitted
+  calls (``blocks.JitLayer``), so JAX traces one layer and reuses it for the others;
+- **fast**: ``comparator.fasttrace.traced_counts``, sweep's default: jitted layers, each
+  region of lengths traced once with the length symbolic (plus depth extrapolation for
+  the architectures whose layers are not jitted).
+
 1. One configuration (forward + training step): ``--preset`` at ``--seq`` (bert-large,
-   512), median of ``--repeat`` runs once JAX is imported and warm.  Full: the whole
-   model traced.  Fast, cold: ``traced_counts`` with an empty cache (two shallow models
-   traced); fast, in a sweep: the per-length time of part 2.
-2. A sweep of ``--sweep-preset`` over ``--seqs`` (12 lengths): 12 full traces vs one
-   ``traced_counts`` call (empty cache), in this process, same inputs; every fast count
-   is checked equal to its full trace (totals, terms, unsupported, flagged, parameters);
-   then the same with the saved activation memory, what ``sweep --method traced`` runs.
-JAX is warmed first by a full trace and a fast sweep of gpt2-small (other shapes).
+   512), median of ``--repeat`` runs once JAX is imported and warm (fast: empty cache).
+2. A sweep of ``--sweep-preset`` over ``--seqs`` (12 lengths), counts; then counts and
+   saved activation memory, what ``sweep --method traced`` runs.
+Every count is checked equal to the baseline's (totals, terms, unsupported, flagged,
+parameters, activation bytes).  JAX is warmed first on gpt2-small (other shapes).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import sys
 import time
 
 import architectures
+from architectures.blocks import plain_layers
 from comparator import fasttrace as ft
 
 
@@ -46,6 +53,11 @@ def full(mod, cfg, seqs, memory=False):
     return {s: ft.full_count(mod, cfg, s, 1, memory) for s in seqs}
 
 
+def plain(mod, cfg, seqs, memory=False):
+    with plain_layers():
+        return full(mod, cfg, seqs, memory)
+
+
 def fast(mod, cfg, seqs, verify="point", memory=False):
     ft.clear_cache()
     return ft.traced_counts(mod, cfg, seqs, 1, verify=verify, memory=memory)
@@ -56,6 +68,11 @@ def check(ref, got):
         a, b = ref[s], got[s]
         assert ft.same(a.fwd, b.fwd) and ft.same(a.train, b.train), s
         assert (a.params, a.activation_bytes) == (b.params, b.activation_bytes), s
+
+
+def row(label, t, base=None):
+    ratio = f"   x{base / t:.1f}" if base else "   (baseline)"
+    print(f"   {label:44s} {t:8.3f} s{ratio}")
 
 
 def main(argv=None):
@@ -69,49 +86,48 @@ def main(argv=None):
     print("$ python benches/bench_trace.py " + " ".join(sys.argv[1:] if argv is None else argv))
     tr = architectures.get("transformer")
     warm = tr.PRESETS["gpt2-small"][0]
-    full(tr, warm, [256])
-    fast(tr, warm, [256, 384, 512, 640])
+    plain(tr, warm, [256]), full(tr, warm, [256]), fast(tr, warm, [256, 384, 512, 640])
 
-    def one(preset, seq):
-        mod, cfg = tr, tr.PRESETS[preset][0]
-        t_full = statistics.median(timed(lambda: full(mod, cfg, [seq]))[0]
-                                   for _ in range(a.repeat))
-        runs = [timed(lambda: fast(mod, cfg, [seq])) for _ in range(a.repeat)]
-        check(full(mod, cfg, [seq]), runs[0][1])
-        return t_full, statistics.median(t for t, _ in runs), runs[0][1][seq].method
+    def median(fn):
+        runs = [timed(fn) for _ in range(a.repeat)]
+        return statistics.median(t for t, _ in runs), runs[0][1]
+
+    cfg1 = tr.PRESETS[a.preset][0]
+    t1_plain, ref1 = median(lambda: plain(tr, cfg1, [a.seq]))
+    t1_full, got1 = median(lambda: full(tr, cfg1, [a.seq]))
+    t1_fast, fast1 = median(lambda: fast(tr, cfg1, [a.seq]))
+    check(ref1, got1), check(ref1, fast1)
 
     seqs = seq_list(a.seqs)
     cfg = tr.PRESETS[a.sweep_preset][0]
-    t_sweep_full, ref = timed(lambda: full(tr, cfg, seqs))
-    t_sweep_fast, got = timed(lambda: fast(tr, cfg, seqs))
-    t_sweep_none, got_none = timed(lambda: fast(tr, cfg, seqs, verify="none"))
-    check(ref, got), check(ref, got_none)
-    # what `sweep --method traced` runs: counts and saved activation memory
-    t_mem_full, ref_mem = timed(lambda: full(tr, cfg, seqs, memory=True))
-    t_mem_fast, got_mem = timed(lambda: fast(tr, cfg, seqs, memory=True))
-    check(ref_mem, got_mem)
-    t_full, t_cold, method = one(a.preset, a.seq)
+    t_plain, ref = timed(lambda: plain(tr, cfg, seqs))
+    t_full, got_full = timed(lambda: full(tr, cfg, seqs))
+    t_fast, got = timed(lambda: fast(tr, cfg, seqs))
+    check(ref, got_full), check(ref, got)
+    t_mplain, ref_m = timed(lambda: plain(tr, cfg, seqs, memory=True))
+    t_mfull, got_mfull = timed(lambda: full(tr, cfg, seqs, memory=True))
+    t_mfast, got_m = timed(lambda: fast(tr, cfg, seqs, memory=True))
+    check(ref_m, got_mfull), check(ref_m, got_m)
 
     print(f"\n1. one configuration, forward + training step: {a.preset}, seq {a.seq}, batch 1 "
           f"(median of {a.repeat})")
-    print(f"   {'full trace':36s} {t_full:8.3f} s")
-    print(f"   {'fast, cold (' + method + ')':36s} {t_cold:8.3f} s   x{t_full / t_cold:.1f}")
-    print(f"   {'fast, per length in a 12-length sweep':36s} "
-          f"{t_sweep_fast / len(seqs):8.3f} s   ({a.sweep_preset}, part 2)")
-    print(f"\n2. {len(seqs)}-length sweep: {a.sweep_preset}, seqs {seqs[0]}..{seqs[-1]}, batch 1")
-    print(f"   {'12 full traces' if len(seqs) == 12 else 'full traces':36s} {t_sweep_full:8.3f} s")
-    print(f"   {'fast (verify=point, default)':36s} {t_sweep_fast:8.3f} s   "
-          f"x{t_sweep_full / t_sweep_fast:.1f}")
-    print(f"   {'fast (verify=none)':36s} {t_sweep_none:8.3f} s   "
-          f"x{t_sweep_full / t_sweep_none:.1f}")
-    print("   with activation memory, as `sweep --method traced` runs it:")
-    print(f"   {'full traces':36s} {t_mem_full:8.3f} s")
-    print(f"   {'fast (verify=point, default)':36s} {t_mem_fast:8.3f} s   "
-          f"x{t_mem_full / t_mem_fast:.1f}")
+    row("plain layers, full trace", t1_plain)
+    row("jitted layers, full trace (--trace full)", t1_full, t1_plain)
+    row(f"fast ({fast1[a.seq].method})", t1_fast, t1_plain)
+    n = len(seqs)
+    print(f"\n2. {n}-length sweep: {a.sweep_preset}, seqs {seqs[0]}..{seqs[-1]}, batch 1")
+    print("   counts:")
+    row(f"plain layers, {n} full traces", t_plain)
+    row(f"jitted layers, {n} full traces (--trace full)", t_full, t_plain)
+    row("fast (default)", t_fast, t_plain)
+    print("   counts and activation memory, as `sweep --method traced` runs it:")
+    row(f"plain layers, {n} full traces", t_mplain)
+    row(f"jitted layers, {n} full traces (--trace full)", t_mfull, t_mplain)
+    row("fast (default)", t_mfast, t_mplain)
     for s in seqs:
         print(f"     seq {s:7d}  {got[s].method}")
-    print("   every fast count equals its full trace (fwd and train: totals, terms, "
-          "unsupported, flagged; parameters; activation bytes)")
+    print("   every count equals the baseline's (fwd and train: totals, terms, unsupported, "
+          "flagged; parameters; activation bytes)")
 
 
 if __name__ == "__main__":

@@ -258,8 +258,8 @@ def _period(kinds) -> int:
 
 def depth_plan(mod, cfg):
     """``([(coef, shallow cfg)], label)``: the full model's counts are ``sum(coef * c)``."""
-    if getattr(mod, "NAME", None) not in DEPTH_ARCHS:
-        return [(1, cfg)], "full depth"
+    if getattr(mod, "NAME", None) not in DEPTH_ARCHS or mod.model(cfg).jitted_layers:
+        return [(1, cfg)], "full depth"   # (jitted layers: the full trace costs one layer)
     p = _period(getattr(cfg, "attn_layers", None))
     red = {}
     for f in ("n_layers", "n_dec_layers"):

@@ -98,6 +98,7 @@ def pullback_jaxpr(loss, params, *args):
     return jaxpr, jaxpr.outvars[len(jaxpr.outvars) - n_res:], n_par
 
 
+TERM = "term"          # a producer entry already resolved to its term: (TERM, term)
 _P, _D, _S = 1, 2, 4   # flow bits: reaches a parameter, reaches data/key, a broadcast scalar
 SPLATS = {"broadcast_in_dim", "convert_element_type", "reshape", "copy", "copy_p"}
 
@@ -114,9 +115,12 @@ def _sub_jaxpr(eqn):
     return None
 
 
-def _flow(jaxpr, in_bits, bits: dict, producer: dict | None = None) -> list:
+def _flow(jaxpr, in_bits, bits: dict, producer: dict | None = None, prefix: tuple = ()) -> list:
     """Propagate flow bits through ``jaxpr`` (into call-like sub-jaxprs, so a jitted
-    ``where`` whose second output is a zero splat is told apart from its first)."""
+    ``where`` whose second output is a zero splat is told apart from its first).
+    ``producer`` maps each var to ``(equation, scope prefix)``: an output of a call is
+    mapped to the equation inside that computes it (a jitted layer's residuals keep
+    their terms)."""
     for v, b in zip(jaxpr.invars, in_bits):
         bits[v] = b
     for v in jaxpr.constvars:
@@ -126,7 +130,16 @@ def _flow(jaxpr, in_bits, bits: dict, producer: dict | None = None) -> list:
         ins = [get(v) for v in eqn.invars]
         sub = _sub_jaxpr(eqn)
         if sub is not None and len(sub.invars) == len(ins) and len(sub.outvars) == len(eqn.outvars):
-            outs = _flow(sub, ins, {})
+            if producer is not None:   # a body shared by several calls: map it to this one
+                for i, v in zip(sub.invars, eqn.invars):
+                    if isinstance(v, Literal) or v not in producer:
+                        producer.pop(i, None)
+                    else:
+                        producer[i] = producer[v]
+            outs = _flow(sub, ins, bits, producer, prefix + _scopes(eqn))
+            if producer is not None:   # resolved now, while the body is mapped to this call
+                for o, i in zip(eqn.outvars, sub.outvars):
+                    producer[o] = (TERM, _term(i, producer)) if i in producer else (eqn, prefix)
         else:
             dep = 0
             for b in ins:
@@ -134,10 +147,11 @@ def _flow(jaxpr, in_bits, bits: dict, producer: dict | None = None) -> list:
             splat = (eqn.primitive.name in SPLATS and len(ins) == 1 and not dep
                      and (ins[0] & _S or eqn.invars[0].aval.size == 1))
             outs = [dep | (_S if splat else 0)] * len(eqn.outvars)
+            if producer is not None:
+                for v in eqn.outvars:
+                    producer[v] = (eqn, prefix)
         for v, b in zip(eqn.outvars, outs):
             bits[v] = b
-            if producer is not None:
-                producer[v] = eqn
     return [get(v) for v in jaxpr.outvars]
 
 
@@ -162,10 +176,10 @@ def residuals(loss, params, *args) -> MemoryResult:
             continue
         seen.add(v)
         a = v.aval
-        eqn = producer.get(v)
+        eqn = producer.get(v, (None, ()))[0]
         out.residuals.append(Residual(
             tuple(a.shape), str(a.dtype), _nbytes(a),
-            eqn.primitive.name if eqn is not None else "", _term(v, producer),
+            eqn.primitive.name if eqn not in (None, TERM) else "", _term(v, producer),
             "input" if v in invars else _kind(bits[v])))
     return out
 
@@ -179,12 +193,14 @@ def _nbytes(aval):
 
 def _term(v, producer) -> str:
     """Term of the producing equation; through views when it has no term scope."""
-    eqn = producer.get(v)
+    eqn, prefix = producer.get(v, (None, ()))
     while eqn is not None:
-        t = term_of(_scopes(eqn))
+        if eqn is TERM:
+            return prefix
+        t = term_of(prefix + _scopes(eqn))
         if t != UNATTRIBUTED or eqn.primitive.name not in VIEWS or not eqn.invars:
             return t
-        eqn = producer.get(eqn.invars[0])
+        eqn, prefix = producer.get(eqn.invars[0], (None, ()))
     return UNATTRIBUTED
 
 

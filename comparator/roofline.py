@@ -99,7 +99,9 @@ class _RooflineWalker(_Walker):
         self.times: dict = defaultdict(TermTime)
 
     def scratch(self):
-        return type(self)(self.rates)
+        w = type(self)(self.rates)
+        w.memo = self.memo
+        return w
 
     def absorb(self, other) -> None:
         super().absorb(other)

@@ -83,11 +83,19 @@ def _as_jaxpr(j):
     return j.jaxpr if hasattr(j, "jaxpr") and not hasattr(j, "eqns") else j
 
 
+def _term_scopes(scopes: tuple[str, ...]) -> tuple[str, ...]:
+    """The scopes ``term_of`` can use: groups and ``root/leaf`` term scopes."""
+    return tuple(s for s in scopes if s in GROUPS or s.split("/")[0] in TERM_ROOTS)
+
+
 class _Walker:
     def __init__(self):
         self.by_term: dict[str, Cost] = defaultdict(lambda: ZERO)
         self.unsupported: Counter = Counter()
         self.flagged: Counter = Counter()
+        # a call's body walked once per (body, trip count, term scopes): the layers of a
+        # model with jitted layers share one body (JAX caches its trace)
+        self.memo: dict = {}
 
     def walk(self, jaxpr, prefix: tuple[str, ...] = (), times: int = 1) -> Cost:
         jaxpr = _as_jaxpr(jaxpr)
@@ -103,7 +111,14 @@ class _Walker:
                              and _sub_jaxpr(eqn) is not None):
             if name not in CALLS:
                 self.flagged[f"{name} (entered as a call)"] += times
-            return self.walk(_sub_jaxpr(eqn), scopes, times)
+            sub = _as_jaxpr(_sub_jaxpr(eqn))
+            key = (id(sub), times, _term_scopes(scopes))
+            if key not in self.memo:
+                w = self.scratch()
+                self.memo[key] = (w.walk(sub, scopes, times), w, sub)   # (sub: keeps the id)
+            cost, w, _ = self.memo[key]
+            self.absorb(w)
+            return cost
         if name == "scan":
             return self.walk(eqn.params["jaxpr"], scopes, times * int(eqn.params["length"]))
         if name == "cond":
@@ -125,8 +140,11 @@ class _Walker:
         self.by_term[term] = self.by_term[term] + cost
 
     def scratch(self) -> "_Walker":
-        """An empty walker of the same kind (for a ``cond`` branch)."""
-        return type(self)()
+        """An empty walker of the same kind (a ``cond`` branch, a call's body), sharing
+        the memo of call bodies."""
+        w = type(self)()
+        w.memo = self.memo
+        return w
 
     def absorb(self, other: "_Walker") -> None:
         for k, v in other.by_term.items():

@@ -68,16 +68,19 @@ def check(arch, cfg, seqs, symbolic, depth):
 
 # Depth: each preset at 4 layers (enc and dec for T5) against its full trace at one
 # length.  (enwik8 repeats a period of 4 layers: only 16 or more would be reduced; its
-# plan is checked in test_depth_plans.)
-DEPTH = [("transformer", "bert-base", (1024,)), ("transformer", "gpt2-small", (2048,)),
-         ("transformer", "t5-small", (512,)), ("albert", "albert-base", (1024,)),
-         ("electra", "electra-small", (1024,)), ("reformer", "reformer-base", (2048,))]
+# plan is checked in test_depth_plans.)  BERT, GPT-2 and ELECTRA call jitted layers: they
+# are traced at full depth (one layer's cost), and must equal the full trace as well.
+DEPTH = [("transformer", "bert-base", (1024,), False),
+         ("transformer", "gpt2-small", (2048,), False),
+         ("transformer", "t5-small", (512,), True), ("albert", "albert-base", (1024,), True),
+         ("electra", "electra-small", (1024,), False),
+         ("reformer", "reformer-base", (2048,), True)]
 
 
-@pytest.mark.parametrize("arch,preset,seqs", DEPTH, ids=[c[1] for c in DEPTH])
-def test_depth_extrapolation_equals_full_traces(arch, preset, seqs):
+@pytest.mark.parametrize("arch,preset,seqs,reduced", DEPTH, ids=[c[1] for c in DEPTH])
+def test_depth_extrapolation_equals_full_traces(arch, preset, seqs, reduced):
     cfg = _at_depth(architectures.get(arch).PRESETS[preset][0], 4)
-    check(arch, cfg, seqs, symbolic=False, depth=True)
+    check(arch, cfg, seqs, symbolic=False, depth=reduced)
 
 
 # Length: each preset at one layer (one period of 4 for enwik8), two or three lengths of
@@ -124,8 +127,11 @@ def test_fast_counts_equal_full_traces_of_the_presets(arch, preset, seqs):
 
 def test_depth_plans():
     tr, rf = architectures.get("transformer"), architectures.get("reformer")
-    plan, _ = ft.depth_plan(tr, tr.PRESETS["bert-large"][0])
+    al = architectures.get("albert")
+    plan, _ = ft.depth_plan(al, al.PRESETS["albert-large"][0])
     assert [(c, k.n_layers) for c, k in plan] == [(-22, 1), (23, 2)]   # c(24) = c1 + 23 (c2 - c1)
+    bert_large = tr.PRESETS["bert-large"][0]                  # jitted layers: not reduced
+    assert ft.depth_plan(tr, bert_large) == ([(1, bert_large)], "full depth")
     plan, _ = ft.depth_plan(tr, tr.PRESETS["t5-small"][0])   # enc and dec stepped together
     assert [(c, k.n_layers, k.n_dec_layers) for c, k in plan] == [(-4, 1, 1), (5, 2, 2)]
     t5 = dataclasses.replace(tr.PRESETS["t5-small"][0], n_dec_layers=8)

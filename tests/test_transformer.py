@@ -129,3 +129,36 @@ def test_breakdown_terms_are_named_per_design():
     assert "dec/attn/kv" in names and "enc/attn/relbias" in names
     _, train = traced(tr, TINY["encoder"], 1, 8)
     assert "other" not in {k for k, v in train.breakdown("all").items() if v}
+
+
+@pytest.mark.parametrize("arch,preset,seq", [("transformer", "bert-base", 256),
+                                             ("transformer", "gpt2-small", 256),
+                                             ("electra", "electra-small", 128)])
+def test_jitted_layers_count_as_plain_layers(arch, preset, seq):
+    """Each layer is a jitted call (blocks.JitLayer): the same FLOPs term by term, the
+    same parameters and the same saved activations, term by term, as plain layers."""
+    import architectures
+    from architectures.blocks import plain_layers
+    from comparator import fasttrace as ft
+    from comparator.memory import model_activations
+    mod = architectures.get(arch)
+    cfg = dataclasses.replace(mod.preset(preset), n_layers=3)
+    assert mod.model(cfg).jitted_layers
+    jit = ft.full_count(mod, cfg, seq, 2, memory=True)
+    jit_mem = model_activations(mod, cfg, seq, 2).by_term()
+    with plain_layers():
+        assert not mod.model(cfg).jitted_layers
+        plain = ft.full_count(mod, cfg, seq, 2, memory=True)
+        plain_mem = model_activations(mod, cfg, seq, 2).by_term()
+    assert ft.same(jit.fwd, plain.fwd) and ft.same(jit.train, plain.train)
+    assert (jit.params, jit.activation_bytes) == (plain.params, plain.activation_bytes)
+    assert jit_mem == plain_mem
+    bodies = []   # the bodies of every call in the jaxpr: one body, called once a layer
+
+    def calls(jaxpr):
+        for e in jaxpr.eqns:
+            if e.primitive.name in ("pjit", "jit"):
+                bodies.append(id(e.params["jaxpr"].jaxpr))
+                calls(e.params["jaxpr"].jaxpr)
+    calls(jax.make_jaxpr(mod.model(cfg).loss)(*ft.abstract_inputs(mod, cfg, 2, seq)[1:]).jaxpr)
+    assert max(bodies.count(b) for b in bodies) >= 3
