@@ -17,14 +17,19 @@ Three ways, in this process, on the same inputs:
 2. A sweep of ``--sweep-preset`` over ``--seqs`` (12 lengths), counts; then counts and
    saved activation memory, what ``sweep --method traced`` runs.
 Every count is checked equal to the baseline's (totals, terms, unsupported, flagged,
-parameters, activation bytes).  JAX is warmed first on gpt2-small (other shapes).
+parameters, activation bytes).  Before each timed run JAX's caches are cleared and JAX is
+warmed up again on a narrower gpt2-small (other shapes), so no run reuses another's
+traces.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
+
+import jax
 
 import architectures
 from architectures.blocks import plain_layers
@@ -43,7 +48,19 @@ def seq_list(text: str) -> list[int]:
     return [int(x) for x in text.split(",")]
 
 
+def fresh():
+    """Forget every trace (JAX's caches, the fast path's), then warm JAX up again on other
+    shapes: each timed run starts as the first trace of its shapes in a warm process."""
+    jax.clear_caches()
+    ft.clear_cache()
+    tr = architectures.get("transformer")
+    warm = dataclasses.replace(tr.PRESETS["gpt2-small"][0], d_model=192, n_heads=3)
+    ft.full_count(tr, warm, 96, 1, True)
+    ft.clear_cache()
+
+
 def timed(fn):
+    fresh()
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
@@ -85,8 +102,6 @@ def main(argv=None):
     a = ap.parse_args(argv)
     print("$ python benches/bench_trace.py " + " ".join(sys.argv[1:] if argv is None else argv))
     tr = architectures.get("transformer")
-    warm = tr.PRESETS["gpt2-small"][0]
-    plain(tr, warm, [256]), full(tr, warm, [256]), fast(tr, warm, [256, 384, 512, 640])
 
     def median(fn):
         runs = [timed(fn) for _ in range(a.repeat)]

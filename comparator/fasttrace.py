@@ -13,7 +13,9 @@ the inputs ``sweep.traced`` uses, and the parameter count.  Two reuses:
   ``c(L) = c(a) + (q - 1) (c(a + p) - c(a))``: exact by construction when the
   layers are identical (a first layer that differs, as Reformer's, sits inside
   ``a``; ALBERT's shared gradients add ``L - 1`` times).  Only the
-  architectures of ``DEPTH_ARCHS`` are reduced.
+  architectures of ``DEPTH_ARCHS`` are reduced, and not a model whose layers are
+  jitted calls (``Program.jitted_layers``: BERT, GPT-2, ELECTRA), whose full trace
+  already costs about one layer.
 * **length** -- a shallow model is traced once for a *region* of the requested
   lengths with the length symbolic (``s = g k``, ``k`` a
   ``jax.export.symbolic_shape``, ``g`` the lengths' gcd); the walk keeps the
