@@ -7,8 +7,9 @@ breakdown {term: fwd_flops}, unsupported {primitive: count}``, plus
 approximations), ``tokens`` and per-token counts, ``attention_flops`` /
 ``attention_share`` (the sequence-mixing core of the training step),
 ``activation_bytes`` / ``activation_bytes_per_seq`` (fp32 residuals that
-autodiff keeps for the backward), and,
-against a baseline, ``baseline``, ``baseline_train_flops``, ``ratio_train``.
+autodiff keeps for the backward), ``trace`` (traced rows: how they were traced), and,
+against a baseline, ``baseline``, ``baseline_train_flops``, ``ratio_train``; with an
+accelerator, the cost fields of ``with_cost``.
 The analytic path imports no jax; jax is imported only for traced points.
 """
 from __future__ import annotations

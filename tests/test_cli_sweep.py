@@ -215,6 +215,8 @@ def test_fast_and_full_traces_give_the_same_records(arch, preset, depth, capsys)
     """``--trace fast`` (default: symbolic-length traces; shallow ones extrapolated over
     depth where layers are not jitted calls, as ALBERT's) equals ``--trace full`` field by
     field, memory included; only ``trace`` (how it was traced) differs."""
+    from comparator import fasttrace
+    fasttrace.clear_cache()   # (lengths an earlier test traced concretely stay concrete)
     args = ("sweep", "--arch", arch, "--preset", preset, "--layers", "4",
             "--seq", "64,128,192,256", "--method", "traced", "--no-baseline", "--quiet")
     fast = records(capsys, *args)
