@@ -8,7 +8,7 @@ import architectures
 from architectures.config import ConfigError
 
 from . import sweep, tables
-from .cli_cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline,
+from .cli_cost import (add_cost_args, cmd_accelerators, cmd_bench, cmd_cost, cmd_roofline,
                        cmd_scenario, with_costs)
 from .cliargs import Parser, large_int, arch_list, int_list, positive_int, seq_list
 from .sweep import InputError
@@ -84,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     r.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32")
     r.add_argument("--top", help="show the N slowest terms (and the total)")
+    b = sub.add_parser("bench", help="measure the real jit-compiled training step: time, "
+                       "tokens/s, achieved FLOP/s and utilisation")
+    _common(b)
+    b.add_argument("--steps", default="5", help="timed steps after one warm-up (default 5)")
+    b.add_argument("--dtype", default="fp32", help="fp32 (the only one benchmarked so far)")
+    b.add_argument("--memory-limit", help="bytes a point may need (default: the memory "
+                   "available now); points above it are skipped, not run")
     n = sub.add_parser("scenario", help="published pre-training runs (BERT, GPT-2, T5) priced "
                        "on accelerators, against the published cost estimates")
     n.add_argument("--accelerator", help="catalogue names or all (default: tpu-v3, "
@@ -248,7 +255,7 @@ def cmd_presets(a) -> str:
 
 COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets,
             "plot": cmd_plot, "accelerators": cmd_accelerators, "cost": cmd_cost,
-            "roofline": cmd_roofline, "scenario": cmd_scenario}
+            "roofline": cmd_roofline, "scenario": cmd_scenario, "bench": cmd_bench}
 
 
 def main(argv=None) -> int:

@@ -243,3 +243,47 @@ def cmd_scenario(a) -> str:
            f"Published: {meta['estimate_source']}. Schedules: {sources}. {sc.NOTES} "
            + tables.CONVENTIONS + ".")
     return tables.render(rows, a.format, cap, label="tab:scenario")
+
+
+def cmd_bench(a) -> str:
+    from . import bench
+    from .cliargs import large_int
+    archs = arch_list(a.arch) if a.arch else []
+    if not archs:
+        raise InputError("--arch", a.arch, "one or more architectures, or all")
+    if a.dtype not in ("fp32", "float32"):
+        raise InputError("--dtype", a.dtype, "fp32 (the models are fp32; a mixed-precision "
+                                             "step is not benchmarked yet)")
+    seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
+    steps = positive_int("--steps", a.steps)
+    limit = (large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None
+             else bench.available_memory())
+    models = [sweep.resolve(arch, a.preset if len(archs) == 1 else None) for arch in archs]
+    peak = bench.device_peak()   # measured once, for every point
+    recs = []
+    for arch, (mod, preset, cfg) in zip(archs, models):
+        for s in seqs:
+            r = bench.bench_step(mod, cfg, s, batch, steps=steps, memory_limit=limit, peak=peak)
+            recs.append({"arch": arch, "preset": preset, **r})
+    if a.format == "json":
+        return tables.render(recs, "json")
+    rows = []
+    for r in recs:
+        row = {"arch": r["arch"], "preset": r["preset"], "seq": r["seq_len"]}
+        if r["skipped"]:
+            row["skipped"] = r["skipped"]
+        else:
+            row.update({"step s": r["step_s"], "min s": r["step_s_min"],
+                        "max s": r["step_s_max"], "tokens/s": r["tokens_per_s"],
+                        "train FLOPs": r["train_flops"], "achieved FLOPs/s": r["achieved_flops"],
+                        "utilisation": _pct(r["utilisation"]),
+                        "XLA temp": tables.si(r.get("xla_temp_bytes", 0)) + "B"})
+        rows.append(row)
+    cap = (f"Measured fp32 training steps (loss and gradients), batch {batch}: median of "
+           f"{steps} steps after one warm-up, min and max beside it; achieved = traced "
+           f"training FLOPs (matmul scope) / median time; utilisation against "
+           + (f"{peak:.3g} FLOP/s, " if peak else "")
+           + bench.peak_source()
+           + f". Points needing more than {limit / 1e9:.3g} GB (estimated) are skipped."
+           if limit else ".")
+    return tables.render(rows, a.format, cap, label="tab:bench")
