@@ -73,8 +73,9 @@ def _timed(fn) -> float:
 
 def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: int = 1,
                memory_limit: int | None = None, peak: float | None = None,
-               seed: int = 0) -> dict:
-    """One measured point (see the module docstring); ``skipped`` says why when it is."""
+               seed: int = 0, compile_options: dict | None = None) -> dict:
+    """One measured point (see the module docstring); ``skipped`` says why when it is.
+    ``compile_options``: XLA options for the step's compilation (tests lower them)."""
     import jax
     import numpy as np
 
@@ -94,7 +95,7 @@ def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: in
     key = jax.random.PRNGKey(seed)
     params = jax.jit(lambda r: prog.init(r, batch, seq))(key)
     t0 = time.perf_counter()
-    compiled = jax.jit(prog.train_step).lower(params, data, key).compile()
+    compiled = jax.jit(prog.train_step).lower(params, data, key).compile(compile_options)
     rec["compile_s"] = time.perf_counter() - t0
     ma = compiled.memory_analysis()
     if ma is not None:

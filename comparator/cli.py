@@ -84,9 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     r.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32")
     r.add_argument("--top", help="show the N slowest terms (and the total)")
-    b = sub.add_parser("bench", help="measure the real jit-compiled training step: time, "
-                       "tokens/s, achieved FLOP/s and utilisation")
+    b = sub.add_parser("bench", help="measure the real jit-compiled training step (time, "
+                       "tokens/s, achieved FLOP/s, utilisation), or attention kernels")
     _common(b)
+    b.add_argument("--kernel", help="attention: dense vs chunked vs LSH attention across "
+                   "--seq, with the measured and the FLOP crossover")
+    b.add_argument("--heads", default="4", help="with --kernel: heads (default 4)")
+    b.add_argument("--d-head", default="64", help="with --kernel: head width (default 64)")
+    b.add_argument("--chunk", default="64", help="with --kernel: chunk length (default 64)")
+    b.add_argument("--hashes", default="1,2,4,8", help="with --kernel: LSH hash rounds")
     b.add_argument("--steps", default="5", help="timed steps after one warm-up (default 5)")
     b.add_argument("--dtype", default="fp32", help="fp32 (the only one benchmarked so far)")
     b.add_argument("--memory-limit", help="bytes a point may need (default: the memory "

@@ -248,6 +248,8 @@ def cmd_scenario(a) -> str:
 def cmd_bench(a) -> str:
     from . import bench
     from .cliargs import large_int
+    if a.kernel is not None:
+        return _kernel_bench(a)
     archs = arch_list(a.arch) if a.arch else []
     if not archs:
         raise InputError("--arch", a.arch, "one or more architectures, or all")
@@ -287,3 +289,46 @@ def cmd_bench(a) -> str:
            + f". Points needing more than {limit / 1e9:.3g} GB (estimated) are skipped."
            if limit else ".")
     return tables.render(rows, a.format, cap, label="tab:bench")
+
+
+def _kernel_bench(a) -> str:
+    from . import kernelbench as kb
+    from .bench import available_memory
+    from .cliargs import int_list, large_int
+    if a.kernel != "attention":
+        raise InputError("--kernel", a.kernel, "attention")
+    if a.arch:
+        raise InputError("--arch", a.arch, "not with --kernel (the kernels are benchmarked "
+                                           "alone)")
+    seqs = seq_list(a.seq)
+    kw = dict(batch=positive_int("--batch", a.batch), heads=positive_int("--heads", a.heads),
+              d_head=positive_int("--d-head", a.d_head), chunk=positive_int("--chunk", a.chunk),
+              hashes=tuple(int_list("--hashes", a.hashes)), steps=positive_int("--steps", a.steps))
+    limit = (large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None
+             else available_memory())
+    recs, cross = kb.run(seqs, memory_limit=limit, **kw)
+    if a.format == "json":
+        return tables.render([*recs, {"crossovers": cross}], "json")
+    dense = {r["seq_len"]: r for r in recs if r["variant"] == "dense" and not r["skipped"]}
+    rows = []
+    for r in recs:
+        row = {"seq": r["seq_len"], "variant": r["variant"]}
+        if r["skipped"]:
+            row["skipped"] = r["skipped"]
+        else:
+            d = dense.get(r["seq_len"])
+            row.update({"fwd s": r["fwd_s"], "fwd+bwd s": r["train_s"],
+                        "fwd+bwd FLOPs": r["train_flops"],
+                        "time vs dense": (f"{r['train_s'] / d['train_s']:.3g}x" if d else ""),
+                        "FLOPs vs dense": (f"{r['train_flops'] / d['train_flops']:.3g}x"
+                                           if d else "")})
+        rows.append(row)
+    show = lambda v: "none in this range" if v is None else f"{v:,}"
+    cx = "; ".join(f"{v}: measured {show(c['measured_train'])}, FLOPs {show(c['flops_train'])}"
+                   for v, c in cross.items())
+    cap = (f"Attention kernels, fp32, batch {kw['batch']} x {kw['heads']} heads of "
+           f"{kw['d_head']}, chunks of {kw['chunk']} (LSH buckets 2n/chunk), median of "
+           f"{kw['steps']} runs after a warm-up; fwd+bwd = gradient of the output's sum "
+           f"w.r.t. every input; FLOPs traced from the same functions (matmul scope). "
+           f"Crossover (first length from which LSH stays faster than dense, fwd+bwd): {cx}.")
+    return tables.render(rows, a.format, cap, label="tab:kernels")

@@ -1,6 +1,8 @@
 """`comparator bench`: real jit-compiled training steps, timed (no time is asserted)."""
 import pytest
 
+from helpers import FAST_COMPILE
+
 import architectures
 from comparator import bench, cli
 
@@ -12,7 +14,7 @@ def test_bench_step_runs_every_architecture(arch):
     mod = architectures.get(arch)
     cfg = mod.resize(mod.preset(mod.DEFAULT_PRESET), **TINY)
     seq = 64 if arch == "reformer" else 32
-    r = bench.bench_step(mod, cfg, seq, 2, steps=2, peak=1e12)
+    r = bench.bench_step(mod, cfg, seq, 2, steps=2, peak=1e12, compile_options=FAST_COMPILE)
     assert r["skipped"] is None and r["steps"] == 2
     assert 0 < r["step_s_min"] <= r["step_s"] <= r["step_s_max"]
     assert r["tokens_per_s"] == 2 * seq / r["step_s"]
@@ -48,3 +50,46 @@ def test_bench_command(capsys):
 
 def test_measured_peak_is_a_rate():
     assert bench.matmul_peak(n=128, repeat=2) > 1e6   # FLOP/s, on any machine
+
+
+def test_attention_kernel_bench_tiny():
+    from comparator import kernelbench as kb
+    recs, cross = kb.run([64], heads=1, d_head=16, chunk=32, hashes=(1,), steps=1)
+    by = {(r["variant"], r["seq_len"]): r for r in recs}
+    assert set(by) == {(v, 64) for v in ("dense", "chunked", "lsh-1")}
+    for n in (64,):
+        d = by[("dense", n)]
+        assert d["fwd_flops"] == 2 * n * n * 16 * 2          # scores + context, 2 FLOPs a MAC
+        assert by[("chunked", n)]["fwd_flops"] == d["fwd_flops"]   # same product, by chunks
+        assert d["train_flops"] > d["fwd_flops"] and d["fwd_s"] > 0 and d["train_s"] > 0
+        assert not d["train_unsupported"] and not by[("lsh-1", n)]["train_unsupported"]
+    assert set(cross) == {"lsh-1"}
+
+
+def test_crossover_is_the_first_length_from_which_lsh_stays_ahead():
+    from comparator.kernelbench import crossover
+    t = {("dense", 1): 1, ("lsh", 1): 2, ("dense", 2): 2, ("lsh", 2): 1,
+         ("dense", 4): 4, ("lsh", 4): 5, ("dense", 8): 8, ("lsh", 8): 3, ("dense", 16): 16,
+         ("lsh", 16): 4}
+    recs = [{"variant": v, "seq_len": n, "train_s": x, "skipped": None}
+            for (v, n), x in t.items()]
+    assert crossover(recs, "lsh", "train_s") == 8      # ahead at 2, behind at 4, ahead from 8
+    assert crossover(recs[:6], "lsh", "train_s") is None
+
+
+def test_kernel_bench_skips_what_does_not_fit_or_divide(capsys):
+    from comparator import kernelbench as kb
+    recs, cross = kb.run([64], heads=1, d_head=8, chunk=32, hashes=(1,), steps=1,
+                         memory_limit=kb.dense_bytes(64, 1, 1) - 1)
+    skipped = {r["variant"]: r["skipped"] for r in recs}
+    assert "GB limit" in skipped["dense"] and skipped["lsh-1"] is None
+    assert cross["lsh-1"]["measured_train"] is None          # no dense point to beat
+    assert cli.main(["bench", "--kernel", "attention", "--seq", "100", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("not a multiple of the chunk 64") == 6    # dense, chunked, 4 LSH
+    for args, field in ((["--kernel", "conv"], "--kernel"),
+                        (["--kernel", "attention", "--arch", "reformer"], "--arch"),
+                        (["--kernel", "attention", "--hashes", "0"], "--hashes")):
+        assert cli.main(["bench", "--seq", "128", *args]) == 2
+        err = capsys.readouterr().err
+        assert field in err and "Traceback" not in err
