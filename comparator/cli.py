@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure the real jit-compiled training step (time, "
                        "tokens/s, achieved FLOP/s, utilisation), or attention kernels")
     _common(b)
+    b.add_argument("--accelerator", help="the catalogue device this runs on: utilisation "
+                   "against its fp32 peak, records labelled for 'cost --calibration'")
+    b.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     b.add_argument("--kernel", help="attention: dense vs chunked vs LSH attention across "
                    "--seq, with the measured and the FLOP crossover")
     b.add_argument("--heads", default="4", help="with --kernel: heads (default 4)")

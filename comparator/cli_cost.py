@@ -31,6 +31,8 @@ def add_cost_args(p, sweep_mode: bool = False) -> None:
                         "checkpoint (each layer's input kept, one layer recomputed)")
     p.add_argument("--zero", action="store_true",
                    help="shard the optimizer state over the devices (ZeRO-1)")
+    p.add_argument("--calibration", help="the JSON of 'comparator bench --accelerator NAME': "
+                   "its measured utilisation replaces the default MFU for that device")
 
 
 def accelerators_of(a) -> list:
@@ -52,6 +54,25 @@ def cost_kwargs(a) -> dict:
                 policy=a.policy, zero=a.zero)
 
 
+def _calibrated(a, acc, kw: dict, arch: str | None) -> dict:
+    """``kw`` with the calibration file's measured MFU for ``acc`` (``--calibration``)."""
+    if not getattr(a, "calibration", None):
+        return kw
+    from . import calibration as cal
+    if a.mfu is not None:
+        raise InputError("--mfu", a.mfu, "not together with --calibration")
+    try:
+        mfu, source = cal.mfu_for(cal.load(a.calibration), acc, _dtype(a.dtype), arch)
+    except cal.CalibrationError as err:
+        raise InputError(err.field, err.value, err.allowed) from None
+    return {**kw, "mfu": mfu, "mfu_source": source}
+
+
+def _dtype(d: str) -> str:
+    from .accelerators import DTYPE_ALIASES
+    return DTYPE_ALIASES.get(str(d).lower(), str(d).lower())
+
+
 def with_costs(recs, a, cfgs: dict) -> tuple[list, list]:
     """Each record once per accelerator of ``a`` with its cost fields (sweep); a device
     that cannot price a record (no such dtype, no MFU) is skipped and named.  ``cfgs``:
@@ -67,7 +88,7 @@ def with_costs(recs, a, cfgs: dict) -> tuple[list, list]:
             n = cm.tokens_to_steps(tokens, r["batch"], r["seq_len"]) if tokens else steps
             try:
                 out.append(sweep.with_cost(r, acc, n, cfg=cfgs.get((r["arch"], r["preset"])),
-                                           **kw))
+                                           **_calibrated(a, acc, kw, r["arch"])))
             except cm.CostError as err:
                 if len(accs) == 1:
                     raise InputError(err.field, err.value, err.allowed) from None
@@ -103,7 +124,7 @@ def cmd_cost(a) -> str:
     out, skipped = [], []
     for acc in accs:
         try:
-            out.append(sweep.with_cost(rec, acc, steps, cfg=cfg, **kw))
+            out.append(sweep.with_cost(rec, acc, steps, cfg=cfg, **_calibrated(a, acc, kw, arch)))
         except cm.CostError as err:
             if len(accs) == 1:
                 raise InputError(err.field, err.value, err.allowed) from None
@@ -261,12 +282,27 @@ def cmd_bench(a) -> str:
     limit = (large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None
              else bench.available_memory())
     models = [sweep.resolve(arch, a.preset if len(archs) == 1 else None) for arch in archs]
-    peak = bench.device_peak()   # measured once, for every point
+    acc = None
+    if a.accelerator:   # the catalogue device this runs on: its dense fp32 peak
+        acc = accelerators_of(a)
+        if len(acc) != 1:
+            raise InputError("--accelerator", a.accelerator, "one catalogue device")
+        acc = acc[0]
+        try:
+            peak = acc.peak("fp32")
+        except Exception as err:
+            raise InputError("--accelerator", acc.name, getattr(err, "allowed", str(err))) \
+                from None
+    else:
+        peak = bench.device_peak()   # measured once, for every point
     recs = []
     for arch, (mod, preset, cfg) in zip(archs, models):
         for s in seqs:
             r = bench.bench_step(mod, cfg, s, batch, steps=steps, memory_limit=limit, peak=peak)
-            recs.append({"arch": arch, "preset": preset, **r})
+            if acc is not None:
+                r.update(accelerator=acc.name, peak_source=f"catalogue: {acc.name} fp32 dense "
+                                                           f"peak ({acc.sources.get('peaks', '')})")
+            recs.append({"arch": arch, "preset": preset, "accelerator": None, **r})
     if a.format == "json":
         return tables.render(recs, "json")
     rows = []
@@ -285,7 +321,7 @@ def cmd_bench(a) -> str:
            f"{steps} steps after one warm-up, min and max beside it; achieved = traced "
            f"training FLOPs (matmul scope) / median time; utilisation against "
            + (f"{peak:.3g} FLOP/s, " if peak else "")
-           + bench.peak_source()
+           + (f"{acc.name}'s catalogue fp32 peak" if acc else bench.peak_source())
            + f". Points needing more than {limit / 1e9:.3g} GB (estimated) are skipped."
            if limit else ".")
     return tables.render(rows, a.format, cap, label="tab:bench")

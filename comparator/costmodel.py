@@ -79,7 +79,7 @@ def tokens_to_steps(tokens: int, batch: int, seq: int) -> int:
 def train_cost(train_flops_per_step: float, steps: int, acc: Accelerator, *,
                devices: int = 1, dtype: str = "bf16", mfu: float | None = None,
                runs: int = 1, pue: float = 1.1, grid_intensity: float = 0.4,
-               power_w: float | None = None) -> dict:
+               power_w: float | None = None, mfu_source: str | None = None) -> dict:
     """Time, device-hours, dollars, energy and CO2 of ``steps`` training steps.
 
     step_time = flops / (peak(dtype) x mfu x devices); wall-clock = steps x step_time;
@@ -102,7 +102,7 @@ def train_cost(train_flops_per_step: float, steps: int, acc: Accelerator, *,
                 + "; give an MFU in (0, 1]")
         mfu, mfu_source = acc.default_mfu, f"catalogue: {acc.mfu_source}"
     else:
-        mfu_source = "given"
+        mfu_source = mfu_source or "given"
     _number("--mfu", mfu, high=1.0)
     if power_w is not None:
         power, power_source = _number("--power", power_w), "given"

@@ -93,3 +93,51 @@ def test_kernel_bench_skips_what_does_not_fit_or_divide(capsys):
         assert cli.main(["bench", "--seq", "128", *args]) == 2
         err = capsys.readouterr().err
         assert field in err and "Traceback" not in err
+
+
+def _calibration_file(tmp_path, recs):
+    import json
+    p = tmp_path / "bench.json"
+    p.write_text(json.dumps(recs))
+    return str(p)
+
+
+def test_cost_with_a_calibration_uses_the_measured_utilisation(tmp_path, capsys):
+    import json
+
+    from comparator import accelerators
+    a100 = accelerators.get("a100-80gb")
+    measured = [{"arch": "transformer", "accelerator": "a100-80gb", "dtype": "fp32",
+                 "utilisation": u, "skipped": None} for u in (0.2, 0.4, 0.3)]
+    other = {"arch": "reformer", "accelerator": "a100-80gb", "dtype": "fp32",
+             "utilisation": 0.9, "skipped": None}
+    path = _calibration_file(tmp_path, measured + [other])
+    args = ["cost", "--arch", "transformer", "--seq", "512", "--steps", "1000",
+            "--accelerator", "a100-80gb", "--dtype", "fp32", "--calibration", path]
+    assert cli.main([*args, "--format", "json"]) == 0
+    [r] = json.loads(capsys.readouterr().out)
+    assert r["assumptions"]["mfu"] == 0.3                 # the median of transformer's points
+    assert r["assumptions"]["mfu_source"].startswith("calibration: median of 3")
+    assert r["step_time_s"] == r["train_flops"] / (a100.fp32 * 0.3)
+    # a dtype the file has no points for (it says what it has), --mfu beside it, no file
+    base = args[:-4]   # without --dtype and --calibration
+    err = cli_error([*base, "--dtype", "bf16", "--calibration", path], capsys)
+    assert "--calibration" in err and "a100-80gb at fp32" in err and "Traceback" not in err
+    assert "--mfu" in cli_error([*args, "--mfu", "0.5"], capsys)
+    assert "--calibration" in cli_error([*args[:-1], str(tmp_path / "none.json")], capsys)
+
+
+def cli_error(argv, capsys):
+    assert cli.main(argv) == 2
+    return capsys.readouterr().err
+
+
+def test_bench_labels_records_with_the_catalogue_device(capsys):
+    import json
+    assert cli.main(["bench", "--arch", "reformer", "--seq", "64", "--accelerator",
+                     "a100-80gb", "--memory-limit", "1", "--format", "json"]) == 0
+    [r] = json.loads(capsys.readouterr().out)
+    assert r["accelerator"] == "a100-80gb" and r["skipped"]
+    err = cli_error(["bench", "--arch", "reformer", "--seq", "64", "--accelerator", "tpu-v3"],
+                    capsys)
+    assert "--accelerator" in err and "fp32" in err

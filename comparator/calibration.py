@@ -1,0 +1,56 @@
+"""Measured utilisation for the cost model (``comparator cost --calibration FILE``).
+
+A calibration file is the JSON of ``comparator bench --accelerator NAME``: records of
+measured training steps, each with the catalogue device it ran on (``accelerator``), its
+``dtype`` and its ``utilisation`` (traced matmul FLOPs / time / that device's dense peak).
+``mfu_for(records, acc, dtype, arch)`` is the median utilisation of the records measured
+on ``acc`` at ``dtype`` -- those of ``arch`` when there are any -- and replaces the
+catalogue's default MFU for that device.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+
+
+class CalibrationError(ValueError):
+    def __init__(self, field: str, value, allowed: str):
+        self.field, self.value, self.allowed = field, value, allowed
+        super().__init__(f"{field}: {value!r} is not allowed; {allowed}")
+
+
+def load(path: str) -> list[dict]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as err:
+        raise CalibrationError("--calibration", path, f"a readable file ({err.strerror})") \
+            from None
+    except json.JSONDecodeError as err:
+        raise CalibrationError("--calibration", path, f"the JSON of comparator bench ({err})") \
+            from None
+    recs = [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+    if not recs:
+        raise CalibrationError("--calibration", path, "the JSON records of comparator bench")
+    return recs
+
+
+def mfu_for(records: list[dict], acc, dtype: str, arch: str | None = None) -> tuple[float, str]:
+    """(median utilisation, where it comes from) for ``acc`` at ``dtype``."""
+    ok = [r for r in records if not r.get("skipped") and r.get("utilisation")
+          and r.get("accelerator") == acc.name and r.get("dtype") == dtype]
+    if not ok:
+        have = sorted({f"{r.get('accelerator')} at {r.get('dtype')}" for r in records
+                       if not r.get("skipped")})
+        raise CalibrationError("--calibration", acc.name,
+                               f"records of {acc.name} at {dtype}; the file has: "
+                               + (", ".join(have) or "no measured points")
+                               + " (run comparator bench --accelerator NAME to label them)")
+    mine = [r for r in ok if r.get("arch") == arch]
+    what = f"{arch} points" if mine else "points (every architecture)"
+    mine = mine or ok
+    mfu = statistics.median(r["utilisation"] for r in mine)
+    return mfu, f"calibration: median of {len(mine)} measured {what} on {acc.name} at {dtype}"
+
+
+__all__ = ["CalibrationError", "load", "mfu_for"]
