@@ -27,6 +27,11 @@ class Program:
     def abstract_params(self, batch: int, seq: int):
         return jax.eval_shape(lambda r: self.init(r, batch, seq), jax.random.PRNGKey(0))
 
+    def abstract_inputs(self, batch: int, seq: int) -> tuple:
+        """(params, data, PRNG key) as ``jax.ShapeDtypeStruct``s: what a trace runs on."""
+        return (self.abstract_params(batch, seq), spec_structs(self.spec(batch, seq)),
+                jax.ShapeDtypeStruct((2,), jnp.uint32))
+
     def example(self, rng, batch: int, seq: int) -> dict:
         """Random token inputs matching ``spec`` (integers drawn below each field's bound)."""
         spec = self.spec(batch, seq)

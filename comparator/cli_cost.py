@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from . import sweep, tables
+from .accelerators import CatalogueError
 from .cliargs import arch_list, large_int, number, positive_int, seq_list
+from .costmodel import dtype_key
 from .sweep import InputError
 
 
@@ -62,15 +64,10 @@ def _calibrated(a, acc, kw: dict, arch: str | None) -> dict:
     if a.mfu is not None:
         raise InputError("--mfu", a.mfu, "not together with --calibration")
     try:
-        mfu, source = cal.mfu_for(cal.load(a.calibration), acc, _dtype(a.dtype), arch)
+        mfu, source = cal.mfu_for(cal.load(a.calibration), acc, dtype_key(a.dtype), arch)
     except cal.CalibrationError as err:
         raise InputError(err.field, err.value, err.allowed) from None
     return {**kw, "mfu": mfu, "mfu_source": source}
-
-
-def _dtype(d: str) -> str:
-    from .accelerators import DTYPE_ALIASES
-    return DTYPE_ALIASES.get(str(d).lower(), str(d).lower())
 
 
 def with_costs(recs, a, cfgs: dict) -> tuple[list, list]:
@@ -290,18 +287,18 @@ def cmd_bench(a) -> str:
         acc = acc[0]
         try:
             peak = acc.peak("fp32")
-        except Exception as err:
-            raise InputError("--accelerator", acc.name, getattr(err, "allowed", str(err))) \
-                from None
+        except CatalogueError as err:
+            raise InputError("--accelerator", acc.name, err.allowed) from None
     else:
         peak = bench.device_peak()   # measured once, for every point
     recs = []
     for arch, (mod, preset, cfg) in zip(archs, models):
         for s in seqs:
             r = bench.bench_step(mod, cfg, s, batch, steps=steps, memory_limit=limit, peak=peak)
+            r["peak_source"] = (f"catalogue: {acc.name} fp32 dense peak "
+                                f"({acc.sources.get('peaks', '')})" if acc else bench.peak_source())
             if acc is not None:
-                r.update(accelerator=acc.name, peak_source=f"catalogue: {acc.name} fp32 dense "
-                                                           f"peak ({acc.sources.get('peaks', '')})")
+                r["accelerator"] = acc.name
             recs.append({"arch": arch, "preset": preset, "accelerator": None, **r})
     if a.format == "json":
         return tables.render(recs, "json")

@@ -54,7 +54,8 @@ def _count(field, value, low=1):
     return value
 
 
-def _dtype_key(dtype) -> str:
+def dtype_key(dtype) -> str:
+    """A dtype name as the catalogue keys it (bfloat16 -> bf16, ...)."""
     return DTYPE_ALIASES.get(str(dtype).lower(), str(dtype).lower())
 
 
@@ -140,7 +141,7 @@ def train_cost(train_flops_per_step: float, steps: int, acc: Accelerator, *,
         "total_train_flops_all_runs": train_flops_per_step * steps * runs,
         "missing": missing,
         "assumptions": {
-            "accelerator": acc.name, "dtype": _dtype_key(dtype), "peak_flops": peak,
+            "accelerator": acc.name, "dtype": dtype_key(dtype), "peak_flops": peak,
             "peak_source": acc.sources.get("peaks", ""), "mfu": mfu, "mfu_source": mfu_source,
             "achieved_flops": peak * mfu * devices, "devices": devices,
             "price_per_hour": acc.price_per_hour, "price_provider": acc.price_provider,
@@ -169,7 +170,7 @@ def memory_estimate(params: int, activation_bytes_per_seq: float, batch: int, *,
     ``zero=True`` (ZeRO-1) shards optimizer state and master weights over ``devices``."""
     _count("params", params, low=0), _count("--batch", batch), _count("--devices", devices)
     _number("activation_bytes", activation_bytes_per_seq, low=0.0, low_ok=True)
-    key = _dtype_key(dtype)
+    key = dtype_key(dtype)
     if key not in DTYPE_BYTES:
         raise CostError("--dtype", dtype, "a training dtype: " + ", ".join(DTYPE_BYTES))
     if optimizer not in OPTIMIZER_BYTES:

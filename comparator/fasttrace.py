@@ -52,7 +52,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import jax
-import jax.numpy as jnp
 from jax import export
 
 from .costprogram import COND_FLAG, WHILE_FLAG, CostProgram, combine
@@ -88,11 +87,8 @@ def same(a: TraceResult, b: TraceResult) -> bool:
 def abstract_inputs(mod, cfg, batch, seq):
     """(program, abstract params, abstract data, abstract PRNG key) of ``mod.model(cfg)``:
     the inputs every traced count (full, shallow, symbolic, roofline) is taken on."""
-    from architectures.program import spec_structs
     prog = mod.model(cfg)
-    params = prog.abstract_params(batch, seq)
-    data = spec_structs(prog.spec(batch, seq))
-    return prog, params, data, jax.ShapeDtypeStruct((2,), jnp.uint32)
+    return (prog, *prog.abstract_inputs(batch, seq))
 
 
 def full_count(mod, cfg, seq: int, batch: int = 1, memory: bool = False) -> FastCount:

@@ -217,13 +217,8 @@ def saved_activation_bytes(prog, params_abstract, data_abstract, rng_abstract) -
 
 def model_activations(mod, cfg, seq: int, batch: int = 1) -> MemoryResult:
     """``saved_activations`` of architecture module ``mod`` at ``cfg`` on abstract inputs."""
-    from architectures.program import spec_structs
-
     prog = mod.model(cfg)
-    params = prog.abstract_params(batch, seq)
-    data = spec_structs(prog.spec(batch, seq))
-    rng = jax.ShapeDtypeStruct((2,), jax.numpy.uint32)
-    return saved_activations(prog, params, data, rng)
+    return saved_activations(prog, *prog.abstract_inputs(batch, seq))
 
 
 def describe(result: MemoryResult) -> list[str]:

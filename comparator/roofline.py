@@ -28,7 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass, fields
 
 from .accelerators import CatalogueError
-from .costmodel import DTYPE_BYTES, CostError, _dtype_key
+from .costmodel import DTYPE_BYTES, CostError, dtype_key
 from .trace import UNATTRIBUTED, _dce, _Walker
 
 VIEWS = frozenset({"reshape", "squeeze", "expand_dims", "broadcast_in_dim",
@@ -67,7 +67,7 @@ class Rates:
 
     @classmethod
     def of(cls, acc, dtype: str = "bf16") -> "Rates":
-        key = _dtype_key(dtype)
+        key = dtype_key(dtype)
         if key not in DTYPE_BYTES:
             raise CostError("--dtype", dtype, "a training dtype: " + ", ".join(DTYPE_BYTES))
         try:

@@ -4,17 +4,14 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from architectures.program import spec_structs
 from comparator.trace import trace
 
 
 def traced(mod, cfg, batch, seq):
     """(forward TraceResult, training TraceResult) of ``mod.model(cfg)`` on abstract inputs."""
     prog = mod.model(cfg)
-    params = prog.abstract_params(batch, seq)
-    data = spec_structs(prog.spec(batch, seq))
-    rng = jax.ShapeDtypeStruct((2,), jax.numpy.uint32)
-    return trace(prog.loss, params, data, rng), trace(prog.train_step, params, data, rng)
+    args = prog.abstract_inputs(batch, seq)
+    return trace(prog.loss, *args), trace(prog.train_step, *args)
 
 
 def flax_param_count(mod, cfg, batch=1, seq=8) -> int:

@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import pytest
 
 import architectures
-from architectures.program import spec_structs
 from comparator import costmodel as cm
 from comparator.memory import model_activations
 
@@ -52,9 +51,7 @@ def test_estimate_matches_xla_memory_analysis(arch, preset, seq, batch):
     mod = architectures.get(arch)
     cfg = dataclasses.replace(mod.preset(preset), **SMALL)
     prog = mod.model(cfg)
-    params = prog.abstract_params(batch, seq)
-    data = spec_structs(prog.spec(batch, seq))
-    rng = jax.ShapeDtypeStruct((2,), jnp.uint32)
+    params, data, rng = prog.abstract_inputs(batch, seq)
     n = sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
     assert n == mod.params(cfg, seq)
     compiled = jax.jit(adam_step(prog), donate_argnums=(0, 1, 2)).lower(
