@@ -7,6 +7,8 @@ ints/flags from the architecture's config; blocks know nothing of presets.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 from contextlib import contextmanager
 
 import jax
@@ -17,9 +19,29 @@ from kernels.attention import dense_attention
 from kernels.ffn import ffn
 from kernels.nn import layer_norm, lift, linear
 
-INIT = nn.initializers.normal(0.02)
-ZEROS = nn.initializers.zeros
-ONES = nn.initializers.ones
+_SHAPES_ONLY = [False]
+
+
+@contextmanager
+def shapes_only():
+    """Parameters created inside are zeros of their shapes, with no random draws to trace:
+    for ``Program.abstract_params``, which keeps only shapes and dtypes."""
+    _SHAPES_ONLY.append(True)
+    try:
+        yield
+    finally:
+        _SHAPES_ONLY.pop()
+
+
+def _initializer(real):
+    def init(key, shape, dtype=jnp.float32):
+        return jnp.zeros(shape, dtype) if _SHAPES_ONLY[-1] else real(key, shape, dtype)
+    return init
+
+
+INIT = _initializer(nn.initializers.normal(0.02))
+ZEROS = _initializer(nn.initializers.zeros)
+ONES = _initializer(nn.initializers.ones)
 
 
 class Norm(nn.Module):
@@ -166,7 +188,47 @@ class Layer(nn.Module):
 # whose inputs are the residual stream alone: the gradients of an input shared by every
 # layer (T5's relative bias, the encoder memory) would accumulate outside the layers'
 # named scopes, so the encoder-decoder keeps the plain Layer.
-JitLayer = nn.jit(Layer)
+#
+# A plain ``jax.jit`` of ``Layer.init`` / ``Layer.apply`` rather than Flax's lifted
+# ``nn.jit``: the lift re-derives scopes and fingerprints the module on every call, which
+# cost about a third of a bert-large trace (24 layers x init, forward, training step).
+class JitLayer(Layer):
+    """``Layer`` called through ``jax.jit``: the same parameters (``layer_i/...``), the
+    same computation; residual-stream input only."""
+
+    @nn.compact
+    def __call__(self, x):
+        init, apply = _jitted(tuple((f, getattr(self, f)) for f in _LAYER_FIELDS),
+                              _SHAPES_ONLY[-1])
+        if self.is_initializing():   # one trace gives the parameters and the output
+            y, params = init(self.make_rng("params"), x)
+            for name, value in params.items():
+                self.put_variable("params", name, value)
+            return y
+        return apply(self.variables["params"], x)
+
+
+_LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(Layer)
+                      if f.name not in ("parent", "name"))
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted(fields: tuple, shapes_only: bool):
+    """(init, apply) of one plain Layer of these fields, each a ``jax.jit``: one trace per
+    set of shapes, shared by every layer of a model and every model of these sizes (the
+    init of ``shapes_only()`` is a jit of its own: its trace draws no random numbers)."""
+    layer = Layer(**dict(fields), parent=None)
+
+    def layer_init(rng, x):
+        y, variables = layer.init_with_output(rng, x)
+        return y, variables["params"]
+
+    def layer_apply(params, x):
+        return layer.apply({"params": params}, x)
+
+    return jax.jit(layer_init), jax.jit(layer_apply)
+
+
 _JIT = [True]
 
 

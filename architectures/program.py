@@ -8,11 +8,14 @@ A ``Program`` bundles a Flax model's pre-training step in pure functions:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
+
+from .blocks import shapes_only
 
 
 @dataclass(frozen=True)
@@ -24,8 +27,16 @@ class Program:
     # the depth, so counting tools trace the full model rather than reduce its depth
     jitted_layers: bool = False
 
+    def __post_init__(self):
+        # Applying a model never uses its initialisers' values, only (in Flax's check of
+        # every parameter) their shapes: let them trace zeros, not random draws.
+        object.__setattr__(self, "loss", _shapes_only(self.loss))
+
     def abstract_params(self, batch: int, seq: int):
-        return jax.eval_shape(lambda r: self.init(r, batch, seq), jax.random.PRNGKey(0))
+        """The parameters' shapes and dtypes: ``init`` under ``eval_shape``, its
+        initialisers tracing zeros instead of random draws (``blocks.shapes_only``)."""
+        with shapes_only():
+            return jax.eval_shape(lambda r: self.init(r, batch, seq), jax.random.PRNGKey(0))
 
     def abstract_inputs(self, batch: int, seq: int) -> tuple:
         """(params, data, PRNG key) as ``jax.ShapeDtypeStruct``s: what a trace runs on."""
@@ -46,6 +57,14 @@ class Program:
 
     def train_step(self, params, data, rng):
         return jax.value_and_grad(self.loss)(params, data, rng)
+
+
+def _shapes_only(fn):
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with shapes_only():
+            return fn(*args, **kwargs)
+    return run
 
 
 def int_spec(shape, bound: int):

@@ -9,7 +9,7 @@ import numpy as np
 import flax.linen as nn
 
 from kernels.nn import cross_entropy
-from .blocks import Embeddings, MLMHead, Norm, jit_layers, layer_class
+from .blocks import INIT, Embeddings, MLMHead, Norm, jit_layers, layer_class
 from .config import mask_count, target_len
 from .program import Program, int_spec, spec_structs
 
@@ -47,7 +47,7 @@ class RelativeBias(nn.Module):
 
     @nn.compact
     def __call__(self, n, m):
-        table = self.param("table", nn.initializers.normal(0.02), (self.buckets, self.n_heads))
+        table = self.param("table", INIT, (self.buckets, self.n_heads))
         idx = relative_buckets(n, m, self.buckets, self.max_distance, self.bidirectional)
         with jax.named_scope("attn/relbias"):
             return jnp.take(table, jnp.asarray(idx), axis=0).transpose(2, 0, 1)

@@ -46,18 +46,20 @@ reduced depth.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import warnings
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import jax
 from jax import export
 
 from .costprogram import COND_FLAG, WHILE_FLAG, CostProgram, combine
-from .memory import saved_activation_bytes
+from .step import step_counts, step_jaxprs, step_memory, train_jaxpr
 from .symbolic import InconclusiveDimensionOperation, ev, symbolic_tracing, with_max_len
-from .trace import TraceResult, trace
+from .trace import TraceResult
 
 DEPTH_ARCHS = ("transformer", "albert", "electra", "reformer")
 MIN_SYMBOLIC = 4   # a symbolic trace and its check cost about 3-4 concrete shallow traces
@@ -70,7 +72,7 @@ class FastCount:
     train: TraceResult
     params: int
     method: str
-    activation_bytes: int | None = None   # with ``memory=True``: ``memory.saved_activation_bytes``
+    activation_bytes: int | None = None   # with ``memory=True``: the saved activations' bytes
 
     def __iter__(self):
         yield self.fwd
@@ -84,6 +86,20 @@ def same(a: TraceResult, b: TraceResult) -> bool:
 
 # -- tracing, concrete and symbolic ----------------------------------------------
 
+@contextmanager
+def no_gc():
+    """Python's cyclic garbage collector paused while a trace runs: tracing allocates
+    many short-lived objects, and collections during it cost about a fifth of a
+    bert-large trace; the garbage is collected as usual afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def abstract_inputs(mod, cfg, batch, seq):
     """(program, abstract params, abstract data, abstract PRNG key) of ``mod.model(cfg)``:
     the inputs every traced count (full, shallow, symbolic, roofline) is taken on."""
@@ -93,11 +109,11 @@ def abstract_inputs(mod, cfg, batch, seq):
 
 def full_count(mod, cfg, seq: int, batch: int = 1, memory: bool = False) -> FastCount:
     """One length traced in full, exactly as ``sweep.traced`` does (the reference)."""
-    prog, params, data, rng = abstract_inputs(mod, cfg, batch, seq)
-    n = sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
-    mem = saved_activation_bytes(prog, params, data, rng) if memory else None
-    return FastCount(trace(prog.loss, params, data, rng),
-                     trace(prog.train_step, params, data, rng), n, "full", mem)
+    with no_gc():
+        prog, params, data, rng = abstract_inputs(mod, cfg, batch, seq)
+        n = sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
+        fwd, train, mem = step_counts(prog, params, data, rng, memory)
+    return FastCount(fwd, train, n, "full", mem.total if memory else None)
 
 
 
@@ -141,12 +157,12 @@ def _trace_symbolic(mod, cfg, batch, seqs, memory=False) -> tuple:
     max_len = getattr(cfg, "max_len", 0) or 0
     past = bool(max_len) and min(seqs) > max_len
     log = []
-    with symbolic_tracing(domain, log):
+    with symbolic_tracing(domain, log), no_gc():
         c = with_max_len(cfg, g * k) if past else cfg
         prog, params, data, rng = abstract_inputs(mod, c, batch, g * k)
-        fwd = jax.make_jaxpr(prog.loss)(params, data, rng)
-        train = jax.make_jaxpr(prog.train_step)(params, data, rng)
-        mem = saved_activation_bytes(prog, params, data, rng) if memory else None
+        fwd, step, n_par, n_res = step_jaxprs(prog, params, data, rng)
+        train = train_jaxpr(step, n_par)
+        mem = step_memory(step, n_par, n_res).total if memory else None
     return ((g, domain, past), fwd, train,
             [tuple(x.shape) for x in jax.tree_util.tree_leaves(params)],
             list({str(e): e for e in log}.values()), mem)

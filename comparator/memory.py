@@ -165,7 +165,12 @@ def _kind(b: int) -> str:
 
 def residuals(loss, params, *args) -> MemoryResult:
     """Every distinct residual of ``loss`` differentiated w.r.t. ``params`` (see module doc)."""
-    jaxpr, res, n_par = pullback_jaxpr(loss, params, *args)
+    return residuals_of(*pullback_jaxpr(loss, params, *args))
+
+
+def residuals_of(jaxpr, res, n_par: int) -> MemoryResult:
+    """The residuals ``res`` (outvars of ``jaxpr``, whose first ``n_par`` invars are the
+    parameter leaves and the others data), classified and attributed (see module doc)."""
     bits: dict = {}
     producer: dict = {}
     _flow(jaxpr, [_P if i < n_par else _D for i in range(len(jaxpr.invars))], bits, producer)
@@ -227,5 +232,5 @@ def describe(result: MemoryResult) -> list[str]:
             for r in result.residuals]
 
 
-__all__ = ["Residual", "MemoryResult", "residuals", "saved_activations",
+__all__ = ["Residual", "MemoryResult", "residuals", "residuals_of", "saved_activations",
            "saved_activation_bytes", "model_activations", "describe"]
