@@ -212,7 +212,7 @@ _LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(Layer)
                       if f.name not in ("parent", "name"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _jitted(fields: tuple, shapes_only: bool):
     """(init, apply) of one plain Layer of these fields, each a ``jax.jit``: one trace per
     set of shapes, shared by every layer of a model and every model of these sizes (the

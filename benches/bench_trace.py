@@ -4,10 +4,14 @@
                                   [--seqs 128:262144:x2] [--repeat 3]
 
 Three ways, in this process, on the same inputs:
-- **plain, full** (the baseline): every point traced whole with plain layers, inside
-  ``architectures.blocks.plain_layers()`` -- no reuse at all;
+- **plain, full** (the baseline): every point traced whole the obvious way -- plain
+  layers (``architectures.blocks.plain_layers()``), ``trace(prog.loss)``,
+  ``trace(prog.train_step)`` and, for memory, ``memory.saved_activation_bytes`` each
+  tracing the model on its own: no reuse at all;
 - **full**: every point traced whole, as ``--trace full`` does: the layers are jitted
-  calls (``blocks.JitLayer``), so JAX traces one layer and reuses it for the others;
+  calls (``blocks.JitLayer``), so JAX traces one layer and reuses it for the others, and
+  the model's Python runs once per point (``comparator.step``: the training step and
+  its residuals from the forward jaxpr);
 - **fast**: ``comparator.fasttrace.traced_counts``, sweep's default: jitted layers, each
   region of lengths traced once with the length symbolic (plus depth extrapolation for
   the architectures whose layers are not jitted).
@@ -34,6 +38,8 @@ import jax
 import architectures
 from architectures.blocks import plain_layers
 from comparator import fasttrace as ft
+from comparator.memory import saved_activation_bytes
+from comparator.trace import trace
 
 
 def seq_list(text: str) -> list[int]:
@@ -71,8 +77,17 @@ def full(mod, cfg, seqs, memory=False):
 
 
 def plain(mod, cfg, seqs, memory=False):
+    """The baseline: each point traced whole, the obvious way -- plain layers, the loss,
+    the training step and (with ``memory``) the pullback each traced on their own."""
+    out = {}
     with plain_layers():
-        return full(mod, cfg, seqs, memory)
+        for s in seqs:
+            prog, params, data, rng = ft.abstract_inputs(mod, cfg, 1, s)
+            n = sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
+            mem = saved_activation_bytes(prog, params, data, rng) if memory else None
+            out[s] = ft.FastCount(trace(prog.loss, params, data, rng),
+                                  trace(prog.train_step, params, data, rng), n, "plain", mem)
+    return out
 
 
 def fast(mod, cfg, seqs, verify="point", memory=False):

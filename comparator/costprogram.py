@@ -30,6 +30,7 @@ class CostProgram:
     def __init__(self, closed):
         self.nodes = []
         self._flatten(_dce(closed), (), 1, set(), self.nodes)
+        self._top = _Compiled(self.nodes)
 
     def _flatten(self, jaxpr, prefix, times, static, out):
         """``static``: vars holding scalars computed from dims only (literals, concretely)."""
@@ -88,7 +89,7 @@ class CostProgram:
 
     def evaluate(self, env: dict | None = None) -> TraceResult:
         acc = _Acc()
-        total = self._run(self.nodes, env or {}, {}, {}, acc)
+        total = self._top.run(self, env or {}, {}, {}, acc)
         return TraceResult(total=total, by_term=dict(acc.by_term),
                            unsupported=dict(acc.unsupported), flagged=dict(acc.flagged))
 
@@ -123,6 +124,54 @@ class CostProgram:
                 acc.flagged.update(best_acc.flagged)
                 total = total + best
         return total
+
+
+class _Compiled:
+    """The top-level nodes grouped for repeated evaluation: the fixed costs summed per
+    term once; equal symbolic leaves (one equation of a body called once per layer, under
+    one term and trip count) and equal counters kept once with their multiplicity;
+    ``cond`` nodes as they are.  The same sums as ``CostProgram._run`` over the nodes."""
+
+    def __init__(self, nodes):
+        self.fixed: dict = defaultdict(lambda: ZERO)
+        self.sym: dict = {}        # (id(eqn), term, times key) -> [eqn, term, times, n]
+        self.counters: dict = {}   # (kind, name, times key) -> [kind, name, times, n]
+        self.conds = []
+        for node in nodes:
+            kind = node[0]
+            if kind == "leaf":
+                _, eqn, term, times, cost, sym = node
+                if cost is not None:
+                    self.fixed[term] = self.fixed[term] + cost
+                else:
+                    key = (id(eqn), term, _key(times))
+                    self.sym.setdefault(key, [eqn, term, times, sym, 0])[4] += 1
+            elif kind in ("unsup", "flag"):
+                self.counters.setdefault((kind, node[1], _key(node[2])),
+                                         [kind, node[1], node[2], 0])[3] += 1
+            else:
+                self.conds.append(node)
+        self.fixed_total = sum(self.fixed.values(), ZERO)
+
+    def run(self, program, env, memo, costs, acc) -> Cost:
+        total = self.fixed_total
+        for term, cost in self.fixed.items():
+            acc.by_term[term] = acc.by_term[term] + cost
+        for eqn, term, times, sym, n in self.sym.values():
+            if id(eqn) not in costs:
+                costs[id(eqn)] = RULES[eqn.primitive.name](At.eqn(eqn, env, memo) if sym else eqn)
+            cost = costs[id(eqn)] * (ev(times, env, memo) * n)
+            acc.by_term[term] = acc.by_term[term] + cost
+            total = total + cost
+        for kind, name, times, n in self.counters.values():
+            (acc.unsupported if kind == "unsup" else acc.flagged)[name] += ev(times, env, memo) * n
+        if self.conds:
+            total = total + program._run(self.conds, env, memo, costs, acc)
+        return total
+
+
+def _key(times):
+    return ("sym", id(times)) if is_symbolic(times) else int(times)
 
 
 class _Acc:
