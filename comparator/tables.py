@@ -41,13 +41,23 @@ def latex_sci(x, digits: int = 2) -> str:
     return f"${m:.{digits - 1}f}\\times10^{{{e}}}$"
 
 
+def convention_text(convention: str = "standard") -> str:
+    """The counting convention a table's numbers follow, as its caption states it."""
+    if convention == "standard":
+        return CONVENTIONS
+    from .conventions import FORMULAS, LABELS
+    return (f"FLOPs by the {LABELS[convention]} convention, not ours: {FORMULAS[convention]}; "
+            "parameters and activation memory as ours")
+
+
 def caption(scope: str, per: str = "sequence", batch: int | None = None,
-            baseline: bool = False, method: str | None = None) -> str:
+            baseline: bool = False, method: str | None = None,
+            convention: str = "standard") -> str:
     unit = "per token" if per == "token" else (
         "per sequence" if batch in (None, 1) else f"per step of {batch} sequences")
     scope_txt = ("matmul scope: contractions only" if scope == "matmul" else
                  "all scope: contractions + elementwise, softmax, norms, hashing, sorting")
-    parts = [CONVENTIONS, scope_txt, f"FLOPs {unit}"]
+    parts = [convention_text(convention), scope_txt, f"FLOPs {unit}"]
     if method:
         parts.append(f"method: {method}")
     parts.append("attention share: scores, softmax, context and LSH work of the training "
@@ -69,6 +79,8 @@ def sweep_rows(records, per: str = "sequence"):
         if r["batch"] != 1:
             row["batch"] = r["batch"]
         row["method"] = r["method"]
+        if r.get("convention", "standard") != "standard":
+            row["convention"] = r["convention"]
         if per == "token":
             row["fwd FLOPs/token"] = r["fwd_flops_per_token"]
             row["train FLOPs/token"] = r["train_flops_per_token"]
