@@ -95,12 +95,12 @@ def check(name: str) -> str:
     return name
 
 
-def shape(arch: str, cfg, seq: int) -> tuple[int, list[Stack]]:
+def shape(arch: str, cfg, seq: int, convention: str = "a paper's") -> tuple[int, list[Stack]]:
     """(vocab, stacks) of a config at ``seq`` tokens."""
     if arch == "reformer":
-        raise ConventionError("--convention", "for reformer", "standard only: the papers' "
-                              "formulas assume dense attention and plain residual layers, "
-                              "which the Reformer does not have")
+        raise ConventionError("--convention", convention, "standard for the reformer: the "
+                              "papers' formulas assume dense attention and plain residual "
+                              "layers, which the Reformer does not have")
     if arch == "electra":
         common = dict(layers=cfg.n_layers, n=seq, emb=cfg.emb_dim, pos_rows=seq,
                       type_rows=cfg.type_vocab)
@@ -214,7 +214,7 @@ def terms(convention: str, arch: str, cfg, seq: int, batch: int = 1) -> dict:
     check(convention)
     if convention == STANDARD:
         return architectures.get(arch).terms(cfg, batch, seq)
-    V, stacks = shape(arch, cfg, seq)
+    V, stacks = shape(arch, cfg, seq, convention)
     out: dict = {}
     for st in stacks:
         part = RULES[convention](V, st, batch)

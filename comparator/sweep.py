@@ -77,6 +77,15 @@ def resolve(arch: str, preset: str | None):
     return mod, name, mod.PRESETS[name][0]
 
 
+def arch_of(preset: str) -> str:
+    """The architecture that has ``preset`` (preset names are unique across them)."""
+    for arch, name, _, _ in architectures.all_presets():
+        if name == preset:
+            return arch
+    names = [name for _, name, _, _ in architectures.all_presets()]
+    raise InputError("--preset", preset, suggest(preset, names))
+
+
 def models(archs, presets=(), sizes=None) -> list[Model]:
     """Models of each architecture: its named presets (default: the BERT-base-sized one),
     each at every (d_model, n_layers, n_heads, d_ff) of ``sizes`` when given."""

@@ -118,7 +118,7 @@ def _cell(key: str, v, fmt: str):
         return _bytes(v, fmt)
     if key in ("attention share",):
         return f"{100 * v:.1f}\\%" if fmt == "latex" else f"{100 * v:.1f}%"
-    if key in ("vs baseline",):
+    if key.startswith("vs "):
         return f"{v:.3g}$\\times$" if fmt == "latex" else f"{v:.3g}x"
     if isinstance(v, int):
         return f"{v:,}" if fmt != "latex" else f"{v:,}".replace(",", "{,}")
@@ -148,8 +148,46 @@ def _booktabs_raw():
                                            datarow=fmts["latex_raw"].datarow)
 
 
-def render(rows, fmt: str, cap: str = "", label: str = "tab:comparator") -> str:
-    """Render flat dict rows.  JSON and CSV keep raw values (they round-trip)."""
+def claim_rows(records, full: bool = True):
+    """Rows of the claims table: every field for papers (``full``), else id, verdict and
+    the numbers behind it."""
+    for r in records:
+        row = {"claim": r["id"]}
+        if full:
+            row.update({"source": r["source"], "statement": r["statement"],
+                        "check": r["check"]})
+        else:
+            row["statement"] = r["statement"]
+        row.update({"verdict": r["verdict"], "numbers": r["detail"]})
+        yield row
+
+
+def _flat(prefix: str, v):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            yield from _flat(f"{prefix}.{k}" if prefix else str(k), x)
+    elif isinstance(v, (list, tuple)):
+        yield prefix, ", ".join(si(x) if isinstance(x, (int, float)) and abs(x) >= 1e4
+                                else f"{x:.4g}" if isinstance(x, float) else str(x) for x in v)
+    else:
+        yield prefix, v
+
+
+def number_rows(record: dict):
+    """One claim's numbers, flattened to (quantity, value) rows."""
+    return [{"quantity": k, "value": v} for k, v in _flat("", record["numbers"])]
+
+
+def _wrap(rows, keys, widths: dict):
+    import textwrap
+    return [[("\n".join(textwrap.wrap(c, widths[k])) if k in widths and isinstance(c, str)
+              else c) for k, c in zip(keys, row)] for row in rows]
+
+
+def render(rows, fmt: str, cap: str = "", label: str = "tab:comparator",
+           wrap: dict | None = None) -> str:
+    """Render flat dict rows.  JSON and CSV keep raw values (they round-trip).  ``wrap``:
+    {column: width} of text cells wrapped in the plain-text format."""
     rows = list(rows)
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"
@@ -167,6 +205,8 @@ def render(rows, fmt: str, cap: str = "", label: str = "tab:comparator") -> str:
         body = tabulate(cells, headers=head, tablefmt=_booktabs_raw(), disable_numparse=True)
         return ("\\begin{table}[t]\n\\centering\n\\small\n" + body +
                 f"\n\\caption{{{_latex_escape(cap)}}}\n\\label{{{label}}}\n\\end{{table}}\n")
+    if wrap and fmt == "text":
+        cells = _wrap(cells, keys, wrap)
     table = tabulate(cells, headers=keys, disable_numparse=True,
                      tablefmt="github" if fmt == "markdown" else "simple",
                      colalign=["left" if not _numeric(rows, k) else "right" for k in keys])
