@@ -277,7 +277,6 @@ def cost_claim(run_name: str):
         from .accelerators import load
         data = sc.load()
         run = next(r for r in data["runs"] if r["name"] == run_name)
-        arch, cfg = m.get(run["preset"], (run["arch"], None))
         cat = load()
         recs = [sc.price(run, cat[name], data["meta"]["tuning_runs"])
                 for name in data["meta"]["accelerators"]]

@@ -153,3 +153,11 @@ def test_bad_convention_input_is_one_message_and_exit_2(args, field, capsys):
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     assert f"error: {field}:" in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_plot_series_are_labelled_with_the_convention():
+    from comparator import plots, sweep
+    ms = sweep.models(["transformer"])
+    recs = sweep.run(sweep.points(ms, [512, 1024], 1), with_baseline=False,
+                     convention="kaplan")
+    assert list(plots.series(recs)) == ["transformer:bert-base [kaplan]"]
