@@ -10,8 +10,9 @@ machinery, scopes and tables are ours; only what is counted differs:
   are dense one-hot products (2 E x rows per token); the MLM head runs on 15.625% of the
   positions (20 of 128); per element dropout 4, layer norm 5, GELU 8, softmax 5 FLOPs,
   attention scale 1.  We count the shapes as the config has them: the context product with
-  the attention width and both layer norms per element (the script uses the hidden size
-  and, once, a single norm: the same numbers when d_attn = d, <0.1% apart otherwise).
+  the attention width (the script uses the hidden size: 2.7% / 3.5% apart for T5-3B /
+  T5-11B, whose d_attn > d; equal elsewhere) and both layer norms per element (the script
+  charges one of them once per token: under 0.1%).
 * ``kaplan``   -- Kaplan et al. 2020, Sec. 2.1 / Table 1: forward 2N + 2 n_layer n_ctx
   d_attn per token, N the non-embedding weights (n_layer (4 d d_attn + 2 d d_ff));
   training 3 x forward.  Embeddings, de-embedding and element-wise work are left out.
