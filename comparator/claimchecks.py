@@ -36,7 +36,8 @@ def models() -> dict:
     out = {"reformer": _preset("reformer", "reformer-base"),
            "bert-base": _preset("transformer", "bert-base"),
            "bert-large": _preset("transformer", "bert-large"),
-           "gpt2-small": _preset("transformer", "gpt2-small")}
+           "gpt2-small": _preset("transformer", "gpt2-small"),
+           "gpt2-xl": _preset("transformer", "gpt2-xl")}
     for size in ("base", "large", "xlarge", "xxlarge"):
         out[f"albert-{size}"] = _preset("albert", f"albert-{size}")
     for size in ("small", "base", "large"):
@@ -290,20 +291,30 @@ def cost_claim(run_name: str):
     return check
 
 
-def six_nd(m, bench=None, tolerance=0.10):
-    arch, cfg = m["gpt2-small"]
-    recs = [rec(m, "gpt2-small", s, scope="matmul") for s in SCALING_LENGTHS]
+def _six_nd_error(m, role: str, tolerance: float) -> dict:
+    """Full training count per token over 6 x parameters - 1, per length, and the last
+    length (of a contiguous run from the shortest) within ``tolerance``."""
+    cfg = m[role][1]
+    recs = [rec(m, role, s, scope="matmul") for s in SCALING_LENGTHS]
     err = [r["train_flops_per_token"] / (6 * r["params"]) - 1 for r in recs]
-    nums = {"lengths": list(SCALING_LENGTHS), "d_model": cfg.d_model, "error": err,
-            "seq_over_d_model": [s / cfg.d_model for s in SCALING_LENGTHS]}
-    within = [s for s, e in zip(SCALING_LENGTHS, err) if abs(e) <= tolerance]
-    last = next((s for s, e in zip(SCALING_LENGTHS, err) if abs(e) > tolerance), None)
-    if last is None:
-        return "holds", nums, f"within {tolerance:.0%} at every length up to {SCALING_LENGTHS[-1]:,}"
-    if not within:
-        return "does not hold", nums, f"off by {err[0]:+.0%} already at {SCALING_LENGTHS[0]}"
-    return (f"holds only below {last:,} tokens", nums, (
-        f"6ND (N = all {recs[0]['params']:,} parameters) is within {tolerance:.0%} of the full "
-        f"count up to {within[-1]:,} tokens ({within[-1] / cfg.d_model:.2g} d_model) and "
-        f"{err[-1]:+.0%} off at {SCALING_LENGTHS[-1]:,} ({SCALING_LENGTHS[-1] / cfg.d_model:.3g} "
-        f"d_model)"))
+    first_out = next((i for i, e in enumerate(err) if abs(e) > tolerance), len(err))
+    return {"params": recs[0]["params"], "d_model": cfg.d_model, "error": err,
+            "seq_over_d_model": [s / cfg.d_model for s in SCALING_LENGTHS],
+            "within_up_to": SCALING_LENGTHS[first_out - 1] if first_out else None,
+            "first_outside": SCALING_LENGTHS[first_out] if first_out < len(err) else None}
+
+
+def six_nd(m, bench=None, tolerance=0.10, roles=("gpt2-small", "gpt2-xl")):
+    nums = {"lengths": list(SCALING_LENGTHS), "tolerance": tolerance}
+    nums.update({role: _six_nd_error(m, role, tolerance) for role in roles})
+    e = nums[roles[0]]
+    widths = "; ".join(
+        f"{r} (d_model {nums[r]['d_model']:,}) to {nums[r]['within_up_to'] or 0:,} tokens = "
+        f"{(nums[r]['within_up_to'] or 0) / nums[r]['d_model']:.2g} d_model" for r in roles)
+    detail = (f"6ND (N = all parameters) within {tolerance:.0%} of the full count: {widths}; "
+              f"{roles[0]} {e['error'][-1]:+.0%} off at {SCALING_LENGTHS[-1]:,} tokens")
+    if e["first_outside"] is None:
+        return "holds", nums, detail
+    if e["within_up_to"] is None:
+        return "does not hold", nums, detail
+    return f"holds only below {e['first_outside']:,} tokens", nums, detail

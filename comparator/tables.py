@@ -167,10 +167,18 @@ def _flat(prefix: str, v):
         for k, x in v.items():
             yield from _flat(f"{prefix}.{k}" if prefix else str(k), x)
     elif isinstance(v, (list, tuple)):
-        yield prefix, ", ".join(si(x) if isinstance(x, (int, float)) and abs(x) >= 1e4
-                                else f"{x:.4g}" if isinstance(x, float) else str(x) for x in v)
+        yield prefix, ", ".join(_short(x) for x in v)
     else:
         yield prefix, v
+
+
+def _short(x) -> str:
+    """A number inside a list cell: integers with separators (SI above 1e7), floats 4g."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    if abs(x) >= 1e7:
+        return si(x)
+    return f"{x:,}" if isinstance(x, int) else f"{x:.4g}"
 
 
 def number_rows(record: dict):
