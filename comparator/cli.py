@@ -10,6 +10,7 @@ from architectures.config import ConfigError
 from . import sweep, tables
 from .cli_cost import (add_cost_args, cmd_accelerators, cmd_bench, cmd_cost, cmd_roofline,
                        cmd_scenario, with_costs)
+from .cli_claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
 from .cliargs import Parser, large_int, arch_list, int_list, positive_int, seq_list
 from .sweep import InputError
 
@@ -24,6 +25,13 @@ def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
                    help="matmul: contractions only; all: + elementwise, softmax, norms, hashing")
     p.add_argument("--format", default="text", choices=tables.FORMATS)
     p.add_argument("-o", "--output", help="write the table to this file instead of stdout")
+
+
+def _convention_option(p) -> None:
+    from .conventions import NAMES
+    p.add_argument("--convention", default="standard", help="whose FLOP accounting: "
+                   + ", ".join(NAMES) + " (default standard: ours; the others are analytic "
+                   "formulas of the papers, see 'comparator conventions')")
 
 
 def _trace_option(p) -> None:
@@ -53,11 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="a Hugging Face config.json or a comparator TOML file")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _trace_option(s)
+    _convention_option(s)
     add_cost_args(s, sweep_mode=True)
     e = sub.add_parser("explain", help="where the FLOPs go: analytic vs traced per term")
     _common(e, many=False)
-    e.add_argument("--method", default="both", choices=("analytic", "traced", "both"))
+    e.add_argument("--method", choices=("analytic", "traced", "both"),
+                   help="default both (analytic beside traced); with a paper's --convention: "
+                        "analytic, ours beside the convention's terms")
     _trace_option(e)
+    _convention_option(e)
     g = sub.add_parser("plot", help="FLOPs against length or size, log-log, with fitted "
                        "exponents and crossovers (PNG, PDF or SVG)")
     _common(g)
@@ -74,9 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "train_flops_per_token, attention_share, ...")
     g.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _trace_option(g)
+    _convention_option(g)
     k = sub.add_parser("cost", help="time, dollars, energy and memory of a training run")
     _common(k, many=False)
     add_cost_args(k)
+    _convention_option(k)
     r = sub.add_parser("roofline", help="roofline time of the traced training step per term: "
                        "where it is memory-bound")
     _common(r, many=False)
@@ -115,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     c.add_argument("--format", default="text", choices=tables.FORMATS)
     c.add_argument("-o", "--output")
+    add_claim_parsers(sub)
     p = sub.add_parser("presets", help="every preset with its sizes, parameters and source")
     p.add_argument("--format", default="text", choices=tables.FORMATS)
     p.add_argument("-o", "--output")
@@ -179,9 +194,11 @@ def cmd_sweep(a) -> str:
     methods = _methods(a.method)
     if a.no_baseline and a.baseline:
         raise InputError("--baseline", a.baseline, "not together with --no-baseline")
+    sweep.check_convention(a.convention, methods)
     recs = sweep.run(sweep.points(ms, seqs, batch), methods, a.scope,
                      progress=_progress(a.quiet) if "traced" in methods else None,
-                     baseline=a.baseline, with_baseline=not a.no_baseline, trace=a.trace)
+                     baseline=a.baseline, with_baseline=not a.no_baseline, trace=a.trace,
+                     convention=a.convention)
     skipped = []
     if a.accelerator:
         cfgs = {(m.arch, m.preset): m.cfg for m in ms}
@@ -196,7 +213,7 @@ def cmd_sweep(a) -> str:
     if a.format == "json":
         return tables.render(recs, "json")
     cap = tables.caption(a.scope, a.per, batch, any("ratio_train" in r for r in recs),
-                         a.method)
+                         a.method, convention=a.convention)
     if a.accelerator:
         run = (f"a run of {large_int('--tokens', a.tokens):,} tokens" if a.tokens else
                f"{large_int('--steps', a.steps):,} steps" if a.steps else "one training step")
@@ -217,13 +234,17 @@ def cmd_explain(a) -> str:
         raise InputError("--seq", a.seq, "one sequence length for explain")
     mod, preset, cfg = sweep.resolve(archs[0], a.preset)
     pt = sweep.Point(archs[0], preset, seqs[0], positive_int("--batch", a.batch), cfg)
-    rows, recs = sweep.explain(pt, a.scope, _methods(a.method), a.trace)
+    paper = a.convention != "standard"
+    method = a.method or ("analytic" if paper else "both")
+    rows, recs = sweep.explain(pt, a.scope, _methods(method), a.trace, a.convention)
     unsupported = {k: v for r in recs.values() for k, v in r["unsupported"].items()}
     note = ", ".join(f"{k} x{v}" for k, v in unsupported.items()) or "none"
     cap = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {pt.batch}; per term, forward and "
-           f"training FLOPs" + ("; diff = traced - analytic" if a.method == "both" else "")
+           f"training FLOPs" + (f"; diff = {a.convention} - standard (both analytic)" if paper
+                                else "; diff = traced - analytic" if method == "both" else "")
            + f"; unsupported primitives: {note}. " + tables.caption(a.scope, "sequence",
-                                                                    pt.batch))
+                                                                    pt.batch,
+                                                                    convention=a.convention))
     return tables.render(rows, a.format, cap, label="tab:explain")
 
 
@@ -236,11 +257,11 @@ def cmd_plot(a) -> str:
     seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
     recs = sweep.run(sweep.points(ms, seqs, batch), _methods(a.method), a.scope,
                      progress=_progress(a.quiet) if a.method != "analytic" else None,
-                     with_baseline=False, trace=a.trace)
+                     with_baseline=False, trace=a.trace, convention=a.convention)
     from . import plots
     try:
-        fit = plots.plot(recs, a.output, x=a.x, y=a.y, caption=tables.caption(a.scope,
-                         "sequence", batch))
+        fit = plots.plot(recs, a.output, x=a.x, y=a.y, caption=tables.caption(
+            a.scope, "sequence", batch, convention=a.convention))
     except ValueError as err:
         raise InputError("--y", a.y, str(err)) from None
     rows = [{"series": k, "exponent": v, "local exponent": fit["local_exponents"].get(k)}
@@ -264,7 +285,8 @@ def cmd_presets(a) -> str:
 
 COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets,
             "plot": cmd_plot, "accelerators": cmd_accelerators, "cost": cmd_cost,
-            "roofline": cmd_roofline, "scenario": cmd_scenario, "bench": cmd_bench}
+            "roofline": cmd_roofline, "scenario": cmd_scenario, "bench": cmd_bench,
+            "conventions": cmd_conventions, "claims": cmd_claims}
 
 
 def main(argv=None) -> int:

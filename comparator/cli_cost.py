@@ -20,7 +20,8 @@ def add_cost_args(p, sweep_mode: bool = False) -> None:
     else:
         p.add_argument("--tokens", help="training tokens (steps = tokens / (batch x seq))")
         p.add_argument("--steps", help="training steps (with --batch)")
-        p.add_argument("--accelerator", default="all", help="a catalogue name, a list, or all")
+        p.add_argument("--accelerator", default="all", help="a catalogue name, a list, all, "
+                       "or none (counts only: total_train_flops of the run, no pricing)")
     p.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     p.add_argument("--devices", default="1", help="data-parallel devices (default 1)")
     p.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32, fp8")
@@ -114,9 +115,12 @@ def cmd_cost(a) -> str:
         raise InputError("--tokens", a.tokens, "either --tokens or --steps (with --batch)")
     steps = (large_int("--steps", a.steps) if a.steps else
              cm.tokens_to_steps(large_int("--tokens", a.tokens), batch, seqs[0]))
-    accs = accelerators_of(a)
+    convention = sweep.check_convention(a.convention)
+    accs = [] if a.accelerator == "none" else accelerators_of(a)
     mod, preset, cfg = sweep.resolve(arch, a.preset)
-    rec = sweep.analytic(sweep.Point(arch, preset, seqs[0], batch, cfg), a.scope)
+    rec = sweep.analytic(sweep.Point(arch, preset, seqs[0], batch, cfg), a.scope, convention)
+    if not accs:
+        return _run_counts(a, rec, steps)
     kw = cost_kwargs(a)
     out, skipped = [], []
     for acc in accs:
@@ -144,8 +148,23 @@ def cmd_cost(a) -> str:
            f"energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh; "
            f"memory: Adam, {policy} activations" + (", ZeRO-1" if a.zero else "")
            + (f"; skipped: {'; '.join(skipped)}" if skipped else "") + ". "
-           + tables.CONVENTIONS + ".")
+           + tables.convention_text(convention) + ".")
     return tables.render(rows, a.format, cap, label="tab:cost")
+
+
+def _run_counts(a, rec: dict, steps: int) -> str:
+    """``cost --accelerator none``: the whole run's counts (a paper's "train FLOPs" column)."""
+    out = {**rec, "steps": steps, "total_train_flops": rec["train_flops"] * steps,
+           "total_tokens": rec["tokens"] * steps}
+    if a.format == "json":
+        return tables.render([out], "json")
+    row = {"arch": rec["arch"], "preset": rec["preset"], "seq": rec["seq_len"],
+           "batch": rec["batch"], "steps": steps, "convention": rec["convention"],
+           "train FLOPs / step": rec["train_flops"],
+           "total train FLOPs": out["total_train_flops"]}
+    cap = (f"Training FLOPs of {steps:,} steps ({a.scope} scope), no accelerator priced. "
+           + tables.convention_text(rec["convention"]) + ".")
+    return tables.render([row], a.format, cap, label="tab:run")
 
 
 def cmd_accelerators(a) -> str:

@@ -74,6 +74,8 @@ def series(records: list[dict], x: str = "seq_len", y: str = "train_flops") -> d
                              "positive values")
         preset = r["preset"] if x == "seq_len" else r["preset"].split("@")[0]
         label = f"{r['arch']}:{preset}"
+        if r.get("convention", "standard") != "standard":   # another paper's accounting
+            label += f" [{r['convention']}]"
         extra = [f"{k}={r[k]}" if k in ("batch", "seq_len") else str(r[k]) for k in show]
         label += f" ({', '.join(extra)})" if extra else ""
         pts = out.setdefault(label, {})
@@ -207,7 +209,7 @@ def plot(records: list[dict], out: str, *, x: str = "seq_len", y: str = "train_f
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     var = "n" if x == "seq_len" else "N"
-    cap_lines = textwrap.wrap(caption, int(COLUMN_WIDTH_IN * 72 / (0.5 * (FONT_PT - 1)))) \
+    cap_lines = textwrap.wrap(caption, int(COLUMN_WIDTH_IN * 72 / (0.56 * (FONT_PT - 1)))) \
         if caption else []
     cap_h = (len(cap_lines) * (FONT_PT - 1) * 1.25 + 4) / 72 if cap_lines else 0.0
     height = 2.7 + cap_h

@@ -77,6 +77,15 @@ def resolve(arch: str, preset: str | None):
     return mod, name, mod.PRESETS[name][0]
 
 
+def arch_of(preset: str) -> str:
+    """The architecture that has ``preset`` (preset names are unique across them)."""
+    for arch, name, _, _ in architectures.all_presets():
+        if name == preset:
+            return arch
+    names = [name for _, name, _, _ in architectures.all_presets()]
+    raise InputError("--preset", preset, suggest(preset, names))
+
+
 def models(archs, presets=(), sizes=None) -> list[Model]:
     """Models of each architecture: its named presets (default: the BERT-base-sized one),
     each at every (d_model, n_layers, n_heads, d_ff) of ``sizes`` when given."""
@@ -127,13 +136,40 @@ def points(ms, seqs, batch) -> Iterator[Point]:
             yield Point(m.arch, m.preset, s, batch, m.cfg)
 
 
-def analytic(pt: Point, scope: str) -> dict:
+def analytic(pt: Point, scope: str, convention: str = "standard") -> dict:
+    """The closed-form record; ``convention`` another paper's accounting of the same config
+    (``comparator.conventions``).  Parameters and activation memory do not depend on it."""
     m = pt.model
     mod = architectures.get(m.arch)
-    f = mod.flops(m.cfg, pt.seq, pt.batch, scope)
+    if convention == "standard":
+        f = mod.flops(m.cfg, pt.seq, pt.batch, scope)
+    else:
+        f = _convention_flops(convention, m.arch, m.cfg, pt.seq, pt.batch, scope)
     rec = _record(pt, mod.params(m.cfg, pt.seq), "analytic", scope, f.fwd, f.train,
-                  f.breakdown, f.train_breakdown, {}, {})
+                  f.breakdown, f.train_breakdown, {}, {}, convention)
     return _with_memory(rec, mod.activation_bytes(m.cfg, pt.seq, pt.batch))
+
+
+def _convention_flops(convention, arch, cfg, seq, batch, scope):
+    from . import conventions as cv
+    try:
+        return cv.flops(convention, arch, cfg, seq, batch, scope)
+    except cv.ConventionError as err:
+        raise InputError(err.field, err.value, err.allowed) from None
+
+
+def check_convention(convention: str, methods=("analytic",)) -> str:
+    """``convention`` when known and computable by ``methods``: a paper convention is a
+    closed form over the config, so it has no traced count (traces are ours)."""
+    from . import conventions as cv
+    if convention not in cv.NAMES:
+        raise InputError("--convention", convention, suggest(convention, cv.NAMES))
+    if convention != cv.STANDARD and "traced" in methods:
+        raise InputError("--method", "traced" if len(methods) == 1 else "both",
+                         f"analytic with --convention {convention}: a paper's convention is "
+                         "a closed form over the config, traced counts follow the standard "
+                         "convention only (use --convention standard to trace)")
+    return convention
 
 
 def traced(pt: Point, scope: str, trace: str = "full") -> dict:
@@ -207,7 +243,7 @@ def is_attention(term: str) -> bool:
 
 
 def _record(pt, params, method, scope, fwd, train, breakdown, train_breakdown,
-            unsupported, flagged) -> dict:
+            unsupported, flagged, convention: str = "standard") -> dict:
     tokens = pt.batch * pt.seq
     att = sum(int(v) for k, v in train_breakdown.items() if is_attention(k))
     return {
@@ -220,6 +256,7 @@ def _record(pt, params, method, scope, fwd, train, breakdown, train_breakdown,
         "tokens": tokens, "fwd_flops_per_token": int(fwd) / tokens,
         "train_flops_per_token": int(train) / tokens,
         "attention_flops": att, "attention_share": att / int(train) if train else 0.0,
+        "convention": convention,
     }
 
 
@@ -234,15 +271,17 @@ def compare(rec: dict, base: dict) -> dict:
 
 def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
         baseline: str | None = None, with_baseline: bool = True,
-        trace: str = "fast") -> list[dict]:
+        trace: str = "fast", convention: str = "standard") -> list[dict]:
     """Records for every point and method (analytic before traced); each non-baseline
     model is compared with its baseline, whose rows come first.  Traced points are
-    traced together, model by model (``traced_all``)."""
+    traced together, model by model (``traced_all``).  ``convention``: the accounting of
+    the analytic rows (a paper's refuses traced ones: ``check_convention``)."""
     if scope not in SCOPES:
         raise InputError("--scope", scope, "choose from " + ", ".join(SCOPES))
     for m in methods:
         if m not in METHODS:
             raise InputError("--method", m, "choose from analytic, traced, both")
+    check_convention(convention, methods)
     pts = list(pts)
     pairs = []
     for pt in pts:
@@ -259,7 +298,7 @@ def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
     def compute(pt, m):
         key = (*_key(pt), m)
         if key not in done:
-            done[key] = analytic(pt, scope)
+            done[key] = analytic(pt, scope, convention)
         return done[key]
 
     for pt, bpt in pairs:
@@ -274,10 +313,17 @@ def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
     return out
 
 
-def explain(pt: Point, scope: str, methods=("analytic", "traced"), trace: str = "fast"):
-    """Per term: forward and training FLOPs by each method and, with both, the difference."""
-    recs = {m: (analytic(pt, scope) if m == "analytic" else traced(pt, scope, trace))
-            for m in methods}
+def explain(pt: Point, scope: str, methods=("analytic", "traced"), trace: str = "fast",
+            convention: str = "standard"):
+    """Per term: forward and training FLOPs by each method and, with both, the difference
+    (traced - analytic).  With a paper's ``convention``: ours (``standard``) beside that
+    convention's terms, diff = convention - standard (how much of a gap is convention)."""
+    check_convention(convention, methods)
+    if convention != "standard":
+        recs = {"standard": analytic(pt, scope), convention: analytic(pt, scope, convention)}
+    else:
+        recs = {m: (analytic(pt, scope) if m == "analytic" else traced(pt, scope, trace))
+                for m in methods}
     terms = sorted(set().union(*(r["train_breakdown"] for r in recs.values())))
     rows = []
     for term in terms + ["total"]:
@@ -287,8 +333,9 @@ def explain(pt: Point, scope: str, methods=("analytic", "traced"), trace: str = 
             row[f"{m}_train"] = (r["train_flops"] if term == "total"
                                  else r["train_breakdown"].get(term, 0))
         if len(recs) == 2:
-            row["diff_fwd"] = row["traced_fwd"] - row["analytic_fwd"]
-            row["diff_train"] = row["traced_train"] - row["analytic_train"]
+            a, b = recs
+            row["diff_fwd"] = row[f"{b}_fwd"] - row[f"{a}_fwd"]
+            row["diff_train"] = row[f"{b}_train"] - row[f"{a}_train"]
         rows.append(row)
     return rows, recs
 

@@ -41,13 +41,23 @@ def latex_sci(x, digits: int = 2) -> str:
     return f"${m:.{digits - 1}f}\\times10^{{{e}}}$"
 
 
+def convention_text(convention: str = "standard") -> str:
+    """The counting convention a table's numbers follow, as its caption states it."""
+    if convention == "standard":
+        return CONVENTIONS
+    from .conventions import FORMULAS, LABELS
+    return (f"FLOPs by the {LABELS[convention]} convention, not ours: {FORMULAS[convention]}; "
+            "parameters and activation memory as ours")
+
+
 def caption(scope: str, per: str = "sequence", batch: int | None = None,
-            baseline: bool = False, method: str | None = None) -> str:
+            baseline: bool = False, method: str | None = None,
+            convention: str = "standard") -> str:
     unit = "per token" if per == "token" else (
         "per sequence" if batch in (None, 1) else f"per step of {batch} sequences")
     scope_txt = ("matmul scope: contractions only" if scope == "matmul" else
                  "all scope: contractions + elementwise, softmax, norms, hashing, sorting")
-    parts = [CONVENTIONS, scope_txt, f"FLOPs {unit}"]
+    parts = [convention_text(convention), scope_txt, f"FLOPs {unit}"]
     if method:
         parts.append(f"method: {method}")
     parts.append("attention share: scores, softmax, context and LSH work of the training "
@@ -69,6 +79,8 @@ def sweep_rows(records, per: str = "sequence"):
         if r["batch"] != 1:
             row["batch"] = r["batch"]
         row["method"] = r["method"]
+        if r.get("convention", "standard") != "standard":
+            row["convention"] = r["convention"]
         if per == "token":
             row["fwd FLOPs/token"] = r["fwd_flops_per_token"]
             row["train FLOPs/token"] = r["train_flops_per_token"]
@@ -106,7 +118,7 @@ def _cell(key: str, v, fmt: str):
         return _bytes(v, fmt)
     if key in ("attention share",):
         return f"{100 * v:.1f}\\%" if fmt == "latex" else f"{100 * v:.1f}%"
-    if key in ("vs baseline",):
+    if key.startswith("vs "):
         return f"{v:.3g}$\\times$" if fmt == "latex" else f"{v:.3g}x"
     if isinstance(v, int):
         return f"{v:,}" if fmt != "latex" else f"{v:,}".replace(",", "{,}")
@@ -136,8 +148,54 @@ def _booktabs_raw():
                                            datarow=fmts["latex_raw"].datarow)
 
 
-def render(rows, fmt: str, cap: str = "", label: str = "tab:comparator") -> str:
-    """Render flat dict rows.  JSON and CSV keep raw values (they round-trip)."""
+def claim_rows(records, full: bool = True):
+    """Rows of the claims table: every field for papers (``full``), else id, verdict and
+    the numbers behind it."""
+    for r in records:
+        row = {"claim": r["id"]}
+        if full:
+            row.update({"source": r["source"], "statement": r["statement"],
+                        "check": r["check"]})
+        else:
+            row["statement"] = r["statement"]
+        row.update({"verdict": r["verdict"], "numbers": r["detail"]})
+        yield row
+
+
+def _flat(prefix: str, v):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            yield from _flat(f"{prefix}.{k}" if prefix else str(k), x)
+    elif isinstance(v, (list, tuple)):
+        yield prefix, ", ".join(_short(x) for x in v)
+    else:
+        yield prefix, v
+
+
+def _short(x) -> str:
+    """A number inside a list cell: integers with separators (SI above 1e7), floats 4g."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    if abs(x) >= 1e7:
+        return si(x)
+    return f"{x:,}" if isinstance(x, int) else f"{x:.4g}"
+
+
+def number_rows(record: dict):
+    """One claim's numbers, flattened to (quantity, value) rows."""
+    return [{"quantity": k, "value": v} for k, v in _flat("", record["numbers"])]
+
+
+def _wrap(rows, keys, widths: dict):
+    import textwrap
+    return [[("\n".join(textwrap.wrap(c, widths[k])) if k in widths and isinstance(c, str)
+              else c) for k, c in zip(keys, row)] for row in rows]
+
+
+def render(rows, fmt: str, cap: str = "", label: str = "tab:comparator",
+           wrap: dict | None = None) -> str:
+    """Render flat dict rows.  JSON and CSV keep raw values (they round-trip).  ``wrap``:
+    {column: width} of text cells wrapped in the plain-text format."""
     rows = list(rows)
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"
@@ -155,6 +213,8 @@ def render(rows, fmt: str, cap: str = "", label: str = "tab:comparator") -> str:
         body = tabulate(cells, headers=head, tablefmt=_booktabs_raw(), disable_numparse=True)
         return ("\\begin{table}[t]\n\\centering\n\\small\n" + body +
                 f"\n\\caption{{{_latex_escape(cap)}}}\n\\label{{{label}}}\n\\end{{table}}\n")
+    if wrap and fmt == "text":
+        cells = _wrap(cells, keys, wrap)
     table = tabulate(cells, headers=keys, disable_numparse=True,
                      tablefmt="github" if fmt == "markdown" else "simple",
                      colalign=["left" if not _numeric(rows, k) else "right" for k in keys])
