@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import architectures
@@ -232,6 +233,9 @@ def cmd_plot(a) -> str:
         raise InputError("-o", None, "an output file ending in .png, .pdf or .svg")
     if not a.output.lower().endswith((".png", ".pdf", ".svg")):
         raise InputError("-o", a.output, "a file name ending in .png, .pdf or .svg")
+    folder = os.path.dirname(os.path.abspath(a.output))
+    if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
+        raise InputError("-o", a.output, "a file in an existing, writable folder")
     ms = _models(a)
     seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
     recs = sweep.run(sweep.points(ms, seqs, batch), _methods(a.method), a.scope,
@@ -243,6 +247,8 @@ def cmd_plot(a) -> str:
                          "sequence", batch))
     except ValueError as err:
         raise InputError("--y", a.y, str(err)) from None
+    except OSError as err:
+        raise InputError("-o", a.output, f"a writable file path ({err.strerror})") from None
     rows = [{"series": k, "exponent": v, "local exponent": fit["local_exponents"].get(k)}
             for k, v in fit["exponents"].items()]
     rows += [{"series": f"{c['a']} below {c['b']} beyond", "crossover": c["x"]}
