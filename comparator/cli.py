@@ -11,6 +11,7 @@ from architectures.config import ConfigError
 from . import sweep, tables
 from .cli_cost import (add_cost_args, cmd_accelerators, cmd_bench, cmd_cost, cmd_roofline,
                        cmd_scenario, with_costs)
+from .cli_run import add_run_args, report, tracer_of
 from .cliargs import Parser, large_int, arch_list, int_list, positive_int, seq_list
 from .sweep import InputError
 
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="a Hugging Face config.json or a comparator TOML file")
     s.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _trace_option(s)
+    add_run_args(s)
     add_cost_args(s, sweep_mode=True)
     e = sub.add_parser("explain", help="where the FLOPs go: analytic vs traced per term")
     _common(e, many=False)
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "train_flops_per_token, attention_share, ...")
     g.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _trace_option(g)
+    add_run_args(g)
     k = sub.add_parser("cost", help="time, dollars, energy and memory of a training run")
     _common(k, many=False)
     add_cost_args(k)
@@ -180,9 +183,12 @@ def cmd_sweep(a) -> str:
     methods = _methods(a.method)
     if a.no_baseline and a.baseline:
         raise InputError("--baseline", a.baseline, "not together with --no-baseline")
+    tracer = tracer_of(a, "traced" in methods)
     recs = sweep.run(sweep.points(ms, seqs, batch), methods, a.scope,
                      progress=_progress(a.quiet) if "traced" in methods else None,
-                     baseline=a.baseline, with_baseline=not a.no_baseline, trace=a.trace)
+                     baseline=a.baseline, with_baseline=not a.no_baseline, trace=a.trace,
+                     tracer=tracer)
+    report(a, tracer)
     skipped = []
     if a.accelerator:
         cfgs = {(m.arch, m.preset): m.cfg for m in ms}
@@ -238,9 +244,11 @@ def cmd_plot(a) -> str:
         raise InputError("-o", a.output, "a file in an existing, writable folder")
     ms = _models(a)
     seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
+    tracer = tracer_of(a, a.method != "analytic")
     recs = sweep.run(sweep.points(ms, seqs, batch), _methods(a.method), a.scope,
                      progress=_progress(a.quiet) if a.method != "analytic" else None,
-                     with_baseline=False, trace=a.trace)
+                     with_baseline=False, trace=a.trace, tracer=tracer)
+    report(a, tracer)
     from . import plots
     try:
         fit = plots.plot(recs, a.output, x=a.x, y=a.y, caption=tables.caption(a.scope,
@@ -279,7 +287,7 @@ def main(argv=None) -> int:
     try:
         text = COMMANDS[a.command](a)
         _emit(text, None if a.command == "plot" else getattr(a, "output", None))
-        return 0
+        return getattr(a, "exit_status", 0)   # 1: some points failed (named on stderr)
     except (InputError, ConfigError) as err:
         if a.debug:
             raise
