@@ -9,7 +9,7 @@ import sys
 from .cliargs import positive_int
 from .sweep import InputError
 
-SCHEDULER = re.compile(r"^(tcp|tls|ucx|inproc|ws|wss)://\S+$")
+SCHEDULER = re.compile(r"^(tcp|tls|ucx|ws|wss)://\S+$")
 
 
 def add_run_args(p, parallel: bool = True) -> None:

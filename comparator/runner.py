@@ -125,7 +125,7 @@ def _dask(work, scope, trace, address, resources):
                                       "'comparator[distributed]'") from None
     try:
         client = Client(address, timeout="20s")
-    except (OSError, TimeoutError) as err:
+    except (OSError, TimeoutError, ValueError) as err:
         raise SchedulerError(address, f"a reachable Dask scheduler ({err})") from None
     try:
         futures = {client.submit(trace_group, g, scope, trace, pure=False,
