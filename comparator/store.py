@@ -98,7 +98,8 @@ class Store:
     """One SQLite file; only the process that runs the sweep writes to it."""
 
     def __init__(self, path: str | None = None):
-        self.path = os.path.abspath(os.fspath(path or default_path()))
+        self.given = os.fspath(path or default_path())     # as the user wrote it
+        self.path = os.path.abspath(self.given)
         self.run = uuid.uuid4().hex
         self.loaded = self.computed = 0
         try:
@@ -107,7 +108,7 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(SCHEMA)
         except (OSError, sqlite3.Error) as err:
-            raise StoreError(self.path, getattr(err, "strerror", None) or str(err)) from None
+            raise StoreError(self.given, getattr(err, "strerror", None) or str(err)) from None
 
     def close(self) -> None:
         self.db.close()
