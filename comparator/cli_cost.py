@@ -265,6 +265,8 @@ def cmd_scenario(a) -> str:
 
 def cmd_bench(a) -> str:
     from . import bench
+    from .cli_run import Tally, machine, open_store, report
+    from .store import describe
     from .cliargs import large_int
     if a.kernel is not None:
         return _kernel_bench(a)
@@ -291,15 +293,27 @@ def cmd_bench(a) -> str:
             raise InputError("--accelerator", acc.name, err.allowed) from None
     else:
         peak = bench.device_peak()   # measured once, for every point
-    recs = []
+    recs, tally = [], Tally(open_store(a), a.retry_failed)
+    where = dict(steps=steps, machine=machine(), accelerator=acc.name if acc else None,
+                 memory_limit=a.memory_limit)   # the limit when given: a default moves
+
+    def measure(mod, cfg, arch, preset, s):
+        r = bench.bench_step(mod, cfg, s, batch, steps=steps, memory_limit=limit, peak=peak)
+        r["peak_source"] = (f"catalogue: {acc.name} fp32 dense peak "
+                            f"({acc.sources.get('peaks', '')})" if acc else bench.peak_source())
+        if acc is not None:
+            r["accelerator"] = acc.name
+        return {"arch": arch, "preset": preset, "accelerator": None, **r}
+
     for arch, (mod, preset, cfg) in zip(archs, models):
         for s in seqs:
-            r = bench.bench_step(mod, cfg, s, batch, steps=steps, memory_limit=limit, peak=peak)
-            r["peak_source"] = (f"catalogue: {acc.name} fp32 dense peak "
-                                f"({acc.sources.get('peaks', '')})" if acc else bench.peak_source())
-            if acc is not None:
-                r["accelerator"] = acc.name
-            recs.append({"arch": arch, "preset": preset, "accelerator": None, **r})
+            desc = describe(arch, preset, cfg, s, batch, "bench", "matmul",
+                            getattr(a, "convention", None) or "standard", **where)
+            r = tally.point(sweep.Point(arch, preset, s, batch, cfg), desc,
+                            lambda: measure(mod, cfg, arch, preset, s))
+            if r is not None:
+                recs.append(r)
+    report(a, tally, "benchmark")
     if a.format == "json":
         return tables.render(recs, "json")
     rows = []

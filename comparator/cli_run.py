@@ -80,20 +80,63 @@ def tracer_of(a, needed: bool):
                   convention=getattr(a, "convention", None) or "standard", resources=res)
 
 
-def report(a, tracer) -> None:
+class Tally:
+    """What the store supplied and what failed, for commands that run points one by one."""
+
+    def __init__(self, store, retry_failed: bool = False):
+        self.store, self.retry_failed = store, retry_failed
+        self.loaded = self.computed = 0
+        self.failures: list = []
+
+    def point(self, pt, desc: dict, compute):
+        """The record of ``pt``: from the store, or computed and stored at once (a record
+        with ``skipped`` set -- instant, and dependent on memory free now -- is not
+        stored); None when it failed, with the error in ``failures``."""
+        from .store import canonical
+        hit = self.store.get(desc) if self.store is not None else None
+        if hit and hit[0] == "ok":
+            self.loaded += 1
+            return hit[1]
+        if hit and not self.retry_failed:
+            self.failures.append((pt, hit[1] + " (stored; --retry-failed recomputes)"))
+            return None
+        try:
+            rec, error = canonical(compute()), None
+        except Exception as err:  # noqa: BLE001 -- stored with the point, never a number
+            rec, error = None, f"{type(err).__name__}: {err}"
+            self.failures.append((pt, error))
+        if self.store is not None and not (rec and rec.get("skipped")):
+            self.store.put([(desc, rec, error)])
+        self.computed += 1
+        return rec
+
+
+def machine() -> str:
+    """Where a benchmark ran, part of its key: host, CPU count, JAX backend and device."""
+    import os
+    import platform
+
+    import jax
+    dev = jax.devices()[0]
+    return (f"{platform.node()} {platform.machine()} cpus={os.cpu_count()} "
+            f"{jax.default_backend()}:{dev.device_kind} x{jax.device_count()}")
+
+
+def report(a, tracer, what: str = "traced") -> None:
     """Failed points on stderr, one line each, and exit status 1; a note of what the
     store supplied.  The table of the other points is printed all the same."""
     if tracer is None:
         return
     where = f" (store: {tracer.store.path})" if tracer.store is not None else ""
     if tracer.loaded and not getattr(a, "quiet", False):
-        sys.stderr.write(f"comparator {a.command}: {tracer.loaded} traced point(s) read from "
+        sys.stderr.write(f"comparator {a.command}: {tracer.loaded} {what} point(s) read from "
                          f"the store, {tracer.computed} computed{where}\n")
     for pt, error in tracer.failures:
         sys.stderr.write(f"comparator {a.command}: failed: {pt.arch}:{pt.preset} seq "
-                         f"{pt.seq} batch {pt.batch} (traced): {error}{where}\n")
+                         f"{pt.seq} batch {pt.batch} ({what}): {error}{where}\n")
     if tracer.failures:
         a.exit_status = 1
 
 
-__all__ = ["add_run_args", "open_store", "report", "resources", "tracer_of"]
+__all__ = ["Tally", "add_run_args", "machine", "open_store", "report", "resources",
+           "tracer_of"]

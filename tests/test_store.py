@@ -187,3 +187,27 @@ def test_runner_trace_group_returns_an_error_not_a_number():
     bad = sweep.Point("reformer", "reformer-base", 100, 1, None)   # 100: not a chunk multiple
     out = runner.trace_group([bad], "matmul", "fast")
     assert "records" not in out and out["error"].startswith("ConfigError: ")
+
+
+def test_bench_points_are_stored_and_not_measured_again(tmp_path, monkeypatch, capsys):
+    from comparator import bench
+    calls = []
+
+    def fake_step(mod, cfg, seq, batch, **kw):   # the store is under test, not the timing
+        calls.append(seq)
+        if seq == 128:
+            raise MemoryError("out of memory while compiling")
+        return {"seq_len": seq, "batch": batch, "skipped": None, "step_s": 0.5 * len(calls)}
+
+    monkeypatch.setattr(bench, "bench_step", fake_step)
+    monkeypatch.setattr(bench, "device_peak", lambda: 1e12)
+    args = ["bench", "--arch", "reformer", "--seq", "64,128", "--steps", "1",
+            "--memory-limit", "1e12", "--format", "json", "--db", str(tmp_path / "b.sqlite")]
+    assert cli.main(args) == 1                             # 128 failed: named, not a row
+    first = json.loads(capsys.readouterr().out)
+    assert [r["seq_len"] for r in first] == [64] and calls == [64, 128]
+    assert cli.main(args) == 1 and calls == [64, 128]      # nothing measured again
+    out, err = capsys.readouterr()
+    assert json.loads(out) == first and "1 benchmark point(s) read from the store" in err
+    assert "MemoryError: out of memory while compiling (stored;" in err
+    assert cli.main([*args[:-2], "--no-cache"]) == 1 and calls[2:] == [64, 128]
