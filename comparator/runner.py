@@ -6,12 +6,16 @@ every length asked for it (the fast tracer counts all lengths from one symbolic 
 Points found in the store are not recomputed; the others are grouped, computed, and each
 group is written to the store the moment it comes back, so an interrupted sweep loses at
 most the groups in flight.  A group that raises is stored as failed with its error, for
-each of its points, and reported; it never becomes a number.  Workers only compute and
+each of its points, and reported; it never becomes a number.  A group lost with its
+worker (killed, out of memory, a cluster worker gone) is reported but not stored, so the
+next run computes it.  A length the model cannot take is refused before any work.  Workers only compute and
 return records: this process alone writes the store.
 """
 from __future__ import annotations
 
 import traceback
+
+import architectures
 
 from . import sweep
 from .store import canonical, describe
@@ -53,6 +57,9 @@ class Tracer:
         for pt in dict.fromkeys(pts):
             m = pt.model
             pt = sweep.Point(m.arch, m.preset, pt.seq, pt.batch, m.cfg)
+            # bad input (a length the model cannot take) is a usage error now, before any
+            # work, not a failed point: the analytic count validates it in microseconds
+            architectures.get(m.arch).flops(m.cfg, pt.seq, pt.batch, scope)
             descs[pt] = d = self._desc(pt, scope, trace)
             hit = self.store.get(d) if self.store is not None else None
             if hit and hit[0] == "ok":
@@ -75,8 +82,8 @@ class Tracer:
                 else:
                     out[sweep._key(pt)] = rec
                 items.append((descs[pt], rec, None if rec is not None else error))
-            if self.store is not None:
-                self.store.put(items)
+            if self.store is not None and not result.get("transient"):
+                self.store.put(items)   # a lost worker is no property of the point
             self.computed += len(group)
             done += len(group)
             if progress:
@@ -96,20 +103,29 @@ class Tracer:
                 yield g, trace_group(g, scope, trace)
 
 
-def _indexed(job):
-    i, group, scope, trace = job
-    return i, trace_group(group, scope, trace)
-
-
 def _processes(work, scope, trace, jobs):
     import multiprocessing
-    # spawn: a forked child of a process that has started jax's threads can deadlock.
-    # Leaving the with-block (done, Ctrl-C or an error) terminates the workers.
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(min(jobs, len(work))) as pool:
-        jobs_ = [(i, g, scope, trace) for i, g in enumerate(work)]
-        for i, result in pool.imap_unordered(_indexed, jobs_):
-            yield work[i], result
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+    # spawn: a forked child of a process that has started jax's threads can deadlock
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(work)),
+                               mp_context=multiprocessing.get_context("spawn"))
+    finished = False
+    try:
+        futures = {pool.submit(trace_group, g, scope, trace): g for g in work}
+        for f in as_completed(futures):
+            try:
+                result = f.result()
+            except BrokenProcessPool as err:   # a worker killed (out of memory, a signal)
+                result = {"error": f"a worker process died before finishing ({err}); not "
+                                   "stored: the next run computes it again", "transient": True}
+            yield futures[f], result
+        finished = True
+    finally:
+        if not finished:   # Ctrl-C or an error here: stop the workers, keep what is stored
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class SchedulerError(sweep.InputError):
@@ -134,7 +150,8 @@ def _dask(work, scope, trace, address, resources):
             try:
                 result = f.result()
             except Exception as err:  # noqa: BLE001 -- a lost worker: recorded, not a number
-                result = {"error": f"{type(err).__name__} on the cluster: {err}"}
+                result = {"error": f"{type(err).__name__} on the cluster: {err}; not stored: "
+                                   "the next run computes it again", "transient": True}
             yield work[futures[f]], result
     finally:
         client.close()

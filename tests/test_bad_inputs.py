@@ -80,6 +80,9 @@ CASES = [
                                      "localhost:8786"]),
     ("store path that cannot be created", [*S, "--method", "traced", "--db",
                                            "afile/r.sqlite"]),
+    ("store file that is not a database", [*S, "--method", "traced", "--db", "bad.json"]),
+    ("Reformer length not a chunk multiple, traced", ["sweep", "--arch", "reformer", "--seq",
+                                                      "100", "--method", "traced"]),
     ("cost of several architectures", ["cost", "--arch", "transformer,albert", "--seq", "128",
                                        "--steps", "10"]),
     ("explain over several lengths", ["explain", "--arch", "transformer", "--seq",
@@ -161,6 +164,7 @@ if __name__ == "__main__":
     import tempfile
     here = os.getcwd()
     with tempfile.TemporaryDirectory() as d:
+        os.environ["COMPARATOR_CACHE_DIR"] = d   # not the user's results store
         body = table(d)
     os.chdir(here)
     path = os.path.join(ROOT, "TESTING.md")
