@@ -26,6 +26,8 @@ FILES = {   # written into the (temporary) working directory before each case
     "arch.toml": '[model]\narch = "reformr"\n',
     "model.yaml": "arch: transformer\n",
     "afile": "",
+    "peak.toml": "[accelerators.h100-sxm]\nbf16 = -1\n",
+    "field.toml": "[accelerators.h100-sxm]\nbf61 = 1e15\n",
 }
 # (what is tried, the arguments); the field each message must name is its first token
 CASES = [
@@ -61,6 +63,8 @@ CASES = [
     ("unreadable config file", ["sweep", "--config", "missing.json", "--seq", "128"]),
     ("config file of another format", ["sweep", "--config", "model.yaml", "--seq", "128"]),
     ("catalogue overrides unreadable", ["accelerators", "--accelerators", "missing.toml"]),
+    ("catalogue override out of range", ["accelerators", "--accelerators", "peak.toml"]),
+    ("unknown catalogue field", ["accelerators", "--accelerators", "field.toml"]),
     ("MFU out of range", [*S, "--accelerator", "a100-80gb", "--mfu", "2"]),
     ("token budget too large to represent", [*S, "--accelerator", "a100-80gb", "--tokens",
                                              "1e400"]),
