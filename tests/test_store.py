@@ -211,3 +211,22 @@ def test_bench_points_are_stored_and_not_measured_again(tmp_path, monkeypatch, c
     assert json.loads(out) == first and "1 benchmark point(s) read from the store" in err
     assert "MemoryError: out of memory while compiling (stored;" in err
     assert cli.main([*args[:-2], "--no-cache"]) == 1 and calls[2:] == [64, 128]
+
+
+def test_a_group_lost_with_its_worker_is_reported_not_stored(tmp_path, monkeypatch, capsys):
+    """A worker killed (out of memory, a signal) or a Dask worker gone: its points are
+    named, the exit status is 1, and nothing is stored, so the next run computes them.
+    (``runner._processes`` maps a BrokenProcessPool to such a result.)"""
+    def lost(work, scope, trace, jobs):
+        for g in work:
+            yield g, {"error": "a worker process died before finishing", "transient": True}
+
+    monkeypatch.setattr(runner, "_processes", lost)
+    db = str(tmp_path / "t.sqlite")
+    args = ["sweep", "--arch", "transformer", "--d-model", "64,96", "--layers", "1", "--seq",
+            "64", "--method", "traced", "--no-baseline", "--format", "json", "--jobs", "2",
+            "--db", db]
+    assert cli.main(args) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out) == [] and err.count("a worker process died") == 2
+    assert store.Store(db).rows() == []
