@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--dtype", default="fp32", help="fp32 (the only one benchmarked so far)")
     b.add_argument("--memory-limit", help="bytes a point may need (default: the memory "
                    "available now); points above it are skipped, not run")
-    add_run_args(b, parallel=False)
+    add_run_args(b, jobs=False)   # local benchmarks one at a time: workers would contend
     n = sub.add_parser("scenario", help="published pre-training runs (BERT, GPT-2, T5) priced "
                        "on accelerators, against the published cost estimates")
     n.add_argument("--accelerator", help="catalogue names or all (default: tpu-v3, "

@@ -12,7 +12,7 @@ from .sweep import InputError
 SCHEDULER = re.compile(r"^(tcp|tls|ucx|ws|wss)://\S+$")
 
 
-def add_run_args(p, parallel: bool = True) -> None:
+def add_run_args(p, jobs: bool = True) -> None:
     p.add_argument("--db", help="the results store (SQLite) traced points are read from and "
                    "written to as each finishes (default: results.sqlite in "
                    "$COMPARATOR_CACHE_DIR, else $XDG_CACHE_HOME/comparator or "
@@ -21,13 +21,13 @@ def add_run_args(p, parallel: bool = True) -> None:
                    "results store: compute every point")
     p.add_argument("--retry-failed", action="store_true", help="recompute points stored as "
                    "failed (default: report their stored error)")
-    if parallel:
+    if jobs:
         p.add_argument("--jobs", default="1", help="traced points in N local worker "
                        "processes (default 1: in this process)")
-        p.add_argument("--scheduler", help="tcp://HOST:PORT: traced points on this Dask "
-                       "distributed cluster (pip install 'comparator[distributed]')")
-        p.add_argument("--worker-resources", help="with --scheduler: resources each point "
-                       "needs, NAME=N[,NAME=N] (e.g. GPU=1), to route it to such workers")
+    p.add_argument("--scheduler", help="tcp://HOST:PORT: the points on this Dask "
+                   "distributed cluster (pip install 'comparator[distributed]')")
+    p.add_argument("--worker-resources", help="with --scheduler: resources each point "
+                   "needs, NAME=N[,NAME=N] (e.g. GPU=1), to route it to such workers")
 
 
 def resources(text: str | None) -> dict | None:
@@ -60,9 +60,8 @@ def open_store(a, needed: bool = True):
     return Store(a.db)
 
 
-def tracer_of(a, needed: bool):
-    """A ``runner.Tracer`` for the traced points of a sweep or plot (None if none)."""
-    jobs = positive_int("--jobs", a.jobs)
+def scheduler_of(a, jobs: int = 1):
+    """(scheduler address or None, worker resources or None), checked."""
     if a.scheduler is not None and not SCHEDULER.match(a.scheduler):
         raise InputError("--scheduler", a.scheduler, "a Dask scheduler address such as "
                                                      "tcp://HOST:PORT")
@@ -72,11 +71,18 @@ def tracer_of(a, needed: bool):
     res = resources(a.worker_resources)
     if res and not a.scheduler:
         raise InputError("--worker-resources", a.worker_resources, "only with --scheduler")
+    return a.scheduler, res
+
+
+def tracer_of(a, needed: bool):
+    """A ``runner.Tracer`` for the traced points of a sweep or plot (None if none)."""
+    jobs = positive_int("--jobs", a.jobs)
+    scheduler, res = scheduler_of(a, jobs)
     store = open_store(a, needed)
     if not needed:
         return None
     from .runner import Tracer
-    return Tracer(store, jobs=jobs, scheduler=a.scheduler, retry_failed=a.retry_failed,
+    return Tracer(store, jobs=jobs, scheduler=scheduler, retry_failed=a.retry_failed,
                   convention=getattr(a, "convention", None) or "standard", resources=res)
 
 
@@ -88,38 +94,35 @@ class Tally:
         self.loaded = self.computed = 0
         self.failures: list = []
 
-    def point(self, pt, desc: dict, compute):
-        """The record of ``pt``: from the store, or computed and stored at once (a record
-        with ``skipped`` set -- instant, and dependent on memory free now -- is not
-        stored); None when it failed, with the error in ``failures``."""
-        from .store import canonical
+    def lookup(self, pt, desc: dict):
+        """(record or None, whether it is still to compute)."""
         hit = self.store.get(desc) if self.store is not None else None
         if hit and hit[0] == "ok":
             self.loaded += 1
-            return hit[1]
+            return hit[1], False
         if hit and not self.retry_failed:
             self.failures.append((pt, hit[1] + " (stored; --retry-failed recomputes)"))
-            return None
-        try:
-            rec, error = canonical(compute()), None
-        except Exception as err:  # noqa: BLE001 -- stored with the point, never a number
-            rec, error = None, f"{type(err).__name__}: {err}"
+            return None, False
+        return None, True
+
+    def save(self, pt, desc: dict, rec, error=None, transient: bool = False):
+        """Store a computed point at once (not a record with ``skipped`` set -- instant,
+        and dependent on memory free now -- nor a point lost with its worker)."""
+        if error is not None:
             self.failures.append((pt, error))
-        if self.store is not None and not (rec and rec.get("skipped")):
+        if self.store is not None and not transient and not (rec and rec.get("skipped")):
             self.store.put([(desc, rec, error)])
         self.computed += 1
         return rec
 
-
-def machine() -> str:
-    """Where a benchmark ran, part of its key: host, CPU count, JAX backend and device."""
-    import os
-    import platform
-
-    import jax
-    dev = jax.devices()[0]
-    return (f"{platform.node()} {platform.machine()} cpus={os.cpu_count()} "
-            f"{jax.default_backend()}:{dev.device_kind} x{jax.device_count()}")
+    def compute(self, pt, desc: dict, compute):
+        """``compute()``'s record, stored; None when it raised, the error stored and in
+        ``failures``."""
+        from .store import canonical
+        try:
+            return self.save(pt, desc, canonical(compute()))
+        except Exception as err:  # noqa: BLE001 -- stored with the point, never a number
+            return self.save(pt, desc, None, f"{type(err).__name__}: {err}")
 
 
 def report(a, tracer, what: str = "traced") -> None:
@@ -138,5 +141,5 @@ def report(a, tracer, what: str = "traced") -> None:
         a.exit_status = 1
 
 
-__all__ = ["Tally", "add_run_args", "machine", "open_store", "report", "resources",
-           "tracer_of"]
+__all__ = ["Tally", "add_run_args", "open_store", "report", "resources",
+           "scheduler_of", "tracer_of"]

@@ -134,6 +134,15 @@ class SchedulerError(sweep.InputError):
 
 
 def _dask(work, scope, trace, address, resources):
+    tasks = [(trace_group, (g, scope, trace)) for g in work]
+    for i, result in dask_map(tasks, address, resources):
+        yield work[i], result
+
+
+def dask_map(tasks, address: str, resources=None):
+    """``(index, result)`` of each ``(fn, args)`` task as it finishes on the cluster at
+    ``address``; the functions return their own errors, so an exception here is the
+    cluster's (a worker lost): a transient result, not stored."""
     try:
         from distributed import Client, as_completed
     except ImportError:
@@ -144,17 +153,38 @@ def _dask(work, scope, trace, address, resources):
     except (OSError, TimeoutError, ValueError) as err:
         raise SchedulerError(address, f"a reachable Dask scheduler ({err})") from None
     try:
-        futures = {client.submit(trace_group, g, scope, trace, pure=False,
-                                 resources=resources): i for i, g in enumerate(work)}
+        futures = {client.submit(fn, *args, pure=False, resources=resources): i
+                   for i, (fn, args) in enumerate(tasks)}
         for f in as_completed(futures):
             try:
                 result = f.result()
             except Exception as err:  # noqa: BLE001 -- a lost worker: recorded, not a number
                 result = {"error": f"{type(err).__name__} on the cluster: {err}; not stored: "
                                    "the next run computes it again", "transient": True}
-            yield work[futures[f]], result
+            yield futures[f], result
     finally:
         client.close()
 
 
-__all__ = ["SchedulerError", "Tracer", "trace_group"]
+def bench_task(pt, steps: int, memory_limit, acc) -> dict:
+    """``{"record": ...}`` or ``{"error": ...}``: one benchmark point measured where this
+    runs (a Dask worker): against that machine's free memory (unless a limit is given)
+    and measured peak, or the catalogue peak of ``acc = (name, fp32 peak, source)``."""
+    try:
+        from . import bench
+        limit = memory_limit if memory_limit is not None else bench.available_memory()
+        r = bench.bench_step(architectures.get(pt.arch), pt.model.cfg, pt.seq, pt.batch,
+                             steps=steps, memory_limit=limit, peak=acc[1] if acc else None)
+        if acc:
+            r["peak_source"] = f"catalogue: {acc[0]} fp32 dense peak ({acc[2]})"
+            r["accelerator"] = acc[0]
+        else:
+            r["peak_source"] = bench.peak_source()
+        r["machine"] = bench.machine()
+        return {"record": canonical({"arch": pt.arch, "preset": pt.preset, "accelerator": None,
+                                     **r})}
+    except Exception as err:  # noqa: BLE001 -- recorded with the point, never a number
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
+__all__ = ["SchedulerError", "Tracer", "bench_task", "dask_map", "trace_group"]

@@ -230,3 +230,32 @@ def test_a_group_lost_with_its_worker_is_reported_not_stored(tmp_path, monkeypat
     out, err = capsys.readouterr()
     assert json.loads(out) == [] and err.count("a worker process died") == 2
     assert store.Store(db).rows() == []
+
+
+def test_bench_points_on_a_dask_cluster_land_in_the_store(tmp_path, monkeypatch, capsys):
+    """Each point measured on a worker with the resources asked for (in-process workers
+    here, so the fake step below is what they run), labelled with its machine."""
+    distributed = pytest.importorskip("distributed")
+    from comparator import bench
+    calls = []
+
+    def fake_step(mod, cfg, seq, batch, **kw):
+        calls.append((seq, kw["memory_limit"]))
+        return {"seq_len": seq, "batch": batch, "skipped": None, "step_s": seq / 1e3}
+
+    monkeypatch.setattr(bench, "bench_step", fake_step)
+    db = str(tmp_path / "bd.sqlite")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  protocol="tcp://", dashboard_address=None,
+                                  resources={"GPU": 1}) as cluster:
+        args = ["bench", "--arch", "reformer", "--seq", "64,128", "--memory-limit", "1e12",
+                "--format", "json", "--db", db, "--scheduler", cluster.scheduler_address,
+                "--worker-resources", "GPU=1"]
+        assert cli.main(args) == 0
+        recs = json.loads(capsys.readouterr().out)
+        assert [(r["seq_len"], r["step_s"]) for r in recs] == [(64, 0.064), (128, 0.128)]
+        assert all(r["machine"] == bench.machine() for r in recs)
+        assert sorted(calls) == [(64, 10**12), (128, 10**12)]
+        assert cli.main(args) == 0 and len(calls) == 2        # read back, not measured
+        assert json.loads(capsys.readouterr().out) == recs
+    assert len(store.Store(db).rows()) == 2
