@@ -325,6 +325,7 @@ def cmd_bench(a) -> str:
                                 else bench.peak_source())
             if acc is not None:
                 r["accelerator"] = acc.name
+            r["machine"] = where["machine"]
             return {"arch": p.arch, "preset": p.preset, "accelerator": None, **r}
 
         for i in todo:
