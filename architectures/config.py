@@ -9,6 +9,9 @@ from .num import ceil_div, maximum
 # Fields every config may have, with what they must be.
 NON_NEGATIVE_INT = ("n_dec_layers", "max_len", "type_vocab", "rel_buckets", "rel_max_distance")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
+# The largest size a config may hold: an array dimension XLA indexes with int32, and far
+# beyond any model (larger values would overflow the traced shapes and the numba grids).
+MAX_DIM = 2**31 - 1
 
 
 class ConfigError(ValueError):
@@ -47,11 +50,12 @@ def check_config(cfg, kinds=None) -> None:
         v = values.get(name)
         if name not in values or (v is None and name in ("head_dim", "ff_dim", "emb_dim")):
             continue
-        if not _is_int(v) or v <= 0:
-            raise ConfigError(name, v, "a positive integer")
+        if not _is_int(v) or v <= 0 or v > MAX_DIM:
+            raise ConfigError(name, v, f"a positive integer at most {MAX_DIM}")
     for name in NON_NEGATIVE_INT:
-        if name in values and (not _is_int(values[name]) or values[name] < 0):
-            raise ConfigError(name, values[name], "a non-negative integer")
+        v = values.get(name)
+        if name in values and (not _is_int(v) or v < 0 or v > MAX_DIM):
+            raise ConfigError(name, v, f"a non-negative integer at most {MAX_DIM}")
     if kinds is not None and values.get("kind") not in kinds:
         raise ConfigError("kind", values.get("kind"), "one of " + ", ".join(kinds))
     if "act" in values and values["act"] not in ACTIVATIONS:
@@ -62,8 +66,8 @@ def check_config(cfg, kinds=None) -> None:
             raise ConfigError("mask_prob", mp, "a fraction strictly between 0 and 1")
     if "eps" in values:
         eps = values["eps"]
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-            raise ConfigError("eps", eps, "a positive number")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < float("inf"):
+            raise ConfigError("eps", eps, "a positive finite number")
     if values.get("head_dim") is None and "d_model" in values and "n_heads" in values:
         if values["d_model"] % values["n_heads"]:
             raise ConfigError("n_heads", values["n_heads"],

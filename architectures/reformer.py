@@ -95,6 +95,10 @@ class Config(Widths):
         for name, c in chunks.items():
             if name.split("_")[0] in used | {"ffn"} and any_nonzero(seq % c):
                 raise ConfigError("seq", seq, f"a multiple of {name}={c}")
+        if (self.n_buckets is not None and "lsh" in used and isinstance(seq, int)
+                and seq < self.n_buckets):
+            raise ConfigError("seq", seq, f"at least n_buckets={self.n_buckets} (more hash "
+                                          "buckets than positions)")
 
 
 PRESETS: dict[str, tuple[Config, str]] = {

@@ -65,6 +65,17 @@ def peak_source() -> str:
     return "none (utilisation not computed off CPU yet)"
 
 
+def machine() -> str:
+    """Where a benchmark runs, part of its key: host, CPU count, JAX backend and device."""
+    import os
+    import platform
+
+    import jax
+    dev = jax.devices()[0]
+    return (f"{platform.node()} {platform.machine()} cpus={os.cpu_count()} "
+            f"{jax.default_backend()}:{dev.device_kind} x{jax.device_count()}")
+
+
 def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -124,5 +135,5 @@ def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: in
     return rec
 
 
-__all__ = ["available_memory", "bench_step", "device_peak", "estimate_bytes", "matmul_peak",
-           "peak_source"]
+__all__ = ["available_memory", "bench_step", "device_peak", "estimate_bytes", "machine",
+           "matmul_peak", "peak_source"]

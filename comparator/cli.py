@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import architectures
@@ -11,6 +12,7 @@ from . import sweep, tables
 from .cli_cost import (add_cost_args, cmd_accelerators, cmd_bench, cmd_cost, cmd_roofline,
                        cmd_scenario, with_costs)
 from .cli_claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
+from .cli_run import add_run_args, report, tracer_of
 from .cliargs import Parser, large_int, arch_list, int_list, positive_int, seq_list
 from .sweep import InputError
 
@@ -62,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _trace_option(s)
     _convention_option(s)
+    add_run_args(s)
     add_cost_args(s, sweep_mode=True)
     e = sub.add_parser("explain", help="where the FLOPs go: analytic vs traced per term")
     _common(e, many=False)
@@ -87,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _trace_option(g)
     _convention_option(g)
+    add_run_args(g)
     k = sub.add_parser("cost", help="time, dollars, energy and memory of a training run")
     _common(k, many=False)
     add_cost_args(k)
@@ -114,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--dtype", default="fp32", help="fp32 (the only one benchmarked so far)")
     b.add_argument("--memory-limit", help="bytes a point may need (default: the memory "
                    "available now); points above it are skipped, not run")
+    add_run_args(b, jobs=False)   # local benchmarks one at a time: workers would contend
     n = sub.add_parser("scenario", help="published pre-training runs (BERT, GPT-2, T5) priced "
                        "on accelerators, against the published cost estimates")
     n.add_argument("--accelerator", help="catalogue names or all (default: tpu-v3, "
@@ -195,10 +200,12 @@ def cmd_sweep(a) -> str:
     if a.no_baseline and a.baseline:
         raise InputError("--baseline", a.baseline, "not together with --no-baseline")
     sweep.check_convention(a.convention, methods)
+    tracer = tracer_of(a, "traced" in methods)
     recs = sweep.run(sweep.points(ms, seqs, batch), methods, a.scope,
                      progress=_progress(a.quiet) if "traced" in methods else None,
                      baseline=a.baseline, with_baseline=not a.no_baseline, trace=a.trace,
-                     convention=a.convention)
+                     convention=a.convention, tracer=tracer)
+    report(a, tracer)
     skipped = []
     if a.accelerator:
         cfgs = {(m.arch, m.preset): m.cfg for m in ms}
@@ -253,17 +260,25 @@ def cmd_plot(a) -> str:
         raise InputError("-o", None, "an output file ending in .png, .pdf or .svg")
     if not a.output.lower().endswith((".png", ".pdf", ".svg")):
         raise InputError("-o", a.output, "a file name ending in .png, .pdf or .svg")
+    folder = os.path.dirname(os.path.abspath(a.output))
+    if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
+        raise InputError("-o", a.output, "a file in an existing, writable folder")
     ms = _models(a)
     seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
+    tracer = tracer_of(a, a.method != "analytic")
     recs = sweep.run(sweep.points(ms, seqs, batch), _methods(a.method), a.scope,
                      progress=_progress(a.quiet) if a.method != "analytic" else None,
-                     with_baseline=False, trace=a.trace, convention=a.convention)
+                     with_baseline=False, trace=a.trace, convention=a.convention,
+                     tracer=tracer)
+    report(a, tracer)
     from . import plots
     try:
         fit = plots.plot(recs, a.output, x=a.x, y=a.y, caption=tables.caption(
             a.scope, "sequence", batch, convention=a.convention))
     except ValueError as err:
         raise InputError("--y", a.y, str(err)) from None
+    except OSError as err:
+        raise InputError("-o", a.output, f"a writable file path ({err.strerror})") from None
     rows = [{"series": k, "exponent": v, "local exponent": fit["local_exponents"].get(k)}
             for k, v in fit["exponents"].items()]
     rows += [{"series": f"{c['a']} below {c['b']} beyond", "crossover": c["x"]}
@@ -295,7 +310,7 @@ def main(argv=None) -> int:
     try:
         text = COMMANDS[a.command](a)
         _emit(text, None if a.command == "plot" else getattr(a, "output", None))
-        return 0
+        return getattr(a, "exit_status", 0)   # 1: some points failed (named on stderr)
     except (InputError, ConfigError) as err:
         if a.debug:
             raise

@@ -2,6 +2,8 @@
 (where a traced step is memory-bound) and ``accelerators`` (the catalogue)."""
 from __future__ import annotations
 
+import architectures
+
 from . import sweep, tables
 from .accelerators import CatalogueError
 from .cliargs import arch_list, large_int, number, positive_int, seq_list
@@ -284,6 +286,8 @@ def cmd_scenario(a) -> str:
 
 def cmd_bench(a) -> str:
     from . import bench
+    from .cli_run import Tally, open_store, report, scheduler_of
+    from .store import describe
     from .cliargs import large_int
     if a.kernel is not None:
         return _kernel_bench(a)
@@ -295,10 +299,10 @@ def cmd_bench(a) -> str:
                                              "step is not benchmarked yet)")
     seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
     steps = positive_int("--steps", a.steps)
-    limit = (large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None
-             else bench.available_memory())
+    given = large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None else None
+    limit = given if given is not None else bench.available_memory()
     models = [sweep.resolve(arch, a.preset if len(archs) == 1 else None) for arch in archs]
-    acc = None
+    acc, peak = None, None
     if a.accelerator:   # the catalogue device this runs on: its dense fp32 peak
         acc = accelerators_of(a)
         if len(acc) != 1:
@@ -308,17 +312,45 @@ def cmd_bench(a) -> str:
             peak = acc.peak("fp32")
         except CatalogueError as err:
             raise InputError("--accelerator", acc.name, err.allowed) from None
-    else:
-        peak = bench.device_peak()   # measured once, for every point
-    recs = []
-    for arch, (mod, preset, cfg) in zip(archs, models):
-        for s in seqs:
-            r = bench.bench_step(mod, cfg, s, batch, steps=steps, memory_limit=limit, peak=peak)
+    scheduler, res = scheduler_of(a)
+    tally = Tally(open_store(a), a.retry_failed)
+    where = dict(steps=steps, accelerator=acc.name if acc else None,
+                 memory_limit=a.memory_limit,     # the limit when given: a default moves
+                 machine=f"dask workers with {a.worker_resources or 'any resources'}"
+                 if scheduler else bench.machine())
+    pts = [sweep.Point(arch, preset, s, batch, cfg)
+           for arch, (mod, preset, cfg) in zip(archs, models) for s in seqs]
+    descs = [describe(p.arch, p.preset, p.cfg, p.seq, batch, "bench", "matmul",
+                      getattr(a, "convention", None) or "standard", **where) for p in pts]
+    found = [tally.lookup(p, d) for p, d in zip(pts, descs)]
+    got = {i: rec for i, (rec, _) in enumerate(found) if rec is not None}
+    todo = [i for i, (_, pending) in enumerate(found) if pending]
+    if todo and scheduler:   # measured on the cluster's workers, stored here as they land
+        from .runner import bench_task, dask_map
+        spec = (acc.name, peak, acc.sources.get("peaks", "")) if acc else None
+        for j, out in dask_map([(bench_task, (pts[i], steps, given, spec)) for i in todo],
+                               scheduler, res):
+            i = todo[j]
+            got[i] = tally.save(pts[i], descs[i], out.get("record"), out.get("error"),
+                                out.get("transient", False))
+    elif todo:
+        peak = peak or bench.device_peak()   # measured once, for every point
+
+        def measure(p):
+            r = bench.bench_step(architectures.get(p.arch), p.cfg, p.seq, batch, steps=steps,
+                                 memory_limit=limit, peak=peak)
             r["peak_source"] = (f"catalogue: {acc.name} fp32 dense peak "
-                                f"({acc.sources.get('peaks', '')})" if acc else bench.peak_source())
+                                f"({acc.sources.get('peaks', '')})" if acc
+                                else bench.peak_source())
             if acc is not None:
                 r["accelerator"] = acc.name
-            recs.append({"arch": arch, "preset": preset, "accelerator": None, **r})
+            r["machine"] = where["machine"]
+            return {"arch": p.arch, "preset": p.preset, "accelerator": None, **r}
+
+        for i in todo:
+            got[i] = tally.compute(pts[i], descs[i], lambda: measure(pts[i]))
+    recs = [got[i] for i in sorted(got) if got[i] is not None]
+    report(a, tally, "benchmark")
     if a.format == "json":
         return tables.render(recs, "json")
     rows = []

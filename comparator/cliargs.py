@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import architectures
+from architectures.config import MAX_DIM
 
 from . import sweep
 from .sweep import InputError
@@ -39,11 +40,11 @@ def seq_list(text: str) -> list[int]:
 def positive_int(field: str, text: str) -> int:
     try:
         v = int(text)
-        if v > 0:
+        if 0 < v <= MAX_DIM:
             return v
     except ValueError:
         pass
-    raise InputError(field, text, "a positive integer")
+    raise InputError(field, text, f"a positive integer at most {MAX_DIM}")
 
 
 def large_int(field: str, text: str) -> int:
@@ -63,6 +64,9 @@ def large_int(field: str, text: str) -> int:
 
 def arch_list(text: str) -> list[str]:
     names = list(architectures.NAMES) if text == "all" else [a for a in text.split(",") if a]
+    if not names:
+        raise InputError("--arch", text, "architecture names, comma separated: "
+                         + ", ".join(architectures.NAMES) + ", or all")
     for a in names:
         if a not in architectures.NAMES:
             raise InputError("--arch", a, sweep.suggest(a, architectures.NAMES) + " or all")
@@ -81,11 +85,12 @@ def int_list(field: str, text: str | None) -> list:
         return [None]
     try:
         vals = [int(x) for x in text.split(",") if x.strip()]
-        if vals and all(v > 0 for v in vals):
+        if vals and all(0 < v <= MAX_DIM for v in vals):
             return vals
     except ValueError:
         pass
-    raise InputError(field, text, "positive integers, comma separated (e.g. 256,512,1024)")
+    raise InputError(field, text, "positive integers, comma separated (e.g. 256,512,1024), "
+                                  f"each at most {MAX_DIM}")
 
 
 def number(field: str, text):

@@ -26,6 +26,7 @@ import os
 import architectures
 from architectures.config import ConfigError
 
+from .sweep import suggest
 from .hfconfig import HF_DEFAULTS, MODEL_TYPES, _is_int, _is_num, from_hf
 
 FILE_ALLOWED = "a readable Hugging Face config.json or comparator TOML file"
@@ -120,11 +121,11 @@ def _toml_model(t: dict):
             raise ConfigError(key, t[key], "a model key: " + ", ".join(MODEL_KEYS))
     arch = t.get("arch")
     if arch not in architectures.NAMES:  # also catches a missing arch (None)
-        raise ConfigError("arch", arch, "one of " + ", ".join(architectures.NAMES))
+        raise ConfigError("arch", arch, suggest(arch, architectures.NAMES))
     mod = architectures.get(arch)
     preset = t.get("preset", mod.DEFAULT_PRESET)
     if not isinstance(preset, str) or preset not in mod.PRESETS:
-        raise ConfigError("preset", preset, f"a {arch} preset: " + ", ".join(mod.PRESETS))
+        raise ConfigError("preset", preset, f"a {arch} preset: " + suggest(preset, mod.PRESETS))
     name = t.get("name")
     if name is not None and (not isinstance(name, str) or not name):
         raise ConfigError("name", name, "a non-empty string")
@@ -136,7 +137,7 @@ def _toml_model(t: dict):
     values = {}
     for key, v in overrides.items():
         if key not in fields:
-            raise ConfigError(key, v, f"a field of {arch}'s Config: " + ", ".join(fields))
+            raise ConfigError(key, v, f"a field of {arch}'s Config: " + suggest(key, fields))
         values[key] = _coerce(key, v, str(fields[key].type), getattr(base, key))
     cfg = dataclasses.replace(base, **values)
     if name is None:

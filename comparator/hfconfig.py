@@ -36,6 +36,8 @@ from fractions import Fraction
 import architectures
 from architectures.config import ConfigError
 
+from .sweep import suggest
+
 MODEL_TYPES = ("bert", "gpt2", "t5", "albert", "electra", "reformer")
 # HF activation names (transformers.activations.ACT2FN) -> ours
 HF_ACT = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
@@ -151,7 +153,7 @@ def from_hf(data: dict, label: str = "hf") -> tuple[str, str, object]:
     """(arch, label, Config) for the dict of a Hugging Face config.json."""
     mt = _model_type(data)
     if not isinstance(mt, str) or mt not in MODEL_TYPES:
-        raise ConfigError("model_type", mt, "one of " + ", ".join(MODEL_TYPES))
+        raise ConfigError("model_type", mt, suggest(mt, MODEL_TYPES))
     arch, cfg, note = _HF_MAPPERS[mt](_Keys(data, mt))
     return arch, f"{label} ({note})" if note else label, cfg
 

@@ -271,11 +271,14 @@ def compare(rec: dict, base: dict) -> dict:
 
 def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
         baseline: str | None = None, with_baseline: bool = True,
-        trace: str = "fast", convention: str = "standard") -> list[dict]:
+        trace: str = "fast", convention: str = "standard", tracer=None) -> list[dict]:
     """Records for every point and method (analytic before traced); each non-baseline
     model is compared with its baseline, whose rows come first.  Traced points are
-    traced together, model by model (``traced_all``).  ``convention``: the accounting of
-    the analytic rows (a paper's refuses traced ones: ``check_convention``)."""
+    traced together, model by model, by ``tracer`` (default ``traced_all``; a
+    ``runner.Tracer`` goes through the results store and workers).  A traced point the
+    tracer returns no record for (it failed, and the tracer reports it) has no row; a
+    row whose baseline failed has no ratio.  ``convention``: the accounting of the
+    analytic rows (a paper's refuses traced ones: ``check_convention``)."""
     if scope not in SCOPES:
         raise InputError("--scope", scope, "choose from " + ", ".join(SCOPES))
     for m in methods:
@@ -291,25 +294,25 @@ def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
     done = {}
     if "traced" in methods:
         every = [q for pair in pairs for q in pair if q is not None]
-        for k, rec in traced_all(every, scope, trace, progress).items():
+        for k, rec in (tracer or traced_all)(every, scope, trace, progress).items():
             done[(*k, "traced")] = rec
     out, emitted = [], set()
 
     def compute(pt, m):
         key = (*_key(pt), m)
-        if key not in done:
+        if key not in done and m == "analytic":
             done[key] = analytic(pt, scope, convention)
-        return done[key]
+        return done.get(key)    # None: a traced point that failed
 
     for pt, bpt in pairs:
         for m in methods:
-            if bpt is not None:
-                b = compute(bpt, m)
-                if id(b) not in emitted:
-                    emitted.add(id(b))
-                    out.append(b)
+            b = compute(bpt, m) if bpt is not None else None
+            if b is not None and id(b) not in emitted:
+                emitted.add(id(b))
+                out.append(b)
             r = compute(pt, m)
-            out.append(compare(r, b) if bpt is not None else r)
+            if r is not None:
+                out.append(compare(r, b) if b is not None else r)
     return out
 
 

@@ -1,0 +1,183 @@
+"""Every bad input of TESTING.md, tried: exit status 2, one line on stderr naming the
+field and the value, no traceback, and exactly the message TESTING.md shows.
+
+Regenerate the list after changing a message:  python tests/test_bad_inputs.py
+"""
+import contextlib
+import io
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from comparator import cli  # noqa: E402
+
+S = ["sweep", "--arch", "transformer", "--seq", "128"]
+FILES = {   # written into the (temporary) working directory before each case
+    "bad.json": '{"model_type": "bert", "hidden_size": 768,',
+    "gtp2.json": '{"model_type": "gtp2"}',
+    "heads.json": '{"model_type": "bert", "hidden_size": 768, "num_attention_heads": 0}',
+    "typo.toml": '[model]\narch = "transformer"\n[model.config]\nd_modle = 512\n',
+    "gen.toml": '[model]\narch = "electra"\n[model.config]\ngen_fraction = 1.5\n',
+    "buckets.toml": '[model]\narch = "reformer"\n[model.config]\nn_buckets = 256\n',
+    "huge.toml": '[model]\narch = "transformer"\n[model.config]\nvocab = 9223372036854775807\n',
+    "arch.toml": '[model]\narch = "reformr"\n',
+    "model.yaml": "arch: transformer\n",
+    "afile": "",
+    "peak.toml": "[accelerators.h100-sxm]\nbf16 = -1\n",
+    "field.toml": "[accelerators.h100-sxm]\nbf61 = 1e15\n",
+}
+# (what is tried, the arguments); the field each message must name is its first token
+CASES = [
+    ("unknown architecture", ["sweep", "--arch", "transfomer", "--seq", "128"]),
+    ("empty architecture list", ["sweep", "--arch", ",", "--seq", "128"]),
+    ("unknown preset", ["sweep", "--arch", "transformer", "--preset", "bert-bsae", "--seq",
+                        "128"]),
+    ("unknown accelerator", [*S, "--accelerator", "a100"]),
+    ("unknown command option value", [*S, "--scope", "some"]),
+    ("unknown convention", [*S, "--convention", "kaplann"]),
+    ("contradictory: a paper's convention, traced", [*S, "--convention", "kaplan", "--method",
+                                                     "traced"]),
+    ("a paper's convention for the Reformer", ["sweep", "--arch", "reformer", "--seq", "4096",
+                                               "--convention", "palm"]),
+    ("zero length", ["sweep", "--arch", "transformer", "--seq", "0"]),
+    ("non-integer length", ["sweep", "--arch", "transformer", "--seq", "12x"]),
+    ("decreasing range", ["sweep", "--arch", "transformer", "--seq", "512:128:x2"]),
+    ("length too large", ["sweep", "--arch", "transformer", "--seq", "99999999"]),
+    ("zero batch", [*S, "--batch", "0"]),
+    ("batch too large to represent", [*S, "--batch", "99999999999999999999"]),
+    ("non-integer width", [*S, "--d-model", "1e3"]),
+    ("width too large to represent", [*S, "--d-model", "3000000000"]),
+    ("negative depth", [*S, "--layers", "-1"]),
+    ("d_model not divisible by heads", [*S, "--d-model", "100", "--heads", "3"]),
+    ("Reformer length not a chunk multiple", ["sweep", "--arch", "reformer", "--seq", "100"]),
+    ("Reformer length below its bucket count",
+     ["sweep", "--config", "buckets.toml", "--seq", "128"]),
+    ("ELECTRA generator fraction out of range", ["sweep", "--config", "gen.toml", "--seq",
+                                                  "128"]),
+    ("config value too large to represent", ["sweep", "--config", "huge.toml", "--seq",
+                                              "128"]),
+    ("unknown field in a TOML config", ["sweep", "--config", "typo.toml", "--seq", "128"]),
+    ("unknown architecture in a TOML config", ["sweep", "--config", "arch.toml", "--seq",
+                                                "128"]),
+    ("malformed config.json", ["sweep", "--config", "bad.json", "--seq", "128"]),
+    ("unknown Hugging Face model_type", ["sweep", "--config", "gtp2.json", "--seq", "128"]),
+    ("zero heads in config.json", ["sweep", "--config", "heads.json", "--seq", "128"]),
+    ("unreadable config file", ["sweep", "--config", "missing.json", "--seq", "128"]),
+    ("config file of another format", ["sweep", "--config", "model.yaml", "--seq", "128"]),
+    ("catalogue overrides unreadable", ["accelerators", "--accelerators", "missing.toml"]),
+    ("catalogue override out of range", ["accelerators", "--accelerators", "peak.toml"]),
+    ("unknown catalogue field", ["accelerators", "--accelerators", "field.toml"]),
+    ("MFU out of range", [*S, "--accelerator", "a100-80gb", "--mfu", "2"]),
+    ("token budget too large to represent", [*S, "--accelerator", "a100-80gb", "--tokens",
+                                             "1e400"]),
+    ("contradictory: --tokens and --steps", [*S, "--accelerator", "a100-80gb", "--tokens",
+                                             "1e9", "--steps", "10"]),
+    ("contradictory: --tokens without --accelerator", [*S, "--tokens", "1e9"]),
+    ("contradictory: --baseline and --no-baseline", [*S, "--baseline", "transformer",
+                                                     "--no-baseline"]),
+    ("contradictory: --db and --no-cache", [*S, "--method", "traced", "--db", "r.sqlite",
+                                            "--no-cache"]),
+    ("contradictory: --jobs and --scheduler", [*S, "--method", "traced", "--jobs", "2",
+                                               "--scheduler", "tcp://127.0.0.1:8786"]),
+    ("--worker-resources without --scheduler", [*S, "--method", "traced",
+                                                "--worker-resources", "GPU=1"]),
+    ("zero jobs", [*S, "--method", "traced", "--jobs", "0"]),
+    ("malformed scheduler address", [*S, "--method", "traced", "--scheduler",
+                                     "localhost:8786"]),
+    ("store path that cannot be created", [*S, "--method", "traced", "--db",
+                                           "afile/r.sqlite"]),
+    ("store file that is not a database", [*S, "--method", "traced", "--db", "bad.json"]),
+    ("Reformer length not a chunk multiple, traced", ["sweep", "--arch", "reformer", "--seq",
+                                                      "100", "--method", "traced"]),
+    ("cost of several architectures", ["cost", "--arch", "transformer,albert", "--seq", "128",
+                                       "--steps", "10"]),
+    ("explain over several lengths", ["explain", "--arch", "transformer", "--seq",
+                                      "64,128"]),
+    ("plot into a missing folder", ["plot", "--arch", "transformer", "--seq", "128", "-o",
+                                    "missing/f.png"]),
+    ("plot to a non-image file", ["plot", "--arch", "transformer", "--seq", "128", "-o",
+                                  "f.txt"]),
+    ("benchmark in an unsupported dtype", ["bench", "--arch", "transformer", "--seq", "64",
+                                           "--dtype", "bf16"]),
+    ("unknown kernel", ["bench", "--kernel", "conv", "--seq", "64"]),
+    ("non-numeric PUE", ["scenario", "--pue", "x"]),
+    ("missing required option", ["sweep", "--arch", "transformer"]),
+]
+
+
+def message(args) -> tuple[int, str]:
+    """(exit status, stderr) of the command line, run here."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            rc = cli.main(list(args))
+        except SystemExit as e:
+            rc = e.code
+    return rc, err.getvalue()
+
+
+def _in(folder):
+    for name, text in FILES.items():
+        with open(os.path.join(folder, name), "w") as fh:
+            fh.write(text)
+    os.chdir(folder)
+
+
+def table(folder) -> str:
+    lines = ["| bad input | command | message (exit status 2) |", "|---|---|---|"]
+    _in(folder)
+    for what, args in CASES:
+        rc, err = message(args)
+        assert rc == 2, (args, rc, err)
+        cmd = " ".join(a if a and " " not in a else repr(a) for a in args)
+        msg = err.strip().replace("|", "\\|")
+        lines.append(f"| {what} | `comparator {cmd}` | `{msg}` |")
+    return "\n".join(lines) + "\n"
+
+
+BEGIN, END = "<!-- bad inputs: begin -->\n", "<!-- bad inputs: end -->\n"
+
+
+def _section() -> str:
+    text = open(os.path.join(ROOT, "TESTING.md")).read()
+    return text[text.index(BEGIN) + len(BEGIN):text.index(END)]
+
+
+@pytest.mark.parametrize("what,args", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gets_one_message_naming_field_and_value(what, args, tmp_path,
+                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _in(str(tmp_path))
+    rc, err = message(args)
+    assert rc == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    line = lines[0]
+    assert line.startswith(f"comparator {args[0]}: error: ") or line.startswith("comparator")
+    assert "not allowed" in line or "argument" in line or "required" in line
+    assert line.replace("\\", "") in _section().replace("\\", "") or \
+        line.replace("|", "\\|") in _section(), \
+        "TESTING.md is out of date: python tests/test_bad_inputs.py"
+
+
+def test_debug_shows_the_traceback():
+    with pytest.raises(Exception) as e:
+        cli.main(["--debug", "sweep", "--arch", "transformer", "--seq", "128", "--batch", "0"])
+    assert getattr(e.value, "field", None) == "--batch"
+
+
+if __name__ == "__main__":
+    import tempfile
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as d:
+        os.environ["COMPARATOR_CACHE_DIR"] = d   # not the user's results store
+        body = table(d)
+    os.chdir(here)
+    path = os.path.join(ROOT, "TESTING.md")
+    text = open(path).read()
+    text = text[:text.index(BEGIN) + len(BEGIN)] + body + text[text.index(END):]
+    open(path, "w").write(text)
+    print(f"wrote {len(CASES)} cases to {path}")
