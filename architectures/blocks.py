@@ -25,7 +25,10 @@ _SHAPES_ONLY = [False]
 @contextmanager
 def shapes_only():
     """Parameters created inside are zeros of their shapes, with no random draws to trace:
-    for ``Program.abstract_params``, which keeps only shapes and dtypes."""
+    for ``Program.abstract_params``, which keeps only shapes and dtypes, and for applying
+    a model (``Program.loss``), where Flax only checks the initialisers' shapes.  JAX
+    caches a trace by the function traced: a function traced both inside and outside
+    would keep its first trace (the jitted layers key theirs on the mode)."""
     _SHAPES_ONLY.append(True)
     try:
         yield

@@ -61,14 +61,18 @@ def example_np(prog, batch, seq, seed=0) -> dict:
             for k, (sds, bound) in prog.spec(batch, seq).items()}
 
 
-def init_and_train_step(prog, batch, seq, seed=0):
-    """(loss, grads) of a real init + training step, compiled once as one program."""
-    data = example_np(prog, batch, seq, seed)
-    step = lambda rng, d: prog.train_step(prog.init(rng, batch, seq), d, rng)
-    args = (jax.random.PRNGKey(seed), data)
-    lowered = jax.jit(step).lower(*args)
+def run_compiled(fn, *args):
+    """``fn(*args)`` compiled once as one program with the FAST_COMPILE options."""
+    lowered = jax.jit(fn).lower(*args)
     try:
         compiled = lowered.compile(FAST_COMPILE)
     except Exception:  # an XLA without these options: compile as usual
         compiled = lowered.compile()
     return compiled(*args)
+
+
+def init_and_train_step(prog, batch, seq, seed=0):
+    """(loss, grads) of a real init + training step, compiled once as one program."""
+    data = example_np(prog, batch, seq, seed)
+    step = lambda rng, d: prog.train_step(prog.init(rng, batch, seq), d, rng)
+    return run_compiled(step, jax.random.PRNGKey(seed), data)

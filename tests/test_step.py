@@ -12,6 +12,7 @@ from comparator import fasttrace as ft
 from comparator.memory import saved_activations
 from comparator.step import step_counts
 from comparator.trace import trace
+from helpers import example_np, run_compiled
 
 TINY = dict(d_model=64, n_layers=2, n_heads=2, d_ff=None)
 
@@ -39,32 +40,33 @@ def test_shapes_only_init_has_the_real_shapes_and_real_init_draws():
     init of the same jitted layer still draws random weights (its own jit: not the
     shapes-only trace, which is cached under another key)."""
     mod = architectures.get("transformer")
-    cfg = mod.resize(mod.preset("bert-base"), **TINY)
+    cfg = dataclasses.replace(mod.resize(mod.preset("bert-base"), **TINY), vocab=97)
     prog = mod.model(cfg)
     assert prog.jitted_layers
     abstract = prog.abstract_params(1, 16)
-    with shapes_only():
-        zeros = prog.init(jax.random.PRNGKey(0), 1, 16)
-    real = prog.init(jax.random.PRNGKey(0), 1, 16)
+    with shapes_only():   # (two functions: JAX caches a trace by the function traced)
+        zeros = run_compiled(lambda rng: prog.init(rng, 1, 16), jax.random.PRNGKey(0))
+    real = run_compiled(lambda rng: prog.init(rng, 1, 16), jax.random.PRNGKey(0))
     shapes = lambda t: jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), t)
     assert shapes(abstract) == shapes(zeros) == shapes(real)
     w = real["params"]["layer_1"]["ffn"]["w_in"]
     assert float(np.std(np.asarray(w))) == pytest.approx(0.02, rel=0.2)   # normal(0.02)
     assert not np.any(np.asarray(zeros["params"]["layer_1"]["ffn"]["w_in"]))
     assert issubclass(JitLayer, architectures.blocks.Layer)
-    data = prog.example(jax.random.PRNGKey(1), 1, 16)
-    assert np.isfinite(float(prog.loss(real, data, None)))
+    data = example_np(prog, 1, 16)
+    assert np.isfinite(float(run_compiled(prog.loss, real, data, None)))
 
 
 def test_loss_of_a_plain_layer_model_is_unchanged_by_the_jit():
     """The jitted layers compute what the plain layers compute (same parameters)."""
     from architectures.blocks import plain_layers
     mod = architectures.get("transformer")
-    cfg = dataclasses.replace(mod.resize(mod.preset("gpt2-small"), **TINY), n_layers=2)
+    cfg = dataclasses.replace(mod.resize(mod.preset("gpt2-small"), **TINY), vocab=97)
     prog = mod.model(cfg)
-    params = prog.init(jax.random.PRNGKey(0), 1, 16)
-    data = prog.example(jax.random.PRNGKey(1), 1, 16)
+    params = run_compiled(lambda rng: prog.init(rng, 1, 16), jax.random.PRNGKey(0))
+    data = example_np(prog, 1, 16)
     with plain_layers():
         plain = mod.model(cfg)
-    np.testing.assert_allclose(float(prog.loss(params, data, None)),
-                               float(plain.loss(params, data, None)), rtol=1e-5)
+        plain_loss = float(run_compiled(plain.loss, params, data, None))
+    np.testing.assert_allclose(float(run_compiled(prog.loss, params, data, None)), plain_loss,
+                               rtol=1e-5)
