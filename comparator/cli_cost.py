@@ -263,6 +263,11 @@ def cmd_scenario(a) -> str:
     return tables.render(rows, a.format, cap, label="tab:scenario")
 
 
+DTYPE_NOTE = {"bf16": "; fp32 parameters cast to bf16 in the step, fp32 loss",
+              "fp16": "; fp32 parameters cast to fp16 in the step, fp32 loss",
+              "tf32": "; fp32 with TensorFloat-32 matmuls where the device has them"}
+
+
 def cmd_bench(a) -> str:
     from . import bench
     from .cliargs import large_int
@@ -271,32 +276,35 @@ def cmd_bench(a) -> str:
     archs = arch_list(a.arch) if a.arch else []
     if not archs:
         raise InputError("--arch", a.arch, "one or more architectures, or all")
-    if a.dtype not in ("fp32", "float32"):
-        raise InputError("--dtype", a.dtype, "fp32 (the models are fp32; a mixed-precision "
-                                             "step is not benchmarked yet)")
+    try:
+        dtype = bench.check_dtype(a.dtype)
+    except ValueError:
+        raise InputError("--dtype", a.dtype, ", ".join(bench.DTYPES)) from None
     seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
     steps = positive_int("--steps", a.steps)
     limit = (large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None
              else bench.available_memory())
     models = [sweep.resolve(arch, a.preset if len(archs) == 1 else None) for arch in archs]
     acc = None
-    if a.accelerator:   # the catalogue device this runs on: its dense fp32 peak
+    if a.accelerator:   # the catalogue device this runs on: its dense peak in the dtype
         acc = accelerators_of(a)
         if len(acc) != 1:
             raise InputError("--accelerator", a.accelerator, "one catalogue device")
         acc = acc[0]
         try:
-            peak = acc.peak("fp32")
+            peak = acc.peak(dtype)
         except CatalogueError as err:
             raise InputError("--accelerator", acc.name, err.allowed) from None
     else:
-        peak = bench.device_peak()   # measured once, for every point
+        peak = bench.device_peak(dtype)   # measured once, for every point
+    source = (f"catalogue: {acc.name} {dtype} dense peak ({acc.sources.get('peaks', '')})"
+              if acc else bench.peak_source(dtype))
     recs = []
     for arch, (mod, preset, cfg) in zip(archs, models):
         for s in seqs:
-            r = bench.bench_step(mod, cfg, s, batch, steps=steps, memory_limit=limit, peak=peak)
-            r["peak_source"] = (f"catalogue: {acc.name} fp32 dense peak "
-                                f"({acc.sources.get('peaks', '')})" if acc else bench.peak_source())
+            r = bench.bench_step(mod, cfg, s, batch, steps=steps, memory_limit=limit, peak=peak,
+                                 dtype=dtype)
+            r["peak_source"] = source
             if acc is not None:
                 r["accelerator"] = acc.name
             recs.append({"arch": arch, "preset": preset, "accelerator": None, **r})
@@ -313,12 +321,15 @@ def cmd_bench(a) -> str:
                         "train FLOPs": r["train_flops"], "achieved FLOPs/s": r["achieved_flops"],
                         "utilisation": _pct(r["utilisation"]),
                         "XLA temp": tables.si(r.get("xla_temp_bytes", 0)) + "B"})
+            if "device_peak_bytes" in r:
+                row["device peak"] = tables.si(r["device_peak_bytes"]) + "B"
         rows.append(row)
-    cap = (f"Measured fp32 training steps (loss and gradients), batch {batch}: median of "
+    cap = (f"Measured {dtype} training steps (loss and gradients{DTYPE_NOTE.get(dtype, '')}), "
+           f"batch {batch}: median of "
            f"{steps} steps after one warm-up, min and max beside it; achieved = traced "
            f"training FLOPs (matmul scope) / median time; utilisation against "
            + (f"{peak:.3g} FLOP/s, " if peak else "")
-           + (f"{acc.name}'s catalogue fp32 peak" if acc else bench.peak_source())
+           + (f"{acc.name}'s catalogue {dtype} peak" if acc else bench.peak_source(dtype))
            + f". Points needing more than {limit / 1e9:.3g} GB (estimated) are skipped."
            if limit else ".")
     return tables.render(rows, a.format, cap, label="tab:bench")
