@@ -36,6 +36,11 @@ import time
 PEAK_N = 1024
 FP32 = 4
 DTYPES = ("fp32", "tf32", "bf16", "fp16")   # costmodel.DTYPE_BYTES: the training dtypes
+# XLA:CPU options every benchmarked step is compiled with on CPU: XLA's own emitters and
+# Eigen's matmuls instead of the experimental YNNPACK fusions, whose reductions and small
+# batched matmuls were the slowest ops of the Reformer step (BENCHMARKS.md: 1.1-1.3x on
+# its whole step); results equal up to summation order
+CPU_COMPILE_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 def check_dtype(dtype: str) -> str:
@@ -79,7 +84,12 @@ def step_function(prog, dtype: str = "fp32"):
 
 
 def available_memory() -> int | None:
-    """Bytes of physical memory available now (Linux), else None."""
+    """Bytes a step may use: on a device that reports its memory (GPUs, TPUs) its limit
+    less what is in use; on the CPU the physical memory available now (Linux); else None."""
+    import jax
+    stats = jax.devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
     try:
         import os
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -94,11 +104,11 @@ def estimate_bytes(mod, cfg, seq: int, batch: int) -> int:
 
 def matmul_peak(n: int = PEAK_N, repeat: int = 5, dtype: str = "fp32") -> float:
     """FLOP/s of a jitted ``n x n`` matmul in ``dtype`` on the default device (best of
-    ``repeat``; tf32 at TensorFloat-32 precision)."""
+    ``repeat``; tf32 at TensorFloat-32 precision), compiled with the steps' options."""
     import jax
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), compute_dtype(dtype))
     with jax.default_matmul_precision(matmul_precision(dtype)):
-        f = jax.jit(lambda x, y: x @ y).lower(a, a).compile()
+        f = jax.jit(lambda x, y: x @ y).lower(a, a).compile(compile_options_for() or None)
     f(a, a).block_until_ready()
     best = min(_timed(lambda: f(a, a).block_until_ready()) for _ in range(repeat))
     return 2 * n ** 3 / best
@@ -135,13 +145,23 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
+def compile_options_for(options: dict | None = None, cpu_defaults: bool = True) -> dict:
+    """``CPU_COMPILE_OPTIONS`` on a CPU backend (unless ``cpu_defaults`` is False), updated
+    with ``options``."""
+    import jax
+    base = dict(CPU_COMPILE_OPTIONS) if cpu_defaults and jax.default_backend() == "cpu" else {}
+    return {**base, **(options or {})}
+
+
 def prepare_step(mod, cfg, seq: int, batch: int = 1, *, dtype: str = "fp32", seed: int = 0,
-                 compile_options: dict | None = None):
+                 compile_options: dict | None = None, cpu_defaults: bool = True):
     """``(compiled, args, info)``: the model's training step in ``dtype``, compiled for
-    random inputs; ``compiled(*args)`` runs one step.  ``info``: compile seconds and XLA's
-    memory analysis.  ``compile_options``: XLA options for the compilation."""
+    random inputs; ``compiled(*args)`` runs one step.  ``info``: compile seconds, the XLA
+    options used and XLA's memory analysis.  ``compile_options``: XLA options for the
+    compilation, over ``CPU_COMPILE_OPTIONS`` on CPU (``cpu_defaults=False``: XLA's own)."""
     import jax
     import numpy as np
+    compile_options = compile_options_for(compile_options, cpu_defaults)
     prog = mod.model(cfg)
     rng = np.random.default_rng(seed)
     data = {k: rng.integers(0, bound, sds.shape).astype(sds.dtype)
@@ -151,8 +171,8 @@ def prepare_step(mod, cfg, seq: int, batch: int = 1, *, dtype: str = "fp32", see
     t0 = time.perf_counter()
     with jax.default_matmul_precision(matmul_precision(dtype)):
         compiled = (jax.jit(step_function(prog, dtype)).lower(params, data, key)
-                    .compile(compile_options))
-    info = {"compile_s": time.perf_counter() - t0}
+                    .compile(compile_options or None))
+    info = {"compile_s": time.perf_counter() - t0, "xla_options": compile_options}
     ma = compiled.memory_analysis()
     if ma is not None:
         info["xla_argument_bytes"] = int(ma.argument_size_in_bytes)
@@ -208,6 +228,7 @@ def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: in
     return rec
 
 
-__all__ = ["DTYPES", "available_memory", "bench_step", "check_dtype", "compute_dtype",
+__all__ = ["CPU_COMPILE_OPTIONS", "DTYPES", "available_memory", "bench_step", "check_dtype",
+           "compile_options_for", "compute_dtype",
            "device_memory", "device_peak", "estimate_bytes", "matmul_peak", "peak_source",
            "prepare_step", "step_function"]
