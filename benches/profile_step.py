@@ -9,8 +9,12 @@ trace events on, and sums each compiled op's time by the term of its named scope
 (``lsh/sort``, ``ffn/in``, ...; ``(dot)`` where a contraction's metadata names none),
 split into forward (with the reversible recomputation) and backward (``transpose``).
 Shares are of the summed op time, which counts every thread that ran an op: read them as
-proportions, not as wall time.  Timings on a shared machine are noisy; the proportions
-are steadier.
+proportions, not as wall time.  Caveat: with ``CPU_COMPILE_OPTIONS`` XLA runs the dense
+(2-D) matmuls as asynchronous Eigen contractions, whose events cover only their launch
+(well under a millisecond for a 2 GFLOP product), so they are missing from the sum; the
+batched (chunked) matmuls and everything else run synchronously and are counted.  Under
+XLA's defaults (``--xla-defaults``) the matmuls are YNNPACK fusions and are counted.
+Timings on a shared machine are noisy; the proportions are steadier.
 """
 from __future__ import annotations
 
