@@ -176,10 +176,10 @@ def lsh_attention(qk: jax.Array, v: jax.Array, rotations: jax.Array, *, chunk_le
         # the rounds added one by one, not reduce_sum(axis=0): the same adds, but XLA:CPU
         # lowers a reduction over the leading axis to a slow strided loop (YNNPACK); split
         # (not indexing) so the backward concatenates instead of adding padded copies
-        os, ws = jnp.split(o, n_hashes, axis=0), jnp.split(weights, n_hashes, axis=0)
-        out = os[0] * ws[0]
+        outs, ws = jnp.split(o, n_hashes, axis=0), jnp.split(weights, n_hashes, axis=0)
+        out = outs[0] * ws[0]
         for r in range(1, n_hashes):
-            out = out + os[r] * ws[r]
+            out = out + outs[r] * ws[r]
         return out[0]
 
 
