@@ -166,8 +166,10 @@ def lsh_terms(cfg: Config, b, n) -> dict:
         # q.R (no gradient: it feeds an argmax), [R, -R], argmax, round offsets
         "lsh/hash": Term(mm=H * n * dh * r * nb,
                          ew=H * (S * nb // 2 + S * (nb - 1) + S) + r),
-        # sort keys, two sorts (order and its inverse), gathers (their grads scatter-add)
-        "lsh/sort": Term(ew=H * (3 * S + 2 * _sort(S)) + S, ew_bwd=2 * H * S * dh),
+        # sort key (mul, add), one sort of it, the slot decoded from each sorted key (rem,
+        # div, mul, add), the inverse permutation by a scatter (its index normalisation:
+        # lt, add, select); gathers of q and v (their grads scatter-add)
+        "lsh/sort": Term(ew=H * (9 * S + _sort(S)) + S, ew_bwd=2 * H * S * dh),
         # unit keys (|q|^2, rsqrt, scale), q.k, self mask (+ causal mask)
         "lsh/scores": Term(mm=att, mm_bwd=2 * att,
                            ew=H * (2 * S * dh + S * (dh - 1) + 3 * S + 2 * masks * S * K),

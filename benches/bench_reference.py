@@ -1,7 +1,7 @@
 """Our jit-compiled training steps vs the reference implementations users would otherwise
 run: Hugging Face transformers on PyTorch (CPU), the same configuration, one process.
 
-    python benches/bench_reference.py [--steps 5]
+    python benches/bench_reference.py [--steps 5] [--only reformer|bert] [--xla-option K=V]
 
 Needs torch and transformers (optional: ``pip install torch transformers``).  Each model
 is built from one Hugging Face config dict: the reference from it directly, ours through
@@ -16,12 +16,17 @@ A training step is the loss, its backward pass and every parameter gradient:
    head on every position (labels -100 off the masked 15%); ours gathers the masked
    positions first, as BERT's original code does, so it also does fewer FLOPs.
 
-Both sides warm up, then the median of ``--steps`` steps is reported; the ratio is the
-reference's time over ours (above 1: ours is faster).
+Both sides warm up, then run ``--steps`` rounds of one step each, alternating, so both
+see the same load on a shared machine; the ratio is the reference's time over ours (above
+1: ours is faster), of the medians, the median of the per-round ratios and of the minima.
+Our step is compiled as ``comparator bench`` compiles it (on CPU with
+``comparator.bench.CPU_COMPILE_OPTIONS``; ``--xla-defaults``: XLA's defaults);
+``--xla-option KEY=VALUE`` adds an XLA compile option.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -46,7 +51,7 @@ BERT = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size
         "attention_probs_dropout_prob": 0.0}
 
 
-def torch_step_time(model, inputs, steps: int) -> float:
+def torch_step(model, inputs):
     model.train()
 
     def step():
@@ -54,16 +59,11 @@ def torch_step_time(model, inputs, steps: int) -> float:
         loss = model(**inputs).loss
         loss.backward()
 
-    step()   # warm-up
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return step
 
 
-def reference(data: dict, batch: int, seq: int, steps: int):
+def reference(data: dict, batch: int, seq: int):
+    """(one training step of the reference, its parameter count, torch threads)."""
     import torch
     import transformers
     cfg = transformers.AutoConfig.for_model(**{k: v for k, v in data.items()
@@ -81,26 +81,75 @@ def reference(data: dict, batch: int, seq: int, steps: int):
     else:
         inputs = {"input_ids": ids, "labels": ids}
     n = sum(p.numel() for p in model.parameters())
-    return torch_step_time(model, inputs, steps), n, torch.get_num_threads()
+    return torch_step(model, inputs), n, torch.get_num_threads()
+
+
+def ours(data: dict, label: str, batch: int, seq: int, options: dict, cpu_defaults: bool):
+    """(one training step of ours, its parameter count), compiled as 'comparator bench'
+    compiles it (``bench.CPU_COMPILE_OPTIONS`` on CPU unless ``cpu_defaults`` is False)."""
+    import jax
+    arch, _, cfg = from_hf(data, label)
+    mod = architectures.get(arch)
+    compiled, args, _ = bench.prepare_step(mod, cfg, seq, batch, compile_options=options,
+                                           cpu_defaults=cpu_defaults)
+    return (lambda: jax.block_until_ready(compiled(*args))), mod.params(cfg, seq)
+
+
+def interleaved(steps: dict, rounds: int) -> dict:
+    """Each step run once to warm up, then ``rounds`` rounds of one run each, in turn, so
+    that both sides see the same load on a shared machine; seconds per run, by name."""
+    for fn in steps.values():
+        fn()
+    times = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, fn in steps.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def parse_options(pairs) -> dict:
+    out = {}
+    for pair in pairs or ():
+        k, _, v = pair.partition("=")
+        out[k] = {"true": True, "false": False}.get(v.lower(), int(v) if v.isdigit() else v)
+    return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=5, help="rounds (one step each side)")
+    ap.add_argument("--only", choices=("reformer", "bert"), help="one model only")
+    ap.add_argument("--xla-option", action="append", metavar="KEY=VALUE",
+                    help="an XLA compile option for our step (repeatable)")
+    ap.add_argument("--xla-defaults", action="store_true", help="compile our step with "
+                    "XLA's defaults, not comparator.bench.CPU_COMPILE_OPTIONS")
     a = ap.parse_args(argv)
+    options = parse_options(a.xla_option)
     print("$ python benches/bench_reference.py " + " ".join(sys.argv[1:] if argv is None
                                                              else argv))
-    for label, data, batch, seq in (("Reformer, causal LM", REFORMER, 1, 4096),
-                                    ("BERT, MLM (reference: sdpa)", BERT, 8, 512)):
-        arch, _, cfg = from_hf(data, label)
-        mod = architectures.get(arch)
-        ours = bench.bench_step(mod, cfg, seq, batch, steps=a.steps, peak=1.0)
-        ref_s, ref_n, threads = reference(data, batch, seq, a.steps)
-        print(f"\n{label}: batch {batch} x seq {seq}; parameters ours {ours['params']:,}, "
-              f"reference {ref_n:,}; torch threads {threads}")
-        print(f"   {'reference (transformers, PyTorch)':36s} {ref_s:8.3f} s per step")
-        print(f"   {'ours (jax.jit)':36s} {ours['step_s']:8.3f} s per step   "
-              f"reference / ours = {ref_s / ours['step_s']:.2f}x")
+    models = (("reformer", "Reformer, causal LM", REFORMER, 1, 4096),
+              ("bert", "BERT, MLM (reference: sdpa)", BERT, 8, 512))
+    for key, label, data, batch, seq in models:
+        if a.only and key != a.only:
+            continue
+        mine, n_ours = ours(data, label, batch, seq, options or None, not a.xla_defaults)
+        ref, n_ref, threads = reference(data, batch, seq)
+        load0 = os.getloadavg()[0]
+        t = interleaved({"ours": mine, "reference": ref}, a.steps)
+        load = f"load average {load0:.1f} before, {os.getloadavg()[0]:.1f} after (2 cores)"
+        med = {k: statistics.median(v) for k, v in t.items()}
+        per_round = statistics.median(r / o for r, o in zip(t["reference"], t["ours"]))
+        print(f"\n{label}: batch {batch} x seq {seq}; parameters ours {n_ours:,}, "
+              f"reference {n_ref:,}; torch threads {threads}; {a.steps} rounds, interleaved; "
+              f"{load}")
+        print(f"   {'reference (transformers, PyTorch)':36s} {med['reference']:8.3f} s per step "
+              f"(min {min(t['reference']):.3f})")
+        print(f"   {'ours (jax.jit)':36s} {med['ours']:8.3f} s per step "
+              f"(min {min(t['ours']):.3f})   reference / ours = "
+              f"{med['reference'] / med['ours']:.2f}x (medians), {per_round:.2f}x (median "
+              f"of rounds), {min(t['reference']) / min(t['ours']):.2f}x (minima)")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,32 @@
 """Measured training steps: jit-compile a model's real training step and time it.
 
-``bench_step(mod, cfg, seq, batch)`` compiles ``Program.train_step`` (loss and gradients
-of every parameter, fp32) for real parameters and random token inputs, runs ``warmup``
-steps, then times ``steps`` more (each waited on with ``block_until_ready``) and reports:
+``bench_step(mod, cfg, seq, batch, dtype=...)`` compiles the training step (loss and
+gradients of every parameter) for real parameters and random token inputs, runs
+``warmup`` steps, then times ``steps`` more (each waited on with ``block_until_ready``)
+and reports:
 
 * time per step (median, min, max), tokens per second;
 * achieved FLOP/s = the traced training FLOPs of the step (``matmul`` scope, the model
   FLOPs utilisation convention; ``all`` reported too) / median step time;
 * utilisation = achieved / peak, where the peak on CPU is *measured* here
-  (``matmul_peak``: a jitted fp32 matmul of ``PEAK_N`` x ``PEAK_N``), not a datasheet
-  figure; on an accelerator the catalogue's dense peak for the dtype;
-* XLA's compiled memory analysis of the step (arguments, outputs, temporaries).
+  (``matmul_peak``: a jitted ``PEAK_N`` x ``PEAK_N`` matmul in the step's dtype), not a
+  datasheet figure; on an accelerator the catalogue's dense peak for the dtype;
+* XLA's compiled memory analysis of the step (arguments, outputs, temporaries) and, where
+  the device reports them (GPUs, TPUs; not the CPU), its memory statistics after the
+  timed steps (``device_peak_bytes``: the peak bytes in use, ``device_bytes_limit``).
+
+Dtypes (``DTYPES``, the training dtypes ``costmodel`` prices): ``fp32`` is the models as
+written.  ``bf16`` and ``fp16`` are mixed precision: the parameters stay fp32 (master
+weights, their gradients fp32), each step casts them to the 16-bit dtype inside the loss,
+so every matmul, activation and saved residual is 16-bit, and the loss itself is taken in
+fp32 (``kernels.nn`` upcasts the logits).  ``tf32`` is fp32 storage with matmuls at
+TensorFloat-32 precision (``jax.default_matmul_precision``); the CPU has no such mode and
+runs it as fp32.  The Reformer is not run in fp16: its finite masks (-1e9, -1e5) overflow
+fp16 (``kernels.lsh``).  The FLOPs are the same in every dtype.
 
 Before compiling, the memory the step needs is estimated (parameters, gradients and the
-saved activations of the analytic model, fp32); a point above ``memory_limit`` bytes is
-skipped with the reason instead of crashing.  Only fp32 steps are benchmarked: the models
-are written in fp32, and a mixed-precision step is not modelled yet.
+saved activations of the analytic model, fp32: an upper bound for the 16-bit steps); a
+point above ``memory_limit`` bytes is skipped with the reason instead of crashing.
 """
 from __future__ import annotations
 
@@ -24,10 +35,61 @@ import time
 
 PEAK_N = 1024
 FP32 = 4
+DTYPES = ("fp32", "tf32", "bf16", "fp16")   # costmodel.DTYPE_BYTES: the training dtypes
+# XLA:CPU options every benchmarked step is compiled with on CPU: XLA's own emitters and
+# Eigen's matmuls instead of the experimental YNNPACK fusions, whose reductions and small
+# batched matmuls were the slowest ops of the Reformer step (BENCHMARKS.md: 1.1-1.3x on
+# its whole step); results equal up to summation order
+CPU_COMPILE_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+def check_dtype(dtype: str) -> str:
+    """The catalogue's name for a training dtype (``costmodel.dtype_key``), or ValueError."""
+    from .costmodel import dtype_key
+    key = dtype_key(dtype)
+    if key not in DTYPES:
+        raise ValueError(f"dtype {dtype!r}: benchmarked training dtypes are "
+                         + ", ".join(DTYPES))
+    return key
+
+
+def compute_dtype(dtype: str):
+    """The array dtype the step computes in: float32 for fp32/tf32, else 16-bit."""
+    import jax.numpy as jnp
+    return {"fp32": jnp.float32, "tf32": jnp.float32, "bf16": jnp.bfloat16,
+            "fp16": jnp.float16}[check_dtype(dtype)]
+
+
+def matmul_precision(dtype: str) -> str | None:
+    """``jax.default_matmul_precision`` for the dtype: tensorfloat32 for tf32, else None."""
+    return "tensorfloat32" if check_dtype(dtype) == "tf32" else None
+
+
+def step_function(prog, dtype: str = "fp32"):
+    """``(params, data, rng) -> (loss, grads)`` in ``dtype`` (see the module docstring):
+    ``prog.train_step`` for fp32/tf32; for 16-bit, fp32 parameters cast inside the loss."""
+    import jax
+    import jax.numpy as jnp
+    ct = compute_dtype(dtype)
+    if ct == jnp.float32:
+        return prog.train_step
+
+    def low(x):
+        return x.astype(ct) if jnp.issubdtype(x.dtype, jnp.floating) else x
+
+    def loss(params, data, rng):
+        return prog.loss(jax.tree.map(low, params), data, rng).astype(jnp.float32)
+
+    return jax.value_and_grad(loss)
 
 
 def available_memory() -> int | None:
-    """Bytes of physical memory available now (Linux), else None."""
+    """Bytes a step may use: on a device that reports its memory (GPUs, TPUs) its limit
+    less what is in use; on the CPU the physical memory available now (Linux); else None."""
+    import jax
+    stats = jax.devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
     try:
         import os
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -40,29 +102,41 @@ def estimate_bytes(mod, cfg, seq: int, batch: int) -> int:
     return 2 * FP32 * mod.params(cfg, seq) + mod.activation_bytes(cfg, seq, batch)
 
 
-def matmul_peak(n: int = PEAK_N, repeat: int = 5) -> float:
-    """FLOP/s of a jitted fp32 ``n x n`` matmul on the default device (best of ``repeat``)."""
+def matmul_peak(n: int = PEAK_N, repeat: int = 5, dtype: str = "fp32") -> float:
+    """FLOP/s of a jitted ``n x n`` matmul in ``dtype`` on the default device (best of
+    ``repeat``; tf32 at TensorFloat-32 precision), compiled with the steps' options."""
     import jax
-    import jax.numpy as jnp
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    f = jax.jit(lambda x, y: x @ y)
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), compute_dtype(dtype))
+    with jax.default_matmul_precision(matmul_precision(dtype)):
+        f = jax.jit(lambda x, y: x @ y).lower(a, a).compile(compile_options_for() or None)
     f(a, a).block_until_ready()
     best = min(_timed(lambda: f(a, a).block_until_ready()) for _ in range(repeat))
     return 2 * n ** 3 / best
 
 
-def device_peak() -> float | None:
-    """The peak utilisation is measured against: on CPU ``matmul_peak()``; elsewhere None
-    (no catalogue entry is matched to the device yet)."""
+def device_peak(dtype: str = "fp32") -> float | None:
+    """The peak utilisation is measured against: on CPU ``matmul_peak()`` in ``dtype``;
+    elsewhere None (name the device with ``--accelerator`` for its catalogue peak)."""
     import jax
-    return matmul_peak(repeat=10) if jax.devices()[0].platform == "cpu" else None
+    return matmul_peak(repeat=10, dtype=dtype) if jax.devices()[0].platform == "cpu" else None
 
 
-def peak_source() -> str:
+def peak_source(dtype: str = "fp32") -> str:
     import jax
     if jax.devices()[0].platform == "cpu":
-        return f"measured: the best of 10 jitted fp32 {PEAK_N}x{PEAK_N} matmuls on this machine"
-    return "none (utilisation not computed off CPU yet)"
+        return (f"measured: the best of 10 jitted {check_dtype(dtype)} {PEAK_N}x{PEAK_N} "
+                "matmuls on this machine")
+    return "none (off CPU, name the device with --accelerator for its catalogue peak)"
+
+
+def device_memory() -> dict:
+    """The default device's memory statistics (``Device.memory_stats()``: GPUs and TPUs
+    report them, the CPU does not): peak and current bytes in use, and the limit."""
+    import jax
+    stats = jax.devices()[0].memory_stats() or {}
+    names = {"peak_bytes_in_use": "device_peak_bytes", "bytes_in_use": "device_bytes_in_use",
+             "bytes_limit": "device_bytes_limit"}
+    return {ours: int(stats[k]) for k, ours in names.items() if k in stats}
 
 
 def machine() -> str:
@@ -82,23 +156,23 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: int = 1,
-               memory_limit: int | None = None, peak: float | None = None,
-               seed: int = 0, compile_options: dict | None = None) -> dict:
-    """One measured point (see the module docstring); ``skipped`` says why when it is.
-    ``compile_options``: XLA options for the step's compilation (tests lower them)."""
+def compile_options_for(options: dict | None = None, cpu_defaults: bool = True) -> dict:
+    """``CPU_COMPILE_OPTIONS`` on a CPU backend (unless ``cpu_defaults`` is False), updated
+    with ``options``."""
+    import jax
+    base = dict(CPU_COMPILE_OPTIONS) if cpu_defaults and jax.default_backend() == "cpu" else {}
+    return {**base, **(options or {})}
+
+
+def prepare_step(mod, cfg, seq: int, batch: int = 1, *, dtype: str = "fp32", seed: int = 0,
+                 compile_options: dict | None = None, cpu_defaults: bool = True):
+    """``(compiled, args, info)``: the model's training step in ``dtype``, compiled for
+    random inputs; ``compiled(*args)`` runs one step.  ``info``: compile seconds, the XLA
+    options used and XLA's memory analysis.  ``compile_options``: XLA options for the
+    compilation, over ``CPU_COMPILE_OPTIONS`` on CPU (``cpu_defaults=False``: XLA's own)."""
     import jax
     import numpy as np
-
-    from .fasttrace import traced_counts
-
-    need = estimate_bytes(mod, cfg, seq, batch)
-    rec = {"seq_len": seq, "batch": batch, "tokens": seq * batch, "dtype": "fp32",
-           "estimated_bytes": need, "memory_limit": memory_limit, "skipped": None}
-    if memory_limit is not None and need > memory_limit:
-        rec["skipped"] = (f"needs about {need / 1e9:.3g} GB (fp32 parameters, gradients and "
-                          f"saved activations) > the {memory_limit / 1e9:.3g} GB limit")
-        return rec
+    compile_options = compile_options_for(compile_options, cpu_defaults)
     prog = mod.model(cfg)
     rng = np.random.default_rng(seed)
     data = {k: rng.integers(0, bound, sds.shape).astype(sds.dtype)
@@ -106,17 +180,47 @@ def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: in
     key = jax.random.PRNGKey(seed)
     params = jax.jit(lambda r: prog.init(r, batch, seq))(key)
     t0 = time.perf_counter()
-    compiled = jax.jit(prog.train_step).lower(params, data, key).compile(compile_options)
-    rec["compile_s"] = time.perf_counter() - t0
+    with jax.default_matmul_precision(matmul_precision(dtype)):
+        compiled = (jax.jit(step_function(prog, dtype)).lower(params, data, key)
+                    .compile(compile_options or None))
+    info = {"compile_s": time.perf_counter() - t0, "xla_options": compile_options}
     ma = compiled.memory_analysis()
     if ma is not None:
-        rec["xla_argument_bytes"] = int(ma.argument_size_in_bytes)
-        rec["xla_output_bytes"] = int(ma.output_size_in_bytes)
-        rec["xla_temp_bytes"] = int(ma.temp_size_in_bytes)
+        info["xla_argument_bytes"] = int(ma.argument_size_in_bytes)
+        info["xla_output_bytes"] = int(ma.output_size_in_bytes)
+        info["xla_temp_bytes"] = int(ma.temp_size_in_bytes)
+    return compiled, (params, data, key), info
+
+
+def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: int = 1,
+               memory_limit: int | None = None, peak: float | None = None,
+               seed: int = 0, compile_options: dict | None = None,
+               dtype: str = "fp32") -> dict:
+    """One measured point (see the module docstring); ``skipped`` says why when it is.
+    ``compile_options``: XLA options for the step's compilation (tests lower them);
+    ``peak``: FLOP/s to measure utilisation against (default: ``device_peak(dtype)``)."""
+    import jax
+
+    from .fasttrace import traced_counts
+
+    dtype = check_dtype(dtype)
+    need = estimate_bytes(mod, cfg, seq, batch)
+    rec = {"seq_len": seq, "batch": batch, "tokens": seq * batch, "dtype": dtype,
+           "estimated_bytes": need, "memory_limit": memory_limit, "skipped": None}
+    if dtype == "fp16" and getattr(mod, "NAME", "") == "reformer":
+        rec["skipped"] = "fp16 cannot hold the Reformer's finite masks (-1e9, -1e5)"
+        return rec
+    if memory_limit is not None and need > memory_limit:
+        rec["skipped"] = (f"needs about {need / 1e9:.3g} GB (fp32 parameters, gradients and "
+                          f"saved activations) > the {memory_limit / 1e9:.3g} GB limit")
+        return rec
+    compiled, args, info = prepare_step(mod, cfg, seq, batch, dtype=dtype, seed=seed,
+                                        compile_options=compile_options)
+    rec.update(info)
     for _ in range(warmup):
-        jax.block_until_ready(compiled(params, data, key))
-    times = [_timed(lambda: jax.block_until_ready(compiled(params, data, key)))
-             for _ in range(steps)]
+        jax.block_until_ready(compiled(*args))
+    times = [_timed(lambda: jax.block_until_ready(compiled(*args))) for _ in range(steps)]
+    rec.update(device_memory())
     fc = traced_counts(mod, cfg, [seq], batch)[seq]
     med = statistics.median(times)
     rec.update({
@@ -126,14 +230,16 @@ def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: in
         "achieved_flops": fc.train.flops("matmul") / med,
         "params": fc.params, "device": jax.devices()[0].platform,
     })
-    source = "given by the caller" if peak is not None else peak_source()
+    source = "given by the caller" if peak is not None else peak_source(dtype)
     if peak is None:
-        peak = device_peak()
+        peak = device_peak(dtype)
     rec["peak_flops"] = peak
     rec["peak_source"] = source
     rec["utilisation"] = rec["achieved_flops"] / peak if peak else None
     return rec
 
 
-__all__ = ["available_memory", "bench_step", "device_peak", "estimate_bytes", "machine",
-           "matmul_peak", "peak_source"]
+__all__ = ["CPU_COMPILE_OPTIONS", "DTYPES", "available_memory", "bench_step", "check_dtype",
+           "compile_options_for", "compute_dtype", "device_memory", "device_peak",
+           "estimate_bytes", "machine", "matmul_peak", "peak_source", "prepare_step",
+           "step_function"]

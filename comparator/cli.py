@@ -9,7 +9,8 @@ import architectures
 from architectures.config import ConfigError
 
 from . import sweep, tables
-from .cli_cost import (add_cost_args, cmd_accelerators, cmd_bench, cmd_cost, cmd_roofline,
+from .cli_bench import cmd_bench
+from .cli_cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline,
                        cmd_scenario, with_costs)
 from .cli_claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
 from .cli_run import add_run_args, report, tracer_of
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "tokens/s, achieved FLOP/s, utilisation), or attention kernels")
     _common(b)
     b.add_argument("--accelerator", help="the catalogue device this runs on: utilisation "
-                   "against its fp32 peak, records labelled for 'cost --calibration'")
+                   "against its peak in --dtype, records labelled for 'cost --calibration'")
     b.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     b.add_argument("--kernel", help="attention: dense vs chunked vs LSH attention across "
                    "--seq, with the measured and the FLOP crossover")
@@ -115,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--chunk", default="64", help="with --kernel: chunk length (default 64)")
     b.add_argument("--hashes", default="1,2,4,8", help="with --kernel: LSH hash rounds")
     b.add_argument("--steps", default="5", help="timed steps after one warm-up (default 5)")
-    b.add_argument("--dtype", default="fp32", help="fp32 (the only one benchmarked so far)")
+    b.add_argument("--dtype", default="fp32", help="fp32 (default), bf16 or fp16 (mixed "
+                   "precision: fp32 parameters, 16-bit compute, fp32 loss), tf32")
     b.add_argument("--memory-limit", help="bytes a point may need (default: the memory "
                    "available now); points above it are skipped, not run")
     add_run_args(b, jobs=False)   # local benchmarks one at a time: workers would contend

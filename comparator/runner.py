@@ -166,20 +166,22 @@ def dask_map(tasks, address: str, resources=None):
         client.close()
 
 
-def bench_task(pt, steps: int, memory_limit, acc) -> dict:
+def bench_task(pt, steps: int, memory_limit, acc, dtype: str = "fp32") -> dict:
     """``{"record": ...}`` or ``{"error": ...}``: one benchmark point measured where this
-    runs (a Dask worker): against that machine's free memory (unless a limit is given)
-    and measured peak, or the catalogue peak of ``acc = (name, fp32 peak, source)``."""
+    runs (a Dask worker) in ``dtype``: against that machine's free memory (unless a limit
+    is given) and measured peak, or the catalogue peak of ``acc = (name, peak in dtype,
+    source)``."""
     try:
         from . import bench
         limit = memory_limit if memory_limit is not None else bench.available_memory()
         r = bench.bench_step(architectures.get(pt.arch), pt.model.cfg, pt.seq, pt.batch,
-                             steps=steps, memory_limit=limit, peak=acc[1] if acc else None)
+                             steps=steps, memory_limit=limit, peak=acc[1] if acc else None,
+                             dtype=dtype)
         if acc:
-            r["peak_source"] = f"catalogue: {acc[0]} fp32 dense peak ({acc[2]})"
+            r["peak_source"] = f"catalogue: {acc[0]} {dtype} dense peak ({acc[2]})"
             r["accelerator"] = acc[0]
         else:
-            r["peak_source"] = bench.peak_source()
+            r["peak_source"] = bench.peak_source(dtype)
         r["machine"] = bench.machine()
         return {"record": canonical({"arch": pt.arch, "preset": pt.preset, "accelerator": None,
                                      **r})}

@@ -8,7 +8,9 @@
    ``[rotated, -rotated]``; round ``r`` adds ``r * n_buckets`` so all rounds
    share one key space of ``n_hashes * n`` *slots* (slot ``r * n + i`` is token
    ``i`` in round ``r``).
-2. sort (``lsh/sort``): slots sorted by ``bucket * n + position``, queries and
+2. sort (``lsh/sort``): slots sorted by ``bucket * n + position`` -- one sort of that
+   key alone, which encodes the slot (the round is ``bucket // n_buckets``), its inverse
+   permutation by a scatter -- queries and
    values gathered into that order and cut into ``n_hashes * n / chunk_len``
    chunks.  The chunk axis spans all rounds, so looking back wraps: the first
    chunk of round ``r`` sees the last chunk of round ``r - 1`` (and chunk 0 the
@@ -128,9 +130,11 @@ def lsh_attention(qk: jax.Array, v: jax.Array, rotations: jax.Array, *, chunk_le
     with jax.named_scope("lsh/sort"):
         ticker = jnp.arange(n_slots, dtype=jnp.int32)
         sort_key = buckets * n + lax.rem(ticker, n)                   # unique per slot
-        _, sticker = lax.sort_key_val(sort_key, ticker)               # sorted place -> slot
-        _, undo_sort = lax.sort_key_val(sticker, ticker)              # slot -> sorted place
-        spos = lax.rem(sticker, n)                                    # token at each place
+        skey = lax.sort(sort_key)                                     # one sort, keys only
+        spos = lax.rem(skey, n)                                       # token at each place
+        sticker = lax.div(skey, n * 2 * half) * n + spos              # sorted place -> slot
+        undo_sort = jnp.zeros(n_slots, jnp.int32).at[sticker].set(    # slot -> sorted place
+            ticker, unique_indices=True)
         sq = jnp.take(qk, spos, axis=0, mode="clip")                  # [h*n, dh]
         sv = jnp.take(v, spos, axis=0, mode="clip")                   # [h*n, dv]
 
@@ -169,7 +173,14 @@ def lsh_attention(qk: jax.Array, v: jax.Array, rotations: jax.Array, *, chunk_le
     with jax.named_scope("lsh/combine"):
         shifted, _, log_sum = _shift_and_log_sum(logits, axis=0)
         weights = jnp.exp(shifted - log_sum)                          # [h, n, 1]
-        return jnp.sum(o * weights, axis=0)
+        # the rounds added one by one, not reduce_sum(axis=0): the same adds, but XLA:CPU
+        # lowers a reduction over the leading axis to a slow strided loop (YNNPACK); split
+        # (not indexing) so the backward concatenates instead of adding padded copies
+        outs, ws = jnp.split(o, n_hashes, axis=0), jnp.split(weights, n_hashes, axis=0)
+        out = outs[0] * ws[0]
+        for r in range(1, n_hashes):
+            out = out + outs[r] * ws[r]
+        return out[0]
 
 
 def lsh_attention_reference(qk: jax.Array, v: jax.Array, rotations: jax.Array, *,

@@ -43,13 +43,15 @@ def activation(name: str, x: jax.Array) -> jax.Array:
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Mean softmax cross-entropy; logits [n, V], integer labels [n]."""
-    logp = jax.nn.log_softmax(logits, axis=-1)
+    """Mean softmax cross-entropy; logits [n, V], integer labels [n].  Computed in fp32
+    whatever the logits' dtype (a bf16 step keeps an fp32 loss)."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     picked = jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
     return -jnp.mean(picked)
 
 
 def sigmoid_bce(logits: jax.Array, targets: jax.Array) -> jax.Array:
-    """Mean binary cross-entropy with logits (ELECTRA's replaced-token detection)."""
+    """Mean binary cross-entropy with logits (ELECTRA's replaced-token detection), fp32."""
+    logits = logits.astype(jnp.float32)
     t = targets.astype(logits.dtype)
     return jnp.mean(jnp.maximum(logits, 0.0) - logits * t + jnp.log1p(jnp.exp(-jnp.abs(logits))))

@@ -41,7 +41,7 @@ def test_bench_command(capsys):
                      "16384", "--memory-limit", "1e9"]) == 0
     out = capsys.readouterr().out
     assert "skipped" in out and "limit" in out
-    for args, field in ((["--dtype", "bf16"], "--dtype"), (["--steps", "0"], "--steps"),
+    for args, field in ((["--dtype", "fp8"], "--dtype"), (["--steps", "0"], "--steps"),
                         (["--memory-limit", "x"], "--memory-limit")):
         assert cli.main(["bench", "--arch", "reformer", "--seq", "64", *args]) == 2
         err = capsys.readouterr().err
@@ -49,7 +49,40 @@ def test_bench_command(capsys):
 
 
 def test_measured_peak_is_a_rate():
-    assert bench.matmul_peak(n=128, repeat=2) > 1e6   # FLOP/s, on any machine
+    for dtype in ("fp32", "bf16"):
+        assert bench.matmul_peak(n=128, repeat=2, dtype=dtype) > 1e6   # FLOP/s, any machine
+
+
+@pytest.mark.parametrize("arch", architectures.NAMES)
+def test_bf16_step_computes_in_bf16_with_fp32_master_weights_and_loss(arch):
+    import jax
+    import jax.numpy as jnp
+    mod = architectures.get(arch)
+    cfg = mod.resize(mod.preset(mod.DEFAULT_PRESET), **TINY)
+    seq = 64 if arch == "reformer" else 32
+    r = bench.bench_step(mod, cfg, seq, 2, steps=2, peak=1e12, compile_options=FAST_COMPILE,
+                         dtype="bfloat16")
+    assert r["skipped"] is None and r["dtype"] == "bf16" and r["steps"] == 2
+    assert r["train_flops"] == mod.flops(cfg, seq, 2, "matmul").train   # same FLOPs
+    compiled, (params, data, key), _ = bench.prepare_step(mod, cfg, seq, 2, dtype="bf16",
+                                                          compile_options=FAST_COMPILE)
+    loss, grads = compiled(params, data, key)
+    assert loss.dtype == jnp.float32 and bool(jnp.isfinite(loss))
+    assert {g.dtype for g in jax.tree.leaves(grads)} == {jnp.dtype(jnp.float32)}
+    hlo = jax.jit(bench.step_function(mod.model(cfg), "bf16")).lower(params, data, key)
+    dots = [ln for ln in hlo.as_text().splitlines() if "dot_general" in ln]
+    low = [ln for ln in dots if "bf16>" in ln.rsplit("->", 1)[-1]]
+    # every contraction is bf16 but the Reformer's hashing (its rotations are drawn fp32):
+    # one forward and one recomputation per LSH layer
+    hashing = 2 * cfg.n_layers if arch == "reformer" else 0
+    assert len(dots) - len(low) == hashing and low
+
+
+def test_fp16_reformer_is_skipped_with_the_reason():
+    mod = architectures.get("reformer")
+    cfg = mod.resize(mod.preset(mod.DEFAULT_PRESET), **TINY)
+    r = bench.bench_step(mod, cfg, 64, 1, dtype="fp16")
+    assert "fp16" in r["skipped"] and "mask" in r["skipped"]
 
 
 def test_attention_kernel_bench_tiny():
@@ -137,7 +170,11 @@ def test_bench_labels_records_with_the_catalogue_device(capsys):
     assert cli.main(["bench", "--arch", "reformer", "--seq", "64", "--accelerator",
                      "a100-80gb", "--memory-limit", "1", "--format", "json"]) == 0
     [r] = json.loads(capsys.readouterr().out)
-    assert r["accelerator"] == "a100-80gb" and r["skipped"]
+    assert r["accelerator"] == "a100-80gb" and r["skipped"] and r["dtype"] == "fp32"
+    assert cli.main(["bench", "--arch", "reformer", "--seq", "64", "--accelerator", "h200",
+                     "--dtype", "bf16", "--memory-limit", "1", "--format", "json"]) == 0
+    [r] = json.loads(capsys.readouterr().out)
+    assert r["dtype"] == "bf16" and r["peak_source"].startswith("catalogue: h200 bf16")
     err = cli_error(["bench", "--arch", "reformer", "--seq", "64", "--accelerator", "tpu-v3"],
                     capsys)
     assert "--accelerator" in err and "fp32" in err

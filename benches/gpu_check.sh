@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The GPU check of issue 5, prepared for a lent accelerator (one NVIDIA H200): the real
+# training step of bert-base at seq 512 in bf16 measured against the catalogue's H200 bf16
+# peak (fp32 beside it, against the fp32 peak), and the attention kernels across lengths.
+#
+#   OUT=/some/dir bash benches/gpu_check.sh            # on the GPU machine, repo root
+#   OUT=/tmp/gc   bash benches/gpu_check.sh --dry-run  # anywhere: tiny sizes, CPU is fine
+#
+# Installs nothing: the device image already holds jax with its CUDA plugin, flax, numba
+# and tabulate (.library/device/KINDS.md), and the machine reaches no registry, so
+# 'pip install -e .' / 'jax[cuda12]' could not run there anyway; the repository goes on
+# PYTHONPATH instead.  Budget: well under 8 minutes on one H200 (each command is also
+# capped by 'timeout'); a failing command is logged and the next one still runs.
+# Writes under $OUT (at most 8 files, as the device tool returns): env.json, log.txt,
+# bert_bf16.json, bert_fp32.json, kernels.json, summary.txt (tables made from the JSON).
+set -u
+OUT=${OUT:?set OUT to the folder for the results}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export XLA_PYTHON_CLIENT_PREALLOCATE=false   # device memory stats show the step, not a pool
+
+if [ "${1:-}" = "--dry-run" ]; then   # the same commands at sizes a CPU finishes quickly
+    SEQ=128; BATCH=1; STEPS=2; KSEQ=128:256:x2; HASHES=1,2
+else
+    SEQ=512; BATCH=8; STEPS=20; KSEQ=512:16384:x2; HASHES=1,2,4,8
+fi
+
+log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/log.txt"; }
+run() {   # run CAP NAME ARGS...: 'comparator ARGS' capped at CAP s, output to $OUT/NAME
+    local cap=$1 name=$2; shift 2
+    log "comparator $*  ->  $name"
+    if timeout "$cap" "$PY" -m comparator "$@" -o "$OUT/$name" 2>>"$OUT/log.txt"; then
+        log "ok $name"
+    else
+        log "FAILED ($?) $name"
+    fi
+}
+
+log "gpu_check start (${1:-full})"
+"$PY" - >"$OUT/env.json" 2>>"$OUT/log.txt" <<'PYEOF'
+import json, platform, jax
+d = jax.devices()[0]
+print(json.dumps({"jax": jax.__version__, "python": platform.python_version(),
+                  "platform": d.platform, "device_kind": d.device_kind,
+                  "devices": len(jax.devices()), "memory_stats": d.memory_stats()},
+                 indent=1, default=str))
+PYEOF
+cat "$OUT/env.json" | tee -a "$OUT/log.txt"
+
+# worst case 120 + 120 + 200 s if every command hits its cap; expected about 4 minutes
+BERT="bench --arch transformer --preset bert-base --seq $SEQ --batch $BATCH --steps $STEPS"
+run 120 bert_bf16.json $BERT --accelerator h200 --dtype bf16 --format json
+run 120 bert_fp32.json $BERT --accelerator h200 --dtype fp32 --format json
+run 200 kernels.json bench --kernel attention --seq "$KSEQ" --hashes "$HASHES" --steps 5 \
+    --format json
+"$PY" - "$OUT" >"$OUT/summary.txt" 2>>"$OUT/log.txt" <<'PYEOF'
+import json, os, sys
+from tabulate import tabulate
+out = sys.argv[1]
+keys = ("arch", "dtype", "seq_len", "batch", "step_s", "tokens_per_s", "achieved_flops",
+        "utilisation", "peak_flops", "xla_temp_bytes", "device_peak_bytes", "skipped")
+for name in ("bert_bf16.json", "bert_fp32.json"):
+    if os.path.exists(f"{out}/{name}"):
+        recs = json.load(open(f"{out}/{name}"))
+        print(name, "\n" + tabulate([[r.get(k) for k in keys] for r in recs], keys), "\n")
+if os.path.exists(f"{out}/kernels.json"):
+    recs = json.load(open(f"{out}/kernels.json"))
+    rows = [(r["seq_len"], r["variant"], r.get("fwd_s"), r.get("train_s"),
+             r.get("train_flops"), r.get("skipped") or "") for r in recs if "variant" in r]
+    print(tabulate(rows, ["seq", "variant", "fwd s", "fwd+bwd s", "fwd+bwd FLOPs", "skipped"]))
+    print("crossovers:", json.dumps([r for r in recs if "crossovers" in r]))
+PYEOF
+log "gpu_check done"

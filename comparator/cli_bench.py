@@ -1,0 +1,154 @@
+"""The ``bench`` command: measured training steps (``comparator.bench``), through the
+results store and, with ``--scheduler``, Dask workers; and ``bench --kernel attention``
+(``comparator.kernelbench``)."""
+from __future__ import annotations
+
+import architectures
+
+from . import sweep, tables
+from .accelerators import CatalogueError
+from .cli_cost import _pct, accelerators_of
+from .cliargs import arch_list, positive_int, seq_list
+from .sweep import InputError
+
+DTYPE_NOTE = {"bf16": "; fp32 parameters cast to bf16 in the step, fp32 loss",
+              "fp16": "; fp32 parameters cast to fp16 in the step, fp32 loss",
+              "tf32": "; fp32 with TensorFloat-32 matmuls where the device has them"}
+
+
+def cmd_bench(a) -> str:
+    from . import bench
+    from .cli_run import Tally, open_store, report, scheduler_of
+    from .store import describe
+    from .cliargs import large_int
+    if a.kernel is not None:
+        return _kernel_bench(a)
+    archs = arch_list(a.arch) if a.arch else []
+    if not archs:
+        raise InputError("--arch", a.arch, "one or more architectures, or all")
+    try:
+        dtype = bench.check_dtype(a.dtype)
+    except ValueError:
+        raise InputError("--dtype", a.dtype, ", ".join(bench.DTYPES)) from None
+    seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
+    steps = positive_int("--steps", a.steps)
+    given = large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None else None
+    limit = given if given is not None else bench.available_memory()
+    models = [sweep.resolve(arch, a.preset if len(archs) == 1 else None) for arch in archs]
+    acc, peak = None, None
+    if a.accelerator:   # the catalogue device this runs on: its dense peak in the dtype
+        acc = accelerators_of(a)
+        if len(acc) != 1:
+            raise InputError("--accelerator", a.accelerator, "one catalogue device")
+        acc = acc[0]
+        try:
+            peak = acc.peak(dtype)
+        except CatalogueError as err:
+            raise InputError("--accelerator", acc.name, err.allowed) from None
+    scheduler, res = scheduler_of(a)
+    tally = Tally(open_store(a), a.retry_failed)
+    where = dict(steps=steps, dtype=dtype, accelerator=acc.name if acc else None,
+                 memory_limit=a.memory_limit,     # the limit when given: a default moves
+                 machine=f"dask workers with {a.worker_resources or 'any resources'}"
+                 if scheduler else bench.machine())
+    pts = [sweep.Point(arch, preset, s, batch, cfg)
+           for arch, (mod, preset, cfg) in zip(archs, models) for s in seqs]
+    descs = [describe(p.arch, p.preset, p.cfg, p.seq, batch, "bench", "matmul",
+                      getattr(a, "convention", None) or "standard", **where) for p in pts]
+    found = [tally.lookup(p, d) for p, d in zip(pts, descs)]
+    got = {i: rec for i, (rec, _) in enumerate(found) if rec is not None}
+    todo = [i for i, (_, pending) in enumerate(found) if pending]
+    if todo and scheduler:   # measured on the cluster's workers, stored here as they land
+        from .runner import bench_task, dask_map
+        spec = (acc.name, peak, acc.sources.get("peaks", "")) if acc else None
+        for j, out in dask_map([(bench_task, (pts[i], steps, given, spec, dtype))
+                                for i in todo], scheduler, res):
+            i = todo[j]
+            got[i] = tally.save(pts[i], descs[i], out.get("record"), out.get("error"),
+                                out.get("transient", False))
+    elif todo:
+        peak = peak or bench.device_peak(dtype)   # measured once, for every point
+        source = (f"catalogue: {acc.name} {dtype} dense peak ({acc.sources.get('peaks', '')})"
+                  if acc else bench.peak_source(dtype))
+
+        def measure(p):
+            r = bench.bench_step(architectures.get(p.arch), p.cfg, p.seq, batch, steps=steps,
+                                 memory_limit=limit, peak=peak, dtype=dtype)
+            r["peak_source"] = source
+            if acc is not None:
+                r["accelerator"] = acc.name
+            r["machine"] = where["machine"]
+            return {"arch": p.arch, "preset": p.preset, "accelerator": None, **r}
+
+        for i in todo:
+            got[i] = tally.compute(pts[i], descs[i], lambda: measure(pts[i]))
+    recs = [got[i] for i in sorted(got) if got[i] is not None]
+    report(a, tally, "benchmark")
+    if a.format == "json":
+        return tables.render(recs, "json")
+    rows = []
+    for r in recs:
+        row = {"arch": r["arch"], "preset": r["preset"], "seq": r["seq_len"]}
+        if r["skipped"]:
+            row["skipped"] = r["skipped"]
+        else:
+            row.update({"step s": r["step_s"], "min s": r["step_s_min"],
+                        "max s": r["step_s_max"], "tokens/s": r["tokens_per_s"],
+                        "train FLOPs": r["train_flops"], "achieved FLOPs/s": r["achieved_flops"],
+                        "utilisation": _pct(r["utilisation"]),
+                        "XLA temp": tables.si(r.get("xla_temp_bytes", 0)) + "B"})
+            if "device_peak_bytes" in r:
+                row["device peak"] = tables.si(r["device_peak_bytes"]) + "B"
+        rows.append(row)
+    cap = (f"Measured {dtype} training steps (loss and gradients{DTYPE_NOTE.get(dtype, '')}), "
+           f"batch {batch}: median of "
+           f"{steps} steps after one warm-up, min and max beside it; achieved = traced "
+           f"training FLOPs (matmul scope) / median time; utilisation against "
+           + (f"{peak:.3g} FLOP/s, " if peak else "")
+           + (f"{acc.name}'s catalogue {dtype} peak" if acc else bench.peak_source(dtype))
+           + f". Points needing more than {limit / 1e9:.3g} GB (estimated) are skipped."
+           if limit else ".")
+    return tables.render(rows, a.format, cap, label="tab:bench")
+
+
+def _kernel_bench(a) -> str:
+    from . import kernelbench as kb
+    from .bench import available_memory
+    from .cliargs import int_list, large_int
+    if a.kernel != "attention":
+        raise InputError("--kernel", a.kernel, "attention")
+    if a.arch:
+        raise InputError("--arch", a.arch, "not with --kernel (the kernels are benchmarked "
+                                           "alone)")
+    seqs = seq_list(a.seq)
+    kw = dict(batch=positive_int("--batch", a.batch), heads=positive_int("--heads", a.heads),
+              d_head=positive_int("--d-head", a.d_head), chunk=positive_int("--chunk", a.chunk),
+              hashes=tuple(int_list("--hashes", a.hashes)), steps=positive_int("--steps", a.steps))
+    limit = (large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None
+             else available_memory())
+    recs, cross = kb.run(seqs, memory_limit=limit, **kw)
+    if a.format == "json":
+        return tables.render([*recs, {"crossovers": cross}], "json")
+    dense = {r["seq_len"]: r for r in recs if r["variant"] == "dense" and not r["skipped"]}
+    rows = []
+    for r in recs:
+        row = {"seq": r["seq_len"], "variant": r["variant"]}
+        if r["skipped"]:
+            row["skipped"] = r["skipped"]
+        else:
+            d = dense.get(r["seq_len"])
+            row.update({"fwd s": r["fwd_s"], "fwd+bwd s": r["train_s"],
+                        "fwd+bwd FLOPs": r["train_flops"],
+                        "time vs dense": (f"{r['train_s'] / d['train_s']:.3g}x" if d else ""),
+                        "FLOPs vs dense": (f"{r['train_flops'] / d['train_flops']:.3g}x"
+                                           if d else "")})
+        rows.append(row)
+    show = lambda v: "none in this range" if v is None else f"{v:,}"
+    cx = "; ".join(f"{v}: measured {show(c['measured_train'])}, FLOPs {show(c['flops_train'])}"
+                   for v, c in cross.items())
+    cap = (f"Attention kernels, fp32, batch {kw['batch']} x {kw['heads']} heads of "
+           f"{kw['d_head']}, chunks of {kw['chunk']} (LSH buckets 2n/chunk), median of "
+           f"{kw['steps']} runs after a warm-up; fwd+bwd = gradient of the output's sum "
+           f"w.r.t. every input; FLOPs traced from the same functions (matmul scope). "
+           f"Crossover (first length from which LSH stays faster than dense, fwd+bwd): {cx}.")
+    return tables.render(rows, a.format, cap, label="tab:kernels")
