@@ -2,7 +2,6 @@
 (where a traced step is memory-bound) and ``accelerators`` (the catalogue)."""
 from __future__ import annotations
 
-
 from . import sweep, tables
 from .cliargs import arch_list, large_int, number, positive_int, seq_list
 from .costmodel import dtype_key

@@ -200,7 +200,7 @@ def test_bench_points_are_stored_and_not_measured_again(tmp_path, monkeypatch, c
         return {"seq_len": seq, "batch": batch, "skipped": None, "step_s": 0.5 * len(calls)}
 
     monkeypatch.setattr(bench, "bench_step", fake_step)
-    monkeypatch.setattr(bench, "device_peak", lambda: 1e12)
+    monkeypatch.setattr(bench, "device_peak", lambda dtype="fp32": 1e12)
     args = ["bench", "--arch", "reformer", "--seq", "64,128", "--steps", "1",
             "--memory-limit", "1e12", "--format", "json", "--db", str(tmp_path / "b.sqlite")]
     assert cli.main(args) == 1                             # 128 failed: named, not a row
