@@ -2,8 +2,9 @@
 
 For each length, over ``batch`` x ``heads`` heads of width ``d_head`` (random inputs,
 fp32), each variant is jit-compiled twice -- forward, and forward + backward (the gradient
-of the output's sum with respect to every input) -- warmed up and timed (median of
-``steps`` runs):
+of the output's sum with respect to every input), with the XLA options ``bench`` compiles
+training steps with (``bench.CPU_COMPILE_OPTIONS`` on CPU) -- warmed up and timed (median
+of ``steps`` runs):
 
 * ``dense``: softmax attention over the whole sequence (``kernels.attention``);
 * ``chunked``: the same product ``chunk`` queries at a time (same FLOPs, less memory);
@@ -70,8 +71,10 @@ def bench_point(variant: str, n: int, *, batch: int = 1, heads: int = 4, d_head:
     abstract = [jax.ShapeDtypeStruct(shape, jnp.float32)] * 3
     rec = {"variant": variant, "seq_len": n, "batch": batch, "heads": heads,
            "d_head": d_head, "chunk": chunk if variant != "dense" else None}
+    from .bench import compile_options_for
+    options = compile_options_for()   # as the training steps of ``bench`` are compiled
     for name, fn in (("fwd", f), ("train", grad)):
-        compiled = jax.jit(fn).lower(q, k, v).compile()
+        compiled = jax.jit(fn).lower(q, k, v).compile(options or None)
         rec[f"{name}_s"] = _timed_median(lambda: compiled(q, k, v), steps)
         t = trace(fn, *abstract)
         rec[f"{name}_flops"] = t.flops("matmul")
