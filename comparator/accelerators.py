@@ -28,6 +28,8 @@ from functools import lru_cache
 from importlib import resources
 from types import MappingProxyType
 
+from .errors import FieldError
+
 PEAK_FIELDS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 NUMBER_FIELDS = PEAK_FIELDS + ("memory_gb", "memory_bandwidth_gbs", "tdp_w",
                                "interconnect_gbs", "price_per_hour", "default_mfu")
@@ -49,12 +51,9 @@ _DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 PACKAGED = "data/accelerators.toml"
 
 
-class CatalogueError(ValueError):
+class CatalogueError(FieldError):
     """Bad catalogue data or lookup: names the field, the value and what is allowed."""
 
-    def __init__(self, field: str, value, allowed: str):
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: {value!r} is not allowed; {allowed}")
 
 
 @dataclass(frozen=True)

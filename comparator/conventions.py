@@ -40,6 +40,8 @@ import architectures
 from architectures import terms as T
 from architectures.config import target_len
 
+from .errors import FieldError
+
 NAMES = ("standard", "electra", "kaplan", "megatron", "palm")
 STANDARD = "standard"
 
@@ -67,12 +69,9 @@ DROPOUT, LAYER_NORM, GELU, SOFTMAX, SCALE = 4, 5, 8, 5, 1
 OUTPUT_FRAC = Fraction(5, 32)   # 0.15625 = 20 of 128 positions
 
 
-class ConventionError(ValueError):
+class ConventionError(FieldError):
     """A convention that cannot count a model: names the field, the value, what is allowed."""
 
-    def __init__(self, field: str, value, allowed: str):
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: {value!r} is not allowed; {allowed}")
 
 
 @dataclass(frozen=True)

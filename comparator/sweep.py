@@ -20,6 +20,8 @@ from typing import Iterator
 
 import architectures
 
+from .errors import FieldError
+
 METHODS = ("analytic", "traced")
 SCOPES = ("matmul", "all")
 # how traced points are traced: "fast" reuses shallow and symbolic-length traces
@@ -32,12 +34,9 @@ ATTENTION_ROOTS = ("lsh",)
 GROUPS = ("gen", "disc", "enc", "dec")
 
 
-class InputError(ValueError):
+class InputError(FieldError):
     """Bad user input: names the field, the value and what is allowed."""
 
-    def __init__(self, field: str, value, allowed: str):
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: {value!r} is not allowed; {allowed}")
 
 
 def suggest(value: str, choices) -> str:
