@@ -18,7 +18,8 @@ DTYPE_NOTE = {"bf16": "; fp32 parameters cast to bf16 in the step, fp32 loss",
 
 def cmd_bench(a) -> str:
     from . import bench
-    from .cli_run import Tally, open_store, report, scheduler_of
+    from .cli_run import open_store, report, scheduler_of
+    from .runner import Tally
     from .store import describe
     from .cliargs import large_int
     if a.kernel is not None:

@@ -86,45 +86,6 @@ def tracer_of(a, needed: bool):
                   convention=getattr(a, "convention", None) or "standard", resources=res)
 
 
-class Tally:
-    """What the store supplied and what failed, for commands that run points one by one."""
-
-    def __init__(self, store, retry_failed: bool = False):
-        self.store, self.retry_failed = store, retry_failed
-        self.loaded = self.computed = 0
-        self.failures: list = []
-
-    def lookup(self, pt, desc: dict):
-        """(record or None, whether it is still to compute)."""
-        hit = self.store.get(desc) if self.store is not None else None
-        if hit and hit[0] == "ok":
-            self.loaded += 1
-            return hit[1], False
-        if hit and not self.retry_failed:
-            self.failures.append((pt, hit[1] + " (stored; --retry-failed recomputes)"))
-            return None, False
-        return None, True
-
-    def save(self, pt, desc: dict, rec, error=None, transient: bool = False):
-        """Store a computed point at once (not a record with ``skipped`` set -- instant,
-        and dependent on memory free now -- nor a point lost with its worker)."""
-        if error is not None:
-            self.failures.append((pt, error))
-        if self.store is not None and not transient and not (rec and rec.get("skipped")):
-            self.store.put([(desc, rec, error)])
-        self.computed += 1
-        return rec
-
-    def compute(self, pt, desc: dict, compute):
-        """``compute()``'s record, stored; None when it raised, the error stored and in
-        ``failures``."""
-        from .store import canonical
-        try:
-            return self.save(pt, desc, canonical(compute()))
-        except Exception as err:  # noqa: BLE001 -- stored with the point, never a number
-            return self.save(pt, desc, None, f"{type(err).__name__}: {err}")
-
-
 def report(a, tracer, what: str = "traced") -> None:
     """Failed points on stderr, one line each, and exit status 1; a note of what the
     store supplied.  The table of the other points is printed all the same."""
@@ -141,5 +102,5 @@ def report(a, tracer, what: str = "traced") -> None:
         a.exit_status = 1
 
 
-__all__ = ["Tally", "add_run_args", "open_store", "report", "resources",
+__all__ = ["add_run_args", "open_store", "report", "resources",
            "scheduler_of", "tracer_of"]

@@ -33,18 +33,55 @@ def trace_group(pts, scope: str, trace: str) -> dict:
         return {"error": f"{type(err).__name__}: {err}{where}"}
 
 
-class Tracer:
+class Tally:
+    """What the store supplied and what failed: the lookup and saving of points, for
+    ``bench`` point by point and, through ``Tracer``, for traced groups."""
+
+    def __init__(self, store, retry_failed: bool = False):
+        self.store, self.retry_failed = store, retry_failed
+        self.loaded = self.computed = 0
+        self.failures: list = []
+
+    def lookup(self, pt, desc: dict):
+        """(record or None, whether it is still to compute)."""
+        hit = self.store.get(desc) if self.store is not None else None
+        if hit and hit[0] == "ok":
+            self.loaded += 1
+            return hit[1], False
+        if hit and not self.retry_failed:
+            self.failures.append((pt, hit[1] + " (stored; --retry-failed recomputes)"))
+            return None, False
+        return None, True
+
+    def save(self, pt, desc: dict, rec, error=None, transient: bool = False):
+        """Store a computed point at once (not a record with ``skipped`` set -- instant,
+        and dependent on memory free now -- nor a point lost with its worker)."""
+        if error is not None:
+            self.failures.append((pt, error))
+        if self.store is not None and not transient and not (rec and rec.get("skipped")):
+            self.store.put([(desc, rec, error)])
+        self.computed += 1
+        return rec
+
+    def compute(self, pt, desc: dict, compute):
+        """``compute()``'s record, stored; None when it raised, the error stored and in
+        ``failures``."""
+        try:
+            return self.save(pt, desc, canonical(compute()))
+        except Exception as err:  # noqa: BLE001 -- stored with the point, never a number
+            return self.save(pt, desc, None, f"{type(err).__name__}: {err}")
+
+
+class Tracer(Tally):
     """A drop-in for ``sweep.traced_all`` that goes through a store and an executor;
     after a call, ``failures`` lists ``(point, error)`` of the points without a record."""
 
     def __init__(self, store=None, jobs: int = 1, scheduler: str | None = None,
                  retry_failed: bool = False, convention: str = "standard",
                  resources: dict | None = None):
-        self.store, self.jobs, self.scheduler = store, jobs, scheduler
-        self.retry_failed, self.convention = retry_failed, convention
-        self.resources = resources
-        self.failures: list = []
-        self.loaded = self.computed = 0
+        super().__init__(store, retry_failed)
+        self.jobs, self.scheduler = jobs, scheduler
+        self.convention, self.resources = convention, resources
 
     def _desc(self, pt, scope: str, trace: str) -> dict:
         return describe(pt.arch, pt.preset, pt.model.cfg, pt.seq, pt.batch, "traced", scope,
@@ -60,14 +97,11 @@ class Tracer:
             # bad input (a length the model cannot take) is a usage error now, before any
             # work, not a failed point: the analytic count validates it in microseconds
             architectures.get(m.arch).flops(m.cfg, pt.seq, pt.batch, scope)
-            descs[pt] = d = self._desc(pt, scope, trace)
-            hit = self.store.get(d) if self.store is not None else None
-            if hit and hit[0] == "ok":
-                out[sweep._key(pt)] = hit[1]
-                self.loaded += 1
-            elif hit and not self.retry_failed:
-                self.failures.append((pt, hit[1] + " (stored; --retry-failed recomputes)"))
-            else:
+            descs[pt] = self._desc(pt, scope, trace)
+            rec, pending = self.lookup(pt, descs[pt])
+            if rec is not None:
+                out[sweep._key(pt)] = rec
+            elif pending:
                 groups.setdefault((m.arch, m.preset, pt.batch, m.cfg), []).append(pt)
         work = list(groups.values())
         total, done = sum(len(g) for g in work), 0
@@ -189,4 +223,4 @@ def bench_task(pt, steps: int, memory_limit, acc, dtype: str = "fp32") -> dict:
         return {"error": f"{type(err).__name__}: {err}"}
 
 
-__all__ = ["SchedulerError", "Tracer", "bench_task", "dask_map", "trace_group"]
+__all__ = ["SchedulerError", "Tally", "Tracer", "bench_task", "dask_map", "trace_group"]
