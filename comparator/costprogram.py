@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 
 from jax._src import core as _core
 
-from .cost import ZERO, Cost
+from .count.value import ZERO, Cost
 from .rules import RULES
 from .symbolic import At, ev, is_symbolic, shape_of
 from .trace import CALLS, TraceResult, _as_jaxpr, _dce, _scopes, _sub_jaxpr, term_of

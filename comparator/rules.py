@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from .cost import Cost
+from .count.value import Cost
 
 Rule = Callable[[object], Cost]
 RULES: dict[str, Rule] = {}

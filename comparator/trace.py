@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import jax
 
-from .cost import ZERO, Cost
+from .count.value import ZERO, Cost
 from .rules import cost_of
 
 TERM_ROOTS = ("embed", "attn", "lsh", "ffn", "norm", "head", "loss", "rev")
