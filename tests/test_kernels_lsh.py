@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from kernels.lsh import (MASK_VALUE, SELF_MASK_VALUE, local_attention, local_attention_reference,
-                         lsh_attention, lsh_attention_reference, make_rotations, n_buckets_for)
+                         lsh_attention, lsh_attention_reference, make_rotations)
 
 TOL = dict(atol=1e-5, rtol=1e-4)   # see module docstring
 _jit = partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
@@ -80,14 +80,16 @@ def test_lsh_matches_reference(n, chunk_len, n_hashes, n_buckets, causal, before
 
 
 def test_helpers():
-    assert n_buckets_for(64, 8) == 16        # 2 * 64 / 8
-    assert n_buckets_for(4, 8) == 2          # at least one pair
-    assert n_buckets_for(100, 8) % 2 == 0
     key = jax.random.key(0)
     rot = jax.eval_shape(lambda k: make_rotations(k, 8, 3, 10), key)   # shapes only, no compile
     assert rot.shape == (8, 3, 5) and rot.dtype == jnp.float32
+    # a factorised hash: a/2 + b/2 columns a round, not ab/2
+    rot = jax.eval_shape(lambda k: make_rotations(k, 8, 3, (4, 8)), key)
+    assert rot.shape == (8, 3, 2 + 4)
     with pytest.raises(ValueError):
         make_rotations(key, 8, 3, 7)
+    with pytest.raises(ValueError):
+        make_rotations(key, 8, 3, (4, 5))
     qk, v, rot = _inputs(0, 12, 1, 4)
     with pytest.raises(ValueError):
         lsh_attention(qk, v, rot, chunk_len=5)

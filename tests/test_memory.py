@@ -93,20 +93,26 @@ def test_dense_attention_is_quadratic():
 
 def test_reformer_flat_in_depth():
     """The reversible stack keeps only its outputs: depth adds only each LSH layer's
-    random rotations (h x dh x n_hashes x n_buckets/2 floats)."""
+    random rotations (h x dh x n_hashes x rot/2 floats) and the buckets it hands to the
+    recomputation (int32, b x h x n_hashes x n, as the reference keeps them)."""
     base = rf.preset("reformer-base")
     seq = 2048
     got = {}
-    for L in (4, 8, 12):
-        cfg = dataclasses.replace(base, n_layers=L)
-        r = traced(rf, cfg, seq, 1)
-        assert r.total == rf.activation_bytes(cfg, seq)
-        terms = r.by_term()
-        got[L] = (r.total - terms["lsh/rotations"], terms["lsh/rotations"])
-    rot = base.n_heads * base.d_head * base.n_hashes * (base.buckets(seq) // 2) * 4
-    assert got[4][0] == got[8][0] == got[12][0]                 # per-token part: flat
-    assert [got[L][1] for L in (4, 8, 12)] == [L * rot for L in (4, 8, 12)]
-    assert got[12][0] + got[12][1] < 1.05 * (got[4][0] + got[4][1])
+    for rehash in (False, True):
+        for L in (4, 8, 12):
+            cfg = dataclasses.replace(base, n_layers=L, rehash_in_backward=rehash)
+            r = traced(rf, cfg, seq, 1)
+            assert r.total == rf.activation_bytes(cfg, seq)
+            got[rehash, L] = (r.total - r.by_term()["lsh/rotations"], r.by_term()["lsh/rotations"])
+    rot = base.n_heads * base.d_head * base.n_hashes * (base.rotation_size(seq) // 2) * 4
+    buckets = 1 * base.n_heads * base.n_hashes * seq * 4
+    assert got[True, 4][0] == got[True, 8][0] == got[True, 12][0]   # rehashing: flat
+    assert [got[False, L][0] - got[True, L][0] for L in (4, 8, 12)] == [
+        L * buckets for L in (4, 8, 12)]
+    for rehash in (False, True):
+        assert [got[rehash, L][1] for L in (4, 8, 12)] == [L * rot for L in (4, 8, 12)]
+        # 3x the layers: +5% rehashing, +7% keeping buckets (0.375 MiB a layer at 2,048)
+        assert sum(got[rehash, 12]) < (1.05 if rehash else 1.1) * sum(got[rehash, 4])
     # ... and far below the dense Transformer of the same widths
     assert rf.activation_bytes(base, seq) * 20 < tr.activation_bytes(rf.transformer_baseline(base), seq)
 

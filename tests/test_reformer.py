@@ -59,8 +59,12 @@ def test_training_includes_the_recomputation():
     # forward + recomputed forward + 2x backward, every layer
     assert f.breakdown["ffn/in"] == L * ffn_in
     assert f.train_breakdown["ffn/in"] == L * (ffn_in + ffn_in + 2 * ffn_in)
-    # hashing has no backward (argmax) but is recomputed
-    assert f.train_breakdown["lsh/hash"] == 2 * f.breakdown["lsh/hash"]
+    # hashing has no backward (argmax), and the recomputation reuses the forward's buckets
+    assert f.train_breakdown["lsh/hash"] == f.breakdown["lsh/hash"]
+    # ... unless told to hash again
+    again = rf.flops(dataclasses.replace(cfg, rehash_in_backward=True), s)
+    assert again.train_breakdown["lsh/hash"] == 2 * f.breakdown["lsh/hash"]
+    assert again.breakdown == f.breakdown
     # the first layer never needs its output projection's value again
     out = 2 * t * d * d
     assert f.train_breakdown["attn/out"] == L * 4 * out - out
@@ -70,7 +74,7 @@ def test_lsh_hash_and_attention_terms_by_hand():
     cfg, b, s = rf.preset("reformer-base"), 2, 2048
     f = rf.flops(cfg, s, b).breakdown
     H, dh, r, c = b * 12, 64, 4, 64
-    nb = 2 * s // c
+    nb = 2 * s // c                                   # 64: a power of two, below 128
     assert f["lsh/hash"] == 12 * H * s * dh * r * nb  # 2 * n * dh * r * nb/2, 12 layers
     assert f["lsh/scores"] == f["lsh/context"] == 12 * H * 2 * (r * s) * (2 * c) * dh
 
