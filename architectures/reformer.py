@@ -181,8 +181,8 @@ PRESETS: dict[str, tuple[Config, str]] = {
         vocab=258, d_model=1024, n_layers=12, n_heads=8, head_dim=128, ff_dim=4096,
         attn_layers=("local", "local", "lsh", "local", "local", "local", "lsh", "local",
                      "local", "local", "lsh", "local"),
-        n_hashes=4, n_buckets=512, lsh_chunk=256, local_chunk=128, axial_shape=(128, 512),
-        axial_dims=(256, 768), causal=True),
+        n_hashes=4, n_buckets=512, max_len=65536, lsh_chunk=256, local_chunk=128,
+        axial_shape=(128, 512), axial_dims=(256, 768), causal=True),
         "Kitaev et al. 2020, Sec. 5 (enwik8-64K, 12 layers, d 1024); sizes of the released "
         "google/reformer-enwik8 config"),
     "reformer-base": (Config(),
@@ -203,6 +203,26 @@ def resize(cfg: Config, d_model=None, n_layers=None, n_heads=None, d_ff=None) ->
         d1 = max(1, min(d_model - 1, round(d_model * cfg.axial_dims[0] / cfg.d_model)))
         extra["axial_dims"] = (d1, d_model - d1)
     return resized(cfg, d_model, n_layers, n_heads, d_ff, **extra)
+
+
+def describe(cfg: Config, seq: int) -> str:
+    """The length-dependent choices of the LSH layers at ``seq``, in words (explain)."""
+    if "lsh" not in cfg.attn_layers:
+        return ""
+    if cfg.single_chunk(seq):
+        return (f"LSH layers: {seq} tokens fit one chunk of {cfg.lsh_chunk}: plain "
+                f"{seq} x {seq} attention, no hashing (as the reference)")
+    f = cfg.bucket_factors(seq)
+    how = ("given" if cfg.n_buckets is not None else
+           f"2n/chunk to a power of two, factorised above {cfg.bucket_limit()} "
+           f"(max_len {cfg.max_len})")
+    buckets = (f"{f[0]} buckets" if len(f) == 1 else
+               f"{f[0] * f[1]} buckets = {f[0]} x {f[1]} (factorised: {f[0] // 2} + "
+               f"{f[1] // 2} rotations a round, not {f[0] * f[1] // 2})")
+    back = ("hashes again" if cfg.rehash_in_backward else
+            "reuses the forward's buckets (one hash a layer a step)")
+    return (f"LSH layers: {cfg.n_hashes} hashes into {buckets} ({how}); chunks of "
+            f"{cfg.lsh_chunk}; the backward's recomputation {back}")
 
 
 def transformer_baseline(cfg: Config):

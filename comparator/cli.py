@@ -248,7 +248,9 @@ def cmd_explain(a) -> str:
     rows, recs = sweep.explain(pt, a.scope, _methods(method), a.trace, a.convention)
     unsupported = {k: v for r in recs.values() for k, v in r["unsupported"].items()}
     note = ", ".join(f"{k} x{v}" for k, v in unsupported.items()) or "none"
-    cap = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {pt.batch}; per term, forward and "
+    about = getattr(mod, "describe", lambda cfg, seq: "")(cfg, seqs[0])
+    cap = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {pt.batch}; "
+           + (f"{about}; " if about else "") + "per term, forward and "
            f"training FLOPs" + (f"; diff = {a.convention} - standard (both analytic)" if paper
                                 else "; diff = traced - analytic" if method == "both" else "")
            + f"; unsupported primitives: {note}. " + tables.caption(a.scope, "sequence",

@@ -182,6 +182,10 @@ def test_mapped_fields(tmp_path):
                                         is_decoder=False, lsh_num_chunks_after=1,
                                         local_num_chunks_after=1, num_buckets=None), "ref2")
     assert (ref.ffn_chunk, ref.causal, ref.chunks_after, ref.n_buckets) == (64, False, 1, None)
+    assert ref.max_len == 65536                      # max_position_embeddings: the bucket rule
+    _, _, ref = load_one(tmp_path, dict(REFORMER_ENWIK8, num_buckets=[32, 16]), "ref3")
+    assert ref.n_buckets == (32, 16) and ref.bucket_factors(4096) == (32, 16)
+    assert ref.rotation_size(4096) == 48 and ref.buckets(4096) == 512
 
 
 def test_model_type_from_architectures_when_absent(tmp_path):
@@ -232,7 +236,10 @@ def _hf_error(tmp_path, data) -> ConfigError:
     (dict(ALBERT_BASE_V2, inner_group_num=2), "inner_group_num", 2),
     (dict(ELECTRA_SMALL_DISCRIMINATOR, architectures=["ElectraForMaskedLM"]),
      "architectures", ["ElectraForMaskedLM"]),
-    (dict(REFORMER_ENWIK8, num_buckets=[32, 16]), "num_buckets", [32, 16]),
+    (dict(REFORMER_ENWIK8, num_buckets=[32, 15]), "n_buckets", [32, 15]),
+    (dict(REFORMER_ENWIK8, num_buckets=[4, 8, 16]), "n_buckets", [4, 8, 16]),
+    (dict(REFORMER_ENWIK8, num_buckets=33), "n_buckets", 33),
+    (dict(REFORMER_ENWIK8, num_buckets="512"), "num_buckets", "512"),
     (dict(REFORMER_ENWIK8, local_num_chunks_before=2), "local_num_chunks_before", 2),
     (dict(REFORMER_ENWIK8, axial_pos_embds=False), "axial_pos_embds", False),
     (dict(BERT_BASE_UNCASED, position_embedding_type="relative_key"),
@@ -263,8 +270,8 @@ def test_hf_error_messages_say_what_is_supported(tmp_path):
     assert _hf_error(tmp_path, {"model_type": "gtp2"}).allowed.endswith("(did you mean gpt2?)")
     err = _hf_error(tmp_path, dict(T5_SMALL, feed_forward_proj="gated-gelu"))
     assert "relu" in err.allowed and "not modelled" in err.allowed
-    err = _hf_error(tmp_path, dict(REFORMER_ENWIK8, num_buckets=[32, 16]))
-    assert "512" in err.allowed  # the product, to pass as an integer
+    err = _hf_error(tmp_path, dict(REFORMER_ENWIK8, num_buckets=[32, 15]))
+    assert "two even integers" in err.allowed
     err = _hf_error(tmp_path, dict(REFORMER_ENWIK8, lsh_num_chunks_after=1))
     assert err.field == "local_num_chunks_after" and "lsh_num_chunks_after=1" in err.allowed
 
