@@ -119,3 +119,23 @@ def test_sequence_must_fit_the_chunks():
     with pytest.raises(ConfigError) as e:
         rf.flops(rf.preset("reformer-base"), 100)
     assert e.value.field == "seq"
+
+
+def test_reusing_the_forward_buckets_gives_the_gradients_of_hashing_again():
+    """The backward's recomputation with the forward's buckets (the reference's way) and
+    hashing again with the same rotations give the same loss and gradients; the first
+    traces one hashing product a layer fewer."""
+    cfg = dataclasses.replace(TINY, n_buckets=(2, 4), causal=True)
+    got = {}
+    for rehash in (False, True):
+        c = dataclasses.replace(cfg, rehash_in_backward=rehash)
+        loss, grads = init_and_train_step(rf.model(c), 1, 16)
+        got[rehash] = (float(loss), jax.tree_util.tree_leaves(grads))
+    assert got[False][0] == pytest.approx(got[True][0], rel=1e-6)
+    for a, b in zip(got[False][1], got[True][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # TINY's one LSH layer hashes b x h = 2 heads: 2 * n * dh * n_hashes * (2 + 4) / 2
+    once = 2 * (2 * 16 * 16 * 2 * (2 + 4) // 2)
+    assert rf.flops(cfg, 16, 1).train_breakdown["lsh/hash"] == once
+    twice = rf.flops(dataclasses.replace(cfg, rehash_in_backward=True), 16, 1)
+    assert twice.train_breakdown["lsh/hash"] == 2 * once
