@@ -27,7 +27,8 @@ The paper conventions describe dense-attention Transformers: a stack of L layers
 tokens.  Encoder-decoders count each stack over its own tokens (T5's decoder over its
 targets, its cross-attention over the inputs); ELECTRA counts generator and discriminator;
 ALBERT counts every application of the shared layer (its sentence-order head is left out,
-as the ELECTRA script leaves it).  Heads are the config's (the script's default, d / 64,
+as the ELECTRA script leaves it; so is BERT's next-sentence head with its pooler, of
+``head="pretraining"``).  Heads are the config's (the script's default, d / 64,
 for every paper preset).  The Reformer has no such shape (LSH
 attention, reversible layers): the paper conventions refuse it.
 """

@@ -26,6 +26,10 @@ and that we do not model are refused, naming the key:
   reads ``max_position_embeddings``; the lsh_ and local_ ``num_chunks_before/after`` must
   agree for the kinds ``attn_layers`` uses (our model has one of each);
   ``axial_pos_embds: false`` is refused.
+
+BERT's head follows ``architectures``: ``BertForPreTraining`` is BERT as pre-trained (MLM +
+next-sentence prediction and the pooler: ``head="pretraining"``, noted in the label); any
+other class (``BertForMaskedLM``, the released checkpoints' class) gives the MLM head alone.
 """
 from __future__ import annotations
 
@@ -170,13 +174,22 @@ def _transformer(**kw):
     return architectures.get("transformer").Config(**kw)
 
 
+def _class_names(k: _Keys) -> list:
+    """The file's ``architectures`` class names (a lone string read as one)."""
+    names = k.data.get("architectures") or []
+    return names if isinstance(names, list) else [names]
+
+
 def _bert(k: _Keys):
     pos = k("position_embedding_type", "str")
     if pos != "absolute":
         raise ConfigError("position_embedding_type", pos,
                           "absolute (relative position embeddings are not modelled)")
     k.tied("BERT")
-    return "transformer", _transformer(kind="encoder", **_bert_sizes(k)), ""
+    pretraining = "BertForPreTraining" in _class_names(k)
+    cfg = _transformer(kind="encoder", head="pretraining" if pretraining else "mlm",
+                       **_bert_sizes(k))
+    return "transformer", cfg, "BertForPreTraining: MLM + NSP heads" if pretraining else ""
 
 
 def _gpt2(k: _Keys):
@@ -222,8 +235,7 @@ def _albert(k: _Keys):
 
 
 def _electra(k: _Keys):
-    names = k.data.get("architectures") or []
-    names = names if isinstance(names, list) else [names]
+    names = _class_names(k)
     if (any("ForMaskedLM" in str(n) for n in names)
             and not any("ForPreTraining" in str(n) for n in names)):
         raise ConfigError("architectures", k.data["architectures"],

@@ -28,6 +28,9 @@ FILES = {   # written into the (temporary) working directory before each case
     "afile": "",
     "peak.toml": "[accelerators.h100-sxm]\nbf16 = -1\n",
     "field.toml": "[accelerators.h100-sxm]\nbf61 = 1e15\n",
+    "head.toml": '[model]\narch = "transformer"\n[model.config]\nhead = "nsp"\n',
+    "gpt2-head.toml": '[model]\narch = "transformer"\npreset = "gpt2-small"\n'
+                      '[model.config]\nhead = "pretraining"\n',
 }
 # (what is tried, the arguments); the field each message must name is its first token
 CASES = [
@@ -108,6 +111,9 @@ CASES = [
     ("unknown kernel", ["bench", "--kernel", "conv", "--seq", "64"]),
     ("non-numeric PUE", ["scenario", "--pue", "x"]),
     ("missing required option", ["sweep", "--arch", "transformer"]),
+    ("unknown BERT head", ["sweep", "--config", "head.toml", "--seq", "128"]),
+    ("BERT's pre-training head on a decoder", ["sweep", "--config", "gpt2-head.toml", "--seq",
+                                               "128"]),
 ]
 
 

@@ -19,6 +19,7 @@ TINY_RF = dict(vocab=50, d_model=16, n_layers=2, n_heads=2, n_hashes=2, lsh_chun
                local_chunk=4, axial_shape=(4, 4), axial_dims=(8, 8))
 TINY = {
     "bert": (tr, tr.Config(n_layers=2, **TINY_TR), 12),
+    "bert-pretraining": (tr, tr.Config(n_layers=2, head="pretraining", **TINY_TR), 12),
     "bert-tanh-3heads": (tr, tr.Config(n_layers=2, act="gelu_tanh", **{**TINY_TR, "n_heads": 3}), 12),
     "gpt2": (tr, tr.Config(kind="decoder", n_layers=2, type_vocab=0, act="gelu_tanh", **TINY_TR), 10),
     "t5": (tr, tr.Config(kind="encdec", n_layers=1, n_dec_layers=2, type_vocab=0, act="relu",
@@ -43,7 +44,8 @@ def traced(mod, cfg, seq, batch):
 
 # batch 2 where something is shared by the batch (masks, index maps, rotations) or sampled
 TINY_POINTS = [(name, 1) for name in sorted(TINY)] + [
-    (name, 2) for name in ("gpt2", "t5", "electra", "reformer", "reformer-causal")]
+    (name, 2) for name in ("gpt2", "t5", "electra", "reformer", "reformer-causal",
+                           "bert-pretraining")]
 
 
 @pytest.mark.parametrize("name,batch", TINY_POINTS, ids=[f"{n}-b{b}" for n, b in TINY_POINTS])
@@ -55,7 +57,8 @@ def test_tiny_analytic_equals_traced_term_by_term(name, batch):
     assert "other" not in r.by_term()  # every residual is attributed to a term
 
 
-PRESET_POINTS = [(tr, "bert-base", 4096, 1), (tr, "gpt2-small", 512, 2), (tr, "t5-small", 512, 1),
+PRESET_POINTS = [(tr, "bert-base", 4096, 1), (tr, "bert-base-pretraining", 512, 2),
+                 (tr, "gpt2-small", 512, 2), (tr, "t5-small", 512, 1),
                  (al, "albert-base", 512, 1), (el, "electra-small", 512, 2),
                  (rf, "reformer-base", 2048, 1), (rf, "reformer-enwik8", 512, 2)]
 
@@ -80,6 +83,17 @@ def test_bert_layer_by_hand():
     two, single = (dataclasses.replace(cfg, n_layers=L) for L in (2, 1))
     # ... and the first layer's output becomes read by the added layer's qkv: + n*d
     assert tr.activation_bytes(two, n) - tr.activation_bytes(single, n) == one + 4 * n * d
+
+
+def test_pretraining_head_by_hand():
+    # pooler on the first token of each sequence: its input, tanh and 1 - tanh^2 (b x d
+    # floats each); NSP loss over b rows of 2: log-probabilities 2b, one float per row, b
+    # int32 labels.  Nothing else changes (the encoder output is kept by neither reader).
+    b, d, n = 2, 768, 512
+    mlm, pt = tr.preset("bert-base"), tr.preset("bert-base-pretraining")
+    extra = tr.activation_bytes(pt, n, b) - tr.activation_bytes(mlm, n, b)
+    assert extra == 4 * 3 * b * d + (4 * 2 * b + 4 * b + 4 * b)
+    assert tr.activation_terms(pt, n, b)["head/pooler"] == 4 * 3 * b * d
 
 
 def test_dense_attention_is_quadratic():
