@@ -134,8 +134,9 @@ def test_reusing_the_forward_buckets_gives_the_gradients_of_hashing_again():
     assert got[False][0] == pytest.approx(got[True][0], rel=1e-6)
     for a, b in zip(got[False][1], got[True][1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    # TINY's one LSH layer hashes b x h = 2 heads: 2 * n * dh * n_hashes * (2 + 4) / 2
-    once = 2 * (2 * 16 * 16 * 2 * (2 + 4) // 2)
+    # TINY's two LSH layers (0 and 2 of 3) hash b x h = 2 heads each:
+    # 2 * n * dh * n_hashes * (2 + 4) / 2 per head, dh = 32 / 2
+    once = 2 * 2 * (2 * 16 * 16 * 2 * (2 + 4) // 2)
     assert rf.flops(cfg, 16, 1).train_breakdown["lsh/hash"] == once
     twice = rf.flops(dataclasses.replace(cfg, rehash_in_backward=True), 16, 1)
     assert twice.train_breakdown["lsh/hash"] == 2 * once
