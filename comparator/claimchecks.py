@@ -84,9 +84,11 @@ def reformer_scaling(m, bench=None):
         return "holds", nums, (f"LSH attention grows as n^{nums['lsh_exponent']:.2f} over "
                                f"{LENGTHS[0]:,}-{LENGTHS[-1]:,} (local exponents within 0.1 "
                                f"of n log n's), dense as n^{nums['dense_exponent']:.2f}")
+    _, cfg = m["reformer"]
+    rots = ", ".join(f"{cfg.rotation_size(n):,} at {n:,}" for n in (over[0], LENGTHS[-1]))
     return (f"holds only below {over[0]:,} tokens", nums,
             f"local exponent {max(local):.2f} exceeds n log n's by more than 0.1 from "
-            f"{over[0]:,}: with n_buckets = 2n/chunk the hashing product grows as n^2/chunk")
+            f"{over[0]:,}: the hashing product grows with the rotation size ({rots})")
 
 
 def reformer_crossover(m, bench=None):
@@ -119,10 +121,12 @@ def reformer_memory(m, bench=None, seq: int = 4096, depths=(6, 12, 24)):
     nums = {"seq": seq, "depths": list(depths), "reformer_bytes": out["reformer"],
             "dense_bytes": out["dense"], "bytes_per_layer": per_layer,
             "per_layer_vs_dense": share}
-    # independent of depth up to per-layer constants (each LSH layer's random rotations)
+    # independent of depth up to per-layer constants (each LSH layer's random rotations and
+    # the int32 buckets it keeps for the backward's recomputation)
     return ("holds" if share < 0.01 else "does not hold"), nums, (
         f"each layer adds {per_layer['reformer'] / 2 ** 20:.3g} MiB to the reversible stack "
-        f"(its LSH rotations), {per_layer['dense'] / 2 ** 20:.3g} MiB to the dense one "
+        f"(its LSH rotations and kept buckets), {per_layer['dense'] / 2 ** 20:.3g} MiB to "
+        f"the dense one "
         f"({share:.2%}), {depths[0]}-{depths[-1]} layers at {seq:,} tokens")
 
 

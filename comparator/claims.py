@@ -28,6 +28,7 @@ class Claim:
     statement: str
     check: str
     run: Callable   # (models, bench) -> (verdict, numbers, detail): comparator.claimchecks
+    history: str = ""   # how an earlier release judged it, where the verdict changed
 
 
 # -- the registry -----------------------------------------------------------------------
@@ -40,11 +41,17 @@ CLAIMS = (
     Claim("reformer-lsh-scaling", "Reformer", _KITAEV + ", Sec. 3 and Table 3",
           "LSH attention costs O(n log n) in the sequence length, dense attention O(n^2)",
           "fitted and local exponents of the attention FLOPs (all scope) of reformer-base "
-          "and of the dense Transformer of its widths, 1k-64k tokens", reformer_scaling),
+          "and of the dense Transformer of its widths, 1k-64k tokens", reformer_scaling,
+          history="until 2026-12 'holds only below 8,192 tokens': the LSH layers took "
+                  "n_buckets = 2n/chunk, unrounded and unfactorised, so hashing grew as "
+                  "n^2/chunk; the reference rule (a power of two, factorised above a limit) "
+                  "keeps it near linear"),
     Claim("reformer-crossover", "Reformer", _KITAEV + ", Sec. 5",
           "the Reformer is cheaper than a Transformer on long sequences",
           "training FLOPs (all scope) of reformer-base and the dense Transformer of its "
-          "widths, 1k-64k tokens: where they cross", reformer_crossover),
+          "widths, 1k-64k tokens: where they cross", reformer_crossover,
+          history="until 2026-12 the crossover was at 1,892 tokens (2n/chunk buckets, "
+                  "hashing again in the backward)"),
     Claim("reformer-memory-depth", "Reformer", _KITAEV + ", Sec. 3 (Table 5)",
           "reversible layers make activation memory independent of the number of layers",
           "fp32 activations kept for the backward at 6, 12, 24 layers, 4,096 tokens",
@@ -102,9 +109,11 @@ def evaluate(ids=None, m: dict | None = None, bench=None) -> list[dict]:
         if c.id not in wanted:
             continue
         verdict, nums, detail = c.run(m, bench)
+        if c.history:
+            detail += f". History: {c.history}"
         out.append({"id": c.id, "topic": c.topic, "source": c.source,
                     "statement": c.statement, "check": c.check, "verdict": verdict,
-                    "detail": detail, "numbers": nums})
+                    "detail": detail, "numbers": nums, "history": c.history})
     return out
 
 
