@@ -148,7 +148,8 @@ def _kernel_bench(a) -> str:
     cx = "; ".join(f"{v}: measured {show(c['measured_train'])}, FLOPs {show(c['flops_train'])}"
                    for v, c in cross.items())
     cap = (f"Attention kernels, fp32, batch {kw['batch']} x {kw['heads']} heads of "
-           f"{kw['d_head']}, chunks of {kw['chunk']} (LSH buckets 2n/chunk), median of "
+           f"{kw['d_head']}, chunks of {kw['chunk']} (LSH buckets by the reference rule: "
+           f"2n/chunk down to a power of two, factorised above 128), median of "
            f"{kw['steps']} runs after a warm-up; fwd+bwd = gradient of the output's sum "
            f"w.r.t. every input; FLOPs traced from the same functions (matmul scope). "
            f"Crossover (first length from which LSH stays faster than dense, fwd+bwd): {cx}.")
