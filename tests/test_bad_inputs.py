@@ -34,6 +34,8 @@ FILES = {   # written into the (temporary) working directory before each case
     "head.toml": '[model]\narch = "transformer"\n[model.config]\nhead = "nsp"\n',
     "gpt2-head.toml": '[model]\narch = "transformer"\npreset = "gpt2-small"\n'
                       '[model.config]\nhead = "pretraining"\n',
+    "kaplan.json": '[{"arch": "transformer", "accelerator": "a100-80gb", "dtype": "fp32", '
+                   '"utilisation": 0.3, "skipped": null, "convention": "kaplan"}]',
 }
 # (what is tried, the arguments); the field each message must name is its first token
 CASES = [
@@ -46,8 +48,6 @@ CASES = [
     ("unknown convention", [*S, "--convention", "kaplann"]),
     ("contradictory: a paper's convention, traced", [*S, "--convention", "kaplan", "--method",
                                                      "traced"]),
-    ("a paper's convention for the Reformer", ["sweep", "--arch", "reformer", "--seq", "4096",
-                                               "--convention", "palm"]),
     ("zero length", ["sweep", "--arch", "transformer", "--seq", "0"]),
     ("non-integer length", ["sweep", "--arch", "transformer", "--seq", "12x"]),
     ("decreasing range", ["sweep", "--arch", "transformer", "--seq", "512:128:x2"]),
@@ -122,6 +122,23 @@ CASES = [
     ("unknown BERT head", ["sweep", "--config", "head.toml", "--seq", "128"]),
     ("BERT's pre-training head on a decoder", ["sweep", "--config", "gpt2-head.toml", "--seq",
                                                "128"]),
+    ("a paper's convention for the Reformer's cost", ["cost", "--arch", "reformer", "--seq",
+                                                      "4096", "--steps", "10", "--convention",
+                                                      "palm"]),
+    ("a paper's convention to explain the Reformer", ["explain", "--arch", "reformer", "--seq",
+                                                      "4096", "--convention", "kaplan"]),
+    ("a paper's convention for the Reformer's roofline",
+     ["roofline", "--arch", "reformer", "--seq", "4096", "--accelerator", "h100-sxm",
+      "--convention", "chinchilla"]),
+    ("a plot with nothing a convention defines", ["plot", "--arch", "reformer", "--seq",
+                                                  "512,1024", "--convention", "kaplan", "-o",
+                                                  "f.png"]),
+    ("a paper's convention for the attention kernels", ["bench", "--kernel", "attention",
+                                                        "--seq", "64", "--convention",
+                                                        "kaplan"]),
+    ("a calibration measured under another convention",
+     ["cost", "--arch", "transformer", "--seq", "512", "--steps", "10", "--accelerator",
+      "a100-80gb", "--dtype", "fp32", "--calibration", "kaplan.json"]),
 ]
 
 
