@@ -131,3 +131,16 @@ def test_the_rule_by_hand():
     long = hf_config("null32max64k", 2)
     assert long.bucket_limit() == 2 * max(45, 32)    # isqrt(65536 // 32) = isqrt(2048) = 45
     assert long.bucket_factors(3072) == (8, 16)      # 2 * 96 = 192 -> 128 > 90
+
+
+@pytest.mark.parametrize("rehash", [False, True])
+def test_analytic_equals_traced_at_every_reference_length(rehash):
+    """Forward and training, matmul scope term by term, both backward-hashing choices, at
+    the issue's lengths (one-chunk, unfactorised, factorised) for a null and a list config."""
+    import dataclasses
+
+    from helpers import assert_counts_agree
+    for name in ("null64", "list8x16"):
+        cfg = dataclasses.replace(hf_config(name, 4), rehash_in_backward=rehash)
+        for seq in (64, 1024, 4096, 8192, 16384, 65536):
+            assert_counts_agree(rf, cfg, 1, seq, all_rtol=0)
