@@ -114,21 +114,27 @@ def cmd_calibrate(a) -> str:
         except ProfileError as err:
             raise _profile_error(err) from None
         return _render(p, a.format)
-    for flag, value in (("--profile", a.profile), ("--accelerators", a.accelerators)):
-        if value:
-            raise InputError(flag, value, "only with --show")
+    if a.profile:
+        raise InputError("--profile", a.profile, "only with --show")
     store = None if a.no_store else _store(a)   # a bad --db is refused before measuring
     from .measure.calibrate import device_name, measure
-    if a.accelerator and device_name()[1] == "cpu":
-        raise InputError("--accelerator", a.accelerator, "only when measuring an "
-                         "accelerator (this runs on the CPU, named by its model)")
+    name = None
+    if a.accelerator:
+        if device_name()[1] == "cpu":
+            raise InputError("--accelerator", a.accelerator, "only when measuring an "
+                             "accelerator (this runs on the CPU, named by its model)")
+        from .cli_cost import accelerators_of
+        found = accelerators_of(a)
+        if len(found) != 1:
+            raise InputError("--accelerator", a.accelerator, "one catalogue device")
+        name = found[0].name
 
     def progress(i, n, what):
         if sys.stderr.isatty():
             sys.stderr.write(f"\r[{i + 1}/{n}] {what:<60}")
             sys.stderr.flush()
 
-    p, _log = measure(dtypes or ["fp32"], quick=a.quick, accelerator=a.accelerator,
+    p, _log = measure(dtypes or ["fp32"], quick=a.quick, accelerator=name,
                       progress=progress)
     if sys.stderr.isatty():
         sys.stderr.write("\n")
