@@ -91,13 +91,16 @@ class Timer:
                 ts.append(time.perf_counter() - t0)
         return t1, t2
 
-    def iteration(self, what: str, body, init, guess_s: float, most: int = 256) -> float:
+    def iteration(self, what: str, body, init, guess_s: float, most: int = 256,
+                  least: int = 1) -> float:
         """Seconds one iteration of ``carry = body(carry)`` adds inside a compiled
         loop: the loop run R and 2R times (R: about ``budget`` seconds of work by the
-        rough guess ``guess_s`` per iteration, at most ``most``), the difference / R."""
+        rough guess ``guess_s`` per iteration, within [least, most]), the difference
+        / R.  ``least`` keeps R high enough for the iterations to outweigh what a call
+        pays once (copying a large carry into fresh memory)."""
         from jax import lax
         jax = self.jax
-        r = max(1, min(most, int(self.budget / max(guess_s, 1e-9))))
+        r = max(least, min(most, int(self.budget / max(guess_s, 1e-9))))
         run = jax.jit(lambda c, n: lax.fori_loop(0, n, lambda i, x: body(x), c))
         f = run.lower(init, 0).compile(self.options or None)
         t1, t2 = self._paired(f, (init, r), (init, 2 * r))
@@ -107,10 +110,11 @@ class Timer:
                          "t_2r_s": statistics.median(t2), "per_iteration_s": per})
         return per
 
-    def per_op(self, what: str, body, init, ops: int, guess_s: float, most: int = 256):
+    def per_op(self, what: str, body, init, ops: int, guess_s: float, most: int = 256,
+               least: int = 1):
         """Seconds of one of the ``ops`` ops an iteration of ``body`` runs, the loop's
         own cost per iteration (``loop_s``) taken off (unless noise leaves nothing)."""
-        per = self.iteration(what, body, init, guess_s, most)
+        per = self.iteration(what, body, init, guess_s, most, least)
         return (per - self.loop_s if per > 2 * self.loop_s else per) / ops
 
 
@@ -201,7 +205,7 @@ def measure_rates(t: Timer, quick: bool) -> dict:
     size = (1 << 24) if quick else (1 << 25)   # 64 or 128 MB: beyond any cache
     stream = lambda x: x * a + c   # noqa: E731
     x = _arrays(jax, (size,), f32, 5)
-    s = t.per_op("stream x*a+c", stream, x, 1, size * 8 / 5e9, 16)
+    s = t.per_op("stream x*a+c", stream, x, 1, size * 8 / 4e10, 32, least=16)
     out["bandwidth"] = t.rates["bandwidth"] = _bytes_accessed(t, stream, (x,)) / s
     out["first_touch"] = measure_first_touch(t, size) if jax.devices()[0].platform == "cpu" \
         else None
@@ -240,11 +244,11 @@ def measure_rates(t: Timer, quick: bool) -> dict:
     nxt = lambda ix: (_scramble(ix) & 0x7FFFFFFF) % table_rows      # noqa: E731
     gather = lambda ix: jnp.take(tab, ix, axis=0, mode="clip")       # noqa: E731 (as LSH)
     s = t.per_op("gather rows", lambda c: (nxt(c[0]), gather(c[0])), (idx, upd), 1,
-                 picks * d * 8 / 3e9, 64)
+                 picks * d * 8 / 2e10, 64, least=8)
     out["gather"] = _bytes_accessed(t, gather, (idx,)) / s
     scatter = lambda ix: jnp.zeros((table_rows, d), f32).at[ix].add(upd)   # noqa: E731
     s = t.per_op("scatter-add rows", lambda c: (nxt(c[0]), scatter(c[0])), (idx, tab), 1,
-                 picks * d * 12 / 1e9, 64)
+                 picks * d * 12 / 1e10, 64, least=8)
     out["scatter"] = _bytes_accessed(t, scatter, (idx,)) / s
     return out
 
