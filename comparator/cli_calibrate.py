@@ -15,7 +15,8 @@ UNITS = {"bandwidth": ("streaming bandwidth (read + write)", "B/s"),
          "sort": ("sort, int32 keys", "keys/s"),
          "gather": ("gather, bytes as XLA counts them", "B/s"),
          "scatter": ("scatter-add, bytes as XLA counts them", "B/s"),
-         "overhead_s": ("overhead per compiled region", "s")}
+         "overhead_s": ("overhead per compiled region", "s"),
+         "first_touch": ("first writes to fresh memory (page faults)", "B/s")}
 
 
 def add_parser(sub, formats) -> None:
@@ -66,8 +67,9 @@ def profile_rows(p) -> list[dict]:
              "rate": tables.si(pt.flops_per_s) + "FLOP/s"} for pt in p.matmul]
     for key, (what, unit) in UNITS.items():
         v = getattr(p, key)
-        rows.append({"quantity": what, "shape (batch x m x k x n)": "",
-                     "rate": f"{v * 1e6:.3g} us" if unit == "s" else tables.si(v) + unit})
+        rate = ("not measured" if v is None else f"{v * 1e6:.3g} us" if unit == "s"
+                else tables.si(v) + unit)
+        rows.append({"quantity": what, "shape (batch x m x k x n)": "", "rate": rate})
     return rows
 
 
@@ -75,7 +77,7 @@ def _caption(p) -> str:
     sw = ", ".join(f"{k} {v}" for k, v in p.software.items())
     return (f"{p.device} ({p.kind}), {'calibrated' if p.calibrated else 'UNCALIBRATED'}, "
             f"{p.date}. Throughputs are the marginal cost of one more such op in a compiled "
-            f"program. Software: {sw}. Source: {p.source}")
+            f"program, without the per-region overhead. Software: {sw}. Source: {p.source}")
 
 
 def _render(p, fmt: str) -> str:

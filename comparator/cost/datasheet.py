@@ -35,7 +35,7 @@ FRACTIONS = ("gemm_fraction", "fp32_gemm_fraction", "bandwidth_fraction", "vecto
 REFERENCE_DIM = 2048
 # (m, k, n, batch): squares, the models' projections and FFNs, per-head attention and the
 # Reformer's chunked attention (64 queries x 128 keys x 64 dims per chunk)
-GRID = ([(s, s, s, 1) for s in (64, 128, 256, 512, 1024, 2048, 4096, 8192)]
+GRID = ([(s, s, s, 1) for s in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)]
         + [(512, 768, 768, 1), (512, 768, 3072, 1), (512, 3072, 768, 1),
            (2048, 768, 3072, 1), (8192, 1024, 4096, 1), (512, 64, 512, 12),
            (1024, 64, 1024, 12), (4096, 64, 4096, 12), (64, 64, 128, 512),

@@ -12,9 +12,10 @@ where not measured -- datasheet profiles, accelerators, whose runtimes keep thei
 is the rate at which a program's *first* writes to memory it has not touched before cost
 on top of ``bandwidth``: on a CPU the OS maps and zeroes each new page, and XLA's CPU
 runtime takes large buffers afresh at every run, so a step pays it once per byte of such
-buffers.  Every throughput is the *marginal*
-cost of one more such operation inside a compiled program (what it adds to a step),
-not the time of a lone call, which also pays dispatch.  Bytes are counted as XLA's cost
+buffers.  Every throughput is *marginal*: what one more such operation adds inside a
+compiled program, not the time of a lone call, which also pays dispatch -- and without
+``overhead_s``, the fixed cost of every compiled region, which a time model adds once
+per region (region time = overhead + work).  Bytes are counted as XLA's cost
 analysis counts them for that operation: an elementwise op reads its operands and
 writes its result; a gather reads its operand table, its indices and writes its output;
 a scatter-add reads its operand, indices and updates and writes its output.

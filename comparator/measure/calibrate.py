@@ -20,7 +20,9 @@ Each number is a *marginal* cost: a compiled ``fori_loop`` whose body is the op 
 result is the next iteration's input, or the op's input is scrambled anew from it, so a
 sort never sees sorted keys) runs R and 2R times, alternately, and the op's time is the
 median difference over R (after warm-up, each run waited for with
-``block_until_ready``), less the loop's own cost per iteration.  That removes what a
+``block_until_ready``), less the loop's own cost per iteration and less the per-region
+overhead (``overhead_s``, which the time model adds once per region: a throughput here
+is the op's work alone).  That removes what a
 lone call pays once -- dispatch, waking the thread pool, copying the input, fresh
 output memory -- which a training step does not pay per op.  Inside the loop XLA
 cannot fuse, reorder, reassociate or overlap consecutive ops (a chain of separate ops
@@ -47,7 +49,7 @@ from ..cost.profile import DeviceProfile, MatmulPoint, cpu_name, from_dict, to_d
 # (m, k, n, batch)
 QUICK_GRID = [(64, 64, 64, 1), (256, 256, 256, 1), (1024, 1024, 1024, 1),
               (512, 768, 3072, 1), (512, 64, 512, 12), (64, 64, 128, 512)]
-FULL_GRID = ([(s, s, s, 1) for s in (64, 128, 256, 512, 1024, 2048)]
+FULL_GRID = ([(s, s, s, 1) for s in (16, 32, 64, 128, 256, 512, 1024, 2048)]
              + [(512, 768, 768, 1), (512, 768, 3072, 1), (2048, 768, 3072, 1),
                 (512, 256, 1024, 1), (512, 64, 512, 12), (1024, 64, 1024, 12),
                 (2048, 64, 2048, 4), (64, 64, 128, 512), (64, 64, 128, 64)])
@@ -73,6 +75,7 @@ class Timer:
         self.reps, self.warmup = (3, 1) if quick else (9, 1)
         self.budget = 5e-3 if quick else 30e-3   # seconds of work per timed loop
         self.loop_s = 0.0                        # the loop's own cost per iteration
+        self.region_s = 0.0                      # the per-region overhead
         self.rates: dict = {}                    # rates measured so far
         self.log: list[dict] = []
 
@@ -112,10 +115,13 @@ class Timer:
 
     def per_op(self, what: str, body, init, ops: int, guess_s: float, most: int = 256,
                least: int = 1):
-        """Seconds of one of the ``ops`` ops an iteration of ``body`` runs, the loop's
-        own cost per iteration (``loop_s``) taken off (unless noise leaves nothing)."""
+        """Seconds of one of the ``ops`` ops an iteration of ``body`` runs, less the
+        loop's own cost per iteration (``loop_s``) and the per-region overhead
+        (``region_s``, which the time model adds once per region): what is left is the
+        op's work.  Each is taken off only while at least half remains (noise)."""
         per = self.iteration(what, body, init, guess_s, most, least)
-        return (per - self.loop_s if per > 2 * self.loop_s else per) / ops
+        op = (per - self.loop_s if per > 2 * self.loop_s else per) / ops
+        return op - self.region_s if op > 2 * self.region_s else op / 2
 
 
 def _arrays(jax, shape, dtype, seed, scale=1.0):
@@ -149,6 +155,7 @@ def measure_overhead(t: Timer, quick: bool) -> float:
     t_hi = t.iteration(f"overhead: loop of {hi} tiny dots", chain(hi), x0, hi * 1e-6, 2048)
     region = max((t_hi - t_lo) / (hi - lo), t_hi / (hi + 1) / 4)
     t.loop_s = max(t_lo - region, 0.0)
+    t.region_s = region
     return region
 
 
