@@ -237,7 +237,9 @@ def cmd_sweep(a) -> str:
     if a.accelerator:
         run = (f"a run of {large_int('--tokens', a.tokens):,} tokens" if a.tokens else
                f"{large_int('--steps', a.steps):,} steps" if a.steps else "one training step")
-        cap += (f" Cost of {run} at {a.dtype}: time = FLOPs / (dense peak x MFU x devices), "
+        from .cli_cost import time_text
+        from .cli_time import time_model_of
+        cap += (f" Cost of {run} at {a.dtype}: {time_text(time_model_of(a))}; "
                 f"$ = device-hours x on-demand price, energy = device-hours x TDP x PUE."
                 + (f" Skipped: {'; '.join(skipped)}." if skipped else ""))
     return tables.render(tables.sweep_rows(recs, a.per), a.format, cap, label="tab:sweep")

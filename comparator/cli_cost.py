@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import sweep, tables
+from .cli_time import Timer, add_time_args
 from .cliargs import arch_list, large_int, number, positive_int, seq_list
 from .costmodel import dtype_key
 from .sweep import InputError
@@ -35,6 +36,7 @@ def add_cost_args(p, sweep_mode: bool = False) -> None:
                    help="shard the optimizer state over the devices (ZeRO-1)")
     p.add_argument("--calibration", help="the JSON of 'comparator bench --accelerator NAME': "
                    "its measured utilisation replaces the default MFU for that device")
+    add_time_args(p)
 
 
 def accelerators_of(a) -> list:
@@ -81,20 +83,38 @@ def with_costs(recs, a, cfgs: dict) -> tuple[list, list]:
     tokens = large_int("--tokens", a.tokens) if a.tokens is not None else None
     steps = large_int("--steps", a.steps) if a.steps is not None else 1
     accs, kw, out, skipped = accelerators_of(a), cost_kwargs(a), [], {}
+    timer = Timer(a)
     for acc in accs:
         for r in recs:
             if r["train_flops"] is None:    # not defined by its convention: nothing to price
                 out.append(r)
                 continue
             n = cm.tokens_to_steps(tokens, r["batch"], r["seq_len"]) if tokens else steps
+            cfg = cfgs.get((r["arch"], r["preset"]))
             try:
-                out.append(sweep.with_cost(r, acc, n, cfg=cfgs.get((r["arch"], r["preset"])),
-                                           **_calibrated(a, acc, kw, r["arch"])))
+                tkw, extra = timer.cost_kwargs(r, cfg, acc, kw["devices"], kw["dtype"])
+                out.append({**sweep.with_cost(r, acc, n, cfg=cfg,
+                                              **_calibrated(a, acc, kw, r["arch"]), **tkw),
+                            **extra})
             except cm.CostError as err:
                 if len(accs) == 1:
                     raise InputError(err.field, err.value, err.allowed) from None
                 skipped[acc.name] = err.allowed
-    return out, [f"{k} ({v})" for k, v in skipped.items()]
+    return time_ratios(out), [f"{k} ({v})" for k, v in skipped.items()]
+
+
+def time_ratios(recs: list) -> list:
+    """Each priced record compared with its baseline's on the same device: the ratios of
+    step time and dollars beside the FLOP ratio (they differ where the time model says)."""
+    base = {(r["arch"] + ":" + r["preset"], r["seq_len"], r["batch"], r.get("accelerator")): r
+            for r in recs if "step_time_s" in r}
+    for r in recs:
+        b = base.get((r.get("baseline"), r["seq_len"], r["batch"], r.get("accelerator")))
+        if b is not None and "step_time_s" in r and b["step_time_s"]:
+            r["ratio_time"] = r["step_time_s"] / b["step_time_s"]
+            if r.get("dollars") is not None and b.get("dollars"):
+                r["ratio_dollars"] = r["dollars"] / b["dollars"]
+    return recs
 
 
 def _fits(r: dict) -> str:
@@ -127,17 +147,22 @@ def cmd_cost(a) -> str:
         return _run_counts(a, rec, steps)
     kw = cost_kwargs(a)
     out, skipped = [], []
+    timer = Timer(a)
     for acc in accs:
         try:
-            out.append(sweep.with_cost(rec, acc, steps, cfg=cfg, **_calibrated(a, acc, kw, arch)))
+            tkw, extra = timer.cost_kwargs(rec, cfg, acc, kw["devices"], kw["dtype"])
+            out.append({**sweep.with_cost(rec, acc, steps, cfg=cfg,
+                                          **_calibrated(a, acc, kw, arch), **tkw), **extra})
         except cm.CostError as err:
             if len(accs) == 1:
                 raise InputError(err.field, err.value, err.allowed) from None
             skipped.append(f"{acc.name} ({err.allowed})")
     if a.format == "json":
         return tables.render(out, "json")
-    rows = [{"accelerator": r["accelerator"], "devices": r["assumptions"]["devices"],
+    rows = [{"accelerator": r["accelerator"] + calibrated_mark(r),
+             "devices": r["assumptions"]["devices"],
              "MFU": r["assumptions"]["mfu"], "step s": r["step_time_s"],
+             "memory-bound": _pct(r.get("memory_bound_share")),
              "days": r["wall_clock_s"] / 86400, "device-hours": r["device_hours"],
              "$ / run": r["dollars"] if r["dollars"] is not None else "",
              f"$ x {r['runs']}": (r["dollars_all_runs"] if r["dollars"] is not None else ""),
@@ -148,7 +173,7 @@ def cmd_cost(a) -> str:
     policy = out[0]["memory_policy"] if out else a.policy
     cap = (f"{arch}:{preset}, seq {seqs[0]}, batch {batch}, {steps:,} steps "
            f"({rec['train_flops'] * steps:.3g} training FLOPs per run), dtype {a.dtype}; "
-           f"time = FLOPs / (dense peak x MFU x devices); $ = device-hours x on-demand price; "
+           f"{time_text(timer.model)}; $ = device-hours x on-demand price; "
            f"energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh; "
            f"memory: Adam, {policy} activations" + (", ZeRO-1" if a.zero else "")
            + (f"; skipped: {'; '.join(skipped)}" if skipped else "") + ". "
@@ -260,6 +285,23 @@ def _roofline_convention(summary: dict) -> str:
 
 def _pct(x) -> str:
     return "" if x is None else f"{x:.1%}"
+
+
+def calibrated_mark(r: dict) -> str:
+    """" (uncalibrated)" where the time model priced with a datasheet profile."""
+    a = r.get("assumptions", {})
+    return " (uncalibrated)" if a.get("time_model") == "roofline" and not a.get("calibrated") \
+        else ""
+
+
+def time_text(model: str) -> str:
+    if model == "mfu":
+        return "time = FLOPs / (dense peak x MFU x devices) (--time-model mfu)"
+    return ("time = the time model: each compiled region of the step (XLA:CPU's fusion) takes "
+            "max(FLOPs / achievable rate for its shape, bytes / achievable bandwidth) + a "
+            "per-region overhead, on the device's profile (measured by 'comparator "
+            "calibrate', else datasheet x sourced fractions: uncalibrated); MFU = what that "
+            "implies")
 
 
 def cmd_scenario(a) -> str:

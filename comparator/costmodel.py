@@ -80,10 +80,13 @@ def tokens_to_steps(tokens: int, batch: int, seq: int) -> int:
 def train_cost(train_flops_per_step: float, steps: int, acc: Accelerator, *,
                devices: int = 1, dtype: str = "bf16", mfu: float | None = None,
                runs: int = 1, pue: float = 1.1, grid_intensity: float = 0.4,
-               power_w: float | None = None, mfu_source: str | None = None) -> dict:
+               power_w: float | None = None, mfu_source: str | None = None,
+               step_time_s: float | None = None, time_model: dict | None = None) -> dict:
     """Time, device-hours, dollars, energy and CO2 of ``steps`` training steps.
 
-    step_time = flops / (peak(dtype) x mfu x devices); wall-clock = steps x step_time;
+    step_time = ``step_time_s`` when the time model predicted it (the step of one device's
+    share of the batch; ``time_model``: its assumptions), else the flat model
+    flops / (peak(dtype) x mfu x devices); wall-clock = steps x step_time;
     device-hours = devices x wall-clock / 3600; dollars = device-hours x price;
     energy = device-hours x power (kW) x PUE (power = TDP unless ``power_w``);
     CO2 = energy x grid_intensity (kg/kWh).  ``*_all_runs`` fields multiply by ``runs``
@@ -96,7 +99,11 @@ def train_cost(train_flops_per_step: float, steps: int, acc: Accelerator, *,
         peak = acc.peak(dtype)
     except CatalogueError as err:
         raise CostError("--dtype", dtype, err.allowed) from None
-    if mfu is None:
+    if step_time_s is not None:
+        _number("step_time_s", step_time_s)
+        mfu = train_flops_per_step / (step_time_s * peak * devices)   # what it implies
+        mfu_source = "implied by the time model's step time"
+    elif mfu is None:
         if acc.default_mfu is None:
             raise CostError("--mfu", None, _missing_reason(
                 acc, "default_mfu", f"{acc.name} has no default_mfu in the catalogue")
@@ -104,14 +111,16 @@ def train_cost(train_flops_per_step: float, steps: int, acc: Accelerator, *,
         mfu, mfu_source = acc.default_mfu, f"catalogue: {acc.mfu_source}"
     else:
         mfu_source = mfu_source or "given"
-    _number("--mfu", mfu, high=1.0)
+    if step_time_s is None:
+        _number("--mfu", mfu, high=1.0)
     if power_w is not None:
         power, power_source = _number("--power", power_w), "given"
     else:
         power, power_source = acc.tdp_w, (f"catalogue TDP: {acc.sources.get('power', '')}"
                                           if acc.tdp_w is not None else None)
 
-    step_time = train_flops_per_step / (peak * mfu * devices)
+    step_time = (step_time_s if step_time_s is not None
+                 else train_flops_per_step / (peak * mfu * devices))
     wall = steps * step_time
     hours = devices * wall / 3600
     missing = {}
@@ -149,6 +158,8 @@ def train_cost(train_flops_per_step: float, steps: int, acc: Accelerator, *,
             "power_w": power, "power_source": power_source, "pue": pue,
             "grid_intensity_kg_per_kwh": grid_intensity,
             "runs": "independent; *_all_runs = one run x runs",
+            "time_model": (time_model or {}).get("time_model", "mfu"),
+            **({k: v for k, v in (time_model or {}).items() if k != "time_model"}),
         },
     }
 

@@ -270,9 +270,12 @@ def _period(kinds) -> int:
                 if len(kinds) % p == 0 and kinds == kinds[p:] + kinds[:p])
 
 
-def depth_plan(mod, cfg):
-    """``([(coef, shallow cfg)], label)``: the full model's counts are ``sum(coef * c)``."""
-    if getattr(mod, "NAME", None) not in DEPTH_ARCHS or mod.model(cfg).jitted_layers:
+def depth_plan(mod, cfg, reduce_jitted: bool = False):
+    """``([(coef, shallow cfg)], label)``: the full model's counts are ``sum(coef * c)``.
+    ``reduce_jitted``: reduce models with jitted layers too (a trace of one costs one
+    layer; a *compilation* of one costs every layer: the time model asks for this)."""
+    if getattr(mod, "NAME", None) not in DEPTH_ARCHS or (
+            mod.model(cfg).jitted_layers and not reduce_jitted):
         return [(1, cfg)], "full depth"   # (jitted layers: the full trace costs one layer)
     p = _period(getattr(cfg, "attn_layers", None))
     red = {}

@@ -33,6 +33,10 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS points (
 PROFILES = """CREATE TABLE IF NOT EXISTS profiles (
     device TEXT NOT NULL, created REAL NOT NULL, calibrated INTEGER, date TEXT,
     profile TEXT NOT NULL, PRIMARY KEY (device, created))"""
+# compiled regions of a training step (the time model): per model, length, batch, dtype
+# and the versions (a new jax or comparator compiles again)
+REGIONS = """CREATE TABLE IF NOT EXISTS regions (
+    key TEXT PRIMARY KEY, description TEXT, regions TEXT NOT NULL, created REAL)"""
 _PACKAGES = ("comparator", "architectures", "kernels")
 _versions: dict = {}
 
@@ -112,6 +116,7 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(SCHEMA)
             self.db.execute(PROFILES)
+            self.db.execute(REGIONS)
         except (OSError, sqlite3.Error) as err:
             raise StoreError(self.given, getattr(err, "strerror", None) or str(err)) from None
 
@@ -178,6 +183,37 @@ class Store:
                               "ORDER BY created")
         return [dict(zip(("device", "created", "calibrated", "date"), r))
                 for r in cur.fetchall()]
+
+    def _regions_key(self, what) -> tuple[str, str]:
+        desc = json.dumps({"what": list(what), "versions": versions()}, sort_keys=True,
+                          default=str)
+        return hashlib.sha256(desc.encode()).hexdigest(), desc
+
+    def put_regions(self, what, regions) -> None:
+        """Keep a step's compiled regions (``comparator.cost.regions.Region``s) under
+        ``what`` (a tuple describing model, length, batch and dtype) and the versions."""
+        key, desc = self._regions_key(what)
+        data = json.dumps([dataclasses.asdict(r) for r in regions])
+        try:
+            with self.db:
+                self.db.execute("INSERT OR REPLACE INTO regions VALUES (?, ?, ?, ?)",
+                                (key, desc, data, time.time()))
+        except sqlite3.Error as err:
+            raise StoreError(self.path, str(err)) from None
+
+    def get_regions(self, what):
+        """The stored regions of ``what`` under today's versions, or None."""
+        from .cost.regions import Region
+        key, _ = self._regions_key(what)
+        try:
+            row = self.db.execute("SELECT regions FROM regions WHERE key = ?",
+                                  (key,)).fetchone()
+        except sqlite3.Error as err:
+            raise StoreError(self.path, str(err)) from None
+        if row is None:
+            return None
+        return [Region(**{**d, "shape": tuple(d["shape"]) if d["shape"] else None})
+                for d in json.loads(row[0])]
 
     def rows(self) -> list[dict]:
         """Every stored point (for tests and inspection), oldest first."""

@@ -94,8 +94,18 @@ def sweep_rows(records, per: str = "sequence"):
         if "ratio_train" in r:
             row["vs baseline"] = r["ratio_train"]
         if "accelerator" in r:
-            row["accelerator"] = r["accelerator"]
+            a = r.get("assumptions", {})
+            roofline = a.get("time_model") == "roofline"
+            row["accelerator"] = r["accelerator"] + (" (uncalibrated)" if roofline and not
+                                                     a.get("calibrated") else "")
             row["step s"] = r["step_time_s"]
+            if roofline:
+                row["memory-bound"] = f"{r['memory_bound_share']:.0%}"
+                row["MFU"] = f"{a['mfu']:.1%}"
+            if "ratio_time" in r:
+                row["time vs baseline"] = r["ratio_time"]
+            if "ratio_dollars" in r:
+                row["$ vs baseline"] = r["ratio_dollars"]
             row["device-hours"] = r["device_hours"]
             row["$"] = r["dollars"] if r["dollars"] is not None else ""
             row["kWh"] = r["energy_kwh"] if r["energy_kwh"] is not None else ""

@@ -1,0 +1,109 @@
+"""The step time of a model on a device: the time model of the compiled step (default) or
+the flat MFU, as the cost commands use them.
+
+``predict(mod, cfg, seq, batch, dtype, profile)`` compiles the training step (XLA:CPU, the
+only compiler here: its fusion decisions stand in for the target's, stated in every
+record) at reduced depth -- a and a + p layers, p the layer period, as ``fasttrace``
+counts FLOPs -- reads its regions (``regions.step_regions``) and predicts each on the
+profile (``timemodel.predict``).  Every region's time is additive, so the full depth's
+is ``t(a) + (q - 1) (t(a + p) - t(a))``, term by term, exactly as for FLOPs.  The regions
+depend on the model and the length, not on the device: they are kept per process and in
+the results store, so pricing one step on many devices compiles it once.
+
+``fields(st, ...)`` turns a ``StepTime`` into the record fields the tables show
+(``step_time_s``, ``memory_bound_share``, ``achieved_utilisation``) and the assumptions
+that name the time model, the profile and whether it was calibrated.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+TIME_MODELS = ("roofline", "mfu")
+DEFAULT = "roofline"
+COMPILER_NOTE = ("regions and fusion from XLA:CPU's compilation of the step (the target "
+                 "compiler's fusion is not available here); its fp32 contractions of a 16-bit "
+                 "step in the training dtype on an accelerator")
+_REGIONS: dict = {}
+
+
+def _key(mod, cfg, seq, batch, dtype) -> tuple:
+    return (getattr(mod, "NAME", str(mod)), repr(cfg), int(seq), int(batch), dtype)
+
+
+def regions_at(mod, cfg, seq: int, batch: int, dtype: str, store=None) -> list:
+    """The compiled step's regions (cached in the process and, with ``store``, on disk)."""
+    from . import regions as R
+    key = _key(mod, cfg, seq, batch, dtype)
+    if key in _REGIONS:
+        return _REGIONS[key]
+    got = store.get_regions(key) if store is not None and hasattr(store, "get_regions") else None
+    if got is None:
+        got = R.step_regions(mod, cfg, seq, batch, dtype)
+        if store is not None and hasattr(store, "put_regions"):
+            store.put_regions(key, got)
+    _REGIONS[key] = got
+    return got
+
+
+def retarget(regions, dtype: str, profile) -> list:
+    """Regions compiled here, as the target runs them: XLA:CPU computes 16-bit contractions
+    in fp32 (it converts their operands); an accelerator runs them in the training dtype,
+    reading half the bytes.  A CPU profile takes the regions as compiled."""
+    import dataclasses
+    if profile.kind == "cpu" or dtype not in ("bf16", "fp16"):
+        return regions
+    return [dataclasses.replace(r, dtype=dtype, bytes=r.bytes // 2)
+            if r.kind == "matmul" and r.dtype == "fp32" else r for r in regions]
+
+
+def combine(parts):
+    """``sum(coef * StepTime)`` term by term (``parts``: [(coef, StepTime)])."""
+    from .timemodel import StepTime
+    term_s, mem_s, bound_s = defaultdict(float), defaultdict(float), defaultdict(float)
+    flops, first = 0.0, parts[0][1]
+    unknown: dict = defaultdict(int)
+    for coef, st in parts:
+        for k, v in st.term_s.items():
+            term_s[k] += coef * v
+            mem_s[k] += coef * v * st.term_memory_share.get(k, 0.0)
+        for k, v in st.bound_share.items():
+            bound_s[k] += coef * v * st.total_s
+        flops += coef * st.matmul_flops
+        for k, v in st.unknown.items():
+            unknown[k] = max(unknown[k], v)
+    total = sum(term_s.values())
+    best = first.matmul_flops / (first.utilisation * first.total_s) if (
+        first.utilisation and first.total_s) else 0.0
+    return StepTime(
+        total_s=total, term_s=dict(sorted(term_s.items())),
+        term_memory_share={k: mem_s[k] / v if v else 0.0 for k, v in sorted(term_s.items())},
+        bound_share={k: v / total if total else 0.0 for k, v in bound_s.items()},
+        matmul_flops=int(round(flops)), utilisation=flops / (total * best) if total and best
+        else 0.0, device=first.device, calibrated=first.calibrated,
+        time_model=first.time_model, unknown=dict(unknown))
+
+
+def predict(mod, cfg, seq: int, batch: int, dtype: str, profile, store=None):
+    """The time model's ``StepTime`` of one training step of ``batch`` sequences."""
+    from ..fasttrace import depth_plan
+    from .timemodel import predict as predict_regions
+    plan, _ = depth_plan(mod, cfg, reduce_jitted=True)
+    parts = [(coef, predict_regions(retarget(regions_at(mod, c, seq, batch, dtype, store),
+                                             dtype, profile), profile))
+             for coef, c in plan]
+    return parts[0][1] if len(parts) == 1 else combine(parts)
+
+
+def fields(st, devices: int = 1) -> dict:
+    """Record fields of a ``StepTime`` (data parallel over ``devices``: each device runs the
+    step on its share of the batch; the caller predicted that share)."""
+    return {"step_time_s": st.total_s, "memory_bound_share": st.memory_share,
+            "achieved_utilisation": st.utilisation,
+            "time_breakdown_s": dict(st.term_s),
+            "time_assumptions": {"time_model": st.time_model, "profile": st.device,
+                                 "calibrated": st.calibrated, "regions": COMPILER_NOTE,
+                                 **({"unmodelled_ops": st.unknown} if st.unknown else {})}}
+
+
+__all__ = ["COMPILER_NOTE", "DEFAULT", "TIME_MODELS", "combine", "fields", "predict",
+           "regions_at"]
