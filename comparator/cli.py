@@ -98,13 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(k, many=False)
     add_cost_args(k)
     _convention_option(k)
-    r = sub.add_parser("roofline", help="roofline time of the traced training step per term: "
-                       "where it is memory-bound")
+    r = sub.add_parser("roofline", help="time of the training step per term on a device: "
+                       "where it goes and where it is memory-bound")
     _common(r, many=False)
     r.add_argument("--accelerator", required=True, help="a catalogue name")
     r.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     r.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32")
     r.add_argument("--top", help="show the N slowest terms (and the total)")
+    r.add_argument("--time-model", choices=("roofline", "unfused"), default="roofline",
+                   help="roofline (default): the time model of the compiled step (fused "
+                        "regions, shape-dependent rates) on the device's profile; unfused: "
+                        "every traced equation through memory, an upper bound")
+    r.add_argument("--profile", help="a device profile JSON describing the accelerator")
+    r.add_argument("--db", help="results store (profiles, compiled regions)")
     _convention_option(r, "the utilisation bound (training FLOPs / peak / roofline time) "
                        "counts the step by that paper's whole formula; the per-term rows "
                        "stay the traced step's")

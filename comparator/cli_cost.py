@@ -238,6 +238,10 @@ def cmd_roofline(a) -> str:
     mod, preset, cfg = sweep.resolve(archs[0], a.preset)
     convention = sweep.check_convention(a.convention)
     sweep.require_defined(convention, archs[0])
+    if getattr(a, "time_model", "roofline") == "roofline":
+        from .cli_time import fused_roofline
+        return fused_roofline(a, archs[0], preset, mod, cfg, seqs[0], batch, acc, top,
+                              convention)
     try:
         r = rl.model_roofline(mod, cfg, seqs[0], batch, acc, a.dtype)
     except cm.CostError as err:

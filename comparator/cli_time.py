@@ -87,4 +87,49 @@ class Timer:
                 {k: v for k, v in f.items() if k != "time_assumptions"})
 
 
-__all__ = ["TIME_MODELS", "Timer", "add_time_args", "time_model_of"]
+def fused_roofline(a, arch, preset, mod, cfg, seq: int, batch: int, acc, top, convention):
+    """``comparator roofline`` by the time model: seconds per term, their memory-bound
+    share and the utilisation the step reaches, beside each term's training FLOPs."""
+    from . import sweep, tables
+    from .cost import steptime
+    from .costmodel import dtype_key
+    timer = Timer(a)
+    timer.model = "roofline"
+    prof = timer.profile(acc)
+    st = steptime.predict(mod, cfg, seq, batch, dtype_key(a.dtype), prof, timer._store())
+    rec = sweep.analytic(sweep.Point(arch, preset, seq, batch, cfg), "all")
+    flops = rec["train_breakdown"]
+    order = sorted(st.term_s, key=lambda k: -st.term_s[k])
+    order = order[:top] if top else order
+    rows = [{"term": k, "train FLOPs": flops.get(k, 0), "time s": st.term_s[k],
+             "share": st.term_s[k] / st.total_s,
+             "memory-bound": st.term_memory_share.get(k, 0.0)} for k in order]
+    rows.append({"term": "total", "train FLOPs": rec["train_flops"], "time s": st.total_s,
+                 "share": 1.0, "memory-bound": st.memory_share})
+    summary = {"arch": arch, "preset": preset, "seq_len": seq, "batch": batch,
+               "accelerator": acc.name, "dtype": a.dtype, "time_model": st.time_model,
+               "profile": st.device, "calibrated": st.calibrated,
+               "achieved_utilisation": st.utilisation, "bound_share": st.bound_share,
+               "unmodelled_ops": st.unknown, "convention": convention,
+               "regions": steptime.COMPILER_NOTE}
+    if a.format == "json":
+        return tables.render([{**r, **(summary if r["term"] == "total" else {})}
+                              for r in rows], "json")
+    shown = [{**r, "share": f"{r['share']:.1%}", "memory-bound": f"{r['memory-bound']:.0%}"}
+             for r in rows]
+    b = st.bound_share
+    cap = (f"{arch}:{preset}, seq {seq}, batch {batch}, training step on {acc.name} "
+           f"({a.dtype}, profile {st.device}, "
+           f"{'calibrated' if st.calibrated else 'uncalibrated: datasheet x sourced fractions'}"
+           f"): {st.total_s:.3g} s per step by the time model, "
+           f"{b.get('memory', 0):.0%} of it in memory-bound regions, "
+           f"{b.get('overhead', 0):.0%} overhead-bound; achieved utilisation "
+           f"{st.utilisation:.1%} of the best matmul rate.  Each compiled region takes "
+           f"max(FLOPs / achievable rate for its kind and shape, bytes it moves / achievable "
+           f"bandwidth) + a per-region overhead; {steptime.COMPILER_NOTE}; terms are the "
+           f"FLOP breakdown's.  --time-model unfused: every traced equation through memory."
+           + (f"  Unmodelled ops (bytes only): {st.unknown}." if st.unknown else ""))
+    return tables.render(shown, a.format, cap, label="tab:roofline")
+
+
+__all__ = ["TIME_MODELS", "Timer", "add_time_args", "fused_roofline", "time_model_of"]
