@@ -11,6 +11,7 @@ from architectures.config import ConfigError
 from . import sweep, tables
 from .cli_bench import cmd_bench
 from .cli_calibrate import add_parser as add_calibrate_parser, cmd_calibrate
+from .cli_time import add_time_args
 from .cli_cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline,
                        cmd_scenario, with_costs)
 from .cli_claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
@@ -144,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--runs", help="runs for the tuning column (default 20: 2 configs x 10)")
     n.add_argument("--pue", default="1.1", help="data-centre power usage effectiveness")
     n.add_argument("--grid-intensity", default="0.4", help="kg CO2 per kWh")
+    n.add_argument("--db", help="results store (profiles, compiled regions)")
+    add_time_args(n)
     n.add_argument("--format", default="text", choices=tables.FORMATS)
     n.add_argument("-o", "--output")
     c = sub.add_parser("accelerators", help="the accelerator catalogue with its sources")

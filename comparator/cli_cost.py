@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import sweep, tables
-from .cli_time import Timer, add_time_args
+from .cli_time import Timer, add_time_args, time_model_of
 from .cliargs import arch_list, large_int, number, positive_int, seq_list
 from .costmodel import dtype_key
 from .sweep import InputError
@@ -323,7 +323,8 @@ def cmd_scenario(a) -> str:
         from .accelerators import load as load_catalogue
         recs, meta = sc.records(accs, runs, a.scenarios, number("--pue", a.pue),
                                 number("--grid-intensity", a.grid_intensity),
-                                load_catalogue(overrides=a.accelerators))
+                                load_catalogue(overrides=a.accelerators),
+                                step_time=Timer(a).step_seconds)
     except (cm.CostError, sc.ScenarioError) as err:
         raise InputError(err.field, err.value, err.allowed) from None
     except CatalogueError as err:   # a run's reported hardware is not in the catalogue
@@ -332,7 +333,9 @@ def cmd_scenario(a) -> str:
         return tables.render(recs, "json")
     n = recs[0]["runs"] if recs else 0
     rows = [{"run": r["run"], "params": r["params"], "tokens": r["tokens"],
-             "train FLOPs": r["total_train_flops"], "accelerator": r["accelerator"],
+             "train FLOPs": r["total_train_flops"],
+             "accelerator": r["accelerator"] + (" (uncalibrated)" if r["time_model"] ==
+                                                "roofline" and not r["calibrated"] else ""),
              "MFU": r["mfu"], "device-hours": r["device_hours"],
              "$ 1 run": r["dollars"] if r["dollars"] is not None else "",
              f"$ {n} runs": r["dollars_all_runs"] if r["dollars"] is not None else "",
@@ -343,8 +346,8 @@ def cmd_scenario(a) -> str:
             for r in recs]
     sources = "; ".join(f"{r['run']}: {r['schedule_source']}" for r in recs[::len(accs)])
     cap = (f"Published pre-training runs priced on {', '.join(x.name for x in accs)}: "
-           f"training FLOPs counted per phase (ours), time = FLOPs / (dense peak x the "
-           f"catalogue's default MFU), bf16 (fp16 on devices without bf16), on-demand "
+           f"training FLOPs counted per phase (ours), {time_text(time_model_of(a))}, "
+           f"bf16 (fp16 on devices without bf16), on-demand "
            f"prices, energy at TDP x PUE {a.pue}; {n} runs = {meta['tuning_note']}. "
            f"Published: {meta['estimate_source']}. Schedules: {sources}. {sc.NOTES} "
            + tables.CONVENTIONS + ".")

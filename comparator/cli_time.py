@@ -66,6 +66,20 @@ class Timer:
                 raise InputError(err.field, err.value, err.allowed) from None
         return self.profiles[acc.name]
 
+    @property
+    def step_seconds(self):
+        """For the scenario: ``(mod, cfg, seq, batch, dtype, acc) -> (seconds, assumptions)``
+        by the time model, or None under the flat one."""
+        if self.model == "mfu":
+            return None
+
+        def seconds(mod, cfg, seq, batch, dtype, acc):
+            from .cost import steptime
+            st = steptime.predict(mod, cfg, seq, batch, dtype, self.profile(acc),
+                                  self._store())
+            return st.total_s, steptime.fields(st)["time_assumptions"]
+        return seconds
+
     def cost_kwargs(self, rec: dict, cfg, acc, devices: int, dtype: str) -> tuple[dict, dict]:
         """(keyword arguments for ``sweep.with_cost``, fields to add to the record)."""
         if self.model == "mfu" or cfg is None:

@@ -86,8 +86,14 @@ def dtype_for(acc) -> str:
     return "bf16" if acc.bf16 is not None else "fp16"
 
 
+# the time model predicts a step of this many sequences per device (a phase's batch is
+# spread over as many devices as it takes; the step of the whole batch on one device is
+# batch / MICRO_BATCH such steps): an assumption, stated in the notes
+MICRO_BATCH = 32
+
+
 def price(run: dict, acc, runs: int, pue: float = 1.1, grid_intensity: float = 0.4,
-          catalogue=None) -> dict:
+          catalogue=None, step_time=None) -> dict:
     """One record: the run's FLOPs, tokens, device-hours, dollars and energy on ``acc``;
     with the run's ``reported`` hardware and a ``catalogue``, the MFU the original run
     reached (our FLOPs / (devices x hours x dense peak))."""
@@ -96,11 +102,16 @@ def price(run: dict, acc, runs: int, pue: float = 1.1, grid_intensity: float = 0
     dtype = dtype_for(acc)
     flops = hours = dollars = energy = 0.0
     tokens = steps = 0
-    missing = {}
+    missing, timing = {}, {}
     for ph in run["phases"]:
         per_step = mod.flops(cfg, ph["seq"], ph["batch"]).train
+        kw = {}
+        if step_time is not None:    # the time model: a device's share of the batch
+            micro = min(ph["batch"], MICRO_BATCH)
+            seconds, timing = step_time(mod, cfg, ph["seq"], micro, dtype, acc)
+            kw = {"step_time_s": seconds * ph["batch"] / micro, "time_model": timing}
         c = cm.train_cost(per_step, ph["steps"], acc, dtype=dtype, runs=runs, pue=pue,
-                          grid_intensity=grid_intensity)
+                          grid_intensity=grid_intensity, **kw)
         flops += c["total_train_flops"]
         hours += c["device_hours"]
         dollars = None if c["dollars"] is None or dollars is None else dollars + c["dollars"]
@@ -113,7 +124,12 @@ def price(run: dict, acc, runs: int, pue: float = 1.1, grid_intensity: float = 0
         "run": run["name"], "arch": run["arch"], "preset": run["preset"],
         "params": mod.params(cfg), "steps": steps, "tokens": tokens,
         "total_train_flops": flops, "accelerator": acc.name, "dtype": dtype,
-        "peak_flops": acc.peak(dtype), "mfu": acc.default_mfu, "mfu_source": acc.mfu_source,
+        "peak_flops": acc.peak(dtype),
+        "mfu": flops / (hours * 3600 * acc.peak(dtype)) if timing else acc.default_mfu,
+        "mfu_source": ("implied by the time model's step times" if timing
+                       else acc.mfu_source),
+        "time_model": timing.get("time_model", "mfu"),
+        "calibrated": timing.get("calibrated") if timing else None,
         "device_hours": hours, "dollars": dollars, "energy_kwh": energy,
         "runs": runs, "dollars_all_runs": None if dollars is None else dollars * runs,
         "energy_kwh_all_runs": None if energy is None else energy * runs,
@@ -122,8 +138,8 @@ def price(run: dict, acc, runs: int, pue: float = 1.1, grid_intensity: float = 0
     }
     rec["vs_published"] = compare(rec)
     # the utilisation at which our count costs the published low end on this device
-    rec["mfu_to_match_low"] = (acc.default_mfu * dollars / low
-                               if dollars is not None and low and acc.default_mfu else None)
+    rec["mfu_to_match_low"] = (rec["mfu"] * dollars / low
+                               if dollars is not None and low and rec["mfu"] else None)
     rep = run.get("reported")
     rec["reported_mfu"] = None
     if rep and catalogue is not None:
@@ -150,20 +166,24 @@ def compare(rec: dict) -> str:
 
 def records(accelerators, runs: int | None = None, path: str | None = None,
             pue: float = 1.1, grid_intensity: float = 0.4,
-            catalogue=None) -> tuple[list, dict]:
-    """Records for every run x accelerator, and the file's ``meta`` table."""
+            catalogue=None, step_time=None) -> tuple[list, dict]:
+    """Records for every run x accelerator, and the file's ``meta`` table.  ``step_time``:
+    ``(mod, cfg, seq, batch, dtype, acc) -> (seconds, time-model assumptions)`` (the time
+    model), or None for the catalogue's flat MFU."""
     data = load(path)
     meta = data["meta"]
     n = meta["tuning_runs"] if runs is None else runs
     out = []
     for run in data["runs"]:
         for acc in accelerators:
-            out.append(price(run, acc, n, pue, grid_intensity, catalogue))
+            out.append(price(run, acc, n, pue, grid_intensity, catalogue, step_time))
     return out, meta
 
 
 NOTES = (
-    "Why ours can differ from the published ranges: (1) MFU -- we apply the catalogue's "
+    "Why ours can differ from the published ranges: (1) utilisation -- by default the time "
+    "model predicts a step of 32 sequences per device from its compiled regions on the "
+    "device's profile (MFU = what that implies); --time-model mfu applies the catalogue's "
     "default utilisation, measured on large, tuned runs; 'MFU to match' is the utilisation "
     "at which our count costs the published low end, and 'original MFU' what BERT's own "
     "run reached on the hardware and time its paper reports; (2) prices -- today's on-demand prices "
