@@ -16,7 +16,8 @@ from .cli_cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline,
                        cmd_scenario, with_costs)
 from .cli_claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
 from .cli_run import add_run_args, report, tracer_of
-from .cliargs import Parser, large_int, arch_list, int_list, positive_int, seq_list
+from .cliargs import (Parser, add_size_options, arch_list, int_list, large_int, positive_int,
+                      seq_list)
 from .sweep import InputError
 
 def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("cost", help="time, dollars, energy and memory of a training run")
     _common(k, many=False)
     add_cost_args(k)
+    add_size_options(k, grid=False)
     _convention_option(k)
     r = sub.add_parser("roofline", help="time of the training step per term on a device: "
                        "where it goes and where it is memory-bound")
@@ -106,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     r.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32")
     r.add_argument("--top", help="show the N slowest terms (and the total)")
+    add_size_options(r, grid=False)
     r.add_argument("--time-model", choices=("roofline", "unfused"), default="roofline",
                    help="roofline (default): the time model of the compiled step (fused "
                         "regions, shape-dependent rates) on the device's profile; unfused: "

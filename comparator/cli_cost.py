@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import sweep, tables
 from .cli_time import Timer, add_time_args, time_model_of
-from .cliargs import arch_list, large_int, number, positive_int, seq_list
+from .cliargs import arch_list, large_int, number, one_size, positive_int, seq_list
 from .costmodel import dtype_key
 from .sweep import InputError
 
@@ -142,6 +142,7 @@ def cmd_cost(a) -> str:
     sweep.require_defined(convention, arch)
     accs = [] if a.accelerator == "none" else accelerators_of(a)
     mod, preset, cfg = sweep.resolve(arch, a.preset)
+    preset, cfg = one_size(a, arch, preset, cfg)
     rec = sweep.analytic(sweep.Point(arch, preset, seqs[0], batch, cfg), a.scope, convention)
     if not accs:
         return _run_counts(a, rec, steps)
@@ -236,6 +237,7 @@ def cmd_roofline(a) -> str:
         field = "--accelerator" if err.field == "accelerator" else err.field
         raise InputError(field, err.value, err.allowed) from None
     mod, preset, cfg = sweep.resolve(archs[0], a.preset)
+    preset, cfg = one_size(a, archs[0], preset, cfg)
     convention = sweep.check_convention(a.convention)
     sweep.require_defined(convention, archs[0])
     if getattr(a, "time_model", "roofline") == "roofline":

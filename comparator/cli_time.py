@@ -56,15 +56,21 @@ class Timer:
         return self.store
 
     def profile(self, acc):
+        """The device's profile; a device without one (no bandwidth in the catalogue) is a
+        ``CostError``, which a command pricing several devices skips, naming the reason."""
         from .cost.profile import ProfileError, for_device
+        from .costmodel import CostError
         if acc.name not in self.profiles:
             try:
                 self.profiles[acc.name] = for_device(
                     getattr(self.a, "profile", None) or acc.name, self._store(),
                     expect=acc.name)
             except ProfileError as err:
-                raise InputError(err.field, err.value, err.allowed) from None
-        return self.profiles[acc.name]
+                self.profiles[acc.name] = CostError(err.field, err.value, err.allowed)
+        got = self.profiles[acc.name]
+        if isinstance(got, Exception):
+            raise got
+        return got
 
     @property
     def step_seconds(self):
@@ -85,9 +91,14 @@ class Timer:
         if self.model == "mfu" or cfg is None:
             return {}, {}
         import architectures
+        from .accelerators import CatalogueError
         from .cost import steptime
-        from .costmodel import dtype_key
+        from .costmodel import CostError, dtype_key
         per_device = -(-rec["batch"] // devices)
+        try:
+            acc.peak(dtype_key(dtype))          # a dtype the device lacks: skipped, named
+        except CatalogueError as err:
+            raise CostError("--dtype", dtype, err.allowed) from None
         prof = self.profile(acc)
         try:
             st = steptime.predict(architectures.get(rec["arch"]), cfg, rec["seq_len"],
@@ -105,12 +116,20 @@ def fused_roofline(a, arch, preset, mod, cfg, seq: int, batch: int, acc, top, co
     """``comparator roofline`` by the time model: seconds per term, their memory-bound
     share and the utilisation the step reaches, beside each term's training FLOPs."""
     from . import sweep, tables
+    from .accelerators import CatalogueError
     from .cost import steptime
-    from .costmodel import dtype_key
+    from .costmodel import DTYPE_BYTES, dtype_key
+    key = dtype_key(a.dtype)
+    try:
+        if key not in DTYPE_BYTES:
+            raise CatalogueError("--dtype", a.dtype, "a training dtype: " + ", ".join(DTYPE_BYTES))
+        peak = acc.peak(key)
+    except CatalogueError as err:
+        raise InputError("--dtype", a.dtype, err.allowed) from None
     timer = Timer(a)
     timer.model = "roofline"
     prof = timer.profile(acc)
-    st = steptime.predict(mod, cfg, seq, batch, dtype_key(a.dtype), prof, timer._store())
+    st = steptime.predict(mod, cfg, seq, batch, key, prof, timer._store())
     rec = sweep.analytic(sweep.Point(arch, preset, seq, batch, cfg), "all")
     flops = rec["train_breakdown"]
     order = sorted(st.term_s, key=lambda k: -st.term_s[k])
@@ -126,6 +145,15 @@ def fused_roofline(a, arch, preset, mod, cfg, seq: int, batch: int, acc, top, co
                "achieved_utilisation": st.utilisation, "bound_share": st.bound_share,
                "unmodelled_ops": st.unknown, "convention": convention,
                "regions": steptime.COMPILER_NOTE}
+    conv_text = ""
+    if convention != "standard":    # the paper's whole formula over the same step time
+        conv = sweep.analytic(sweep.Point(arch, preset, seq, batch, cfg), "all",
+                              convention)["train_flops"]
+        summary.update(convention_train_flops=conv,
+                       utilisation_convention=conv / (peak * st.total_s))
+        conv_text = (f"  By the {convention} convention the step is {conv:.3g} training "
+                     f"FLOPs: {summary['utilisation_convention']:.1%} of the {a.dtype} peak "
+                     f"in the same time.")
     if a.format == "json":
         return tables.render([{**r, **(summary if r["term"] == "total" else {})}
                               for r in rows], "json")
@@ -142,7 +170,8 @@ def fused_roofline(a, arch, preset, mod, cfg, seq: int, batch: int, acc, top, co
            f"max(FLOPs / achievable rate for its kind and shape, bytes it moves / achievable "
            f"bandwidth) + a per-region overhead; {steptime.COMPILER_NOTE}; terms are the "
            f"FLOP breakdown's.  --time-model unfused: every traced equation through memory."
-           + (f"  Unmodelled ops (bytes only): {st.unknown}." if st.unknown else ""))
+           + (f"  Unmodelled ops (bytes only): {st.unknown}." if st.unknown else "")
+           + conv_text)
     return tables.render(shown, a.format, cap, label="tab:roofline")
 
 

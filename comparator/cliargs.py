@@ -101,3 +101,27 @@ def number(field: str, text):
 
 
 __all__ = ["MAX_SEQ", "Parser", "arch_list", "int_list", "large_int", "number", "positive_int", "seq_list"]
+
+
+SIZE_OPTIONS = (("--d-model", "d_model"), ("--layers", "layers"), ("--heads", "heads"),
+                ("--d-ff", "d_ff"))
+
+
+def add_size_options(p, grid: bool = True) -> None:
+    """--d-model, --layers, --heads, --d-ff: a grid of sizes (sweep, plot) or one size."""
+    what = "size grid: " if grid else "one size: "
+    p.add_argument("--d-model", help=what + "model width" + ("s, e.g. 256,512,1024" if grid
+                                                              else ", e.g. 256"))
+    p.add_argument("--layers", help=what + "depth" + ("s, e.g. 6,12,24" if grid else ""))
+    p.add_argument("--heads", help="attention heads (default: d_model / 64)")
+    p.add_argument("--d-ff", help="FFN width" + ("s" if grid else "") + " (default: 4 x d_model)")
+
+
+def one_size(a, arch: str, preset: str, cfg):
+    """``(label, Config)``: the preset resized to the one size ``a`` gives, if any."""
+    given = {flag: getattr(a, attr, None) for flag, attr in SIZE_OPTIONS}
+    if all(v is None for v in given.values()):
+        return preset, cfg
+    size = tuple(None if v is None else positive_int(flag, v) for flag, v in given.items())
+    m = sweep.resized(arch, preset, cfg, size)
+    return m.preset, m.cfg

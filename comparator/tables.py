@@ -114,6 +114,9 @@ def sweep_rows(records, per: str = "sequence"):
         if r.get("unsupported"):
             row["unsupported"] = ", ".join(f"{k} x{v}" for k, v in sorted(r["unsupported"].items()))
         note = convention_note(r)
+        if r.get("time_model_failed"):
+            note = (note + "; " if note else "") + ("time model failed, flat MFU used: "
+                                                    + r["time_model_failed"])
         if note:
             row["note"] = note
         yield row

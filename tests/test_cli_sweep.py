@@ -252,7 +252,7 @@ def test_cost_command_arithmetic_and_errors(capsys):
     from comparator.accelerators import load
     recs = json.loads(out_of(capsys, "cost", "--arch", "transformer", "--seq", "512", "--steps",
                              "1000", "--batch", "8", "--accelerator", "a100-80gb", "--runs",
-                             "20", "--format", "json"))
+                             "20", "--time-model", "mfu", "--format", "json"))
     (r,) = recs
     acc = load()["a100-80gb"]
     step = r["train_flops"] / (acc.peak("bf16") * acc.default_mfu)
@@ -261,7 +261,7 @@ def test_cost_command_arithmetic_and_errors(capsys):
     assert r["dollars_all_runs"] == pytest.approx(20 * r["dollars"])
     assert r["total_train_flops"] == 1000 * r["train_flops"]
     text = out_of(capsys, "cost", "--arch", "reformer", "--seq", "4096", "--tokens", "1e9"
-                  .replace("1e9", "1000000000"), "--accelerator", "all")
+                  .replace("1e9", "1000000000"), "--accelerator", "all", "--time-model", "mfu")
     assert "h100-sxm" in text and "skipped" in text  # V100 has no bf16
     for args, field in ((["--accelerator", "v100-16gb", "--dtype", "fp8"], "--dtype"),
                         (["--accelerator", "h100-sxm", "--mfu", "1.5"], "--mfu"),
@@ -275,7 +275,7 @@ def test_cost_command_arithmetic_and_errors(capsys):
 def test_sweep_with_accelerator_cost_columns(capsys):
     from comparator import accelerators
     recs = records(capsys, "sweep", "--arch", "reformer", "--seq", "4096,16384", "--accelerator",
-                   "a100-80gb,tpu-v3", "--tokens", "1e9", "--devices", "2")
+                   "a100-80gb,tpu-v3", "--tokens", "1e9", "--devices", "2", "--time-model", "mfu")
     assert len(recs) == 8                        # (baseline + reformer) x 2 lengths x 2 devices
     for r in recs:
         acc = accelerators.get(r["accelerator"])
@@ -289,7 +289,7 @@ def test_sweep_with_accelerator_cost_columns(capsys):
     base = [r for r in recs if r["arch"] == "transformer" and r["seq_len"] == 16384]
     assert all(a["dollars"] < b["dollars"] for a, b in zip(ref, base))   # 0.33x the FLOPs
     text = out_of(capsys, "sweep", "--arch", "reformer", "--seq", "4096", "--accelerator",
-                  "h100-sxm")
+                  "h100-sxm", "--time-model", "mfu")
     assert "one training step" in text and "device-hours" in text
 
 

@@ -100,7 +100,7 @@ def test_conventions_command_for_the_reformer(capsys):
 
 def test_roofline_utilisation_by_a_convention(capsys):
     args = ["roofline", "--arch", "transformer", "--seq", "128", "--accelerator", "h100-sxm",
-            "--format", "json"]
+            "--time-model", "unfused", "--format", "json"]
     ours = json.loads(run(capsys, *args))[-1]
     rows = json.loads(run(capsys, *args, "--convention", "palm"))
     total = rows[-1]

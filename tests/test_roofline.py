@@ -87,7 +87,7 @@ def test_softmax_at_long_sequence_and_lsh_are_memory_bound():
 
 def test_roofline_command(capsys):
     assert cli.main(["roofline", "--arch", "reformer", "--seq", "2048", "--accelerator",
-                     "h100-sxm", "--top", "3"]) == 0
+                     "h100-sxm", "--top", "3", "--time-model", "unfused"]) == 0
     out = capsys.readouterr().out
     assert "utilisation bound" in out and "total" in out and "memory" in out
 
