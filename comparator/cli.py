@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "analytic, ours beside the convention's terms")
     _trace_option(e)
     _convention_option(e)
+    e.add_argument("--accelerator", help="add each term's predicted seconds and memory-bound "
+                   "share on this catalogue device (the time model; see 'roofline')")
+    e.add_argument("--dtype", default="bf16", help="with --accelerator: the training dtype")
+    e.add_argument("--profile", help="with --accelerator: a device profile JSON")
+    e.add_argument("--db", help="results store (profiles, compiled regions)")
     g = sub.add_parser("plot", help="FLOPs against length or size, log-log, with fitted "
                        "exponents and crossovers (PNG, PDF or SVG)")
     _common(g)
@@ -271,6 +276,10 @@ def cmd_explain(a) -> str:
     paper = a.convention != "standard"
     method = a.method or ("analytic" if paper else "both")
     rows, recs = sweep.explain(pt, a.scope, _methods(method), a.trace, a.convention)
+    timed = ""
+    if a.accelerator:
+        from .cli_time import explain_times
+        rows, timed = explain_times(a, mod, cfg, pt, rows)
     gaps = tables.not_defined_text(recs.values())
     unsupported = {k: v for r in recs.values() for k, v in r["unsupported"].items()}
     note = ", ".join(f"{k} x{v}" for k, v in unsupported.items()) or "none"
@@ -279,7 +288,7 @@ def cmd_explain(a) -> str:
            + (f"{about}; " if about else "") + "per term, forward and "
            f"training FLOPs" + (f"; diff = {a.convention} - standard (both analytic)" if paper
                                 else "; diff = traced - analytic" if method == "both" else "")
-           + f"; unsupported primitives: {note}. " + tables.caption(a.scope, "sequence",
+           + f"; unsupported primitives: {note}. " + timed + tables.caption(a.scope, "sequence",
                                                                     pt.batch,
                                                                     convention=a.convention)
            + (" " + gaps if gaps else ""))

@@ -175,4 +175,42 @@ def fused_roofline(a, arch, preset, mod, cfg, seq: int, batch: int, acc, top, co
     return tables.render(shown, a.format, cap, label="tab:roofline")
 
 
-__all__ = ["TIME_MODELS", "Timer", "add_time_args", "fused_roofline", "time_model_of"]
+def explain_times(a, mod, cfg, pt, rows):
+    """``explain --accelerator``: each term's predicted seconds and memory-bound share
+    beside its FLOPs (the time model on the device's profile), and a caption sentence."""
+    from .accelerators import CatalogueError, get
+    from .cost import steptime
+    from .costmodel import dtype_key
+    try:
+        acc = get(a.accelerator)
+        acc.peak(dtype_key(a.dtype))
+    except CatalogueError as err:
+        field = "--accelerator" if err.field == "accelerator" else "--dtype"
+        raise InputError(field, err.value, err.allowed) from None
+    timer = Timer(a)
+    timer.model = "roofline"
+    from .costmodel import CostError
+    try:
+        prof = timer.profile(acc)
+    except CostError as err:
+        raise InputError(err.field, err.value, err.allowed) from None
+    st = steptime.predict(mod, cfg, pt.seq, pt.batch, dtype_key(a.dtype), prof,
+                          timer._store())
+    out = []
+    for r in rows:
+        t = st.total_s if r["term"] == "total" else st.term_s.get(r["term"], 0.0)
+        mem = st.memory_share if r["term"] == "total" else st.term_memory_share.get(r["term"], 0)
+        out.append({**r, "time_s": t, "memory_bound": mem})
+    extra = sorted(set(st.term_s) - {r["term"] for r in rows})
+    for k in extra:   # compiled regions outside every FLOP term (copies, layout changes)
+        out.insert(-1, {"term": k, "time_s": st.term_s[k],
+                        "memory_bound": st.term_memory_share.get(k, 0.0)})
+    cap = (f"Time on {acc.name} ({a.dtype}, {st.time_model} time model, profile "
+           f"{st.device}, {'calibrated' if st.calibrated else 'uncalibrated'}): "
+           f"{st.total_s:.3g} s per step, {st.memory_share:.0%} memory-bound; "
+           f"{steptime.COMPILER_NOTE}. ")
+    return out, cap
+
+
+__all__ = ["TIME_MODELS", "Timer", "add_time_args", "explain_times", "fused_roofline",
+           "time_model_of"]

@@ -39,7 +39,11 @@ GRID = ([(s, s, s, 1) for s in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 819
         + [(512, 768, 768, 1), (512, 768, 3072, 1), (512, 3072, 768, 1),
            (2048, 768, 3072, 1), (8192, 1024, 4096, 1), (512, 64, 512, 12),
            (1024, 64, 1024, 12), (4096, 64, 4096, 12), (64, 64, 128, 512),
-           (64, 128, 64, 512), (64, 64, 128, 4096)])
+           (64, 128, 64, 512), (64, 64, 128, 4096)]
+        # skinny products (a few rows of a wide layer: small batches, MLM heads): each
+        # smallest-dimension level needs a large product, or interpolation would carry a
+        # tiny cube's latency-bound rate to them
+        + [(s, 4096, 4096, 1) for s in (16, 32, 64, 128, 256, 512, 1024)])
 
 
 def _toml():
