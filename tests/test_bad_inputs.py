@@ -108,6 +108,12 @@ CASES = [
     ("unknown kernel", ["bench", "--kernel", "conv", "--seq", "64"]),
     ("non-numeric PUE", ["scenario", "--pue", "x"]),
     ("missing required option", ["sweep", "--arch", "transformer"]),
+    ("device profile without --predict", ["bench", "--arch", "transformer", "--seq", "64",
+                                          "--profile", "p.json"]),
+    ("prediction without a device profile", ["bench", "--arch", "transformer", "--seq", "64",
+                                             "--predict"]),
+    ("flat MFU fitted on a point not measured",
+     ["bench", "--arch", "transformer", "--seq", "64", "--predict", "--mfu-fit", "reformer:64"]),
 ]
 
 
