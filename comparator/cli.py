@@ -10,6 +10,7 @@ from architectures.config import ConfigError
 
 from . import sweep, tables
 from .cli_bench import cmd_bench
+from .cli_calibrate import add_parser as add_calibrate_parser, cmd_calibrate
 from .cli_cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline,
                        cmd_scenario, with_costs)
 from .cli_claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     c.add_argument("--format", default="text", choices=tables.FORMATS)
     c.add_argument("-o", "--output")
+    add_calibrate_parser(sub, tables.FORMATS)
     add_claim_parsers(sub)
     p = sub.add_parser("presets", help="every preset with its sizes, parameters and source")
     p.add_argument("--format", default="text", choices=tables.FORMATS)
@@ -310,7 +312,7 @@ def cmd_presets(a) -> str:
 COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets,
             "plot": cmd_plot, "accelerators": cmd_accelerators, "cost": cmd_cost,
             "roofline": cmd_roofline, "scenario": cmd_scenario, "bench": cmd_bench,
-            "conventions": cmd_conventions, "claims": cmd_claims}
+            "conventions": cmd_conventions, "claims": cmd_claims, "calibrate": cmd_calibrate}
 
 
 def main(argv=None) -> int:

@@ -43,17 +43,9 @@ def cmd_bench(a) -> str:
     if a.mfu_fit and a.mfu_fit not in {f"{m.arch}:{s}" for m in models for s in seqs}:
         raise InputError("--mfu-fit", a.mfu_fit, "ARCH:SEQ of a point to measure: " + ", ".join(
             dict.fromkeys(f"{m.arch}:{s}" for m in models for s in seqs)))
-    profile = _profile(a) if a.predict else None   # refused before anything is measured
-    acc, peak = None, None
-    if a.accelerator:   # the catalogue device this runs on: its dense peak in the dtype
-        acc = accelerators_of(a)
-        if len(acc) != 1:
-            raise InputError("--accelerator", a.accelerator, "one catalogue device")
-        acc = acc[0]
-        try:
-            peak = acc.peak(dtype)
-        except CatalogueError as err:
-            raise InputError("--accelerator", acc.name, err.allowed) from None
+    acc = _accelerator(a, dtype)
+    profile = _profile(a, acc) if a.predict else None   # refused before anything is measured
+    peak = acc.peak(dtype) if acc else None
     scheduler, res = scheduler_of(a)
     tally = Tally(open_store(a), a.retry_failed)
     where = dict(steps=steps, dtype=dtype, accelerator=acc.name if acc else None,
@@ -169,16 +161,47 @@ def _kernel_bench(a) -> str:
     return tables.render(rows, a.format, cap, label="tab:kernels")
 
 
-def _profile(a):
-    """The device profile of ``--predict``: ``--profile FILE`` (until a stored calibrated
-    profile of this device can be looked up, the file is required)."""
-    from .cost import profile as prof
-    if not a.profile:
-        raise InputError("--profile", None, "a device profile JSON file with --predict "
-                                            "(comparator calibrate writes one)")
+def _accelerator(a, dtype):
+    """The catalogue device this runs on (``--accelerator``; its dense peak in the dtype
+    is checked), or None."""
+    if not a.accelerator:
+        return None
+    acc = accelerators_of(a)
+    if len(acc) != 1:
+        raise InputError("--accelerator", a.accelerator, "one catalogue device")
     try:
-        return prof.load(a.profile)
-    except prof.ProfileError as err:     # the CLI reports InputErrors (exit 2)
+        acc[0].peak(dtype)
+    except CatalogueError as err:
+        raise InputError("--accelerator", acc[0].name, err.allowed) from None
+    return acc[0]
+
+
+def _profile(a, acc):
+    """The device profile ``--predict`` predicts with: ``--profile FILE`` (which must
+    describe this device), else the calibrated profile the store keeps for this device,
+    else a quick calibration measured now (``comparator calibrate --quick``, said on
+    stderr and kept in the store)."""
+    import sys
+
+    from .cli_run import open_store
+    from .cost.profile import ProfileError, for_device
+    from .measure.calibrate import device_name
+    device = device_name(acc.name if acc else None)[0]
+    try:
+        if a.profile:
+            return for_device(a.profile, expect=device)
+        store = None if a.no_cache else open_store(a)
+        p = store.get_profile(device) if store is not None else None
+        if p is None:
+            from .measure.calibrate import measure
+            sys.stderr.write(f"comparator bench: no calibrated profile of {device} stored: "
+                             "measuring a quick one (comparator calibrate measures a full "
+                             "one)\n")
+            p, _ = measure(quick=True, accelerator=acc.name if acc else None)
+            if store is not None:
+                store.put_profile(p)
+        return p
+    except ProfileError as err:     # the CLI reports InputErrors (exit 2)
         raise InputError(err.field, err.value, err.allowed) from None
 
 

@@ -29,6 +29,10 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS points (
     method TEXT, scope TEXT, convention TEXT, versions TEXT, description TEXT,
     status TEXT NOT NULL CHECK (status IN ('ok', 'failed')), record TEXT, error TEXT,
     run TEXT, created REAL)"""
+# device profiles (comparator calibrate): every one kept, the latest of a device wins
+PROFILES = """CREATE TABLE IF NOT EXISTS profiles (
+    device TEXT NOT NULL, created REAL NOT NULL, calibrated INTEGER, date TEXT,
+    profile TEXT NOT NULL, PRIMARY KEY (device, created))"""
 _PACKAGES = ("comparator", "architectures", "kernels")
 _versions: dict = {}
 
@@ -107,6 +111,7 @@ class Store:
             self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(SCHEMA)
+            self.db.execute(PROFILES)
         except (OSError, sqlite3.Error) as err:
             raise StoreError(self.given, getattr(err, "strerror", None) or str(err)) from None
 
@@ -144,6 +149,35 @@ class Store:
         except sqlite3.Error as err:
             raise StoreError(self.path, str(err)) from None
         self.computed += len(rows)
+
+    def put_profile(self, profile) -> None:
+        """Keep a ``comparator.cost.profile.DeviceProfile`` (earlier ones of the same
+        device stay, for the record; ``get_profile`` returns the latest)."""
+        from .cost.profile import to_dict
+        try:
+            with self.db:
+                self.db.execute("INSERT OR REPLACE INTO profiles VALUES (?, ?, ?, ?, ?)",
+                                (profile.device, time.time(), int(profile.calibrated),
+                                 profile.date, json.dumps(to_dict(profile))))
+        except sqlite3.Error as err:
+            raise StoreError(self.path, str(err)) from None
+
+    def get_profile(self, device: str):
+        """The latest stored profile of ``device``, or None."""
+        from .cost.profile import from_dict
+        try:
+            row = self.db.execute("SELECT profile FROM profiles WHERE device = ? ORDER BY "
+                                  "created DESC LIMIT 1", (device,)).fetchone()
+        except sqlite3.Error as err:
+            raise StoreError(self.path, str(err)) from None
+        return None if row is None else from_dict(json.loads(row[0]))
+
+    def profiles(self) -> list[dict]:
+        """Every stored profile, oldest first: device, created, calibrated, date."""
+        cur = self.db.execute("SELECT device, created, calibrated, date FROM profiles "
+                              "ORDER BY created")
+        return [dict(zip(("device", "created", "calibrated", "date"), r))
+                for r in cur.fetchall()]
 
     def rows(self) -> list[dict]:
         """Every stored point (for tests and inspection), oldest first."""

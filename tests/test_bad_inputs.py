@@ -5,6 +5,7 @@ Regenerate the list after changing a message:  python tests/test_bad_inputs.py
 """
 import contextlib
 import io
+import json
 import os
 import sys
 
@@ -15,6 +16,21 @@ sys.path.insert(0, ROOT)
 from comparator import cli  # noqa: E402
 
 S = ["sweep", "--arch", "transformer", "--seq", "128"]
+
+
+def _profile(change=None, drop=None) -> str:
+    """A device profile's JSON (comparator calibrate -o), with one field changed or gone."""
+    p = {"schema_version": 1, "device": "cpu: test", "kind": "cpu", "calibrated": True,
+         "source": "a test", "date": "2026-12-07", "software": {"jax": "0"},
+         "matmul": [{"m": 64, "k": 64, "n": 64, "batch": 1, "dtype": "fp32",
+                     "flops_per_s": 1e10}],
+         "bandwidth": 7e9, "vector_flops": 5e10, "transcendentals": 3e8, "sort": 3e7,
+         "gather": 2e10, "scatter": 1e10, "overhead_s": 1e-6, "first_touch": None}
+    p.update(change or {})
+    p.pop(drop, None)
+    return json.dumps(p)
+
+
 FILES = {   # written into the (temporary) working directory before each case
     "bad.json": '{"model_type": "bert", "hidden_size": 768,',
     "gtp2.json": '{"model_type": "gtp2"}',
@@ -28,6 +44,12 @@ FILES = {   # written into the (temporary) working directory before each case
     "afile": "",
     "peak.toml": "[accelerators.h100-sxm]\nbf16 = -1\n",
     "field.toml": "[accelerators.h100-sxm]\nbf61 = 1e15\n",
+    "cpu.json": _profile(),
+    "zero.json": _profile({"bandwidth": 0}),
+    "neg.json": _profile({"matmul": [{"m": 64, "k": 64, "n": 64, "batch": 1, "dtype": "fp32",
+                                      "flops_per_s": -1e10}]}),
+    "nosort.json": _profile(drop="sort"),
+    "type.json": _profile({"gather": "fast"}),
 }
 # (what is tried, the arguments); the field each message must name is its first token
 CASES = [
@@ -108,12 +130,24 @@ CASES = [
     ("unknown kernel", ["bench", "--kernel", "conv", "--seq", "64"]),
     ("non-numeric PUE", ["scenario", "--pue", "x"]),
     ("missing required option", ["sweep", "--arch", "transformer"]),
+    ("device profile with a zero throughput", ["calibrate", "--show", "--profile",
+                                               "zero.json"]),
+    ("device profile with a negative matmul throughput", ["calibrate", "--show",
+                                                          "--profile", "neg.json"]),
+    ("device profile missing a field", ["calibrate", "--show", "--profile", "nosort.json"]),
+    ("device profile field of the wrong type", ["calibrate", "--show", "--profile",
+                                                "type.json"]),
+    ("device profile that is not JSON", ["calibrate", "--show", "--profile", "bad.json"]),
+    ("another device's profile", ["calibrate", "--show", "--accelerator", "h100-sxm",
+                                  "--profile", "cpu.json"]),
+    ("calibration in an unsupported dtype", ["calibrate", "--dtype", "int8"]),
+    ("a profile file without --show", ["calibrate", "--profile", "cpu.json"]),
     ("device profile without --predict", ["bench", "--arch", "transformer", "--seq", "64",
                                           "--profile", "p.json"]),
-    ("prediction without a device profile", ["bench", "--arch", "transformer", "--seq", "64",
-                                             "--predict"]),
     ("flat MFU fitted on a point not measured",
      ["bench", "--arch", "transformer", "--seq", "64", "--predict", "--mfu-fit", "reformer:64"]),
+    ("another device's profile to predict this one's steps",
+     ["bench", "--arch", "transformer", "--seq", "64", "--predict", "--profile", "cpu.json"]),
 ]
 
 

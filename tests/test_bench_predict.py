@@ -4,11 +4,11 @@ import json
 import pytest
 
 from comparator import cli
-from comparator.cost.profile import DeviceProfile, MatmulPoint, to_dict
+from comparator.cost.profile import DeviceProfile, MatmulPoint, cpu_name, to_dict
 from comparator.measure import validate
 
 PROFILE = DeviceProfile(
-    device="cpu: test device, 2 cores", kind="cpu", calibrated=True, source="written in the test",
+    device=cpu_name(), kind="cpu", calibrated=True, source="written in the test",
     date="2025-01-01", software={}, matmul=(MatmulPoint(256, 256, 256, 1, "fp32", 50e9),
                                             MatmulPoint(64, 64, 128, 64, "fp32", 20e9)),
     bandwidth=20e9, vector_flops=10e9, transcendentals=1e9, sort=50e6, gather=5e9,

@@ -1,8 +1,8 @@
 """Fuzz the command line: random argument lists (every command's own options, good and bad
 values, stray tokens) never end in a traceback, only in exit status 0 or 2 -- and 2 comes
 with one line on stderr.  Commands run in this process; lists that could start a trace or
-a benchmark get `--method analytic` (or a bad --seq for roofline/bench), so the fuzz stays
-on the validation and analytic paths and takes seconds."""
+a benchmark get `--method analytic` (or a bad --seq for roofline/bench, --show for
+calibrate), so the fuzz stays on the validation and analytic paths and takes seconds."""
 import argparse
 import contextlib
 import io
@@ -41,6 +41,7 @@ VALUES = {
                                                                                   "x"],
     "--scheduler": ["x", "tcp://"], "--worker-resources": ["GPU=1", "GPU", "=0"],
     "--kernel": ["x"], "--hashes": ["1,2", "0"], "--chunk": ["0", "x"], "--memory-limit": ["0"],
+    "--profile": ["missing.json", "bad.json"],
 }
 FILES = {"bad.json": "{", "bad.toml": "[model]\narch = 3\n",
          "ok.toml": '[model]\narch = "transformer"\n[model.config]\nd_model = 64\n'
@@ -74,6 +75,8 @@ def argv(draw):
         args += ["--method", "analytic"]
     if cmd in ("roofline", "bench"):   # would trace or time a model: stop at validation
         args += ["--seq", "0"]
+    if cmd == "calibrate":             # would measure the machine: show a profile instead
+        args += ["--show"]
     return args
 
 

@@ -1,30 +1,75 @@
-"""Device profiles: what a device achieves per kind of operation (TIMEMODEL_SPEC.md).
+"""Device profiles: what one device achieves, per kind of operation, for the time model.
 
-PLACEHOLDER written on branch ``timemodel`` so that the time model can be coded and tested
-against the interface of issue 14's part A; the ``profile`` branch's version (validation,
-store, datasheet profiles, ``comparator calibrate``) replaces this file when it merges.
+A ``DeviceProfile`` is either *measured* on the device it describes (``comparator
+calibrate``, ``comparator.measure.calibrate.measure``: ``calibrated=True``) or built from
+a catalogue accelerator's datasheet times sourced achievable fractions
+(``datasheet(acc)``, ``comparator/data/achievable.toml``: ``calibrated=False``).
+
+Units (SI): ``flops_per_s``, ``vector_flops`` in FLOP/s (1 multiply-add = 2 FLOPs);
+``bandwidth``, ``gather``, ``scatter`` in bytes/s; ``transcendentals`` in evaluations/s;
+``sort`` in int32 keys/s; ``overhead_s`` in seconds.  ``first_touch`` (bytes/s, or None
+where not measured -- datasheet profiles, accelerators, whose runtimes keep their memory)
+is the rate at which a program's *first* writes to memory it has not touched before cost
+on top of ``bandwidth``: on a CPU the OS maps and zeroes each new page, and XLA's CPU
+runtime takes large buffers afresh at every run, so a step pays it once per byte of such
+buffers.  Every throughput is *marginal*: what one more such operation adds inside a
+compiled program, not the time of a lone call, which also pays dispatch -- and without
+``overhead_s``, the fixed cost of every compiled region, which a time model adds once
+per region (region time = overhead + work).  Bytes are counted as XLA's cost
+analysis counts them for that operation: an elementwise op reads its operands and
+writes its result; a gather reads its operand table, its indices and writes its output;
+a scatter-add reads its operand, indices and updates and writes its output.
+
+``matmul_rate`` interpolates the matmul grid (see its docstring).  A dtype the profile
+has no matmul points for is refused (``ProfileError``), never guessed from another dtype.
+
+JSON (``to_dict``/``from_dict``, ``save``/``load``) carries ``schema_version``; reading is
+strict: every field present and of its type, nothing unknown, throughputs finite and > 0.
+No jax here: the analytic path may import this.
 """
 from __future__ import annotations
 
+import bisect
+import datetime
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+import os
+import re
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 
 from ..errors import FieldError
 
+SCHEMA_VERSION = 1
+KINDS = ("cpu", "gpu", "tpu")
+RATES = ("bandwidth", "vector_flops", "transcendentals", "sort", "gather", "scatter",
+         "overhead_s")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
 
 class ProfileError(FieldError):
-    """A refused profile: names the field, the value and what is allowed."""
+    """A device profile refused: names the field, the value and what is allowed."""
+
+
+def _dtypes() -> tuple:
+    from ..costmodel import DTYPE_BYTES
+    return tuple(DTYPE_BYTES)
 
 
 @dataclass(frozen=True)
 class MatmulPoint:
+    """One contraction's achievable throughput: ``batch`` products of (m x k) @ (k x n)."""
     m: int
     k: int
     n: int
     batch: int
     dtype: str
     flops_per_s: float
+
+    @property
+    def flops(self) -> int:
+        """FLOPs of one product (the whole op is ``batch`` times this)."""
+        return 2 * self.m * self.k * self.n
 
 
 @dataclass(frozen=True)
@@ -34,7 +79,7 @@ class DeviceProfile:
     calibrated: bool
     source: str
     date: str
-    software: dict
+    software: dict = field(hash=False)
     matmul: tuple
     bandwidth: float
     vector_flops: float
@@ -43,65 +88,268 @@ class DeviceProfile:
     gather: float
     scatter: float
     overhead_s: float
-    # bytes/s at which memory newly mapped for a step is first written (page faults of
-    # the buffers the CPU runtime allocates afresh each run); 0: not measured / no cost
-    first_touch: float = 0.0
-    # the smallest buffer the runtime maps afresh every run (smaller ones are reused)
-    first_touch_min_bytes: int = 0
+    first_touch: float | None = None   # bytes/s; None where not measured (see the docstring)
 
-    def matmul_rate(self, m, k, n, batch=1, dtype="fp32") -> float:
-        """Inverse-distance interpolation over the points of ``dtype`` in (log FLOPs of
-        one product, log smallest dim), never above the largest measured rate."""
+    def __post_init__(self):
+        object.__setattr__(self, "matmul", tuple(self.matmul))
+        object.__setattr__(self, "software", MappingProxyType(dict(self.software)))
+
+    @property
+    def dtypes(self) -> tuple:
+        """The dtypes with matmul points, in the order first measured."""
+        return tuple(dict.fromkeys(p.dtype for p in self.matmul))
+
+    def matmul_rate(self, m: int, k: int, n: int, batch: int = 1,
+                    dtype: str = "fp32") -> float:
+        """Achievable FLOP/s of ``batch`` products (m x k) @ (k x n) in ``dtype``.
+
+        A measured shape gives its measured rate.  Otherwise the points of that dtype --
+        the batched ones (batch > 1) for a batched query and the single ones for a
+        single product, each set used for the other only when it is empty -- are
+        interpolated in log space.  They are grouped by their smallest dimension; within
+        a group log-rate is linear in the log FLOPs of one product, and outside the
+        group's range its end rates hold.  Between the two groups whose smallest
+        dimensions bracket the query's, log-rate is linear in the log smallest
+        dimension.  Outside that range the nearest group is used, and below its smallest
+        product the *time* of that product holds (a smaller product is not faster than
+        the smallest measured one), so the rate falls in proportion to the FLOPs.  The
+        result is never above the largest rate of the set.  A dtype without points is refused
+        (ProfileError): no rate is borrowed from another dtype."""
         pts = [p for p in self.matmul if p.dtype == dtype]
         if not pts:
-            raise ProfileError("dtype", dtype, "a dtype of the profile's matmul grid: "
-                               + ", ".join(sorted({p.dtype for p in self.matmul})))
-
-        def where(mm, kk, nn, bb):
-            return (math.log(2.0 * mm * kk * nn * bb), math.log(min(mm, kk, nn)))
-
-        x = where(m, k, n, batch)
-        num = den = 0.0
+            raise ProfileError("dtype", dtype, f"a dtype this profile ({self.device}) has "
+                                              "matmul rates for: " + ", ".join(self.dtypes))
         for p in pts:
-            y = where(p.m, p.k, p.n, p.batch)
-            d2 = (x[0] - y[0]) ** 2 + (x[1] - y[1]) ** 2
-            if d2 < 1e-12:
+            if (p.m, p.k, p.n, p.batch) == (m, k, n, batch):
                 return p.flops_per_s
-            w = 1.0 / d2
-            num += w * math.log(p.flops_per_s)
-            den += w
-        return min(math.exp(num / den), max(p.flops_per_s for p in pts))
+        batched = [p for p in pts if p.batch > 1]
+        single = [p for p in pts if p.batch == 1]
+        use = (batched or single) if batch > 1 else (single or batched)
+        return _interpolate(use, 2 * m * k * n, min(m, k, n))
 
 
-def from_dict(d) -> DeviceProfile:
-    names = [f.name for f in fields(DeviceProfile)]
-    missing = [n for n in names if n not in d and not n.startswith("first_touch")]
-    if missing:
-        raise ProfileError(missing[0], None, "a device profile field")
-    kw = {n: d[n] for n in names if n in d}
-    kw["matmul"] = tuple(MatmulPoint(**p) for p in d["matmul"])
-    return DeviceProfile(**kw)
+def _interpolate(pts, flops: float, dim: float) -> float:
+    levels: dict = {}
+    for p in pts:
+        levels.setdefault(min(p.m, p.k, p.n), []).append(p)
+    dims = sorted(levels)
+    cap = max(p.flops_per_s for p in pts)
+    u, v = math.log(flops), math.log(dim)
+    if dim <= dims[0] or dim >= dims[-1]:
+        rate = _along(levels[dims[0] if dim <= dims[0] else dims[-1]], u, True)
+    else:
+        i = bisect.bisect_right(dims, dim) - 1
+        lo, hi = dims[i], dims[i + 1]
+        a, b = math.log(_along(levels[lo], u)), math.log(_along(levels[hi], u))
+        w = (v - math.log(lo)) / (math.log(hi) - math.log(lo))
+        rate = math.exp(a + w * (b - a))
+    return min(rate, cap)
+
+
+def _along(pts, u: float, time_below: bool = False) -> float:
+    """Rate at log-FLOPs ``u`` within one smallest-dimension group: the end rates hold
+    outside its range, except below it with ``time_below`` (the smallest product's time
+    holds; see matmul_rate)."""
+    by: dict = {}
+    for p in pts:   # products of equal FLOPs in one group: their geometric mean
+        by.setdefault(math.log(p.flops), []).append(p.flops_per_s)
+    us = sorted(by)
+    rates = [r[0] if len(r) == 1 else math.prod(r) ** (1 / len(r))
+             for r in (by[x] for x in us)]
+    lr = [math.log(r) for r in rates]
+    if u >= us[-1]:
+        return rates[-1]
+    if u <= us[0]:
+        return rates[0] * math.exp(u - us[0]) if time_below else rates[0]
+    j = bisect.bisect_right(us, u) - 1
+    w = (u - us[j]) / (us[j + 1] - us[j])
+    return math.exp(lr[j] + w * (lr[j + 1] - lr[j]))
+
+
+# ---------------------------------------------------------------- JSON
 
 
 def to_dict(p: DeviceProfile) -> dict:
-    d = asdict(p)
-    d["matmul"] = [asdict(q) for q in p.matmul]
-    return d
+    """The profile as JSON-able data (``from_dict(to_dict(p)) == p``)."""
+    out = {"schema_version": SCHEMA_VERSION}
+    for f in fields(DeviceProfile):
+        v = getattr(p, f.name)
+        if f.name == "matmul":
+            v = [{g.name: getattr(pt, g.name) for g in fields(MatmulPoint)} for pt in v]
+        elif f.name == "software":
+            v = dict(v)
+        out[f.name] = v
+    return out
 
 
-def load(path) -> DeviceProfile:
+def _number(where: str, v, positive: bool = True) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ProfileError(where, v, "a number")
+    v = float(v)
+    if not math.isfinite(v) or (positive and v <= 0):
+        raise ProfileError(where, v, "a finite number > 0")
+    return v
+
+
+def _int(where: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ProfileError(where, v, "a positive integer")
+    return v
+
+
+def _text(where: str, v) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ProfileError(where, v, "a non-empty string")
+    return v
+
+
+def _keys(where: str, d, names: tuple) -> None:
+    if not isinstance(d, dict):
+        raise ProfileError(where or "profile", type(d).__name__,
+                           "an object with the fields " + ", ".join(names))
+    for name in names:
+        if name not in d:
+            raise ProfileError(f"{where}{name}", None,
+                               "a required field (absent from this profile)")
+    extra = sorted(set(d) - set(names))
+    if extra:
+        raise ProfileError(f"{where}{extra[0]}", d[extra[0]],
+                           "not a profile field; fields are " + ", ".join(names))
+
+
+def from_dict(d) -> DeviceProfile:
+    """A validated profile from JSON data; ``ProfileError`` names the first bad field."""
+    names = ("schema_version",) + tuple(f.name for f in fields(DeviceProfile))
+    _keys("", d, names)
+    if d["schema_version"] != SCHEMA_VERSION or isinstance(d["schema_version"], bool):
+        raise ProfileError("schema_version", d["schema_version"],
+                           f"{SCHEMA_VERSION} (the profile format this comparator reads)")
+    if d["kind"] not in KINDS:
+        raise ProfileError("kind", d["kind"], "one of " + ", ".join(KINDS))
+    if not isinstance(d["calibrated"], bool):
+        raise ProfileError("calibrated", d["calibrated"], "true or false")
+    date = _text("date", d["date"])
     try:
-        with open(path, encoding="utf-8") as fh:
-            return from_dict(json.load(fh))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ProfileError("--profile", str(path), f"a device profile JSON file ({err})") \
-            from None
+        datetime.date.fromisoformat(date)
+        ok = bool(_DATE_RE.match(date))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ProfileError("date", date, "an ISO date YYYY-MM-DD")
+    sw = d["software"]
+    if not isinstance(sw, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                           for k, v in sw.items()):
+        raise ProfileError("software", sw, "an object of name: version strings")
+    mm = d["matmul"]
+    if not isinstance(mm, list) or not mm:
+        raise ProfileError("matmul", mm, "a non-empty list of matmul points")
+    pts, seen = [], set()
+    dtypes = _dtypes()
+    for i, raw in enumerate(mm):
+        at = f"matmul[{i}]."
+        _keys(at, raw, tuple(f.name for f in fields(MatmulPoint)))
+        shape = tuple(_int(at + k, raw[k]) for k in ("m", "k", "n", "batch"))
+        if raw["dtype"] not in dtypes:
+            raise ProfileError(at + "dtype", raw["dtype"], "one of " + ", ".join(dtypes))
+        if shape + (raw["dtype"],) in seen:
+            raise ProfileError(at[:-1], list(shape), "one point per shape and dtype "
+                                                     "(this one is repeated)")
+        seen.add(shape + (raw["dtype"],))
+        pts.append(MatmulPoint(*shape, raw["dtype"],
+                               _number(at + "flops_per_s", raw["flops_per_s"])))
+    touch = d["first_touch"]
+    return DeviceProfile(device=_text("device", d["device"]), kind=d["kind"],
+                         calibrated=d["calibrated"], source=_text("source", d["source"]),
+                         date=date, software=sw, matmul=tuple(pts),
+                         first_touch=None if touch is None else _number("first_touch", touch),
+                         **{r: _number(r, d[r]) for r in RATES})
 
 
 def save(p: DeviceProfile, path) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(to_dict(p), fh, indent=1)
+    """Write the profile's JSON to ``path``."""
+    text = json.dumps(to_dict(p), indent=2) + "\n"
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as err:
+        raise ProfileError("-o", os.fspath(path), f"a writable file path ({err.strerror})") \
+            from None
 
 
-__all__ = ["DeviceProfile", "MatmulPoint", "ProfileError", "from_dict", "load", "save",
-           "to_dict"]
+def load(path) -> DeviceProfile:
+    """The profile in the JSON file ``path``; errors name the file and the field."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as err:
+        raise ProfileError("--profile", path, f"a readable profile JSON file "
+                                              f"({err.strerror})") from None
+    except ValueError as err:
+        raise ProfileError("--profile", path, f"a profile JSON file (invalid JSON: {err})") \
+            from None
+    try:
+        return from_dict(data)
+    except ProfileError as err:
+        raise ProfileError(f"{path}: {err.field}", err.value, err.allowed) from None
+
+
+# ---------------------------------------------------------------- resolution
+
+
+def datasheet(acc, dtype: str | None = None) -> DeviceProfile:
+    """The uncalibrated profile of catalogue accelerator ``acc`` (see
+    ``comparator.cost.datasheet``): matmul points in ``dtype`` (default: every training
+    dtype the device has a peak for)."""
+    from .datasheet import profile
+    return profile(acc, dtype)
+
+
+def for_device(name_or_path, store=None, catalogue=None, expect: str | None = None,
+               dtype: str | None = None) -> DeviceProfile:
+    """The profile to price a device with: a JSON file (a path ending in .json or an
+    existing file), else the latest profile the store (a ``comparator.store.Store``)
+    keeps for that device name, else the datasheet profile of that catalogue name
+    (``catalogue``: a loaded catalogue, default the packaged one).  ``"cpu"`` names this
+    machine's CPU (``cpu_name()``), which has no datasheet.  ``expect``: the catalogue
+    name the profile must describe; a profile of another device is refused."""
+    text = os.fspath(name_or_path)
+    if text.lower().endswith(".json") or os.path.isfile(text):
+        p = load(text)
+    else:
+        name = cpu_name() if text.strip().lower() == "cpu" else text
+        p = store.get_profile(name) if store is not None else None
+        if p is None:
+            if name.startswith("cpu:"):
+                raise ProfileError("device", name, "a calibrated profile: run "
+                                                   "'comparator calibrate' on this machine")
+            from ..accelerators import CatalogueError, load as load_catalogue, lookup
+            try:
+                acc = lookup(catalogue if catalogue is not None else load_catalogue(), name)
+            except CatalogueError as err:
+                raise ProfileError("--accelerator", err.value, err.allowed) from None
+            p = datasheet(acc, dtype)
+    if expect is not None and p.device != expect:
+        raise ProfileError(f"{text}: device", p.device, f"a profile of {expect} (this one "
+                                                       "describes another device)")
+    return p
+
+
+def cpu_name() -> str:
+    """``"cpu: <model>, <n> cores"`` for this machine (/proc/cpuinfo on Linux)."""
+    import platform
+    model = platform.processor() or platform.machine() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"cpu: {model}, {os.cpu_count()} cores"
+
+
+__all__ = ["DeviceProfile", "KINDS", "MatmulPoint", "ProfileError", "RATES",
+           "SCHEMA_VERSION", "cpu_name", "datasheet", "for_device", "from_dict", "load",
+           "save", "to_dict"]
