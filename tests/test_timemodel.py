@@ -82,3 +82,14 @@ def test_unknown_regions_are_charged_their_bytes_and_listed():
 def test_flat_mfu_model():
     # 1e15 FLOPs at 40% of 1e12 FLOP/s
     assert predict_mfu(1e15, 0.4, 1e12) == pytest.approx(1e15 / (0.4 * 1e12))
+
+
+def test_fresh_buffers_pay_first_touch_from_the_least_size_the_runtime_maps_anew():
+    import dataclasses
+    p = dataclasses.replace(PROFILE, first_touch=2e9, first_touch_min_bytes=32 << 20)
+    big, small = region("alloc", nbytes=64 << 20), region("alloc", nbytes=16 << 20)
+    assert region_time(big, p) == (pytest.approx((64 << 20) / 2e9), "memory")   # no overhead
+    assert region_time(small, p)[0] == 0                  # reused by the allocator
+    assert region_time(big, PROFILE)[0] == 0              # first_touch not measured: None
+    st = predict([big, small, region("copy", nbytes=80)], p)
+    assert st.total_s == pytest.approx((64 << 20) / 2e9 + 80 / 10e9 + 5e-6)

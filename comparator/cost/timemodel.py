@@ -16,6 +16,11 @@ on a device profile ``p`` (``profile.DeviceProfile``), where
   intermediates a fusion keeps) / ``p.bandwidth``;
 * overhead = ``p.overhead_s``, the fixed cost of launching one compiled region.
 
+The step's buffers (``alloc`` regions: XLA's temporaries and each result) cost
+bytes / ``p.first_touch`` when the profile measured that rate and the buffer is at least
+``p.first_touch_min_bytes``: a CPU runtime maps such buffers afresh at every run and the
+OS zeroes each page on its first write (accelerator runtimes keep their memory: None).
+
 A region's *bound* is whichever of compute, memory and overhead is largest.  Every number
 of the model is a profile measurement; nothing is fitted to a step.
 
@@ -70,10 +75,9 @@ def _memory_s(r, p) -> float:
 
 def region_time(r, p) -> tuple[float, str]:
     """(seconds of all ``r.count`` runs of region ``r`` on profile ``p``, its bound)."""
-    if r.kind == "alloc":       # a fresh buffer: first-touch, not a region of its own
-        rate = getattr(p, "first_touch", 0.0)
-        fresh = rate and r.bytes >= getattr(p, "first_touch_min_bytes", 0)
-        return (r.count * r.bytes / rate if fresh else 0.0), "memory"
+    if r.kind == "alloc":       # a buffer of the step: first touched afresh at every run?
+        fresh = p.first_touch is not None and r.bytes >= (p.first_touch_min_bytes or 0)
+        return (r.count * r.bytes / p.first_touch if fresh else 0.0), "memory"
     compute, memory, overhead = _compute_s(r, p), _memory_s(r, p), p.overhead_s
     if r.kind in ("sort", "gather", "scatter"):
         compute, memory = 0.0, compute            # a data-movement throughput
