@@ -137,7 +137,7 @@ def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
             k=cfg.n_layers)
     T.merge(out, _shared_grads(cfg))
     T.merge(out, T.mlm_head(batch * mask_count(seq, cfg.mask_prob), d, E, V, cfg.act))
-    T.merge(out, T.sop_head(batch, seq, d))
+    T.merge(out, T.sentence_head(batch, seq, d, "sop"))
     return out
 
 
@@ -154,7 +154,7 @@ def params(cfg: Config, seq: int = 0) -> int:
     return (T.embedding_params(cfg.vocab, E, d, max_len, cfg.type_vocab)
             + (1 if cfg.shares_attention else L) * attn
             + (1 if cfg.shares_ffn else L) * ffn
-            + T.mlm_head_params(d, E, cfg.vocab) + T.sop_head_params(d))
+            + T.mlm_head_params(d, E, cfg.vocab) + T.sentence_head_params(d))
 
 
 def model(cfg: Config):
@@ -174,8 +174,7 @@ def activation_terms(cfg: Config, seq, batch=1, bytes_per=4) -> dict:
     M.merge(out, M.post_ln_layers(b, seq, d, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act,
                                   cfg.n_layers, fb, last_out=False))
     M.merge(out, M.mlm_head(b * mask_count(seq, cfg.mask_prob), d, E, cfg.vocab, cfg.act, fb))
-    # pooler on the first token: its input, tanh and 1 - tanh^2 (b x H each); 2-way loss
-    M.merge(out, {"head/pooler": 3 * b * d * fb, "loss/sop": M.cross_entropy(b, 2, fb)})
+    M.merge(out, M.sentence_head(b, d, fb, "sop"))
     return M.nonzero(out)
 
 

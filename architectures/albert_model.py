@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from kernels.nn import cross_entropy
-from .blocks import Attention, Dense, Embeddings, FeedForward, MLMHead, Norm, residual_sublayer
+from .blocks import (Attention, Embeddings, FeedForward, MLMHead, Norm, SentenceHead,
+                     residual_sublayer)
 from .config import mask_count
 from .program import Program, int_spec, spec_structs
 from .transformer_model import for_length
@@ -55,12 +56,7 @@ class AlbertPretraining(nn.Module):
         logits = MLMHead(c.d_model, c.emb_dim, c.vocab, c.act, c.eps, name="mlm")(hm, emb)
         with jax.named_scope("loss/mlm"):
             mlm = cross_entropy(logits.reshape(-1, c.vocab), labels.reshape(-1))
-        with jax.named_scope("head/pooler"):
-            pooled = jnp.tanh(Dense(c.d_model, c.d_model, name="pooler")(h[:, 0]))
-        with jax.named_scope("head/sop"):
-            sop_logits = Dense(c.d_model, 2, name="sop")(pooled)
-        with jax.named_scope("loss/sop"):
-            return mlm + cross_entropy(sop_logits, sop_labels)
+        return SentenceHead(c.d_model, "sop", name="sop")(h, sop_labels, mlm)
 
 
 def build(cfg) -> Program:

@@ -17,7 +17,7 @@ import flax.linen as nn
 
 from kernels.attention import dense_attention
 from kernels.ffn import ffn
-from kernels.nn import layer_norm, lift, linear
+from kernels.nn import cross_entropy, layer_norm, lift, linear
 
 _SHAPES_ONLY = [False]
 
@@ -321,3 +321,20 @@ class MLMHead(nn.Module):
         with jax.named_scope("head/logits"):
             logits = embeddings.attend(h)
             return logits + lift(self.param("bias", ZEROS, (self.vocab,)), logits.ndim)
+
+
+class SentenceHead(nn.Module):
+    """Sentence-pair head on the first token, added to the MLM loss: pooler (dense H->H +
+    tanh), classifier H->2, 2-way cross-entropy.  ``task`` names the classifier and loss
+    terms: ``sop`` (ALBERT's sentence order) or ``nsp`` (BERT's next sentence)."""
+    hidden: int
+    task: str
+
+    @nn.compact
+    def __call__(self, h, labels, mlm_loss):
+        with jax.named_scope("head/pooler"):
+            pooled = jnp.tanh(Dense(self.hidden, self.hidden, name="pooler")(h[:, 0]))
+        with jax.named_scope(f"head/{self.task}"):
+            logits = Dense(self.hidden, 2, name="classifier")(pooled)
+        with jax.named_scope(f"loss/{self.task}"):
+            return mlm_loss + cross_entropy(logits, labels)

@@ -24,6 +24,7 @@ int32 indices 4, boolean masks 1.  Per block, with ``r`` rows:
   ReLU                       1 boolean per element (+1 output); the zeros it selects are free
   gather / lookup            its int32 indices (+ the gathered rows when a projection reads them)
   cross-entropy (r x V)      log-probabilities r V, one float per row, r int32 labels
+  pooler (b x d, tanh)       its input, tanh and 1 - tanh^2: 3 b d (first token only)
   sigmoid BCE (n)            4n floats + n booleans
 
 The softmax line is ``jax.nn.softmax`` under JAX's default
@@ -80,6 +81,12 @@ def mlm_head(rows, hidden, E, V, act_name, fb) -> dict:
     return {"head/gather": gather(rows, hidden, fb), "head/transform": i, "head/act": k,
             "head/norm": layer_norm(rows, E, fb, out=True),
             "loss/mlm": cross_entropy(rows, V, fb)}
+
+
+def sentence_head(b, d, fb, task) -> dict:
+    """Pooler on the first token: its input, tanh and 1 - tanh^2 (b x d each); the 2-way
+    loss ``loss/<task>`` (ALBERT's sop, BERT's nsp)."""
+    return {"head/pooler": 3 * b * d * fb, f"loss/{task}": cross_entropy(b, 2, fb)}
 
 
 def post_ln_layers(b, n, d, h, dh, f, act_name, layers, fb, last_out: bool) -> dict:

@@ -41,3 +41,31 @@ def any_nonzero(x) -> bool:
     if hasattr(x, "_grid_max"):
         return False
     return bool(np.any(x)) if _is_array(x) else bool(x)
+
+
+def floor_log2(k):
+    """floor(log2 k) for k >= 1: 0, 1, 1, 2, 2, 2, 2, 3, ... (int.bit_length() - 1)."""
+    if hasattr(k, "_grid_floor_log2"):
+        return k._grid_floor_log2()
+    if _is_array(k):
+        return np.floor(np.log2(np.maximum(k, 1)))
+    return int(k).bit_length() - 1
+
+
+def pow2(k):
+    """2 ** k for an integer k >= 0."""
+    if hasattr(k, "_grid_pow2"):
+        return k._grid_pow2()
+    if _is_array(k):
+        return np.exp2(k)
+    return 2 ** int(k)
+
+
+def positive(x):
+    """1 where the integer-valued ``x`` is > 0, else 0: a branch written as arithmetic, so
+    one formula serves ints, float64 sweeps and recorded grid formulas."""
+    if hasattr(x, "_grid_max"):
+        return maximum(0, x) - maximum(0, x - 1)
+    if _is_array(x):
+        return (x > 0).astype(np.float64)
+    return int(x > 0)

@@ -18,18 +18,37 @@ backward of every layer recomputes its forward once.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from . import memory_terms as M
 from . import terms as T
 from .terms import THREEFRY_OPS, Term
 from .config import Widths, ConfigError, check_config, mask_count, resized
-from .num import any_nonzero, ceil_div, ceil_log2, maximum
+from .num import any_nonzero, ceil_div, ceil_log2, floor_log2, maximum, positive, pow2
 
 NAME = "reformer"
 # uniform bits -> normal: shift, or, (bitcast), sub, mul, add, max, erf_inv, mul
 NORMAL_OPS = 8
 ATTN_KINDS = ("lsh", "local")
+
+
+def bucket_limit(chunk: int, max_len: int) -> int:
+    """Bucket counts above 2 * max(isqrt(max_len // chunk), chunk) are factorised."""
+    return 2 * max(math.isqrt(max_len // chunk), chunk)
+
+
+def bucket_rule(seq: int, chunk: int, max_len: int = 4096) -> tuple:
+    """Buckets when ``num_buckets`` is not given, as the reference implementations choose
+    them (Hugging Face ``LSHSelfAttention._set_num_buckets``, ported from trax):
+    2 * (seq // chunk) rounded *down* to a power of two 2^p, factorised into the two
+    rotations (2^(p // 2), 2^(p - p // 2)) -- whose sizes add in the hashing product --
+    when 2^p exceeds ``bucket_limit(chunk, max_len)`` (max_len: the config's
+    max_position_embeddings).  Returns the factors: ``(2^p,)`` or ``(a, b)``."""
+    p = floor_log2(max(1, 2 * (seq // chunk)))
+    if 2 ** p > bucket_limit(chunk, max_len):
+        return (2 ** (p // 2), 2 ** (p - p // 2))
+    return (2 ** p,)
 
 
 @dataclass(frozen=True)
@@ -42,7 +61,12 @@ class Config(Widths):
     ff_dim: int | None = None
     attn_layers: tuple = ("lsh",)      # cycled over the layers
     n_hashes: int = 4
-    n_buckets: int | None = None       # None: 2 * seq / lsh_chunk (the paper's rule)
+    n_buckets: int | tuple | None = None  # an even int, two even factors (a, b) hashed with
+    #                                    a/2 + b/2 rotations, or None: the length-derived rule
+    #                                    of the reference implementation (``bucket_factors``)
+    max_len: int = 4096                # HF max_position_embeddings: enters only that rule
+    rehash_in_backward: bool = False   # False (reference): the recomputation in the backward
+    #                                    reuses the forward's buckets; True: hashes again
     lsh_chunk: int = 64
     local_chunk: int = 64
     chunks_before: int = 1
@@ -65,9 +89,19 @@ class Config(Widths):
         if len(self.axial_dims) != 2 or sum(self.axial_dims) != self.d_model:
             raise ConfigError("axial_dims", self.axial_dims,
                               f"two sizes adding up to d_model={self.d_model}")
-        if self.n_buckets is not None and (self.n_buckets < 2 or self.n_buckets % 2):
-            raise ConfigError("n_buckets", self.n_buckets, "an even integer >= 2, or None")
-        for name in ("lsh_chunk", "local_chunk", "n_hashes"):
+        nb = self.n_buckets
+        if isinstance(nb, list):
+            object.__setattr__(self, "n_buckets", nb := tuple(nb))
+        if isinstance(nb, tuple):
+            if (len(nb) != 2 or not all(isinstance(f, int) and not isinstance(f, bool)
+                                        and f >= 2 and f % 2 == 0 for f in nb)):
+                raise ConfigError("n_buckets", list(nb), "two even integers >= 2 (a factorised "
+                                  "hash [a, b]), an even integer >= 2, or null")
+        elif nb is not None and (not isinstance(nb, int) or isinstance(nb, bool) or nb < 2
+                                 or nb % 2):
+            raise ConfigError("n_buckets", nb, "an even integer >= 2, two even factors [a, b], "
+                              "or null (the length-derived rule)")
+        for name in ("lsh_chunk", "local_chunk", "n_hashes", "max_len"):
             if getattr(self, name) <= 0:
                 raise ConfigError(name, getattr(self, name), "a positive integer")
         if self.chunks_before < 0 or self.chunks_after < 0:
@@ -79,8 +113,46 @@ class Config(Widths):
     def kind(self, layer: int) -> str:
         return self.attn_layers[layer % len(self.attn_layers)]
 
-    def buckets(self, seq: int) -> int:
-        return self.n_buckets or 2 * maximum(1, seq // self.lsh_chunk)
+    def single_chunk(self, seq) -> bool:
+        """At most one LSH chunk: the reference runs plain n x n attention (one round, no
+        hashing, no sort).  Scalar lengths only (formulas use ``multi_chunk``)."""
+        return seq <= self.lsh_chunk
+
+    def multi_chunk(self, seq):
+        """1 where LSH layers hash and sort (seq > lsh_chunk), else 0 (ints and arrays)."""
+        return positive(seq - self.lsh_chunk)
+
+    def bucket_factors(self, seq: int) -> tuple:
+        """The hash's bucket factors at ``seq`` (scalar): ``(nb,)`` or a factorised ``(a, b)``:
+        ``n_buckets`` as given, or when None the reference rule (``bucket_rule``)."""
+        if self.n_buckets is not None:
+            return self.n_buckets if isinstance(self.n_buckets, tuple) else (self.n_buckets,)
+        return bucket_rule(seq, self.lsh_chunk, self.max_len)
+
+    def bucket_limit(self) -> int:
+        """Above this many buckets the length-derived rule factorises the hash."""
+        return bucket_limit(self.lsh_chunk, self.max_len)
+
+    def buckets(self, seq):
+        """Total buckets per round (the product of the factors); ints and arrays."""
+        if self.n_buckets is not None:
+            return math.prod(self.bucket_factors(seq))
+        return pow2(floor_log2(maximum(1, 2 * (seq // self.lsh_chunk))))
+
+    def rotation_size(self, seq):
+        """Columns of [R, -R] per round: the sum of the factors (ints and arrays)."""
+        if self.n_buckets is not None:
+            return sum(self.bucket_factors(seq))
+        p = floor_log2(maximum(1, 2 * (seq // self.lsh_chunk)))
+        split = positive(p - floor_log2(self.bucket_limit()))   # 2^p > limit <=> p > log2 limit
+        return pow2(p) * (1 - split) + (pow2(p // 2) + pow2(p - p // 2)) * split
+
+    def factorised(self, seq):
+        """1 where the hash is factorised into two rotations, else 0 (ints and arrays)."""
+        if self.n_buckets is not None:
+            return int(isinstance(self.n_buckets, tuple))
+        p = floor_log2(maximum(1, 2 * (seq // self.lsh_chunk)))
+        return positive(p - floor_log2(self.bucket_limit()))
 
     def axial_rows(self, seq: int) -> int:
         """n1 of the axial grid for ``seq`` positions (grown when seq > n1 * n2)."""
@@ -93,11 +165,14 @@ class Config(Widths):
             chunks["ffn_chunk"] = self.ffn_chunk
         used = {k for k in self.attn_layers}
         for name, c in chunks.items():
+            # one LSH chunk or less runs plain attention: any length up to the chunk
+            if name == "lsh_chunk" and isinstance(seq, int) and seq <= c:
+                continue
             if name.split("_")[0] in used | {"ffn"} and any_nonzero(seq % c):
                 raise ConfigError("seq", seq, f"a multiple of {name}={c}")
         if (self.n_buckets is not None and "lsh" in used and isinstance(seq, int)
-                and seq < self.n_buckets):
-            raise ConfigError("seq", seq, f"at least n_buckets={self.n_buckets} (more hash "
+                and seq > self.lsh_chunk and seq < self.buckets(seq)):
+            raise ConfigError("seq", seq, f"at least n_buckets={self.buckets(seq)} (more hash "
                                           "buckets than positions)")
 
 
@@ -106,8 +181,8 @@ PRESETS: dict[str, tuple[Config, str]] = {
         vocab=258, d_model=1024, n_layers=12, n_heads=8, head_dim=128, ff_dim=4096,
         attn_layers=("local", "local", "lsh", "local", "local", "local", "lsh", "local",
                      "local", "local", "lsh", "local"),
-        n_hashes=4, n_buckets=512, lsh_chunk=256, local_chunk=128, axial_shape=(128, 512),
-        axial_dims=(256, 768), causal=True),
+        n_hashes=4, n_buckets=512, max_len=65536, lsh_chunk=256, local_chunk=128,
+        axial_shape=(128, 512), axial_dims=(256, 768), causal=True),
         "Kitaev et al. 2020, Sec. 5 (enwik8-64K, 12 layers, d 1024); sizes of the released "
         "google/reformer-enwik8 config"),
     "reformer-base": (Config(),
@@ -130,6 +205,26 @@ def resize(cfg: Config, d_model=None, n_layers=None, n_heads=None, d_ff=None) ->
     return resized(cfg, d_model, n_layers, n_heads, d_ff, **extra)
 
 
+def describe(cfg: Config, seq: int) -> str:
+    """The length-dependent choices of the LSH layers at ``seq``, in words (explain)."""
+    if "lsh" not in cfg.attn_layers:
+        return ""
+    if cfg.single_chunk(seq):
+        return (f"LSH layers: {seq} tokens fit one chunk of {cfg.lsh_chunk}: plain "
+                f"{seq} x {seq} attention, no hashing (as the reference)")
+    f = cfg.bucket_factors(seq)
+    how = ("given" if cfg.n_buckets is not None else
+           f"2n/chunk to a power of two, factorised above {cfg.bucket_limit()} "
+           f"(max_len {cfg.max_len})")
+    buckets = (f"{f[0]} buckets" if len(f) == 1 else
+               f"{f[0] * f[1]} buckets = {f[0]} x {f[1]} (factorised: {f[0] // 2} + "
+               f"{f[1] // 2} rotations a round, not {f[0] * f[1] // 2})")
+    back = ("hashes again" if cfg.rehash_in_backward else
+            "reuses the forward's buckets (one hash a layer a step)")
+    return (f"LSH layers: {cfg.n_hashes} hashes into {buckets} ({how}); chunks of "
+            f"{cfg.lsh_chunk}; the backward's recomputation {back}")
+
+
 def transformer_baseline(cfg: Config):
     """A vanilla Transformer of the same widths: dense attention, plain residuals,
     the same objective (causal LM or masked LM), learned positions."""
@@ -149,13 +244,25 @@ def _sort(k):
 
 
 def lsh_terms(cfg: Config, b, n) -> dict:
-    """LSH attention core over b sequences x h heads, as kernels/lsh.py computes it.
+    """LSH attention core over b sequences x h heads, as kernels/lsh.py computes it: the
+    chunked, hashed path beyond one chunk, plain attention up to one (``single_chunk``)."""
+    if isinstance(n, int):
+        return single_chunk_terms(cfg, b, n) if cfg.single_chunk(n) else hashed_terms(cfg, b, n)
+    multi = cfg.multi_chunk(n)     # arrays and recorded formulas: both paths, weighted 1 / 0
+    out = {k: t.times(multi) for k, t in hashed_terms(cfg, b, n).items()}
+    return T.merge(out, {k: t.times(1 - multi) for k, t in single_chunk_terms(cfg, b, n).items()})
+
+
+def hashed_terms(cfg: Config, b, n) -> dict:
+    """LSH attention over b x h heads beyond one chunk (``kernels.lsh.lsh_attention``).
 
     H = b*h heads, S = n_hashes*n slots, K = (1+before+after)*chunk keys per
-    query.  Constants that do not depend on the input (bucket offsets, slot
-    positions) are computed once, not per head, as vmap leaves them.
+    query, rot = the rotation size (``Config.rotation_size``: the bucket count, or a + b
+    for a factorised hash).  Constants that do not depend on the input (bucket offsets,
+    slot positions) are computed once, not per head, as vmap leaves them.
     """
-    h, dh, r, nb, c = cfg.n_heads, cfg.d_head, cfg.n_hashes, cfg.buckets(n), cfg.lsh_chunk
+    h, dh, r, c = cfg.n_heads, cfg.d_head, cfg.n_hashes, cfg.lsh_chunk
+    rot, split = cfg.rotation_size(n), cfg.factorised(n)
     w = 1 + cfg.chunks_before + cfg.chunks_after
     K, H, S = w * c, b * h, r * n
     masks = 2 if cfg.causal else 1
@@ -163,9 +270,10 @@ def lsh_terms(cfg: Config, b, n) -> dict:
     adj = 2 * (w - 1) * H * S * dh  # backward of gathering w neighbouring chunks
     lse = H * S if r > 1 else 0
     return {
-        # q.R (no gradient: it feeds an argmax), [R, -R], argmax, round offsets
-        "lsh/hash": Term(mm=H * n * dh * r * nb,
-                         ew=H * (S * nb // 2 + S * (nb - 1) + S) + r),
+        # q.R (no gradient: it feeds an argmax), [R, -R] and argmax per factor, the
+        # factors combined as digits (mul, add), round offsets
+        "lsh/hash": Term(mm=H * n * dh * r * rot,
+                         ew=H * (S * rot // 2 + S * (rot - 1) + S + S * split) + r),
         # sort key (mul, add), one sort of it, the slot decoded from each sorted key (rem,
         # div, mul, add), the inverse permutation by a scatter (its index normalisation:
         # lt, add, select); gathers of q and v (their grads scatter-add)
@@ -186,23 +294,41 @@ def lsh_terms(cfg: Config, b, n) -> dict:
     }
 
 
+def single_chunk_terms(cfg: Config, b, n) -> dict:
+    """Up to one chunk (``kernels.lsh.standard_attention``): n x n shared-QK attention, one
+    round, no hashing or sorting; the position masks are computed once, not per head."""
+    h, dh = cfg.n_heads, cfg.d_head
+    H, masks = b * h, 2 if cfg.causal else 1
+    att = H * 2 * n * n * dh
+    return {"lsh/scores": Term(mm=att, mm_bwd=2 * att,
+                               ew=H * (2 * n * dh + n * (dh - 1) + 3 * n + masks * n * n)
+                               + masks * n * n,
+                               ew_bwd=H * (masks * n * n + 7 * n * dh + n * (dh - 1) + 4 * n)),
+            "lsh/softmax": Term(ew=H * (4 * n * n + 2 * n * (n - 1) + n),
+                                ew_bwd=H * (4 * n * n + n * (n - 1) + n)),
+            "lsh/context": Term(mm=att, mm_bwd=2 * att)}
+
+
 def rotations_term(cfg: Config, n) -> Term:
-    """One step's random rotations for one LSH layer: a key fold-in, normal samples."""
-    R = cfg.n_heads * cfg.d_head * cfg.n_hashes * (cfg.buckets(n) // 2)
-    return Term(ew=2 * THREEFRY_OPS + THREEFRY_OPS * R + NORMAL_OPS * R + 1)
+    """One step's random rotations for one LSH layer (none within one chunk): a key
+    fold-in, normal samples of h x dh x n_hashes x rot/2."""
+    R = cfg.n_heads * cfg.d_head * cfg.n_hashes * (cfg.rotation_size(n) // 2)
+    return Term(ew=2 * THREEFRY_OPS + THREEFRY_OPS * R + NORMAL_OPS * R + 1).times(
+        cfg.multi_chunk(n))
 
 
 def local_terms(cfg: Config, b, n) -> dict:
     """Chunked local attention (kernels/lsh.local_attention) over b x h heads.
 
     Window positions and their range masks are computed once (not per head);
-    the backward of gathering w neighbouring chunks adds 2(w-1) copies.
+    the backward of gathering w neighbouring chunks adds 2(w-1) copies (w-1 when the
+    sequence is one chunk: every neighbour is the chunk itself, no split to undo).
     """
     h, dh, c = cfg.n_heads, cfg.d_head, cfg.local_chunk
     w = 1 + cfg.chunks_before + cfg.chunks_after
     K, H = w * c, b * h
     att = H * 2 * n * K * dh
-    adj = 2 * (w - 1) * H * n * dh
+    adj = (1 + positive(n // c - 1)) * (w - 1) * H * n * dh
     causal = 2 * n * K if cfg.causal else 0
     return {"attn/scores": Term(mm=att, mm_bwd=2 * att,
                                 ew=H * n * dh + 4 * w * n + H * n * K + causal,
@@ -245,8 +371,10 @@ def layer_terms(cfg: Config, b, n, kind: str, first: bool = False) -> dict:
         k = n // cfg.ffn_chunk
         T.merge(out, {"ffn/in": Term(ew_bwd=k * d * cfg.d_ff + cfg.d_ff),
                       "ffn/out": Term(ew_bwd=k * cfg.d_ff * d + d)})
-    # every term of F and G is recomputed once by the backward ...
-    out = {k: v.recomputed() for k, v in out.items()}
+    # every term of F and G is recomputed once by the backward, but hashing: the reference
+    # hands the forward's buckets to the recomputation (unless rehash_in_backward) ...
+    out = {k: v if k == "lsh/hash" and not cfg.rehash_in_backward else v.recomputed()
+           for k, v in out.items()}
     if first:  # ... except the first layer's output projection: its value is never used
         out["attn/out"] = T.dense(t, inner, d, bias=False)
     return out
@@ -300,14 +428,18 @@ def activation_terms(cfg: Config, seq, batch=1, bytes_per=4) -> dict:
 
     The reversible stack is one custom VJP that keeps only its two outputs (and its
     parameters and aux): no per-layer activation, so depth adds only each LSH
-    layer's random rotations (h x dh x n_hashes x n_buckets/2, shared by the batch)."""
+    layer's random rotations (h x dh x n_hashes x rot/2, shared by the batch) and,
+    unless ``rehash_in_backward``, its buckets (int32, b x h x n_hashes x n: the
+    reference hands them to the recomputation; kept by the stack, so under rev/)."""
     cfg.check_seq(seq)
     d, V, fb, b = cfg.d_model, cfg.vocab, bytes_per, batch
     t = b * seq
     n_lsh = sum(1 for i in range(cfg.n_layers) if cfg.kind(i) == "lsh")
-    rot = cfg.n_heads * cfg.d_head * cfg.n_hashes * (cfg.buckets(seq) // 2) * fb
-    out = {"embed/lookup": t * M.INT, "lsh/rotations": n_lsh * rot,
-           "rev/residual": 2 * t * d * fb,
+    hashing = cfg.multi_chunk(seq)
+    rot = cfg.n_heads * cfg.d_head * cfg.n_hashes * (cfg.rotation_size(seq) // 2) * fb
+    kept = 0 if cfg.rehash_in_backward else b * cfg.n_heads * cfg.n_hashes * seq * M.INT
+    out = {"embed/lookup": t * M.INT, "lsh/rotations": n_lsh * rot * hashing,
+           "rev/residual": 2 * t * d * fb + n_lsh * kept * hashing,
            "norm/final": M.layer_norm(t, 2 * d, fb, out=cfg.causal)}
     if cfg.causal:
         out["loss/lm"] = M.cross_entropy(t, V, fb)

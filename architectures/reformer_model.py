@@ -5,7 +5,11 @@ Parameters live in Flax modules; the layers themselves are pure functions
 ``kernels.reversible.reversible_stack``, whose custom VJP stores no per-layer
 activations and recomputes each sublayer once in the backward.  LSH rotations
 are drawn once per step from the step's PRNG key (term ``lsh/rotations``) and
-passed as non-differentiable ``aux``, so the recomputation hashes identically.
+passed as non-differentiable ``aux``.  As in the reference implementations, the forward
+keeps each LSH layer's buckets and the backward's recomputation reuses them instead of
+hashing again (``rehash_in_backward=True``: it hashes again, with the same rotations, to
+the same buckets).  A sequence of one LSH chunk or less runs plain attention: no
+rotations, no hashing.
 """
 from __future__ import annotations
 
@@ -34,8 +38,10 @@ def _merge(x):
     return x.transpose(0, 2, 1, 3).reshape(b, n, h * dh)
 
 
-def attention_sublayer(cfg, kind, p, x, rot):
-    """F: pre-LN LSH or local self-attention, x [b, n, d] -> [b, n, d]."""
+def attention_sublayer(cfg, kind, p, x, rot, saved=None, keep=False):
+    """F: pre-LN LSH or local self-attention, x [b, n, d] -> [b, n, d]; with ``keep``
+    (an LSH layer keeping its buckets for the recomputation) ``(y, buckets)``, reusing
+    ``saved`` buckets when given."""
     h, dh = cfg.n_heads, cfg.d_head
     with jax.named_scope("norm/attn"):
         y = layer_norm(x, p["ln_scale"], p["ln_bias"], cfg.eps)
@@ -43,16 +49,23 @@ def attention_sublayer(cfg, kind, p, x, rot):
         proj = linear(y, p["w_qkv"])
     win = dict(causal=cfg.causal, n_chunks_before=cfg.chunks_before,
                n_chunks_after=cfg.chunks_after)
+    buckets = None
     if kind == "lsh":
         qk, v = (_heads(t, h, dh) for t in jnp.split(proj, 2, axis=-1))
-        one = functools.partial(lsh_attention, chunk_len=cfg.lsh_chunk, **win)
-        ctx = jax.vmap(jax.vmap(one), in_axes=(0, 0, None))(qk, v, rot)
+        n = x.shape[1]
+        factors = None if cfg.single_chunk(n) else cfg.bucket_factors(n)
+        one = functools.partial(lsh_attention, chunk_len=cfg.lsh_chunk, factors=factors,
+                                return_buckets=True, **win)
+        # vmapped over batch (the rotations shared) and heads (one rotation each)
+        ctx, buckets = jax.vmap(jax.vmap(lambda a, b, r, s: one(a, b, r, buckets=s)),
+                                in_axes=(0, 0, None, 0))(qk, v, rot, saved)
     else:
         q, k, v = (_heads(t, h, dh) for t in jnp.split(proj, 3, axis=-1))
         one = functools.partial(local_attention, chunk_len=cfg.local_chunk, **win)
         ctx = jax.vmap(jax.vmap(one))(q, k, v)
     with jax.named_scope("attn/out"):
-        return linear(_merge(ctx), p["w_out"])
+        y = linear(_merge(ctx), p["w_out"])
+    return (y, buckets) if keep else y
 
 
 def ffn_sublayer(cfg, p, x, aux):
@@ -114,23 +127,25 @@ class Reformer(nn.Module):
         with jax.named_scope("embed/lookup"):
             h = jnp.take(word, ids, axis=0) + pos[None]
 
-        fs, gs, params, aux = [], [], [], []
-        nb = c.buckets(n)
+        fs, gs, params, aux, keep = [], [], [], [], []
+        hashing = not c.single_chunk(n)
         for i in range(c.n_layers):
             kind = c.kind(i)
             pa = AttnParams(d, c.inner, 2 if kind == "lsh" else 3, name=f"layer_{i}_attn")()
             pf = FFNParams(d, c.d_ff, name=f"layer_{i}_ffn")()
-            fs.append(functools.partial(attention_sublayer, c, kind))
+            keep.append(kind == "lsh" and hashing and not c.rehash_in_backward)
+            fs.append(functools.partial(attention_sublayer, c, kind, keep=keep[-1]))
             gs.append(functools.partial(ffn_sublayer, c))
             params.append((pa, pf))
-            if kind == "lsh":
+            if kind == "lsh" and hashing:
                 with jax.named_scope("lsh/rotations"):
                     key = jax.random.fold_in(rng, i)
-                    aux.append(jax.random.normal(key, (c.n_heads, c.d_head, c.n_hashes, nb // 2)))
+                    shape = (c.n_heads, c.d_head, c.n_hashes, c.rotation_size(n) // 2)
+                    aux.append(jax.random.normal(key, shape))
             else:
                 aux.append(None)
         with jax.named_scope("rev/residual"):  # the stack's own adds; sublayers keep their terms
-            y1, y2 = reversible_stack(tuple(fs), tuple(gs), params, h, h, aux)
+            y1, y2 = reversible_stack(tuple(fs), tuple(gs), params, h, h, aux, keep)
         y = jnp.concatenate([y1, y2], axis=-1)
         with jax.named_scope("norm/final"):
             y = Norm(2 * d, c.eps, name="final_norm")(y)

@@ -249,19 +249,26 @@ def mlm_head(rows, hidden, emb, vocab, act_name) -> dict:
     }
 
 
-def sop_head(b, n, d) -> dict:
-    """ALBERT's sentence-order head on the first token: pooler (dense + tanh), 2-way CE.
+SENTENCE_TASKS = ("sop", "nsp")
+
+
+def sentence_head(b, n, d, task: str) -> dict:
+    """A sentence-pair head on the first token: pooler (dense + tanh), classifier H->2,
+    2-way cross-entropy.  ``task`` names the classifier and its loss: ``sop`` (ALBERT's
+    sentence order) or ``nsp`` (BERT's next sentence).
 
     The encoder output is read by the MLM gather and by the pooler's slice:
     their gradients are added once (b x n x d), charged to ``head/gather``,
-    the earlier reader, as the backward pass does.  The MLM and SOP losses are
-    summed in ``loss/sop``.
+    the earlier reader, as the backward pass does.  The MLM loss is added to the
+    sentence loss in ``loss/<task>`` (1 FLOP).
     """
+    if task not in SENTENCE_TASKS:
+        raise ValueError(f"task must be one of {SENTENCE_TASKS}, got {task!r}")
     return {
         "head/gather": fanout(b * n, d),
         "head/pooler": dense(b, d, d) + act(b * d, "tanh"),
-        "head/sop": dense(b, d, 2),
-        "loss/sop": cross_entropy(b, 2) + Term(ew=1),
+        f"head/{task}": dense(b, d, 2),
+        f"loss/{task}": cross_entropy(b, 2) + Term(ew=1),
     }
 
 
@@ -335,7 +342,8 @@ def mlm_head_params(hidden, emb, vocab):
     return dense_params(hidden, emb) + norm_params(emb) + vocab
 
 
-def sop_head_params(d):
+def sentence_head_params(d):
+    """Pooler (d x d + bias) and the 2-way classifier (d x 2 + bias)."""
     return dense_params(d, d) + dense_params(d, 2)
 
 

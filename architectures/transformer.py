@@ -2,6 +2,12 @@
 
 * ``encoder``  -- BERT: post-LN encoder, masked-LM head on the masked positions
                  (Devlin et al. 2019, Table/Section 3; sizes from the BERT repo).
+                 ``head="mlm"``: the MLM head alone (Hugging Face ``BertForMaskedLM``);
+                 ``head="pretraining"``: BERT as it was pre-trained, MLM + next-sentence
+                 prediction (Devlin et al. 2019, Sec. 3.1 and A.1): a pooler (dense
+                 H->H + tanh) on the first token, a classifier H->2 and a 2-way
+                 cross-entropy added to the MLM loss (HF ``BertForPreTraining``; terms
+                 ``head/pooler``, ``head/nsp``, ``loss/nsp``).
 * ``decoder``  -- GPT-2: pre-LN causal decoder, tied LM head, next-token loss
                  (Radford et al. 2019, Table 2).
 * ``encdec``   -- T5 v1.0: pre-RMSNorm encoder-decoder, ReLU FFN, no biases,
@@ -15,9 +21,10 @@ from dataclasses import dataclass
 
 from . import memory_terms as M
 from . import terms as T
-from .config import Widths, check_config, mask_count, resized, target_len
+from .config import ConfigError, Widths, check_config, mask_count, resized, target_len
 
 NAME = "transformer"
+HEADS = ("mlm", "pretraining")   # an encoder's heads (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -37,9 +44,21 @@ class Config(Widths):
     mask_prob: float = 0.15        # encoder: MLM masking rate
     rel_buckets: int = 0           # encdec: relative-position buckets (T5: 32)
     rel_max_distance: int = 128
+    head: str = "mlm"              # encoder: mlm | pretraining (+ pooler and NSP)
 
     def __post_init__(self):
         check_config(self, kinds=("encoder", "decoder", "encdec"))
+        if self.head not in HEADS:
+            raise ConfigError("head", self.head, "one of " + ", ".join(HEADS))
+        if self.head != "mlm" and self.kind != "encoder":
+            raise ConfigError("head", self.head, "mlm (the default) for a decoder or an "
+                              "encoder-decoder: they keep their LM head; the pre-training "
+                              "head (pooler + NSP) is BERT's, an encoder's")
+
+    @property
+    def nsp(self) -> bool:
+        """Whether the step has BERT's next-sentence head (pooler + classifier + loss)."""
+        return self.head == "pretraining"
 
     @property
     def pre_norm(self) -> bool:
@@ -64,6 +83,14 @@ PRESETS: dict[str, tuple[Config, str]] = {
     "bert-base": (_BERT, "Devlin et al. 2019, Sec. 3: L=12, H=768, A=12"),
     "bert-large": (dataclasses.replace(_BERT, d_model=1024, n_layers=24, n_heads=16),
                    "Devlin et al. 2019, Sec. 3: L=24, H=1024, A=16"),
+    "bert-base-pretraining": (
+        dataclasses.replace(_BERT, head="pretraining"),
+        "Devlin et al. 2019, Sec. 3 and A.1: bert-base with MLM + NSP heads and pooler, as "
+        "pre-trained (Hugging Face BertForPreTraining)"),
+    "bert-large-pretraining": (
+        dataclasses.replace(_BERT, d_model=1024, n_layers=24, n_heads=16, head="pretraining"),
+        "Devlin et al. 2019, Sec. 3 and A.1: bert-large with MLM + NSP heads and pooler, as "
+        "pre-trained (Hugging Face BertForPreTraining)"),
     "gpt2-small": (_GPT2, "Radford et al. 2019, Table 2: 117M (124M), 12 layers, d=768"),
     "gpt2-medium": (dataclasses.replace(_GPT2, d_model=1024, n_layers=24, n_heads=16),
                     "Radford et al. 2019, Table 2: 345M, 24 layers, d=1024"),
@@ -122,6 +149,8 @@ def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
         T.merge(out, {"embed/lookup": T.tied_grad(V, d)})
         T.merge(out, _stack(cfg, batch, seq, layers=cfg.n_layers))
         T.merge(out, T.mlm_head(batch * mask_count(seq, cfg.mask_prob), d, d, V, cfg.act))
+        if cfg.nsp:
+            T.merge(out, T.sentence_head(batch, seq, d, "nsp"))
         return out
     if cfg.kind == "decoder":
         T.merge(out, T.embeddings(batch, seq, d, d, pos=True, types=False, norm_=False))
@@ -159,7 +188,8 @@ def params(cfg: Config, seq: int = 0) -> int:
     layer = T.layer_params(d, cfg.inner, cfg.d_ff, bias=cfg.use_bias, rms=cfg.rms)
     if cfg.kind == "encoder":
         return (T.embedding_params(V, d, d, cfg.max_len, cfg.type_vocab)
-                + cfg.n_layers * layer + T.mlm_head_params(d, d, V))
+                + cfg.n_layers * layer + T.mlm_head_params(d, d, V)
+                + (T.sentence_head_params(d) if cfg.nsp else 0))
     if cfg.kind == "decoder":
         return (T.embedding_params(V, d, d, cfg.max_len, 0, norm_=False)
                 + cfg.n_layers * layer + T.norm_params(d, rms=False))
@@ -201,6 +231,8 @@ def activation_terms(cfg: Config, seq, batch=1, bytes_per=4) -> dict:
         M.merge(out, M.post_ln_layers(b, seq, d, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act,
                                       cfg.n_layers, fb, last_out=False))
         M.merge(out, M.mlm_head(b * mask_count(seq, cfg.mask_prob), d, d, V, cfg.act, fb))
+        if cfg.nsp:
+            M.merge(out, M.sentence_head(b, d, fb, "nsp"))
         return M.nonzero(out)
     if cfg.kind == "decoder":
         out = {"embed/lookup": t * M.INT}

@@ -9,7 +9,7 @@ import numpy as np
 import flax.linen as nn
 
 from kernels.nn import cross_entropy
-from .blocks import INIT, Embeddings, MLMHead, Norm, jit_layers, layer_class
+from .blocks import INIT, Embeddings, MLMHead, Norm, SentenceHead, jit_layers, layer_class
 from .config import mask_count, target_len
 from .program import Program, int_spec, spec_structs
 
@@ -54,10 +54,12 @@ class RelativeBias(nn.Module):
 
 
 class EncoderMLM(nn.Module):
+    """BERT: MLM head on the masked positions; with ``cfg.nsp`` (head "pretraining") also
+    the pooler and next-sentence head on the first token, its loss added to the MLM's."""
     cfg: object
 
     @nn.compact
-    def __call__(self, ids, type_ids, mask_pos, labels):
+    def __call__(self, ids, type_ids, mask_pos, labels, nsp_labels=None):
         c = self.cfg
         emb = Embeddings(c.vocab, c.d_model, c.d_model, c.max_len, c.type_vocab, True, c.eps,
                          name="embeddings")
@@ -65,10 +67,13 @@ class EncoderMLM(nn.Module):
         for i in range(c.n_layers):
             h = _layer(c, name=f"layer_{i}")(h)
         with jax.named_scope("head/gather"):
-            h = jnp.take_along_axis(h, mask_pos[..., None], axis=1)
-        logits = MLMHead(c.d_model, c.d_model, c.vocab, c.act, c.eps, name="mlm")(h, emb)
+            hm = jnp.take_along_axis(h, mask_pos[..., None], axis=1)
+        logits = MLMHead(c.d_model, c.d_model, c.vocab, c.act, c.eps, name="mlm")(hm, emb)
         with jax.named_scope("loss/mlm"):
-            return cross_entropy(logits.reshape(-1, c.vocab), labels.reshape(-1))
+            mlm = cross_entropy(logits.reshape(-1, c.vocab), labels.reshape(-1))
+        if not c.nsp:
+            return mlm
+        return SentenceHead(c.d_model, "nsp", name="nsp")(h, nsp_labels, mlm)
 
 
 class DecoderLM(nn.Module):
@@ -131,13 +136,17 @@ def build(cfg) -> Program:
     if cfg.kind == "encoder":
         net = lambda s: EncoderMLM(for_length(cfg, s))
 
+        keys = ("ids", "type_ids", "mask_pos", "labels") + (("nsp_labels",) if cfg.nsp else ())
+
         def spec(b, s):
             p = mask_count(s, cfg.mask_prob)
-            return {"ids": int_spec((b, s), cfg.vocab), "type_ids": int_spec((b, s), cfg.type_vocab),
-                    "mask_pos": int_spec((b, p), s), "labels": int_spec((b, p), cfg.vocab)}
+            out = {"ids": int_spec((b, s), cfg.vocab), "type_ids": int_spec((b, s), cfg.type_vocab),
+                   "mask_pos": int_spec((b, p), s), "labels": int_spec((b, p), cfg.vocab)}
+            if cfg.nsp:
+                out["nsp_labels"] = int_spec((b,), 2)   # is-next / not-next
+            return out
 
-        call = lambda p, d: net(d["ids"].shape[1]).apply(p, d["ids"], d["type_ids"], d["mask_pos"],
-                                                          d["labels"])
+        call = lambda p, d: net(d["ids"].shape[1]).apply(p, *(d[k] for k in keys))
     elif cfg.kind == "decoder":
         net = lambda s: DecoderLM(for_length(cfg, s))
 

@@ -35,17 +35,29 @@ def load(path: str) -> list[dict]:
     return recs
 
 
-def mfu_for(records: list[dict], acc, dtype: str, arch: str | None = None) -> tuple[float, str]:
-    """(median utilisation, where it comes from) for ``acc`` at ``dtype``."""
+def _by(convention: str) -> str:
+    return "" if convention == "standard" else f" by {convention}"
+
+
+def mfu_for(records: list[dict], acc, dtype: str, arch: str | None = None,
+            convention: str = "standard") -> tuple[float, str]:
+    """(median utilisation, where it comes from) for ``acc`` at ``dtype``, of the records
+    whose utilisation counts FLOPs by ``convention`` (``bench --convention``)."""
     ok = [r for r in records if not r.get("skipped") and r.get("utilisation")
-          and r.get("accelerator") == acc.name and r.get("dtype") == dtype]
+          and r.get("accelerator") == acc.name and r.get("dtype") == dtype
+          and r.get("convention", "standard") == convention]
     if not ok:
-        have = sorted({f"{r.get('accelerator')} at {r.get('dtype')}" for r in records
+        have = sorted({f"{r.get('accelerator')} at {r.get('dtype')}"
+                       + _by(r.get("convention", "standard")) for r in records
                        if not r.get("skipped")})
+        other = any(r.get("accelerator") == acc.name and r.get("dtype") == dtype
+                    for r in records if not r.get("skipped"))
         raise CalibrationError("--calibration", acc.name,
-                               f"records of {acc.name} at {dtype}; the file has: "
+                               f"records of {acc.name} at {dtype}{_by(convention)}; the file has: "
                                + (", ".join(have) or "no measured points")
-                               + " (run comparator bench --accelerator NAME to label them)")
+                               + (" (give the --convention they were measured with)" if other
+                                  else " (run comparator bench --accelerator NAME to label "
+                                       "them)"))
     mine = [r for r in ok if r.get("arch") == arch]
     what = f"{arch} points" if mine else "points (every architecture)"
     mine = mine or ok

@@ -14,6 +14,14 @@ from .plots import crossovers, slope
 
 LENGTHS = tuple(1024 * 2 ** k for k in range(7))          # 1,024 .. 65,536
 SCALING_LENGTHS = tuple(128 * 2 ** k for k in range(8))   # 128 .. 16,384
+# Hoffmann et al. 2022, Table A4 ("FLOP comparison"): parameters as published, num_layers,
+# d_model, ffw_size, num_heads, k/q size and "FLOP Ratio (Ours/6ND)", per sequence.
+TABLE_A4 = (("73M", 10, 640, 2560, 10, 64, 1.03), ("305M", 20, 1024, 4096, 16, 64, 1.10),
+            ("552M", 24, 1280, 5120, 10, 128, 1.08), ("1.1B", 26, 1792, 7168, 14, 128, 1.04),
+            ("1.6B", 28, 2048, 8192, 16, 128, 1.03), ("6.8B", 40, 3584, 14336, 28, 128, 0.99))
+# the paper's sequence length and vocabulary: Chinchilla keeps Gopher's setup (Sec. 4.1),
+# a 2,048-token context (Rae et al. 2021, Sec. 3) and 32,000 SentencePiece tokens (Table A8)
+A4_SEQ, A4_VOCAB = 2048, 32_000
 
 
 def _preset(arch: str, name: str):
@@ -43,6 +51,11 @@ def models() -> dict:
     for size in ("small", "base", "large"):
         out[f"electra-{size}"] = _preset("electra", f"electra-{size}")
     out["bert-small"] = ("albert", bert_small(out["electra-small"][1]))
+    tr = architectures.get("transformer")
+    for name, L, d, f, H, k, _ in TABLE_A4:   # decoders with relative positions (no table)
+        out[f"chinchilla-{name}"] = ("transformer", tr.Config(
+            kind="decoder", vocab=A4_VOCAB, d_model=d, n_layers=L, n_heads=H, head_dim=k,
+            ff_dim=f, max_len=0, type_vocab=0))
     return out
 
 
@@ -84,9 +97,11 @@ def reformer_scaling(m, bench=None):
         return "holds", nums, (f"LSH attention grows as n^{nums['lsh_exponent']:.2f} over "
                                f"{LENGTHS[0]:,}-{LENGTHS[-1]:,} (local exponents within 0.1 "
                                f"of n log n's), dense as n^{nums['dense_exponent']:.2f}")
+    _, cfg = m["reformer"]
+    rots = ", ".join(f"{cfg.rotation_size(n):,} at {n:,}" for n in (over[0], LENGTHS[-1]))
     return (f"holds only below {over[0]:,} tokens", nums,
             f"local exponent {max(local):.2f} exceeds n log n's by more than 0.1 from "
-            f"{over[0]:,}: with n_buckets = 2n/chunk the hashing product grows as n^2/chunk")
+            f"{over[0]:,}: the hashing product grows with the rotation size ({rots})")
 
 
 def reformer_crossover(m, bench=None):
@@ -119,10 +134,12 @@ def reformer_memory(m, bench=None, seq: int = 4096, depths=(6, 12, 24)):
     nums = {"seq": seq, "depths": list(depths), "reformer_bytes": out["reformer"],
             "dense_bytes": out["dense"], "bytes_per_layer": per_layer,
             "per_layer_vs_dense": share}
-    # independent of depth up to per-layer constants (each LSH layer's random rotations)
+    # independent of depth up to per-layer constants (each LSH layer's random rotations and
+    # the int32 buckets it keeps for the backward's recomputation)
     return ("holds" if share < 0.01 else "does not hold"), nums, (
         f"each layer adds {per_layer['reformer'] / 2 ** 20:.3g} MiB to the reversible stack "
-        f"(its LSH rotations), {per_layer['dense'] / 2 ** 20:.3g} MiB to the dense one "
+        f"(its LSH rotations and kept buckets), {per_layer['dense'] / 2 ** 20:.3g} MiB to "
+        f"the dense one "
         f"({share:.2%}), {depths[0]}-{depths[-1]} layers at {seq:,} tokens")
 
 
@@ -292,16 +309,34 @@ def cost_claim(run_name: str):
 
 
 def _six_nd_error(m, role: str, tolerance: float) -> dict:
-    """Full training count per token over 6 x parameters - 1, per length, and the last
-    length (of a contiguous run from the shortest) within ``tolerance``."""
-    cfg = m[role][1]
+    """Training FLOPs per token over 6N - 1, per length, with Kaplan's N (non-embedding
+    weights) and non-embedding compute (the step without its embedding and logit terms,
+    as Kaplan's C), and with N = all parameters over the full count; the last length (of
+    a contiguous run from the shortest) within ``tolerance`` by Kaplan's N."""
+    from .conventions import non_embedding_params
+    arch, cfg = m[role]
     recs = [rec(m, role, s, scope="matmul") for s in SCALING_LENGTHS]
-    err = [r["train_flops_per_token"] / (6 * r["params"]) - 1 for r in recs]
-    first_out = next((i for i, e in enumerate(err) if abs(e) > tolerance), len(err))
-    return {"params": recs[0]["params"], "d_model": cfg.d_model, "error": err,
-            "seq_over_d_model": [s / cfg.d_model for s in SCALING_LENGTHS],
-            "within_up_to": SCALING_LENGTHS[first_out - 1] if first_out else None,
-            "first_outside": SCALING_LENGTHS[first_out] if first_out < len(err) else None}
+    n = non_embedding_params(arch, cfg, SCALING_LENGTHS[0])
+    inner = [sum(v for k, v in r["train_breakdown"].items()
+                 if not k.startswith(("embed/", "head/"))) for r in recs]
+    err = [c / r["tokens"] / (6 * n) - 1 for c, r in zip(inner, recs)]
+    out = {"params": recs[0]["params"], "non_embedding_params": n, "d_model": cfg.d_model,
+           "error": err, "seq_over_d_model": [s / cfg.d_model for s in SCALING_LENGTHS],
+           "error_all_params": [r["train_flops_per_token"] / (6 * r["params"]) - 1
+                                for r in recs]}
+    for key, e in (("", err), ("_all_params", out["error_all_params"])):
+        first = next((i for i, x in enumerate(e) if abs(x) > tolerance), len(e))
+        out["within_up_to" + key] = SCALING_LENGTHS[first - 1] if first else None
+        out["first_outside" + key] = SCALING_LENGTHS[first] if first < len(e) else None
+    return out
+
+
+def _six_nd_verdict(e: dict, key: str = "") -> str:
+    if e["first_outside" + key] is None:
+        return "holds"
+    if e["within_up_to" + key] is None:
+        return "does not hold"
+    return f"holds only below {e['first_outside' + key]:,} tokens"
 
 
 def six_nd(m, bench=None, tolerance=0.10, roles=("gpt2-small", "gpt2-xl")):
@@ -309,12 +344,54 @@ def six_nd(m, bench=None, tolerance=0.10, roles=("gpt2-small", "gpt2-xl")):
     nums.update({role: _six_nd_error(m, role, tolerance) for role in roles})
     e = nums[roles[0]]
     widths = "; ".join(
-        f"{r} (d_model {nums[r]['d_model']:,}) to {nums[r]['within_up_to'] or 0:,} tokens = "
-        f"{(nums[r]['within_up_to'] or 0) / nums[r]['d_model']:.2g} d_model" for r in roles)
-    detail = (f"6ND (N = all parameters) within {tolerance:.0%} of the full count: {widths}; "
-              f"{roles[0]} {e['error'][-1]:+.0%} off at {SCALING_LENGTHS[-1]:,} tokens")
-    if e["first_outside"] is None:
+        f"{r} (d_model {nums[r]['d_model']:,}, N {nums[r]['non_embedding_params'] / 1e6:.1f}M "
+        f"of {nums[r]['params'] / 1e6:.1f}M parameters) to {nums[r]['within_up_to'] or 0:,} "
+        f"tokens = {(nums[r]['within_up_to'] or 0) / nums[r]['d_model']:.2g} d_model"
+        for r in roles)
+    verdict, by_all = _six_nd_verdict(e), _six_nd_verdict(e, "_all_params")
+    detail = (f"6ND with Kaplan's N (non-embedding weights) within {tolerance:.0%} of the "
+              f"non-embedding training FLOPs: {widths}; {roles[0]} {e['error'][-1]:+.0%} off "
+              f"at {SCALING_LENGTHS[-1]:,} tokens")
+    if by_all != verdict:
+        detail += (f".  Changed: N = all parameters over the full count (as this claim "
+                   f"was first checked) reads '{by_all}'")
+    return verdict, nums, detail
+
+
+# -- Chinchilla's FLOP accounting ---------------------------------------------------
+
+def a4_params(arch: str, cfg) -> int:
+    """N of Table A4: the parameters the paper counts (App. F: embedding matrices
+    included) -- each layer's weight matrices and the projection of its relative
+    positions (Transformer-XL encodings, Gopher's and Chinchilla's), one V x d embedding."""
+    from .conventions import non_embedding_params
+    return (non_embedding_params(arch, cfg, A4_SEQ) + cfg.n_layers * cfg.d_model * cfg.inner
+            + cfg.vocab * cfg.d_model)
+
+
+def chinchilla_table(m, bench=None, tolerance=0.01):
+    nums = {"seq": A4_SEQ, "vocab": A4_VOCAB, "tolerance": tolerance}
+    for name, *_, published in TABLE_A4:
+        role = f"chinchilla-{name}"
+        r = rec(m, role, A4_SEQ, convention="chinchilla")
+        n = a4_params(*m[role])
+        six_nd = 6 * n * A4_SEQ
+        layers = sum(v for k, v in r["train_breakdown"].items() if k.startswith(("attn/", "ffn/")))
+        nums[name] = {"N": n, "published_ratio": published, "ratio": layers / six_nd,
+                      "ratio_with_embeddings_and_logits": r["train_flops"] / six_nd}
+    rows = [v for k, v in nums.items() if isinstance(v, dict)]
+    layers_ok = all(abs(v["ratio"] - v["published_ratio"]) <= tolerance for v in rows)
+    total_ok = all(abs(v["ratio_with_embeddings_and_logits"] - v["published_ratio"])
+                   <= tolerance for v in rows)
+    side = ", ".join(f"{k} {v['ratio']:.3f}/{v['published_ratio']:.2f}" for k, v in nums.items()
+                     if isinstance(v, dict))
+    full = [v["ratio_with_embeddings_and_logits"] for v in rows]
+    detail = (f"ours/published ratio per sequence: {side} (Appendix F's attention and dense "
+              f"terms, N {rows[0]['N'] / 1e6:.1f}M-{rows[-1]['N'] / 1e9:.2f}B); with the "
+              f"embeddings and final logits of its stated total: {max(full):.2f}x-"
+              f"{min(full):.2f}x")
+    if total_ok:
         return "holds", nums, detail
-    if e["within_up_to"] is None:
-        return "does not hold", nums, detail
-    return f"holds only below {e['first_outside']:,} tokens", nums, detail
+    if layers_ok:
+        return "holds only without the embedding and logit terms", nums, detail
+    return "does not hold", nums, detail

@@ -7,7 +7,9 @@ stored answer: change a model and the numbers and the verdict follow (tests do).
 are one of ``holds``, ``does not hold`` (``... in FLOPs`` where a measured speed is the
 claim), ``holds only beyond X``, ``holds only below X``, ``holds in FLOPs but not in
 measured time``, ``holds only under <one> convention`` (a claim checked under the paper's
-accounting and ours) or ``not checked`` (a measurement is missing).
+accounting and ours), ``holds only without <terms>`` (a published count reproduced only
+when terms its own formula names are left out) or ``not checked`` (a measurement is
+missing).
 """
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .claimchecks import (albert_params, albert_sharing, albert_xxlarge, bert_small,
-                          cost_claim, electra_generator, electra_small, models, nlogn_local,
-                          reformer_crossover, reformer_measured, reformer_memory,
-                          reformer_scaling, six_nd)
+                          chinchilla_table, cost_claim, electra_generator, electra_small,
+                          models, nlogn_local, reformer_crossover, reformer_measured,
+                          reformer_memory, reformer_scaling, six_nd)
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Claim:
     statement: str
     check: str
     run: Callable   # (models, bench) -> (verdict, numbers, detail): comparator.claimchecks
+    history: str = ""   # how an earlier release judged it, where the verdict changed
 
 
 # -- the registry -----------------------------------------------------------------------
@@ -40,11 +43,17 @@ CLAIMS = (
     Claim("reformer-lsh-scaling", "Reformer", _KITAEV + ", Sec. 3 and Table 3",
           "LSH attention costs O(n log n) in the sequence length, dense attention O(n^2)",
           "fitted and local exponents of the attention FLOPs (all scope) of reformer-base "
-          "and of the dense Transformer of its widths, 1k-64k tokens", reformer_scaling),
+          "and of the dense Transformer of its widths, 1k-64k tokens", reformer_scaling,
+          history="until 2026-12 'holds only below 8,192 tokens': the LSH layers took "
+                  "n_buckets = 2n/chunk, unrounded and unfactorised, so hashing grew as "
+                  "n^2/chunk; the reference rule (a power of two, factorised above a limit) "
+                  "keeps it near linear"),
     Claim("reformer-crossover", "Reformer", _KITAEV + ", Sec. 5",
           "the Reformer is cheaper than a Transformer on long sequences",
           "training FLOPs (all scope) of reformer-base and the dense Transformer of its "
-          "widths, 1k-64k tokens: where they cross", reformer_crossover),
+          "widths, 1k-64k tokens: where they cross", reformer_crossover,
+          history="until 2026-12 the crossover was at 1,892 tokens (2n/chunk buckets, "
+                  "hashing again in the backward)"),
     Claim("reformer-memory-depth", "Reformer", _KITAEV + ", Sec. 3 (Table 5)",
           "reversible layers make activation memory independent of the number of layers",
           "fp32 activations kept for the backward at 6, 12, 24 layers, 4,096 tokens",
@@ -87,8 +96,18 @@ CLAIMS = (
           "as cost-bert-base", cost_claim("T5-11B")),
     Claim("scaling-6nd", "Scaling rules", "Kaplan et al. 2020, Sec. 2.1",
           "training compute is C = 6ND, the context term negligible while 12 d_model >> n_ctx",
-          "full training count per token of gpt2-small (matmul) over 6 x parameters, "
-          "128-16k tokens; holds within 10%", six_nd),
+          "training FLOPs per token of gpt2-small (matmul) without the embedding and logit "
+          "terms (Kaplan's non-embedding compute) over 6N, N = Kaplan's non-embedding "
+          "weights, 128-16k tokens; holds within 10%; N = all parameters over the full count "
+          "beside it", six_nd),
+    Claim("chinchilla-6nd-table", "Scaling rules",
+          "Hoffmann et al. 2022, Training Compute-Optimal LLMs, App. F and Table A4",
+          "their FLOPs per sequence (App. F) differ little from 6ND: 1.03, 1.10, 1.08, 1.04, "
+          "1.03 and 0.99x for six models of 73M-6.8B parameters",
+          "the chinchilla convention per 2,048-token sequence (vocabulary 32,000) over "
+          "6 N x 2,048, N the table's parameters (layers, their relative-position "
+          "projections, one embedding); each ratio beside the published one, within 0.01",
+          chinchilla_table),
 )
 IDS = tuple(c.id for c in CLAIMS)
 
@@ -102,9 +121,11 @@ def evaluate(ids=None, m: dict | None = None, bench=None) -> list[dict]:
         if c.id not in wanted:
             continue
         verdict, nums, detail = c.run(m, bench)
+        if c.history:
+            detail += f". History: {c.history}"
         out.append({"id": c.id, "topic": c.topic, "source": c.source,
                     "statement": c.statement, "check": c.check, "verdict": verdict,
-                    "detail": detail, "numbers": nums})
+                    "detail": detail, "numbers": nums, "history": c.history})
     return out
 
 

@@ -31,11 +31,12 @@ def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
     p.add_argument("-o", "--output", help="write the table to this file instead of stdout")
 
 
-def _convention_option(p) -> None:
+def _convention_option(p, effect: str = "") -> None:
     from .conventions import NAMES
     p.add_argument("--convention", default="standard", help="whose FLOP accounting: "
                    + ", ".join(NAMES) + " (default standard: ours; the others are analytic "
-                   "formulas of the papers, see 'comparator conventions')")
+                   "formulas of the papers, see 'comparator conventions')"
+                   + (f"; {effect}" if effect else ""))
 
 
 def _trace_option(p) -> None:
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     r.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32")
     r.add_argument("--top", help="show the N slowest terms (and the total)")
+    _convention_option(r, "the utilisation bound (training FLOPs / peak / roofline time) "
+                       "counts the step by that paper's whole formula; the per-term rows "
+                       "stay the traced step's")
     b = sub.add_parser("bench", help="measure the real jit-compiled training step (time, "
                        "tokens/s, achieved FLOP/s, utilisation), or attention kernels")
     _common(b)
@@ -131,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "precision: fp32 parameters, 16-bit compute, fp32 loss), tf32")
     b.add_argument("--memory-limit", help="bytes a point may need (default: the memory "
                    "available now); points above it are skipped, not run")
+    _convention_option(b, "train FLOPs, achieved FLOP/s and utilisation follow that "
+                       "paper's whole formula (the measured times do not change); not with "
+                       "--kernel")
     add_run_args(b, jobs=False)   # local benchmarks one at a time: workers would contend
     n = sub.add_parser("scenario", help="published pre-training runs (BERT, GPT-2, T5) priced "
                        "on accelerators, against the published cost estimates")
@@ -232,6 +239,8 @@ def cmd_sweep(a) -> str:
         return tables.render(recs, "json")
     cap = tables.caption(a.scope, a.per, batch, any("ratio_train" in r for r in recs),
                          a.method, convention=a.convention)
+    if tables.not_defined_text(recs):
+        cap += " " + tables.not_defined_text(recs)
     if a.accelerator:
         run = (f"a run of {large_int('--tokens', a.tokens):,} tokens" if a.tokens else
                f"{large_int('--steps', a.steps):,} steps" if a.steps else "one training step")
@@ -255,14 +264,18 @@ def cmd_explain(a) -> str:
     paper = a.convention != "standard"
     method = a.method or ("analytic" if paper else "both")
     rows, recs = sweep.explain(pt, a.scope, _methods(method), a.trace, a.convention)
+    gaps = tables.not_defined_text(recs.values())
     unsupported = {k: v for r in recs.values() for k, v in r["unsupported"].items()}
     note = ", ".join(f"{k} x{v}" for k, v in unsupported.items()) or "none"
-    cap = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {pt.batch}; per term, forward and "
+    about = getattr(mod, "describe", lambda cfg, seq: "")(cfg, seqs[0])
+    cap = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {pt.batch}; "
+           + (f"{about}; " if about else "") + "per term, forward and "
            f"training FLOPs" + (f"; diff = {a.convention} - standard (both analytic)" if paper
                                 else "; diff = traced - analytic" if method == "both" else "")
            + f"; unsupported primitives: {note}. " + tables.caption(a.scope, "sequence",
                                                                     pt.batch,
-                                                                    convention=a.convention))
+                                                                    convention=a.convention)
+           + (" " + gaps if gaps else ""))
     return tables.render(rows, a.format, cap, label="tab:explain")
 
 
@@ -282,6 +295,11 @@ def cmd_plot(a) -> str:
                      with_baseline=False, trace=a.trace, convention=a.convention,
                      tracer=tracer)
     report(a, tracer)
+    gaps = [r for r in recs if r.get("reason")]     # points the convention does not define
+    recs = [r for r in recs if not r.get("reason")]
+    if gaps and not recs:
+        raise InputError("--convention", a.convention, "standard, or a convention that "
+                         f"defines one of the architectures ({gaps[0]['reason']})")
     from . import plots
     try:
         fit = plots.plot(recs, a.output, x=a.x, y=a.y, caption=tables.caption(
@@ -294,6 +312,8 @@ def cmd_plot(a) -> str:
             for k, v in fit["exponents"].items()]
     rows += [{"series": f"{c['a']} below {c['b']} beyond", "crossover": c["x"]}
              for c in fit["crossovers"]]
+    rows += [{"series": f"{r['arch']}:{r['preset']} (not plotted)", "note": r["reason"]}
+             for r in {(r["arch"], r["preset"]): r for r in gaps}.values()]
     return tables.render(rows, "text", f"wrote {a.output}")
 
 

@@ -9,6 +9,7 @@ from . import sweep, tables
 from .accelerators import CatalogueError
 from .cli_cost import _pct, accelerators_of
 from .cliargs import arch_list, positive_int, seq_list, size_grid
+from .conventions import LABELS
 from .sweep import InputError
 
 DTYPE_NOTE = {"bf16": "; fp32 parameters cast to bf16 in the step, fp32 loss",
@@ -24,9 +25,13 @@ def cmd_bench(a) -> str:
     from .cliargs import large_int
     if a.kernel is not None:
         return _kernel_bench(a)
+    convention = sweep.check_convention(a.convention)
     if not a.predict and (a.profile or a.mfu_fit):
         raise InputError("--profile" if a.profile else "--mfu-fit", a.profile or a.mfu_fit,
                          "only with --predict")
+    if a.predict and convention != "standard":
+        raise InputError("--convention", a.convention, "standard with --predict (the time "
+                                                       "model times the traced step, ours)")
     archs = arch_list(a.arch) if a.arch else []
     if not archs:
         raise InputError("--arch", a.arch, "one or more architectures, or all")
@@ -53,8 +58,9 @@ def cmd_bench(a) -> str:
                  machine=f"dask workers with {a.worker_resources or 'any resources'}"
                  if scheduler else bench.machine())
     pts = [sweep.Point(m.arch, m.preset, s, batch, m.cfg) for m in models for s in seqs]
-    descs = [describe(p.arch, p.preset, p.cfg, p.seq, batch, "bench", "matmul",
-                      getattr(a, "convention", None) or "standard", **where) for p in pts]
+    # stored as measured (traced FLOPs): the convention only recounts them on the way out
+    descs = [describe(p.arch, p.preset, p.cfg, p.seq, batch, "bench", "matmul", "standard",
+                      **where) for p in pts]
     found = [tally.lookup(p, d) for p, d in zip(pts, descs)]
     got = {i: rec for i, (rec, _) in enumerate(found) if rec is not None}
     todo = [i for i, (_, pending) in enumerate(found) if pending]
@@ -86,7 +92,8 @@ def cmd_bench(a) -> str:
 
         for i in todo:
             got[i] = tally.compute(pts[i], descs[i], lambda: measure(pts[i]))
-    recs = [got[i] for i in sorted(got) if got[i] is not None]
+    recs = [with_convention(got[i], pts[i], convention) for i in sorted(got)
+            if got[i] is not None]
     report(a, tally, "benchmark")
     if a.predict:
         return _predicted(a, recs, pts, profile, dtype, compiled)
@@ -105,16 +112,39 @@ def cmd_bench(a) -> str:
                         "XLA temp": tables.si(r.get("xla_temp_bytes", 0)) + "B"})
             if "device_peak_bytes" in r:
                 row["device peak"] = tables.si(r["device_peak_bytes"]) + "B"
+        if r.get("reason"):
+            row["note"] = r["reason"]
         rows.append(row)
     cap = (f"Measured {dtype} training steps (loss and gradients{DTYPE_NOTE.get(dtype, '')}), "
            f"batch {batch}: median of "
-           f"{steps} steps after one warm-up, min and max beside it; achieved = traced "
-           f"training FLOPs (matmul scope) / median time; utilisation against "
+           f"{steps} steps after one warm-up, min and max beside it; achieved = "
+           + ("traced training FLOPs (matmul scope)" if convention == "standard" else
+              f"training FLOPs by the {LABELS[convention]} convention (its whole formula; "
+              f"the traced count stays in traced_train_flops)")
+           + " / median time; utilisation against "
            + (f"{peak:.3g} FLOP/s, " if peak else "")
            + (f"{acc.name}'s catalogue {dtype} peak" if acc else bench.peak_source(dtype))
            + f". Points needing more than {limit / 1e9:.3g} GB (estimated) are skipped."
            if limit else ".")
     return tables.render(rows, a.format, cap, label="tab:bench")
+
+
+def with_convention(r: dict, pt, convention: str) -> dict:
+    """A measured record with its FLOP columns (train_flops, achieved_flops, utilisation)
+    counted by ``convention``'s whole formula, the traced ones kept beside; a model the
+    convention does not define keeps its times, the FLOP columns null, and the reason."""
+    if convention == "standard":
+        return r
+    c = sweep.analytic(pt, "all", convention)
+    out = {**r, "convention": convention, **({"reason": c["reason"]} if c.get("reason") else {})}
+    if r.get("skipped"):
+        return out
+    f = c["train_flops"]
+    achieved = f / r["step_s"] if f is not None else None
+    out.update(traced_train_flops=r["train_flops"], traced_utilisation=r["utilisation"],
+               train_flops=f, achieved_flops=achieved,
+               utilisation=achieved / r["peak_flops"] if achieved and r["peak_flops"] else None)
+    return out
 
 
 def _kernel_bench(a) -> str:
@@ -123,6 +153,9 @@ def _kernel_bench(a) -> str:
     from .cliargs import int_list, large_int
     if a.kernel != "attention":
         raise InputError("--kernel", a.kernel, "attention")
+    if sweep.check_convention(a.convention) != "standard":
+        raise InputError("--convention", a.convention, "standard with --kernel (the attention "
+                         "kernels alone are not a model a paper's formula counts)")
     if a.arch:
         raise InputError("--arch", a.arch, "not with --kernel (the kernels are benchmarked "
                                            "alone)")
@@ -154,7 +187,8 @@ def _kernel_bench(a) -> str:
     cx = "; ".join(f"{v}: measured {show(c['measured_train'])}, FLOPs {show(c['flops_train'])}"
                    for v, c in cross.items())
     cap = (f"Attention kernels, fp32, batch {kw['batch']} x {kw['heads']} heads of "
-           f"{kw['d_head']}, chunks of {kw['chunk']} (LSH buckets 2n/chunk), median of "
+           f"{kw['d_head']}, chunks of {kw['chunk']} (LSH buckets by the reference rule: "
+           f"2n/chunk down to a power of two, factorised above 128), median of "
            f"{kw['steps']} runs after a warm-up; fwd+bwd = gradient of the output's sum "
            f"w.r.t. every input; FLOPs traced from the same functions (matmul scope). "
            f"Crossover (first length from which LSH stays faster than dense, fwd+bwd): {cx}.")

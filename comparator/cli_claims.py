@@ -13,14 +13,16 @@ from .sweep import InputError
 def add_parsers(sub) -> None:
     from .conventions import NAMES
     v = sub.add_parser("conventions", help="one model under every FLOP convention (ours, "
-                       "ELECTRA's, Kaplan's, Megatron's, PaLM's) with formulas and ratios")
+                       "ELECTRA's, Kaplan's, Megatron's, PaLM's, Chinchilla's) with formulas "
+                       "and ratios")
     v.add_argument("--preset", required=True, help="a preset name (see 'comparator presets')")
     v.add_argument("--arch", help="its architecture (default: the one that has the preset)")
     v.add_argument("--seq", required=True, help="one sequence length")
     v.add_argument("--batch", default="1", help="sequences per step (default 1)")
     v.add_argument("--scope", default="matmul", choices=sweep.SCOPES,
                    help="matmul (default) or all; Kaplan, Megatron and PaLM count "
-                        "contractions only, so 'all' changes ours and ELECTRA's")
+                        "contractions only, so 'all' changes ours, ELECTRA's and "
+                        "Chinchilla's (its softmax)")
     v.add_argument("--format", default="text", choices=tables.FORMATS)
     v.add_argument("-o", "--output")
     v.set_defaults(conventions=NAMES)
@@ -49,13 +51,16 @@ def cmd_conventions(a) -> str:
     rows = [{"convention": cv.LABELS[r["convention"]], "formula": cv.FORMULAS[r["convention"]],
              "fwd FLOPs": r["fwd_flops"], "train FLOPs": r["train_flops"],
              "train FLOPs/token": r["train_flops_per_token"],
-             "vs standard": r["train_flops"] / std} for r in recs]
+             "vs standard": r["train_flops"] / std if r["train_flops"] is not None else None,
+             **({"note": tables.convention_note(r)} if tables.convention_note(r) else {})}
+            for r in recs]
+    n = ("" if cv.undefined("kaplan", arch) else "; non-embedding weights (N of Kaplan and "
+         f"PaLM) {cv.non_embedding_params(arch, cfg, pt.seq):,}")
     cap = (f"{arch}:{preset}, seq {pt.seq}, batch {pt.batch} ({a.scope} scope): one config "
            f"counted by each paper's convention; ratio = training FLOPs over ours (standard). "
-           f"Parameters {recs[0]['params']:,}; non-embedding weights (N of Kaplan and PaLM) "
-           f"{cv.non_embedding_params(arch, cfg, pt.seq):,}.")
+           f"Parameters {recs[0]['params']:,}{n}. " + tables.not_defined_text(recs)).strip()
     return tables.render(rows, a.format, cap, label="tab:conventions",
-                         wrap={"formula": 60, "convention": 24})
+                         wrap={"formula": 60, "convention": 24, "note": 40})
 
 
 def _bench(path):

@@ -64,7 +64,8 @@ def _calibrated(a, acc, kw: dict, arch: str | None) -> dict:
     if a.mfu is not None:
         raise InputError("--mfu", a.mfu, "not together with --calibration")
     try:
-        mfu, source = cal.mfu_for(cal.load(a.calibration), acc, dtype_key(a.dtype), arch)
+        mfu, source = cal.mfu_for(cal.load(a.calibration), acc, dtype_key(a.dtype), arch,
+                                  getattr(a, "convention", "standard"))
     except cal.CalibrationError as err:
         raise InputError(err.field, err.value, err.allowed) from None
     return {**kw, "mfu": mfu, "mfu_source": source}
@@ -82,6 +83,9 @@ def with_costs(recs, a, cfgs: dict) -> tuple[list, list]:
     accs, kw, out, skipped = accelerators_of(a), cost_kwargs(a), [], {}
     for acc in accs:
         for r in recs:
+            if r["train_flops"] is None:    # not defined by its convention: nothing to price
+                out.append(r)
+                continue
             n = cm.tokens_to_steps(tokens, r["batch"], r["seq_len"]) if tokens else steps
             try:
                 out.append(sweep.with_cost(r, acc, n, cfg=cfgs.get((r["arch"], r["preset"])),
@@ -115,6 +119,7 @@ def cmd_cost(a) -> str:
     steps = (large_int("--steps", a.steps) if a.steps else
              cm.tokens_to_steps(large_int("--tokens", a.tokens), batch, seqs[0]))
     convention = sweep.check_convention(a.convention)
+    sweep.require_defined(convention, arch)
     accs = [] if a.accelerator == "none" else accelerators_of(a)
     mod, preset, cfg = sweep.resolve(arch, a.preset)
     rec = sweep.analytic(sweep.Point(arch, preset, seqs[0], batch, cfg), a.scope, convention)
@@ -147,7 +152,7 @@ def cmd_cost(a) -> str:
            f"energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh; "
            f"memory: Adam, {policy} activations" + (", ZeRO-1" if a.zero else "")
            + (f"; skipped: {'; '.join(skipped)}" if skipped else "") + ". "
-           + tables.convention_text(convention) + ".")
+           + tables.convention_text(convention) + ". " + tables.not_defined_text([rec])).strip()
     return tables.render(rows, a.format, cap, label="tab:cost")
 
 
@@ -162,7 +167,8 @@ def _run_counts(a, rec: dict, steps: int) -> str:
            "train FLOPs / step": rec["train_flops"],
            "total train FLOPs": out["total_train_flops"]}
     cap = (f"Training FLOPs of {steps:,} steps ({a.scope} scope), no accelerator priced. "
-           + tables.convention_text(rec["convention"]) + ".")
+           + tables.convention_text(rec["convention"]) + ". "
+           + tables.not_defined_text([rec])).strip()
     return tables.render([row], a.format, cap, label="tab:run")
 
 
@@ -205,6 +211,8 @@ def cmd_roofline(a) -> str:
         field = "--accelerator" if err.field == "accelerator" else err.field
         raise InputError(field, err.value, err.allowed) from None
     mod, preset, cfg = sweep.resolve(archs[0], a.preset)
+    convention = sweep.check_convention(a.convention)
+    sweep.require_defined(convention, archs[0])
     try:
         r = rl.model_roofline(mod, cfg, seqs[0], batch, acc, a.dtype)
     except cm.CostError as err:
@@ -214,7 +222,12 @@ def cmd_roofline(a) -> str:
     summary = {"arch": archs[0], "preset": preset, "seq_len": seqs[0], "batch": batch,
                "accelerator": acc.name, "dtype": a.dtype, "mfu_bound": r.mfu_bound,
                "compute_only_s": t.compute_s, "memory_only_s": t.memory_s,
-               "unsupported": r.unsupported}
+               "unsupported": r.unsupported, "convention": convention}
+    if convention != "standard":    # the paper's whole formula over the same roofline time
+        conv = sweep.analytic(sweep.Point(archs[0], preset, seqs[0], batch, cfg), "all",
+                              convention)["train_flops"]
+        summary.update(convention_train_flops=conv,
+                       mfu_bound_convention=rl.utilisation(conv, r))
     rows[-1].update(summary)
     if a.format == "json":
         return tables.render(rows, "json")
@@ -230,8 +243,19 @@ def cmd_roofline(a) -> str:
            f"roofline) {r.mfu_bound:.1%}.  Per equation max(FLOPs / peak, bytes / "
            f"{acc.memory_bandwidth_gbs:g} GB/s), matmuls at the {a.dtype} peak, other FLOPs "
            f"at the vector (fp32) peak; unfused: every equation reads and writes memory, "
-           f"views move nothing; an upper bound on time.  Unsupported primitives: {unsup}.")
+           f"views move nothing; an upper bound on time.  Unsupported primitives: {unsup}."
+           + _roofline_convention(summary))
     return tables.render(shown, a.format, cap, label="tab:roofline")
+
+
+def _roofline_convention(summary: dict) -> str:
+    if summary["convention"] == "standard":
+        return ""
+    from .conventions import LABELS
+    return (f"  By the {LABELS[summary['convention']]} convention the step is "
+            f"{summary['convention_train_flops']:.3g} training FLOPs (its whole formula; the "
+            f"rows above stay the traced step's): utilisation bound "
+            f"{summary['mfu_bound_convention']:.1%}.")
 
 
 def _pct(x) -> str:

@@ -153,6 +153,12 @@ def _show(v) -> str:
 
 def _coerce(key: str, v, annotation: str, current):
     """A TOML value as the Config field ``key`` holds it (type-checked, lists -> tuples)."""
+    if annotation.startswith("int | tuple"):   # an int or a list of ints (Reformer buckets)
+        if v is None or _is_int(v):
+            return v
+        if not (isinstance(v, list) and all(_is_int(x) for x in v)):
+            raise ConfigError(key, v, "an integer or a list of integers")
+        return tuple(v)
     if "tuple" in annotation:
         ints = all(_is_int(x) for x in current)
         ok = _is_int if ints else (lambda x: isinstance(x, str))

@@ -21,16 +21,19 @@ and that we do not model are refused, naming the key:
   discriminator, whose hidden 1024 x the default 1/3 has no valid head split, loads --
   otherwise the Config default; the label says which.  A generator config
   (``ElectraForMaskedLM`` without ``ElectraForPreTraining``) is refused;
-* reformer: factorised ``num_buckets: [a, b]`` hash with a/2 + b/2 rotations a round, our
-  kernel with a*b/2 -- the hashing count would be off by up to ab/(a+b) -- so a list is
-  refused (the message gives a*b, to pass as an int for unfactorised hashing); the lsh_
-  and local_ ``num_chunks_before/after`` must agree for the kinds ``attn_layers`` uses
-  (our model has one of each); ``axial_pos_embds: false`` is refused.
+* reformer: ``num_buckets`` an even int, a factorised ``[a, b]`` (hashed with a/2 + b/2
+  rotations a round, a*b buckets) or null: the length-derived rule of the reference, which
+  reads ``max_position_embeddings``; the lsh_ and local_ ``num_chunks_before/after`` must
+  agree for the kinds ``attn_layers`` uses (our model has one of each);
+  ``axial_pos_embds: false`` is refused.
+
+BERT's head follows ``architectures``: ``BertForPreTraining`` is BERT as pre-trained (MLM +
+next-sentence prediction and the pooler: ``head="pretraining"``, noted in the label); any
+other class (``BertForMaskedLM``, the released checkpoints' class) gives the MLM head alone.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 from fractions import Fraction
 
 import architectures
@@ -76,8 +79,8 @@ HF_DEFAULTS = {
                      is_decoder=False, layer_norm_eps=1e-12, local_attn_chunk_length=64,
                      local_num_chunks_before=1, local_num_chunks_after=0,
                      lsh_attn_chunk_length=64, lsh_num_chunks_before=1,
-                     lsh_num_chunks_after=0, num_attention_heads=12, num_buckets=None,
-                     num_hashes=1, vocab_size=320),
+                     lsh_num_chunks_after=0, max_position_embeddings=4096,
+                     num_attention_heads=12, num_buckets=None, num_hashes=1, vocab_size=320),
 }
 
 
@@ -171,13 +174,22 @@ def _transformer(**kw):
     return architectures.get("transformer").Config(**kw)
 
 
+def _class_names(k: _Keys) -> list:
+    """The file's ``architectures`` class names (a lone string read as one)."""
+    names = k.data.get("architectures") or []
+    return names if isinstance(names, list) else [names]
+
+
 def _bert(k: _Keys):
     pos = k("position_embedding_type", "str")
     if pos != "absolute":
         raise ConfigError("position_embedding_type", pos,
                           "absolute (relative position embeddings are not modelled)")
     k.tied("BERT")
-    return "transformer", _transformer(kind="encoder", **_bert_sizes(k)), ""
+    pretraining = "BertForPreTraining" in _class_names(k)
+    cfg = _transformer(kind="encoder", head="pretraining" if pretraining else "mlm",
+                       **_bert_sizes(k))
+    return "transformer", cfg, "BertForPreTraining: MLM + NSP heads" if pretraining else ""
 
 
 def _gpt2(k: _Keys):
@@ -223,8 +235,7 @@ def _albert(k: _Keys):
 
 
 def _electra(k: _Keys):
-    names = k.data.get("architectures") or []
-    names = names if isinstance(names, list) else [names]
+    names = _class_names(k)
     if (any("ForMaskedLM" in str(n) for n in names)
             and not any("ForPreTraining" in str(n) for n in names)):
         raise ConfigError("architectures", k.data["architectures"],
@@ -249,10 +260,10 @@ def _reformer(k: _Keys):
         raise ConfigError("axial_pos_embds", False,
                           "true (only axial position embeddings are modelled)")
     buckets = k.raw("num_buckets")
-    if isinstance(buckets, list) and buckets and all(map(_is_int, buckets)):
-        raise ConfigError("num_buckets", buckets,
-                          "an integer or null; factorised buckets are not modelled by our LSH "
-                          f"kernel (give {math.prod(buckets)} to count unfactorised hashing)")
+    if not (buckets is None or _is_int(buckets) or (isinstance(buckets, list)
+                                                    and all(map(_is_int, buckets)))):
+        raise ConfigError("num_buckets", buckets, "an even integer, a list of two even "
+                          "integers [a, b] (a factorised hash), or null (length-derived)")
     chunks = {}
     for side in ("before", "after"):
         used = {kind: k(f"{kind}_num_chunks_{side}") for kind in ("lsh", "local")
@@ -266,7 +277,8 @@ def _reformer(k: _Keys):
         vocab=k("vocab_size"), d_model=k("hidden_size"), n_layers=len(kinds),
         n_heads=k("num_attention_heads"), head_dim=k("attention_head_size"),
         ff_dim=k("feed_forward_size"), attn_layers=kinds, n_hashes=k("num_hashes"),
-        n_buckets=k("num_buckets", "int?"), lsh_chunk=k("lsh_attn_chunk_length"),
+        n_buckets=tuple(buckets) if isinstance(buckets, list) else buckets,
+        max_len=k("max_position_embeddings"), lsh_chunk=k("lsh_attn_chunk_length"),
         local_chunk=k("local_attn_chunk_length"), chunks_before=chunks["before"],
         chunks_after=chunks["after"], ffn_chunk=k("chunk_size_feed_forward"),
         axial_shape=k("axial_pos_shape", "pair"), axial_dims=k("axial_pos_embds_dim", "pair"),

@@ -34,14 +34,16 @@ def _kernel(variant: str, n: int, d_head: int, chunk: int):
     import jax
 
     from kernels.attention import chunked_attention, dense_attention
-    from kernels.lsh import lsh_attention, make_rotations, n_buckets_for
+    from architectures.reformer import bucket_rule
+    from kernels.lsh import lsh_attention, make_rotations
     if variant == "dense":
         return lambda q, k, v: dense_attention(q, k, v)
     if variant == "chunked":
         return lambda q, k, v: chunked_attention(q, k, v, chunk=min(chunk, n))
     h = int(variant.split("-")[1])
-    rot = make_rotations(jax.random.PRNGKey(1), d_head, h, n_buckets_for(n, chunk))
-    return lambda q, k, v: lsh_attention(q, v, rot, chunk_len=chunk)   # shared QK: k unused
+    factors = bucket_rule(n, chunk)     # the reference rule (max_position_embeddings 4096)
+    rot = make_rotations(jax.random.PRNGKey(1), d_head, h, factors)
+    return lambda q, k, v: lsh_attention(q, v, rot, chunk_len=chunk, factors=factors)  # shared QK
 
 
 def _timed_median(fn, steps: int) -> float:

@@ -132,8 +132,13 @@ class Roofline:
     @property
     def mfu_bound(self) -> float:
         """Training matmul FLOPs / (peak x roofline time): the utilisation it leaves."""
-        return self.total.matmul / (self.rates.peak * self.total.time_s) \
-            if self.total.time_s else 0.0
+        return utilisation(self.total.matmul, self)
+
+
+def utilisation(train_flops: float, r: Roofline) -> float:
+    """``train_flops`` (ours, or a paper's count of the same step) / (peak x roofline
+    time of the traced step)."""
+    return train_flops / (r.rates.peak * r.total.time_s) if r.total.time_s else 0.0
 
 
 def roofline_jaxpr(closed, rates: Rates) -> Roofline:
@@ -194,4 +199,5 @@ def _row(term: str, t: TermTime, total: float) -> dict:
             "bound": t.bound}
 
 
-__all__ = ["VIEWS", "Rates", "Roofline", "TermTime", "model_roofline", "roofline_jaxpr", "rows"]
+__all__ = ["VIEWS", "Rates", "Roofline", "TermTime", "model_roofline", "roofline_jaxpr", "rows",
+           "utilisation"]

@@ -4,9 +4,10 @@
 (architecture + preset), its published schedule (phases of steps x batch x length, each
 sourced, assumptions marked) and the published cost estimate.  ``price(run, acc)`` counts
 the training FLOPs of every phase analytically (our conventions: the real backward per
-term, MLM heads on the masked positions, T5 targets 114/512 of the input) and turns them
-into device-hours, dollars and energy with ``costmodel.train_cost`` at the catalogue's
-default MFU, for one run and for the tuning runs the published upper ends include.
+term, MLM heads on the masked positions, BERT with the next-sentence head and pooler it was
+pre-trained with, T5 targets 114/512 of the input) and turns them into device-hours,
+dollars and energy with ``costmodel.train_cost`` at the catalogue's default MFU, for one
+run and for the tuning runs the published upper ends include.
 Each record says how our figure compares with the published range, and why it can differ.
 """
 from __future__ import annotations
@@ -167,8 +168,9 @@ NOTES = (
     "at which our count costs the published low end, and 'original MFU' what BERT's own "
     "run reached on the hardware and time its paper reports; (2) prices -- today's on-demand prices "
     "per device, not 2019-2020 cloud contracts, and no preemptible discounts; (3) counts "
-    "-- ours are exact FLOPs of the architecture (MLM heads on masked positions only), "
-    "where estimates usually use 6 x parameters x tokens; (4) GPT-2's step count is our "
+    "-- ours are exact FLOPs of the architecture as pre-trained (BERT with its MLM and next-"
+    "sentence heads and pooler, Hugging Face BertForPreTraining; MLM heads on masked positions "
+    "only), where estimates usually use 6 x parameters x tokens; (4) GPT-2's step count is our "
     "assumption (none was published).")
 
 

@@ -141,18 +141,22 @@ def analytic(pt: Point, scope: str, convention: str = "standard") -> dict:
     m = pt.model
     mod = architectures.get(m.arch)
     if convention == "standard":
-        f = mod.flops(m.cfg, pt.seq, pt.batch, scope)
-    else:
-        f = _convention_flops(convention, m.arch, m.cfg, pt.seq, pt.batch, scope)
+        f, extra = mod.flops(m.cfg, pt.seq, pt.batch, scope), {}
+    else:   # a model the convention does not define: FLOP fields null, with a reason
+        from . import conventions as cv
+        f, extra = cv.counted(convention, m.arch, m.cfg, pt.seq, pt.batch, scope)
     rec = _record(pt, mod.params(m.cfg, pt.seq), "analytic", scope, f.fwd, f.train,
                   f.breakdown, f.train_breakdown, {}, {}, convention)
+    rec.update(extra)
     return _with_memory(rec, mod.activation_bytes(m.cfg, pt.seq, pt.batch))
 
 
-def _convention_flops(convention, arch, cfg, seq, batch, scope):
+def require_defined(convention: str, arch: str) -> None:
+    """A one-model command (explain, cost, roofline) whose convention does not define the
+    architecture has nothing to show: one error."""
     from . import conventions as cv
     try:
-        return cv.flops(convention, arch, cfg, seq, batch, scope)
+        cv.check_defined(convention, arch)
     except cv.ConventionError as err:
         raise InputError(err.field, err.value, err.allowed) from None
 
@@ -264,7 +268,8 @@ def compare(rec: dict, base: dict) -> dict:
     rec = dict(rec)
     rec["baseline"] = f"{base['arch']}:{base['preset']}"
     rec["baseline_train_flops"] = base["train_flops"]
-    rec["ratio_train"] = rec["train_flops"] / base["train_flops"]
+    rec["ratio_train"] = (rec["train_flops"] / base["train_flops"] if rec["train_flops"]
+                          is not None and base["train_flops"] else None)
     return rec
 
 
@@ -322,6 +327,7 @@ def explain(pt: Point, scope: str, methods=("analytic", "traced"), trace: str = 
     convention's terms, diff = convention - standard (how much of a gap is convention)."""
     check_convention(convention, methods)
     if convention != "standard":
+        require_defined(convention, pt.arch)
         recs = {"standard": analytic(pt, scope), convention: analytic(pt, scope, convention)}
     else:
         recs = {m: (analytic(pt, scope) if m == "analytic" else traced(pt, scope, trace))

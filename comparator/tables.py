@@ -103,10 +103,36 @@ def sweep_rows(records, per: str = "sequence"):
                                                     if r["min_devices"] else "no (1 seq too big)")
         if r.get("unsupported"):
             row["unsupported"] = ", ".join(f"{k} x{v}" for k, v in sorted(r["unsupported"].items()))
+        note = convention_note(r)
+        if note:
+            row["note"] = note
         yield row
 
 
+def convention_note(r: dict) -> str:
+    """A record's convention gap: why it has no count, or the parts left undefined."""
+    if r.get("reason"):
+        return r["reason"]
+    if r.get("not_defined"):
+        return f"not defined by {r['convention']}: " + ", ".join(r["not_defined"])
+    return ""
+
+
+def not_defined_text(records) -> str:
+    """Caption sentences: how each part a convention leaves undefined is counted."""
+    seen: dict = {}
+    for r in records:
+        for k, how in (r.get("not_defined") or {}).items():
+            by = seen.setdefault((k, how), [])
+            if r["convention"] not in by:
+                by.append(r["convention"])
+    return " ".join(f"Not defined by {', '.join(by)}: {k} -- {how}."
+                    for (k, how), by in seen.items())
+
+
 def _cell(key: str, v, fmt: str):
+    if v is None:      # a number the record does not have (a convention's gap)
+        return ""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return _latex_escape(str(v)) if fmt == "latex" else v
     if "FLOPs" in key or key == "params" and fmt == "latex":
@@ -223,4 +249,4 @@ def render(rows, fmt: str, cap: str = "", label: str = "tab:comparator",
 
 def _numeric(rows, key) -> bool:
     return all(isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)
-               for r in rows if key in r)
+               for r in rows if r.get(key) is not None)

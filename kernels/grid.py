@@ -4,7 +4,7 @@ The analytic formulas are ordinary Python arithmetic.  Evaluating them once on
 ``Poly`` placeholders records them -- no second copy of any formula is
 written -- as exact polynomials over the grid variables (``seq``, ``batch``)
 with integer coefficients.  Operations that are not polynomial (floor
-division, max, ceil-log2) become *atoms*: named sub-expressions whose
+division, max, ceil- and floor-log2, powers of two) become *atoms*: named sub-expressions whose
 arguments are polynomials themselves.  The recorded polynomial is then
 emitted as a small loop and compiled with numba, so a whole grid evaluates in
 one call at tens of millions of points per second.
@@ -120,6 +120,18 @@ class Poly:
             return self._lift((int(a) - 1).bit_length())
         return self.ctx.atom("ceil_log2", self)
 
+    def _grid_floor_log2(self):
+        a = self.const()
+        if a is not None:
+            return self._lift(int(a).bit_length() - 1)
+        return self.ctx.atom("floor_log2", self)
+
+    def _grid_pow2(self):
+        a = self.const()
+        if a is not None:
+            return self._lift(2 ** int(a))
+        return self.ctx.atom("pow2", self)
+
     def __bool__(self):
         raise TypeError("a grid formula cannot branch on a grid variable")
 
@@ -176,6 +188,10 @@ def _atom_src(op: str, args) -> str:
         return f"max({a[0]}, {a[1]})"
     if op == "ceil_log2":
         return f"np.ceil(np.log2(max({a[0]}, 1.0)))"
+    if op == "floor_log2":
+        return f"np.floor(np.log2(max({a[0]}, 1.0)))"
+    if op == "pow2":
+        return f"2.0 ** ({a[0]})"
     raise ValueError(op)
 
 

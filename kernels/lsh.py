@@ -50,22 +50,45 @@ _NORM_EPS = 1e-6         # added to |qk|^2 before the rsqrt that makes unit keys
 
 # ----------------------------------------------------------------- helpers
 
-def n_buckets_for(n: int, chunk_len: int) -> int:
-    """Default bucket count: ``2 * n / chunk_len`` (even, at least 2).
-
-    Reformer sets chunks to about twice the mean bucket size, ``m = 2 n /
-    n_buckets``; trax uses ``2 * max(1, n // chunk_len)``.  (trax factorises the
-    hash when this exceeds 128; these kernels take one unfactorised rotation.)
-    """
-    return 2 * max(1, n // chunk_len)
-
-
-def make_rotations(key: jax.Array, dh: int, n_hashes: int, n_buckets: int,
+def make_rotations(key: jax.Array, dh: int, n_hashes: int, factors,
                    dtype=jnp.float32) -> jax.Array:
-    """Random-normal LSH rotations ``[dh, n_hashes, n_buckets // 2]``."""
-    if n_buckets % 2:
-        raise ValueError(f"n_buckets must be even, got {n_buckets}")
-    return jax.random.normal(key, (dh, n_hashes, n_buckets // 2), dtype)
+    """Random-normal LSH rotations ``[dh, n_hashes, sum(factors) // 2]``.
+
+    ``factors``: the bucket count (an even int) or its factors ``(a, b)`` (each even): a
+    factorised hash takes a/2 + b/2 rotations a round, not ab/2."""
+    factors = _factors(factors)
+    return jax.random.normal(key, (dh, n_hashes, sum(factors) // 2), dtype)
+
+
+def _factors(factors) -> tuple:
+    factors = (factors,) if isinstance(factors, int) else tuple(factors)
+    if not factors or any(f < 2 or f % 2 for f in factors):
+        raise ValueError(f"bucket factors must be even integers >= 2, got {factors}")
+    return factors
+
+
+def hash_buckets(qk: jax.Array, rotations: jax.Array, factors=None) -> jax.Array:
+    """Bucket of every token in every round, ``[n_hashes * n]`` int32, round ``r`` offset by
+    ``r * prod(factors)`` (slot ``r * n + i``).
+
+    Per factor ``f``, its ``f / 2`` columns of ``qk @ R`` give the bucket ``argmax([x, -x])``
+    in ``[0, f)``; factors combine as digits, ``b0 + f0 * b1`` (Hugging Face
+    ``_hash_vectors``).  ``factors`` defaults to one factor of ``2 * R.shape[-1]``."""
+    n = qk.shape[0]
+    n_hashes, half = rotations.shape[1], rotations.shape[2]
+    factors = _factors(factors if factors is not None else 2 * half)
+    if sum(factors) != 2 * half:
+        raise ValueError(f"rotations have {half} columns a round; factors {factors} need "
+                         f"{sum(factors) // 2}")
+    rotated = jnp.einsum("nd,dhb->hnb", lax.stop_gradient(qk), rotations)
+    buckets, start, base = None, 0, 1
+    for f in factors:
+        part = rotated[..., start:start + f // 2] if len(factors) > 1 else rotated
+        part = jnp.argmax(jnp.concatenate([part, -part], axis=-1), axis=-1).astype(jnp.int32)
+        buckets = part if buckets is None else buckets + base * part
+        start, base = start + f // 2, base * f
+    offsets = jnp.arange(n_hashes, dtype=jnp.int32)[:, None] * base
+    return (buckets + offsets).reshape(n_hashes * n)
 
 
 def _shift_and_log_sum(x: jax.Array, axis: int):
@@ -101,38 +124,48 @@ def _check(n: int, chunk_len: int, before: int, after: int) -> None:
 
 # ----------------------------------------------------------------- LSH attention
 
-def lsh_attention(qk: jax.Array, v: jax.Array, rotations: jax.Array, *, chunk_len: int,
-                  causal: bool = False, n_chunks_before: int = 1,
-                  n_chunks_after: int = 0) -> jax.Array:
+def lsh_attention(qk: jax.Array, v: jax.Array, rotations: jax.Array | None, *,
+                  chunk_len: int, causal: bool = False, n_chunks_before: int = 1,
+                  n_chunks_after: int = 0, factors=None, buckets: jax.Array | None = None,
+                  return_buckets: bool = False):
     """Shared-QK LSH self-attention for one head: ``qk [n, dh], v [n, dv] -> [n, dv]``.
 
-    ``rotations [dh, n_hashes, n_buckets // 2]`` (see ``make_rotations``) fixes
-    both the number of hash rounds and of buckets; hashing carries no gradient.
-    ``n`` must be a multiple of ``chunk_len``.  Work is tagged with the
-    ``lsh/{hash,sort,scores,softmax,context,unsort,combine}`` scopes.
+    ``rotations [dh, n_hashes, sum(factors) // 2]`` (see ``make_rotations``) fixes the
+    number of hash rounds; ``factors`` the buckets (default one factor, ``2 * columns``;
+    ``(a, b)``: a factorised hash of ``a * b`` buckets); hashing carries no gradient.
+    ``buckets`` (``[n_hashes * n]`` from an earlier call's ``return_buckets=True``) skips
+    the hashing, as the reference's reversible backward reuses the forward's buckets.
+    ``n`` must be a multiple of ``chunk_len``; at ``n <= chunk_len`` the reference runs
+    plain attention (``standard_attention``: no hashing, one round) and so does this.
+    Work is tagged with the ``lsh/{hash,sort,scores,softmax,context,unsort,combine}``
+    scopes.  Returns the output, or ``(output, buckets)`` with ``return_buckets``
+    (``None`` for the buckets of the plain path).
     """
     n, dh = qk.shape
     dv = v.shape[-1]
+    if n <= chunk_len:
+        out = standard_attention(qk, v, causal=causal)
+        return (out, None) if return_buckets else out
     n_hashes, half = rotations.shape[1], rotations.shape[2]
+    factors = _factors(factors if factors is not None else 2 * half)
+    n_buckets = math.prod(factors)
     _check(n, chunk_len, n_chunks_before, n_chunks_after)
     n_slots = n_hashes * n
     n_chunks = n_slots // chunk_len
-    if n_hashes * 2 * half * n >= 2**31:   # the int32 sort key bucket * n + position
-        raise ValueError(f"n_hashes * n_buckets * n = {n_hashes * 2 * half * n} overflows int32")
+    if n_hashes * n_buckets * n >= 2**31:   # the int32 sort key bucket * n + position
+        raise ValueError(f"n_hashes * n_buckets * n = {n_hashes * n_buckets * n} overflows int32")
 
-    with jax.named_scope("lsh/hash"):
-        rotated = jnp.einsum("nd,dhb->hnb", lax.stop_gradient(qk), rotations)
-        rotated = jnp.concatenate([rotated, -rotated], axis=-1)      # [h, n, nb]
-        buckets = jnp.argmax(rotated, axis=-1).astype(jnp.int32)      # [h, n]
-        offsets = jnp.arange(n_hashes, dtype=jnp.int32)[:, None] * (2 * half)
-        buckets = (buckets + offsets).reshape(n_slots)
+    if buckets is None:
+        with jax.named_scope("lsh/hash"):
+            buckets = hash_buckets(qk, rotations, factors)
+    hashed = buckets
 
     with jax.named_scope("lsh/sort"):
         ticker = jnp.arange(n_slots, dtype=jnp.int32)
         sort_key = buckets * n + lax.rem(ticker, n)                   # unique per slot
         skey = lax.sort(sort_key)                                     # one sort, keys only
         spos = lax.rem(skey, n)                                       # token at each place
-        sticker = lax.div(skey, n * 2 * half) * n + spos              # sorted place -> slot
+        sticker = lax.div(skey, n * n_buckets) * n + spos             # sorted place -> slot
         undo_sort = jnp.zeros(n_slots, jnp.int32).at[sticker].set(    # slot -> sorted place
             ticker, unique_indices=True)
         sq = jnp.take(qk, spos, axis=0, mode="clip")                  # [h*n, dh]
@@ -165,7 +198,7 @@ def lsh_attention(qk: jax.Array, v: jax.Array, rotations: jax.Array, *, chunk_le
     with jax.named_scope("lsh/unsort"):
         o = jnp.take(so.reshape(n_slots, dv), undo_sort, axis=0, mode="clip")
         if n_hashes == 1:
-            return o
+            return (o, hashed) if return_buckets else o
         o = o.reshape(n_hashes, n, dv)
         logits = jnp.take(lse.reshape(n_slots), undo_sort, axis=0, mode="clip")
         logits = logits.reshape(n_hashes, n, 1)
@@ -180,12 +213,31 @@ def lsh_attention(qk: jax.Array, v: jax.Array, rotations: jax.Array, *, chunk_le
         out = outs[0] * ws[0]
         for r in range(1, n_hashes):
             out = out + outs[r] * ws[r]
-        return out[0]
+        return (out[0], hashed) if return_buckets else out[0]
 
 
-def lsh_attention_reference(qk: jax.Array, v: jax.Array, rotations: jax.Array, *,
+def standard_attention(qk: jax.Array, v: jax.Array, *, causal: bool = False) -> jax.Array:
+    """Shared-QK attention over the whole sequence (``[n, n]``), self-masked, one round:
+    what the reference's LSH layer runs when the sequence fits in one chunk."""
+    n, dh = qk.shape
+    with jax.named_scope("lsh/scores"):
+        sumsq = jnp.sum(qk * qk, axis=-1, keepdims=True)
+        inv = lax.rsqrt(sumsq + _NORM_EPS) * (1.0 / math.sqrt(dh))    # [n, 1]
+        dots = jnp.einsum("qd,kd->qk", qk, qk * inv)                  # [n, n]
+        pos = jnp.arange(n, dtype=jnp.int32)
+        if causal:
+            dots = jnp.where(pos[None, :] > pos[:, None], MASK_VALUE, dots)
+        dots = jnp.where(pos[None, :] == pos[:, None], SELF_MASK_VALUE, dots)
+    with jax.named_scope("lsh/softmax"):
+        shifted, _, log_sum = _shift_and_log_sum(dots, axis=-1)
+        probs = jnp.exp(shifted - log_sum)
+    with jax.named_scope("lsh/context"):
+        return jnp.einsum("qk,kd->qd", probs, v)
+
+
+def lsh_attention_reference(qk: jax.Array, v: jax.Array, rotations: jax.Array | None, *,
                             chunk_len: int, causal: bool = False, n_chunks_before: int = 1,
-                            n_chunks_after: int = 0) -> jax.Array:
+                            n_chunks_after: int = 0, factors=None) -> jax.Array:
     """Slow dense equivalent of ``lsh_attention`` (same signature, same numbers).
 
     For each round, an explicit ``[n, n]`` count matrix in original order says
@@ -193,9 +245,20 @@ def lsh_attention_reference(qk: jax.Array, v: jax.Array, rotations: jax.Array, *
     is then a dense softmax where key ``j`` weighs ``count[i, j]`` (log-count
     added to its score, ``-inf`` where the count is 0).  No scopes; builds
     ``[n_hashes * n]^2`` matrices, so it is for tests at small ``n`` only.
+    Factorised buckets are computed digit by digit from each factor's own columns.
     """
     n, dh = qk.shape
+    i = jnp.arange(n)[:, None]
+    j = jnp.arange(n)[None, :]
+    keys = qk / jnp.sqrt(jnp.sum(qk * qk, axis=-1, keepdims=True) + _NORM_EPS)
+    scores = (qk @ keys.T) / math.sqrt(dh)
+    if causal:
+        scores = jnp.where(j > i, MASK_VALUE, scores)
+    scores = jnp.where(i == j, SELF_MASK_VALUE, scores)
+    if n <= chunk_len:          # one chunk: plain attention, one round
+        return jax.nn.softmax(scores, axis=-1) @ v
     n_hashes, half = rotations.shape[1], rotations.shape[2]
+    factors = _factors(factors if factors is not None else 2 * half)
     _check(n, chunk_len, n_chunks_before, n_chunks_after)
     n_slots = n_hashes * n
     n_chunks = n_slots // chunk_len
@@ -204,8 +267,12 @@ def lsh_attention_reference(qk: jax.Array, v: jax.Array, rotations: jax.Array, *
     buckets = []
     for r in range(n_hashes):
         proj = qk @ rotations[:, r, :]
-        buckets.append(jnp.argmax(jnp.concatenate([proj, -proj], axis=-1), axis=-1)
-                       + r * 2 * half)
+        digit, start, base = 0, 0, 1
+        for f in factors:
+            cols = proj[:, start:start + f // 2]
+            digit = digit + base * jnp.argmax(jnp.concatenate([cols, -cols], axis=-1), axis=-1)
+            start, base = start + f // 2, base * f
+        buckets.append(digit + r * base)
     buckets = jnp.concatenate(buckets)
     slot = jnp.arange(n_slots)
     order = jnp.argsort(buckets * n + slot % n)        # sorted place -> slot
@@ -218,14 +285,6 @@ def lsh_attention_reference(qk: jax.Array, v: jax.Array, rotations: jax.Array, *
                for off in range(-n_chunks_before, n_chunks_after + 1))
     token_onehot = (slot[:, None] % n == jnp.arange(n)[None, :]).astype(jnp.int32)
     counts = (seen @ token_onehot).reshape(n_hashes, n, n)   # [round, query i, key j]
-
-    keys = qk / jnp.sqrt(jnp.sum(qk * qk, axis=-1, keepdims=True) + _NORM_EPS)
-    scores = (qk @ keys.T) / math.sqrt(dh)
-    i = jnp.arange(n)[:, None]
-    j = jnp.arange(n)[None, :]
-    if causal:
-        scores = jnp.where(j > i, MASK_VALUE, scores)
-    scores = jnp.where(i == j, SELF_MASK_VALUE, scores)
 
     outs, lses = [], []
     for r in range(n_hashes):

@@ -23,6 +23,12 @@ scopes inside them are kept on the recomputation and its transpose.  ``aux`` is
 per-layer non-differentiable data (LSH rotations, PRNG keys, integer arrays,
 ``None``); the backward returns a symbolic zero (``None``) for it, so
 ``jax.grad`` with respect to aux gives zeros (``float0`` for integer leaves).
+
+``keep``: per layer, whether ``F_i`` hands data from its forward to its recomputation
+(the reference Reformer stores each LSH layer's buckets and the backward does not hash
+again).  Such an ``F_i`` is called ``F_i(params, x, aux, saved)`` and returns ``(y, s)``:
+the forward passes ``saved=None`` and keeps ``s`` (non-differentiable, e.g. int32
+buckets) as a residual beside the outputs; the recomputation passes the kept ``s``.
 """
 from __future__ import annotations
 
@@ -34,34 +40,43 @@ import jax
 Fn = Callable[[Any, jax.Array, Any], jax.Array]
 
 
-def _layers(fs: Sequence[Fn], gs: Sequence[Fn], params: Sequence[Any], aux: Any):
-    """Normalise the per-layer arguments: (fs, gs, aux) as tuples of equal length."""
+def _layers(fs: Sequence[Fn], gs: Sequence[Fn], params: Sequence[Any], aux: Any, keep=None):
+    """Normalise the per-layer arguments: (fs, gs, aux, keep) as tuples of equal length."""
     fs, gs = tuple(fs), tuple(gs)
     if aux is None:
         aux = (None,) * len(fs)
     aux = tuple(aux)
-    if not len(fs) == len(gs) == len(params) == len(aux):
+    keep = tuple(bool(k) for k in keep) if keep is not None else (False,) * len(fs)
+    if not len(fs) == len(gs) == len(params) == len(aux) == len(keep):
         raise ValueError(f"layer count mismatch: {len(fs)} F, {len(gs)} G, "
-                         f"{len(params)} params, {len(aux)} aux")
-    return fs, gs, aux
+                         f"{len(params)} params, {len(aux)} aux, {len(keep)} keep")
+    return fs, gs, aux, keep
 
 
-def _forward(fs, gs, params, x1, x2, aux):
-    for f, g, (pf, pg), a in zip(fs, gs, params, aux):
-        x1 = x1 + f(pf, x2, a)
+def _forward(fs, gs, params, x1, x2, aux, keep):
+    """The stack's forward; also returns what each keeping ``F`` saved (else None)."""
+    saved = []
+    for f, g, (pf, pg), a, k in zip(fs, gs, params, aux, keep):
+        if k:
+            fx, s = f(pf, x2, a, None)
+            saved.append(jax.lax.stop_gradient(s))
+        else:
+            fx, s = f(pf, x2, a), None
+            saved.append(None)
+        x1 = x1 + fx
         x2 = x2 + g(pg, x1, a)
-    return x1, x2
+    return x1, x2, tuple(saved)
 
 
 def reversible_stack_reference(fs: Sequence[Fn], gs: Sequence[Fn], params: Sequence[Any],
-                               x1: jax.Array, x2: jax.Array, aux: Any = None):
+                               x1: jax.Array, x2: jax.Array, aux: Any = None, keep=None):
     """The plain forward of ``reversible_stack``; ordinary autodiff stores activations."""
-    fs, gs, aux = _layers(fs, gs, params, aux)
-    return _forward(fs, gs, params, x1, x2, aux)
+    fs, gs, aux, keep = _layers(fs, gs, params, aux, keep)
+    return _forward(fs, gs, params, x1, x2, aux, keep)[:2]
 
 
 def reversible_stack(fs: Sequence[Fn], gs: Sequence[Fn], params: Sequence[Any],
-                     x1: jax.Array, x2: jax.Array, aux: Any = None):
+                     x1: jax.Array, x2: jax.Array, aux: Any = None, keep=None):
     """Apply ``L`` reversible layers; returns ``(y1, y2)`` shaped like ``(x1, x2)``.
 
     ``fs``, ``gs``: ``L`` callables each (layers may differ); ``params``: a
@@ -70,26 +85,28 @@ def reversible_stack(fs: Sequence[Fn], gs: Sequence[Fn], params: Sequence[Any],
     ``params``, ``x1`` and ``x2`` through a backward pass that recomputes the
     activations instead of storing them.
     """
-    fs, gs, aux = _layers(fs, gs, params, aux)
-    return _reversible(fs, gs, params, x1, x2, aux)
+    fs, gs, aux, keep = _layers(fs, gs, params, aux, keep)
+    return _reversible(fs, gs, keep, params, x1, x2, aux)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _reversible(fs, gs, params, x1, x2, aux):
-    return _forward(fs, gs, params, x1, x2, aux)
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _reversible(fs, gs, keep, params, x1, x2, aux):
+    return _forward(fs, gs, params, x1, x2, aux, keep)[:2]
 
 
-def _reversible_fwd(fs, gs, params, x1, x2, aux):
-    y1, y2 = _forward(fs, gs, params, x1, x2, aux)
-    return (y1, y2), (params, aux, y1, y2)   # residuals: outputs only, no activations
+def _reversible_fwd(fs, gs, keep, params, x1, x2, aux):
+    y1, y2, saved = _forward(fs, gs, params, x1, x2, aux, keep)
+    # residuals: the outputs and what keeping layers saved (e.g. buckets), no activations
+    return (y1, y2), (params, aux, saved, y1, y2)
 
 
-def _reversible_bwd(fs, gs, residuals, cotangents):
-    params, aux, y1, y2 = residuals
+def _reversible_bwd(fs, gs, keep, residuals, cotangents):
+    params, aux, saved, y1, y2 = residuals
     dy1, dy2 = cotangents
     grads = []
     for i in reversed(range(len(fs))):
-        f, g, (pf, pg), a = fs[i], gs[i], params[i], aux[i]
+        g, (pf, pg), a, s = gs[i], params[i], aux[i], saved[i]
+        f = (lambda p, x, a, f=fs[i], s=s: f(p, x, a, s)[0]) if keep[i] else fs[i]
         # undo y2 = x2 + G(y1): recompute G once, pull dy2 through it
         gy, g_vjp = jax.vjp(lambda p, x: g(p, x, a), pg, y1)
         x2 = y2 - gy

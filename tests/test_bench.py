@@ -59,7 +59,7 @@ def test_bf16_step_computes_in_bf16_with_fp32_master_weights_and_loss(arch):
     import jax.numpy as jnp
     mod = architectures.get(arch)
     cfg = mod.resize(mod.preset(mod.DEFAULT_PRESET), **TINY)
-    seq = 64 if arch == "reformer" else 32
+    seq = 128 if arch == "reformer" else 32     # the Reformer hashes beyond one chunk (64)
     compiled, (params, data, key), _ = bench.prepare_step(mod, cfg, seq, 2, dtype="bf16",
                                                           compile_options=FAST_COMPILE)
     loss, grads = compiled(params, data, key)
@@ -69,8 +69,8 @@ def test_bf16_step_computes_in_bf16_with_fp32_master_weights_and_loss(arch):
     dots = [ln for ln in hlo.as_text().splitlines() if "dot_general" in ln]
     low = [ln for ln in dots if "bf16>" in ln.rsplit("->", 1)[-1]]
     # every contraction is bf16 but the Reformer's hashing (its rotations are drawn fp32):
-    # one forward and one recomputation per LSH layer
-    hashing = 2 * cfg.n_layers if arch == "reformer" else 0
+    # once per LSH layer (the recomputation reuses the forward's buckets)
+    hashing = cfg.n_layers if arch == "reformer" else 0
     assert len(dots) - len(low) == hashing and low
 
 

@@ -9,7 +9,7 @@ from comparator import claims, cli
 
 VERDICTS = ("holds", "does not hold", "holds only beyond", "holds only below",
             "holds in FLOPs but not in measured time", "does not hold in FLOPs",
-            "holds only under", "not checked")
+            "holds only under", "holds only without", "not checked")
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +28,10 @@ def test_every_claim_has_a_source_a_verdict_and_numbers(every):
 def test_reformer_claims_from_counts(every):
     s = every["reformer-lsh-scaling"]["numbers"]
     assert s["dense_exponent"] > 1.9 and s["lsh_exponent"] < s["dense_exponent"]
+    # the reference's bucket rule keeps hashing small: near-linear to 65,536 tokens
+    assert every["reformer-lsh-scaling"]["verdict"] == "holds"
+    assert max(s["lsh_local_exponents"]) < 1.1
+    assert "History" in every["reformer-lsh-scaling"]["detail"]
     # n log n's local exponent between n and 2n: log(2n log 2n / (n log n)) / log 2
     assert claims.nlogn_local(32768, 65536) == pytest.approx(1.093, abs=1e-3)
     c = every["reformer-crossover"]
@@ -35,9 +39,29 @@ def test_reformer_claims_from_counts(every):
     assert c["numbers"]["ratio"][0] > 1 > c["numbers"]["ratio"][-1]
     m = every["reformer-memory-depth"]["numbers"]
     # a layer adds only its LSH rotations: heads x d_head x n_hashes x n_buckets/2, fp32,
-    # n_buckets = 2 x 4096 / 64
-    assert m["bytes_per_layer"]["reformer"] == 12 * 64 * 4 * (2 * 4096 // 64 // 2) * 4
+    # n_buckets = 2 x 4096 / 64 = 128 (not above the limit 128), and the int32 buckets it
+    # keeps for the backward: heads x n_hashes x n
+    assert m["bytes_per_layer"]["reformer"] == (12 * 64 * 4 * (2 * 4096 // 64 // 2) * 4
+                                                + 12 * 4 * 4096 * 4)
     assert every["reformer-memory-depth"]["verdict"] == "holds"
+
+
+def test_six_nd_uses_kaplans_n_and_shows_both(every):
+    r = every["scaling-6nd"]
+    for role, d, L, params in (("gpt2-small", 768, 12, 124_439_808),
+                               ("gpt2-xl", 1600, 48, 1_557_611_200)):
+        s = r["numbers"][role]
+        # Kaplan et al. Sec. 2.1: N = 2 d_model n_layer (2 d_attn + d_ff), embeddings out
+        assert s["non_embedding_params"] == 2 * d * L * (2 * d + 4 * d)
+        assert s["params"] == params                      # all parameters, beside it
+        # non-embedding compute over 6N: both attention products add n / (6 d_model)
+        lengths = r["numbers"]["lengths"]
+        assert s["error"] == pytest.approx([n / (6 * d) for n in lengths], rel=1e-12)
+    # verdict from Kaplan's N: within 10% while n < 0.6 d_model (gpt2-small: to 256)
+    assert r["verdict"] == "holds only below 512 tokens"
+    # the check as first written (N = all parameters, full count) gave another range
+    assert r["numbers"]["gpt2-small"]["first_outside_all_params"] == 1024
+    assert "reads 'holds only below 1,024 tokens'" in r["detail"]
 
 
 def test_albert_claims_from_counts(every):

@@ -20,6 +20,8 @@ BERT_BASE_UNCASED = {
     "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 0,
     "position_embedding_type": "absolute", "transformers_version": "4.6.0.dev0",
     "type_vocab_size": 2, "use_cache": True, "vocab_size": 30522}
+# the same config naming the model BERT was pre-trained as: MLM + NSP heads and the pooler
+BERT_FOR_PRETRAINING = dict(BERT_BASE_UNCASED, architectures=["BertForPreTraining"])
 GPT2 = {
     "activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"],
     "attn_pdrop": 0.1, "bos_token_id": 50256, "embd_pdrop": 0.1, "eos_token_id": 50256,
@@ -71,6 +73,9 @@ REFORMER_ENWIK8 = {
 # (checkpoint, its config.json, our arch, matching preset, parameters: ours = HF's model)
 RELEASED = [
     ("bert-base-uncased", BERT_BASE_UNCASED, "transformer", "bert-base", 109_514_298),
+    # Hugging Face BertForPreTraining's count (tests/test_transformer.py says where from)
+    ("bert-for-pretraining", BERT_FOR_PRETRAINING, "transformer", "bert-base-pretraining",
+     110_106_428),
     ("gpt2", GPT2, "transformer", "gpt2-small", 124_439_808),
     ("t5-small", T5_SMALL, "transformer", "t5-small", 60_506_624),
     ("albert-base-v2", ALBERT_BASE_V2, "albert", "albert-base", 11_813_810),
@@ -82,6 +87,12 @@ RELEASED = [
 HF_CLASS = {"bert": "BertForMaskedLM", "gpt2": "GPT2LMHeadModel",
             "t5": "T5ForConditionalGeneration", "albert": "AlbertForPreTraining",
             "electra": "ElectraForPreTraining", "reformer": "ReformerModelWithLMHead"}
+
+
+def _hf_class(data) -> str:
+    """BertForPreTraining where the file names it (our pre-training head), else HF_CLASS."""
+    return ("BertForPreTraining" if "BertForPreTraining" in data.get("architectures", [])
+            else HF_CLASS[data["model_type"]])
 
 
 def _params(arch, cfg):
@@ -129,7 +140,7 @@ def test_hf_model_built_from_the_same_dict_has_our_count(name, data, arch, prese
     d = {k: v for k, v in data.items() if k != "architectures"}
     hf_cfg = transformers.AutoConfig.for_model(**d)
     with torch.device("meta"):  # shapes only, nothing allocated
-        model = getattr(transformers, HF_CLASS[data["model_type"]])(hf_cfg)
+        model = getattr(transformers, _hf_class(data))(hf_cfg)
     n = sum(p.numel() for p in model.parameters())  # unique tensors: tied ones once
     head = getattr(model, "lm_head", None)
     if data["model_type"] == "reformer" and head.bias is not head.decoder.bias:
@@ -182,6 +193,28 @@ def test_mapped_fields(tmp_path):
                                         is_decoder=False, lsh_num_chunks_after=1,
                                         local_num_chunks_after=1, num_buckets=None), "ref2")
     assert (ref.ffn_chunk, ref.causal, ref.chunks_after, ref.n_buckets) == (64, False, 1, None)
+    assert ref.max_len == 65536                      # max_position_embeddings: the bucket rule
+    _, _, ref = load_one(tmp_path, dict(REFORMER_ENWIK8, num_buckets=[32, 16]), "ref3")
+    assert ref.n_buckets == (32, 16) and ref.bucket_factors(4096) == (32, 16)
+    assert ref.rotation_size(4096) == 48 and ref.buckets(4096) == 512
+
+
+def test_bert_head_follows_architectures(tmp_path):
+    _, label, cfg = load_one(tmp_path, BERT_FOR_PRETRAINING, "pt")
+    assert cfg.head == "pretraining" and "BertForPreTraining" in label
+    # HF states the FFN width (3072); the preset leaves it to the 4 x H default
+    assert cfg == dataclasses.replace(
+        architectures.get("transformer").preset("bert-base-pretraining"), ff_dim=3072)
+    for names in (["BertForMaskedLM"], ["BertModel"], None):   # None: no architectures key
+        data = dict(BERT_BASE_UNCASED, architectures=names)
+        if names is None:
+            del data["architectures"]
+        _, label, cfg = load_one(tmp_path, data, "mlm")
+        assert cfg.head == "mlm" and label == "mlm"
+    # no model_type: the class name gives both the type and the head
+    data = {k: v for k, v in BERT_FOR_PRETRAINING.items() if k != "model_type"}
+    arch, _, cfg = load_one(tmp_path, data, "pt2")
+    assert arch == "transformer" and cfg.kind == "encoder" and cfg.head == "pretraining"
 
 
 def test_model_type_from_architectures_when_absent(tmp_path):
@@ -232,7 +265,10 @@ def _hf_error(tmp_path, data) -> ConfigError:
     (dict(ALBERT_BASE_V2, inner_group_num=2), "inner_group_num", 2),
     (dict(ELECTRA_SMALL_DISCRIMINATOR, architectures=["ElectraForMaskedLM"]),
      "architectures", ["ElectraForMaskedLM"]),
-    (dict(REFORMER_ENWIK8, num_buckets=[32, 16]), "num_buckets", [32, 16]),
+    (dict(REFORMER_ENWIK8, num_buckets=[32, 15]), "n_buckets", [32, 15]),
+    (dict(REFORMER_ENWIK8, num_buckets=[4, 8, 16]), "n_buckets", [4, 8, 16]),
+    (dict(REFORMER_ENWIK8, num_buckets=33), "n_buckets", 33),
+    (dict(REFORMER_ENWIK8, num_buckets="512"), "num_buckets", "512"),
     (dict(REFORMER_ENWIK8, local_num_chunks_before=2), "local_num_chunks_before", 2),
     (dict(REFORMER_ENWIK8, axial_pos_embds=False), "axial_pos_embds", False),
     (dict(BERT_BASE_UNCASED, position_embedding_type="relative_key"),
@@ -263,8 +299,8 @@ def test_hf_error_messages_say_what_is_supported(tmp_path):
     assert _hf_error(tmp_path, {"model_type": "gtp2"}).allowed.endswith("(did you mean gpt2?)")
     err = _hf_error(tmp_path, dict(T5_SMALL, feed_forward_proj="gated-gelu"))
     assert "relu" in err.allowed and "not modelled" in err.allowed
-    err = _hf_error(tmp_path, dict(REFORMER_ENWIK8, num_buckets=[32, 16]))
-    assert "512" in err.allowed  # the product, to pass as an integer
+    err = _hf_error(tmp_path, dict(REFORMER_ENWIK8, num_buckets=[32, 15]))
+    assert "two even integers" in err.allowed
     err = _hf_error(tmp_path, dict(REFORMER_ENWIK8, lsh_num_chunks_after=1))
     assert err.field == "local_num_chunks_after" and "lsh_num_chunks_after=1" in err.allowed
 

@@ -108,6 +108,18 @@ eps = 1
         "lsh",)), 1024).fwd
 
 
+def test_toml_bert_head(tmp_path):
+    tr = architectures.get("transformer")
+    [(_, label, cfg)] = configs.load(write_toml(
+        tmp_path, '[model]\narch = "transformer"\n[model.config]\nhead = "pretraining"\n'))
+    assert cfg == tr.preset("bert-base-pretraining") and "head=pretraining" in label
+    for preset, head in (("bert-base", "nsp"), ("bert-base", 1), ("gpt2-small", "pretraining")):
+        value = f'"{head}"' if isinstance(head, str) else head
+        err = _toml_error(tmp_path, f'[model]\narch = "transformer"\npreset = "{preset}"\n'
+                                    f'[model.config]\nhead = {value}\n')
+        assert err.field == "head" and err.value == head and repr(head) in str(err)
+
+
 @pytest.mark.parametrize("arch", architectures.NAMES)
 def test_any_bad_override_is_a_config_error_never_a_traceback(arch):
     for f in dataclasses.fields(architectures.get(arch).Config):

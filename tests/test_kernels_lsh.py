@@ -19,8 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kernels.lsh import (MASK_VALUE, SELF_MASK_VALUE, local_attention, local_attention_reference,
-                         lsh_attention, lsh_attention_reference, make_rotations, n_buckets_for)
+from kernels.lsh import (MASK_VALUE, SELF_MASK_VALUE, hash_buckets, local_attention,
+                         local_attention_reference,
+                         lsh_attention, lsh_attention_reference, make_rotations)
 
 TOL = dict(atol=1e-5, rtol=1e-4)   # see module docstring
 _jit = partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
@@ -80,14 +81,16 @@ def test_lsh_matches_reference(n, chunk_len, n_hashes, n_buckets, causal, before
 
 
 def test_helpers():
-    assert n_buckets_for(64, 8) == 16        # 2 * 64 / 8
-    assert n_buckets_for(4, 8) == 2          # at least one pair
-    assert n_buckets_for(100, 8) % 2 == 0
     key = jax.random.key(0)
     rot = jax.eval_shape(lambda k: make_rotations(k, 8, 3, 10), key)   # shapes only, no compile
     assert rot.shape == (8, 3, 5) and rot.dtype == jnp.float32
+    # a factorised hash: a/2 + b/2 columns a round, not ab/2
+    rot = jax.eval_shape(lambda k: make_rotations(k, 8, 3, (4, 8)), key)
+    assert rot.shape == (8, 3, 2 + 4)
     with pytest.raises(ValueError):
         make_rotations(key, 8, 3, 7)
+    with pytest.raises(ValueError):
+        make_rotations(key, 8, 3, (4, 5))
     qk, v, rot = _inputs(0, 12, 1, 4)
     with pytest.raises(ValueError):
         lsh_attention(qk, v, rot, chunk_len=5)
@@ -253,3 +256,57 @@ def test_scores_are_unit_keys_over_sqrt_dh():
     want = (p / p.sum(axis=-1, keepdims=True)) @ vv
     got = _jit(partial(lsh_attention, chunk_len=n, n_chunks_before=0))(qk, v, rot)
     np.testing.assert_allclose(got, want, **TOL)
+
+
+def test_factorised_hash_matches_reference():
+    """Buckets (a, b) = (4, 6): a/2 + b/2 = 5 rotation columns a round, 24 buckets; the
+    kernel's digits b0 + 4 b1 equal the reference's, outputs and gradients too."""
+    n, n_hashes, factors = 24, 2, (4, 6)
+    qk, v, _ = _inputs(41, n, n_hashes, 2)
+    rot = _normal(43, DH, n_hashes, sum(factors) // 2)
+    kw = dict(chunk_len=4, causal=False, n_chunks_before=1, n_chunks_after=0, factors=factors)
+    w = _normal(7, n, DV)
+    out, grads = _out_and_grads(lsh_attention, w, qk, v, rot, **kw)
+    want, want_grads = _out_and_grads(lsh_attention_reference, w, qk, v, rot, **kw)
+    np.testing.assert_allclose(out, want, **TOL)
+    for got, ref in zip(grads[:2], want_grads[:2]):
+        np.testing.assert_allclose(got, ref, **TOL)
+    # every bucket id of a round lies in [0, 24), round r offset by 24 r
+    b = np.asarray(jax.jit(partial(hash_buckets, factors=factors))(qk, rot)).reshape(2, n)
+    assert b.min() >= 0 and b[0].max() < 24 and (b[1] >= 24).all() and b[1].max() < 48
+    # the digits: the first factor's argmax over its own 2 columns [x, -x], plus 4 x the
+    # second's over its 3
+    proj = qk @ rot[:, 0, :]
+    first = np.argmax(np.concatenate([proj[:, :2], -proj[:, :2]], -1), -1)
+    second = np.argmax(np.concatenate([proj[:, 2:], -proj[:, 2:]], -1), -1)
+    np.testing.assert_array_equal(b[0], first + 4 * second)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_one_chunk_is_plain_attention(causal):
+    """n <= chunk_len: no hashing, one round, n x n shared-QK attention with the self-mask
+    (the reference's standard path); rotations are not needed."""
+    n = 8
+    qk, v, _ = _inputs(51, n, 1, 2)
+    kw = dict(chunk_len=8, causal=causal)
+    w = _normal(7, n, DV)
+    out, grads = _out_and_grads(lsh_attention, w, qk, v, None, **kw)
+    want, want_grads = _out_and_grads(lsh_attention_reference, w, qk, v, None, **kw)
+    np.testing.assert_allclose(out, want, **TOL)
+    for got, ref in zip(grads[:2], want_grads[:2]):
+        np.testing.assert_allclose(got, ref, **TOL)
+    # by hand: row 0 of a causal model sees only itself
+    if causal:
+        np.testing.assert_allclose(out[0], v[0], **TOL)
+
+
+def test_given_buckets_skip_hashing_and_give_the_same_output():
+    n, n_hashes = 16, 2
+    qk, v, rot = _inputs(4, n, n_hashes, 8)
+    kw = dict(chunk_len=4, causal=True)
+    out, buckets = _jit(partial(lsh_attention, return_buckets=True, **kw))(qk, v, rot)
+    again = _jit(partial(lsh_attention, **kw))(qk, v, rot, buckets=buckets)
+    np.testing.assert_array_equal(out, again)
+    # with buckets given the hashing product is gone from the program
+    jaxpr = jax.make_jaxpr(partial(lsh_attention, **kw))(qk, v, rot, buckets=buckets)
+    assert "lsh/hash" not in str(jaxpr.jaxpr.pretty_print(name_stack=True))

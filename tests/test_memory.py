@@ -19,6 +19,7 @@ TINY_RF = dict(vocab=50, d_model=16, n_layers=2, n_heads=2, n_hashes=2, lsh_chun
                local_chunk=4, axial_shape=(4, 4), axial_dims=(8, 8))
 TINY = {
     "bert": (tr, tr.Config(n_layers=2, **TINY_TR), 12),
+    "bert-pretraining": (tr, tr.Config(n_layers=2, head="pretraining", **TINY_TR), 12),
     "bert-tanh-3heads": (tr, tr.Config(n_layers=2, act="gelu_tanh", **{**TINY_TR, "n_heads": 3}), 12),
     "gpt2": (tr, tr.Config(kind="decoder", n_layers=2, type_vocab=0, act="gelu_tanh", **TINY_TR), 10),
     "t5": (tr, tr.Config(kind="encdec", n_layers=1, n_dec_layers=2, type_vocab=0, act="relu",
@@ -43,7 +44,8 @@ def traced(mod, cfg, seq, batch):
 
 # batch 2 where something is shared by the batch (masks, index maps, rotations) or sampled
 TINY_POINTS = [(name, 1) for name in sorted(TINY)] + [
-    (name, 2) for name in ("gpt2", "t5", "electra", "reformer", "reformer-causal")]
+    (name, 2) for name in ("gpt2", "t5", "electra", "reformer", "reformer-causal",
+                           "bert-pretraining")]
 
 
 @pytest.mark.parametrize("name,batch", TINY_POINTS, ids=[f"{n}-b{b}" for n, b in TINY_POINTS])
@@ -55,7 +57,8 @@ def test_tiny_analytic_equals_traced_term_by_term(name, batch):
     assert "other" not in r.by_term()  # every residual is attributed to a term
 
 
-PRESET_POINTS = [(tr, "bert-base", 4096, 1), (tr, "gpt2-small", 512, 2), (tr, "t5-small", 512, 1),
+PRESET_POINTS = [(tr, "bert-base", 4096, 1), (tr, "bert-base-pretraining", 512, 2),
+                 (tr, "gpt2-small", 512, 2), (tr, "t5-small", 512, 1),
                  (al, "albert-base", 512, 1), (el, "electra-small", 512, 2),
                  (rf, "reformer-base", 2048, 1), (rf, "reformer-enwik8", 512, 2)]
 
@@ -82,6 +85,17 @@ def test_bert_layer_by_hand():
     assert tr.activation_bytes(two, n) - tr.activation_bytes(single, n) == one + 4 * n * d
 
 
+def test_pretraining_head_by_hand():
+    # pooler on the first token of each sequence: its input, tanh and 1 - tanh^2 (b x d
+    # floats each); NSP loss over b rows of 2: log-probabilities 2b, one float per row, b
+    # int32 labels.  Nothing else changes (the encoder output is kept by neither reader).
+    b, d, n = 2, 768, 512
+    mlm, pt = tr.preset("bert-base"), tr.preset("bert-base-pretraining")
+    extra = tr.activation_bytes(pt, n, b) - tr.activation_bytes(mlm, n, b)
+    assert extra == 4 * 3 * b * d + (4 * 2 * b + 4 * b + 4 * b)
+    assert tr.activation_terms(pt, n, b)["head/pooler"] == 4 * 3 * b * d
+
+
 def test_dense_attention_is_quadratic():
     cfg = tr.preset("bert-base")
     a2, a4 = tr.activation_bytes(cfg, 2048), traced(tr, cfg, 4096, 1).total
@@ -93,20 +107,26 @@ def test_dense_attention_is_quadratic():
 
 def test_reformer_flat_in_depth():
     """The reversible stack keeps only its outputs: depth adds only each LSH layer's
-    random rotations (h x dh x n_hashes x n_buckets/2 floats)."""
+    random rotations (h x dh x n_hashes x rot/2 floats) and the buckets it hands to the
+    recomputation (int32, b x h x n_hashes x n, as the reference keeps them)."""
     base = rf.preset("reformer-base")
     seq = 2048
     got = {}
-    for L in (4, 8, 12):
-        cfg = dataclasses.replace(base, n_layers=L)
-        r = traced(rf, cfg, seq, 1)
-        assert r.total == rf.activation_bytes(cfg, seq)
-        terms = r.by_term()
-        got[L] = (r.total - terms["lsh/rotations"], terms["lsh/rotations"])
-    rot = base.n_heads * base.d_head * base.n_hashes * (base.buckets(seq) // 2) * 4
-    assert got[4][0] == got[8][0] == got[12][0]                 # per-token part: flat
-    assert [got[L][1] for L in (4, 8, 12)] == [L * rot for L in (4, 8, 12)]
-    assert got[12][0] + got[12][1] < 1.05 * (got[4][0] + got[4][1])
+    for rehash in (False, True):
+        for L in (4, 8, 12):
+            cfg = dataclasses.replace(base, n_layers=L, rehash_in_backward=rehash)
+            r = traced(rf, cfg, seq, 1)
+            assert r.total == rf.activation_bytes(cfg, seq)
+            got[rehash, L] = (r.total - r.by_term()["lsh/rotations"], r.by_term()["lsh/rotations"])
+    rot = base.n_heads * base.d_head * base.n_hashes * (base.rotation_size(seq) // 2) * 4
+    buckets = 1 * base.n_heads * base.n_hashes * seq * 4
+    assert got[True, 4][0] == got[True, 8][0] == got[True, 12][0]   # rehashing: flat
+    assert [got[False, L][0] - got[True, L][0] for L in (4, 8, 12)] == [
+        L * buckets for L in (4, 8, 12)]
+    for rehash in (False, True):
+        assert [got[rehash, L][1] for L in (4, 8, 12)] == [L * rot for L in (4, 8, 12)]
+        # 3x the layers: +5% rehashing, +7% keeping buckets (0.375 MiB a layer at 2,048)
+        assert sum(got[rehash, 12]) < (1.05 if rehash else 1.1) * sum(got[rehash, 4])
     # ... and far below the dense Transformer of the same widths
     assert rf.activation_bytes(base, seq) * 20 < tr.activation_bytes(rf.transformer_baseline(base), seq)
 

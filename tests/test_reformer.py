@@ -59,8 +59,12 @@ def test_training_includes_the_recomputation():
     # forward + recomputed forward + 2x backward, every layer
     assert f.breakdown["ffn/in"] == L * ffn_in
     assert f.train_breakdown["ffn/in"] == L * (ffn_in + ffn_in + 2 * ffn_in)
-    # hashing has no backward (argmax) but is recomputed
-    assert f.train_breakdown["lsh/hash"] == 2 * f.breakdown["lsh/hash"]
+    # hashing has no backward (argmax), and the recomputation reuses the forward's buckets
+    assert f.train_breakdown["lsh/hash"] == f.breakdown["lsh/hash"]
+    # ... unless told to hash again
+    again = rf.flops(dataclasses.replace(cfg, rehash_in_backward=True), s)
+    assert again.train_breakdown["lsh/hash"] == 2 * f.breakdown["lsh/hash"]
+    assert again.breakdown == f.breakdown
     # the first layer never needs its output projection's value again
     out = 2 * t * d * d
     assert f.train_breakdown["attn/out"] == L * 4 * out - out
@@ -70,7 +74,7 @@ def test_lsh_hash_and_attention_terms_by_hand():
     cfg, b, s = rf.preset("reformer-base"), 2, 2048
     f = rf.flops(cfg, s, b).breakdown
     H, dh, r, c = b * 12, 64, 4, 64
-    nb = 2 * s // c
+    nb = 2 * s // c                                   # 64: a power of two, below 128
     assert f["lsh/hash"] == 12 * H * s * dh * r * nb  # 2 * n * dh * r * nb/2, 12 layers
     assert f["lsh/scores"] == f["lsh/context"] == 12 * H * 2 * (r * s) * (2 * c) * dh
 
@@ -115,3 +119,24 @@ def test_sequence_must_fit_the_chunks():
     with pytest.raises(ConfigError) as e:
         rf.flops(rf.preset("reformer-base"), 100)
     assert e.value.field == "seq"
+
+
+def test_reusing_the_forward_buckets_gives_the_gradients_of_hashing_again():
+    """The backward's recomputation with the forward's buckets (the reference's way) and
+    hashing again with the same rotations give the same loss and gradients; the first
+    traces one hashing product a layer fewer."""
+    cfg = dataclasses.replace(TINY, n_buckets=(2, 4), causal=True)
+    got = {}
+    for rehash in (False, True):
+        c = dataclasses.replace(cfg, rehash_in_backward=rehash)
+        loss, grads = init_and_train_step(rf.model(c), 1, 16)
+        got[rehash] = (float(loss), jax.tree_util.tree_leaves(grads))
+    assert got[False][0] == pytest.approx(got[True][0], rel=1e-6)
+    for a, b in zip(got[False][1], got[True][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # TINY's two LSH layers (0 and 2 of 3) hash b x h = 2 heads each:
+    # 2 * n * dh * n_hashes * (2 + 4) / 2 per head, dh = 32 / 2
+    once = 2 * 2 * (2 * 16 * 16 * 2 * (2 + 4) // 2)
+    assert rf.flops(cfg, 16, 1).train_breakdown["lsh/hash"] == once
+    twice = rf.flops(dataclasses.replace(cfg, rehash_in_backward=True), 16, 1)
+    assert twice.train_breakdown["lsh/hash"] == 2 * once

@@ -1,4 +1,5 @@
 """`comparator scenario`: published pre-training runs priced on accelerators."""
+import dataclasses
 import json
 import math
 
@@ -18,7 +19,7 @@ def test_bert_base_on_tpu_v3_by_hand():
     tpu = cat["tpu-v3"]
     recs, meta = sc.records([tpu], catalogue=cat)
     r = _by(recs, "BERT-base", "tpu-v3")
-    cfg = tr.preset("bert-base")
+    cfg = tr.preset("bert-base-pretraining")   # BERT as pre-trained: MLM + NSP + pooler
     # BERT's schedule: 900k steps of 256 x 128 tokens, then 100k steps of 256 x 512
     flops = 900_000 * tr.flops(cfg, 128, 256).train + 100_000 * tr.flops(cfg, 512, 256).train
     assert r["total_train_flops"] == flops
@@ -35,7 +36,23 @@ def test_bert_base_on_tpu_v3_by_hand():
     v2 = cat["tpu-v2"]
     assert math.isclose(r["reported_mfu"], flops / (16 * 96 * 3600 * v2.bf16))
     assert 0.05 < r["reported_mfu"] < 0.15
-    assert r["params"] == tr.params(cfg) == 109_514_298
+    # Hugging Face BertForPreTraining's count (tests/test_transformer.py says where from)
+    assert r["params"] == tr.params(cfg) == 110_106_428
+
+
+def test_bert_runs_count_the_pretraining_head():
+    runs = {r["name"]: r for r in sc.load()["runs"]}
+    for name, size in (("BERT-base", "base"), ("BERT-large", "large")):
+        cfg = tr.preset(runs[name]["preset"])
+        assert cfg.head == "pretraining"
+        assert cfg == dataclasses.replace(tr.preset(f"bert-{size}"), head="pretraining")
+    # what the head adds to a 128-token phase step of 256 sequences (matmul):
+    # pooler 2 * b * d * d and classifier 2 * b * d * 2, forward, x 3 with the backward
+    b, d = 256, 768
+    mlm = tr.flops(tr.preset("bert-base"), 128, b).train
+    assert tr.flops(tr.preset("bert-base-pretraining"), 128, b).train - mlm == 3 * (
+        2 * b * d * d + 2 * b * d * 2)
+    assert "BertForPreTraining" in sc.NOTES and "next-sentence" in sc.NOTES
 
 
 def test_every_run_and_default_accelerator_is_priced():

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import pytest
 
 from comparator import rules
-from comparator.cost import Cost
+from comparator.count.value import Cost
 from comparator.trace import abstract, term_of, trace
 
 f32 = jnp.float32

@@ -17,6 +17,18 @@ TINY = {
     "encdec": dataclasses.replace(tr.preset("t5-small"), vocab=101, d_model=32, n_layers=2,
                                   n_dec_layers=3, n_heads=4, ff_dim=48, rel_buckets=8),
 }
+TINY_PT = dataclasses.replace(TINY["encoder"], head="pretraining")   # + pooler and NSP
+
+# Hugging Face BertForPreTraining (MLM + NSP heads and the pooler), unique tensors (the
+# tied decoder once): 110,106,428 for bert-base -- the count issue 13 quotes, and the
+# parameter count of the bert-base-uncased safetensors checkpoint on the Hub (which holds
+# those heads).  bert-large by arithmetic: its BertForMaskedLM count 335,174,458 (asserted
+# below) + pooler 1024 x 1024 + 1024 + NSP classifier 1024 x 2 + 2 = 336,226,108.  Both are
+# also BertModel's counts as transformers reports them for bert-base-uncased / bert-large-
+# uncased, 109,482,240 / 335,141,888 (pooler included), + the MLM head (H x H + H,
+# LayerNorm 2H, decoder bias 30,522) + the classifier (2H + 2).
+BERT_FOR_PRETRAINING = {"bert-base-pretraining": 110_106_428,
+                        "bert-large-pretraining": 336_226_108}
 
 
 @pytest.mark.parametrize("kind", sorted(TINY))
@@ -76,6 +88,17 @@ def test_parameter_counts_equal_reference_implementations():
     assert tr.params(tr.preset("t5-11b")) == 11_307_321_344
 
 
+def test_pretraining_head_parameters_equal_bert_for_pretraining():
+    for name, ref in BERT_FOR_PRETRAINING.items():
+        mlm = tr.preset(name.replace("-pretraining", ""))
+        d = mlm.d_model
+        assert tr.params(tr.preset(name)) == ref == tr.params(mlm) + (d * d + d) + (d * 2 + 2)
+    # the reference arithmetic of the comment above: BertModel + MLM head + classifier
+    for (d, bert_model), ref in zip(((768, 109_482_240), (1024, 335_141_888)),
+                                    BERT_FOR_PRETRAINING.values()):
+        assert bert_model + (d * d + d + 2 * d + 30522) + (2 * d + 2) == ref
+
+
 @pytest.mark.parametrize("name", sorted(tr.PRESETS))
 def test_analytic_params_equal_flax_tree(name):
     cfg = tr.preset(name)
@@ -110,17 +133,69 @@ def test_dense_attention_grows_quadratically():
     assert [b / a for a, b in zip(att, att[1:])] == [4.0, 4.0, 4.0]
 
 
+@pytest.mark.parametrize("batch,seq", [(1, 8), (3, 32)])
+def test_pretraining_head_counts_agree_exactly_in_both_scopes(batch, seq):
+    fwd, train, a, al = assert_counts_agree(tr, TINY_PT, batch, seq, all_rtol=0)
+    nonzero = lambda d: {k: v for k, v in d.items() if v}
+    assert nonzero(fwd.breakdown("all")) == nonzero(al.breakdown)          # term by term
+    assert nonzero(train.breakdown("all")) == nonzero(al.train_breakdown)
+    assert {"head/pooler", "head/nsp", "loss/nsp"} <= set(nonzero(al.breakdown))
+
+
+def test_pretraining_presets_agree_exactly_at_two_lengths():
+    cfg = tr.preset("bert-base-pretraining")
+    counts = fast_traced(tr, cfg, 2, [128, 512])
+    for s in (128, 512):
+        assert_counts_agree(tr, cfg, 2, s, counts=counts[s])
+
+
+def test_nsp_and_pooler_terms_by_hand():
+    b, s, d = 2, 128, 768
+    mlm, pt = tr.preset("bert-base"), tr.preset("bert-base-pretraining")
+    f, g = tr.flops(pt, s, b, "matmul"), tr.flops(pt, s, b, "all")
+    assert f.breakdown["head/pooler"] == 2 * b * d * d      # first token of each sequence
+    assert f.breakdown["head/nsp"] == 2 * b * d * 2
+    assert f.train_breakdown["head/pooler"] == 3 * 2 * b * d * d   # + both gradients
+    assert f.fwd - tr.flops(mlm, s, b, "matmul").fwd == 2 * b * d * d + 2 * b * d * 2
+    # all scope: + bias b d and tanh b d; backward: bias grad (b-1) d, tanh' 4 b d
+    assert g.breakdown["head/pooler"] == 2 * b * d * d + b * d + b * d
+    assert g.train_breakdown["head/pooler"] == (3 * 2 * b * d * d + b * d + b * d
+                                                + (b - 1) * d + 4 * b * d)
+    assert g.breakdown["head/nsp"] == 2 * b * d * 2 + b * 2
+    # 2-way cross-entropy over b rows: 3 r V + 2 r (V-1) + (r-1) + 5 r + 2, + the MLM add
+    assert g.breakdown["loss/nsp"] == 3 * b * 2 + 2 * b * 1 + (b - 1) + 5 * b + 2 + 1
+    # the encoder output, read by the MLM gather and the pooler: one gradient add b n d
+    assert (g.train_breakdown["head/gather"] - tr.flops(mlm, s, b, "all").train_breakdown[
+        "head/gather"]) == b * s * d
+
+
+def test_pretraining_training_step_runs_on_cpu():
+    loss, grads = init_and_train_step(tr.model(TINY_PT), 2, 16)
+    # MLM over 101 tokens + NSP over 2 classes, near uniform at initialisation
+    assert abs(float(loss) - np.log(101) - np.log(2)) < 0.5
+    assert float(jnp.abs(grads["params"]["nsp"]["pooler"]["kernel"]).max()) > 0
+    assert float(jnp.abs(grads["params"]["nsp"]["classifier"]["kernel"]).max()) > 0
+
+
 def test_sizing_rules():
     assert mask_count(100, 0.15) == 15 and mask_count(128, 0.15) == 20 and mask_count(1, 0.15) == 1
     assert target_len(512) == 114
 
 
 @pytest.mark.parametrize("field,value", [("d_model", 0), ("n_heads", 5), ("act", "swish"),
-                                         ("kind", "rnn"), ("mask_prob", 1.5), ("vocab", 2.5)])
+                                         ("kind", "rnn"), ("mask_prob", 1.5), ("vocab", 2.5),
+                                         ("head", "nsp"), ("head", None)])
 def test_invalid_configs_name_the_field(field, value):
     with pytest.raises(ConfigError) as e:
         dataclasses.replace(tr.preset("bert-base"), **{field: value})
     assert e.value.field == field and field in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["gpt2-small", "t5-small"])
+def test_pretraining_head_is_an_encoders(name):
+    with pytest.raises(ConfigError) as e:
+        dataclasses.replace(tr.preset(name), head="pretraining")
+    assert e.value.field == "head" and "encoder" in e.value.allowed
 
 
 def test_breakdown_terms_are_named_per_design():
