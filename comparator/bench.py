@@ -150,6 +150,27 @@ def machine() -> str:
             f"{jax.default_backend()}:{dev.device_kind} x{jax.device_count()}")
 
 
+def cpu_ticks() -> tuple | None:
+    """(CPU ticks busy on the whole machine, ticks of this process, all ticks) from
+    /proc (Linux), or None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            v = [int(x) for x in fh.readline().split()[1:]]
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            own = fh.read().rsplit(")", 1)[1].split()
+        return sum(v) - v[3] - v[4], int(own[11]) + int(own[12]), sum(v)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def other_share(before, after) -> float | None:
+    """The share of all CPUs that other processes kept busy between two ``cpu_ticks``."""
+    if before is None or after is None or after[2] <= before[2]:
+        return None
+    busy, own = after[0] - before[0], after[1] - before[1]
+    return max(0.0, busy - own) / (after[2] - before[2])
+
+
 def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -162,6 +183,14 @@ def compile_options_for(options: dict | None = None, cpu_defaults: bool = True) 
     import jax
     base = dict(CPU_COMPILE_OPTIONS) if cpu_defaults and jax.default_backend() == "cpu" else {}
     return {**base, **(options or {})}
+
+
+def compile_step(prog, args, dtype: str = "fp32", compile_options: dict | None = None):
+    """``prog``'s training step in ``dtype`` compiled for ``args`` (arrays, or
+    ``jax.ShapeDtypeStruct``s: compiling allocates nothing) with these XLA options."""
+    import jax
+    with jax.default_matmul_precision(matmul_precision(dtype)):
+        return jax.jit(step_function(prog, dtype)).lower(*args).compile(compile_options or None)
 
 
 def prepare_step(mod, cfg, seq: int, batch: int = 1, *, dtype: str = "fp32", seed: int = 0,
@@ -180,9 +209,7 @@ def prepare_step(mod, cfg, seq: int, batch: int = 1, *, dtype: str = "fp32", see
     key = jax.random.PRNGKey(seed)
     params = jax.jit(lambda r: prog.init(r, batch, seq))(key)
     t0 = time.perf_counter()
-    with jax.default_matmul_precision(matmul_precision(dtype)):
-        compiled = (jax.jit(step_function(prog, dtype)).lower(params, data, key)
-                    .compile(compile_options or None))
+    compiled = compile_step(prog, (params, data, key), dtype, compile_options)
     info = {"compile_s": time.perf_counter() - t0, "xla_options": compile_options}
     ma = compiled.memory_analysis()
     if ma is not None:
@@ -195,10 +222,13 @@ def prepare_step(mod, cfg, seq: int, batch: int = 1, *, dtype: str = "fp32", see
 def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: int = 1,
                memory_limit: int | None = None, peak: float | None = None,
                seed: int = 0, compile_options: dict | None = None,
-               dtype: str = "fp32") -> dict:
+               dtype: str = "fp32", on_compiled=None) -> dict:
     """One measured point (see the module docstring); ``skipped`` says why when it is.
     ``compile_options``: XLA options for the step's compilation (tests lower them);
-    ``peak``: FLOP/s to measure utilisation against (default: ``device_peak(dtype)``)."""
+    ``peak``: FLOP/s to measure utilisation against (default: ``device_peak(dtype)``);
+    ``on_compiled``: called with the compiled step before it runs.  ``other_cpu_share``:
+    the share of the CPUs other processes used while the steps were timed (Linux; None
+    elsewhere) -- a busy machine slows the steps."""
     import jax
 
     from .fasttrace import traced_counts
@@ -217,9 +247,13 @@ def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: in
     compiled, args, info = prepare_step(mod, cfg, seq, batch, dtype=dtype, seed=seed,
                                         compile_options=compile_options)
     rec.update(info)
+    if on_compiled is not None:
+        on_compiled(compiled)
     for _ in range(warmup):
         jax.block_until_ready(compiled(*args))
+    before = cpu_ticks()
     times = [_timed(lambda: jax.block_until_ready(compiled(*args))) for _ in range(steps)]
+    rec["other_cpu_share"] = other_share(before, cpu_ticks())
     rec.update(device_memory())
     fc = traced_counts(mod, cfg, [seq], batch)[seq]
     med = statistics.median(times)
@@ -240,6 +274,7 @@ def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: in
 
 
 __all__ = ["CPU_COMPILE_OPTIONS", "DTYPES", "available_memory", "bench_step", "check_dtype",
-           "compile_options_for", "compute_dtype", "device_memory", "device_peak",
+           "cpu_ticks", "other_share",
+           "compile_options_for", "compile_step", "compute_dtype", "device_memory", "device_peak",
            "estimate_bytes", "machine", "matmul_peak", "peak_source", "prepare_step",
            "step_function"]

@@ -16,8 +16,8 @@ from .cli_cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline,
                        cmd_scenario, with_costs)
 from .cli_claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
 from .cli_run import add_run_args, report, tracer_of
-from .cliargs import (Parser, add_size_options, arch_list, int_list, large_int, positive_int,
-                      seq_list)
+from .cliargs import (Parser, add_size_options, arch_list, large_int, positive_int, seq_list,
+                      size_grid)
 from .sweep import InputError
 
 def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
@@ -131,7 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     b.add_argument("--kernel", help="attention: dense vs chunked vs LSH attention across "
                    "--seq, with the measured and the FLOP crossover")
-    b.add_argument("--heads", default="4", help="with --kernel: heads (default 4)")
+    b.add_argument("--d-model", help="size grid: model widths, e.g. 256,512 (as sweep)")
+    b.add_argument("--layers", help="size grid: depths, e.g. 2,4")
+    b.add_argument("--heads", help="attention heads (default: d_model / 64; with --kernel: "
+                   "heads, default 4)")
+    b.add_argument("--d-ff", help="FFN widths (default: 4 x d_model)")
+    b.add_argument("--predict", action="store_true", help="also predict each step's time: "
+                   "the time model (roofline of the compiled step on a device profile) and "
+                   "a flat MFU fitted on one point, with their errors")
+    b.add_argument("--profile", help="with --predict: the device profile JSON to predict with")
+    b.add_argument("--mfu-fit", help="with --predict: ARCH:SEQ of the point the flat MFU is "
+                   "fitted on (default: the Transformer's nearest 1024 tokens)")
     b.add_argument("--d-head", default="64", help="with --kernel: head width (default 64)")
     b.add_argument("--chunk", default="64", help="with --kernel: chunk length (default 64)")
     b.add_argument("--hashes", default="1,2,4,8", help="with --kernel: LSH hash rounds")
@@ -202,10 +212,7 @@ def _methods(m: str):
 
 def _models(a) -> list:
     presets = [p for p in (a.preset or "").split(",") if p]
-    sizes = [(d, L, h, ff) for d in int_list("--d-model", a.d_model)
-             for L in int_list("--layers", a.layers) for h in int_list("--heads", a.heads)
-             for ff in int_list("--d-ff", a.d_ff)]
-    sizes = None if sizes == [(None, None, None, None)] else sizes
+    sizes = size_grid(a)
     if a.config:
         from .configs import load
         loaded = [sweep.Model(arch, label, cfg) for arch, label, cfg in load(a.config)]

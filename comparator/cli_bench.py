@@ -8,7 +8,7 @@ import architectures
 from . import sweep, tables
 from .accelerators import CatalogueError
 from .cli_cost import _pct, accelerators_of
-from .cliargs import arch_list, positive_int, seq_list
+from .cliargs import arch_list, positive_int, seq_list, size_grid
 from .conventions import LABELS
 from .sweep import InputError
 
@@ -26,6 +26,12 @@ def cmd_bench(a) -> str:
     if a.kernel is not None:
         return _kernel_bench(a)
     convention = sweep.check_convention(a.convention)
+    if not a.predict and (a.profile or a.mfu_fit):
+        raise InputError("--profile" if a.profile else "--mfu-fit", a.profile or a.mfu_fit,
+                         "only with --predict")
+    if a.predict and convention != "standard":
+        raise InputError("--convention", a.convention, "standard with --predict (the time "
+                                                       "model times the traced step, ours)")
     archs = arch_list(a.arch) if a.arch else []
     if not archs:
         raise InputError("--arch", a.arch, "one or more architectures, or all")
@@ -37,31 +43,28 @@ def cmd_bench(a) -> str:
     steps = positive_int("--steps", a.steps)
     given = large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None else None
     limit = given if given is not None else bench.available_memory()
-    models = [sweep.resolve(arch, a.preset if len(archs) == 1 else None) for arch in archs]
-    acc, peak = None, None
-    if a.accelerator:   # the catalogue device this runs on: its dense peak in the dtype
-        acc = accelerators_of(a)
-        if len(acc) != 1:
-            raise InputError("--accelerator", a.accelerator, "one catalogue device")
-        acc = acc[0]
-        try:
-            peak = acc.peak(dtype)
-        except CatalogueError as err:
-            raise InputError("--accelerator", acc.name, err.allowed) from None
+    models = sweep.models(archs, [a.preset] if a.preset and len(archs) == 1 else [],
+                          size_grid(a))
+    if a.mfu_fit and a.mfu_fit not in {f"{m.arch}:{s}" for m in models for s in seqs}:
+        raise InputError("--mfu-fit", a.mfu_fit, "ARCH:SEQ of a point to measure: " + ", ".join(
+            dict.fromkeys(f"{m.arch}:{s}" for m in models for s in seqs)))
+    acc = _accelerator(a, dtype)
+    profile = _profile(a, acc) if a.predict else None   # refused before anything is measured
+    peak = acc.peak(dtype) if acc else None
     scheduler, res = scheduler_of(a)
     tally = Tally(open_store(a), a.retry_failed)
     where = dict(steps=steps, dtype=dtype, accelerator=acc.name if acc else None,
                  memory_limit=a.memory_limit,     # the limit when given: a default moves
                  machine=f"dask workers with {a.worker_resources or 'any resources'}"
                  if scheduler else bench.machine())
-    pts = [sweep.Point(arch, preset, s, batch, cfg)
-           for arch, (mod, preset, cfg) in zip(archs, models) for s in seqs]
+    pts = [sweep.Point(m.arch, m.preset, s, batch, m.cfg) for m in models for s in seqs]
     # stored as measured (traced FLOPs): the convention only recounts them on the way out
     descs = [describe(p.arch, p.preset, p.cfg, p.seq, batch, "bench", "matmul", "standard",
                       **where) for p in pts]
     found = [tally.lookup(p, d) for p, d in zip(pts, descs)]
     got = {i: rec for i, (rec, _) in enumerate(found) if rec is not None}
     todo = [i for i, (_, pending) in enumerate(found) if pending]
+    compiled = {}   # --predict: the regions of each step compiled here
     if todo and scheduler:   # measured on the cluster's workers, stored here as they land
         from .runner import bench_task, dask_map
         spec = (acc.name, peak, acc.sources.get("peaks", "")) if acc else None
@@ -76,8 +79,11 @@ def cmd_bench(a) -> str:
                   if acc else bench.peak_source(dtype))
 
         def measure(p):
-            r = bench.bench_step(architectures.get(p.arch), p.cfg, p.seq, batch, steps=steps,
-                                 memory_limit=limit, peak=peak, dtype=dtype)
+            mod = architectures.get(p.arch)
+            keep = (lambda c: compiled.__setitem__(p, _regions(c, mod, p))) if a.predict \
+                else None
+            r = bench.bench_step(mod, p.cfg, p.seq, batch, steps=steps, memory_limit=limit,
+                                 peak=peak, dtype=dtype, on_compiled=keep)
             r["peak_source"] = source
             if acc is not None:
                 r["accelerator"] = acc.name
@@ -89,6 +95,8 @@ def cmd_bench(a) -> str:
     recs = [with_convention(got[i], pts[i], convention) for i in sorted(got)
             if got[i] is not None]
     report(a, tally, "benchmark")
+    if a.predict:
+        return _predicted(a, recs, pts, profile, dtype, compiled)
     if a.format == "json":
         return tables.render(recs, "json")
     rows = []
@@ -152,7 +160,8 @@ def _kernel_bench(a) -> str:
         raise InputError("--arch", a.arch, "not with --kernel (the kernels are benchmarked "
                                            "alone)")
     seqs = seq_list(a.seq)
-    kw = dict(batch=positive_int("--batch", a.batch), heads=positive_int("--heads", a.heads),
+    kw = dict(batch=positive_int("--batch", a.batch),
+              heads=positive_int("--heads", a.heads or "4"),
               d_head=positive_int("--d-head", a.d_head), chunk=positive_int("--chunk", a.chunk),
               hashes=tuple(int_list("--hashes", a.hashes)), steps=positive_int("--steps", a.steps))
     limit = (large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None
@@ -184,3 +193,119 @@ def _kernel_bench(a) -> str:
            f"w.r.t. every input; FLOPs traced from the same functions (matmul scope). "
            f"Crossover (first length from which LSH stays faster than dense, fwd+bwd): {cx}.")
     return tables.render(rows, a.format, cap, label="tab:kernels")
+
+
+def _accelerator(a, dtype):
+    """The catalogue device this runs on (``--accelerator``; its dense peak in the dtype
+    is checked), or None."""
+    if not a.accelerator:
+        return None
+    acc = accelerators_of(a)
+    if len(acc) != 1:
+        raise InputError("--accelerator", a.accelerator, "one catalogue device")
+    try:
+        acc[0].peak(dtype)
+    except CatalogueError as err:
+        raise InputError("--accelerator", acc[0].name, err.allowed) from None
+    return acc[0]
+
+
+def _profile(a, acc):
+    """The device profile ``--predict`` predicts with: ``--profile FILE`` (which must
+    describe this device), else the calibrated profile the store keeps for this device,
+    else a quick calibration measured now (``comparator calibrate --quick``, said on
+    stderr and kept in the store)."""
+    import sys
+
+    from .cli_run import open_store
+    from .cost.profile import ProfileError, for_device
+    from .measure.calibrate import device_name
+    device = device_name(acc.name if acc else None)[0]
+    try:
+        if a.profile:
+            return for_device(a.profile, expect=device)
+        store = None if a.no_cache else open_store(a)
+        p = store.get_profile(device) if store is not None else None
+        if p is None:
+            from .measure.calibrate import measure
+            sys.stderr.write(f"comparator bench: no calibrated profile of {device} stored: "
+                             "measuring a quick one (comparator calibrate measures a full "
+                             "one)\n")
+            p, _ = measure(quick=True, accelerator=acc.name if acc else None)
+            if store is not None:
+                store.put_profile(p)
+        return p
+    except ProfileError as err:     # the CLI reports InputErrors (exit 2)
+        raise InputError(err.field, err.value, err.allowed) from None
+
+
+def _regions(compiled, mod, p):
+    from .cost.regions import compiled_regions
+    return compiled_regions(compiled, mod, p.cfg, p.seq, p.batch)[0]
+
+
+def _predicted(a, recs, pts, profile, dtype, compiled) -> str:
+    """``bench --predict``: each measured point beside the time model's and the flat
+    MFU's predictions (``measure.validate``)."""
+    from .cost.regions import step_regions
+    from .measure import validate
+    point = {(p.arch, p.preset, p.seq): p for p in pts}
+    for r in recs:
+        p = point[(r["arch"], r["preset"], r["seq_len"])]
+        r.update(d_model=p.cfg.d_model, n_layers=p.cfg.n_layers)
+    ok = validate.measured(recs)
+    if not ok:
+        raise InputError("--predict", True, "at least one measured (not skipped) point")
+    fit = _fit_index(a, recs)
+
+    def regions_of(r):
+        p = point[(r["arch"], r["preset"], r["seq_len"])]
+        if p not in compiled:   # read from the store: compile (not run) the step here
+            compiled[p] = step_regions(architectures.get(p.arch), p.cfg, p.seq, p.batch, dtype)
+        return compiled[p]
+
+    recs = validate.predict_records(recs, regions_of, profile, fit)
+    summ = validate.summary(recs)
+    if a.format == "json":
+        return tables.render([*recs, {"summary": summ}], "json")
+    rows = []
+    for r in recs:
+        row = {"arch": r["arch"], "preset": r["preset"], "seq": r["seq_len"]}
+        if "predicted_step_s" not in r:
+            row["skipped"] = r.get("skipped") or "not measured"
+        else:
+            row.update({"measured s": r["step_s"], "time model s": r["predicted_step_s"],
+                        "error": f"{r['error_pct']:+.1f}%",
+                        "flat MFU s": r["predicted_step_s_mfu"],
+                        "MFU error": f"{r['error_pct_mfu']:+.1f}%",
+                        "memory-bound": _pct(r["memory_bound_share"]),
+                        "other CPU": _pct(r.get("other_cpu_share"))})
+        rows.append(row)
+    tm, mf = summ["time_model"], summ["mfu"]
+    ref = recs[fit]
+    ratio = "; ".join(f"{x['arch']}/transformer {x['preset'].partition('@')[2] or x['preset']}"
+                      f" seq {x['seq_len']}: measured {x['measured']:.3g}, time model "
+                      f"{x['predicted']:.3g}, flat MFU {x['predicted_mfu']:.3g}"
+                      for x in summ["ratios"])
+    cap = (f"Measured {dtype} training steps (median of {a.steps} after one warm-up) beside "
+           f"the time model ({ref['time_model']}: compiled regions of the step on the profile "
+           f"of {profile.device}, {'calibrated' if profile.calibrated else 'UNCALIBRATED'}) "
+           f"and the flat MFU model (MFU {ref['mfu_fitted']:.1%} of {ref['mfu_peak']:.3g} "
+           f"FLOP/s, fitted on {ref['mfu_fit_point']}).  |error|: time model median "
+           f"{tm['median_abs_pct']:.1f}%, worst {tm['worst_abs_pct']:.1f}%; flat MFU median "
+           f"{mf['median_abs_pct']:.1f}%, worst {mf['worst_abs_pct']:.1f}%.  Other CPU: the "
+           f"share of the CPUs other processes used while the steps were timed."
+           + (f"  Time ratios: {ratio}." if ratio else ""))
+    return tables.render(rows, a.format, cap, label="tab:bench-predict")
+
+
+def _fit_index(a, recs) -> int:
+    from .measure import validate
+    if not a.mfu_fit:
+        return validate.default_fit(recs)
+    ok = validate.measured(recs)
+    for i, r in enumerate(recs):
+        if f"{r['arch']}:{r['seq_len']}" == a.mfu_fit and r in ok:
+            return i
+    raise InputError("--mfu-fit", a.mfu_fit, "ARCH:SEQ of a measured (not skipped) point: "
+                     + ", ".join(f"{r['arch']}:{r['seq_len']}" for r in ok))

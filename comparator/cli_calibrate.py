@@ -16,7 +16,8 @@ UNITS = {"bandwidth": ("streaming bandwidth (read + write)", "B/s"),
          "gather": ("gather, bytes as XLA counts them", "B/s"),
          "scatter": ("scatter-add, bytes as XLA counts them", "B/s"),
          "overhead_s": ("overhead per compiled region", "s"),
-         "first_touch": ("first writes to fresh memory (page faults)", "B/s")}
+         "first_touch": ("first writes to fresh memory (page faults)", "B/s"),
+         "first_touch_min_bytes": ("least buffer taken afresh at every run", "B")}
 
 
 def add_parser(sub, formats) -> None:

@@ -93,14 +93,20 @@ def int_list(field: str, text: str | None) -> list:
                                   f"each at most {MAX_DIM}")
 
 
+def size_grid(a) -> list | None:
+    """(d_model, n_layers, n_heads, d_ff) of every combination of the size options
+    (``--d-model``, ``--layers``, ``--heads``, ``--d-ff``), or None when none is given."""
+    sizes = [(d, L, h, ff) for d in int_list("--d-model", a.d_model)
+             for L in int_list("--layers", a.layers) for h in int_list("--heads", a.heads)
+             for ff in int_list("--d-ff", a.d_ff)]
+    return None if sizes == [(None, None, None, None)] else sizes
+
+
 def number(field: str, text):
     try:
         return float(text)
     except (TypeError, ValueError):
         raise InputError(field, text, "a number") from None
-
-
-__all__ = ["MAX_SEQ", "Parser", "arch_list", "int_list", "large_int", "number", "positive_int", "seq_list"]
 
 
 SIZE_OPTIONS = (("--d-model", "d_model"), ("--layers", "layers"), ("--heads", "heads"),
@@ -125,3 +131,7 @@ def one_size(a, arch: str, preset: str, cfg):
     size = tuple(None if v is None else positive_int(flag, v) for flag, v in given.items())
     m = sweep.resized(arch, preset, cfg, size)
     return m.preset, m.cfg
+
+
+__all__ = ["MAX_SEQ", "Parser", "SIZE_OPTIONS", "add_size_options", "arch_list", "int_list",
+           "large_int", "number", "one_size", "positive_int", "seq_list", "size_grid"]

@@ -173,6 +173,12 @@ CASES = [
                                   "--profile", "cpu.json"]),
     ("calibration in an unsupported dtype", ["calibrate", "--dtype", "int8"]),
     ("a profile file without --show", ["calibrate", "--profile", "cpu.json"]),
+    ("device profile without --predict", ["bench", "--arch", "transformer", "--seq", "64",
+                                          "--profile", "p.json"]),
+    ("flat MFU fitted on a point not measured",
+     ["bench", "--arch", "transformer", "--seq", "64", "--predict", "--mfu-fit", "reformer:64"]),
+    ("another device's profile to predict this one's steps",
+     ["bench", "--arch", "transformer", "--seq", "64", "--predict", "--profile", "cpu.json"]),
 ]
 
 

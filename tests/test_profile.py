@@ -121,6 +121,8 @@ def good() -> dict:
     (lambda d: d.update(software={"jax": 10}), "software"),
     (lambda d: d.update(schema_version=2), "schema_version"),
     (lambda d: d.update(speed=1.0), "speed"),
+    (lambda d: d.update(first_touch_min_bytes=0), "first_touch_min_bytes"),
+    (lambda d: d.update(first_touch_min_bytes=3.5e7), "first_touch_min_bytes"),
 ])
 def test_bad_profiles_are_refused_naming_the_field(change, field):
     d = good()
@@ -128,6 +130,15 @@ def test_bad_profiles_are_refused_naming_the_field(change, field):
     with pytest.raises(ProfileError) as e:
         from_dict(d)
     assert e.value.field == field
+
+
+def test_a_profile_written_before_first_touch_min_bytes_reads_it_as_none():
+    import dataclasses
+    d = good()
+    d.pop("first_touch_min_bytes")
+    assert from_dict(d) == hand_profile() and from_dict(d).first_touch_min_bytes is None
+    p = dataclasses.replace(hand_profile(), first_touch=3e9, first_touch_min_bytes=32 << 20)
+    assert from_dict(json.loads(json.dumps(to_dict(p)))) == p
 
 
 def test_a_non_object_is_refused():

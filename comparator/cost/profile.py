@@ -12,7 +12,9 @@ where not measured -- datasheet profiles, accelerators, whose runtimes keep thei
 is the rate at which a program's *first* writes to memory it has not touched before cost
 on top of ``bandwidth``: on a CPU the OS maps and zeroes each new page, and XLA's CPU
 runtime takes large buffers afresh at every run, so a step pays it once per byte of such
-buffers.  Every throughput is *marginal*: what one more such operation adds inside a
+buffers.  ``first_touch_min_bytes`` (or None: every fresh buffer) is the smallest buffer
+taken afresh at every run: the C allocator reuses smaller freed blocks (glibc maps blocks
+of 32 MiB and more anew each time), so only buffers this large pay ``first_touch``.  Every throughput is *marginal*: what one more such operation adds inside a
 compiled program, not the time of a lone call, which also pays dispatch -- and without
 ``overhead_s``, the fixed cost of every compiled region, which a time model adds once
 per region (region time = overhead + work).  Bytes are counted as XLA's cost
@@ -24,7 +26,8 @@ a scatter-add reads its operand, indices and updates and writes its output.
 has no matmul points for is refused (``ProfileError``), never guessed from another dtype.
 
 JSON (``to_dict``/``from_dict``, ``save``/``load``) carries ``schema_version``; reading is
-strict: every field present and of its type, nothing unknown, throughputs finite and > 0.
+strict: every field present and of its type (``first_touch_min_bytes`` may be absent:
+profiles written before it existed), nothing unknown, throughputs finite and > 0.
 No jax here: the analytic path may import this.
 """
 from __future__ import annotations
@@ -44,6 +47,7 @@ SCHEMA_VERSION = 1
 KINDS = ("cpu", "gpu", "tpu")
 RATES = ("bandwidth", "vector_flops", "transcendentals", "sort", "gather", "scatter",
          "overhead_s")
+OPTIONAL = ("first_touch_min_bytes",)   # JSON keys a profile may lack (read as None)
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -89,6 +93,7 @@ class DeviceProfile:
     scatter: float
     overhead_s: float
     first_touch: float | None = None   # bytes/s; None where not measured (see the docstring)
+    first_touch_min_bytes: int | None = None   # smaller fresh buffers are reused (docstring)
 
     def __post_init__(self):
         object.__setattr__(self, "matmul", tuple(self.matmul))
@@ -220,6 +225,8 @@ def _keys(where: str, d, names: tuple) -> None:
 def from_dict(d) -> DeviceProfile:
     """A validated profile from JSON data; ``ProfileError`` names the first bad field."""
     names = ("schema_version",) + tuple(f.name for f in fields(DeviceProfile))
+    if isinstance(d, dict) and OPTIONAL[0] not in d:   # written before the field existed
+        d = {**d, OPTIONAL[0]: None}
     _keys("", d, names)
     if d["schema_version"] != SCHEMA_VERSION or isinstance(d["schema_version"], bool):
         raise ProfileError("schema_version", d["schema_version"],
@@ -257,11 +264,13 @@ def from_dict(d) -> DeviceProfile:
         seen.add(shape + (raw["dtype"],))
         pts.append(MatmulPoint(*shape, raw["dtype"],
                                _number(at + "flops_per_s", raw["flops_per_s"])))
-    touch = d["first_touch"]
+    touch, least = d["first_touch"], d["first_touch_min_bytes"]
     return DeviceProfile(device=_text("device", d["device"]), kind=d["kind"],
                          calibrated=d["calibrated"], source=_text("source", d["source"]),
                          date=date, software=sw, matmul=tuple(pts),
                          first_touch=None if touch is None else _number("first_touch", touch),
+                         first_touch_min_bytes=None if least is None else _int(
+                             "first_touch_min_bytes", least),
                          **{r: _number(r, d[r]) for r in RATES})
 
 

@@ -46,6 +46,9 @@ import time
 
 from ..cost.profile import DeviceProfile, MatmulPoint, cpu_name, from_dict, to_dict
 
+PAGE = 4096
+MIB = 1 << 20
+FRESH_SIZES = tuple(k * MIB for k in (1, 2, 4, 8, 16, 24, 32, 48, 64))
 # (m, k, n, batch)
 QUICK_GRID = [(64, 64, 64, 1), (256, 256, 256, 1), (1024, 1024, 1024, 1),
               (512, 768, 3072, 1), (512, 64, 512, 12), (64, 64, 128, 512)]
@@ -205,6 +208,44 @@ def measure_first_touch(t: Timer, size: int) -> float:
     return 4 * size / fresh
 
 
+def _minor_faults() -> int | None:
+    """Minor page faults of this process so far (Linux /proc), or None."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[7])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def measure_first_touch_min(t: Timer) -> int | None:
+    """The smallest fresh buffer the runtime maps anew at every run: lone calls filling
+    an array of each size in ``FRESH_SIZES`` (after warm-up calls) count their page
+    faults; the least size from which every larger one faults on most of its pages.
+    None where page faults cannot be counted (not Linux) or no size faults."""
+    import jax.numpy as jnp
+    if _minor_faults() is None:
+        return None
+    faulted = []
+    for size in FRESH_SIZES:
+        n = size // 4
+        fill = t.jax.jit(lambda v: jnp.full((n,), v, jnp.float32)).lower(
+            jnp.float32(1)).compile(t.options or None)
+        for _ in range(3):
+            fill(jnp.float32(1)).block_until_ready()
+        f0 = _minor_faults()
+        for _ in range(3):
+            fill(jnp.float32(1)).block_until_ready()
+        faulted.append((_minor_faults() - f0) * PAGE / 3 > size / 2)
+    least = None
+    for size, hit in zip(reversed(FRESH_SIZES), reversed(faulted)):
+        if not hit:
+            break
+        least = size
+    t.log.append({"what": "first touch: least fresh buffer (bytes)", "iterations": 3,
+                  "t_r_s": 0.0, "t_2r_s": 0.0, "per_iteration_s": float(least or 0)})
+    return least
+
+
 def measure_rates(t: Timer, quick: bool) -> dict:
     """Bandwidth, elementwise, transcendental, sort, gather and scatter rates."""
     import jax.numpy as jnp
@@ -217,8 +258,9 @@ def measure_rates(t: Timer, quick: bool) -> dict:
     x = _arrays(jax, (size,), f32, 5)
     s = t.per_op("stream x*a+c", stream, x, 1, size * 8 / 4e10, 32, least=16)
     out["bandwidth"] = t.rates["bandwidth"] = _bytes_accessed(t, stream, (x,)) / s
-    out["first_touch"] = measure_first_touch(t, size) if jax.devices()[0].platform == "cpu" \
-        else None
+    cpu = jax.devices()[0].platform == "cpu"
+    out["first_touch"] = measure_first_touch(t, size) if cpu else None
+    out["first_touch_min_bytes"] = measure_first_touch_min(t) if cpu else None
     # elementwise arithmetic, compute-bound: 64 dependent multiply-adds in cache
     cached, depth = 1 << 15, 64
 
