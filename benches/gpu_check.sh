@@ -12,7 +12,10 @@
 # PYTHONPATH instead.  Budget: well under 8 minutes on one H200 (each command is also
 # capped by 'timeout'); a failing command is logged and the next one still runs.
 # Writes under $OUT (at most 8 files, as the device tool returns): env.json, log.txt,
-# bert_bf16.json, bert_fp32.json, kernels.json, summary.txt (tables made from the JSON).
+# bert_bf16.json, kernels.json, profile.json (comparator calibrate on the GPU: the
+# calibrated profile of issue 14), predict.json (bench --predict: measured steps beside
+# the time model on that profile and a flat MFU, transformer and reformer at two
+# lengths), summary.txt (tables made from the JSON).
 set -u
 OUT=${OUT:?set OUT to the folder for the results}
 mkdir -p "$OUT"
@@ -21,9 +24,12 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false   # device memory stats show the step, not a pool
 
 if [ "${1:-}" = "--dry-run" ]; then   # the same commands at sizes a CPU finishes quickly
-    SEQ=128; BATCH=1; STEPS=2; KSEQ=128:256:x2; HASHES=1,2
+    SEQ=128; BATCH=1; STEPS=2; KSEQ=128:256:x2; HASHES=1,2; QUICK=--quick
+    PSEQ=256,512; PSIZE="--d-model 64 --layers 2 --heads 2"; ACC=""; PROFILE_ACC=""
 else
-    SEQ=512; BATCH=8; STEPS=20; KSEQ=512:16384:x2; HASHES=1,2,4,8
+    SEQ=512; BATCH=8; STEPS=20; KSEQ=512:16384:x2; HASHES=1,2,4,8; QUICK=""
+    PSEQ=1024,4096; PSIZE="--d-model 512 --layers 4"; ACC="--accelerator h200"
+    PROFILE_ACC="--accelerator h200"
 fi
 
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/log.txt"; }
@@ -48,11 +54,15 @@ print(json.dumps({"jax": jax.__version__, "python": platform.python_version(),
 PYEOF
 cat "$OUT/env.json" | tee -a "$OUT/log.txt"
 
-# worst case 120 + 120 + 200 s if every command hits its cap; expected about 4 minutes
+# worst case 100 + 120 + 120 + 160 s if every command hits its cap; expected about 5 min
 BERT="bench --arch transformer --preset bert-base --seq $SEQ --batch $BATCH --steps $STEPS"
-run 120 bert_bf16.json $BERT --accelerator h200 --dtype bf16 --format json
-run 120 bert_fp32.json $BERT --accelerator h200 --dtype fp32 --format json
-run 200 kernels.json bench --kernel attention --seq "$KSEQ" --hashes "$HASHES" --steps 5 \
+run 120 bert_bf16.json $BERT $ACC --dtype bf16 --format json
+# issue 14: calibrate the GPU (its matmul grid, bandwidth, sort/gather/scatter, overhead),
+# then validate the time model on it against measured steps (flat MFU beside it)
+run 100 profile.json calibrate $QUICK $PROFILE_ACC --dtype fp32,bf16 --format json
+run 160 predict.json bench --arch transformer,reformer $PSIZE --seq "$PSEQ" --steps 5 \
+    --predict --profile "$OUT/profile.json" --format json
+run 120 kernels.json bench --kernel attention --seq "$KSEQ" --hashes "$HASHES" --steps 5 \
     --format json
 "$PY" - "$OUT" >"$OUT/summary.txt" 2>>"$OUT/log.txt" <<'PYEOF'
 import json, os, sys
@@ -60,10 +70,14 @@ from tabulate import tabulate
 out = sys.argv[1]
 keys = ("arch", "dtype", "seq_len", "batch", "step_s", "tokens_per_s", "achieved_flops",
         "utilisation", "peak_flops", "xla_temp_bytes", "device_peak_bytes", "skipped")
-for name in ("bert_bf16.json", "bert_fp32.json"):
+for name in ("bert_bf16.json",):
     if os.path.exists(f"{out}/{name}"):
         recs = json.load(open(f"{out}/{name}"))
         print(name, "\n" + tabulate([[r.get(k) for k in keys] for r in recs], keys), "\n")
+if os.path.exists(f"{out}/predict.json"):
+    recs = [r for r in json.load(open(f"{out}/predict.json")) if "measured_step_s" in r]
+    pk = ("arch", "seq_len", "measured_step_s", "predicted_step_s", "predicted_step_s_mfu")
+    print("predict.json\n" + tabulate([[r.get(k) for k in pk] for r in recs], pk), "\n")
 if os.path.exists(f"{out}/kernels.json"):
     recs = json.load(open(f"{out}/kernels.json"))
     rows = [(r["seq_len"], r["variant"], r.get("fwd_s"), r.get("train_s"),

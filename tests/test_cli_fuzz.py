@@ -2,7 +2,8 @@
 values, stray tokens) never end in a traceback, only in exit status 0 or 2 -- and 2 comes
 with one line on stderr.  Commands run in this process; lists that could start a trace or
 a benchmark get `--method analytic` (or a bad --seq for roofline/bench, --show for
-calibrate), so the fuzz stays on the validation and analytic paths and takes seconds."""
+calibrate, --time-model mfu where the time model would compile a step), so the fuzz stays
+on the validation and analytic paths and takes seconds."""
 import argparse
 import contextlib
 import io
@@ -77,6 +78,10 @@ def argv(draw):
         args += ["--seq", "0"]
     if cmd == "calibrate":             # would measure the machine: show a profile instead
         args += ["--show"]
+    if "--time-model" in opts and cmd != "roofline":   # would compile steps: the flat model
+        args += ["--time-model", "mfu"]
+    if cmd == "explain" and "--accelerator" in args:   # would compile: stop at validation
+        args += ["--seq", "0"]
     return args
 
 
