@@ -173,6 +173,7 @@ CASES = [
                                   "--profile", "cpu.json"]),
     ("calibration in an unsupported dtype", ["calibrate", "--dtype", "int8"]),
     ("a profile file without --show", ["calibrate", "--profile", "cpu.json"]),
+    ("unknown time model for the claims", ["claims", "--time-model", "fast"]),
 ]
 
 

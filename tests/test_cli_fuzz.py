@@ -77,6 +77,8 @@ def argv(draw):
         args += ["--seq", "0"]
     if cmd == "calibrate":             # would measure the machine: show a profile instead
         args += ["--show"]
+    if cmd == "claims":                # would compile every timed claim's steps: FLOPs only
+        args += ["--time-model", "mfu"]
     return args
 
 
