@@ -31,6 +31,12 @@ def add_parsers(sub) -> None:
     c.add_argument("--id", help="claim ids, comma separated (default: all)")
     c.add_argument("--bench", help="JSON of 'comparator bench --kernel attention --format "
                    "json': checks the measured crossover claim")
+    c.add_argument("--time-model", default="roofline", choices=("roofline", "mfu"),
+                   help="roofline (default): claims about speed or cost also get a verdict "
+                        "from the step times the time model predicts (compiles each model's "
+                        "step once; kept in the results store); mfu: FLOP verdicts only")
+    c.add_argument("--db", help="results store (profiles, compiled regions; default: the "
+                                "user's cache)")
     c.add_argument("--format", default="text", choices=tables.FORMATS)
     c.add_argument("-o", "--output")
 
@@ -85,12 +91,23 @@ def cmd_claims(a) -> str:
     for i in ids or ():
         if i not in cl.IDS:
             raise InputError("--id", i, sweep.suggest(i, cl.IDS))
-    recs = cl.evaluate(ids, bench=_bench(a.bench))
+    bench = _bench(a.bench)
+    timing = None
+    if a.time_model == "roofline":
+        from .store import Store
+        timing = cl.Timing(Store(a.db))
+    recs = cl.evaluate(ids, bench=bench, timing=timing)
     if a.format == "json":
         return tables.render(recs, "json")
+    timed = ("  'Time model (verdict)': the claim judged from predicted step times instead "
+             "of FLOPs -- each compiled region of the step takes max(FLOPs / achievable "
+             "rate, bytes / bandwidth) + an overhead on the device's profile (uncalibrated: "
+             "datasheet x sourced fractions, unless 'comparator calibrate' stored one); "
+             "--time-model mfu leaves these lines out."
+             if any(r["time_verdict"] for r in recs) else "")
     cap = ("Efficiency claims checked from our counts (standard convention unless a claim "
            "names another; 'holds only ...' gives the range where it does). "
-           + tables.CONVENTIONS + ".")
+           + tables.CONVENTIONS + "." + timed)
     text = tables.render(tables.claim_rows(recs, full=a.format != "text"), a.format, cap,
                          label="tab:claims", wrap={"statement": 34, "numbers": 64,
                                                    "verdict": 22})

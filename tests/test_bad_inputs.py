@@ -179,6 +179,7 @@ CASES = [
      ["bench", "--arch", "transformer", "--seq", "64", "--predict", "--mfu-fit", "reformer:64"]),
     ("another device's profile to predict this one's steps",
      ["bench", "--arch", "transformer", "--seq", "64", "--predict", "--profile", "cpu.json"]),
+    ("unknown time model for the claims", ["claims", "--time-model", "fast"]),
 ]
 
 
