@@ -361,6 +361,9 @@ COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets,
 def main(argv=None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
+    from .cost import steptime
+    steptime.PROGRESS = None if getattr(a, "quiet", False) else (
+        lambda line: (sys.stderr.write(f"comparator: {line}\n"), sys.stderr.flush()))
     try:
         text = COMMANDS[a.command](a)
         _emit(text, None if a.command == "plot" else getattr(a, "output", None))

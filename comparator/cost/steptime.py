@@ -24,6 +24,9 @@ COMPILER_NOTE = ("regions and fusion from XLA:CPU's compilation of the step (the
                  "compiler's fusion is not available here); its fp32 contractions of a 16-bit "
                  "step in the training dtype on an accelerator")
 _REGIONS: dict = {}
+# called with one line before each compilation (the CLI writes it to stderr): the first
+# time a model and length are priced, compiling its step takes seconds
+PROGRESS = None
 
 
 def _key(mod, cfg, seq, batch, dtype) -> tuple:
@@ -38,6 +41,9 @@ def regions_at(mod, cfg, seq: int, batch: int, dtype: str, store=None) -> list:
         return _REGIONS[key]
     got = store.get_regions(key) if store is not None and hasattr(store, "get_regions") else None
     if got is None:
+        if PROGRESS is not None:
+            PROGRESS(f"compiling {key[0]} ({getattr(cfg, 'n_layers', '?')} layers) at {seq} "
+                     f"tokens x {batch} in {dtype} for the time model (stored afterwards)")
         got = R.step_regions(mod, cfg, seq, batch, dtype)
         if store is not None and hasattr(store, "put_regions"):
             store.put_regions(key, got)
