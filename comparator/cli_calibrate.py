@@ -17,7 +17,8 @@ UNITS = {"bandwidth": ("streaming bandwidth (read + write)", "B/s"),
          "scatter": ("scatter-add, bytes as XLA counts them", "B/s"),
          "overhead_s": ("overhead per compiled region", "s"),
          "first_touch": ("first writes to fresh memory (page faults)", "B/s"),
-         "first_touch_min_bytes": ("least buffer taken afresh at every run", "B")}
+         "first_touch_min_bytes": ("least buffer taken afresh at every run", "B"),
+         "reduce": ("reduction along the contiguous axis, bytes read", "B/s")}
 
 
 def add_parser(sub, formats) -> None:
@@ -66,6 +67,9 @@ def profile_rows(p) -> list[dict]:
     rows = [{"quantity": f"matmul {pt.dtype}", "shape (batch x m x k x n)":
              f"{pt.batch} x {pt.m} x {pt.k} x {pt.n}",
              "rate": tables.si(pt.flops_per_s) + "FLOP/s"} for pt in p.matmul]
+    rows += [{"quantity": "transposing copy (bytes read + written)",
+              "shape (batch x m x k x n)": f"runs of {run} elements",
+              "rate": tables.si(rate) + "B/s"} for run, rate in p.transpose]
     for key, (what, unit) in UNITS.items():
         v = getattr(p, key)
         rate = ("not measured" if v is None else f"{v * 1e6:.3g} us" if unit == "s"

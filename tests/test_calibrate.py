@@ -9,7 +9,7 @@ import pytest
 from comparator import cli
 from comparator.bench import CPU_COMPILE_OPTIONS
 from comparator.cost.profile import RATES, cpu_name, load
-from comparator.measure.calibrate import FRESH_SIZES, QUICK_GRID
+from comparator.measure.calibrate import FRESH_SIZES, QUICK_GRID, TRANSPOSE_RUNS
 from comparator.store import Store
 
 
@@ -36,6 +36,9 @@ def test_quick_calibration_measures_every_field(calibrated):
     for name in RATES + ("first_touch",):
         v = getattr(p, name)
         assert isinstance(v, float) and math.isfinite(v) and v > 0, name
+    assert isinstance(p.reduce, float) and math.isfinite(p.reduce) and p.reduce > 0
+    assert [run for run, _ in p.transpose] == list(TRANSPOSE_RUNS)
+    assert all(math.isfinite(v) and v > 0 for _, v in p.transpose)
     # the least buffer taken afresh at every run: one of the sizes probed (None: no faults)
     assert p.first_touch_min_bytes is None or p.first_touch_min_bytes in FRESH_SIZES
     assert [(pt.m, pt.k, pt.n, pt.batch) for pt in p.matmul] == QUICK_GRID

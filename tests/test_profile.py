@@ -123,6 +123,10 @@ def good() -> dict:
     (lambda d: d.update(speed=1.0), "speed"),
     (lambda d: d.update(first_touch_min_bytes=0), "first_touch_min_bytes"),
     (lambda d: d.update(first_touch_min_bytes=3.5e7), "first_touch_min_bytes"),
+    (lambda d: d.update(reduce=-1.0), "reduce"),
+    (lambda d: d.update(transpose=[[1, 2e9], [16]]), "transpose[1]"),
+    (lambda d: d.update(transpose=[[0, 2e9]]), "transpose[0][0]"),
+    (lambda d: d.update(transpose=[[1, 2e9], [1, 3e9]]), "transpose"),
 ])
 def test_bad_profiles_are_refused_naming_the_field(change, field):
     d = good()
@@ -132,13 +136,27 @@ def test_bad_profiles_are_refused_naming_the_field(change, field):
     assert e.value.field == field
 
 
-def test_a_profile_written_before_first_touch_min_bytes_reads_it_as_none():
+def test_a_profile_written_before_the_optional_fields_reads_them_as_unmeasured():
     import dataclasses
     d = good()
-    d.pop("first_touch_min_bytes")
-    assert from_dict(d) == hand_profile() and from_dict(d).first_touch_min_bytes is None
-    p = dataclasses.replace(hand_profile(), first_touch=3e9, first_touch_min_bytes=32 << 20)
+    for key in ("first_touch_min_bytes", "reduce", "transpose"):
+        d.pop(key)
+    p = from_dict(d)
+    assert p == hand_profile()
+    assert (p.first_touch_min_bytes, p.reduce, p.transpose) == (None, None, ())
+    assert p.transpose_rate(64) is None
+    p = dataclasses.replace(hand_profile(), first_touch=3e9, first_touch_min_bytes=32 << 20,
+                            reduce=7e9, transpose=((1, 2e9), (64, 32e9)))
     assert from_dict(json.loads(json.dumps(to_dict(p)))) == p
+
+
+def test_transpose_rate_is_log_linear_in_the_run_between_measured_runs():
+    import dataclasses
+    p = dataclasses.replace(hand_profile(), transpose=((64, 32e9), (1, 2e9)))
+    assert p.transpose_rate(1) == 2e9 and p.transpose_rate(64) == 32e9
+    # run 8 is half way in log between 1 and 64: the geometric mean of the two rates
+    assert p.transpose_rate(8) == pytest.approx((2e9 * 32e9) ** 0.5)
+    assert p.transpose_rate(0) == 2e9 and p.transpose_rate(4096) == 32e9   # the nearest end
 
 
 def test_a_non_object_is_refused():

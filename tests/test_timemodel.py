@@ -93,3 +93,21 @@ def test_fresh_buffers_pay_first_touch_from_the_least_size_the_runtime_maps_anew
     assert region_time(big, PROFILE)[0] == 0              # first_touch not measured: None
     st = predict([big, small, region("copy", nbytes=80)], p)
     assert st.total_s == pytest.approx((64 << 20) / 2e9 + 80 / 10e9 + 5e-6)
+
+
+def test_reductions_and_reorderings_move_at_their_own_rates():
+    import dataclasses
+    p = dataclasses.replace(PROFILE, reduce=5e9, transpose=((1, 2e9), (64, 20e9)))
+    # a softmax-like fusion: 1e6 FLOPs, 4 MB reduced, 8 MB moved
+    r = region("reduce", flops=10**6, nbytes=8 * 10**6)
+    r = dataclasses.replace(r, reduced=4 * 10**6)
+    assert region_time(r, p)[0] == pytest.approx(max(10**6 / 20e9 + 4e6 / 5e9, 8e6 / 10e9)
+                                                 + 5e-6)
+    assert region_time(r, PROFILE)[0] == pytest.approx(8e6 / 10e9 + 5e-6)   # not measured
+    # a transposing copy of 4 MB (8 MB read + written), 1 element at a time
+    c = dataclasses.replace(region("copy", nbytes=8 * 10**6), transposed=8 * 10**6, run=1)
+    assert region_time(c, p) == (pytest.approx(8e6 / 2e9 + 5e-6), "memory")
+    # part of a fusion's bytes reordered by runs of 64: the rest streams at the bandwidth
+    f = dataclasses.replace(region("elementwise", nbytes=12 * 10**6), transposed=8 * 10**6,
+                            run=64)
+    assert region_time(f, p)[0] == pytest.approx(4e6 / 10e9 + 8e6 / 20e9 + 5e-6)

@@ -16,7 +16,7 @@ WIDTH = {"pred": 1, "s4": 1, "u4": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16
          "bf16": 2, "s32": 4, "u32": 4, "f32": 4, "s64": 8, "u64": 8, "f64": 8, "c64": 8,
          "c128": 16, "f8e4m3fn": 1, "f8e5m2": 1, "f8e4m3": 1, "f8e5m2fnuz": 1,
          "f8e4m3fnuz": 1, "f8e4m3b11fnuz": 1, "f8e3m4": 1, "token": 0}
-_SHAPE = re.compile(r"\b([a-z]+[0-9a-z]*)\[([0-9,]*)\]")
+_SHAPE = re.compile(r"\b([a-z]+[0-9a-z]*)\[([0-9,]*)\](?:\{([0-9,]*)[}:])?")
 _HEAD = re.compile(r"^\s*(ROOT\s+)?%?([^\s=]+)\s*=\s*")
 _OPCODE = re.compile(r"\s*([a-z][a-z0-9\-_]*)\(")
 _NAME = re.compile(r"%([^\s,(){}]+)")
@@ -32,6 +32,7 @@ class Instr:
     operands: list          # operand instruction names
     attrs: str              # everything after the operand list
     root: bool = False
+    layouts: list = field(default_factory=list)   # minor-to-major per shape (or None)
 
     def attr(self, key: str) -> str | None:
         """The text of attribute ``key=`` (a ``{...}`` group whole, else up to a comma)."""
@@ -124,7 +125,13 @@ def _close(text: str, i: int) -> int:
 
 
 def shapes_of(text: str) -> list:
-    return [(t, tuple(int(x) for x in d.split(",") if x)) for t, d in _SHAPE.findall(text)]
+    return [(t, tuple(int(x) for x in d.split(",") if x)) for t, d, _ in _SHAPE.findall(text)]
+
+
+def layouts_of(text: str) -> list:
+    """The layout (minor-to-major dimension numbers, or None) of each shape in ``text``."""
+    return [tuple(int(x) for x in lay.split(",") if x) if lay or d == "" else None
+            for _, d, lay in _SHAPE.findall(text)]
 
 
 def parse_instr(line: str) -> Instr | None:
@@ -146,7 +153,7 @@ def parse_instr(line: str) -> Instr | None:
     operands = _NAME.findall(rest[start + 1:end])
     attrs = rest[end + 1:].lstrip(", ")
     return Instr(m.group(2), shapes_of(shape_text), om.group(1), operands, attrs,
-                 bool(m.group(1)))
+                 bool(m.group(1)), layouts_of(shape_text))
 
 
 def parse(text: str) -> dict:
@@ -175,5 +182,5 @@ def parse(text: str) -> dict:
     return comps
 
 
-__all__ = ["Computation", "Instr", "WIDTH", "elements", "nbytes", "parse", "parse_instr",
-           "shapes_of"]
+__all__ = ["Computation", "Instr", "WIDTH", "elements", "layouts_of", "nbytes", "parse",
+           "parse_instr", "shapes_of"]

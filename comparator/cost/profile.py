@@ -14,7 +14,13 @@ on top of ``bandwidth``: on a CPU the OS maps and zeroes each new page, and XLA'
 runtime takes large buffers afresh at every run, so a step pays it once per byte of such
 buffers.  ``first_touch_min_bytes`` (or None: every fresh buffer) is the smallest buffer
 taken afresh at every run: the C allocator reuses smaller freed blocks (glibc maps blocks
-of 32 MiB and more anew each time), so only buffers this large pay ``first_touch``.  Every throughput is *marginal*: what one more such operation adds inside a
+of 32 MiB and more anew each time), so only buffers this large pay ``first_touch``.
+``reduce`` (bytes/s, or None) is the rate at which a reduction along the contiguous axis
+(a row max or sum) reads its input, and ``transpose`` the rates of copies that reorder
+memory, as ``(run, bytes/s)`` pairs: ``run`` the contiguous elements moved at a time (1
+for a matrix transpose, 64 for (seq, heads, 64) -> (heads, seq, 64)), bytes read +
+written; on a CPU both are far below a stream's bandwidth.  ``transpose_rate`` interpolates
+in log run (the nearest end outside the measured runs); an empty tuple: not measured.  Every throughput is *marginal*: what one more such operation adds inside a
 compiled program, not the time of a lone call, which also pays dispatch -- and without
 ``overhead_s``, the fixed cost of every compiled region, which a time model adds once
 per region (region time = overhead + work).  Bytes are counted as XLA's cost
@@ -26,8 +32,8 @@ a scatter-add reads its operand, indices and updates and writes its output.
 has no matmul points for is refused (``ProfileError``), never guessed from another dtype.
 
 JSON (``to_dict``/``from_dict``, ``save``/``load``) carries ``schema_version``; reading is
-strict: every field present and of its type (``first_touch_min_bytes`` may be absent:
-profiles written before it existed), nothing unknown, throughputs finite and > 0.
+strict: every field present and of its type (``OPTIONAL`` ones may be absent:
+profiles written before they existed), nothing unknown, throughputs finite and > 0.
 No jax here: the analytic path may import this.
 """
 from __future__ import annotations
@@ -47,7 +53,8 @@ SCHEMA_VERSION = 1
 KINDS = ("cpu", "gpu", "tpu")
 RATES = ("bandwidth", "vector_flops", "transcendentals", "sort", "gather", "scatter",
          "overhead_s")
-OPTIONAL = ("first_touch_min_bytes",)   # JSON keys a profile may lack (read as None)
+# JSON keys a profile may lack (written before they existed), with the value they read as
+OPTIONAL = {"first_touch_min_bytes": None, "reduce": None, "transpose": []}
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -94,10 +101,32 @@ class DeviceProfile:
     overhead_s: float
     first_touch: float | None = None   # bytes/s; None where not measured (see the docstring)
     first_touch_min_bytes: int | None = None   # smaller fresh buffers are reused (docstring)
+    reduce: float | None = None        # bytes/s a contiguous-axis reduction reads
+    transpose: tuple = ()              # ((run elements, bytes/s), ...) of reorderings
 
     def __post_init__(self):
         object.__setattr__(self, "matmul", tuple(self.matmul))
+        object.__setattr__(self, "transpose", tuple(sorted(tuple(x) for x in self.transpose)))
         object.__setattr__(self, "software", MappingProxyType(dict(self.software)))
+
+    def transpose_rate(self, run: int) -> float | None:
+        """Bytes/s of a reordering copy moving ``run`` contiguous elements at a time:
+        log-linear in log run between the measured runs, the nearest end outside them;
+        None when not measured."""
+        pts = self.transpose
+        if not pts:
+            return None
+        run = max(1, run)
+        if run <= pts[0][0]:
+            return pts[0][1]
+        exact = dict(pts).get(run)
+        if exact is not None:
+            return exact
+        for (r0, v0), (r1, v1) in zip(pts, pts[1:]):
+            if run <= r1:
+                w = math.log(run / r0) / math.log(r1 / r0)
+                return math.exp(math.log(v0) + w * (math.log(v1) - math.log(v0)))
+        return pts[-1][1]
 
     @property
     def dtypes(self) -> tuple:
@@ -183,6 +212,8 @@ def to_dict(p: DeviceProfile) -> dict:
             v = [{g.name: getattr(pt, g.name) for g in fields(MatmulPoint)} for pt in v]
         elif f.name == "software":
             v = dict(v)
+        elif f.name == "transpose":
+            v = [list(x) for x in v]
         out[f.name] = v
     return out
 
@@ -225,8 +256,8 @@ def _keys(where: str, d, names: tuple) -> None:
 def from_dict(d) -> DeviceProfile:
     """A validated profile from JSON data; ``ProfileError`` names the first bad field."""
     names = ("schema_version",) + tuple(f.name for f in fields(DeviceProfile))
-    if isinstance(d, dict) and OPTIONAL[0] not in d:   # written before the field existed
-        d = {**d, OPTIONAL[0]: None}
+    if isinstance(d, dict):
+        d = {**OPTIONAL, **d}
     _keys("", d, names)
     if d["schema_version"] != SCHEMA_VERSION or isinstance(d["schema_version"], bool):
         raise ProfileError("schema_version", d["schema_version"],
@@ -271,7 +302,22 @@ def from_dict(d) -> DeviceProfile:
                          first_touch=None if touch is None else _number("first_touch", touch),
                          first_touch_min_bytes=None if least is None else _int(
                              "first_touch_min_bytes", least),
+                         reduce=None if d["reduce"] is None else _number("reduce", d["reduce"]),
+                         transpose=_runs(d["transpose"]),
                          **{r: _number(r, d[r]) for r in RATES})
+
+
+def _runs(v) -> tuple:
+    if not isinstance(v, list):
+        raise ProfileError("transpose", v, "a list of [run elements, bytes/s] pairs")
+    out = []
+    for i, pair in enumerate(v):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ProfileError(f"transpose[{i}]", pair, "a pair [run elements, bytes/s]")
+        out.append((_int(f"transpose[{i}][0]", pair[0]), _number(f"transpose[{i}][1]", pair[1])))
+    if len({r for r, _ in out}) != len(out):
+        raise ProfileError("transpose", v, "one rate per run length")
+    return tuple(sorted(out))
 
 
 def save(p: DeviceProfile, path) -> None:

@@ -27,34 +27,17 @@ its consumer's term, else its producer's, else ``other``.
 """
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass
 
-from . import hlo
+from . import hlo, ops
+from .ops import ARITHMETIC, FREE, MOVES
 
 KINDS = ("matmul", "elementwise", "reduce", "sort", "gather", "scatter", "copy", "other",
          "alloc")
-FREE = frozenset({"parameter", "constant", "get-tuple-element", "tuple", "bitcast",
-                  "after-all", "partition-id", "replica-id", "opt-barrier",
-                  "add-dependency"})
-TRANSCENDENTAL = frozenset({"exponential", "exponential-minus-one", "log", "log-plus-one",
-                            "tanh", "logistic", "sqrt", "rsqrt", "cbrt", "sine", "cosine",
-                            "tan", "atan2", "erf", "power"})
-ARITHMETIC = frozenset({"add", "subtract", "multiply", "divide", "remainder", "maximum",
-                        "minimum", "negate", "abs", "sign", "floor", "ceil", "compare",
-                        "round-nearest-afz", "round-nearest-even", "select", "clamp", "and",
-                        "or", "xor", "not", "shift-left", "shift-right-logical",
-                        "shift-right-arithmetic", "is-finite", "popcnt", "clz", "real",
-                        "imag", "complex"}) | TRANSCENDENTAL
-MOVES = frozenset({"broadcast", "reshape", "transpose", "copy", "slice", "dynamic-slice",
-                   "dynamic-update-slice", "concatenate", "pad", "iota", "reverse",
-                   "convert", "bitcast-convert", "reduce-precision", "gather"}) | FREE
-VIEWS = frozenset({"bitcast", "reshape", "transpose", "copy", "convert", "bitcast-convert"})
 DTYPES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "f64": "fp64", "s32": "int32",
           "u32": "uint32", "s8": "int8", "u8": "uint8", "pred": "bool", "s64": "int64"}
-MATMUL_TARGETS = re.compile(r"matmul|gemm|dot", re.I)
 TERM_ROOTS = ("embed", "attn", "lsh", "ffn", "norm", "head", "loss", "rev")  # trace.py's
 GROUPS = ("gen", "disc", "enc", "dec")
 UNATTRIBUTED = "other"
@@ -74,6 +57,9 @@ class Region:
     count: int = 1
     keys: int = 0            # a sort: the keys it sorts
     op: str = ""             # the HLO opcode (a fusion: "fusion")
+    reduced: int = 0         # bytes entering its reductions (ops.Cost)
+    transposed: int = 0      # bytes read + written by its memory reorderings (ops.Cost)
+    run: int = 0             # contiguous elements those reorderings move at a time
 
 
 def segments(op_name: str) -> list[str]:
@@ -110,36 +96,6 @@ def term_finder(terms):
     return find
 
 
-def _contraction(ins: hlo.Instr, comp: hlo.Computation):
-    """(m, k, n, batch) of a dot from its operands' shapes and dimension numbers."""
-    lhs = comp.by_name[ins.operands[0]].shapes[0][1]
-    rhs = comp.by_name[ins.operands[1]].shapes[0][1]
-    lb, lc = ins.dims("lhs_batch_dims"), ins.dims("lhs_contracting_dims")
-    rb, rc = ins.dims("rhs_batch_dims"), ins.dims("rhs_contracting_dims")
-    size = lambda shape, idx: hlo.elements(shape[i] for i in idx)
-    batch, k = size(lhs, lb), size(lhs, lc)
-    m = size(lhs, [i for i in range(len(lhs)) if i not in lb + lc])
-    n = size(rhs, [i for i in range(len(rhs)) if i not in rb + rc])
-    return m, k, n, batch
-
-
-def _library_matmul(ins: hlo.Instr, comp: hlo.Computation):
-    """(m, k, n, batch) of a library matmul custom-call: (..., m, k) x (..., k, n)."""
-    a = comp.by_name[ins.operands[0]].shapes[0][1]
-    b = comp.by_name[ins.operands[1]].shapes[0][1]
-    if len(a) < 2 or len(b) < 2:
-        return None
-    out = ins.shapes[0][1]
-    m, n = out[-2], out[-1]
-    k = a[-1] if a[-1] in (b[-2], b[-1]) else a[-2]
-    return m, k, n, hlo.elements(out[:-2])
-
-
-def _window(ins: hlo.Instr) -> int:
-    m = re.search(r"size=([0-9x]+)", ins.attr("window") or "")
-    return hlo.elements(int(x) for x in m.group(1).split("x")) if m else 1
-
-
 def _unknown_in(ops) -> list[str]:
     return sorted(k[1:] for k in ops if k.startswith("?"))
 
@@ -154,105 +110,32 @@ class _Reader:
         self.flagged: Counter = Counter()
         self.indirect: set = set()     # regions whose term is not their own metadata's
 
-    # -- FLOPs of instructions --------------------------------------------------
-    def op_cost(self, ins, comp):
-        """(flops, transcendentals, contraction shape or None) of one instruction."""
-        op, out = ins.opcode, ins.elements
-        if op in ARITHMETIC:
-            return out, (out if op in TRANSCENDENTAL else 0), None
-        if op == "dot":
-            m, k, n, b = _contraction(ins, comp)
-            return 2 * m * k * n * b, 0, (m, k, n, b)
-        if op == "custom-call" and MATMUL_TARGETS.search(ins.attr("custom_call_target") or ""):
-            shape = _library_matmul(ins, comp)
-            if shape:
-                return 2 * hlo.elements(shape), 0, shape
-        if op == "reduce":
-            n_in = sum(comp.by_name[o].elements for o in ins.operands[:len(ins.operands) // 2])
-            return max(0, n_in - out), 0, None
-        if op == "reduce-window":
-            return out * max(0, _window(ins) - 1), 0, None
-        if op == "scatter":
-            return comp.by_name[ins.operands[-1]].elements, 0, None
-        if op == "sort":
-            k = ins.shapes[0][1][ins.dims("dimensions")[0]] if ins.dims("dimensions") else 1
-            rows = hlo.elements(ins.shapes[0][1]) // max(k, 1)
-            return (rows * k * max(1, math.ceil(math.log2(k))) if k > 1 else 0), 0, None
-        if op in MOVES:
-            return 0, 0, None
-        if op == "fusion":           # a fusion nested in a fusion
-            f, t, ops, s, _ = self.body(self.comps[ins.called("calls")])
-            return (f, t, s) if not _unknown_in(ops) else None
-        return None
+    def op_cost(self, ins, comp) -> ops.Cost | None:
+        return ops.cost(ins, comp, self.nested)
+
+    def nested(self, ins) -> ops.Cost | None:
+        """A fusion inside a fusion: its computation's cost (None: an unknown opcode)."""
+        c, found, _ = self.body(self.comps[ins.called("calls")])
+        return None if _unknown_in(found) else c
 
     def body(self, comp):
-        """(flops, transcendentals, ops {opcode: elements}, contraction shape, dominant
-        instruction) of a fused computation; ops["?OPCODE"] counts opcodes without a rule."""
-        flops = trans = 0
-        ops: Counter = Counter()
-        shape, best, key = None, None, (-1, -1)
+        """(``ops.Cost`` summed, {opcode: output elements}, dominant instruction) of a
+        fused computation; the opcodes without a rule are counted under "?OPCODE"."""
+        total, found = ops.Cost(), Counter()
+        best, key = None, (-1, -1)
         for ins in comp.instrs:
             if ins.opcode in FREE:
                 continue
-            cost = self.op_cost(ins, comp)
-            if cost is None:
-                ops["?" + ins.opcode] += 1
+            c = self.op_cost(ins, comp)
+            if c is None:
+                found["?" + ins.opcode] += 1
                 self.unknown[ins.opcode] += 1
                 continue
-            f, t, s = cost
-            flops, trans = flops + f, trans + t
-            ops[ins.opcode] += ins.elements
-            shape = s or shape
-            if self.find(ins.op_name) and (f, ins.elements) > key:
-                best, key = ins, (f, ins.elements)
-        return flops, trans, ops, shape, best
-
-    # -- bytes ------------------------------------------------------------------
-    def read_elements(self, value, users) -> int:
-        """Elements of ``value`` a fused computation reads (see the module docstring)."""
-        total = 0
-        for u in users.get(value.name, []):
-            if u.opcode in VIEWS:
-                total += self.read_elements(u, users)
-            elif u.opcode in ("slice", "dynamic-slice") and u.operands[0] == value.name:
-                total += u.elements
-            elif u.opcode == "gather" and u.operands[0] == value.name:
-                total += u.elements
-            elif u.opcode in ("dynamic-update-slice", "scatter") and u.operands[0] == value.name:
-                continue              # updated in place: only the update moves
-            else:
-                return value.elements
-        return min(total, value.elements)
-
-    @staticmethod
-    def written(ins, comp) -> int:
-        """Bytes an instruction's results write (an in-place update: the update's)."""
-        if ins.opcode == "tuple":
-            return sum(_Reader.written(comp.by_name[o], comp) for o in ins.operands)
-        if ins.opcode == "dynamic-update-slice":
-            return comp.by_name[ins.operands[1]].nbytes
-        if ins.opcode == "scatter":
-            return comp.by_name[ins.operands[-1]].nbytes
-        return ins.nbytes
-
-    def fusion_bytes(self, comp) -> int:
-        users = comp.users()
-        read = 0
-        for p in comp.instrs:
-            if p.opcode == "parameter":
-                width = hlo.WIDTH.get(p.shapes[0][0], 4) if p.shapes else 4
-                read += self.read_elements(p, users) * width
-        root = next((i for i in comp.instrs if i.root), comp.instrs[-1])
-        return read + self.written(root, comp)
-
-    def plain_bytes(self, ins, comp) -> int:
-        ops = [comp.by_name[o] for o in ins.operands if o in comp.by_name]
-        if ins.opcode in ("dynamic-update-slice", "scatter"):   # in place
-            return sum(o.nbytes for o in ops[1:]) + self.written(ins, comp) * (
-                2 if ins.opcode == "scatter" else 1)
-        if ins.opcode in ("gather", "slice", "dynamic-slice"):
-            return sum(o.nbytes for o in ops[1:]) + 2 * ins.nbytes
-        return sum(o.nbytes for o in ops) + ins.nbytes
+            total = total + c
+            found[ins.opcode] += ins.elements
+            if self.find(ins.op_name) and (c.flops, ins.elements) > key:
+                best, key = ins, (c.flops, ins.elements)
+        return total, found, best
 
     # -- regions ----------------------------------------------------------------
     def walk(self, comp, count: int = 1) -> None:
@@ -288,48 +171,48 @@ class _Reader:
         return max(consts) if consts else 1
 
     def region(self, ins, comp, count) -> dict:
-        op, shape, dominant = ins.opcode, None, ins
+        op, dominant = ins.opcode, ins
         if op == "fusion":
-            body = self.comps[ins.called("calls")]
-            flops, trans, ops, shape, best = self.body(body)
+            fused = self.comps[ins.called("calls")]
+            c, found, best = self.body(fused)
             dominant = best or ins
-            nbytes = self.fusion_bytes(body)
-            kind = self.fusion_kind(ops, ins, shape)
-            keys = ops.get("sort", 0)
-            if _unknown_in(ops):
-                op = "fusion:" + ",".join(_unknown_in(ops))
+            nbytes = ops.fusion_bytes(fused)
+            kind = self.fusion_kind(found, ins, c.shape)
+            keys = found.get("sort", 0)
+            if _unknown_in(found):
+                op = "fusion:" + ",".join(_unknown_in(found))
+            if c.shape:     # a contraction with its epilogue: the contraction's FLOPs
+                c = ops.Cost(2 * hlo.elements(c.shape), c.transcendentals, c.shape)
         else:
-            cost = self.op_cost(ins, comp)
-            if cost is None:
+            c = self.op_cost(ins, comp)
+            if c is None:
                 self.unknown[op] += 1
-            flops, trans, shape = cost or (0, 0, None)
-            nbytes = self.plain_bytes(ins, comp)
-            kind = self.plain_kind(op, shape) if cost else "other"
+            kind = self.plain_kind(op, c.shape) if c else "other"
+            c = c or ops.Cost()
+            nbytes = ops.plain_bytes(ins, comp)
             keys = comp.by_name[ins.operands[0]].elements if op == "sort" else 0
-        src = comp.by_name.get(ins.operands[0]) if shape and ins.operands else None
+        src = comp.by_name.get(ins.operands[0]) if c.shape and ins.operands else None
         dtype = (src or ins).shapes[0][0] if (src or ins).shapes else "f32"
-        if op == "fusion" and shape:
-            flops = 2 * hlo.elements(shape)     # a contraction with its epilogue: its FLOPs
-        return dict(name=ins.name, kind=kind, flops=flops, transcendentals=trans,
-                    bytes=nbytes, shape=shape, dtype=DTYPES.get(dtype, dtype), count=count,
-                    keys=keys, op=op, term=self.find(dominant.op_name) or self.find(
-                        ins.op_name))
+        return dict(name=ins.name, kind=kind, flops=c.flops, transcendentals=c.transcendentals,
+                    bytes=nbytes, shape=c.shape, dtype=DTYPES.get(dtype, dtype), count=count,
+                    keys=keys, op=op, reduced=c.reduced, transposed=c.transposed, run=c.run,
+                    term=self.find(dominant.op_name) or self.find(ins.op_name))
 
-    def fusion_kind(self, ops, ins, shape) -> str:
-        if _unknown_in(ops):
+    def fusion_kind(self, found, ins, shape) -> str:
+        if _unknown_in(found):
             return "other"
         if shape:
             return "matmul"
         for op in ("sort", "scatter"):
-            if op in ops:
+            if op in found:
                 return op
-        if ops.get("gather", 0) * 2 >= ins.elements:
+        if found.get("gather", 0) * 2 >= ins.elements:
             return "gather"
-        if "reduce" in ops or "reduce-window" in ops:
+        if "reduce" in found or "reduce-window" in found:
             return "reduce"
-        if any(op in ARITHMETIC for op in ops):
+        if any(op in ARITHMETIC for op in found):
             return "elementwise"
-        if all(op in MOVES for op in ops):
+        if all(op in MOVES for op in found):
             return "copy"
         return "other"
 

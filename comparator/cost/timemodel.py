@@ -11,9 +11,10 @@ on a device profile ``p`` (``profile.DeviceProfile``), where
 * a sort at ``p.sort`` keys/s, a gather at ``p.gather`` and a scatter at ``p.scatter``
   bytes/s (their measured throughputs; their memory term is that throughput);
 * anything else at ``p.vector_flops`` for its arithmetic plus ``p.transcendentals`` for
-  its exp/log/tanh... evaluations;
+  its exp/log/tanh... evaluations, plus the bytes its reductions read / ``p.reduce``;
 * memory = the bytes the region moves (its operands read and results written, not the
-  intermediates a fusion keeps) / ``p.bandwidth``;
+  intermediates a fusion keeps) / ``p.bandwidth``, except the bytes it reorders (a
+  transposing copy), which move at ``p.transpose_rate(run)`` for their contiguous run;
 * overhead = ``p.overhead_s``, the fixed cost of launching one compiled region.
 
 The step's buffers (``alloc`` regions: XLA's temporaries and each result) cost
@@ -64,13 +65,18 @@ def _compute_s(r, p) -> float:
         return r.bytes / p.gather
     if r.kind == "scatter":
         return r.bytes / p.scatter
-    return (r.flops - r.transcendentals) / p.vector_flops + r.transcendentals / p.transcendentals
+    reduce = r.reduced / p.reduce if p.reduce else 0.0
+    return ((r.flops - r.transcendentals) / p.vector_flops
+            + r.transcendentals / p.transcendentals + reduce)
 
 
 def _memory_s(r, p) -> float:
     if r.kind in ("sort", "gather", "scatter"):   # their throughputs include the memory
         return 0.0
-    return r.bytes / p.bandwidth
+    rate = p.transpose_rate(r.run) if r.transposed else None
+    if rate is None:
+        return r.bytes / p.bandwidth
+    return max(0, r.bytes - r.transposed) / p.bandwidth + r.transposed / rate
 
 
 def region_time(r, p) -> tuple[float, str]:

@@ -13,6 +13,8 @@
   indices; scatter-add: the same rows added back (bytes as XLA's cost analysis counts
   them for that op: operand, indices, updates and output);
 * the per-region overhead: loops of K tiny dots (8 x 8), the slope over K;
+* reductions: the row max of a 4096 x 1024 array (bytes read/s); copies that reorder
+  memory (transposes) moving runs of 1, 16, 64 and 1,024 contiguous elements;
 * on CPU, the first-touch rate: lone calls filling a fresh 128 MB array (the OS maps
   and zeroes each new page), less the write itself at the streaming bandwidth.
 
@@ -49,6 +51,7 @@ from ..cost.profile import DeviceProfile, MatmulPoint, cpu_name, from_dict, to_d
 PAGE = 4096
 MIB = 1 << 20
 FRESH_SIZES = tuple(k * MIB for k in (1, 2, 4, 8, 16, 24, 32, 48, 64))
+TRANSPOSE_RUNS = (1, 16, 64, 1024)
 # (m, k, n, batch)
 QUICK_GRID = [(64, 64, 64, 1), (256, 256, 256, 1), (1024, 1024, 1024, 1),
               (512, 768, 3072, 1), (512, 64, 512, 12), (64, 64, 128, 512)]
@@ -302,7 +305,46 @@ def measure_rates(t: Timer, quick: bool) -> dict:
     s = t.per_op("scatter-add rows", lambda c: (nxt(c[0]), scatter(c[0])), (idx, tab), 1,
                  picks * d * 12 / 1e10, 64, least=8)
     out["scatter"] = _bytes_accessed(t, scatter, (idx,)) / s
+    out["reduce"] = measure_reduce(t, quick)
+    out["transpose"] = measure_transposes(t, quick)
     return out
+
+
+def measure_reduce(t: Timer, quick: bool) -> float:
+    """Bytes/s a reduction along the contiguous axis reads: the row max of a 4096 x 1024
+    (quick: 1024 x 1024) fp32 array, its result feeding the next iteration's input."""
+    import jax.numpy as jnp
+    rows, cols = (1024 if quick else 4096), 1024
+    x = _arrays(t.jax, (rows, cols), jnp.float32, 11)
+
+    def body(c):
+        a, m = c
+        return a, jnp.max(a + (m[0] > 3e38).astype(a.dtype), axis=-1)
+
+    s = t.per_op("reduce: row max", body, (x, jnp.zeros((rows,), jnp.float32)), 1,
+                 rows * cols * 4 / 5e9, 64)
+    return rows * cols * 4 / s
+
+
+def measure_transposes(t: Timer, quick: bool) -> tuple:
+    """((run, bytes/s), ...) of copies that reorder memory, ``run`` contiguous elements at a
+    time (``TRANSPOSE_RUNS``): each iteration transposes a pair of arrays into each other
+    (bytes: read + written, 4 MB arrays quick, 16 MB else)."""
+    import jax.numpy as jnp
+    out = []
+    for run in TRANSPOSE_RUNS:
+        side = int(((1 << (20 if quick else 22)) // run) ** 0.5)
+        shape, perm = ((side, side), (1, 0)) if run == 1 else ((side, side, run), (1, 0, 2))
+        a = _arrays(t.jax, shape, jnp.float32, 12)
+        pair = (a, jnp.transpose(a, perm))
+        nbytes = 2 * 2 * a.size * 4
+
+        def body(c, perm=perm):
+            return (jnp.transpose(c[1], perm) * 0.999, jnp.transpose(c[0], perm) * 0.999)
+
+        s = t.per_op(f"transpose: run {run}", body, pair, 2, nbytes / 2 / 5e9, 64)
+        out.append((run, nbytes / 2 / s))
+    return tuple(out)
 
 
 def device_name(accelerator: str | None = None) -> tuple[str, str]:
