@@ -282,3 +282,18 @@ def test_every_catalogue_device_with_a_bandwidth_has_a_valid_datasheet_profile()
             continue
         p = ds.profile(acc)
         assert from_dict(copy.deepcopy(to_dict(p))) == p
+
+
+def test_a_single_product_inside_a_measured_cube_is_trilinear_in_log_dims():
+    sizes = (64, 1024)
+    rate = lambda m, k, n: 1e9 * m ** 0.2 * k ** 0.3 * n ** 0.1   # noqa: E731 (log-linear)
+    cube = tuple(MatmulPoint(m, k, n, 1, "fp32", rate(m, k, n))
+                 for m in sizes for k in sizes for n in sizes)
+    p = hand_profile(matmul=cube)
+    # a rate log-linear in each log dimension is reproduced exactly between the corners
+    assert p.matmul_rate(256, 128, 512) == pytest.approx(rate(256, 128, 512), rel=1e-12)
+    # outside the cube each coordinate is clamped: 4096 -> 1024, 16 -> 64
+    assert p.matmul_rate(4096, 16, 300) == pytest.approx(rate(1024, 64, 300), rel=1e-12)
+    # a corner missing: the grouped interpolation instead
+    partial = hand_profile(matmul=cube[:-1])
+    assert partial.matmul_rate(256, 128, 512) != pytest.approx(rate(256, 128, 512))

@@ -140,7 +140,11 @@ class DeviceProfile:
         A measured shape gives its measured rate.  Otherwise the points of that dtype --
         the batched ones (batch > 1) for a batched query and the single ones for a
         single product, each set used for the other only when it is empty -- are
-        interpolated in log space.  They are grouped by their smallest dimension; within
+        interpolated in log space.  A single product inside a measured cube of single
+        products (every combination of the measured m, k and n; ``calibrate`` measures
+        one) takes the log-rate trilinear in (log m, log k, log n) between its eight
+        corners, each coordinate clamped into the cube.  Otherwise the points are
+        grouped by their smallest dimension; within
         a group log-rate is linear in the log FLOPs of one product, and outside the
         group's range its end rates hold.  Between the two groups whose smallest
         dimensions bracket the query's, log-rate is linear in the log smallest
@@ -158,8 +162,42 @@ class DeviceProfile:
                 return p.flops_per_s
         batched = [p for p in pts if p.batch > 1]
         single = [p for p in pts if p.batch == 1]
+        if batch == 1:
+            rate = _trilinear(single, m, k, n)
+            if rate is not None:
+                return rate
         use = (batched or single) if batch > 1 else (single or batched)
         return _interpolate(use, 2 * m * k * n, min(m, k, n))
+
+
+def _trilinear(pts, m: int, k: int, n: int) -> float | None:
+    """Log-rate trilinear in (log m, log k, log n) between the eight measured single
+    products around the query (each coordinate clamped into the measured range), or None
+    when one of them is not measured."""
+    rate = {(p.m, p.k, p.n): p.flops_per_s for p in pts}
+    axes = [sorted({key[i] for key in rate}) for i in range(3)]
+    corners, weights = [], []
+    for axis, v in zip(axes, (m, k, n)):
+        v = min(max(v, axis[0]), axis[-1])
+        j = max(0, bisect.bisect_right(axis, v) - 1)
+        lo, hi = axis[j], axis[min(j + 1, len(axis) - 1)]
+        w = 0.0 if hi == lo else math.log(v / lo) / math.log(hi / lo)
+        corners.append((lo, hi))
+        weights.append(w)
+    terms = []
+    for i in (0, 1):
+        for j in (0, 1):
+            for l in (0, 1):
+                w = ((weights[0] if i else 1 - weights[0]) * (weights[1] if j else 1 - weights[1])
+                     * (weights[2] if l else 1 - weights[2]))
+                key = (corners[0][i], corners[1][j], corners[2][l])
+                if key not in rate:
+                    return None
+                if w > 0:
+                    terms.append((w, rate[key]))
+    if len(terms) == 1:
+        return terms[0][1]
+    return math.exp(sum(w * math.log(r) for w, r in terms))
 
 
 def _interpolate(pts, flops: float, dim: float) -> float:

@@ -4,7 +4,8 @@
 
 * matmuls over ``grid(quick)``: squares, the models' projection and FFN shapes, per-head
   attention (batched over heads) and the Reformer's chunked attention (512 chunks of
-  64 x 64 @ 64 x 128, and 64 x 128 @ 128 x 64);
+  64 x 64 @ 64 x 128, and 64 x 128 @ 128 x 64), and (full grid) every single product
+  with m, k, n in ``CUBE_SIZES``;
 * streaming bandwidth: ``x * a + b`` over a large fp32 array (bytes: read + write);
 * elementwise FLOP/s when compute-bound: 64 dependent multiply-adds per element of an
   array that stays in cache, fused into one loop;
@@ -29,8 +30,7 @@ lone call pays once -- dispatch, waking the thread pool, copying the input, fres
 output memory -- which a training step does not pay per op.  Inside the loop XLA
 cannot fuse, reorder, reassociate or overlap consecutive ops (a chain of separate ops
 in one program would be fused or, without a data dependency, run concurrently).
-Matmuls alternate (m x k) @ (k x n) and (m x n) @ (n x k), so no other op sits between
-them.  The first-touch rate is the exception: it is what a lone call pays.
+A matmul point times its own shape alone (``measure_matmul``).  The first-touch rate is the exception: it is what a lone call pays.
 
 On CPU everything is compiled with the options the project's bench compiles training
 steps with (``comparator.bench.compile_options_for``), so the profile describes the same
@@ -59,6 +59,10 @@ FULL_GRID = ([(s, s, s, 1) for s in (16, 32, 64, 128, 256, 512, 1024, 2048)]
              + [(512, 768, 768, 1), (512, 768, 3072, 1), (2048, 768, 3072, 1),
                 (512, 256, 1024, 1), (512, 64, 512, 12), (1024, 64, 1024, 12),
                 (2048, 64, 2048, 4), (64, 64, 128, 512), (64, 64, 128, 64)])
+# single products over a cube of sizes, for the interpolation in (log m, log k, log n)
+CUBE_SIZES = (64, 256, 1024, 2048)
+CUBE = [(m, k, n, 1) for m in CUBE_SIZES for k in CUBE_SIZES for n in CUBE_SIZES]
+FULL_GRID += [s for s in CUBE if s not in FULL_GRID]
 GPU_EXTRA = [(4096, 4096, 4096, 1), (8192, 8192, 8192, 1), (8192, 1024, 4096, 1)]
 
 
@@ -166,8 +170,9 @@ def measure_overhead(t: Timer, quick: bool) -> float:
 
 
 def measure_matmul(t: Timer, shape, dtype: str) -> MatmulPoint:
-    """One grid point: each iteration runs (m x k) @ (k x n) then (m x n) @ (n x k),
-    each product feeding the next (both have the point's FLOPs and smallest dimension).
+    """One grid point: each iteration runs the product (m x k) @ (k x n) of exactly that
+    shape (a batch of them when batch > 1), its input first updated in one element from
+    the previous result (so the loop cannot hoist it; the update is in place and tiny).
     A single product (batch 1) is a plain 2-D dot, as in the models' projections."""
     import jax.numpy as jnp
 
@@ -175,13 +180,18 @@ def measure_matmul(t: Timer, shape, dtype: str) -> MatmulPoint:
     m, k, n, b = shape
     ct = compute_dtype(dtype)
     lead = (b,) if b > 1 else ()
-    w1 = _arrays(t.jax, lead + (k, n), ct, 1, k ** -0.5)
-    w2 = _arrays(t.jax, lead + (n, k), ct, 2, n ** -0.5)
+    w = _arrays(t.jax, lead + (k, n), ct, 1, k ** -0.5)
+    corner = (0,) * (len(lead) + 2)
+
+    def body(c):
+        x, y = c
+        x = x.at[corner].add((y[corner] > 3e38).astype(x.dtype))
+        return x, jnp.matmul(x, w)
+
+    init = (_arrays(t.jax, lead + (m, k), ct, 0), jnp.zeros(lead + (m, n), ct))
     flops = 2 * m * k * n * b
     with t.jax.default_matmul_precision(matmul_precision(dtype)):
-        s = t.per_op(f"matmul {dtype} {b}x{m}x{k}x{n}",
-                     lambda x: jnp.matmul(jnp.matmul(x, w1), w2),
-                     _arrays(t.jax, lead + (m, k), ct, 0), 2, 2 * flops / 5e10, 64)
+        s = t.per_op(f"matmul {dtype} {b}x{m}x{k}x{n}", body, init, 1, flops / 5e10, 64)
     return MatmulPoint(m, k, n, b, dtype, flops / s)
 
 
@@ -326,11 +336,11 @@ def measure_reduce(t: Timer, quick: bool) -> float:
 def measure_transposes(t: Timer, quick: bool) -> tuple:
     """((run, bytes/s), ...) of copies that reorder memory, ``run`` contiguous elements at a
     time (``TRANSPOSE_RUNS``): each iteration transposes a pair of arrays into each other
-    (bytes: read + written, 4 MB arrays quick, 16 MB else)."""
+    (bytes: read + written; arrays of 4 MB, an activation's size at these widths)."""
     import jax.numpy as jnp
     out = []
     for run in TRANSPOSE_RUNS:
-        side = int(((1 << (20 if quick else 22)) // run) ** 0.5)
+        side = int(((1 << 20) // run) ** 0.5)
         shape, perm = ((side, side), (1, 0)) if run == 1 else ((side, side, run), (1, 0, 2))
         a = _arrays(t.jax, shape, jnp.float32, 12)
         pair = (a, jnp.transpose(a, perm))
@@ -404,5 +414,5 @@ def measure(dtypes=("fp32",), quick: bool = False, accelerator: str | None = Non
     return from_dict(to_dict(p)), t.log
 
 
-__all__ = ["FULL_GRID", "QUICK_GRID", "Timer", "device_name", "grid", "measure",
+__all__ = ["CUBE", "CUBE_SIZES", "FULL_GRID", "QUICK_GRID", "Timer", "device_name", "grid", "measure",
            "measure_matmul", "measure_overhead", "measure_rates", "software"]
