@@ -297,3 +297,14 @@ def test_a_single_product_inside_a_measured_cube_is_trilinear_in_log_dims():
     # a corner missing: the grouped interpolation instead
     partial = hand_profile(matmul=cube[:-1])
     assert partial.matmul_rate(256, 128, 512) != pytest.approx(rate(256, 128, 512))
+
+
+def test_batched_cubes_interpolate_log_linearly_in_log_batch():
+    sizes, batches = (64, 1024), (4, 64)
+    rate = lambda m, k, n, b: 1e9 * m ** 0.2 * k ** 0.1 * n ** 0.1 * b ** 0.25  # noqa: E731
+    pts = tuple(MatmulPoint(m, k, n, b, "fp32", rate(m, k, n, b))
+                for b in batches for m in sizes for k in sizes for n in sizes)
+    p = hand_profile(matmul=pts)
+    assert p.matmul_rate(128, 256, 512, 16) == pytest.approx(rate(128, 256, 512, 16), rel=1e-12)
+    # batches outside the measured ones are clamped: 512 -> 64
+    assert p.matmul_rate(128, 64, 64, 512) == pytest.approx(rate(128, 64, 64, 64), rel=1e-12)

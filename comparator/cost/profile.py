@@ -140,10 +140,12 @@ class DeviceProfile:
         A measured shape gives its measured rate.  Otherwise the points of that dtype --
         the batched ones (batch > 1) for a batched query and the single ones for a
         single product, each set used for the other only when it is empty -- are
-        interpolated in log space.  A single product inside a measured cube of single
-        products (every combination of the measured m, k and n; ``calibrate`` measures
-        one) takes the log-rate trilinear in (log m, log k, log n) between its eight
-        corners, each coordinate clamped into the cube.  Otherwise the points are
+        interpolated in log space.  A product inside a measured cube (every combination
+        of the measured m, k and n at a batch; ``calibrate`` measures cubes at several
+        batches) takes the log-rate trilinear in (log m, log k, log n) between its eight
+        corners, each coordinate clamped into the cube, and log-linear in log batch
+        between the two measured batches around its own (clamped likewise).  Otherwise
+        the points are
         grouped by their smallest dimension; within
         a group log-rate is linear in the log FLOPs of one product, and outside the
         group's range its end rates hold.  Between the two groups whose smallest
@@ -162,12 +164,31 @@ class DeviceProfile:
                 return p.flops_per_s
         batched = [p for p in pts if p.batch > 1]
         single = [p for p in pts if p.batch == 1]
-        if batch == 1:
-            rate = _trilinear(single, m, k, n)
-            if rate is not None:
-                return rate
+        rate = _cube_rate(single if batch == 1 else batched, m, k, n, batch)
+        if rate is not None:
+            return rate
         use = (batched or single) if batch > 1 else (single or batched)
         return _interpolate(use, 2 * m * k * n, min(m, k, n))
+
+
+def _cube_rate(pts, m: int, k: int, n: int, batch: int) -> float | None:
+    """The trilinear rate at the query's batch, log-linear in log batch between the two
+    measured batches around it (clamped into the measured ones); None when a level
+    lacks a corner."""
+    levels = sorted({p.batch for p in pts})
+    if not levels:
+        return None
+    b = min(max(batch, levels[0]), levels[-1])
+    j = max(0, bisect.bisect_right(levels, b) - 1)
+    lo, hi = levels[j], levels[min(j + 1, len(levels) - 1)]
+    r_lo = _trilinear([p for p in pts if p.batch == lo], m, k, n)
+    if hi == lo or r_lo is None:
+        return r_lo
+    r_hi = _trilinear([p for p in pts if p.batch == hi], m, k, n)
+    if r_hi is None:
+        return None
+    w = math.log(b / lo) / math.log(hi / lo)
+    return r_lo if w == 0 else math.exp(math.log(r_lo) + w * (math.log(r_hi) - math.log(r_lo)))
 
 
 def _trilinear(pts, m: int, k: int, n: int) -> float | None:

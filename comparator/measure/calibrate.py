@@ -4,8 +4,9 @@
 
 * matmuls over ``grid(quick)``: squares, the models' projection and FFN shapes, per-head
   attention (batched over heads) and the Reformer's chunked attention (512 chunks of
-  64 x 64 @ 64 x 128, and 64 x 128 @ 128 x 64), and (full grid) every single product
-  with m, k, n in ``CUBE_SIZES``;
+  64 x 64 @ 64 x 128, and 64 x 128 @ 128 x 64), and (full grid) every product with m, k,
+  n in ``CUBE_SIZES`` at each batch of ``CUBE_BATCHES`` (batched ones up to
+  ``CUBE_FLOPS``);
 * streaming bandwidth: ``x * a + b`` over a large fp32 array (bytes: read + write);
 * elementwise FLOP/s when compute-bound: 64 dependent multiply-adds per element of an
   array that stays in cache, fused into one loop;
@@ -59,9 +60,14 @@ FULL_GRID = ([(s, s, s, 1) for s in (16, 32, 64, 128, 256, 512, 1024, 2048)]
              + [(512, 768, 768, 1), (512, 768, 3072, 1), (2048, 768, 3072, 1),
                 (512, 256, 1024, 1), (512, 64, 512, 12), (1024, 64, 1024, 12),
                 (2048, 64, 2048, 4), (64, 64, 128, 512), (64, 64, 128, 64)])
-# single products over a cube of sizes, for the interpolation in (log m, log k, log n)
-CUBE_SIZES = (64, 256, 1024, 2048)
-CUBE = [(m, k, n, 1) for m in CUBE_SIZES for k in CUBE_SIZES for n in CUBE_SIZES]
+# products over a cube of sizes at a few batch sizes, for the interpolation in (log m,
+# log k, log n, log batch); batched products above CUBE_FLOPS are left out (no model
+# batches products that large)
+CUBE_SIZES = (64, 256, 1024, 4096)
+CUBE_BATCHES = (1, 4, 64, 512)
+CUBE_FLOPS = 1 << 34
+CUBE = [(m, k, n, b) for b in CUBE_BATCHES for m in CUBE_SIZES for k in CUBE_SIZES
+        for n in CUBE_SIZES if b == 1 or 2 * m * k * n * b <= CUBE_FLOPS]
 FULL_GRID += [s for s in CUBE if s not in FULL_GRID]
 GPU_EXTRA = [(4096, 4096, 4096, 1), (8192, 8192, 8192, 1), (8192, 1024, 4096, 1)]
 
@@ -414,5 +420,5 @@ def measure(dtypes=("fp32",), quick: bool = False, accelerator: str | None = Non
     return from_dict(to_dict(p)), t.log
 
 
-__all__ = ["CUBE", "CUBE_SIZES", "FULL_GRID", "QUICK_GRID", "Timer", "device_name", "grid", "measure",
+__all__ = ["CUBE", "CUBE_BATCHES", "CUBE_FLOPS", "CUBE_SIZES", "FULL_GRID", "QUICK_GRID", "Timer", "device_name", "grid", "measure",
            "measure_matmul", "measure_overhead", "measure_rates", "software"]
