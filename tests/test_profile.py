@@ -139,14 +139,15 @@ def test_bad_profiles_are_refused_naming_the_field(change, field):
 def test_a_profile_written_before_the_optional_fields_reads_them_as_unmeasured():
     import dataclasses
     d = good()
-    for key in ("first_touch_min_bytes", "reduce", "transpose"):
+    for key in ("first_touch_min_bytes", "reduce", "transpose", "reduce_max"):
         d.pop(key)
     p = from_dict(d)
     assert p == hand_profile()
-    assert (p.first_touch_min_bytes, p.reduce, p.transpose) == (None, None, ())
+    assert (p.first_touch_min_bytes, p.reduce, p.transpose, p.reduce_max) == (None, None, (),
+                                                                              None)
     assert p.transpose_rate(64) is None
     p = dataclasses.replace(hand_profile(), first_touch=3e9, first_touch_min_bytes=32 << 20,
-                            reduce=7e9, transpose=((1, 2e9), (64, 32e9)))
+                            reduce=7e9, transpose=((1, 2e9), (64, 32e9)), reduce_max=4e9)
     assert from_dict(json.loads(json.dumps(to_dict(p)))) == p
 
 

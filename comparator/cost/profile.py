@@ -16,7 +16,8 @@ buffers.  ``first_touch_min_bytes`` (or None: every fresh buffer) is the smalles
 taken afresh at every run: the C allocator reuses smaller freed blocks (glibc maps blocks
 of 32 MiB and more anew each time), so only buffers this large pay ``first_touch``.
 ``reduce`` (bytes/s, or None) is the rate at which a reduction along the contiguous axis
-(a row max or sum) reads its input, and ``transpose`` the rates of copies that reorder
+that adds (a row sum) reads its input, ``reduce_max`` one that compares (a row max; min,
+argmax alike), and ``transpose`` the rates of copies that reorder
 memory, as ``(run, bytes/s)`` pairs: ``run`` the contiguous elements moved at a time (1
 for a matrix transpose, 64 for (seq, heads, 64) -> (heads, seq, 64)), bytes read +
 written; on a CPU both are far below a stream's bandwidth.  ``transpose_rate`` interpolates
@@ -54,7 +55,8 @@ KINDS = ("cpu", "gpu", "tpu")
 RATES = ("bandwidth", "vector_flops", "transcendentals", "sort", "gather", "scatter",
          "overhead_s")
 # JSON keys a profile may lack (written before they existed), with the value they read as
-OPTIONAL = {"first_touch_min_bytes": None, "reduce": None, "transpose": []}
+OPTIONAL = {"first_touch_min_bytes": None, "reduce": None, "transpose": [],
+            "reduce_max": None}
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -101,8 +103,9 @@ class DeviceProfile:
     overhead_s: float
     first_touch: float | None = None   # bytes/s; None where not measured (see the docstring)
     first_touch_min_bytes: int | None = None   # smaller fresh buffers are reused (docstring)
-    reduce: float | None = None        # bytes/s a contiguous-axis reduction reads
+    reduce: float | None = None        # bytes/s an adding contiguous-axis reduction reads
     transpose: tuple = ()              # ((run elements, bytes/s), ...) of reorderings
+    reduce_max: float | None = None    # bytes/s a comparing (max) reduction reads
 
     def __post_init__(self):
         object.__setattr__(self, "matmul", tuple(self.matmul))
@@ -362,6 +365,8 @@ def from_dict(d) -> DeviceProfile:
                          first_touch_min_bytes=None if least is None else _int(
                              "first_touch_min_bytes", least),
                          reduce=None if d["reduce"] is None else _number("reduce", d["reduce"]),
+                         reduce_max=None if d["reduce_max"] is None else _number(
+                             "reduce_max", d["reduce_max"]),
                          transpose=_runs(d["transpose"]),
                          **{r: _number(r, d[r]) for r in RATES})
 

@@ -15,7 +15,7 @@
   indices; scatter-add: the same rows added back (bytes as XLA's cost analysis counts
   them for that op: operand, indices, updates and output);
 * the per-region overhead: loops of K tiny dots (8 x 8), the slope over K;
-* reductions: the row max of a 4096 x 1024 array (bytes read/s); copies that reorder
+* reductions: the row sum and the row max of a 4096 x 1024 array (bytes read/s); copies that reorder
   memory (transposes) moving runs of 1, 16, 64 and 1,024 contiguous elements;
 * on CPU, the first-touch rate: lone calls filling a fresh 128 MB array (the OS maps
   and zeroes each new page), less the write itself at the streaming bandwidth.
@@ -319,23 +319,28 @@ def measure_rates(t: Timer, quick: bool) -> dict:
                  picks * d * 12 / 1e10, 64, least=8)
     out["scatter"] = _bytes_accessed(t, scatter, (idx,)) / s
     out["reduce"] = measure_reduce(t, quick)
+    out["reduce_max"] = measure_reduce(t, quick, jnp.max)
     out["transpose"] = measure_transposes(t, quick)
     return out
 
 
-def measure_reduce(t: Timer, quick: bool) -> float:
-    """Bytes/s a reduction along the contiguous axis reads: the row max of a 4096 x 1024
-    (quick: 1024 x 1024) fp32 array, its result feeding the next iteration's input."""
+def measure_reduce(t: Timer, quick: bool, combine=None) -> float:
+    """Bytes/s a reduction along the contiguous axis reads: the row sum (``combine``:
+    the row max, ...) of a 4096 x 1024 (quick: 1024 x 1024) fp32 array, updated in one
+    element from the previous result each iteration (in place; the reduction reads it
+    whole, unfused)."""
     import jax.numpy as jnp
+    combine = combine or jnp.sum
     rows, cols = (1024 if quick else 4096), 1024
     x = _arrays(t.jax, (rows, cols), jnp.float32, 11)
 
     def body(c):
         a, m = c
-        return a, jnp.max(a + (m[0] > 3e38).astype(a.dtype), axis=-1)
+        a = a.at[0, 0].add((m[0] > 3e38).astype(a.dtype))
+        return a, combine(a, axis=-1)
 
-    s = t.per_op("reduce: row max", body, (x, jnp.zeros((rows,), jnp.float32)), 1,
-                 rows * cols * 4 / 5e9, 64)
+    s = t.per_op(f"reduce: row {combine.__name__}", body,
+                 (x, jnp.zeros((rows,), jnp.float32)), 1, rows * cols * 4 / 5e9, 64)
     return rows * cols * 4 / s
 
 
