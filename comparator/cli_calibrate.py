@@ -18,7 +18,8 @@ UNITS = {"bandwidth": ("streaming bandwidth (read + write)", "B/s"),
          "overhead_s": ("overhead per compiled region", "s"),
          "first_touch": ("first writes to fresh memory (page faults)", "B/s"),
          "first_touch_min_bytes": ("least buffer taken afresh at every run", "B"),
-         "reduce": ("reduction along the contiguous axis, bytes read", "B/s")}
+         "reduce": ("adding reduction (row sum), bytes read", "B/s"),
+         "reduce_max": ("comparing reduction (row max), bytes read", "B/s")}
 
 
 def add_parser(sub, formats) -> None:

@@ -36,7 +36,8 @@ def test_quick_calibration_measures_every_field(calibrated):
     for name in RATES + ("first_touch",):
         v = getattr(p, name)
         assert isinstance(v, float) and math.isfinite(v) and v > 0, name
-    assert isinstance(p.reduce, float) and math.isfinite(p.reduce) and p.reduce > 0
+    for v in (p.reduce, p.reduce_max):
+        assert isinstance(v, float) and math.isfinite(v) and v > 0
     assert [run for run, _ in p.transpose] == list(TRANSPOSE_RUNS)
     assert all(math.isfinite(v) and v > 0 for _, v in p.transpose)
     # the least buffer taken afresh at every run: one of the sizes probed (None: no faults)

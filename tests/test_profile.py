@@ -139,14 +139,15 @@ def test_bad_profiles_are_refused_naming_the_field(change, field):
 def test_a_profile_written_before_the_optional_fields_reads_them_as_unmeasured():
     import dataclasses
     d = good()
-    for key in ("first_touch_min_bytes", "reduce", "transpose"):
+    for key in ("first_touch_min_bytes", "reduce", "transpose", "reduce_max"):
         d.pop(key)
     p = from_dict(d)
     assert p == hand_profile()
-    assert (p.first_touch_min_bytes, p.reduce, p.transpose) == (None, None, ())
+    assert (p.first_touch_min_bytes, p.reduce, p.transpose, p.reduce_max) == (None, None, (),
+                                                                              None)
     assert p.transpose_rate(64) is None
     p = dataclasses.replace(hand_profile(), first_touch=3e9, first_touch_min_bytes=32 << 20,
-                            reduce=7e9, transpose=((1, 2e9), (64, 32e9)))
+                            reduce=7e9, transpose=((1, 2e9), (64, 32e9)), reduce_max=4e9)
     assert from_dict(json.loads(json.dumps(to_dict(p)))) == p
 
 
@@ -282,3 +283,29 @@ def test_every_catalogue_device_with_a_bandwidth_has_a_valid_datasheet_profile()
             continue
         p = ds.profile(acc)
         assert from_dict(copy.deepcopy(to_dict(p))) == p
+
+
+def test_a_single_product_inside_a_measured_cube_is_trilinear_in_log_dims():
+    sizes = (64, 1024)
+    rate = lambda m, k, n: 1e9 * m ** 0.2 * k ** 0.3 * n ** 0.1   # noqa: E731 (log-linear)
+    cube = tuple(MatmulPoint(m, k, n, 1, "fp32", rate(m, k, n))
+                 for m in sizes for k in sizes for n in sizes)
+    p = hand_profile(matmul=cube)
+    # a rate log-linear in each log dimension is reproduced exactly between the corners
+    assert p.matmul_rate(256, 128, 512) == pytest.approx(rate(256, 128, 512), rel=1e-12)
+    # outside the cube each coordinate is clamped: 4096 -> 1024, 16 -> 64
+    assert p.matmul_rate(4096, 16, 300) == pytest.approx(rate(1024, 64, 300), rel=1e-12)
+    # a corner missing: the grouped interpolation instead
+    partial = hand_profile(matmul=cube[:-1])
+    assert partial.matmul_rate(256, 128, 512) != pytest.approx(rate(256, 128, 512))
+
+
+def test_batched_cubes_interpolate_log_linearly_in_log_batch():
+    sizes, batches = (64, 1024), (4, 64)
+    rate = lambda m, k, n, b: 1e9 * m ** 0.2 * k ** 0.1 * n ** 0.1 * b ** 0.25  # noqa: E731
+    pts = tuple(MatmulPoint(m, k, n, b, "fp32", rate(m, k, n, b))
+                for b in batches for m in sizes for k in sizes for n in sizes)
+    p = hand_profile(matmul=pts)
+    assert p.matmul_rate(128, 256, 512, 16) == pytest.approx(rate(128, 256, 512, 16), rel=1e-12)
+    # batches outside the measured ones are clamped: 512 -> 64
+    assert p.matmul_rate(128, 64, 64, 512) == pytest.approx(rate(128, 64, 64, 64), rel=1e-12)

@@ -49,6 +49,31 @@ HLO = """HloModule test, entry_computation_layout={()->()}
   ROOT %c = pred[] compare(%c0, %c1), direction=LT
 }
 
+%maxc (m0: f32[], m1: f32[]) -> f32[] {
+  %m0 = f32[] parameter(0)
+  %m1 = f32[] parameter(1)
+  ROOT %mx = f32[] maximum(%m0, %m1)
+}
+
+%addc (a0: f32[], a1: f32[]) -> f32[] {
+  %a0 = f32[] parameter(0)
+  %a1 = f32[] parameter(1)
+  ROOT %ad = f32[] add(%a0, %a1)
+}
+
+%fused_computation.2 (param_0.2: f32[32,64]) -> f32[32] {
+  %param_0.2 = f32[32,64]{1,0} parameter(0)
+  %zero.2 = f32[] constant(-inf)
+  %e2 = f32[32,64]{1,0} exponential(%param_0.2)
+  ROOT %r2 = f32[32]{0} reduce(%e2, %zero.2), dimensions={1}, to_apply=%maxc, metadata={op_name="jit(f)/attn/softmax/reduce_max"}
+}
+
+%fused_computation.3 (param_0.3: f32[64,32]) -> f32[32,64] {
+  %param_0.3 = f32[64,32]{1,0} parameter(0)
+  %tr = f32[32,64]{0,1} transpose(%param_0.3), dimensions={1,0}
+  ROOT %cp = f32[32,64]{1,0} copy(%tr), metadata={op_name="jit(f)/attn/out/transpose"}
+}
+
 ENTRY %main (a: f32[1000,64], b: s32[10,1], c: f32[8,32,16], k: s32[4,100], x0: f32[32,64]) -> f32[10,64] {
   %a = f32[1000,64]{1,0} parameter(0)
   %b = s32[10,1]{1,0} parameter(1)
@@ -63,6 +88,11 @@ ENTRY %main (a: f32[1000,64], b: s32[10,1], c: f32[8,32,16], k: s32[4,100], x0: 
   %w = (s32[], f32[32,64]{1,0}) while(%t0), condition=%cond, body=%body, backend_config={"known_trip_count":{"n":"7"}}
   %s = s32[4,100]{1,0} sort(%k), dimensions={1}, is_stable=true, to_apply=%cmp, metadata={op_name="jit(f)/vmap(lsh/sort)/sort"}
   %r = u32[16]{0} rng-bit-generator(%k), algorithm=rng_default
+  %mx2 = f32[32]{0} fusion(%x0), kind=kLoop, calls=%fused_computation.2
+  %z = f32[] constant(0)
+  %sum = f32[32]{0} reduce(%x0, %z), dimensions={1}, to_apply=%addc, metadata={op_name="jit(f)/attn/softmax/reduce_sum"}
+  %x0t = f32[64,32]{1,0} bitcast(%x0)
+  %tp = f32[32,64]{1,0} fusion(%x0t), kind=kLoop, calls=%fused_computation.3
   ROOT %out = f32[10,64]{1,0} copy(%fusion)
 }
 """
@@ -107,6 +137,20 @@ def test_contractions_loops_sorts_and_unknown_opcodes():
     assert R.unknown(regs.values()) == {"rng-bit-generator": 1}
     assert regs["r"].kind == "other" and regs["r"].bytes == 4 * 100 * 4 + 16 * 4
     assert R.contraction_flops(regs.values()) == 2 * 32 * 16 * 32 * 8 + 7 * 2 * 32 * 64 * 64
+
+
+def test_reductions_by_combiner_and_transposing_copies():
+    regs, _, _ = by_name()
+    mx, sm = regs["mx2"], regs["sum"]
+    # a max reduction of the exp computed inside the fusion: 32 x 64 floats compared
+    assert (mx.kind, mx.reduced, mx.reduced_max) == ("reduce", 0, 32 * 64 * 4)
+    assert mx.flops == 32 * 64 + 32 * 64 - 32 and mx.transcendentals == 32 * 64
+    assert (sm.kind, sm.reduced, sm.reduced_max) == ("reduce", 32 * 64 * 4, 0)
+    # the transpose is a view (its layout {0,1}); the copy to {1,0} reorders memory one
+    # element at a time: 32 x 64 floats read and written
+    tp = regs["tp"]
+    assert (tp.kind, tp.transposed, tp.run) == ("copy", 2 * 32 * 64 * 4, 1)
+    assert regs["fusion.1"].transposed == 0 and regs["xc"].transposed == 0   # same layout
 
 
 def test_segments_strip_transformations():

@@ -104,6 +104,12 @@ def test_reductions_and_reorderings_move_at_their_own_rates():
     assert region_time(r, p)[0] == pytest.approx(max(10**6 / 20e9 + 4e6 / 5e9, 8e6 / 10e9)
                                                  + 5e-6)
     assert region_time(r, PROFILE)[0] == pytest.approx(8e6 / 10e9 + 5e-6)   # not measured
+    # a max reduction at its own rate (the adding one's when the profile lacks it)
+    m = dataclasses.replace(r, reduced=0, reduced_max=4 * 10**6)
+    assert region_time(m, p)[0] == pytest.approx(max(10**6 / 20e9 + 4e6 / 5e9, 8e6 / 10e9)
+                                                 + 5e-6)
+    q = dataclasses.replace(p, reduce_max=2e9)
+    assert region_time(m, q)[0] == pytest.approx(10**6 / 20e9 + 4e6 / 2e9 + 5e-6)
     # a transposing copy of 4 MB (8 MB read + written), 1 element at a time
     c = dataclasses.replace(region("copy", nbytes=8 * 10**6), transposed=8 * 10**6, run=1)
     assert region_time(c, p) == (pytest.approx(8e6 / 2e9 + 5e-6), "memory")

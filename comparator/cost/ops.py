@@ -5,8 +5,10 @@ bytes a fused computation reads and writes.
 ``Cost`` of one instruction: ``flops`` (an elementwise op: one per output element; a
 reduction: input - output elements; a contraction 2 m n k batch; a sort: rows x k x
 ceil(log2 k) comparisons), ``transcendentals`` (exp, log, tanh, ... also in ``flops``),
-``shape`` (m, k, n, batch) of a contraction, ``reduced`` (bytes entering a reduction: a
-reduction runs at its own rate, far below a stream's on a CPU), ``transposed`` (bytes
+``shape`` (m, k, n, batch) of a contraction, ``reduced`` (bytes entering a reduction that
+adds: a reduction runs at its own rate, far below a stream's on a CPU) and
+``reduced_max`` (bytes entering one that compares: max, min, argmax -- slower still),
+``transposed`` (bytes
 read and written by a copy or transpose that reorders memory, not a view) and ``run``
 (the contiguous elements such a reordering moves at a time: 1 for a matrix transpose,
 64 for a (seq, heads, 64) -> (heads, seq, 64) one).
@@ -46,12 +48,14 @@ class Cost:
     reduced: int = 0
     transposed: int = 0
     run: int = 0
+    reduced_max: int = 0
 
     def __add__(self, o: "Cost") -> "Cost":
         runs = [r for r in (self.run, o.run) if r]
         return Cost(self.flops + o.flops, self.transcendentals + o.transcendentals,
                     self.shape or o.shape, self.reduced + o.reduced,
-                    self.transposed + o.transposed, min(runs) if runs else 0)
+                    self.transposed + o.transposed, min(runs) if runs else 0,
+                    self.reduced_max + o.reduced_max)
 
 
 def contraction(ins: hlo.Instr, comp: hlo.Computation) -> tuple:
@@ -106,9 +110,23 @@ def reordering(ins: hlo.Instr, comp: hlo.Computation) -> int | None:
     return run
 
 
-def cost(ins: hlo.Instr, comp: hlo.Computation, fused=None) -> Cost | None:
+def adds(ins: hlo.Instr, comps: dict | None) -> bool:
+    """Whether a reduction's combiner adds (or multiplies, ors...), from its ``to_apply``
+    computation's root; a variadic reduction (argmax: a tuple) or a max/min compares.
+    Without the module's computations: counted as adding."""
+    if len(ins.operands) > 2:
+        return False
+    body = (comps or {}).get(ins.called("to_apply") or "")
+    if body is None or not body.instrs:
+        return True
+    root = next((i for i in body.instrs if i.root), body.instrs[-1])
+    return root.opcode in ("add", "multiply", "or", "and", "xor")
+
+
+def cost(ins: hlo.Instr, comp: hlo.Computation, fused=None, comps=None) -> Cost | None:
     """The ``Cost`` of one instruction; None for an opcode without a rule.  ``fused``:
-    a function costing a nested fusion's computation."""
+    a function costing a nested fusion's computation; ``comps``: the module's
+    computations (a reduction's combiner)."""
     op, out = ins.opcode, ins.elements
     if op in ARITHMETIC:
         return Cost(out, out if op in TRANSCENDENTAL else 0)
@@ -123,7 +141,9 @@ def cost(ins: hlo.Instr, comp: hlo.Computation, fused=None) -> Cost | None:
         ins_ = [comp.by_name[o] for o in ins.operands[:len(ins.operands) // 2]]
         n_in = ins_[0].elements if ins_ else 0
         flops = max(0, n_in - out) if op == "reduce" else out * max(0, window(ins) - 1)
-        return Cost(flops, reduced=sum(v.nbytes for v in ins_))
+        nbytes = sum(v.nbytes for v in ins_)
+        return Cost(flops, reduced=nbytes) if adds(ins, comps) else Cost(
+            flops, reduced_max=nbytes)
     if op == "scatter":
         return Cost(comp.by_name[ins.operands[-1]].elements)
     if op == "sort":
@@ -192,5 +212,5 @@ def plain_bytes(ins: hlo.Instr, comp: hlo.Computation) -> int:
     return sum(o.nbytes for o in ops) + ins.nbytes
 
 
-__all__ = ["ARITHMETIC", "Cost", "FREE", "MOVES", "TRANSCENDENTAL", "VIEWS", "contraction",
+__all__ = ["ARITHMETIC", "Cost", "FREE", "MOVES", "TRANSCENDENTAL", "VIEWS", "adds", "contraction",
            "cost", "fusion_bytes", "plain_bytes", "read_elements", "reordering", "written"]

@@ -16,7 +16,8 @@ buffers.  ``first_touch_min_bytes`` (or None: every fresh buffer) is the smalles
 taken afresh at every run: the C allocator reuses smaller freed blocks (glibc maps blocks
 of 32 MiB and more anew each time), so only buffers this large pay ``first_touch``.
 ``reduce`` (bytes/s, or None) is the rate at which a reduction along the contiguous axis
-(a row max or sum) reads its input, and ``transpose`` the rates of copies that reorder
+that adds (a row sum) reads its input, ``reduce_max`` one that compares (a row max; min,
+argmax alike), and ``transpose`` the rates of copies that reorder
 memory, as ``(run, bytes/s)`` pairs: ``run`` the contiguous elements moved at a time (1
 for a matrix transpose, 64 for (seq, heads, 64) -> (heads, seq, 64)), bytes read +
 written; on a CPU both are far below a stream's bandwidth.  ``transpose_rate`` interpolates
@@ -54,7 +55,8 @@ KINDS = ("cpu", "gpu", "tpu")
 RATES = ("bandwidth", "vector_flops", "transcendentals", "sort", "gather", "scatter",
          "overhead_s")
 # JSON keys a profile may lack (written before they existed), with the value they read as
-OPTIONAL = {"first_touch_min_bytes": None, "reduce": None, "transpose": []}
+OPTIONAL = {"first_touch_min_bytes": None, "reduce": None, "transpose": [],
+            "reduce_max": None}
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -101,8 +103,9 @@ class DeviceProfile:
     overhead_s: float
     first_touch: float | None = None   # bytes/s; None where not measured (see the docstring)
     first_touch_min_bytes: int | None = None   # smaller fresh buffers are reused (docstring)
-    reduce: float | None = None        # bytes/s a contiguous-axis reduction reads
+    reduce: float | None = None        # bytes/s an adding contiguous-axis reduction reads
     transpose: tuple = ()              # ((run elements, bytes/s), ...) of reorderings
+    reduce_max: float | None = None    # bytes/s a comparing (max) reduction reads
 
     def __post_init__(self):
         object.__setattr__(self, "matmul", tuple(self.matmul))
@@ -140,7 +143,13 @@ class DeviceProfile:
         A measured shape gives its measured rate.  Otherwise the points of that dtype --
         the batched ones (batch > 1) for a batched query and the single ones for a
         single product, each set used for the other only when it is empty -- are
-        interpolated in log space.  They are grouped by their smallest dimension; within
+        interpolated in log space.  A product inside a measured cube (every combination
+        of the measured m, k and n at a batch; ``calibrate`` measures cubes at several
+        batches) takes the log-rate trilinear in (log m, log k, log n) between its eight
+        corners, each coordinate clamped into the cube, and log-linear in log batch
+        between the two measured batches around its own (clamped likewise).  Otherwise
+        the points are
+        grouped by their smallest dimension; within
         a group log-rate is linear in the log FLOPs of one product, and outside the
         group's range its end rates hold.  Between the two groups whose smallest
         dimensions bracket the query's, log-rate is linear in the log smallest
@@ -158,8 +167,61 @@ class DeviceProfile:
                 return p.flops_per_s
         batched = [p for p in pts if p.batch > 1]
         single = [p for p in pts if p.batch == 1]
+        rate = _cube_rate(single if batch == 1 else batched, m, k, n, batch)
+        if rate is not None:
+            return rate
         use = (batched or single) if batch > 1 else (single or batched)
         return _interpolate(use, 2 * m * k * n, min(m, k, n))
+
+
+def _cube_rate(pts, m: int, k: int, n: int, batch: int) -> float | None:
+    """The trilinear rate at the query's batch, log-linear in log batch between the two
+    measured batches around it (clamped into the measured ones); None when a level
+    lacks a corner."""
+    levels = sorted({p.batch for p in pts})
+    if not levels:
+        return None
+    b = min(max(batch, levels[0]), levels[-1])
+    j = max(0, bisect.bisect_right(levels, b) - 1)
+    lo, hi = levels[j], levels[min(j + 1, len(levels) - 1)]
+    r_lo = _trilinear([p for p in pts if p.batch == lo], m, k, n)
+    if hi == lo or r_lo is None:
+        return r_lo
+    r_hi = _trilinear([p for p in pts if p.batch == hi], m, k, n)
+    if r_hi is None:
+        return None
+    w = math.log(b / lo) / math.log(hi / lo)
+    return r_lo if w == 0 else math.exp(math.log(r_lo) + w * (math.log(r_hi) - math.log(r_lo)))
+
+
+def _trilinear(pts, m: int, k: int, n: int) -> float | None:
+    """Log-rate trilinear in (log m, log k, log n) between the eight measured single
+    products around the query (each coordinate clamped into the measured range), or None
+    when one of them is not measured."""
+    rate = {(p.m, p.k, p.n): p.flops_per_s for p in pts}
+    axes = [sorted({key[i] for key in rate}) for i in range(3)]
+    corners, weights = [], []
+    for axis, v in zip(axes, (m, k, n)):
+        v = min(max(v, axis[0]), axis[-1])
+        j = max(0, bisect.bisect_right(axis, v) - 1)
+        lo, hi = axis[j], axis[min(j + 1, len(axis) - 1)]
+        w = 0.0 if hi == lo else math.log(v / lo) / math.log(hi / lo)
+        corners.append((lo, hi))
+        weights.append(w)
+    terms = []
+    for i in (0, 1):
+        for j in (0, 1):
+            for l in (0, 1):
+                w = ((weights[0] if i else 1 - weights[0]) * (weights[1] if j else 1 - weights[1])
+                     * (weights[2] if l else 1 - weights[2]))
+                key = (corners[0][i], corners[1][j], corners[2][l])
+                if key not in rate:
+                    return None
+                if w > 0:
+                    terms.append((w, rate[key]))
+    if len(terms) == 1:
+        return terms[0][1]
+    return math.exp(sum(w * math.log(r) for w, r in terms))
 
 
 def _interpolate(pts, flops: float, dim: float) -> float:
@@ -303,6 +365,8 @@ def from_dict(d) -> DeviceProfile:
                          first_touch_min_bytes=None if least is None else _int(
                              "first_touch_min_bytes", least),
                          reduce=None if d["reduce"] is None else _number("reduce", d["reduce"]),
+                         reduce_max=None if d["reduce_max"] is None else _number(
+                             "reduce_max", d["reduce_max"]),
                          transpose=_runs(d["transpose"]),
                          **{r: _number(r, d[r]) for r in RATES})
 

@@ -57,9 +57,10 @@ class Region:
     count: int = 1
     keys: int = 0            # a sort: the keys it sorts
     op: str = ""             # the HLO opcode (a fusion: "fusion")
-    reduced: int = 0         # bytes entering its reductions (ops.Cost)
+    reduced: int = 0         # bytes entering its adding reductions (ops.Cost)
     transposed: int = 0      # bytes read + written by its memory reorderings (ops.Cost)
     run: int = 0             # contiguous elements those reorderings move at a time
+    reduced_max: int = 0     # bytes entering its comparing reductions (max, min, argmax)
 
 
 def segments(op_name: str) -> list[str]:
@@ -111,7 +112,7 @@ class _Reader:
         self.indirect: set = set()     # regions whose term is not their own metadata's
 
     def op_cost(self, ins, comp) -> ops.Cost | None:
-        return ops.cost(ins, comp, self.nested)
+        return ops.cost(ins, comp, self.nested, self.comps)
 
     def nested(self, ins) -> ops.Cost | None:
         """A fusion inside a fusion: its computation's cost (None: an unknown opcode)."""
@@ -196,6 +197,7 @@ class _Reader:
         return dict(name=ins.name, kind=kind, flops=c.flops, transcendentals=c.transcendentals,
                     bytes=nbytes, shape=c.shape, dtype=DTYPES.get(dtype, dtype), count=count,
                     keys=keys, op=op, reduced=c.reduced, transposed=c.transposed, run=c.run,
+                    reduced_max=c.reduced_max,
                     term=self.find(dominant.op_name) or self.find(ins.op_name))
 
     def fusion_kind(self, found, ins, shape) -> str:

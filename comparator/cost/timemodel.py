@@ -11,7 +11,8 @@ on a device profile ``p`` (``profile.DeviceProfile``), where
 * a sort at ``p.sort`` keys/s, a gather at ``p.gather`` and a scatter at ``p.scatter``
   bytes/s (their measured throughputs; their memory term is that throughput);
 * anything else at ``p.vector_flops`` for its arithmetic plus ``p.transcendentals`` for
-  its exp/log/tanh... evaluations, plus the bytes its reductions read / ``p.reduce``;
+  its exp/log/tanh... evaluations, plus the bytes its reductions read / ``p.reduce``
+  (adding ones) or ``p.reduce_max`` (comparing ones: max, min, argmax);
 * memory = the bytes the region moves (its operands read and results written, not the
   intermediates a fusion keeps) / ``p.bandwidth``, except the bytes it reorders (a
   transposing copy), which move at ``p.transpose_rate(run)`` for their contiguous run;
@@ -66,6 +67,8 @@ def _compute_s(r, p) -> float:
     if r.kind == "scatter":
         return r.bytes / p.scatter
     reduce = r.reduced / p.reduce if p.reduce else 0.0
+    rate = p.reduce_max or p.reduce
+    reduce += r.reduced_max / rate if rate else 0.0
     return ((r.flops - r.transcendentals) / p.vector_flops
             + r.transcendentals / p.transcendentals + reduce)
 

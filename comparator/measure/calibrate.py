@@ -4,7 +4,9 @@
 
 * matmuls over ``grid(quick)``: squares, the models' projection and FFN shapes, per-head
   attention (batched over heads) and the Reformer's chunked attention (512 chunks of
-  64 x 64 @ 64 x 128, and 64 x 128 @ 128 x 64);
+  64 x 64 @ 64 x 128, and 64 x 128 @ 128 x 64), and (full grid) every product with m, k,
+  n in ``CUBE_SIZES`` at each batch of ``CUBE_BATCHES`` (batched ones up to
+  ``CUBE_FLOPS``);
 * streaming bandwidth: ``x * a + b`` over a large fp32 array (bytes: read + write);
 * elementwise FLOP/s when compute-bound: 64 dependent multiply-adds per element of an
   array that stays in cache, fused into one loop;
@@ -13,7 +15,7 @@
   indices; scatter-add: the same rows added back (bytes as XLA's cost analysis counts
   them for that op: operand, indices, updates and output);
 * the per-region overhead: loops of K tiny dots (8 x 8), the slope over K;
-* reductions: the row max of a 4096 x 1024 array (bytes read/s); copies that reorder
+* reductions: the row sum and the row max of a 4096 x 1024 array (bytes read/s); copies that reorder
   memory (transposes) moving runs of 1, 16, 64 and 1,024 contiguous elements;
 * on CPU, the first-touch rate: lone calls filling a fresh 128 MB array (the OS maps
   and zeroes each new page), less the write itself at the streaming bandwidth.
@@ -29,8 +31,7 @@ lone call pays once -- dispatch, waking the thread pool, copying the input, fres
 output memory -- which a training step does not pay per op.  Inside the loop XLA
 cannot fuse, reorder, reassociate or overlap consecutive ops (a chain of separate ops
 in one program would be fused or, without a data dependency, run concurrently).
-Matmuls alternate (m x k) @ (k x n) and (m x n) @ (n x k), so no other op sits between
-them.  The first-touch rate is the exception: it is what a lone call pays.
+A matmul point times its own shape alone (``measure_matmul``).  The first-touch rate is the exception: it is what a lone call pays.
 
 On CPU everything is compiled with the options the project's bench compiles training
 steps with (``comparator.bench.compile_options_for``), so the profile describes the same
@@ -58,10 +59,16 @@ QUICK_GRID = [(64, 64, 64, 1), (256, 256, 256, 1), (1024, 1024, 1024, 1),
 FULL_GRID = ([(s, s, s, 1) for s in (16, 32, 64, 128, 256, 512, 1024, 2048)]
              + [(512, 768, 768, 1), (512, 768, 3072, 1), (2048, 768, 3072, 1),
                 (512, 256, 1024, 1), (512, 64, 512, 12), (1024, 64, 1024, 12),
-                (2048, 64, 2048, 4), (64, 64, 128, 512), (64, 64, 128, 64)]
-             # skinny products: a large product at small smallest dimensions (see
-             # cost/datasheet.GRID), so skinny matmuls are not priced as tiny cubes
-             + [(s, 2048, 2048, 1) for s in (16, 64, 256)])
+                (2048, 64, 2048, 4), (64, 64, 128, 512), (64, 64, 128, 64)])
+# products over a cube of sizes at a few batch sizes, for the interpolation in (log m,
+# log k, log n, log batch); batched products above CUBE_FLOPS are left out (no model
+# batches products that large)
+CUBE_SIZES = (64, 256, 1024, 4096)
+CUBE_BATCHES = (1, 4, 64, 512)
+CUBE_FLOPS = 1 << 34
+CUBE = [(m, k, n, b) for b in CUBE_BATCHES for m in CUBE_SIZES for k in CUBE_SIZES
+        for n in CUBE_SIZES if b == 1 or 2 * m * k * n * b <= CUBE_FLOPS]
+FULL_GRID += [s for s in CUBE if s not in FULL_GRID]
 GPU_EXTRA = [(4096, 4096, 4096, 1), (8192, 8192, 8192, 1), (8192, 1024, 4096, 1)]
 
 
@@ -169,8 +176,9 @@ def measure_overhead(t: Timer, quick: bool) -> float:
 
 
 def measure_matmul(t: Timer, shape, dtype: str) -> MatmulPoint:
-    """One grid point: each iteration runs (m x k) @ (k x n) then (m x n) @ (n x k),
-    each product feeding the next (both have the point's FLOPs and smallest dimension).
+    """One grid point: each iteration runs the product (m x k) @ (k x n) of exactly that
+    shape (a batch of them when batch > 1), its input first updated in one element from
+    the previous result (so the loop cannot hoist it; the update is in place and tiny).
     A single product (batch 1) is a plain 2-D dot, as in the models' projections."""
     import jax.numpy as jnp
 
@@ -178,13 +186,18 @@ def measure_matmul(t: Timer, shape, dtype: str) -> MatmulPoint:
     m, k, n, b = shape
     ct = compute_dtype(dtype)
     lead = (b,) if b > 1 else ()
-    w1 = _arrays(t.jax, lead + (k, n), ct, 1, k ** -0.5)
-    w2 = _arrays(t.jax, lead + (n, k), ct, 2, n ** -0.5)
+    w = _arrays(t.jax, lead + (k, n), ct, 1, k ** -0.5)
+    corner = (0,) * (len(lead) + 2)
+
+    def body(c):
+        x, y = c
+        x = x.at[corner].add((y[corner] > 3e38).astype(x.dtype))
+        return x, jnp.matmul(x, w)
+
+    init = (_arrays(t.jax, lead + (m, k), ct, 0), jnp.zeros(lead + (m, n), ct))
     flops = 2 * m * k * n * b
     with t.jax.default_matmul_precision(matmul_precision(dtype)):
-        s = t.per_op(f"matmul {dtype} {b}x{m}x{k}x{n}",
-                     lambda x: jnp.matmul(jnp.matmul(x, w1), w2),
-                     _arrays(t.jax, lead + (m, k), ct, 0), 2, 2 * flops / 5e10, 64)
+        s = t.per_op(f"matmul {dtype} {b}x{m}x{k}x{n}", body, init, 1, flops / 5e10, 64)
     return MatmulPoint(m, k, n, b, dtype, flops / s)
 
 
@@ -306,34 +319,39 @@ def measure_rates(t: Timer, quick: bool) -> dict:
                  picks * d * 12 / 1e10, 64, least=8)
     out["scatter"] = _bytes_accessed(t, scatter, (idx,)) / s
     out["reduce"] = measure_reduce(t, quick)
+    out["reduce_max"] = measure_reduce(t, quick, jnp.max)
     out["transpose"] = measure_transposes(t, quick)
     return out
 
 
-def measure_reduce(t: Timer, quick: bool) -> float:
-    """Bytes/s a reduction along the contiguous axis reads: the row max of a 4096 x 1024
-    (quick: 1024 x 1024) fp32 array, its result feeding the next iteration's input."""
+def measure_reduce(t: Timer, quick: bool, combine=None) -> float:
+    """Bytes/s a reduction along the contiguous axis reads: the row sum (``combine``:
+    the row max, ...) of a 4096 x 1024 (quick: 1024 x 1024) fp32 array, updated in one
+    element from the previous result each iteration (in place; the reduction reads it
+    whole, unfused)."""
     import jax.numpy as jnp
+    combine = combine or jnp.sum
     rows, cols = (1024 if quick else 4096), 1024
     x = _arrays(t.jax, (rows, cols), jnp.float32, 11)
 
     def body(c):
         a, m = c
-        return a, jnp.max(a + (m[0] > 3e38).astype(a.dtype), axis=-1)
+        a = a.at[0, 0].add((m[0] > 3e38).astype(a.dtype))
+        return a, combine(a, axis=-1)
 
-    s = t.per_op("reduce: row max", body, (x, jnp.zeros((rows,), jnp.float32)), 1,
-                 rows * cols * 4 / 5e9, 64)
+    s = t.per_op(f"reduce: row {combine.__name__}", body,
+                 (x, jnp.zeros((rows,), jnp.float32)), 1, rows * cols * 4 / 5e9, 64)
     return rows * cols * 4 / s
 
 
 def measure_transposes(t: Timer, quick: bool) -> tuple:
     """((run, bytes/s), ...) of copies that reorder memory, ``run`` contiguous elements at a
     time (``TRANSPOSE_RUNS``): each iteration transposes a pair of arrays into each other
-    (bytes: read + written, 4 MB arrays quick, 16 MB else)."""
+    (bytes: read + written; arrays of 4 MB, an activation's size at these widths)."""
     import jax.numpy as jnp
     out = []
     for run in TRANSPOSE_RUNS:
-        side = int(((1 << (20 if quick else 22)) // run) ** 0.5)
+        side = int(((1 << 20) // run) ** 0.5)
         shape, perm = ((side, side), (1, 0)) if run == 1 else ((side, side, run), (1, 0, 2))
         a = _arrays(t.jax, shape, jnp.float32, 12)
         pair = (a, jnp.transpose(a, perm))
@@ -407,5 +425,5 @@ def measure(dtypes=("fp32",), quick: bool = False, accelerator: str | None = Non
     return from_dict(to_dict(p)), t.log
 
 
-__all__ = ["FULL_GRID", "QUICK_GRID", "Timer", "device_name", "grid", "measure",
+__all__ = ["CUBE", "CUBE_BATCHES", "CUBE_FLOPS", "CUBE_SIZES", "FULL_GRID", "QUICK_GRID", "Timer", "device_name", "grid", "measure",
            "measure_matmul", "measure_overhead", "measure_rates", "software"]
