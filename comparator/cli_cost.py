@@ -160,7 +160,9 @@ def cmd_cost(a) -> str:
             skipped.append(f"{acc.name} ({err.allowed})")
     if a.format == "json":
         return tables.render(out, "json")
-    rows = [{"accelerator": r["accelerator"] + calibrated_mark(r),
+    rows = [{"accelerator": tables.device_label(r["accelerator"],
+                                                r["assumptions"].get("time_model"),
+                                                r["assumptions"].get("calibrated")),
              "devices": r["assumptions"]["devices"],
              "MFU": r["assumptions"]["mfu"], "step s": r["step_time_s"],
              "memory-bound": _pct(r.get("memory_bound_share")),
@@ -293,13 +295,6 @@ def _pct(x) -> str:
     return "" if x is None else f"{x:.1%}"
 
 
-def calibrated_mark(r: dict) -> str:
-    """" (uncalibrated)" where the time model priced with a datasheet profile."""
-    a = r.get("assumptions", {})
-    return " (uncalibrated)" if a.get("time_model") == "roofline" and not a.get("calibrated") \
-        else ""
-
-
 def time_text(model: str) -> str:
     if model == "mfu":
         return "time = FLOPs / (dense peak x MFU x devices) (--time-model mfu)"
@@ -336,8 +331,8 @@ def cmd_scenario(a) -> str:
     n = recs[0]["runs"] if recs else 0
     rows = [{"run": r["run"], "params": r["params"], "tokens": r["tokens"],
              "train FLOPs": r["total_train_flops"],
-             "accelerator": r["accelerator"] + (" (uncalibrated)" if r["time_model"] ==
-                                                "roofline" and not r["calibrated"] else ""),
+             "accelerator": tables.device_label(r["accelerator"], r["time_model"],
+                                                r["calibrated"]),
              "MFU": r["mfu"], "device-hours": r["device_hours"],
              "$ 1 run": r["dollars"] if r["dollars"] is not None else "",
              f"$ {n} runs": r["dollars_all_runs"] if r["dollars"] is not None else "",

@@ -11,8 +11,7 @@ paper conventions that define an MFU use.
 from __future__ import annotations
 
 from .cliargs import InputError
-
-TIME_MODELS = ("roofline", "mfu")
+from .cost.steptime import TIME_MODELS
 
 
 def add_time_args(p) -> None:
@@ -45,9 +44,9 @@ class Timer:
     """Step times of the records of one command: profiles resolved once per device, the
     compiled regions of a model and length once (``steptime`` caches them)."""
 
-    def __init__(self, a):
-        self.a, self.model = a, time_model_of(a)
-        self.store, self.profiles, self.failed = None, {}, {}
+    def __init__(self, a, model: str | None = None):
+        self.a, self.model = a, model or time_model_of(a)
+        self.store, self.profiles = None, {}
 
     def _store(self):
         if self.store is None:
@@ -104,21 +103,19 @@ class Timer:
             st = steptime.predict(architectures.get(rec["arch"]), cfg, rec["seq_len"],
                                   per_device, dtype_key(dtype), prof, self._store())
         except Exception as err:   # a model XLA:CPU cannot compile here: said, not guessed
-            why = f"{type(err).__name__}: {err}"[:200]
-            self.failed[(rec["arch"], rec["preset"], rec["seq_len"])] = why
-            return {}, {"time_model_failed": why}
+            return {}, {"time_model_failed": f"{type(err).__name__}: {err}"[:200]}
         f = steptime.fields(st)
         return ({"step_time_s": f["step_time_s"], "time_model": f["time_assumptions"]},
                 {k: v for k, v in f.items() if k != "time_assumptions"})
 
 
-def fused_roofline(a, arch, preset, mod, cfg, seq: int, batch: int, acc, top, convention):
-    """``comparator roofline`` by the time model: seconds per term, their memory-bound
-    share and the utilisation the step reaches, beside each term's training FLOPs."""
-    from . import sweep, tables
+def predict_one(a, acc, mod, cfg, seq: int, batch: int):
+    """``(StepTime, peak FLOP/s)`` of one step on ``acc`` at ``a.dtype`` by the time model,
+    for the one-point commands (roofline, explain): a dtype the device lacks or a device
+    without a profile is an input error naming the field."""
     from .accelerators import CatalogueError
     from .cost import steptime
-    from .costmodel import DTYPE_BYTES, dtype_key
+    from .costmodel import DTYPE_BYTES, CostError, dtype_key
     key = dtype_key(a.dtype)
     try:
         if key not in DTYPE_BYTES:
@@ -126,10 +123,20 @@ def fused_roofline(a, arch, preset, mod, cfg, seq: int, batch: int, acc, top, co
         peak = acc.peak(key)
     except CatalogueError as err:
         raise InputError("--dtype", a.dtype, err.allowed) from None
-    timer = Timer(a)
-    timer.model = "roofline"
-    prof = timer.profile(acc)
-    st = steptime.predict(mod, cfg, seq, batch, key, prof, timer._store())
+    timer = Timer(a, model="roofline")
+    try:
+        prof = timer.profile(acc)
+    except CostError as err:
+        raise InputError(err.field, err.value, err.allowed) from None
+    return steptime.predict(mod, cfg, seq, batch, key, prof, timer._store()), peak
+
+
+def fused_roofline(a, arch, preset, mod, cfg, seq: int, batch: int, acc, top, convention):
+    """``comparator roofline`` by the time model: seconds per term, their memory-bound
+    share and the utilisation the step reaches, beside each term's training FLOPs."""
+    from . import sweep, tables
+    from .cost import steptime
+    st, peak = predict_one(a, acc, mod, cfg, seq, batch)
     rec = sweep.analytic(sweep.Point(arch, preset, seq, batch, cfg), "all")
     flops = rec["train_breakdown"]
     order = sorted(st.term_s, key=lambda k: -st.term_s[k])
@@ -180,22 +187,11 @@ def explain_times(a, mod, cfg, pt, rows):
     beside its FLOPs (the time model on the device's profile), and a caption sentence."""
     from .accelerators import CatalogueError, get
     from .cost import steptime
-    from .costmodel import dtype_key
     try:
         acc = get(a.accelerator)
-        acc.peak(dtype_key(a.dtype))
     except CatalogueError as err:
-        field = "--accelerator" if err.field == "accelerator" else "--dtype"
-        raise InputError(field, err.value, err.allowed) from None
-    timer = Timer(a)
-    timer.model = "roofline"
-    from .costmodel import CostError
-    try:
-        prof = timer.profile(acc)
-    except CostError as err:
-        raise InputError(err.field, err.value, err.allowed) from None
-    st = steptime.predict(mod, cfg, pt.seq, pt.batch, dtype_key(a.dtype), prof,
-                          timer._store())
+        raise InputError("--accelerator", err.value, err.allowed) from None
+    st, _ = predict_one(a, acc, mod, cfg, pt.seq, pt.batch)
     out = []
     for r in rows:
         t = st.total_s if r["term"] == "total" else st.term_s.get(r["term"], 0.0)
@@ -213,4 +209,4 @@ def explain_times(a, mod, cfg, pt, rows):
 
 
 __all__ = ["TIME_MODELS", "Timer", "add_time_args", "explain_times", "fused_roofline",
-           "time_model_of"]
+           "predict_one", "time_model_of"]

@@ -96,8 +96,8 @@ def sweep_rows(records, per: str = "sequence"):
         if "accelerator" in r:
             a = r.get("assumptions", {})
             roofline = a.get("time_model") == "roofline"
-            row["accelerator"] = r["accelerator"] + (" (uncalibrated)" if roofline and not
-                                                     a.get("calibrated") else "")
+            row["accelerator"] = device_label(r["accelerator"], a.get("time_model"),
+                                              a.get("calibrated"))
             row["step s"] = r["step_time_s"]
             if roofline:
                 row["memory-bound"] = f"{r['memory_bound_share']:.0%}"
@@ -120,6 +120,12 @@ def sweep_rows(records, per: str = "sequence"):
         if note:
             row["note"] = note
         yield row
+
+
+def device_label(name: str, time_model, calibrated) -> str:
+    """A priced device's name, marked "(uncalibrated)" where the time model used its
+    datasheet profile (the flat MFU model has no profile to mark)."""
+    return name + (" (uncalibrated)" if time_model == "roofline" and not calibrated else "")
 
 
 def convention_note(r: dict) -> str:

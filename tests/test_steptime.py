@@ -127,3 +127,22 @@ def test_time_model_bad_inputs_exit_2(args, field, capsys):
     assert cli.main(base + args) == 2
     err = capsys.readouterr().err
     assert field in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_roofline_by_the_time_model_refuses_or_takes_what_it_should(capsys):
+    base = ["roofline", "--arch", "transformer", "--seq", "64", *TINY]
+    # a device the catalogue gives no bandwidth: one line naming the field, no traceback
+    assert cli.main(base + ["--accelerator", "tpu-v2"]) == 2
+    err = capsys.readouterr().err
+    assert "memory_bandwidth_gbs" in err and "Traceback" not in err
+    # a paper's convention: the same step time, utilisation by the paper's count
+    assert cli.main(base + ["--accelerator", "h100-sxm", "--convention", "palm",
+                            "--format", "json"]) == 0
+    total = json.loads(capsys.readouterr().out)[-1]
+    assert total["utilisation_convention"] == pytest.approx(
+        total["convention_train_flops"] / (_peak() * total["time s"]))
+
+
+def _peak():
+    from comparator.accelerators import get
+    return get("h100-sxm").peak("bf16")

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-TIME_MODELS = ("roofline", "mfu")
-DEFAULT = "roofline"
+TIME_MODELS = ("roofline", "mfu")   # the first is the default
 COMPILER_NOTE = ("regions and fusion from XLA:CPU's compilation of the step (the target "
                  "compiler's fusion is not available here); its fp32 contractions of a 16-bit "
                  "step in the training dtype on an accelerator")
@@ -39,13 +38,13 @@ def regions_at(mod, cfg, seq: int, batch: int, dtype: str, store=None) -> list:
     key = _key(mod, cfg, seq, batch, dtype)
     if key in _REGIONS:
         return _REGIONS[key]
-    got = store.get_regions(key) if store is not None and hasattr(store, "get_regions") else None
+    got = store.get_regions(key) if store is not None else None
     if got is None:
         if PROGRESS is not None:
             PROGRESS(f"compiling {key[0]} ({getattr(cfg, 'n_layers', '?')} layers) at {seq} "
                      f"tokens x {batch} in {dtype} for the time model (stored afterwards)")
         got = R.step_regions(mod, cfg, seq, batch, dtype)
-        if store is not None and hasattr(store, "put_regions"):
+        if store is not None:
             store.put_regions(key, got)
     _REGIONS[key] = got
     return got
@@ -100,9 +99,8 @@ def predict(mod, cfg, seq: int, batch: int, dtype: str, profile, store=None):
     return parts[0][1] if len(parts) == 1 else combine(parts)
 
 
-def fields(st, devices: int = 1) -> dict:
-    """Record fields of a ``StepTime`` (data parallel over ``devices``: each device runs the
-    step on its share of the batch; the caller predicted that share)."""
+def fields(st) -> dict:
+    """Record fields of a ``StepTime`` (of one device's share of a data-parallel batch)."""
     return {"step_time_s": st.total_s, "memory_bound_share": st.memory_share,
             "achieved_utilisation": st.utilisation,
             "time_breakdown_s": dict(st.term_s),
@@ -111,5 +109,5 @@ def fields(st, devices: int = 1) -> dict:
                                  **({"unmodelled_ops": st.unknown} if st.unknown else {})}}
 
 
-__all__ = ["COMPILER_NOTE", "DEFAULT", "TIME_MODELS", "combine", "fields", "predict",
+__all__ = ["COMPILER_NOTE", "TIME_MODELS", "combine", "fields", "predict",
            "regions_at"]
