@@ -40,6 +40,7 @@ No jax here: the analytic path may import this.
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 import datetime
 import json
 import math
@@ -175,31 +176,36 @@ class DeviceProfile:
 
 
 def _cube_rate(pts, m: int, k: int, n: int, batch: int) -> float | None:
-    """The trilinear rate at the query's batch, log-linear in log batch between the two
-    measured batches around it (clamped into the measured ones); None when a level
-    lacks a corner."""
-    levels = sorted({p.batch for p in pts})
+    """The trilinear rate at each measured batch whose cube holds the query, log-linear
+    in log batch between the two of them around the query's batch (the nearest one
+    outside them); None when no batch's cube holds it."""
+    levels = []
+    for b in sorted({p.batch for p in pts}):
+        r = _trilinear([p for p in pts if p.batch == b], m, k, n)
+        if r is not None:
+            levels.append((b, r))
     if not levels:
         return None
-    b = min(max(batch, levels[0]), levels[-1])
-    j = max(0, bisect.bisect_right(levels, b) - 1)
-    lo, hi = levels[j], levels[min(j + 1, len(levels) - 1)]
-    r_lo = _trilinear([p for p in pts if p.batch == lo], m, k, n)
-    if hi == lo or r_lo is None:
-        return r_lo
-    r_hi = _trilinear([p for p in pts if p.batch == hi], m, k, n)
-    if r_hi is None:
-        return None
-    w = math.log(b / lo) / math.log(hi / lo)
-    return r_lo if w == 0 else math.exp(math.log(r_lo) + w * (math.log(r_hi) - math.log(r_lo)))
+    if batch <= levels[0][0]:
+        return levels[0][1]
+    for (b0, r0), (b1, r1) in zip(levels, levels[1:]):
+        if batch <= b1:
+            w = math.log(batch / b0) / math.log(b1 / b0)
+            return r1 if w == 1 else math.exp(math.log(r0) + w * (math.log(r1) - math.log(r0)))
+    return levels[-1][1]
 
 
 def _trilinear(pts, m: int, k: int, n: int) -> float | None:
-    """Log-rate trilinear in (log m, log k, log n) between the eight measured single
-    products around the query (each coordinate clamped into the measured range), or None
-    when one of them is not measured."""
+    """Log-rate trilinear in (log m, log k, log n) between the eight measured products
+    around the query (each coordinate clamped into the measured range), or None when one
+    of them is not measured.  The cube's sizes on an axis are the values at least half as
+    many points share as the most shared one (a lone extra shape is no cube size)."""
     rate = {(p.m, p.k, p.n): p.flops_per_s for p in pts}
-    axes = [sorted({key[i] for key in rate}) for i in range(3)]
+    axes = []
+    for i in range(3):   # the cube's sizes: values many points share, not a lone shape's
+        count = Counter(key[i] for key in rate)
+        most = max(count.values())
+        axes.append(sorted(v for v, c in count.items() if 2 * c >= most))
     corners, weights = [], []
     for axis, v in zip(axes, (m, k, n)):
         v = min(max(v, axis[0]), axis[-1])
@@ -250,8 +256,8 @@ def _along(pts, u: float, time_below: bool = False) -> float:
     for p in pts:   # products of equal FLOPs in one group: their geometric mean
         by.setdefault(math.log(p.flops), []).append(p.flops_per_s)
     us = sorted(by)
-    rates = [r[0] if len(r) == 1 else math.prod(r) ** (1 / len(r))
-             for r in (by[x] for x in us)]
+    rates = [r[0] if len(r) == 1 else math.exp(sum(map(math.log, r)) / len(r))
+             for r in (by[x] for x in us)]   # (a product of many rates overflows)
     lr = [math.log(r) for r in rates]
     if u >= us[-1]:
         return rates[-1]

@@ -235,14 +235,16 @@ def _minor_faults() -> int | None:
 
 def measure_first_touch_min(t: Timer) -> int | None:
     """The smallest fresh buffer the runtime maps anew at every run: lone calls filling
-    an array of each size in ``FRESH_SIZES`` (after warm-up calls) count their page
-    faults; the least size from which every larger one faults on most of its pages.
-    None where page faults cannot be counted (not Linux) or no size faults."""
+    an array of each size in ``FRESH_SIZES`` (after warm-up calls; the largest first)
+    count their page faults; the least size from which every larger one faults on most
+    of its pages.  None where page faults cannot be counted (not Linux) or no size
+    faults.  The allocator's state depends on what the process did before: measure this
+    first."""
     import jax.numpy as jnp
     if _minor_faults() is None:
         return None
     faulted = []
-    for size in FRESH_SIZES:
+    for size in reversed(FRESH_SIZES):
         n = size // 4
         fill = t.jax.jit(lambda v: jnp.full((n,), v, jnp.float32)).lower(
             jnp.float32(1)).compile(t.options or None)
@@ -253,7 +255,7 @@ def measure_first_touch_min(t: Timer) -> int | None:
             fill(jnp.float32(1)).block_until_ready()
         faulted.append((_minor_faults() - f0) * PAGE / 3 > size / 2)
     least = None
-    for size, hit in zip(reversed(FRESH_SIZES), reversed(faulted)):
+    for size, hit in zip(reversed(FRESH_SIZES), faulted):
         if not hit:
             break
         least = size
@@ -276,7 +278,6 @@ def measure_rates(t: Timer, quick: bool) -> dict:
     out["bandwidth"] = t.rates["bandwidth"] = _bytes_accessed(t, stream, (x,)) / s
     cpu = jax.devices()[0].platform == "cpu"
     out["first_touch"] = measure_first_touch(t, size) if cpu else None
-    out["first_touch_min_bytes"] = measure_first_touch_min(t) if cpu else None
     # elementwise arithmetic, compute-bound: 64 dependent multiply-adds in cache
     cached, depth = 1 << 15, 64
 
@@ -399,6 +400,10 @@ def measure(dtypes=("fp32",), quick: bool = False, accelerator: str | None = Non
     from ..bench import check_dtype, machine
     dtypes = [check_dtype(d) for d in dtypes]
     t = Timer(quick)
+    cpu = jax.devices()[0].platform == "cpu"
+    # first, before the process's heap holds the large free blocks the other
+    # measurements leave behind (the allocator would reuse them)
+    least = measure_first_touch_min(t) if cpu else None
     shapes = grid(quick, jax.devices()[0].platform)
     todo = [(d, s) for d in dtypes for s in shapes]
     n = len(todo) + 2
@@ -412,7 +417,7 @@ def measure(dtypes=("fp32",), quick: bool = False, accelerator: str | None = Non
         points.append(measure_matmul(t, s, d))
     if progress:
         progress(n - 1, n, "bandwidth, elementwise, sort, gather, scatter")
-    rates = measure_rates(t, quick)
+    rates = {**measure_rates(t, quick), "first_touch_min_bytes": least}
     device, kind = device_name(accelerator)
     now = datetime.datetime.now()
     p = DeviceProfile(
