@@ -9,7 +9,8 @@ import pytest
 from comparator import cli
 from comparator.bench import CPU_COMPILE_OPTIONS
 from comparator.cost.profile import RATES, cpu_name, load
-from comparator.measure.calibrate import FRESH_SIZES, QUICK_GRID, TRANSPOSE_RUNS
+from comparator.measure.calibrate import QUICK_GRID
+from comparator.measure.movement import FRESH_SIZES, TRANSPOSE_RUNS
 from comparator.store import Store
 
 

@@ -309,3 +309,21 @@ def test_batched_cubes_interpolate_log_linearly_in_log_batch():
     assert p.matmul_rate(128, 256, 512, 16) == pytest.approx(rate(128, 256, 512, 16), rel=1e-12)
     # batches outside the measured ones are clamped: 512 -> 64
     assert p.matmul_rate(128, 64, 64, 512) == pytest.approx(rate(128, 64, 64, 64), rel=1e-12)
+
+
+def test_many_products_of_equal_flops_average_without_overflow():
+    # 40 batched products of one smallest dimension and FLOPs: their geometric mean
+    pts = tuple(MatmulPoint(64, 64, 128, b, "fp32", 1e11 * (1 + b / 100)) for b in range(2, 42))
+    p = hand_profile(matmul=pts)
+    rate = p.matmul_rate(64, 64, 128, batch=1000)
+    assert math.isfinite(rate) and 1e11 < rate <= 1e11 * 1.41
+
+
+def test_a_lone_extra_shape_is_not_a_cube_size():
+    sizes = (64, 1024)
+    rate = lambda m, k, n: 1e9 * m ** 0.2 * k ** 0.3 * n ** 0.1   # noqa: E731
+    cube = tuple(MatmulPoint(m, k, n, 1, "fp32", rate(m, k, n))
+                 for m in sizes for k in sizes for n in sizes)
+    p = hand_profile(matmul=cube + (MatmulPoint(256, 256, 256, 1, "fp32", 1e9),))
+    assert p.matmul_rate(256, 256, 256) == 1e9                       # measured: its rate
+    assert p.matmul_rate(256, 256, 512) == pytest.approx(rate(256, 256, 512), rel=1e-12)

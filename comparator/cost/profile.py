@@ -39,7 +39,6 @@ No jax here: the analytic path may import this.
 """
 from __future__ import annotations
 
-import bisect
 import datetime
 import json
 import math
@@ -49,6 +48,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
 from ..errors import FieldError
+from . import interp
 
 SCHEMA_VERSION = 1
 KINDS = ("cpu", "gpu", "tpu")
@@ -167,99 +167,11 @@ class DeviceProfile:
                 return p.flops_per_s
         batched = [p for p in pts if p.batch > 1]
         single = [p for p in pts if p.batch == 1]
-        rate = _cube_rate(single if batch == 1 else batched, m, k, n, batch)
+        rate = interp.cube_rate(single if batch == 1 else batched, m, k, n, batch)
         if rate is not None:
             return rate
         use = (batched or single) if batch > 1 else (single or batched)
-        return _interpolate(use, 2 * m * k * n, min(m, k, n))
-
-
-def _cube_rate(pts, m: int, k: int, n: int, batch: int) -> float | None:
-    """The trilinear rate at the query's batch, log-linear in log batch between the two
-    measured batches around it (clamped into the measured ones); None when a level
-    lacks a corner."""
-    levels = sorted({p.batch for p in pts})
-    if not levels:
-        return None
-    b = min(max(batch, levels[0]), levels[-1])
-    j = max(0, bisect.bisect_right(levels, b) - 1)
-    lo, hi = levels[j], levels[min(j + 1, len(levels) - 1)]
-    r_lo = _trilinear([p for p in pts if p.batch == lo], m, k, n)
-    if hi == lo or r_lo is None:
-        return r_lo
-    r_hi = _trilinear([p for p in pts if p.batch == hi], m, k, n)
-    if r_hi is None:
-        return None
-    w = math.log(b / lo) / math.log(hi / lo)
-    return r_lo if w == 0 else math.exp(math.log(r_lo) + w * (math.log(r_hi) - math.log(r_lo)))
-
-
-def _trilinear(pts, m: int, k: int, n: int) -> float | None:
-    """Log-rate trilinear in (log m, log k, log n) between the eight measured single
-    products around the query (each coordinate clamped into the measured range), or None
-    when one of them is not measured."""
-    rate = {(p.m, p.k, p.n): p.flops_per_s for p in pts}
-    axes = [sorted({key[i] for key in rate}) for i in range(3)]
-    corners, weights = [], []
-    for axis, v in zip(axes, (m, k, n)):
-        v = min(max(v, axis[0]), axis[-1])
-        j = max(0, bisect.bisect_right(axis, v) - 1)
-        lo, hi = axis[j], axis[min(j + 1, len(axis) - 1)]
-        w = 0.0 if hi == lo else math.log(v / lo) / math.log(hi / lo)
-        corners.append((lo, hi))
-        weights.append(w)
-    terms = []
-    for i in (0, 1):
-        for j in (0, 1):
-            for l in (0, 1):
-                w = ((weights[0] if i else 1 - weights[0]) * (weights[1] if j else 1 - weights[1])
-                     * (weights[2] if l else 1 - weights[2]))
-                key = (corners[0][i], corners[1][j], corners[2][l])
-                if key not in rate:
-                    return None
-                if w > 0:
-                    terms.append((w, rate[key]))
-    if len(terms) == 1:
-        return terms[0][1]
-    return math.exp(sum(w * math.log(r) for w, r in terms))
-
-
-def _interpolate(pts, flops: float, dim: float) -> float:
-    levels: dict = {}
-    for p in pts:
-        levels.setdefault(min(p.m, p.k, p.n), []).append(p)
-    dims = sorted(levels)
-    cap = max(p.flops_per_s for p in pts)
-    u, v = math.log(flops), math.log(dim)
-    if dim <= dims[0] or dim >= dims[-1]:
-        rate = _along(levels[dims[0] if dim <= dims[0] else dims[-1]], u, True)
-    else:
-        i = bisect.bisect_right(dims, dim) - 1
-        lo, hi = dims[i], dims[i + 1]
-        a, b = math.log(_along(levels[lo], u)), math.log(_along(levels[hi], u))
-        w = (v - math.log(lo)) / (math.log(hi) - math.log(lo))
-        rate = math.exp(a + w * (b - a))
-    return min(rate, cap)
-
-
-def _along(pts, u: float, time_below: bool = False) -> float:
-    """Rate at log-FLOPs ``u`` within one smallest-dimension group: the end rates hold
-    outside its range, except below it with ``time_below`` (the smallest product's time
-    holds; see matmul_rate)."""
-    by: dict = {}
-    for p in pts:   # products of equal FLOPs in one group: their geometric mean
-        by.setdefault(math.log(p.flops), []).append(p.flops_per_s)
-    us = sorted(by)
-    rates = [r[0] if len(r) == 1 else math.prod(r) ** (1 / len(r))
-             for r in (by[x] for x in us)]
-    lr = [math.log(r) for r in rates]
-    if u >= us[-1]:
-        return rates[-1]
-    if u <= us[0]:
-        return rates[0] * math.exp(u - us[0]) if time_below else rates[0]
-    j = bisect.bisect_right(us, u) - 1
-    w = (u - us[j]) / (us[j + 1] - us[j])
-    return math.exp(lr[j] + w * (lr[j + 1] - lr[j]))
+        return interp.grouped(use, 2 * m * k * n, min(m, k, n))
 
 
 # ---------------------------------------------------------------- JSON
