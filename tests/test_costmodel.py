@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 
 from architectures import reformer, transformer
-from comparator import accelerators
-from comparator.costmodel import (
+from comparator.cost import catalogue as accelerators
+from comparator.cost.pricing import (
     CostError,
     fits,
     memory_estimate,
@@ -207,7 +207,8 @@ def test_min_devices_says_why_it_cannot_fit():
 
 def test_checkpoint_policy_and_zero_through_with_cost():
     from architectures import transformer as tr
-    from comparator import accelerators, sweep
+    from comparator.cost import catalogue as accelerators
+    from comparator.run import sweep
     cfg = tr.preset("bert-large")
     pt = sweep.Point("transformer", "bert-large", 512, 8, cfg)
     rec = sweep.analytic(pt, "matmul")
