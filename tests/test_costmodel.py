@@ -8,14 +8,14 @@ import pytest
 from architectures import reformer, transformer
 from comparator.cost import catalogue as accelerators
 from comparator.cost.pricing import (
-    CostError,
-    fits,
-    memory_estimate,
-    min_devices,
-    tokens_to_steps,
-    train_cost,
-    usable_bytes,
-)
+                                     CostError,
+                                     fits,
+                                     memory_estimate,
+                                     min_devices,
+                                     tokens_to_steps,
+                                     train_cost,
+                                     usable_bytes,
+                                     )
 
 CAT = accelerators.load()
 A100 = CAT["a100-80gb"]
@@ -225,5 +225,5 @@ def test_checkpoint_policy_and_zero_through_with_cost():
     assert z["memory"]["optimizer"] == rec["params"] * 8 / 4         # Adam state / devices
     t5 = tr.preset("t5-small")                                       # decoder: 114/512 targets
     assert sweep.layer_inputs("transformer", t5, 512) == (12, 4 * 512 * (512 * 6 + 114 * 6))
-    with pytest.raises(sweep.InputError, match="--policy"):
+    with pytest.raises(sweep.RequestError, match="--policy"):
         sweep.layer_inputs("reformer", None, 512)

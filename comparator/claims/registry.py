@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from comparator.claims.checks import (albert_params, albert_sharing, albert_xxlarge, bert_small,
-                          chinchilla_table, cost_claim, electra_generator, electra_small,
-                          nlogn_local, reformer_crossover, reformer_measured,
-                          reformer_memory, reformer_scaling, six_nd)
+                                      chinchilla_table, cost_claim, electra_generator, electra_small,
+                                      nlogn_local, reformer_crossover, reformer_measured,
+                                      reformer_memory, reformer_scaling, six_nd)
 from comparator.claims.speed import (Timing, albert_time, cost_time, crossover_time,
-                                electra_time, lra_speed, lra_speed_time, models)
+                                     electra_time, lra_speed, lra_speed_time, models)
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ from comparator.cli.bench import cmd_bench
 from comparator.cli.calibrate import add_parser as add_calibrate_parser, cmd_calibrate
 from comparator.cli.timing import add_time_args
 from comparator.cli.cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline,
-                       cmd_scenario, with_costs)
+                                 cmd_scenario, with_costs)
 from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
 from comparator.cli.run import add_run_args, report, tracer_of
-from comparator.cli.args import (Parser, add_size_options, arch_list, large_int, positive_int, seq_list,
-                      size_grid)
-from comparator.run.sweep import InputError
+from comparator.cli.args import (Parser, UsageError, add_size_options, arch_list, large_int,
+                                 positive_int, seq_list, size_grid)
+from comparator.errors import FieldError
 
 def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
     p.add_argument("--arch", help="transformer, albert, electra, reformer"
@@ -188,7 +188,7 @@ def _emit(text: str, output: str | None) -> None:
         except OSError as err:
             # the result is computed: do not lose it, print it and report the file error
             sys.stdout.write(text)
-            raise InputError("-o", output, f"a writable file path ({err.strerror})") from None
+            raise UsageError("-o", output, f"a writable file path ({err.strerror})") from None
     else:
         sys.stdout.write(text)
 
@@ -224,7 +224,7 @@ def _models(a) -> list:
             loaded = [sweep.resized(m.arch, m.preset, m.cfg, s) for m in loaded for s in sizes]
         return loaded
     if not a.arch:
-        raise InputError("--arch", None, "an architecture (or --config FILE)")
+        raise UsageError("--arch", None, "an architecture (or --config FILE)")
     return sweep.models(arch_list(a.arch), presets, sizes)
 
 
@@ -234,7 +234,7 @@ def cmd_sweep(a) -> str:
     batch = positive_int("--batch", a.batch)
     methods = _methods(a.method)
     if a.no_baseline and a.baseline:
-        raise InputError("--baseline", a.baseline, "not together with --no-baseline")
+        raise UsageError("--baseline", a.baseline, "not together with --no-baseline")
     sweep.check_convention(a.convention, methods)
     tracer = tracer_of(a, "traced" in methods)
     recs = sweep.run(sweep.points(ms, seqs, batch), methods, a.scope,
@@ -251,7 +251,7 @@ def cmd_sweep(a) -> str:
                 cfgs[(b.arch, b.preset)] = b.cfg
         recs, skipped = with_costs(recs, a, cfgs)
     elif a.tokens or a.steps:
-        raise InputError("--tokens" if a.tokens else "--steps", a.tokens or a.steps,
+        raise UsageError("--tokens" if a.tokens else "--steps", a.tokens or a.steps,
                          "only with --accelerator")
     if a.format == "json":
         return tables.render(recs, "json")
@@ -272,13 +272,13 @@ def cmd_sweep(a) -> str:
 
 def cmd_explain(a) -> str:
     if not a.arch:
-        raise InputError("--arch", None, "one architecture")
+        raise UsageError("--arch", None, "one architecture")
     archs = arch_list(a.arch)
     if len(archs) != 1:
-        raise InputError("--arch", a.arch, "one architecture for explain")
+        raise UsageError("--arch", a.arch, "one architecture for explain")
     seqs = seq_list(a.seq)
     if len(seqs) != 1:
-        raise InputError("--seq", a.seq, "one sequence length for explain")
+        raise UsageError("--seq", a.seq, "one sequence length for explain")
     mod, preset, cfg = sweep.resolve(archs[0], a.preset)
     pt = sweep.Point(archs[0], preset, seqs[0], positive_int("--batch", a.batch), cfg)
     paper = a.convention != "standard"
@@ -305,12 +305,12 @@ def cmd_explain(a) -> str:
 
 def cmd_plot(a) -> str:
     if not a.output:
-        raise InputError("-o", None, "an output file ending in .png, .pdf or .svg")
+        raise UsageError("-o", None, "an output file ending in .png, .pdf or .svg")
     if not a.output.lower().endswith((".png", ".pdf", ".svg")):
-        raise InputError("-o", a.output, "a file name ending in .png, .pdf or .svg")
+        raise UsageError("-o", a.output, "a file name ending in .png, .pdf or .svg")
     folder = os.path.dirname(os.path.abspath(a.output))
     if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
-        raise InputError("-o", a.output, "a file in an existing, writable folder")
+        raise UsageError("-o", a.output, "a file in an existing, writable folder")
     ms = _models(a)
     seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
     tracer = tracer_of(a, a.method != "analytic")
@@ -322,16 +322,16 @@ def cmd_plot(a) -> str:
     gaps = [r for r in recs if r.get("reason")]     # points the convention does not define
     recs = [r for r in recs if not r.get("reason")]
     if gaps and not recs:
-        raise InputError("--convention", a.convention, "standard, or a convention that "
+        raise UsageError("--convention", a.convention, "standard, or a convention that "
                          f"defines one of the architectures ({gaps[0]['reason']})")
     from comparator.report import plots
     try:
         fit = plots.plot(recs, a.output, x=a.x, y=a.y, caption=tables.caption(
             a.scope, "sequence", batch, convention=a.convention))
     except ValueError as err:
-        raise InputError("--y", a.y, str(err)) from None
+        raise UsageError("--y", a.y, str(err)) from None
     except OSError as err:
-        raise InputError("-o", a.output, f"a writable file path ({err.strerror})") from None
+        raise UsageError("-o", a.output, f"a writable file path ({err.strerror})") from None
     rows = [{"series": k, "exponent": v, "local exponent": fit["local_exponents"].get(k)}
             for k, v in fit["exponents"].items()]
     rows += [{"series": f"{c['a']} below {c['b']} beyond", "crossover": c["x"]}
@@ -369,7 +369,7 @@ def main(argv=None) -> int:
         text = COMMANDS[a.command](a)
         _emit(text, None if a.command == "plot" else getattr(a, "output", None))
         return getattr(a, "exit_status", 0)   # 1: some points failed (named on stderr)
-    except (InputError, ConfigError) as err:
+    except (FieldError, ConfigError) as err:
         if a.debug:
             raise
         field = getattr(err, "field", "input")

@@ -1,5 +1,5 @@
 """Argument parsing shared by the commands: lists, ranges and numbers from the command
-line, each refused with an ``InputError`` naming the option, the value and what is allowed."""
+line, each refused with an ``UsageError`` naming the option, the value and what is allowed."""
 from __future__ import annotations
 
 import argparse
@@ -7,10 +7,15 @@ import argparse
 import architectures
 from architectures.config import MAX_DIM
 
+from comparator.errors import FieldError
 from comparator.run import sweep
-from comparator.run.sweep import InputError
 
 MAX_SEQ = 1 << 24
+
+
+class UsageError(FieldError):
+    """A command-line value refused: the option, the value and what is allowed (exit 2).
+    Only the CLI raises it; the rooms below raise their own ``FieldError``s."""
 
 
 def seq_list(text: str) -> list[int]:
@@ -34,7 +39,7 @@ def seq_list(text: str) -> list[int]:
             raise ValueError
         return out
     except ValueError:
-        raise InputError("--seq", text, allowed + f" (at most {MAX_SEQ})") from None
+        raise UsageError("--seq", text, allowed + f" (at most {MAX_SEQ})") from None
 
 
 def positive_int(field: str, text: str) -> int:
@@ -44,7 +49,7 @@ def positive_int(field: str, text: str) -> int:
             return v
     except ValueError:
         pass
-    raise InputError(field, text, f"a positive integer at most {MAX_DIM}")
+    raise UsageError(field, text, f"a positive integer at most {MAX_DIM}")
 
 
 def large_int(field: str, text: str) -> int:
@@ -59,17 +64,17 @@ def large_int(field: str, text: str) -> int:
             v = 0
     if v > 0:
         return v
-    raise InputError(field, text, "a positive integer (1000000, 1_000_000 or 1e6)")
+    raise UsageError(field, text, "a positive integer (1000000, 1_000_000 or 1e6)")
 
 
 def arch_list(text: str) -> list[str]:
     names = list(architectures.NAMES) if text == "all" else [a for a in text.split(",") if a]
     if not names:
-        raise InputError("--arch", text, "architecture names, comma separated: "
+        raise UsageError("--arch", text, "architecture names, comma separated: "
                          + ", ".join(architectures.NAMES) + ", or all")
     for a in names:
         if a not in architectures.NAMES:
-            raise InputError("--arch", a, sweep.suggest(a, architectures.NAMES) + " or all")
+            raise UsageError("--arch", a, sweep.suggest(a, architectures.NAMES) + " or all")
     return names
 
 
@@ -89,7 +94,7 @@ def int_list(field: str, text: str | None) -> list:
             return vals
     except ValueError:
         pass
-    raise InputError(field, text, "positive integers, comma separated (e.g. 256,512,1024), "
+    raise UsageError(field, text, "positive integers, comma separated (e.g. 256,512,1024), "
                                   f"each at most {MAX_DIM}")
 
 
@@ -106,7 +111,7 @@ def number(field: str, text):
     try:
         return float(text)
     except (TypeError, ValueError):
-        raise InputError(field, text, "a number") from None
+        raise UsageError(field, text, "a number") from None
 
 
 SIZE_OPTIONS = (("--d-model", "d_model"), ("--layers", "layers"), ("--heads", "heads"),

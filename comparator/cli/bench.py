@@ -11,7 +11,7 @@ from comparator.cost.catalogue import CatalogueError
 from comparator.cli.cost import _pct, accelerators_of
 from comparator.cli.args import arch_list, positive_int, seq_list, size_grid
 from comparator.count.conventions import LABELS
-from comparator.run.sweep import InputError
+from comparator.cli.args import UsageError
 
 DTYPE_NOTE = {"bf16": "; fp32 parameters cast to bf16 in the step, fp32 loss",
               "fp16": "; fp32 parameters cast to fp16 in the step, fp32 loss",
@@ -29,18 +29,18 @@ def cmd_bench(a) -> str:
         return _kernel_bench(a)
     convention = sweep.check_convention(a.convention)
     if not a.predict and (a.profile or a.mfu_fit):
-        raise InputError("--profile" if a.profile else "--mfu-fit", a.profile or a.mfu_fit,
+        raise UsageError("--profile" if a.profile else "--mfu-fit", a.profile or a.mfu_fit,
                          "only with --predict")
     if a.predict and convention != "standard":
-        raise InputError("--convention", a.convention, "standard with --predict (the time "
+        raise UsageError("--convention", a.convention, "standard with --predict (the time "
                                                        "model times the traced step, ours)")
     archs = arch_list(a.arch) if a.arch else []
     if not archs:
-        raise InputError("--arch", a.arch, "one or more architectures, or all")
+        raise UsageError("--arch", a.arch, "one or more architectures, or all")
     try:
         dtype = compiled.check_dtype(a.dtype)
     except ValueError:
-        raise InputError("--dtype", a.dtype, ", ".join(compiled.DTYPES)) from None
+        raise UsageError("--dtype", a.dtype, ", ".join(compiled.DTYPES)) from None
     seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
     steps = positive_int("--steps", a.steps)
     given = large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None else None
@@ -48,7 +48,7 @@ def cmd_bench(a) -> str:
     models = sweep.models(archs, [a.preset] if a.preset and len(archs) == 1 else [],
                           size_grid(a))
     if a.mfu_fit and a.mfu_fit not in {f"{m.arch}:{s}" for m in models for s in seqs}:
-        raise InputError("--mfu-fit", a.mfu_fit, "ARCH:SEQ of a point to measure: " + ", ".join(
+        raise UsageError("--mfu-fit", a.mfu_fit, "ARCH:SEQ of a point to measure: " + ", ".join(
             dict.fromkeys(f"{m.arch}:{s}" for m in models for s in seqs)))
     acc = _accelerator(a, dtype)
     profile = _profile(a, acc) if a.predict else None   # refused before anything is measured
@@ -154,12 +154,12 @@ def _kernel_bench(a) -> str:
     from comparator.measure.bench import available_memory
     from comparator.cli.args import int_list, large_int
     if a.kernel != "attention":
-        raise InputError("--kernel", a.kernel, "attention")
+        raise UsageError("--kernel", a.kernel, "attention")
     if sweep.check_convention(a.convention) != "standard":
-        raise InputError("--convention", a.convention, "standard with --kernel (the attention "
+        raise UsageError("--convention", a.convention, "standard with --kernel (the attention "
                          "kernels alone are not a model a paper's formula counts)")
     if a.arch:
-        raise InputError("--arch", a.arch, "not with --kernel (the kernels are benchmarked "
+        raise UsageError("--arch", a.arch, "not with --kernel (the kernels are benchmarked "
                                            "alone)")
     seqs = seq_list(a.seq)
     kw = dict(batch=positive_int("--batch", a.batch),
@@ -204,11 +204,11 @@ def _accelerator(a, dtype):
         return None
     acc = accelerators_of(a)
     if len(acc) != 1:
-        raise InputError("--accelerator", a.accelerator, "one catalogue device")
+        raise UsageError("--accelerator", a.accelerator, "one catalogue device")
     try:
         acc[0].peak(dtype)
     except CatalogueError as err:
-        raise InputError("--accelerator", acc[0].name, err.allowed) from None
+        raise UsageError("--accelerator", acc[0].name, err.allowed) from None
     return acc[0]
 
 
@@ -238,8 +238,8 @@ def _profile(a, acc):
             if store is not None:
                 store.put_profile(p)
         return p
-    except ProfileError as err:     # the CLI reports InputErrors (exit 2)
-        raise InputError(err.field, err.value, err.allowed) from None
+    except ProfileError as err:     # the CLI reports UsageErrors (exit 2)
+        raise UsageError(err.field, err.value, err.allowed) from None
 
 
 def _regions(compiled, mod, p):
@@ -258,7 +258,7 @@ def _predicted(a, recs, pts, profile, dtype, compiled) -> str:
         r.update(d_model=p.cfg.d_model, n_layers=p.cfg.n_layers)
     ok = validate.measured(recs)
     if not ok:
-        raise InputError("--predict", True, "at least one measured (not skipped) point")
+        raise UsageError("--predict", True, "at least one measured (not skipped) point")
     fit = _fit_index(a, recs)
 
     def regions_of(r):
@@ -310,5 +310,5 @@ def _fit_index(a, recs) -> int:
     for i, r in enumerate(recs):
         if f"{r['arch']}:{r['seq_len']}" == a.mfu_fit and r in ok:
             return i
-    raise InputError("--mfu-fit", a.mfu_fit, "ARCH:SEQ of a measured (not skipped) point: "
+    raise UsageError("--mfu-fit", a.mfu_fit, "ARCH:SEQ of a measured (not skipped) point: "
                      + ", ".join(f"{r['arch']}:{r['seq_len']}" for r in ok))

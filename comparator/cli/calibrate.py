@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 
 from comparator.report import tables
-from comparator.run.sweep import InputError
+from comparator.cli.args import UsageError
 
 UNITS = {"bandwidth": ("streaming bandwidth (read + write)", "B/s"),
          "vector_flops": ("elementwise arithmetic, compute-bound", "FLOP/s"),
@@ -55,12 +55,12 @@ def _dtypes(text: str) -> list[str]:
     except ValueError:
         out = []
     if not out:
-        raise InputError("--dtype", text, ", ".join(DTYPES) + " (comma separated)")
+        raise UsageError("--dtype", text, ", ".join(DTYPES) + " (comma separated)")
     return out
 
 
-def _profile_error(err) -> InputError:
-    return InputError(err.field, err.value, err.allowed)
+def _profile_error(err) -> UsageError:
+    return UsageError(err.field, err.value, err.allowed)
 
 
 def profile_rows(p) -> list[dict]:
@@ -112,7 +112,7 @@ def cmd_calibrate(a) -> str:
                 catalogue = None
                 if a.accelerator:
                     if a.accelerator == "all" or "," in a.accelerator:
-                        raise InputError("--accelerator", a.accelerator, "one catalogue device")
+                        raise UsageError("--accelerator", a.accelerator, "one catalogue device")
                     accelerators_of(a)   # checks the name and the overrides file
                     from comparator.cost.catalogue import load
                     catalogue = load(overrides=a.accelerators)
@@ -124,18 +124,18 @@ def cmd_calibrate(a) -> str:
             raise _profile_error(err) from None
         return _render(p, a.format)
     if a.profile:
-        raise InputError("--profile", a.profile, "only with --show")
+        raise UsageError("--profile", a.profile, "only with --show")
     store = None if a.no_store else _store(a)   # a bad --db is refused before measuring
     from comparator.measure.calibrate import device_name, measure
     name = None
     if a.accelerator:
         if device_name()[1] == "cpu":
-            raise InputError("--accelerator", a.accelerator, "only when measuring an "
+            raise UsageError("--accelerator", a.accelerator, "only when measuring an "
                              "accelerator (this runs on the CPU, named by its model)")
         from comparator.cli.cost import accelerators_of
         found = accelerators_of(a)
         if len(found) != 1:
-            raise InputError("--accelerator", a.accelerator, "one catalogue device")
+            raise UsageError("--accelerator", a.accelerator, "one catalogue device")
         name = found[0].name
 
     def progress(i, n, what):

@@ -8,7 +8,7 @@ import json
 from comparator.run import sweep
 from comparator.report import tables
 from comparator.cli.args import positive_int, seq_list
-from comparator.run.sweep import InputError
+from comparator.cli.args import UsageError
 
 
 def add_parsers(sub) -> None:
@@ -46,7 +46,7 @@ def cmd_conventions(a) -> str:
     from comparator.count import conventions as cv
     seqs = seq_list(a.seq)
     if len(seqs) != 1:
-        raise InputError("--seq", a.seq, "one sequence length for conventions")
+        raise UsageError("--seq", a.seq, "one sequence length for conventions")
     arch = a.arch or sweep.arch_of(a.preset)
     mod, preset, cfg = sweep.resolve(arch, a.preset)
     pt = sweep.Point(arch, preset, seqs[0], positive_int("--batch", a.batch), cfg)
@@ -78,11 +78,11 @@ def _bench(path):
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except OSError as err:
-        raise InputError("--bench", path, f"{allowed} ({err.strerror})") from None
+        raise UsageError("--bench", path, f"{allowed} ({err.strerror})") from None
     except json.JSONDecodeError as err:
-        raise InputError("--bench", path, f"{allowed} (invalid JSON: {err.msg})") from None
+        raise UsageError("--bench", path, f"{allowed} (invalid JSON: {err.msg})") from None
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise InputError("--bench", path, allowed + " (a list of records)")
+        raise UsageError("--bench", path, allowed + " (a list of records)")
     return data
 
 
@@ -91,7 +91,7 @@ def cmd_claims(a) -> str:
     ids = [i for i in (a.id or "").split(",") if i] or None
     for i in ids or ():
         if i not in cl.IDS:
-            raise InputError("--id", i, sweep.suggest(i, cl.IDS))
+            raise UsageError("--id", i, sweep.suggest(i, cl.IDS))
     bench = _bench(a.bench)
     timing = None
     if a.time_model == "roofline":

@@ -7,7 +7,7 @@ from comparator.report import tables
 from comparator.cli.timing import Timer, add_time_args, time_model_of
 from comparator.cli.args import arch_list, large_int, number, one_size, positive_int, seq_list
 from comparator.cost.pricing import dtype_key
-from comparator.run.sweep import InputError
+from comparator.cli.args import UsageError
 
 
 def add_cost_args(p, sweep_mode: bool = False) -> None:
@@ -48,7 +48,7 @@ def accelerators_of(a) -> list:
         return [lookup(cat, n) for n in names]
     except CatalogueError as err:
         field = "--accelerator" if err.field == "accelerator" else err.field
-        raise InputError(field, err.value, err.allowed) from None
+        raise UsageError(field, err.value, err.allowed) from None
 
 
 def cost_kwargs(a) -> dict:
@@ -65,12 +65,12 @@ def _calibrated(a, acc, kw: dict, arch: str | None) -> dict:
         return kw
     from comparator.cost import measured_mfu as cal
     if a.mfu is not None:
-        raise InputError("--mfu", a.mfu, "not together with --calibration")
+        raise UsageError("--mfu", a.mfu, "not together with --calibration")
     try:
         mfu, source = cal.mfu_for(cal.load(a.calibration), acc, dtype_key(a.dtype), arch,
                                   getattr(a, "convention", "standard"))
     except cal.CalibrationError as err:
-        raise InputError(err.field, err.value, err.allowed) from None
+        raise UsageError(err.field, err.value, err.allowed) from None
     return {**kw, "mfu": mfu, "mfu_source": source}
 
 
@@ -80,7 +80,7 @@ def with_costs(recs, a, cfgs: dict) -> tuple[list, list]:
     ``{(arch, preset): Config}`` of the records' models."""
     from comparator.cost import pricing as cm
     if a.tokens is not None and a.steps is not None:
-        raise InputError("--tokens", a.tokens, "either --tokens or --steps, not both")
+        raise UsageError("--tokens", a.tokens, "either --tokens or --steps, not both")
     tokens = large_int("--tokens", a.tokens) if a.tokens is not None else None
     steps = large_int("--steps", a.steps) if a.steps is not None else 1
     accs, kw, out, skipped = accelerators_of(a), cost_kwargs(a), [], {}
@@ -99,7 +99,7 @@ def with_costs(recs, a, cfgs: dict) -> tuple[list, list]:
                             **extra})
             except cm.CostError as err:
                 if len(accs) == 1:
-                    raise InputError(err.field, err.value, err.allowed) from None
+                    raise UsageError(err.field, err.value, err.allowed) from None
                 skipped[acc.name] = err.allowed
     return time_ratios(out), [f"{k} ({v})" for k, v in skipped.items()]
 
@@ -129,14 +129,14 @@ def cmd_cost(a) -> str:
     from comparator.cost import pricing as cm
     archs = arch_list(a.arch) if a.arch else []
     if len(archs) != 1:
-        raise InputError("--arch", a.arch, "one architecture for cost")
+        raise UsageError("--arch", a.arch, "one architecture for cost")
     (arch,) = archs
     seqs = seq_list(a.seq)
     if len(seqs) != 1:
-        raise InputError("--seq", a.seq, "one sequence length for cost")
+        raise UsageError("--seq", a.seq, "one sequence length for cost")
     batch = positive_int("--batch", a.batch)
     if (a.tokens is None) == (a.steps is None):
-        raise InputError("--tokens", a.tokens, "either --tokens or --steps (with --batch)")
+        raise UsageError("--tokens", a.tokens, "either --tokens or --steps (with --batch)")
     steps = (large_int("--steps", a.steps) if a.steps else
              cm.tokens_to_steps(large_int("--tokens", a.tokens), batch, seqs[0]))
     convention = sweep.check_convention(a.convention)
@@ -157,7 +157,7 @@ def cmd_cost(a) -> str:
                                           **_calibrated(a, acc, kw, arch), **tkw), **extra})
         except cm.CostError as err:
             if len(accs) == 1:
-                raise InputError(err.field, err.value, err.allowed) from None
+                raise UsageError(err.field, err.value, err.allowed) from None
             skipped.append(f"{acc.name} ({err.allowed})")
     if a.format == "json":
         return tables.render(out, "json")
@@ -206,7 +206,7 @@ def cmd_accelerators(a) -> str:
     try:
         cat = load(overrides=a.accelerators)
     except CatalogueError as err:
-        raise InputError(err.field, err.value, err.allowed) from None
+        raise UsageError(err.field, err.value, err.allowed) from None
     full = list(rows(cat))
     if a.format not in ("json", "csv"):  # a readable table; json/csv keep every field
         full = [{"name": r["name"], "vendor": r["vendor"], "fp32 FLOPs/s": r["fp32"] or "",
@@ -228,17 +228,17 @@ def cmd_roofline(a) -> str:
     from comparator.cost.catalogue import CatalogueError, get
     archs = arch_list(a.arch) if a.arch else []
     if len(archs) != 1:
-        raise InputError("--arch", a.arch, "one architecture for roofline")
+        raise UsageError("--arch", a.arch, "one architecture for roofline")
     seqs = seq_list(a.seq)
     if len(seqs) != 1:
-        raise InputError("--seq", a.seq, "one sequence length for roofline")
+        raise UsageError("--seq", a.seq, "one sequence length for roofline")
     batch = positive_int("--batch", a.batch)
     top = positive_int("--top", a.top) if a.top is not None else None
     try:
         acc = get(a.accelerator, overrides=a.accelerators)
     except CatalogueError as err:
         field = "--accelerator" if err.field == "accelerator" else err.field
-        raise InputError(field, err.value, err.allowed) from None
+        raise UsageError(field, err.value, err.allowed) from None
     mod, preset, cfg = sweep.resolve(archs[0], a.preset)
     preset, cfg = one_size(a, archs[0], preset, cfg)
     convention = sweep.check_convention(a.convention)
@@ -250,7 +250,7 @@ def cmd_roofline(a) -> str:
     try:
         r = rl.model_roofline(mod, cfg, seqs[0], batch, acc, a.dtype)
     except cm.CostError as err:
-        raise InputError(err.field, err.value, err.allowed) from None
+        raise UsageError(err.field, err.value, err.allowed) from None
     rows = rl.rows(r, top)
     t = r.total
     summary = {"arch": archs[0], "preset": preset, "seq_len": seqs[0], "batch": batch,
@@ -313,7 +313,7 @@ def cmd_scenario(a) -> str:
     try:
         meta = sc.load(a.scenarios)["meta"]
     except sc.ScenarioError as err:
-        raise InputError(err.field, err.value, err.allowed) from None
+        raise UsageError(err.field, err.value, err.allowed) from None
     a.accelerator = a.accelerator or ",".join(meta["accelerators"])
     accs = accelerators_of(a)
     runs = positive_int("--runs", a.runs) if a.runs is not None else None
@@ -324,9 +324,9 @@ def cmd_scenario(a) -> str:
                                 load_catalogue(overrides=a.accelerators),
                                 step_time=Timer(a).step_seconds)
     except (cm.CostError, sc.ScenarioError) as err:
-        raise InputError(err.field, err.value, err.allowed) from None
+        raise UsageError(err.field, err.value, err.allowed) from None
     except CatalogueError as err:   # a run's reported hardware is not in the catalogue
-        raise InputError("runs.reported.accelerator", err.value, err.allowed) from None
+        raise UsageError("runs.reported.accelerator", err.value, err.allowed) from None
     if a.format == "json":
         return tables.render(recs, "json")
     n = recs[0]["runs"] if recs else 0

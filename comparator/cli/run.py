@@ -7,7 +7,7 @@ import re
 import sys
 
 from comparator.cli.args import positive_int
-from comparator.run.sweep import InputError
+from comparator.cli.args import UsageError
 
 SCHEDULER = re.compile(r"^(tcp|tls|ucx|ws|wss)://\S+$")
 
@@ -41,7 +41,7 @@ def resources(text: str | None) -> dict | None:
         except ValueError:
             value = -1.0
         if not name.strip() or not value > 0:
-            raise InputError("--worker-resources", text, "NAME=N pairs, comma separated, "
+            raise UsageError("--worker-resources", text, "NAME=N pairs, comma separated, "
                              "with N > 0 (e.g. GPU=1)")
         out[name.strip()] = value
     return out
@@ -50,9 +50,9 @@ def resources(text: str | None) -> dict | None:
 def open_store(a, needed: bool = True):
     """The Store of ``a`` (None with --no-cache), checking the options agree."""
     if a.no_cache and a.db:
-        raise InputError("--db", a.db, "not together with --no-cache")
+        raise UsageError("--db", a.db, "not together with --no-cache")
     if a.no_cache and a.retry_failed:
-        raise InputError("--retry-failed", True, "not together with --no-cache (nothing "
+        raise UsageError("--retry-failed", True, "not together with --no-cache (nothing "
                          "stored to retry)")
     if a.no_cache or not needed:
         return None
@@ -63,14 +63,14 @@ def open_store(a, needed: bool = True):
 def scheduler_of(a, jobs: int = 1):
     """(scheduler address or None, worker resources or None), checked."""
     if a.scheduler is not None and not SCHEDULER.match(a.scheduler):
-        raise InputError("--scheduler", a.scheduler, "a Dask scheduler address such as "
+        raise UsageError("--scheduler", a.scheduler, "a Dask scheduler address such as "
                                                      "tcp://HOST:PORT")
     if a.scheduler and jobs > 1:
-        raise InputError("--jobs", a.jobs, "not together with --scheduler (the cluster's "
+        raise UsageError("--jobs", a.jobs, "not together with --scheduler (the cluster's "
                                            "workers run the points)")
     res = resources(a.worker_resources)
     if res and not a.scheduler:
-        raise InputError("--worker-resources", a.worker_resources, "only with --scheduler")
+        raise UsageError("--worker-resources", a.worker_resources, "only with --scheduler")
     return a.scheduler, res
 
 

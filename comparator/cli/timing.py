@@ -10,8 +10,8 @@ paper conventions that define an MFU use.
 """
 from __future__ import annotations
 
-from comparator.cli.args import InputError
 from comparator.cost.steptime import TIME_MODELS
+from comparator.cli.args import UsageError
 
 
 def add_time_args(p) -> None:
@@ -32,10 +32,10 @@ def time_model_of(a) -> str:
     if tm is None:
         return "mfu" if flat or conv != "standard" else "roofline"
     if tm == "roofline" and flat:
-        raise InputError("--time-model", tm, "mfu with --mfu or --calibration (a flat "
+        raise UsageError("--time-model", tm, "mfu with --mfu or --calibration (a flat "
                                              "utilisation is the mfu model)")
     if tm == "roofline" and conv != "standard":
-        raise InputError("--time-model", tm, f"mfu with --convention {conv}: the time model "
+        raise UsageError("--time-model", tm, f"mfu with --convention {conv}: the time model "
                                              "times the traced step, which is ours")
     return tm
 
@@ -123,12 +123,12 @@ def predict_one(a, acc, mod, cfg, seq: int, batch: int):
             raise CatalogueError("--dtype", a.dtype, "a training dtype: " + ", ".join(DTYPE_BYTES))
         peak = acc.peak(key)
     except CatalogueError as err:
-        raise InputError("--dtype", a.dtype, err.allowed) from None
+        raise UsageError("--dtype", a.dtype, err.allowed) from None
     timer = Timer(a, model="roofline")
     try:
         prof = timer.profile(acc)
     except CostError as err:
-        raise InputError(err.field, err.value, err.allowed) from None
+        raise UsageError(err.field, err.value, err.allowed) from None
     return steptime.predict(mod, cfg, seq, batch, key, prof, timer._store()), peak
 
 
@@ -192,7 +192,7 @@ def explain_times(a, mod, cfg, pt, rows):
     try:
         acc = get(a.accelerator)
     except CatalogueError as err:
-        raise InputError("--accelerator", err.value, err.allowed) from None
+        raise UsageError("--accelerator", err.value, err.allowed) from None
     st, _ = predict_one(a, acc, mod, cfg, pt.seq, pt.batch)
     out = []
     for r in rows:

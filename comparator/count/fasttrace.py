@@ -58,7 +58,8 @@ from jax import export
 
 from comparator.count.costprogram import COND_FLAG, WHILE_FLAG, CostProgram, combine
 from comparator.count.step import step_counts, step_jaxprs, step_memory, train_jaxpr
-from comparator.count.symbolic import InconclusiveDimensionOperation, ev, symbolic_tracing, with_max_len
+from comparator.count.symbolic import (InconclusiveDimensionOperation, ev, symbolic_tracing,
+                                       with_max_len)
 from comparator.count.trace import TraceResult
 
 DEPTH_ARCHS = ("transformer", "albert", "electra", "reformer")

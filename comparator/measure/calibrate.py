@@ -50,7 +50,7 @@ import time
 from comparator.measure.bench import cpu_ticks, other_share
 from comparator.cost.profile import DeviceProfile, MatmulPoint, cpu_name, from_dict, to_dict
 from comparator.measure.movement import (_arrays, measure_first_touch_min, measure_reduce,
-                       measure_transposes)
+                                         measure_transposes)
 
 BUSY_SHARE, BUSY_RETRIES, BUSY_WAIT_S = 0.1, 3, 2.0   # see Timer.iteration
 # (m, k, n, batch)

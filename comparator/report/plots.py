@@ -2,7 +2,7 @@
 
 One line per series, markers at the points, the fitted scaling exponent in the
 legend and every crossover between two series marked and returned.  The
-analysis (`comparator.run.series.analyse`) is pure Python; matplotlib is imported only inside `plot`,
+analysis (`run.series.analyse`) is pure Python; matplotlib is imported only inside `plot`,
 so the analytic CLI path stays fast, and the figure is a bare
 ``matplotlib.figure.Figure`` on the Agg canvas: pyplot and its global figure
 registry are never touched.

@@ -89,7 +89,7 @@ class Tracer(Tally):
 
     def __call__(self, pts, scope: str, trace: str = "fast", progress=None) -> dict:
         if trace not in sweep.TRACES:
-            raise sweep.InputError("--trace", trace, "choose from " + ", ".join(sweep.TRACES))
+            raise sweep.RequestError("--trace", trace, "choose from " + ", ".join(sweep.TRACES))
         out, groups, descs = {}, {}, {}
         for pt in dict.fromkeys(pts):
             m = pt.model
@@ -162,7 +162,7 @@ def _processes(work, scope, trace, jobs):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-class SchedulerError(sweep.InputError):
+class SchedulerError(sweep.RequestError):
     def __init__(self, address: str, allowed: str):
         super().__init__("--scheduler", address, allowed)
 

@@ -22,7 +22,7 @@ import sqlite3
 import time
 import uuid
 
-from comparator.run.sweep import InputError
+from comparator.run.sweep import RequestError
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS points (
     key TEXT PRIMARY KEY, arch TEXT, preset TEXT, seq INTEGER, batch INTEGER,
@@ -41,7 +41,7 @@ _PACKAGES = ("comparator", "architectures", "kernels")
 _versions: dict = {}
 
 
-class StoreError(InputError):
+class StoreError(RequestError):
     """The database cannot be opened, read or written: names the path and why."""
 
     def __init__(self, path: str, why: str):

@@ -34,8 +34,9 @@ ATTENTION_ROOTS = ("lsh",)
 GROUPS = ("gen", "disc", "enc", "dec")
 
 
-class InputError(FieldError):
-    """Bad user input: names the field, the value and what is allowed."""
+class RequestError(FieldError):
+    """A request value refused (an unknown preset, convention, trace mode, ...): names the
+    field, the value and what is allowed.  The CLI reports it like its own usage errors."""
 
 
 
@@ -68,11 +69,11 @@ class Point:
 def resolve(arch: str, preset: str | None):
     """(module, preset name, Config) for an architecture and optional preset."""
     if arch not in architectures.NAMES:
-        raise InputError("--arch", arch, suggest(arch, architectures.NAMES))
+        raise RequestError("--arch", arch, suggest(arch, architectures.NAMES))
     mod = architectures.get(arch)
     name = preset or mod.DEFAULT_PRESET
     if name not in mod.PRESETS:
-        raise InputError("--preset", name, f"{arch} presets: " + suggest(name, mod.PRESETS))
+        raise RequestError("--preset", name, f"{arch} presets: " + suggest(name, mod.PRESETS))
     return mod, name, mod.PRESETS[name][0]
 
 
@@ -82,7 +83,7 @@ def arch_of(preset: str) -> str:
         if name == preset:
             return arch
     names = [name for _, name, _, _ in architectures.all_presets()]
-    raise InputError("--preset", preset, suggest(preset, names))
+    raise RequestError("--preset", preset, suggest(preset, names))
 
 
 def models(archs, presets=(), sizes=None) -> list[Model]:
@@ -93,7 +94,7 @@ def models(archs, presets=(), sizes=None) -> list[Model]:
         mod = resolve(arch, None)[0]
         names = [p for p in presets if p in mod.PRESETS] if presets else [mod.DEFAULT_PRESET]
         if presets and not names:
-            raise InputError("--preset", ",".join(presets),
+            raise RequestError("--preset", ",".join(presets),
                              f"{arch} presets: " + suggest(presets[0], mod.PRESETS))
         for p in names:
             cfg = mod.PRESETS[p][0]
@@ -158,7 +159,7 @@ def require_defined(convention: str, arch: str) -> None:
     try:
         cv.check_defined(convention, arch)
     except cv.ConventionError as err:
-        raise InputError(err.field, err.value, err.allowed) from None
+        raise RequestError(err.field, err.value, err.allowed) from None
 
 
 def check_convention(convention: str, methods=("analytic",)) -> str:
@@ -166,9 +167,9 @@ def check_convention(convention: str, methods=("analytic",)) -> str:
     closed form over the config, so it has no traced count (traces are ours)."""
     from comparator.count import conventions as cv
     if convention not in cv.NAMES:
-        raise InputError("--convention", convention, suggest(convention, cv.NAMES))
+        raise RequestError("--convention", convention, suggest(convention, cv.NAMES))
     if convention != cv.STANDARD and "traced" in methods:
-        raise InputError("--method", "traced" if len(methods) == 1 else "both",
+        raise RequestError("--method", "traced" if len(methods) == 1 else "both",
                          f"analytic with --convention {convention}: a paper's convention is "
                          "a closed form over the config, traced counts follow the standard "
                          "convention only (use --convention standard to trace)")
@@ -192,7 +193,7 @@ def traced_all(pts, scope: str, trace: str = "fast", progress=None) -> dict:
     from comparator.count import fasttrace as ft
 
     if trace not in TRACES:
-        raise InputError("--trace", trace, "choose from " + ", ".join(TRACES))
+        raise RequestError("--trace", trace, "choose from " + ", ".join(TRACES))
     groups: dict = {}
     for pt in pts:
         m = pt.model
@@ -284,10 +285,10 @@ def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
     row whose baseline failed has no ratio.  ``convention``: the accounting of the
     analytic rows (a paper's refuses traced ones: ``check_convention``)."""
     if scope not in SCOPES:
-        raise InputError("--scope", scope, "choose from " + ", ".join(SCOPES))
+        raise RequestError("--scope", scope, "choose from " + ", ".join(SCOPES))
     for m in methods:
         if m not in METHODS:
-            raise InputError("--method", m, "choose from analytic, traced, both")
+            raise RequestError("--method", m, "choose from analytic, traced, both")
     check_convention(convention, methods)
     pts = list(pts)
     pairs = []
@@ -354,7 +355,7 @@ def layer_inputs(arch: str, cfg, seq: int) -> tuple[int, int]:
     ELECTRA: the generator's layers are its own (narrower) width."""
     from architectures.config import target_len
     if arch == "reformer":
-        raise InputError("--policy", "checkpoint", "store_all or reversible for the Reformer "
+        raise RequestError("--policy", "checkpoint", "store_all or reversible for the Reformer "
                                                    "(its layers are reversible already)")
     d, L = cfg.d_model, cfg.n_layers
     if arch == "electra":
@@ -385,7 +386,7 @@ def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "bf1
     per_device = -(-rec["batch"] // devices)
     policy = policy or ("reversible" if rec["arch"] == "reformer" else "store_all")
     if policy == "reversible" and rec["arch"] != "reformer":
-        raise InputError("--policy", policy, "store_all or checkpoint: only the Reformer's "
+        raise RequestError("--policy", policy, "store_all or checkpoint: only the Reformer's "
                                              "layers are reversible")
     how = dict(dtype="fp32" if dtype in ("fp32", "tf32") else "bf16", policy=policy)
     if policy == "checkpoint":
