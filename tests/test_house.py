@@ -67,6 +67,13 @@ def test_imports_go_down_between_rooms():
     assert up == []
 
 
+def test_report_and_claims_stand_side_by_side():
+    """Renderers and claim checks share what is below them, not each other."""
+    g = graph()
+    assert [(m, i) for m, deps in g.items() for i in deps
+            if {room(m), room(i)} == {"report", "claims"}] == []
+
+
 def test_no_import_cycles():
     g = graph()
     state, cycle = {}, []
