@@ -1,7 +1,7 @@
 """Closed-form activation memory: the residuals autodiff keeps, block by block (no jax).
 
 What the backward of one training step needs from its forward, as JAX's
-reverse-mode autodiff of our kernels keeps it (``comparator/memory.py`` reads
+reverse-mode autodiff of our kernels keeps it (``comparator/count/memory.py`` reads
 the same set off the traced pullback; tests hold the two equal).  Parameters,
 data arrays and the PRNG key are excluded (they exist anyway), as are
 parameter views (a norm scale reshaped) and broadcast scalars (the zeros a

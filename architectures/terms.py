@@ -10,7 +10,7 @@ Conventions (DESIGN.md): 1 multiply-add = 2 FLOPs; a contraction's backward
 is 2x its forward when its input needs a gradient (one product for the
 weight, one for the input), 1x when only one operand does, 0x when neither
 does (LSH hashing feeds an argmax).  Per-element constants follow the rules of
-``comparator/rules.py`` applied to the operations the kernels run:
+``comparator/count/rules.py`` applied to the operations the kernels run:
 
   op                      forward                       backward
   bias add  (t x o)       t o                           (t-1) o  (bias grad)
@@ -131,7 +131,7 @@ def norm(r, d, rms=False) -> Term:
                 ew_bwd=9 * r * d + 2 * (r - 1) * d + 2 * r * (d - 1) + 5 * r)
 
 
-# threefry2x32 random bits per 32-bit word (= comparator.rules.THREEFRY_OPS; a test keeps
+# threefry2x32 random bits per 32-bit word (= comparator.count.rules.THREEFRY_OPS; a test keeps
 # them equal -- architectures never import comparator).
 THREEFRY_OPS = 55
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-JOB = ["-m", "comparator.cli", "sweep", "--arch", "reformer", "--seq", "4096"]
+JOB = ["-m", "comparator.cli.app", "sweep", "--arch", "reformer", "--seq", "4096"]
 BASE = ["-c", "import numpy"]
 
 

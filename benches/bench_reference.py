@@ -5,7 +5,7 @@ run: Hugging Face transformers on PyTorch (CPU), the same configuration, one pro
 
 Needs torch and transformers (optional: ``pip install torch transformers``).  Each model
 is built from one Hugging Face config dict: the reference from it directly, ours through
-``comparator.hfconfig.from_hf``, so both have the same sizes (parameter counts printed).
+``comparator.run.hfconfig.from_hf``, so both have the same sizes (parameter counts printed).
 A training step is the loss, its backward pass and every parameter gradient:
 
 1. Reformer, 4 LSH layers, d_model 256, 4 heads, 2 hashes, chunks of 64, causal LM at
@@ -20,7 +20,7 @@ Both sides warm up, then run ``--steps`` rounds of one step each, alternating, s
 see the same load on a shared machine; the ratio is the reference's time over ours (above
 1: ours is faster), of the medians, the median of the per-round ratios and of the minima.
 Our step is compiled as ``comparator bench`` compiles it (on CPU with
-``comparator.bench.CPU_COMPILE_OPTIONS``; ``--xla-defaults``: XLA's defaults);
+``comparator.measure.bench.CPU_COMPILE_OPTIONS``; ``--xla-defaults``: XLA's defaults);
 ``--xla-option KEY=VALUE`` adds an XLA compile option.
 """
 from __future__ import annotations
@@ -32,8 +32,8 @@ import sys
 import time
 
 import architectures
-from comparator import bench
-from comparator.hfconfig import from_hf
+from comparator.measure import bench
+from comparator.run.hfconfig import from_hf
 
 REFORMER = {"model_type": "reformer", "architectures": ["ReformerModelWithLMHead"],
             "attn_layers": ["lsh"] * 4, "hidden_size": 256, "num_attention_heads": 4,
@@ -124,7 +124,7 @@ def main(argv=None):
     ap.add_argument("--xla-option", action="append", metavar="KEY=VALUE",
                     help="an XLA compile option for our step (repeatable)")
     ap.add_argument("--xla-defaults", action="store_true", help="compile our step with "
-                    "XLA's defaults, not comparator.bench.CPU_COMPILE_OPTIONS")
+                    "XLA's defaults, not comparator.measure.bench.CPU_COMPILE_OPTIONS")
     a = ap.parse_args(argv)
     options = parse_options(a.xla_option)
     print("$ python benches/bench_reference.py " + " ".join(sys.argv[1:] if argv is None

@@ -31,7 +31,7 @@ def main(argv=None) -> None:
     import jax
 
     from architectures import reformer as rf
-    from comparator import bench
+    from comparator.measure import bench
 
     base = rf.resize(rf.preset("reformer-base"), d_model=a.d_model, n_layers=a.layers,
                      n_heads=max(1, a.d_model // 64))

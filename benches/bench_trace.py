@@ -10,9 +10,9 @@ Three ways, in this process, on the same inputs:
   tracing the model on its own: no reuse at all;
 - **full**: every point traced whole, as ``--trace full`` does: the layers are jitted
   calls (``blocks.JitLayer``), so JAX traces one layer and reuses it for the others, and
-  the model's Python runs once per point (``comparator.step``: the training step and
+  the model's Python runs once per point (``comparator.count.step``: the training step and
   its residuals from the forward jaxpr);
-- **fast**: ``comparator.fasttrace.traced_counts``, sweep's default: jitted layers, each
+- **fast**: ``comparator.count.fasttrace.traced_counts``, sweep's default: jitted layers, each
   region of lengths traced once with the length symbolic (plus depth extrapolation for
   the architectures whose layers are not jitted).
 
@@ -37,9 +37,9 @@ import jax
 
 import architectures
 from architectures.blocks import plain_layers
-from comparator import fasttrace as ft
-from comparator.memory import saved_activation_bytes
-from comparator.trace import trace
+from comparator.count import fasttrace as ft
+from comparator.count.memory import saved_activation_bytes
+from comparator.count.trace import trace
 
 
 def seq_list(text: str) -> list[int]:

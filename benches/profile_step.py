@@ -26,8 +26,8 @@ import sys
 import tempfile
 
 import architectures
-from comparator import bench
-from comparator.hfconfig import from_hf
+from comparator.measure import bench
+from comparator.run.hfconfig import from_hf
 
 from bench_reference import BERT, REFORMER, parse_options
 

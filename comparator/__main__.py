@@ -1,6 +1,6 @@
 """python -m comparator: the command line."""
 import sys
 
-from .cli import main
+from comparator.cli.app import main
 
 sys.exit(main())

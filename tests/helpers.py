@@ -4,7 +4,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from comparator.trace import trace
+from comparator.count.trace import trace
 
 
 def traced(mod, cfg, batch, seq):
@@ -20,12 +20,12 @@ def flax_param_count(mod, cfg, batch=1, seq=8) -> int:
 
 
 def fast_traced(mod, cfg, batch, seqs) -> dict:
-    """``{seq: (fwd, train)}`` from ``comparator.fasttrace`` with ``verify="full"``: the
+    """``{seq: (fwd, train)}`` from ``comparator.count.fasttrace`` with ``verify="full"``: the
     full model is traced at the smallest length and must equal the shallow and symbolic
     traces there (a fallback to full traces is a failure here, not a warning)."""
     import warnings
 
-    from comparator import fasttrace as ft
+    from comparator.count import fasttrace as ft
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         return {s: (fc.fwd, fc.train)

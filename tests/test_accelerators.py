@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from comparator import accelerators as acc
-from comparator.accelerators import CatalogueError
+from comparator.cost import catalogue as acc
+from comparator.cost.catalogue import CatalogueError
 
 CAT = acc.load()
 
@@ -254,6 +254,6 @@ def test_replacement_catalogue_must_be_complete(tmp_path):
 
 
 def test_loading_imports_no_jax():
-    code = ("import sys, comparator.accelerators as a; a.load(); "
+    code = ("import sys, comparator.cost.catalogue as a; a.load(); "
             "assert 'jax' not in sys.modules and 'numpy' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

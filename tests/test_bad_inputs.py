@@ -13,7 +13,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from comparator import cli  # noqa: E402
+from comparator.cli import app as cli  # noqa: E402
 
 S = ["sweep", "--arch", "transformer", "--seq", "128"]
 

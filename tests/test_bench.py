@@ -4,7 +4,9 @@ import pytest
 from helpers import FAST_COMPILE
 
 import architectures
-from comparator import bench, cli
+from comparator.cost import compiled as cs
+from comparator.measure import bench
+from comparator.cli import app as cli
 
 TINY = dict(d_model=64, n_layers=2, n_heads=2, d_ff=None)
 
@@ -65,7 +67,7 @@ def test_bf16_step_computes_in_bf16_with_fp32_master_weights_and_loss(arch):
     loss, grads = compiled(params, data, key)
     assert loss.dtype == jnp.float32 and bool(jnp.isfinite(loss))
     assert {g.dtype for g in jax.tree.leaves(grads)} == {jnp.dtype(jnp.float32)}
-    hlo = jax.jit(bench.step_function(mod.model(cfg), "bf16")).lower(params, data, key)
+    hlo = jax.jit(cs.step_function(mod.model(cfg), "bf16")).lower(params, data, key)
     dots = [ln for ln in hlo.as_text().splitlines() if "dot_general" in ln]
     low = [ln for ln in dots if "bf16>" in ln.rsplit("->", 1)[-1]]
     # every contraction is bf16 but the Reformer's hashing (its rotations are drawn fp32):
@@ -91,7 +93,7 @@ def test_fp16_reformer_is_skipped_with_the_reason():
 
 
 def test_attention_kernel_bench_tiny():
-    from comparator import kernelbench as kb
+    from comparator.measure import kernelbench as kb
     recs, cross = kb.run([64], heads=1, d_head=16, chunk=32, hashes=(1,), steps=1)
     by = {(r["variant"], r["seq_len"]): r for r in recs}
     assert set(by) == {(v, 64) for v in ("dense", "chunked", "lsh-1")}
@@ -105,7 +107,7 @@ def test_attention_kernel_bench_tiny():
 
 
 def test_crossover_is_the_first_length_from_which_lsh_stays_ahead():
-    from comparator.kernelbench import crossover
+    from comparator.measure.kernelbench import crossover
     t = {("dense", 1): 1, ("lsh", 1): 2, ("dense", 2): 2, ("lsh", 2): 1,
          ("dense", 4): 4, ("lsh", 4): 5, ("dense", 8): 8, ("lsh", 8): 3, ("dense", 16): 16,
          ("lsh", 16): 4}
@@ -116,7 +118,7 @@ def test_crossover_is_the_first_length_from_which_lsh_stays_ahead():
 
 
 def test_kernel_bench_skips_what_does_not_fit_or_divide(capsys):
-    from comparator import kernelbench as kb
+    from comparator.measure import kernelbench as kb
     recs, cross = kb.run([64], heads=1, d_head=8, chunk=32, hashes=(1,), steps=1,
                          memory_limit=kb.dense_bytes(64, 1, 1) - 1)
     skipped = {r["variant"]: r["skipped"] for r in recs}
@@ -143,7 +145,7 @@ def _calibration_file(tmp_path, recs):
 def test_cost_with_a_calibration_uses_the_measured_utilisation(tmp_path, capsys):
     import json
 
-    from comparator import accelerators
+    from comparator.cost import catalogue as accelerators
     a100 = accelerators.get("a100-80gb")
     measured = [{"arch": "transformer", "accelerator": "a100-80gb", "dtype": "fp32",
                  "utilisation": u, "skipped": None} for u in (0.2, 0.4, 0.3)]

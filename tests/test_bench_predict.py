@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from comparator import cli
+from comparator.cli import app as cli
 from comparator.cost.profile import DeviceProfile, MatmulPoint, cpu_name, to_dict
 from comparator.measure import validate
 

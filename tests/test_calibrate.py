@@ -6,12 +6,12 @@ import math
 
 import pytest
 
-from comparator import cli
-from comparator.bench import CPU_COMPILE_OPTIONS
+from comparator.cli import app as cli
+from comparator.cost.compiled import CPU_COMPILE_OPTIONS
 from comparator.cost.profile import RATES, cpu_name, load
 from comparator.measure.calibrate import QUICK_GRID
 from comparator.measure.movement import FRESH_SIZES, TRANSPOSE_RUNS
-from comparator.store import Store
+from comparator.run.store import Store
 
 
 @pytest.fixture(scope="module")

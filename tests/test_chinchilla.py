@@ -6,8 +6,10 @@ import json
 import pytest
 
 import architectures
-from comparator import claims, cli, conventions as cv
-from comparator.claimchecks import A4_SEQ, A4_VOCAB, TABLE_A4, a4_params
+from comparator.claims import registry as claims
+from comparator.cli import app as cli
+from comparator.count import conventions as cv
+from comparator.claims.checks import A4_SEQ, A4_VOCAB, TABLE_A4, a4_params
 
 TR = architectures.get("transformer")
 

@@ -1,11 +1,12 @@
-"""The claims registry (comparator/claims.py): every verdict computed from counts, numbers
+"""The claims registry (comparator/claims/registry.py): every verdict computed from counts, numbers
 that follow a changed configuration, the measured crossover from bench records, the CLI."""
 import dataclasses
 import json
 
 import pytest
 
-from comparator import claims, cli
+from comparator.claims import registry as claims
+from comparator.cli import app as cli
 
 VERDICTS = ("holds", "does not hold", "holds only beyond", "holds only below",
             "holds in FLOPs but not in measured time", "does not hold in FLOPs",

@@ -1,4 +1,4 @@
-"""Claims of speed (comparator/claimchecks_speed.py): the Long Range Arena comparison, the
+"""Claims of speed (comparator/claims/speed.py): the Long Range Arena comparison, the
 time-model line of the claims about speed or cost, their verdict logic on hand-made step
 times, and the CLI's --time-model.  Time-model runs use tiny models at short lengths;
 no wall-clock time is asserted."""
@@ -8,8 +8,9 @@ import json
 import pytest
 
 import architectures
-from comparator import claims, cli
-from comparator import claimchecks_speed as cs
+from comparator.claims import registry as claims
+from comparator.cli import app as cli
+from comparator.claims import speed as cs
 from comparator.cost.timemodel import StepTime
 
 LENGTHS = (1024, 2048, 3072, 4096)

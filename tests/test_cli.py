@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-from comparator import cli
+from comparator.cli import app as cli
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "comparator.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "comparator.cli.app", *args], capture_output=True,
                           text=True)
 
 

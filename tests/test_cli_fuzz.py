@@ -11,7 +11,7 @@ import io
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from comparator import cli
+from comparator.cli import app as cli
 
 VALUES = {
     "--arch": ["transformer", "reformer", "albert", "electra", "all", "transfomer", ",", "",

@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from comparator import cli, tables
+from comparator.cli import app as cli
+from comparator.report import tables
 
 
 def out_of(capsys, *args):
@@ -187,7 +188,7 @@ def test_config_files_hf_json_and_toml(tmp_path, capsys):
 def test_progress_bar_only_on_a_terminal():
     import os
     import sys
-    cmd = [sys.executable, "-m", "comparator.cli", "sweep", "--arch", "transformer", "--preset",
+    cmd = [sys.executable, "-m", "comparator.cli.app", "sweep", "--arch", "transformer", "--preset",
            "gpt2-small", "--layers", "1", "--seq", "64,128", "--method", "traced",
            "--no-baseline"]
     main_fd, term_fd = os.openpty()  # stderr is a terminal for this run
@@ -215,7 +216,7 @@ def test_fast_and_full_traces_give_the_same_records(arch, preset, depth, capsys)
     """``--trace fast`` (default: symbolic-length traces; shallow ones extrapolated over
     depth where layers are not jitted calls, as ALBERT's) equals ``--trace full`` field by
     field, memory included; only ``trace`` (how it was traced) differs."""
-    from comparator import fasttrace
+    from comparator.count import fasttrace
     fasttrace.clear_cache()   # (lengths an earlier test traced concretely stay concrete)
     args = ("sweep", "--arch", arch, "--preset", preset, "--layers", "4",
             "--seq", "64,128,192,256", "--method", "traced", "--no-baseline", "--quiet")
@@ -249,7 +250,7 @@ def test_accelerators_listing(capsys, tmp_path):
 
 
 def test_cost_command_arithmetic_and_errors(capsys):
-    from comparator.accelerators import load
+    from comparator.cost.catalogue import load
     recs = json.loads(out_of(capsys, "cost", "--arch", "transformer", "--seq", "512", "--steps",
                              "1000", "--batch", "8", "--accelerator", "a100-80gb", "--runs",
                              "20", "--time-model", "mfu", "--format", "json"))
@@ -273,7 +274,7 @@ def test_cost_command_arithmetic_and_errors(capsys):
 
 
 def test_sweep_with_accelerator_cost_columns(capsys):
-    from comparator import accelerators
+    from comparator.cost import catalogue as accelerators
     recs = records(capsys, "sweep", "--arch", "reformer", "--seq", "4096,16384", "--accelerator",
                    "a100-80gb,tpu-v3", "--tokens", "1e9", "--devices", "2", "--time-model", "mfu")
     assert len(recs) == 8                        # (baseline + reformer) x 2 lengths x 2 devices

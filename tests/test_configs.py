@@ -1,4 +1,4 @@
-"""comparator.configs: models from a Hugging Face config.json (TOML: test_configs_toml)."""
+"""comparator.run.configs: models from a Hugging Face config.json (TOML: test_configs_toml)."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +8,7 @@ import pytest
 
 import architectures
 from architectures.config import ConfigError
-from comparator import configs
+from comparator.run import configs
 
 # The config.json of released checkpoints, key for key (dropouts, token ids and other keys
 # we do not model included, to show they are ignored).

@@ -1,4 +1,4 @@
-"""comparator.configs: reading files, and models from a comparator TOML file."""
+"""comparator.run.configs: reading files, and models from a comparator TOML file."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +8,7 @@ from test_configs import BAD_VALUES, write_toml
 
 import architectures
 from architectures.config import ConfigError
-from comparator import configs
+from comparator.run import configs
 
 
 # -- files -------------------------------------------------------------------------------

@@ -8,8 +8,11 @@ import json
 import pytest
 
 import architectures
-from comparator import accelerators, cli, conventions as cv, sweep
-from comparator.cli_bench import with_convention
+from comparator.cost import catalogue as accelerators
+from comparator.cli import app as cli
+from comparator.count import conventions as cv
+from comparator.run import sweep
+from comparator.cli.bench import with_convention
 
 TR = architectures.get("transformer")
 CONTRACT = ("arch", "preset", "seq_len", "batch", "params", "method", "scope", "fwd_flops",

@@ -1,4 +1,4 @@
-"""Other papers' FLOP conventions (comparator/conventions.py): their formulas written out,
+"""Other papers' FLOP conventions (comparator/count/conventions.py): their formulas written out,
 the ELECTRA paper's published training FLOPs reproduced, and the CLI around them."""
 import dataclasses
 import json
@@ -7,7 +7,9 @@ import pytest
 
 import architectures
 from architectures import terms as T
-from comparator import claims, cli, conventions as cv
+from comparator.claims import registry as claims
+from comparator.cli import app as cli
+from comparator.count import conventions as cv
 
 TR = architectures.get("transformer")
 EL = architectures.get("electra")
@@ -214,8 +216,9 @@ def test_bad_convention_input_is_one_message_and_exit_2(args, field, capsys):
 
 
 def test_plot_series_are_labelled_with_the_convention():
-    from comparator import plots, sweep
+    from comparator.run import series
+    from comparator.run import sweep
     ms = sweep.models(["transformer"])
     recs = sweep.run(sweep.points(ms, [512, 1024], 1), with_baseline=False,
                      convention="kaplan")
-    assert list(plots.series(recs)) == ["transformer:bert-base [kaplan]"]
+    assert list(series.series(recs)) == ["transformer:bert-base [kaplan]"]

@@ -6,16 +6,16 @@ import dataclasses
 import pytest
 
 from architectures import reformer, transformer
-from comparator import accelerators
-from comparator.costmodel import (
-    CostError,
-    fits,
-    memory_estimate,
-    min_devices,
-    tokens_to_steps,
-    train_cost,
-    usable_bytes,
-)
+from comparator.cost import catalogue as accelerators
+from comparator.cost.pricing import (
+                                     CostError,
+                                     fits,
+                                     memory_estimate,
+                                     min_devices,
+                                     tokens_to_steps,
+                                     train_cost,
+                                     usable_bytes,
+                                     )
 
 CAT = accelerators.load()
 A100 = CAT["a100-80gb"]
@@ -207,7 +207,8 @@ def test_min_devices_says_why_it_cannot_fit():
 
 def test_checkpoint_policy_and_zero_through_with_cost():
     from architectures import transformer as tr
-    from comparator import accelerators, sweep
+    from comparator.cost import catalogue as accelerators
+    from comparator.run import sweep
     cfg = tr.preset("bert-large")
     pt = sweep.Point("transformer", "bert-large", 512, 8, cfg)
     rec = sweep.analytic(pt, "matmul")
@@ -224,5 +225,5 @@ def test_checkpoint_policy_and_zero_through_with_cost():
     assert z["memory"]["optimizer"] == rec["params"] * 8 / 4         # Adam state / devices
     t5 = tr.preset("t5-small")                                       # decoder: 114/512 targets
     assert sweep.layer_inputs("transformer", t5, 512) == (12, 4 * 512 * (512 * 6 + 114 * 6))
-    with pytest.raises(sweep.InputError, match="--policy"):
+    with pytest.raises(sweep.RequestError, match="--policy"):
         sweep.layer_inputs("reformer", None, 512)

@@ -10,8 +10,8 @@ from architectures import electra as el
 from architectures import terms as T
 from architectures.config import ConfigError, mask_count
 from architectures.program import spec_structs
-from comparator.rules import THREEFRY_OPS
-from comparator.trace import trace
+from comparator.count.rules import THREEFRY_OPS
+from comparator.count.trace import trace
 from helpers import assert_counts_agree, flax_param_count, init_and_train_step, traced
 
 TINY = {

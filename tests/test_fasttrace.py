@@ -16,10 +16,10 @@ import pytest
 from helpers import flax_param_count, traced
 
 import architectures
-from comparator import fasttrace as ft
-from comparator.memory import model_activations
-from comparator.symbolic import symbolic_tracing
-from comparator.trace import count_jaxpr, trace
+from comparator.count import fasttrace as ft
+from comparator.count.memory import model_activations
+from comparator.count.symbolic import symbolic_tracing
+from comparator.count.trace import count_jaxpr, trace
 
 S = jax.ShapeDtypeStruct
 f32 = jnp.float32

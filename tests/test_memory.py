@@ -1,6 +1,6 @@
 """Activation memory: the analytic residual counts equal the traced ones, term by term.
 
-The traced side (comparator/memory.py) reads the residuals off the jaxpr of
+The traced side (comparator/count/memory.py) reads the residuals off the jaxpr of
 ``jax.vjp`` of the real pre-training step on abstract inputs; the analytic
 side (``activation_terms`` of each architecture) is a closed form of the same
 set.  Both exclude parameters, inputs, parameter views and broadcast scalars.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from architectures import albert as al, electra as el, reformer as rf, transformer as tr
-from comparator.memory import model_activations
+from comparator.count.memory import model_activations
 
 TINY_TR = dict(vocab=50, d_model=24, n_heads=2, ff_dim=40, max_len=16)
 TINY_RF = dict(vocab=50, d_model=16, n_layers=2, n_heads=2, n_hashes=2, lsh_chunk=4,

@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import pytest
 
 import architectures
-from comparator import costmodel as cm
-from comparator.memory import model_activations
+from comparator.cost import pricing as cm
+from comparator.count.memory import model_activations
 
 TOLERANCE = (0.6, 1.2)   # XLA temp / (our gradients + activations), CPU backend
 

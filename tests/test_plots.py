@@ -4,7 +4,8 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from comparator import plots, sweep  # noqa: E402
+from comparator.report import plots  # noqa: E402
+from comparator.run import series, sweep  # noqa: E402
 
 SEQS = [256, 512, 1024, 2048, 4096]
 C_QUAD, C_LIN = 3.0, 7.5e3            # y = 3 n^2 and y = 7500 n cross at n = 7500 / 3 = 2500
@@ -21,7 +22,7 @@ def synthetic():
 
 
 def test_exponents_and_crossover_are_exact_for_power_laws():
-    r = plots.analyse(synthetic())
+    r = series.analyse(synthetic())
     assert r["exponents"]["quad:q"] == pytest.approx(2.0, abs=1e-9)
     assert r["exponents"]["lin:l"] == pytest.approx(1.0, abs=1e-9)
     assert r["local_exponents"]["quad:q"] == pytest.approx(2.0, abs=1e-9)
@@ -36,13 +37,13 @@ def test_crossover_in_the_other_direction_and_at_a_shared_point():
     # y = n^2 / 1024 meets y = n at n = 1024 exactly, a shared x value
     recs = ([rec("a", "p", n, n * n / 1024) for n in SEQS]
             + [rec("b", "p", n, float(n)) for n in SEQS])
-    [c] = plots.analyse(recs)["crossovers"]
+    [c] = series.analyse(recs)["crossovers"]
     assert (c["a"], c["b"], c["x"], c["y"]) == ("b:p", "a:p", 1024, 1024.0)
 
 
 def test_no_crossover_when_one_series_stays_below():
     recs = [rec("a", "p", n, n ** 2) for n in SEQS] + [rec("b", "p", n, n ** 2 / 2) for n in SEQS]
-    assert plots.analyse(recs)["crossovers"] == []
+    assert series.analyse(recs)["crossovers"] == []
 
 
 def test_any_numeric_y_and_params_x():
@@ -50,7 +51,7 @@ def test_any_numeric_y_and_params_x():
     recs = [dict(rec("t", f"base@d{d}", 512, 0.0), params=n, step_time_s=1e-12 * n ** 1.5)
             for d, n in ((256, 10 ** 7), (512, 10 ** 8), (1024, 10 ** 9))]
     recs.append(dict(rec("t", "base", 1024, 0.0), params=10 ** 9, step_time_s=1.0))
-    r = plots.analyse(recs, x="params", y="step_time_s")
+    r = series.analyse(recs, x="params", y="step_time_s")
     assert list(r["exponents"]) == ["t:base (seq_len=512)", "t:base (seq_len=1024)"]
     assert r["exponents"]["t:base (seq_len=512)"] == pytest.approx(1.5, abs=1e-9)
     assert r["exponents"]["t:base (seq_len=1024)"] is None       # one point: no fit
@@ -62,12 +63,12 @@ def test_any_numeric_y_and_params_x():
     ({"y": "arch"}, "y: 'arch'")])
 def test_bad_axes_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        plots.analyse(synthetic(), **kwargs)
+        series.analyse(synthetic(), **kwargs)
 
 
 def test_nonpositive_values_are_refused_on_log_axes():
     with pytest.raises(ValueError, match="positive"):
-        plots.analyse([rec("a", "p", 512, 0)])
+        series.analyse([rec("a", "p", 512, 0)])
 
 
 @pytest.mark.parametrize("suffix,magic", [(".png", b"\x89PNG\r\n\x1a\n"), (".svg", b"<svg"),

@@ -6,11 +6,12 @@ import math
 
 import pytest
 
-from comparator import accelerators
+from comparator.cost import catalogue as accelerators
 from comparator.cost import datasheet as ds
+from comparator.cost.devices import for_device
 from comparator.cost.profile import (DeviceProfile, MatmulPoint, ProfileError, cpu_name,
-                                     for_device, from_dict, load, save, to_dict)
-from comparator.store import Store
+                                     from_dict, load, save, to_dict)
+from comparator.run.store import Store
 
 
 def flops(m, k, n):

@@ -16,7 +16,7 @@ buckets noted beside each row ("None": the sequence fits one chunk, no hashing).
 import pytest
 
 from architectures import reformer as rf
-from comparator.hfconfig import from_hf
+from comparator.run.hfconfig import from_hf
 
 CONFIGS = {"null64": dict(num_buckets=None, lsh_attn_chunk_length=64),
            "int32": dict(num_buckets=32, lsh_attn_chunk_length=64),

@@ -6,7 +6,7 @@ import pytest
 
 import architectures
 from comparator.cost import regions as R
-from comparator.fasttrace import traced_counts
+from comparator.count.fasttrace import traced_counts
 
 HLO = """HloModule test, entry_computation_layout={()->()}
 

@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import pytest
 
 import architectures
-from comparator import accelerators, cli
-from comparator import roofline as rl
+from comparator.cost import catalogue as accelerators
+from comparator.cli import app as cli
+from comparator.cost import roofline as rl
 
 S = jax.ShapeDtypeStruct
 f32 = jnp.float32
@@ -60,7 +61,7 @@ def _shallow(arch, preset, layers):
 
 def test_depth_extrapolation_equals_the_full_walk():
     mod, cfg = _shallow("transformer", "bert-base", 4)   # walked at depths 1 and 2
-    from comparator.fasttrace import abstract_inputs
+    from comparator.count.fasttrace import abstract_inputs
     prog, params, data, rng = abstract_inputs(mod, cfg, 1, 256)
     full = rl.roofline_jaxpr(jax.make_jaxpr(prog.train_step)(params, data, rng), RATES)
     fast = rl.model_roofline(mod, cfg, 256, 1, accelerators.get("a100-80gb"), "fp32")

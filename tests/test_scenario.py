@@ -6,8 +6,9 @@ import math
 import pytest
 
 from architectures import transformer as tr
-from comparator import accelerators, cli
-from comparator import scenario as sc
+from comparator.cost import catalogue as accelerators
+from comparator.cli import app as cli
+from comparator.cost import scenario as sc
 
 
 def _by(recs, run, acc):

@@ -1,4 +1,4 @@
-"""comparator.step: forward, training step and saved activations from one Flax trace equal
+"""comparator.count.step: forward, training step and saved activations from one Flax trace equal
 the three separate traces (trace(prog.loss), trace(prog.train_step), memory.residuals)."""
 import dataclasses
 
@@ -8,10 +8,10 @@ import pytest
 
 import architectures
 from architectures.blocks import JitLayer, shapes_only
-from comparator import fasttrace as ft
-from comparator.memory import saved_activations
-from comparator.step import step_counts
-from comparator.trace import trace
+from comparator.count import fasttrace as ft
+from comparator.count.memory import saved_activations
+from comparator.count.step import step_counts
+from comparator.count.trace import trace
 from helpers import example_np, run_compiled
 
 TINY = dict(d_model=64, n_layers=2, n_heads=2, d_ff=None)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from comparator import cli
+from comparator.cli import app as cli
 from comparator.cost import steptime
 from comparator.cost.regions import Region
 from comparator.cost.timemodel import StepTime
@@ -57,7 +57,7 @@ def _profile():
 
 
 def test_regions_round_trip_through_the_store(tmp_path):
-    from comparator.store import Store
+    from comparator.run.store import Store
     regs = [Region("dot.1", "matmul", "ffn/in", 8, 0, 48, (2, 2, 2, 1), "fp32", count=3),
             Region("sort.2", "sort", "lsh/sort", 0, 0, 64, None, "int32", keys=16, op="sort")]
     s = Store(str(tmp_path / "r.db"))
@@ -144,5 +144,5 @@ def test_roofline_by_the_time_model_refuses_or_takes_what_it_should(capsys):
 
 
 def _peak():
-    from comparator.accelerators import get
+    from comparator.cost.catalogue import get
     return get("h100-sxm").peak("bf16")

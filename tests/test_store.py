@@ -1,4 +1,4 @@
-"""The results store (comparator.store) and where traced points run (comparator.runner):
+"""The results store (comparator.run.store) and where traced points run (comparator.run.runner):
 a sweep killed midway resumes with identical records and recomputes nothing stored;
 --jobs 2 and a Dask LocalCluster give the records of a serial sweep; a failed point is
 stored with its error, reported, and retried only on request."""
@@ -12,7 +12,10 @@ import time
 
 import pytest
 
-from comparator import cli, runner, store, sweep
+from comparator.cli import app as cli
+from comparator.run import runner
+from comparator.run import store
+from comparator.run import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # four tiny models (one traced group each), two lengths: 8 traced points
@@ -190,7 +193,7 @@ def test_runner_trace_group_returns_an_error_not_a_number():
 
 
 def test_bench_points_are_stored_and_not_measured_again(tmp_path, monkeypatch, capsys):
-    from comparator import bench
+    from comparator.measure import bench
     calls = []
 
     def fake_step(mod, cfg, seq, batch, **kw):   # the store is under test, not the timing
@@ -236,7 +239,7 @@ def test_bench_points_on_a_dask_cluster_land_in_the_store(tmp_path, monkeypatch,
     """Each point measured on a worker with the resources asked for (in-process workers
     here, so the fake step below is what they run), labelled with its machine."""
     distributed = pytest.importorskip("distributed")
-    from comparator import bench
+    from comparator.measure import bench
     calls = []
 
     def fake_step(mod, cfg, seq, batch, **kw):

@@ -2,9 +2,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from comparator import rules
+from comparator.count import rules
 from comparator.count.value import Cost
-from comparator.trace import abstract, term_of, trace
+from comparator.count.trace import abstract, term_of, trace
 
 f32 = jnp.float32
 S = jax.ShapeDtypeStruct

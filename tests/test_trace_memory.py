@@ -12,7 +12,7 @@ import resource, time, jax
 t0 = time.perf_counter()
 from architectures import transformer as tr
 from architectures.program import spec_structs
-from comparator.trace import trace
+from comparator.count.trace import trace
 cfg = tr.preset("bert-large"); prog = tr.model(cfg)
 P = prog.abstract_params(1, 16384); D = spec_structs(prog.spec(1, 16384))
 r = trace(prog.train_step, P, D, None)

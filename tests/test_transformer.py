@@ -214,8 +214,8 @@ def test_jitted_layers_count_as_plain_layers(arch, preset, seq):
     same parameters and the same saved activations, term by term, as plain layers."""
     import architectures
     from architectures.blocks import plain_layers
-    from comparator import fasttrace as ft
-    from comparator.memory import model_activations
+    from comparator.count import fasttrace as ft
+    from comparator.count.memory import model_activations
     mod = architectures.get(arch)
     cfg = dataclasses.replace(mod.preset(preset), n_layers=3)
     assert mod.model(cfg).jitted_layers

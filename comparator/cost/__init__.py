@@ -1,7 +1,10 @@
 """Turning counts into time, dollars and energy (DESIGN.md, "The house, next").
 
-Owns device profiles (measured or datasheet-derived, each saying whether it was
-calibrated) and the time model of a traced training step.  May import ``architectures``,
-``comparator.count`` and ``comparator.errors``; never ``cli`` or ``report``.  jax is
-imported only inside the functions that compile a step.
+Owns the accelerator catalogue (``catalogue``, sourced data in ``comparator/data``), device
+profiles (measured or datasheet-derived, each saying whether it was calibrated), the time
+model of a traced training step (compiled regions, ``timemodel``/``steptime``), the flat
+MFU and price model (``pricing``, ``measured_mfu``), the unfused roofline and scenarios.
+May import ``comparator.count``, ``comparator.errors`` and ``architectures``; never
+``measure``, ``run``, ``claims``, ``report`` or ``cli``.  jax is imported only inside the
+functions that compile a step.
 """

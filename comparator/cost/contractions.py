@@ -2,7 +2,7 @@
 ``metadata`` XLA dropped when it rewrote them.
 
 ``contraction_pool(mod, cfg, seq, batch)`` walks the training step's jaxpr as
-``comparator.trace`` does (calls entered, scans multiplied) and counts, per contraction
+``comparator.count.trace`` does (calls entered, scans multiplied) and counts, per contraction
 signature, how many ``dot_general`` equations of each term the step runs.  A signature
 is ``(min(m, n), k, max(m, n), batch)``: transposing a product swaps m and n, and XLA
 transposes freely.  ``regions`` hands the dots without a term of their own the terms
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from ..trace import _dce, _Walker
+from comparator.count.trace import _dce, _Walker
 
 
 def signature(m: int, k: int, n: int, batch: int = 1) -> tuple:

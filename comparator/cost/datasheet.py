@@ -22,7 +22,7 @@ import math
 from functools import lru_cache
 from importlib import resources
 
-from .profile import DeviceProfile, MatmulPoint, ProfileError
+from comparator.cost.profile import DeviceProfile, MatmulPoint, ProfileError
 
 PACKAGED = "data/achievable.toml"
 FIELDS = ("gemm_fraction", "fp32_gemm_fraction", "matmul_half_dim", "matmul_latency_s",
@@ -47,7 +47,7 @@ GRID = ([(s, s, s, 1) for s in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 819
 
 
 def _toml():
-    from ..accelerators import _toml as reader
+    from comparator.cost.catalogue import _toml as reader
     return reader()
 
 
@@ -117,8 +117,8 @@ def matmul_points(acc, dtypes, fr: dict) -> list[MatmulPoint]:
 def profile(acc, dtype: str | None = None) -> DeviceProfile:
     """The uncalibrated profile of ``acc`` (see the module docstring); ``dtype``: the
     matmul dtype (default: every training dtype the catalogue has a peak for)."""
-    from ..accelerators import DTYPE_ALIASES
-    from ..costmodel import DTYPE_BYTES
+    from comparator.cost.catalogue import DTYPE_ALIASES
+    from comparator.cost.pricing import DTYPE_BYTES
     fr = fractions(acc)
     if dtype is None:
         dtypes = [d for d in DTYPE_BYTES if getattr(acc, d) is not None]

@@ -19,7 +19,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from . import hlo
+from comparator.cost import hlo
 
 FREE = frozenset({"parameter", "constant", "get-tuple-element", "tuple", "bitcast",
                   "after-all", "partition-id", "replica-id", "opt-barrier",

@@ -47,8 +47,8 @@ import re
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
-from ..errors import FieldError
-from . import interp
+from comparator.errors import FieldError
+from comparator.cost import interp
 
 SCHEMA_VERSION = 1
 KINDS = ("cpu", "gpu", "tpu")
@@ -65,7 +65,7 @@ class ProfileError(FieldError):
 
 
 def _dtypes() -> tuple:
-    from ..costmodel import DTYPE_BYTES
+    from comparator.cost.pricing import DTYPE_BYTES
     return tuple(DTYPE_BYTES)
 
 
@@ -325,45 +325,7 @@ def load(path) -> DeviceProfile:
         raise ProfileError(f"{path}: {err.field}", err.value, err.allowed) from None
 
 
-# ---------------------------------------------------------------- resolution
-
-
-def datasheet(acc, dtype: str | None = None) -> DeviceProfile:
-    """The uncalibrated profile of catalogue accelerator ``acc`` (see
-    ``comparator.cost.datasheet``): matmul points in ``dtype`` (default: every training
-    dtype the device has a peak for)."""
-    from .datasheet import profile
-    return profile(acc, dtype)
-
-
-def for_device(name_or_path, store=None, catalogue=None, expect: str | None = None,
-               dtype: str | None = None) -> DeviceProfile:
-    """The profile to price a device with: a JSON file (a path ending in .json or an
-    existing file), else the latest profile the store (a ``comparator.store.Store``)
-    keeps for that device name, else the datasheet profile of that catalogue name
-    (``catalogue``: a loaded catalogue, default the packaged one).  ``"cpu"`` names this
-    machine's CPU (``cpu_name()``), which has no datasheet.  ``expect``: the catalogue
-    name the profile must describe; a profile of another device is refused."""
-    text = os.fspath(name_or_path)
-    if text.lower().endswith(".json") or os.path.isfile(text):
-        p = load(text)
-    else:
-        name = cpu_name() if text.strip().lower() == "cpu" else text
-        p = store.get_profile(name) if store is not None else None
-        if p is None:
-            if name.startswith("cpu:"):
-                raise ProfileError("device", name, "a calibrated profile: run "
-                                                   "'comparator calibrate' on this machine")
-            from ..accelerators import CatalogueError, load as load_catalogue, lookup
-            try:
-                acc = lookup(catalogue if catalogue is not None else load_catalogue(), name)
-            except CatalogueError as err:
-                raise ProfileError("--accelerator", err.value, err.allowed) from None
-            p = datasheet(acc, dtype)
-    if expect is not None and p.device != expect:
-        raise ProfileError(f"{text}: device", p.device, f"a profile of {expect} (this one "
-                                                       "describes another device)")
-    return p
+# ---------------------------------------------------------------- this machine
 
 
 def cpu_name() -> str:
@@ -382,5 +344,5 @@ def cpu_name() -> str:
 
 
 __all__ = ["DeviceProfile", "KINDS", "MatmulPoint", "ProfileError", "RATES",
-           "SCHEMA_VERSION", "cpu_name", "datasheet", "for_device", "from_dict", "load",
+           "SCHEMA_VERSION", "cpu_name", "from_dict", "load",
            "save", "to_dict"]

@@ -1,7 +1,7 @@
 """The compiled regions of a training step: what XLA really runs, read off its optimised HLO.
 
 ``step_regions(mod, cfg, seq, batch, dtype)`` compiles the model's training step as
-``comparator bench`` does (``bench.compile_step``, the same XLA options; abstract inputs:
+``comparator bench`` does (``compiled.compile_step``, the same XLA options; abstract inputs:
 nothing is allocated or run) and reads ``compiled.as_text()``.  Every top-level
 instruction of the entry computation, and of the bodies of its ``while`` loops (times the
 trip count) and ``call``s, is one ``Region``:
@@ -31,8 +31,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from . import hlo, ops
-from .ops import ARITHMETIC, FREE, MOVES
+from comparator.cost import hlo, ops
+from comparator.cost.ops import ARITHMETIC, FREE, MOVES
 
 KINDS = ("matmul", "elementwise", "reduce", "sort", "gather", "scatter", "copy", "other",
          "alloc")
@@ -259,7 +259,7 @@ def regions_of_text(text: str, terms, pool=None) -> tuple[list[Region], dict, di
     reader.walk(comps["ENTRY"])
     regs = reader.regions
     if pool is not None and any(regs[i].kind == "matmul" for i in reader.indirect):
-        from .contractions import assign
+        from comparator.cost.contractions import assign
         regs = assign(regs, reader.indirect, pool())
     return regs, dict(reader.unknown), dict(reader.flagged)
 
@@ -270,7 +270,7 @@ def compiled_regions(compiled, mod, cfg, seq: int, batch: int):
     temporaries (its memory analysis) and each result of the step (the entry
     computation's root shapes).  A CPU runtime maps and first touches such a buffer every
     step when it is too large for the allocator to reuse (``timemodel``)."""
-    from .contractions import contraction_pool
+    from comparator.cost.contractions import contraction_pool
     text = compiled.as_text()
     regs, unknown, flagged = regions_of_text(
         text, mod.terms(cfg, batch, seq), lambda: contraction_pool(mod, cfg, seq, batch))
@@ -301,10 +301,10 @@ def step_regions(mod, cfg, seq: int, batch: int = 1, dtype: str = "fp32") -> lis
     """The regions of ``mod``'s training step at ``seq`` x ``batch`` in ``dtype``, compiled
     with the options ``comparator bench`` uses on this backend (nothing is run).  Opcodes
     without a rule are regions of kind ``other``; ``unknown(regions)`` lists them."""
-    from .. import bench
+    from comparator.cost import compiled as cs
     prog = mod.model(cfg)
-    compiled = bench.compile_step(prog, prog.abstract_inputs(batch, seq), dtype,
-                                  bench.compile_options_for())
+    compiled = cs.compile_step(prog, prog.abstract_inputs(batch, seq), dtype,
+                               cs.compile_options_for())
     return compiled_regions(compiled, mod, cfg, seq, batch)[0]
 
 

@@ -34,7 +34,7 @@ def _key(mod, cfg, seq, batch, dtype) -> tuple:
 
 def regions_at(mod, cfg, seq: int, batch: int, dtype: str, store=None) -> list:
     """The compiled step's regions (cached in the process and, with ``store``, on disk)."""
-    from . import regions as R
+    from comparator.cost import regions as R
     key = _key(mod, cfg, seq, batch, dtype)
     if key in _REGIONS:
         return _REGIONS[key]
@@ -63,7 +63,7 @@ def retarget(regions, dtype: str, profile) -> list:
 
 def combine(parts):
     """``sum(coef * StepTime)`` term by term (``parts``: [(coef, StepTime)])."""
-    from .timemodel import StepTime
+    from comparator.cost.timemodel import StepTime
     term_s, mem_s, bound_s = defaultdict(float), defaultdict(float), defaultdict(float)
     flops, first = 0.0, parts[0][1]
     unknown: dict = defaultdict(int)
@@ -90,8 +90,8 @@ def combine(parts):
 
 def predict(mod, cfg, seq: int, batch: int, dtype: str, profile, store=None):
     """The time model's ``StepTime`` of one training step of ``batch`` sequences."""
-    from ..fasttrace import depth_plan
-    from .timemodel import predict as predict_regions
+    from comparator.count.fasttrace import depth_plan
+    from comparator.cost.timemodel import predict as predict_regions
     plan, _ = depth_plan(mod, cfg, reduce_jitted=True)
     parts = [(coef, predict_regions(retarget(regions_at(mod, c, seq, batch, dtype, store),
                                              dtype, profile), profile))

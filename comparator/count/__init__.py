@@ -1,6 +1,9 @@
 """Traced counting (DESIGN.md, "The house, next").
 
-Owns the additive cost value (``value.Cost``) that primitive rules return; issue 15 moves
-the jaxpr walk, primitive rules, symbolic lengths, step and memory here.  May import
-``architectures`` and the standard library; never ``comparator.cli`` or ``report``.
+Owns the additive cost value (``value.Cost``), the jaxpr walk (``trace``), the primitive
+rules (``rules``), symbolic lengths (``symbolic``, ``costprogram``, ``fasttrace``), the
+training step and its memory (``step``, ``memory``) and other papers' counting conventions
+(``conventions``).  May import ``architectures``, ``kernels``, ``comparator.errors`` and
+the standard library; nothing above it (``cost``, ``measure``, ``run``, ``claims``,
+``report``, ``cli``).
 """

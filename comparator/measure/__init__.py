@@ -1,6 +1,8 @@
 """Measurements on the device this runs on (DESIGN.md, "The house, next").
 
-Owns ``calibrate`` (the microbenchmarks behind a device profile); issue 15 moves the
-training-step bench and the validation of predictions here.  May import ``comparator.cost``,
-``comparator.count`` and ``architectures``; never ``cli`` or ``report``.
+Owns the training-step bench (``bench``), the attention-kernel bench (``kernelbench``),
+the microbenchmarks behind a device profile (``calibrate``, ``movement``) and the
+validation of time predictions against measured steps (``validate``).  May import
+``comparator.cost``, ``comparator.count``, ``architectures`` and ``kernels``; never
+``run``, ``claims``, ``report`` or ``cli``.
 """

@@ -34,7 +34,7 @@ in one program would be fused or, without a data dependency, run concurrently).
 A matmul point times its own shape alone (``measure_matmul``).  The first-touch rate is the exception: it is what a lone call pays.
 
 On CPU everything is compiled with the options the project's bench compiles training
-steps with (``comparator.bench.compile_options_for``), so the profile describes the same
+steps with (``comparator.cost.compiled.compile_options_for``), so the profile describes the same
 code generation as the measured steps.  ``--quick`` (tests) measures a smaller grid with
 fewer repetitions in well under a minute on two cores.
 """
@@ -47,10 +47,10 @@ import platform
 import statistics
 import time
 
-from ..bench import cpu_ticks, other_share
-from ..cost.profile import DeviceProfile, MatmulPoint, cpu_name, from_dict, to_dict
-from .movement import (_arrays, measure_first_touch_min, measure_reduce,
-                       measure_transposes)
+from comparator.measure.bench import cpu_ticks, other_share
+from comparator.cost.profile import DeviceProfile, MatmulPoint, cpu_name, from_dict, to_dict
+from comparator.measure.movement import (_arrays, measure_first_touch_min, measure_reduce,
+                                         measure_transposes)
 
 BUSY_SHARE, BUSY_RETRIES, BUSY_WAIT_S = 0.1, 3, 2.0   # see Timer.iteration
 # (m, k, n, batch)
@@ -85,7 +85,7 @@ class Timer:
     def __init__(self, quick: bool):
         import jax
 
-        from ..bench import compile_options_for
+        from comparator.cost.compiled import compile_options_for
         self.jax = jax
         self.options = compile_options_for()
         self.reps, self.warmup = (3, 1) if quick else (9, 1)
@@ -192,7 +192,7 @@ def measure_matmul(t: Timer, shape, dtype: str) -> MatmulPoint:
     A single product (batch 1) is a plain 2-D dot, as in the models' projections."""
     import jax.numpy as jnp
 
-    from ..bench import compute_dtype, matmul_precision
+    from comparator.cost.compiled import compute_dtype, matmul_precision
     m, k, n, b = shape
     ct = compute_dtype(dtype)
     lead = (b,) if b > 1 else ()
@@ -326,7 +326,8 @@ def measure(dtypes=("fp32",), quick: bool = False, accelerator: str | None = Non
     ``progress(i, n, what)`` is called before each measurement."""
     import jax
 
-    from ..bench import check_dtype, machine
+    from comparator.cost.compiled import check_dtype
+    from comparator.measure.bench import machine
     dtypes = [check_dtype(d) for d in dtypes]
     t = Timer(quick)
     cpu = jax.devices()[0].platform == "cpu"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import statistics
 
-from ..cost.timemodel import TIME_MODEL, best_matmul_rate, predict, predict_mfu
+from comparator.cost.timemodel import TIME_MODEL, best_matmul_rate, predict, predict_mfu
 
 
 def measured(records) -> list[dict]:

@@ -1,0 +1,385 @@
+"""Command line: argparse -> sweep -> tables.  Parses and reports; computes nothing itself."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import architectures
+from architectures.config import ConfigError
+
+from comparator.run import sweep
+from comparator.report import tables
+from comparator.cli.bench import cmd_bench
+from comparator.cli.calibrate import add_parser as add_calibrate_parser, cmd_calibrate
+from comparator.cli.timing import add_time_args
+from comparator.cli.cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline,
+                                 cmd_scenario, with_costs)
+from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
+from comparator.cli.run import add_run_args, report, tracer_of
+from comparator.cli.args import (Parser, UsageError, add_size_options, arch_list, large_int,
+                                 positive_int, seq_list, size_grid)
+from comparator.errors import FieldError
+
+def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
+    p.add_argument("--arch", help="transformer, albert, electra, reformer"
+                   + (", a comma-separated list, or all" if many else ""))
+    p.add_argument("--preset", help="preset name(s), comma separated (default: the "
+                   "architecture's BERT-base-sized preset; see 'comparator presets')")
+    p.add_argument("--seq", required=True, help="sequence lengths: 512,1024 or 512:65536:x2")
+    p.add_argument("--batch", default="1", help="sequences per step (default 1)")
+    p.add_argument("--scope", default="matmul", choices=sweep.SCOPES,
+                   help="matmul: contractions only; all: + elementwise, softmax, norms, hashing")
+    p.add_argument("--format", default="text", choices=tables.FORMATS)
+    p.add_argument("-o", "--output", help="write the table to this file instead of stdout")
+
+
+def _convention_option(p, effect: str = "") -> None:
+    from comparator.count.conventions import NAMES
+    p.add_argument("--convention", default="standard", help="whose FLOP accounting: "
+                   + ", ".join(NAMES) + " (default standard: ours; the others are analytic "
+                   "formulas of the papers, see 'comparator conventions')"
+                   + (f"; {effect}" if effect else ""))
+
+
+def _trace_option(p) -> None:
+    p.add_argument("--trace", default="fast", choices=sweep.TRACES,
+                   help="fast (default): each model traced shallow and with the length "
+                        "symbolic, equal to full traces; checked: also one length against "
+                        "the full model; full: every point traced whole (slow)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = Parser(prog="comparator", description="What an architecture really "
+                "costs to train: analytic and traced FLOPs, parameters.")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=Parser)
+    s = sub.add_parser("sweep", help="FLOPs and parameters over architectures, sizes, lengths")
+    _common(s)
+    s.add_argument("--method", default="analytic", choices=("analytic", "traced", "both"))
+    s.add_argument("--d-model", help="size grid: model widths, e.g. 256,512,1024")
+    s.add_argument("--layers", help="size grid: depths, e.g. 6,12,24")
+    s.add_argument("--heads", help="attention heads (default: d_model / 64)")
+    s.add_argument("--d-ff", help="FFN widths (default: 4 x d_model)")
+    s.add_argument("--baseline", help="ARCH[:PRESET] to compare with at the same length and "
+                   "size (default: the Transformer of the same widths)")
+    s.add_argument("--no-baseline", action="store_true", help="no baseline rows or ratios")
+    s.add_argument("--per", default="sequence", choices=("sequence", "token"),
+                   help="FLOP columns per sequence (step) or per token")
+    s.add_argument("--config", help="a Hugging Face config.json or a comparator TOML file")
+    s.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _trace_option(s)
+    _convention_option(s)
+    add_run_args(s)
+    add_cost_args(s, sweep_mode=True)
+    e = sub.add_parser("explain", help="where the FLOPs go: analytic vs traced per term")
+    _common(e, many=False)
+    e.add_argument("--method", choices=("analytic", "traced", "both"),
+                   help="default both (analytic beside traced); with a paper's --convention: "
+                        "analytic, ours beside the convention's terms")
+    _trace_option(e)
+    _convention_option(e)
+    e.add_argument("--accelerator", help="add each term's predicted seconds and memory-bound "
+                   "share on this catalogue device (the time model; see 'roofline')")
+    e.add_argument("--dtype", default="bf16", help="with --accelerator: the training dtype")
+    e.add_argument("--profile", help="with --accelerator: a device profile JSON")
+    e.add_argument("--db", help="results store (profiles, compiled regions)")
+    g = sub.add_parser("plot", help="FLOPs against length or size, log-log, with fitted "
+                       "exponents and crossovers (PNG, PDF or SVG)")
+    _common(g)
+    g.set_defaults(format="text")
+    g.add_argument("--method", default="analytic", choices=("analytic", "traced", "both"))
+    g.add_argument("--d-model", help="size grid: model widths (with --x params)")
+    g.add_argument("--layers", help="size grid: depths")
+    g.add_argument("--heads", help="attention heads (default: d_model / 64)")
+    g.add_argument("--d-ff", help="FFN widths (default: 4 x d_model)")
+    g.add_argument("--config", help="a Hugging Face config.json or a comparator TOML file")
+    g.add_argument("--x", default="seq_len", choices=("seq_len", "params"))
+    g.add_argument("--y", default="train_flops",
+                   help="a numeric record field: train_flops (default), fwd_flops, "
+                        "train_flops_per_token, attention_share, ...")
+    g.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    _trace_option(g)
+    _convention_option(g)
+    add_run_args(g)
+    k = sub.add_parser("cost", help="time, dollars, energy and memory of a training run")
+    _common(k, many=False)
+    add_cost_args(k)
+    add_size_options(k, grid=False)
+    _convention_option(k)
+    r = sub.add_parser("roofline", help="time of the training step per term on a device: "
+                       "where it goes and where it is memory-bound")
+    _common(r, many=False)
+    r.add_argument("--accelerator", required=True, help="a catalogue name")
+    r.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
+    r.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32")
+    r.add_argument("--top", help="show the N slowest terms (and the total)")
+    add_size_options(r, grid=False)
+    r.add_argument("--time-model", choices=("roofline", "unfused"), default="roofline",
+                   help="roofline (default): the time model of the compiled step (fused "
+                        "regions, shape-dependent rates) on the device's profile; unfused: "
+                        "every traced equation through memory, an upper bound")
+    r.add_argument("--profile", help="a device profile JSON describing the accelerator")
+    r.add_argument("--db", help="results store (profiles, compiled regions)")
+    _convention_option(r, "the utilisation bound (training FLOPs / peak / roofline time) "
+                       "counts the step by that paper's whole formula; the per-term rows "
+                       "stay the traced step's")
+    b = sub.add_parser("bench", help="measure the real jit-compiled training step (time, "
+                       "tokens/s, achieved FLOP/s, utilisation), or attention kernels")
+    _common(b)
+    b.add_argument("--accelerator", help="the catalogue device this runs on: utilisation "
+                   "against its peak in --dtype, records labelled for 'cost --calibration'")
+    b.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
+    b.add_argument("--kernel", help="attention: dense vs chunked vs LSH attention across "
+                   "--seq, with the measured and the FLOP crossover")
+    b.add_argument("--d-model", help="size grid: model widths, e.g. 256,512 (as sweep)")
+    b.add_argument("--layers", help="size grid: depths, e.g. 2,4")
+    b.add_argument("--heads", help="attention heads (default: d_model / 64; with --kernel: "
+                   "heads, default 4)")
+    b.add_argument("--d-ff", help="FFN widths (default: 4 x d_model)")
+    b.add_argument("--predict", action="store_true", help="also predict each step's time: "
+                   "the time model (roofline of the compiled step on a device profile) and "
+                   "a flat MFU fitted on one point, with their errors")
+    b.add_argument("--profile", help="with --predict: the device profile JSON to predict with")
+    b.add_argument("--mfu-fit", help="with --predict: ARCH:SEQ of the point the flat MFU is "
+                   "fitted on (default: the Transformer's nearest 1024 tokens)")
+    b.add_argument("--d-head", default="64", help="with --kernel: head width (default 64)")
+    b.add_argument("--chunk", default="64", help="with --kernel: chunk length (default 64)")
+    b.add_argument("--hashes", default="1,2,4,8", help="with --kernel: LSH hash rounds")
+    b.add_argument("--steps", default="5", help="timed steps after one warm-up (default 5)")
+    b.add_argument("--dtype", default="fp32", help="fp32 (default), bf16 or fp16 (mixed "
+                   "precision: fp32 parameters, 16-bit compute, fp32 loss), tf32")
+    b.add_argument("--memory-limit", help="bytes a point may need (default: the memory "
+                   "available now); points above it are skipped, not run")
+    _convention_option(b, "train FLOPs, achieved FLOP/s and utilisation follow that "
+                       "paper's whole formula (the measured times do not change); not with "
+                       "--kernel")
+    add_run_args(b, jobs=False)   # local benchmarks one at a time: workers would contend
+    n = sub.add_parser("scenario", help="published pre-training runs (BERT, GPT-2, T5) priced "
+                       "on accelerators, against the published cost estimates")
+    n.add_argument("--accelerator", help="catalogue names or all (default: tpu-v3, "
+                   "v100-16gb, a100-80gb, h100-sxm)")
+    n.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
+    n.add_argument("--scenarios", help="a scenarios TOML file (default: the packaged one)")
+    n.add_argument("--runs", help="runs for the tuning column (default 20: 2 configs x 10)")
+    n.add_argument("--pue", default="1.1", help="data-centre power usage effectiveness")
+    n.add_argument("--grid-intensity", default="0.4", help="kg CO2 per kWh")
+    n.add_argument("--db", help="results store (profiles, compiled regions)")
+    add_time_args(n)
+    n.add_argument("--format", default="text", choices=tables.FORMATS)
+    n.add_argument("-o", "--output")
+    c = sub.add_parser("accelerators", help="the accelerator catalogue with its sources")
+    c.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
+    c.add_argument("--format", default="text", choices=tables.FORMATS)
+    c.add_argument("-o", "--output")
+    add_calibrate_parser(sub, tables.FORMATS)
+    add_claim_parsers(sub)
+    p = sub.add_parser("presets", help="every preset with its sizes, parameters and source")
+    p.add_argument("--format", default="text", choices=tables.FORMATS)
+    p.add_argument("-o", "--output")
+    return ap
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        try:
+            with open(output, "w") as fh:
+                fh.write(text)
+        except OSError as err:
+            # the result is computed: do not lose it, print it and report the file error
+            sys.stdout.write(text)
+            raise UsageError("-o", output, f"a writable file path ({err.strerror})") from None
+    else:
+        sys.stdout.write(text)
+
+
+def _progress(quiet: bool):
+    if quiet or not sys.stderr.isatty():
+        return None
+
+    def show(i, n):
+        bar = "#" * (30 * i // n)
+        sys.stderr.write(f"\r[{bar:<30}] {i}/{n} traced points")
+        if i == n:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _methods(m: str):
+    return ("analytic", "traced") if m == "both" else (m,)
+
+
+def _models(a) -> list:
+    presets = [p for p in (a.preset or "").split(",") if p]
+    sizes = size_grid(a)
+    if a.config:
+        from comparator.run.configs import load
+        loaded = [sweep.Model(arch, label, cfg) for arch, label, cfg in load(a.config)]
+        if a.arch:
+            keep = set(arch_list(a.arch))
+            loaded = [m for m in loaded if m.arch in keep]
+        if sizes:
+            loaded = [sweep.resized(m.arch, m.preset, m.cfg, s) for m in loaded for s in sizes]
+        return loaded
+    if not a.arch:
+        raise UsageError("--arch", None, "an architecture (or --config FILE)")
+    return sweep.models(arch_list(a.arch), presets, sizes)
+
+
+def cmd_sweep(a) -> str:
+    ms = _models(a)
+    seqs = seq_list(a.seq)
+    batch = positive_int("--batch", a.batch)
+    methods = _methods(a.method)
+    if a.no_baseline and a.baseline:
+        raise UsageError("--baseline", a.baseline, "not together with --no-baseline")
+    sweep.check_convention(a.convention, methods)
+    tracer = tracer_of(a, "traced" in methods)
+    recs = sweep.run(sweep.points(ms, seqs, batch), methods, a.scope,
+                     progress=_progress(a.quiet) if "traced" in methods else None,
+                     baseline=a.baseline, with_baseline=not a.no_baseline, trace=a.trace,
+                     convention=a.convention, tracer=tracer)
+    report(a, tracer)
+    skipped = []
+    if a.accelerator:
+        cfgs = {(m.arch, m.preset): m.cfg for m in ms}
+        for m in ms:
+            b = None if a.no_baseline else sweep.baseline_for(m, a.baseline)
+            if b is not None:
+                cfgs[(b.arch, b.preset)] = b.cfg
+        recs, skipped = with_costs(recs, a, cfgs)
+    elif a.tokens or a.steps:
+        raise UsageError("--tokens" if a.tokens else "--steps", a.tokens or a.steps,
+                         "only with --accelerator")
+    if a.format == "json":
+        return tables.render(recs, "json")
+    cap = tables.caption(a.scope, a.per, batch, any("ratio_train" in r for r in recs),
+                         a.method, convention=a.convention)
+    if tables.not_defined_text(recs):
+        cap += " " + tables.not_defined_text(recs)
+    if a.accelerator:
+        run = (f"a run of {large_int('--tokens', a.tokens):,} tokens" if a.tokens else
+               f"{large_int('--steps', a.steps):,} steps" if a.steps else "one training step")
+        from comparator.cli.cost import time_text
+        from comparator.cli.timing import time_model_of
+        cap += (f" Cost of {run} at {a.dtype}: {time_text(time_model_of(a))}; "
+                f"$ = device-hours x on-demand price, energy = device-hours x TDP x PUE."
+                + (f" Skipped: {'; '.join(skipped)}." if skipped else ""))
+    return tables.render(tables.sweep_rows(recs, a.per), a.format, cap, label="tab:sweep")
+
+
+def cmd_explain(a) -> str:
+    if not a.arch:
+        raise UsageError("--arch", None, "one architecture")
+    archs = arch_list(a.arch)
+    if len(archs) != 1:
+        raise UsageError("--arch", a.arch, "one architecture for explain")
+    seqs = seq_list(a.seq)
+    if len(seqs) != 1:
+        raise UsageError("--seq", a.seq, "one sequence length for explain")
+    mod, preset, cfg = sweep.resolve(archs[0], a.preset)
+    pt = sweep.Point(archs[0], preset, seqs[0], positive_int("--batch", a.batch), cfg)
+    paper = a.convention != "standard"
+    method = a.method or ("analytic" if paper else "both")
+    rows, recs = sweep.explain(pt, a.scope, _methods(method), a.trace, a.convention)
+    timed = ""
+    if a.accelerator:
+        from comparator.cli.timing import explain_times
+        rows, timed = explain_times(a, mod, cfg, pt, rows)
+    gaps = tables.not_defined_text(recs.values())
+    unsupported = {k: v for r in recs.values() for k, v in r["unsupported"].items()}
+    note = ", ".join(f"{k} x{v}" for k, v in unsupported.items()) or "none"
+    about = getattr(mod, "describe", lambda cfg, seq: "")(cfg, seqs[0])
+    cap = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {pt.batch}; "
+           + (f"{about}; " if about else "") + "per term, forward and "
+           f"training FLOPs" + (f"; diff = {a.convention} - standard (both analytic)" if paper
+                                else "; diff = traced - analytic" if method == "both" else "")
+           + f"; unsupported primitives: {note}. " + timed + tables.caption(a.scope, "sequence",
+                                                                    pt.batch,
+                                                                    convention=a.convention)
+           + (" " + gaps if gaps else ""))
+    return tables.render(rows, a.format, cap, label="tab:explain")
+
+
+def cmd_plot(a) -> str:
+    if not a.output:
+        raise UsageError("-o", None, "an output file ending in .png, .pdf or .svg")
+    if not a.output.lower().endswith((".png", ".pdf", ".svg")):
+        raise UsageError("-o", a.output, "a file name ending in .png, .pdf or .svg")
+    folder = os.path.dirname(os.path.abspath(a.output))
+    if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
+        raise UsageError("-o", a.output, "a file in an existing, writable folder")
+    ms = _models(a)
+    seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
+    tracer = tracer_of(a, a.method != "analytic")
+    recs = sweep.run(sweep.points(ms, seqs, batch), _methods(a.method), a.scope,
+                     progress=_progress(a.quiet) if a.method != "analytic" else None,
+                     with_baseline=False, trace=a.trace, convention=a.convention,
+                     tracer=tracer)
+    report(a, tracer)
+    gaps = [r for r in recs if r.get("reason")]     # points the convention does not define
+    recs = [r for r in recs if not r.get("reason")]
+    if gaps and not recs:
+        raise UsageError("--convention", a.convention, "standard, or a convention that "
+                         f"defines one of the architectures ({gaps[0]['reason']})")
+    from comparator.report import plots
+    try:
+        fit = plots.plot(recs, a.output, x=a.x, y=a.y, caption=tables.caption(
+            a.scope, "sequence", batch, convention=a.convention))
+    except ValueError as err:
+        raise UsageError("--y", a.y, str(err)) from None
+    except OSError as err:
+        raise UsageError("-o", a.output, f"a writable file path ({err.strerror})") from None
+    rows = [{"series": k, "exponent": v, "local exponent": fit["local_exponents"].get(k)}
+            for k, v in fit["exponents"].items()]
+    rows += [{"series": f"{c['a']} below {c['b']} beyond", "crossover": c["x"]}
+             for c in fit["crossovers"]]
+    rows += [{"series": f"{r['arch']}:{r['preset']} (not plotted)", "note": r["reason"]}
+             for r in {(r["arch"], r["preset"]): r for r in gaps}.values()]
+    return tables.render(rows, "text", f"wrote {a.output}")
+
+
+def cmd_presets(a) -> str:
+    rows = []
+    for arch, name, cfg, src in architectures.all_presets():
+        mod = architectures.get(arch)
+        rows.append({"arch": arch, "preset": name, "d_model": cfg.d_model,
+                     "layers": cfg.n_layers, "heads": cfg.n_heads,
+                     "d_ff": getattr(cfg, "d_ff", None), "vocab": cfg.vocab,
+                     "params": mod.params(cfg), "source": src})
+    return tables.render(rows, a.format, "Parameters counted from each config (equal to the "
+                         "Flax parameter tree).", label="tab:presets")
+
+
+COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets,
+            "plot": cmd_plot, "accelerators": cmd_accelerators, "cost": cmd_cost,
+            "roofline": cmd_roofline, "scenario": cmd_scenario, "bench": cmd_bench,
+            "conventions": cmd_conventions, "claims": cmd_claims, "calibrate": cmd_calibrate}
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    from comparator.cost import steptime
+    steptime.PROGRESS = None if getattr(a, "quiet", False) else (
+        lambda line: (sys.stderr.write(f"comparator: {line}\n"), sys.stderr.flush()))
+    try:
+        text = COMMANDS[a.command](a)
+        _emit(text, None if a.command == "plot" else getattr(a, "output", None))
+        return getattr(a, "exit_status", 0)   # 1: some points failed (named on stderr)
+    except (FieldError, ConfigError) as err:
+        if a.debug:
+            raise
+        field = getattr(err, "field", "input")
+        sys.stderr.write(f"comparator {a.command}: error: {field}: {err.value!r} is not "
+                         f"allowed; {err.allowed}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("comparator: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Argument parsing shared by the commands: lists, ranges and numbers from the command
+line, each refused with an ``UsageError`` naming the option, the value and what is allowed."""
+from __future__ import annotations
+
+import argparse
+
+import architectures
+from architectures.config import MAX_DIM
+
+from comparator.errors import FieldError
+from comparator.run import sweep
+
+MAX_SEQ = 1 << 24
+
+
+class UsageError(FieldError):
+    """A command-line value refused: the option, the value and what is allowed (exit 2).
+    Only the CLI raises it; the rooms below raise their own ``FieldError``s."""
+
+
+def seq_list(text: str) -> list[int]:
+    """'512,1024' or a geometric range '512:65536:x2' (start:stop:xFACTOR, stop included)."""
+    allowed = "positive integers as '512,1024' or a range 'START:STOP:xFACTOR' like 512:65536:x2"
+    try:
+        if ":" in text:
+            start, stop, step = text.split(":")
+            if not step.startswith("x"):
+                raise ValueError
+            a, b, f = int(start), int(stop), int(step[1:])
+            if a <= 0 or b < a or f < 2:
+                raise ValueError
+            out = []
+            while a <= b:
+                out.append(a)
+                a *= f
+        else:
+            out = [int(x) for x in text.split(",") if x.strip()]
+        if not out or any(s <= 0 or s > MAX_SEQ for s in out):
+            raise ValueError
+        return out
+    except ValueError:
+        raise UsageError("--seq", text, allowed + f" (at most {MAX_SEQ})") from None
+
+
+def positive_int(field: str, text: str) -> int:
+    try:
+        v = int(text)
+        if 0 < v <= MAX_DIM:
+            return v
+    except ValueError:
+        pass
+    raise UsageError(field, text, f"a positive integer at most {MAX_DIM}")
+
+
+def large_int(field: str, text: str) -> int:
+    """A positive integer, also written as 1e9 or 1_000_000 (token and step budgets)."""
+    try:
+        v = int(str(text).replace("_", ""))
+    except ValueError:
+        try:
+            f = float(text)
+            v = int(f) if f.is_integer() else 0
+        except (TypeError, ValueError, OverflowError):
+            v = 0
+    if v > 0:
+        return v
+    raise UsageError(field, text, "a positive integer (1000000, 1_000_000 or 1e6)")
+
+
+def arch_list(text: str) -> list[str]:
+    names = list(architectures.NAMES) if text == "all" else [a for a in text.split(",") if a]
+    if not names:
+        raise UsageError("--arch", text, "architecture names, comma separated: "
+                         + ", ".join(architectures.NAMES) + ", or all")
+    for a in names:
+        if a not in architectures.NAMES:
+            raise UsageError("--arch", a, sweep.suggest(a, architectures.NAMES) + " or all")
+    return names
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def int_list(field: str, text: str | None) -> list:
+    if text is None:
+        return [None]
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+        if vals and all(0 < v <= MAX_DIM for v in vals):
+            return vals
+    except ValueError:
+        pass
+    raise UsageError(field, text, "positive integers, comma separated (e.g. 256,512,1024), "
+                                  f"each at most {MAX_DIM}")
+
+
+def size_grid(a) -> list | None:
+    """(d_model, n_layers, n_heads, d_ff) of every combination of the size options
+    (``--d-model``, ``--layers``, ``--heads``, ``--d-ff``), or None when none is given."""
+    sizes = [(d, L, h, ff) for d in int_list("--d-model", a.d_model)
+             for L in int_list("--layers", a.layers) for h in int_list("--heads", a.heads)
+             for ff in int_list("--d-ff", a.d_ff)]
+    return None if sizes == [(None, None, None, None)] else sizes
+
+
+def number(field: str, text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise UsageError(field, text, "a number") from None
+
+
+SIZE_OPTIONS = (("--d-model", "d_model"), ("--layers", "layers"), ("--heads", "heads"),
+                ("--d-ff", "d_ff"))
+
+
+def add_size_options(p, grid: bool = True) -> None:
+    """--d-model, --layers, --heads, --d-ff: a grid of sizes (sweep, plot) or one size."""
+    what = "size grid: " if grid else "one size: "
+    p.add_argument("--d-model", help=what + "model width" + ("s, e.g. 256,512,1024" if grid
+                                                              else ", e.g. 256"))
+    p.add_argument("--layers", help=what + "depth" + ("s, e.g. 6,12,24" if grid else ""))
+    p.add_argument("--heads", help="attention heads (default: d_model / 64)")
+    p.add_argument("--d-ff", help="FFN width" + ("s" if grid else "") + " (default: 4 x d_model)")
+
+
+def one_size(a, arch: str, preset: str, cfg):
+    """``(label, Config)``: the preset resized to the one size ``a`` gives, if any."""
+    given = {flag: getattr(a, attr, None) for flag, attr in SIZE_OPTIONS}
+    if all(v is None for v in given.values()):
+        return preset, cfg
+    size = tuple(None if v is None else positive_int(flag, v) for flag, v in given.items())
+    m = sweep.resized(arch, preset, cfg, size)
+    return m.preset, m.cfg
+
+
+__all__ = ["MAX_SEQ", "Parser", "SIZE_OPTIONS", "add_size_options", "arch_list", "int_list",
+           "large_int", "number", "one_size", "positive_int", "seq_list", "size_grid"]

@@ -1,0 +1,106 @@
+"""Options of the commands that trace or benchmark many points: the results store
+(``--db``, ``--no-cache``, ``--retry-failed``) and where points run (``--jobs``,
+``--scheduler``, ``--worker-resources``)."""
+from __future__ import annotations
+
+import re
+import sys
+
+from comparator.cli.args import positive_int
+from comparator.cli.args import UsageError
+
+SCHEDULER = re.compile(r"^(tcp|tls|ucx|ws|wss)://\S+$")
+
+
+def add_run_args(p, jobs: bool = True) -> None:
+    p.add_argument("--db", help="the results store (SQLite) traced points are read from and "
+                   "written to as each finishes (default: results.sqlite in "
+                   "$COMPARATOR_CACHE_DIR, else $XDG_CACHE_HOME/comparator or "
+                   "~/.cache/comparator)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the "
+                   "results store: compute every point")
+    p.add_argument("--retry-failed", action="store_true", help="recompute points stored as "
+                   "failed (default: report their stored error)")
+    if jobs:
+        p.add_argument("--jobs", default="1", help="traced points in N local worker "
+                       "processes (default 1: in this process)")
+    p.add_argument("--scheduler", help="tcp://HOST:PORT: the points on this Dask "
+                   "distributed cluster (pip install 'comparator[distributed]')")
+    p.add_argument("--worker-resources", help="with --scheduler: resources each point "
+                   "needs, NAME=N[,NAME=N] (e.g. GPU=1), to route it to such workers")
+
+
+def resources(text: str | None) -> dict | None:
+    if text is None:
+        return None
+    out = {}
+    for part in text.split(","):
+        name, _, n = part.partition("=")
+        try:
+            value = float(n)
+        except ValueError:
+            value = -1.0
+        if not name.strip() or not value > 0:
+            raise UsageError("--worker-resources", text, "NAME=N pairs, comma separated, "
+                             "with N > 0 (e.g. GPU=1)")
+        out[name.strip()] = value
+    return out
+
+
+def open_store(a, needed: bool = True):
+    """The Store of ``a`` (None with --no-cache), checking the options agree."""
+    if a.no_cache and a.db:
+        raise UsageError("--db", a.db, "not together with --no-cache")
+    if a.no_cache and a.retry_failed:
+        raise UsageError("--retry-failed", True, "not together with --no-cache (nothing "
+                         "stored to retry)")
+    if a.no_cache or not needed:
+        return None
+    from comparator.run.store import Store
+    return Store(a.db)
+
+
+def scheduler_of(a, jobs: int = 1):
+    """(scheduler address or None, worker resources or None), checked."""
+    if a.scheduler is not None and not SCHEDULER.match(a.scheduler):
+        raise UsageError("--scheduler", a.scheduler, "a Dask scheduler address such as "
+                                                     "tcp://HOST:PORT")
+    if a.scheduler and jobs > 1:
+        raise UsageError("--jobs", a.jobs, "not together with --scheduler (the cluster's "
+                                           "workers run the points)")
+    res = resources(a.worker_resources)
+    if res and not a.scheduler:
+        raise UsageError("--worker-resources", a.worker_resources, "only with --scheduler")
+    return a.scheduler, res
+
+
+def tracer_of(a, needed: bool):
+    """A ``runner.Tracer`` for the traced points of a sweep or plot (None if none)."""
+    jobs = positive_int("--jobs", a.jobs)
+    scheduler, res = scheduler_of(a, jobs)
+    store = open_store(a, needed)
+    if not needed:
+        return None
+    from comparator.run.runner import Tracer
+    return Tracer(store, jobs=jobs, scheduler=scheduler, retry_failed=a.retry_failed,
+                  convention=getattr(a, "convention", None) or "standard", resources=res)
+
+
+def report(a, tracer, what: str = "traced") -> None:
+    """Failed points on stderr, one line each, and exit status 1; a note of what the
+    store supplied.  The table of the other points is printed all the same."""
+    if tracer is None:
+        return
+    where = f" (store: {tracer.store.path})" if tracer.store is not None else ""
+    if tracer.loaded and not getattr(a, "quiet", False):
+        sys.stderr.write(f"comparator {a.command}: {tracer.loaded} {what} point(s) read from "
+                         f"the store, {tracer.computed} computed{where}\n")
+    for pt, error in tracer.failures:
+        sys.stderr.write(f"comparator {a.command}: failed: {pt.arch}:{pt.preset} seq "
+                         f"{pt.seq} batch {pt.batch} ({what}): {error}{where}\n")
+    if tracer.failures:
+        a.exit_status = 1
+
+
+__all__ = ["add_run_args", "open_store", "report", "resources",
+           "scheduler_of", "tracer_of"]

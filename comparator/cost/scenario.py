@@ -1,0 +1,198 @@
+"""Published pre-training runs priced on today's accelerators (``comparator scenario``).
+
+``data/scenarios.toml`` lists runs in the shape of Sharir, Peleg & Shoham (2020): a model
+(architecture + preset), its published schedule (phases of steps x batch x length, each
+sourced, assumptions marked) and the published cost estimate.  ``price(run, acc)`` counts
+the training FLOPs of every phase analytically (our conventions: the real backward per
+term, MLM heads on the masked positions, BERT with the next-sentence head and pooler it was
+pre-trained with, T5 targets 114/512 of the input) and turns them into device-hours,
+dollars and energy with ``costmodel.train_cost`` at the catalogue's default MFU, for one
+run and for the tuning runs the published upper ends include.
+Each record says how our figure compares with the published range, and why it can differ.
+"""
+from __future__ import annotations
+
+import os
+from importlib import resources
+
+import architectures
+
+from comparator.cost import pricing as cm
+
+PACKAGED = "data/scenarios.toml"
+META_KEYS = ("estimate_source", "tuning_runs", "tuning_note", "accelerators")
+RUN_KEYS = ("name", "arch", "preset", "phases", "schedule_source", "published",
+            "published_low")
+
+
+class ScenarioError(ValueError):
+    """A bad scenarios file: names the field, the value and what is allowed."""
+
+    def __init__(self, field: str, value, allowed: str):
+        self.field, self.value, self.allowed = field, value, allowed
+        super().__init__(f"{field}: {value!r} is not allowed; {allowed}")
+
+
+def validate(data: dict) -> dict:
+    """``data`` when it has the shape of ``data/scenarios.toml``, else a ScenarioError."""
+    meta = data.get("meta")
+    if not isinstance(meta, dict) or any(k not in meta for k in META_KEYS):
+        raise ScenarioError("meta", meta, "a [meta] table with " + ", ".join(META_KEYS))
+    runs = data.get("runs")
+    if not isinstance(runs, list) or not runs:
+        raise ScenarioError("runs", runs, "one or more [[runs]] tables")
+    for run in runs:
+        missing = [k for k in RUN_KEYS if k not in run]
+        if missing:
+            raise ScenarioError(f"runs.{missing[0]}", None,
+                                f"a value in run {run.get('name', '?')!r}: each run has "
+                                + ", ".join(RUN_KEYS))
+        if run["arch"] not in architectures.NAMES:
+            raise ScenarioError("runs.arch", run["arch"], "one of " + ", ".join(architectures.NAMES))
+        presets = architectures.get(run["arch"]).PRESETS
+        if run["preset"] not in presets:
+            raise ScenarioError("runs.preset", run["preset"], f"a {run['arch']} preset: "
+                                + ", ".join(presets))
+        ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0
+        for ph in run["phases"] if isinstance(run["phases"], list) else [None]:
+            if not (isinstance(ph, dict) and all(ok(ph.get(k)) for k in ("steps", "batch", "seq"))):
+                raise ScenarioError("runs.phases", ph, "tables of positive integers steps, "
+                                                       "batch and seq")
+    return data
+
+
+def load(path: str | None = None) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    if path is None:
+        text = resources.files("comparator").joinpath(PACKAGED).read_text(encoding="utf-8")
+    else:
+        try:
+            with open(os.fspath(path), encoding="utf-8") as f:
+                text = f.read()
+        except OSError as err:
+            raise ScenarioError("--scenarios", path, f"a readable TOML file "
+                                                     f"({err.strerror})") from None
+    try:
+        return validate(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError("--scenarios", path, f"valid TOML ({err})") from None
+
+
+def dtype_for(acc) -> str:
+    """bf16 where the device has it, else fp16 (V100, T4): mixed-precision training."""
+    return "bf16" if acc.bf16 is not None else "fp16"
+
+
+# the time model predicts a step of this many sequences per device (a phase's batch is
+# spread over as many devices as it takes; the step of the whole batch on one device is
+# batch / MICRO_BATCH such steps): an assumption, stated in the notes
+MICRO_BATCH = 32
+
+
+def price(run: dict, acc, runs: int, pue: float = 1.1, grid_intensity: float = 0.4,
+          catalogue=None, step_time=None) -> dict:
+    """One record: the run's FLOPs, tokens, device-hours, dollars and energy on ``acc``;
+    with the run's ``reported`` hardware and a ``catalogue``, the MFU the original run
+    reached (our FLOPs / (devices x hours x dense peak))."""
+    mod = architectures.get(run["arch"])
+    cfg = mod.PRESETS[run["preset"]][0]
+    dtype = dtype_for(acc)
+    flops = hours = dollars = energy = 0.0
+    tokens = steps = 0
+    missing, timing = {}, {}
+    for ph in run["phases"]:
+        per_step = mod.flops(cfg, ph["seq"], ph["batch"]).train
+        kw = {}
+        if step_time is not None:    # the time model: a device's share of the batch
+            micro = min(ph["batch"], MICRO_BATCH)
+            seconds, timing = step_time(mod, cfg, ph["seq"], micro, dtype, acc)
+            kw = {"step_time_s": seconds * ph["batch"] / micro, "time_model": timing}
+        c = cm.train_cost(per_step, ph["steps"], acc, dtype=dtype, runs=runs, pue=pue,
+                          grid_intensity=grid_intensity, **kw)
+        flops += c["total_train_flops"]
+        hours += c["device_hours"]
+        dollars = None if c["dollars"] is None or dollars is None else dollars + c["dollars"]
+        energy = None if c["energy_kwh"] is None or energy is None else energy + c["energy_kwh"]
+        missing.update(c["missing"])
+        tokens += ph["steps"] * ph["batch"] * ph["seq"]
+        steps += ph["steps"]
+    low, high = run.get("published_low"), run.get("published_high")
+    rec = {
+        "run": run["name"], "arch": run["arch"], "preset": run["preset"],
+        "params": mod.params(cfg), "steps": steps, "tokens": tokens,
+        "total_train_flops": flops, "accelerator": acc.name, "dtype": dtype,
+        "peak_flops": acc.peak(dtype),
+        "mfu": flops / (hours * 3600 * acc.peak(dtype)) if timing else acc.default_mfu,
+        "mfu_source": ("implied by the time model's step times" if timing
+                       else acc.mfu_source),
+        "time_model": timing.get("time_model", "mfu"),
+        "calibrated": timing.get("calibrated") if timing else None,
+        "device_hours": hours, "dollars": dollars, "energy_kwh": energy,
+        "runs": runs, "dollars_all_runs": None if dollars is None else dollars * runs,
+        "energy_kwh_all_runs": None if energy is None else energy * runs,
+        "published": run["published"], "published_low": low, "published_high": high,
+        "schedule_source": run["schedule_source"], "missing": missing,
+    }
+    rec["vs_published"] = compare(rec)
+    # the utilisation at which our count costs the published low end on this device
+    rec["mfu_to_match_low"] = (rec["mfu"] * dollars / low
+                               if dollars is not None and low and rec["mfu"] else None)
+    rep = run.get("reported")
+    rec["reported_mfu"] = None
+    if rep and catalogue is not None:
+        from comparator.cost.catalogue import lookup
+        dev = lookup(catalogue, rep["accelerator"])
+        rec["reported_mfu"] = flops / (rep["devices"] * rep["hours"] * 3600 *
+                                       dev.peak(dtype_for(dev)))
+        rec["reported_hardware"] = (f"{rep['devices']} x {dev.name}, {rep['hours']} h "
+                                    f"({rep['source']})")
+    return rec
+
+
+def compare(rec: dict) -> str:
+    """Where our one-run and all-runs dollars fall against the published range."""
+    d, dn, low, high = rec["dollars"], rec["dollars_all_runs"], rec["published_low"], \
+        rec["published_high"]
+    if d is None:
+        return "no price for this device"
+    parts = [f"1 run {d / low:.2g}x the low end"]
+    if high:
+        parts.append(f"{rec['runs']} runs {dn / high:.2g}x the high end")
+    return "; ".join(parts)
+
+
+def records(accelerators, runs: int | None = None, path: str | None = None,
+            pue: float = 1.1, grid_intensity: float = 0.4,
+            catalogue=None, step_time=None) -> tuple[list, dict]:
+    """Records for every run x accelerator, and the file's ``meta`` table.  ``step_time``:
+    ``(mod, cfg, seq, batch, dtype, acc) -> (seconds, time-model assumptions)`` (the time
+    model), or None for the catalogue's flat MFU."""
+    data = load(path)
+    meta = data["meta"]
+    n = meta["tuning_runs"] if runs is None else runs
+    out = []
+    for run in data["runs"]:
+        for acc in accelerators:
+            out.append(price(run, acc, n, pue, grid_intensity, catalogue, step_time))
+    return out, meta
+
+
+NOTES = (
+    "Why ours can differ from the published ranges: (1) utilisation -- by default the time "
+    "model predicts a step of 32 sequences per device from its compiled regions on the "
+    "device's profile (MFU = what that implies); --time-model mfu applies the catalogue's "
+    "default utilisation, measured on large, tuned runs; 'MFU to match' is the utilisation "
+    "at which our count costs the published low end, and 'original MFU' what BERT's own "
+    "run reached on the hardware and time its paper reports; (2) prices -- today's on-demand prices "
+    "per device, not 2019-2020 cloud contracts, and no preemptible discounts; (3) counts "
+    "-- ours are exact FLOPs of the architecture as pre-trained (BERT with its MLM and next-"
+    "sentence heads and pooler, Hugging Face BertForPreTraining; MLM heads on masked positions "
+    "only), where estimates usually use 6 x parameters x tokens; (4) GPT-2's step count is our "
+    "assumption (none was published).")
+
+
+__all__ = ["NOTES", "ScenarioError", "compare", "dtype_for", "load", "price", "records",
+           "validate"]

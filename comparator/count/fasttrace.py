@@ -1,0 +1,351 @@
+"""Traced counts for sweeps without re-tracing the whole model per point.
+
+``traced_counts(mod, cfg, seqs, batch)`` gives, for every length, the same
+``TraceResult``s (total, by_term, unsupported, flagged) that
+``comparator.count.trace.trace`` gives for the full model's loss and training step on
+the inputs ``sweep.traced`` uses, and the parameter count.  Two reuses:
+
+* **depth** -- a depth field (``n_layers``, T5's ``n_dec_layers``) counts
+  identical layers, cycled with the minimal period ``p`` of ``attn_layers``
+  (1 without).  For ``L = q p + r`` two shallow models are traced, at depths
+  ``a = p + r`` and ``a + p`` (when that is fewer layers than ``L``), and every
+  count -- per term, unsupported, flagged, parameters -- is
+  ``c(L) = c(a) + (q - 1) (c(a + p) - c(a))``: exact by construction when the
+  layers are identical (a first layer that differs, as Reformer's, sits inside
+  ``a``; ALBERT's shared gradients add ``L - 1`` times).  Only the
+  architectures of ``DEPTH_ARCHS`` are reduced, and not a model whose layers are
+  jitted calls (``Program.jitted_layers``: BERT, GPT-2, ELECTRA), whose full trace
+  already costs about one layer.
+* **length** -- a shallow model is traced once for a *region* of the requested
+  lengths with the length symbolic (``s = g k``, ``k`` a
+  ``jax.export.symbolic_shape``, ``g`` the lengths' gcd); the walk keeps the
+  symbolic dims and the rules of ``rules.py`` cost each equation per length on
+  its shapes evaluated there, in exact Python ints.  Regions split where the
+  parameter shapes change form: a learned position table past ``max_len`` gets
+  ``s`` rows (as ``for_length`` gives it), Reformer's axial rows grow.
+
+The symbolic trace is made the program a concrete trace gives at each requested
+length of its region.  JAX's static indexing and ``arange`` get symbolic-length
+versions (JAX gathers ``x[:n]`` for a symbolic ``n``; a concrete trace
+slices); scalars computed from dims only (``dim_as_value`` chains, literals in
+a concrete trace) are folded; a comparison of dims that JAX cannot decide is
+decided by evaluating it at every length of the region.  An ordering that
+differs between them raises (the region is halved, and at last traced
+concretely); an ``==`` or truth test that differs (JAX would say False / True)
+is answered as at most lengths and logged, and where a logged dim vanishes --
+e.g. the one length at which a slice spans a whole table and is elided -- the
+length is traced concretely (a group of such lengths symbolically, on its own
+gcd).  With ``verify="point"`` (default) each symbolic program is compared with
+a concrete trace of its shallow model at one length and dropped on any
+difference (the base model's program is trusted when the deeper model's
+program of the same lengths passed: its code paths are a subset);
+``verify="full"`` also compares one length with the full model.  Models needing
+concrete lengths (T5's NumPy relative buckets) are traced per length, at
+reduced depth.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+import warnings
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import jax
+from jax import export
+
+from comparator.count.costprogram import COND_FLAG, WHILE_FLAG, CostProgram, combine
+from comparator.count.step import step_counts, step_jaxprs, step_memory, train_jaxpr
+from comparator.count.symbolic import (InconclusiveDimensionOperation, ev, symbolic_tracing,
+                                       with_max_len)
+from comparator.count.trace import TraceResult
+
+DEPTH_ARCHS = ("transformer", "albert", "electra", "reformer")
+MIN_SYMBOLIC = 4   # a symbolic trace and its check cost about 3-4 concrete shallow traces
+
+
+@dataclass(frozen=True)
+class FastCount:
+    """Counts at one length; ``fwd, train = fc`` unpacks like a pair."""
+    fwd: TraceResult
+    train: TraceResult
+    params: int
+    method: str
+    activation_bytes: int | None = None   # with ``memory=True``: the saved activations' bytes
+
+    def __iter__(self):
+        yield self.fwd
+        yield self.train
+
+
+def same(a: TraceResult, b: TraceResult) -> bool:
+    return (a.total == b.total and a.by_term == b.by_term and a.unsupported == b.unsupported
+            and a.flagged == b.flagged)
+
+
+# -- tracing, concrete and symbolic ----------------------------------------------
+
+@contextmanager
+def no_gc():
+    """Python's cyclic garbage collector paused while a trace runs: tracing allocates
+    many short-lived objects, and collections during it cost about a fifth of a
+    bert-large trace; the garbage is collected as usual afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def abstract_inputs(mod, cfg, batch, seq):
+    """(program, abstract params, abstract data, abstract PRNG key) of ``mod.model(cfg)``:
+    the inputs every traced count (full, shallow, symbolic, roofline) is taken on."""
+    prog = mod.model(cfg)
+    return (prog, *prog.abstract_inputs(batch, seq))
+
+
+def full_count(mod, cfg, seq: int, batch: int = 1, memory: bool = False) -> FastCount:
+    """One length traced in full, exactly as ``sweep.traced`` does (the reference)."""
+    with no_gc():
+        prog, params, data, rng = abstract_inputs(mod, cfg, batch, seq)
+        n = sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
+        fwd, train, mem = step_counts(prog, params, data, rng, memory)
+    return FastCount(fwd, train, n, "full", mem.total if memory else None)
+
+
+
+@dataclass
+class _Symbolic:
+    """One shallow model traced for the lengths ``g k``, ``k`` in ``domain``."""
+    g: int
+    domain: tuple
+    past_max_len: bool
+    fwd: CostProgram
+    train: CostProgram
+    param_shapes: list
+    risks: list
+    memory: object = None   # saved activation bytes, a dim expression (with ``memory=True``)
+
+    key = property(lambda self: (self.g, self.domain, self.past_max_len))
+
+    def usable(self, seq) -> bool:
+        return seq % self.g == 0 and seq // self.g in self.domain and not self.risky(seq)
+
+    def vanishing(self, seq) -> tuple:
+        env, memo = {"k": seq // self.g}, {}
+        return tuple(i for i, e in enumerate(self.risks) if ev(e, env, memo) == 0)
+
+    def risky(self, seq) -> bool:
+        return bool(self.vanishing(seq))
+
+    def count(self, seq) -> tuple:
+        env, memo = {"k": seq // self.g}, {}
+        n = sum(math.prod(ev(d, env, memo) for d in shape) for shape in self.param_shapes)
+        mem = None if self.memory is None else ev(self.memory, env, memo)
+        return self.fwd.evaluate(env), self.train.evaluate(env), n, mem
+
+
+def _trace_symbolic(mod, cfg, batch, seqs, memory=False) -> tuple:
+    """``(g, domain, past max_len), fwd jaxpr, train jaxpr, param shapes, logged dims,
+    saved activation bytes`` (a dim expression, or None without ``memory``)."""
+    g = math.gcd(*seqs)
+    domain = tuple(s // g for s in seqs)
+    k, = export.symbolic_shape("k", constraints=(f"k >= {min(domain)}", f"k <= {max(domain)}"))
+    max_len = getattr(cfg, "max_len", 0) or 0
+    past = bool(max_len) and min(seqs) > max_len
+    log = []
+    with symbolic_tracing(domain, log), no_gc():
+        c = with_max_len(cfg, g * k) if past else cfg
+        prog, params, data, rng = abstract_inputs(mod, c, batch, g * k)
+        fwd, step, n_par, n_res = step_jaxprs(prog, params, data, rng)
+        train = train_jaxpr(step, n_par)
+        mem = step_memory(step, n_par, n_res).total if memory else None
+    return ((g, domain, past), fwd, train,
+            [tuple(x.shape) for x in jax.tree_util.tree_leaves(params)],
+            list({str(e): e for e in log}.values()), mem)
+
+
+# -- one shallow model over many lengths ---------------------------------------------
+
+_CACHE: dict = {}   # (arch, cfg, batch, memory) -> {"sym": [_Symbolic], "conc": {seq: counts}}
+
+
+def clear_cache() -> None:
+    _CACHE.clear()
+
+
+def _regions(cfg, seqs):
+    """Lengths grouped where the parameter shapes change form (position tables)."""
+    cuts = [c for c in (getattr(cfg, "max_len", 0),
+                        math.prod(getattr(cfg, "axial_shape", ()) or (0,))) if c]
+    groups = defaultdict(list)
+    for s in sorted(seqs):
+        groups[tuple(s > c for c in cuts)].append(s)
+    return list(groups.values())
+
+
+def _cover(mod, cfg, batch, seqs, cache, out, memory):
+    """Symbolic programs for ``seqs``: a region JAX cannot decide on is halved; lengths
+    that are risky for a program are covered again on their own gcd."""
+    if len(seqs) < MIN_SYMBOLIC or cache["no_symbolic"]:
+        return
+    try:
+        head, fwd, train, shapes, risks, mem = _trace_symbolic(mod, cfg, batch, seqs, memory)
+    except InconclusiveDimensionOperation:
+        _cover(mod, cfg, batch, seqs[:len(seqs) // 2], cache, out, memory)
+        _cover(mod, cfg, batch, seqs[len(seqs) // 2:], cache, out, memory)
+        return
+    except Exception:  # the model needs concrete lengths (T5's NumPy relative buckets)
+        cache["no_symbolic"] = True
+        return
+    entry = _Symbolic(*head, CostProgram(fwd), CostProgram(train), shapes, risks, mem)
+    groups = defaultdict(list)   # risky lengths, by the logged dims vanishing there
+    for s in seqs:
+        groups[entry.vanishing(s)].append(s)
+    if () in groups:
+        out.append((entry, seqs))
+    for zeros, group in groups.items():
+        if zeros and (len(group) < len(seqs) or math.gcd(*group) != entry.g):
+            _cover(mod, cfg, batch, group, cache, out, memory)
+
+
+def _shallow_counts(mod, cfg, seqs, batch, verify, trusted, memory) -> tuple[dict, set]:
+    """``{seq: ((fwd, train, params, activation bytes), "symbolic" | "concrete")}`` for
+    one config, and the keys of the symbolic programs that passed their check."""
+    cache = _CACHE.setdefault((getattr(mod, "NAME", mod.__name__), cfg, batch, memory),
+                              {"sym": [], "conc": {}, "no_symbolic": False})
+
+    def concrete(seq):
+        if seq not in cache["conc"]:
+            fc = full_count(mod, cfg, seq, batch, memory)
+            cache["conc"][seq] = (fc.fwd, fc.train, fc.params, fc.activation_bytes)
+        return cache["conc"][seq]
+
+    def owner(seq):
+        return next((e for e in cache["sym"] if e.usable(seq)), None)
+
+    passed = set()
+    todo = [s for s in seqs if s not in cache["conc"] and owner(s) is None]
+    for region in _regions(cfg, todo):
+        new = []
+        _cover(mod, cfg, batch, region, cache, new, memory)
+        for entry, mine in new:
+            if verify == "none" or entry.key in trusted or _agrees(entry, mine, concrete):
+                cache["sym"].append(entry)
+                passed.add(entry.key)
+    out = {}
+    for s in seqs:
+        e = None if s in cache["conc"] else owner(s)
+        out[s] = (concrete(s), "concrete") if e is None else (e.count(s), "symbolic")
+    return out, passed
+
+
+def _agrees(entry, seqs, concrete) -> bool:
+    """The program equals a concrete trace at one length: a risky one if any (traced
+    concretely anyway; a difference there is allowed), else -- or then -- a clean one."""
+    risky = [s for s in seqs if entry.risky(s)]
+    clean = [s for s in seqs if s not in risky]
+    for s in risky[:1] + clean[:1]:
+        want = concrete(s)
+        try:
+            got = entry.count(s)
+        except (ZeroDivisionError, ValueError, KeyError):  # out of range at a boundary
+            got = None
+        if got and same(want[0], got[0]) and same(want[1], got[1]) and want[2:] == got[2:]:
+            return True
+        if s not in risky:
+            warnings.warn(f"symbolic trace ({entry.g} k) differs from a concrete trace at "
+                          f"seq {s}: those lengths are traced concretely", RuntimeWarning)
+    return False
+
+
+# -- depth ------------------------------------------------------------------------------
+
+def _period(kinds) -> int:
+    kinds = tuple(kinds or ()) or (None,)
+    return next(p for p in range(1, len(kinds) + 1)
+                if len(kinds) % p == 0 and kinds == kinds[p:] + kinds[:p])
+
+
+def depth_plan(mod, cfg, reduce_jitted: bool = False):
+    """``([(coef, shallow cfg)], label)``: the full model's counts are ``sum(coef * c)``.
+    ``reduce_jitted``: reduce models with jitted layers too (a trace of one costs one
+    layer; a *compilation* of one costs every layer: the time model asks for this)."""
+    if getattr(mod, "NAME", None) not in DEPTH_ARCHS or (
+            mod.model(cfg).jitted_layers and not reduce_jitted):
+        return [(1, cfg)], "full depth"   # (jitted layers: the full trace costs one layer)
+    p = _period(getattr(cfg, "attn_layers", None))
+    red = {}
+    for f in ("n_layers", "n_dec_layers"):
+        L = getattr(cfg, f, 0) or 0
+        q, r = divmod(L, p)
+        if q >= 2 and (p + r) + (2 * p + r) < L:
+            red[f] = (p + r, 2 * p + r, q - 1)
+    if not red:
+        return [(1, cfg)], "full depth"
+    base = dataclasses.replace(cfg, **{f: a for f, (a, _, _) in red.items()})
+    label = "depth " + ", ".join(f"{f} {a},{b}->{getattr(cfg, f)}" for f, (a, b, _) in red.items())
+    if len(set(red.values())) == 1:      # one step for every field (T5 with L_enc == L_dec)
+        _, b, m = next(iter(red.values()))
+        return [(1 - m, base), (m, dataclasses.replace(base, **{f: b for f in red}))], label
+    plan = [(1 - sum(m for _, _, m in red.values()), base)]
+    plan += [(m, dataclasses.replace(base, **{f: b})) for f, (_, b, m) in red.items()]
+    return plan, label
+
+
+def traced_counts(mod, cfg, seqs, batch: int = 1, verify: str = "point",
+                  memory: bool = False) -> dict[int, FastCount]:
+    """``{seq: FastCount}``, equal to full traces of ``mod.model(cfg)`` at every length;
+    with ``memory``, also the saved activation bytes (``memory.saved_activation_bytes``).
+
+    ``verify``: ``"none"`` trusts the logged symbolic decisions; ``"point"``
+    (default) checks the symbolic programs at one length against concrete traces
+    of the same shallow models; ``"full"`` also checks the smallest length
+    against the full model and falls back to full traces on a difference.
+    """
+    if verify not in ("none", "point", "full"):
+        raise ValueError(f"verify must be none, point or full, got {verify!r}")
+    seqs = sorted({int(s) for s in seqs})
+    plan, label = depth_plan(mod, cfg)
+    parts, trusted = [None] * len(plan), set()
+    for i in reversed(range(len(plan))):   # deeper models first: the base may trust them
+        parts[i], passed = _shallow_counts(mod, plan[i][1], seqs, batch, verify,
+                                           trusted if i == 0 else set(), memory)
+        trusted |= passed
+    out = {}
+    for s in seqs:
+        how = "+".join(sorted({p[s][1] for p in parts}))
+        terms = [(coef, p[s][0]) for (coef, _), p in zip(plan, parts)]
+        out[s] = FastCount(combine((c, t[0]) for c, t in terms),
+                           combine((c, t[1]) for c, t in terms),
+                           sum(c * t[2] for c, t in terms),
+                           how if len(plan) == 1 else f"{label}; {how}",
+                           sum(c * t[3] for c, t in terms) if memory else None)
+    if verify == "full" and len(plan) > 1:
+        ref, got = full_count(mod, cfg, seqs[0], batch, memory), out[seqs[0]]
+        if not (same(ref.fwd, got.fwd) and same(ref.train, got.train)
+                and (ref.params, ref.activation_bytes) == (got.params, got.activation_bytes)):
+            warnings.warn(f"depth extrapolation differs from the full trace at seq {seqs[0]}: "
+                          "tracing every length in full", RuntimeWarning)
+            return {s: full_count(mod, cfg, s, batch, memory) for s in seqs}
+    return out
+
+
+__all__ = [
+    "COND_FLAG",
+    "DEPTH_ARCHS",
+    "WHILE_FLAG",
+    "CostProgram",
+    "FastCount",
+    "clear_cache",
+    "combine",
+    "depth_plan",
+    "abstract_inputs",
+    "full_count",
+    "same",
+    "traced_counts",
+]

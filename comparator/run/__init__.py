@@ -1,0 +1,6 @@
+"""Running requests (DESIGN.md, "The house, next"): models and points, sweep planning,
+the runner (local processes or Dask), the results store, configuration files.
+
+Produces the JSON records of the record contract.  May import ``measure``, ``cost``,
+``count``, ``architectures`` and ``kernels``; never ``claims``, ``report`` or ``cli``.
+"""

@@ -1,0 +1,226 @@
+"""Traced points computed through the results store, here, in local worker processes
+(``jobs``) or on a Dask distributed cluster (``scheduler``).
+
+The unit of work is what ``sweep.traced_all`` traces together: one model at one batch,
+every length asked for it (the fast tracer counts all lengths from one symbolic trace).
+Points found in the store are not recomputed; the others are grouped, computed, and each
+group is written to the store the moment it comes back, so an interrupted sweep loses at
+most the groups in flight.  A group that raises is stored as failed with its error, for
+each of its points, and reported; it never becomes a number.  A group lost with its
+worker (killed, out of memory, a cluster worker gone) is reported but not stored, so the
+next run computes it.  A length the model cannot take is refused before any work.  Workers only compute and
+return records: this process alone writes the store.
+"""
+from __future__ import annotations
+
+import traceback
+
+import architectures
+
+from comparator.run import sweep
+from comparator.run.store import canonical, describe
+
+
+def trace_group(pts, scope: str, trace: str) -> dict:
+    """``{"records": {(arch, preset, seq, batch): record}}`` or ``{"error": text}`` for
+    one group, in whatever process runs it (a worker, a Dask worker or this one)."""
+    try:
+        recs = sweep.traced_all(pts, scope, trace)
+        return {"records": {k: canonical(r) for k, r in recs.items()}}
+    except Exception as err:  # noqa: BLE001 -- recorded with the point, never a number
+        last = traceback.extract_tb(err.__traceback__)[-1:]
+        where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+        return {"error": f"{type(err).__name__}: {err}{where}"}
+
+
+class Tally:
+    """What the store supplied and what failed: the lookup and saving of points, for
+    ``bench`` point by point and, through ``Tracer``, for traced groups."""
+
+    def __init__(self, store, retry_failed: bool = False):
+        self.store, self.retry_failed = store, retry_failed
+        self.loaded = self.computed = 0
+        self.failures: list = []
+
+    def lookup(self, pt, desc: dict):
+        """(record or None, whether it is still to compute)."""
+        hit = self.store.get(desc) if self.store is not None else None
+        if hit and hit[0] == "ok":
+            self.loaded += 1
+            return hit[1], False
+        if hit and not self.retry_failed:
+            self.failures.append((pt, hit[1] + " (stored; --retry-failed recomputes)"))
+            return None, False
+        return None, True
+
+    def save(self, pt, desc: dict, rec, error=None, transient: bool = False):
+        """Store a computed point at once (not a record with ``skipped`` set -- instant,
+        and dependent on memory free now -- nor a point lost with its worker)."""
+        if error is not None:
+            self.failures.append((pt, error))
+        if self.store is not None and not transient and not (rec and rec.get("skipped")):
+            self.store.put([(desc, rec, error)])
+        self.computed += 1
+        return rec
+
+    def compute(self, pt, desc: dict, compute):
+        """``compute()``'s record, stored; None when it raised, the error stored and in
+        ``failures``."""
+        try:
+            return self.save(pt, desc, canonical(compute()))
+        except Exception as err:  # noqa: BLE001 -- stored with the point, never a number
+            return self.save(pt, desc, None, f"{type(err).__name__}: {err}")
+
+
+class Tracer(Tally):
+    """A drop-in for ``sweep.traced_all`` that goes through a store and an executor;
+    after a call, ``failures`` lists ``(point, error)`` of the points without a record."""
+
+    def __init__(self, store=None, jobs: int = 1, scheduler: str | None = None,
+                 retry_failed: bool = False, convention: str = "standard",
+                 resources: dict | None = None):
+        super().__init__(store, retry_failed)
+        self.jobs, self.scheduler = jobs, scheduler
+        self.convention, self.resources = convention, resources
+
+    def _desc(self, pt, scope: str, trace: str) -> dict:
+        return describe(pt.arch, pt.preset, pt.model.cfg, pt.seq, pt.batch, "traced", scope,
+                        self.convention, trace=trace)
+
+    def __call__(self, pts, scope: str, trace: str = "fast", progress=None) -> dict:
+        if trace not in sweep.TRACES:
+            raise sweep.RequestError("--trace", trace, "choose from " + ", ".join(sweep.TRACES))
+        out, groups, descs = {}, {}, {}
+        for pt in dict.fromkeys(pts):
+            m = pt.model
+            pt = sweep.Point(m.arch, m.preset, pt.seq, pt.batch, m.cfg)
+            # bad input (a length the model cannot take) is a usage error now, before any
+            # work, not a failed point: the analytic count validates it in microseconds
+            architectures.get(m.arch).flops(m.cfg, pt.seq, pt.batch, scope)
+            descs[pt] = self._desc(pt, scope, trace)
+            rec, pending = self.lookup(pt, descs[pt])
+            if rec is not None:
+                out[sweep._key(pt)] = rec
+            elif pending:
+                groups.setdefault((m.arch, m.preset, pt.batch, m.cfg), []).append(pt)
+        work = list(groups.values())
+        total, done = sum(len(g) for g in work), 0
+        for group, result in self._execute(work, scope, trace):
+            recs, error = result.get("records", {}), result.get("error")
+            items = []
+            for pt in group:
+                rec = recs.get(sweep._key(pt))
+                if rec is None:
+                    error = error or "no record returned for this point"
+                    self.failures.append((pt, error))
+                else:
+                    out[sweep._key(pt)] = rec
+                items.append((descs[pt], rec, None if rec is not None else error))
+            if self.store is not None and not result.get("transient"):
+                self.store.put(items)   # a lost worker is no property of the point
+            self.computed += len(group)
+            done += len(group)
+            if progress:
+                progress(done, total)
+        return out
+
+    def _execute(self, work, scope, trace):
+        """(group, result) pairs as each group finishes."""
+        if not work:
+            return
+        if self.scheduler:
+            yield from _dask(work, scope, trace, self.scheduler, self.resources)
+        elif self.jobs > 1 and len(work) > 1:
+            yield from _processes(work, scope, trace, self.jobs)
+        else:
+            for g in work:
+                yield g, trace_group(g, scope, trace)
+
+
+def _processes(work, scope, trace, jobs):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+    # spawn: a forked child of a process that has started jax's threads can deadlock
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(work)),
+                               mp_context=multiprocessing.get_context("spawn"))
+    finished = False
+    try:
+        futures = {pool.submit(trace_group, g, scope, trace): g for g in work}
+        for f in as_completed(futures):
+            try:
+                result = f.result()
+            except BrokenProcessPool as err:   # a worker killed (out of memory, a signal)
+                result = {"error": f"a worker process died before finishing ({err}); not "
+                                   "stored: the next run computes it again", "transient": True}
+            yield futures[f], result
+        finished = True
+    finally:
+        if not finished:   # Ctrl-C or an error here: stop the workers, keep what is stored
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class SchedulerError(sweep.RequestError):
+    def __init__(self, address: str, allowed: str):
+        super().__init__("--scheduler", address, allowed)
+
+
+def _dask(work, scope, trace, address, resources):
+    tasks = [(trace_group, (g, scope, trace)) for g in work]
+    for i, result in dask_map(tasks, address, resources):
+        yield work[i], result
+
+
+def dask_map(tasks, address: str, resources=None):
+    """``(index, result)`` of each ``(fn, args)`` task as it finishes on the cluster at
+    ``address``; the functions return their own errors, so an exception here is the
+    cluster's (a worker lost): a transient result, not stored."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise SchedulerError(address, "needs Dask distributed: pip install "
+                                      "'comparator[distributed]'") from None
+    try:
+        client = Client(address, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as err:
+        raise SchedulerError(address, f"a reachable Dask scheduler ({err})") from None
+    try:
+        futures = {client.submit(fn, *args, pure=False, resources=resources): i
+                   for i, (fn, args) in enumerate(tasks)}
+        for f in as_completed(futures):
+            try:
+                result = f.result()
+            except Exception as err:  # noqa: BLE001 -- a lost worker: recorded, not a number
+                result = {"error": f"{type(err).__name__} on the cluster: {err}; not stored: "
+                                   "the next run computes it again", "transient": True}
+            yield futures[f], result
+    finally:
+        client.close()
+
+
+def bench_task(pt, steps: int, memory_limit, acc, dtype: str = "fp32") -> dict:
+    """``{"record": ...}`` or ``{"error": ...}``: one benchmark point measured where this
+    runs (a Dask worker) in ``dtype``: against that machine's free memory (unless a limit
+    is given) and measured peak, or the catalogue peak of ``acc = (name, peak in dtype,
+    source)``."""
+    try:
+        from comparator.measure import bench
+        limit = memory_limit if memory_limit is not None else bench.available_memory()
+        r = bench.bench_step(architectures.get(pt.arch), pt.model.cfg, pt.seq, pt.batch,
+                             steps=steps, memory_limit=limit, peak=acc[1] if acc else None,
+                             dtype=dtype)
+        if acc:
+            r["peak_source"] = f"catalogue: {acc[0]} {dtype} dense peak ({acc[2]})"
+            r["accelerator"] = acc[0]
+        else:
+            r["peak_source"] = bench.peak_source(dtype)
+        r["machine"] = bench.machine()
+        return {"record": canonical({"arch": pt.arch, "preset": pt.preset, "accelerator": None,
+                                     **r})}
+    except Exception as err:  # noqa: BLE001 -- recorded with the point, never a number
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
+__all__ = ["SchedulerError", "Tally", "Tracer", "bench_task", "dask_map", "trace_group"]

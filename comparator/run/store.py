@@ -1,0 +1,226 @@
+"""The results store: traced and benchmarked points in an embedded SQLite database.
+
+Each point is written as soon as it is computed (one transaction per finished group of
+points, so a kill leaves whole points or none), keyed by what determines its record: the
+architecture, the preset label and every field of its Config, length, batch, method,
+scope, convention, how it was traced or measured, and the versions that computed it
+(comparator's version plus a digest of its source, and JAX's).  A sweep run again reads
+the points it finds and computes only the others; a point that failed is stored with its
+error and recomputed only on request (``--retry-failed``).
+
+Default file: ``$COMPARATOR_CACHE_DIR/results.sqlite``, else
+``$XDG_CACHE_HOME/comparator/results.sqlite``, else ``~/.cache/comparator/results.sqlite``.
+Analytic points are not stored: they take microseconds.  No jax import here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sqlite3
+import time
+import uuid
+
+from comparator.run.sweep import RequestError
+
+SCHEMA = """CREATE TABLE IF NOT EXISTS points (
+    key TEXT PRIMARY KEY, arch TEXT, preset TEXT, seq INTEGER, batch INTEGER,
+    method TEXT, scope TEXT, convention TEXT, versions TEXT, description TEXT,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')), record TEXT, error TEXT,
+    run TEXT, created REAL)"""
+# device profiles (comparator calibrate): every one kept, the latest of a device wins
+PROFILES = """CREATE TABLE IF NOT EXISTS profiles (
+    device TEXT NOT NULL, created REAL NOT NULL, calibrated INTEGER, date TEXT,
+    profile TEXT NOT NULL, PRIMARY KEY (device, created))"""
+# compiled regions of a training step (the time model): per model, length, batch, dtype
+# and the versions (a new jax or comparator compiles again)
+REGIONS = """CREATE TABLE IF NOT EXISTS regions (
+    key TEXT PRIMARY KEY, description TEXT, regions TEXT NOT NULL, created REAL)"""
+_PACKAGES = ("comparator", "architectures", "kernels")
+_versions: dict = {}
+
+
+class StoreError(RequestError):
+    """The database cannot be opened, read or written: names the path and why."""
+
+    def __init__(self, path: str, why: str):
+        super().__init__("--db", path, f"a writable SQLite database file ({why})")
+
+
+def default_path() -> str:
+    base = os.environ.get("COMPARATOR_CACHE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"),
+                                                                ".cache")
+        base = os.path.join(xdg, "comparator")
+    return os.path.join(base, "results.sqlite")
+
+
+def versions() -> dict:
+    """comparator's version and a digest of its source (a changed formula or model is a
+    new key, never a stale hit), and JAX's version (read without importing jax)."""
+    if not _versions:
+        from importlib import metadata
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        h = hashlib.sha256()
+        for pkg in _PACKAGES:
+            for dirpath, dirs, files in sorted(os.walk(os.path.join(root, pkg))):
+                dirs.sort()
+                for name in sorted(f for f in files if f.endswith((".py", ".toml"))):
+                    with open(os.path.join(dirpath, name), "rb") as fh:
+                        h.update(name.encode() + b"\0" + fh.read())
+        try:
+            jax = metadata.version("jax")
+        except metadata.PackageNotFoundError:
+            jax = "none"
+        try:
+            own = metadata.version("comparator")
+        except metadata.PackageNotFoundError:
+            own = "0"
+        _versions.update(comparator=f"{own}+{h.hexdigest()[:12]}", jax=jax)
+    return dict(_versions)
+
+
+def describe(arch: str, preset: str, cfg, seq: int, batch: int, method: str, scope: str,
+             convention: str = "standard", **how) -> dict:
+    """What a point's record depends on; its JSON digest is the key."""
+    config = {"type": f"{type(cfg).__module__}.{type(cfg).__qualname__}",
+              **dataclasses.asdict(cfg)} if dataclasses.is_dataclass(cfg) else repr(cfg)
+    return {"arch": arch, "preset": preset, "config": config, "seq": int(seq),
+            "batch": int(batch), "method": method, "scope": scope, "convention": convention,
+            **how, "versions": versions()}
+
+
+def key_of(desc: dict) -> str:
+    return hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def canonical(record: dict) -> dict:
+    """The record as the store gives it back (JSON types), so fresh and stored records of
+    a sweep are the same values."""
+    return json.loads(json.dumps(record))
+
+
+class Store:
+    """One SQLite file; only the process that runs the sweep writes to it."""
+
+    def __init__(self, path: str | None = None):
+        self.given = os.fspath(path or default_path())     # as the user wrote it
+        self.path = os.path.abspath(self.given)
+        self.run = uuid.uuid4().hex
+        self.loaded = self.computed = 0
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(SCHEMA)
+            self.db.execute(PROFILES)
+            self.db.execute(REGIONS)
+        except (OSError, sqlite3.Error) as err:
+            raise StoreError(self.given, getattr(err, "strerror", None) or str(err)) from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def get(self, desc: dict):
+        """``("ok", record)``, ``("failed", error)`` or None for a point not stored."""
+        try:
+            row = self.db.execute("SELECT status, record, error FROM points WHERE key = ?",
+                                  (key_of(desc),)).fetchone()
+        except sqlite3.Error as err:
+            raise StoreError(self.path, str(err)) from None
+        if row is None:
+            return None
+        status, record, error = row
+        return ("ok", json.loads(record)) if status == "ok" else ("failed", error)
+
+    def put(self, items) -> None:
+        """Store ``[(desc, record or None, error or None), ...]`` in one transaction."""
+        rows = []
+        for desc, record, error in items:
+            rows.append((key_of(desc), desc["arch"], desc["preset"], desc["seq"],
+                         desc["batch"], desc["method"], desc["scope"], desc["convention"],
+                         json.dumps(desc["versions"], sort_keys=True),
+                         json.dumps(desc, sort_keys=True, default=str),
+                         "ok" if error is None else "failed",
+                         None if record is None else json.dumps(record),
+                         error, self.run, time.time()))
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.executemany("INSERT OR REPLACE INTO points VALUES "
+                                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.Error as err:
+            raise StoreError(self.path, str(err)) from None
+        self.computed += len(rows)
+
+    def put_profile(self, profile) -> None:
+        """Keep a ``comparator.cost.profile.DeviceProfile`` (earlier ones of the same
+        device stay, for the record; ``get_profile`` returns the latest)."""
+        from comparator.cost.profile import to_dict
+        try:
+            with self.db:
+                self.db.execute("INSERT OR REPLACE INTO profiles VALUES (?, ?, ?, ?, ?)",
+                                (profile.device, time.time(), int(profile.calibrated),
+                                 profile.date, json.dumps(to_dict(profile))))
+        except sqlite3.Error as err:
+            raise StoreError(self.path, str(err)) from None
+
+    def get_profile(self, device: str):
+        """The latest stored profile of ``device``, or None."""
+        from comparator.cost.profile import from_dict
+        try:
+            row = self.db.execute("SELECT profile FROM profiles WHERE device = ? ORDER BY "
+                                  "created DESC LIMIT 1", (device,)).fetchone()
+        except sqlite3.Error as err:
+            raise StoreError(self.path, str(err)) from None
+        return None if row is None else from_dict(json.loads(row[0]))
+
+    def profiles(self) -> list[dict]:
+        """Every stored profile, oldest first: device, created, calibrated, date."""
+        cur = self.db.execute("SELECT device, created, calibrated, date FROM profiles "
+                              "ORDER BY created")
+        return [dict(zip(("device", "created", "calibrated", "date"), r))
+                for r in cur.fetchall()]
+
+    def _regions_key(self, what) -> tuple[str, str]:
+        desc = json.dumps({"what": list(what), "versions": versions()}, sort_keys=True,
+                          default=str)
+        return hashlib.sha256(desc.encode()).hexdigest(), desc
+
+    def put_regions(self, what, regions) -> None:
+        """Keep a step's compiled regions (``comparator.cost.regions.Region``s) under
+        ``what`` (a tuple describing model, length, batch and dtype) and the versions."""
+        key, desc = self._regions_key(what)
+        data = json.dumps([dataclasses.asdict(r) for r in regions])
+        try:
+            with self.db:
+                self.db.execute("INSERT OR REPLACE INTO regions VALUES (?, ?, ?, ?)",
+                                (key, desc, data, time.time()))
+        except sqlite3.Error as err:
+            raise StoreError(self.path, str(err)) from None
+
+    def get_regions(self, what):
+        """The stored regions of ``what`` under today's versions, or None."""
+        from comparator.cost.regions import Region
+        key, _ = self._regions_key(what)
+        try:
+            row = self.db.execute("SELECT regions FROM regions WHERE key = ?",
+                                  (key,)).fetchone()
+        except sqlite3.Error as err:
+            raise StoreError(self.path, str(err)) from None
+        if row is None:
+            return None
+        return [Region(**{**d, "shape": tuple(d["shape"]) if d["shape"] else None})
+                for d in json.loads(row[0])]
+
+    def rows(self) -> list[dict]:
+        """Every stored point (for tests and inspection), oldest first."""
+        cur = self.db.execute("SELECT * FROM points ORDER BY created, key")
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+__all__ = ["Store", "StoreError", "canonical", "default_path", "describe", "key_of",
+           "versions"]
