@@ -145,7 +145,7 @@ def count_module(module, inputs, *, train: bool = False, loss=None, seq_axis=Non
 
         def of(params):
             return objective(forward({**rest, "params": params}, ks, *xs), *xs)
-        return jax.value_and_grad(of)(variables["params"])
+        return jax.value_and_grad(of)(variables.get("params", {}))
 
     def params(args):
         return jax.tree_util.tree_leaves(args[0].get("params", {}))
