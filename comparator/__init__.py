@@ -1,0 +1,146 @@
+"""comparator: what a Transformer -- or your own JAX function or Flax module -- costs to
+train.  The front door (README, "Python API"):
+
+* ``count(fn, *example_args, train=False, argnums=0, seq_axis=None, scope="matmul",
+  **kwargs)`` and ``count_module(module, *inputs, train=False, loss=None, seq_axis=None,
+  scope="matmul", rngs=(), apply_kwargs=None)`` -> ``CountRecord``: traced FLOPs by term,
+  transcendentals, bytes, unsupported primitives, and with ``seq_axis`` the closed form
+  in the length ``n``;
+* ``sweep(archs, seqs, **options)``, ``cost(arch, seq, **options)`` and ``claims(ids=None,
+  **options)`` -> ``Record``s, the JSON records of ``comparator sweep``, ``cost`` and
+  ``claims --format json`` (the commands are built on the same functions).
+
+Importing ``comparator`` imports neither jax, flax nor matplotlib: each function imports
+what it needs when called, and the analytic paths never import jax.
+
+``comparator.count``, ``comparator.cost`` and ``comparator.claims`` are the functions; the
+rooms of the same names are imported as modules (``from comparator.cost import pricing``),
+never reached as attributes of this package.
+"""
+from __future__ import annotations
+
+import importlib
+
+# the rooms ``count``, ``cost`` and ``claims`` imported first (each __init__ holds a docstring
+# only): a room's first import later would bind its module over the function of its name
+from comparator import claims as _claims, cost as _cost, count as _count  # noqa: F401
+
+_LAZY = {  # name -> module holding it
+    "CountRecord": "comparator.count.usercount", "CountError": "comparator.count.usercount",
+    "Record": "comparator.run.records", "RequestError": "comparator.run.sweep",
+    "FieldError": "comparator.errors", "SweepRequest": "comparator.run.requests",
+    "CostRequest": "comparator.run.requests", "ClaimsRequest": "comparator.run.requests",
+    "Pricing": "comparator.run.requests",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'comparator' has no attribute {name!r}")
+
+
+def count(fn, *example_args, train: bool = False, argnums=0, seq_axis=None,
+          scope: str = "matmul", **kwargs):
+    """Count ``fn(*example_args, **kwargs)`` (``kwargs`` are static) on abstract copies of
+    the arguments (nothing is run or allocated) -> ``CountRecord``.  ``train=True``: also
+    ``jax.value_and_grad(fn, argnums)`` (``fn`` returns a scalar loss).  ``seq_axis``: the
+    sequence axis of the arguments (an int, or one axis or None per argument) -> a closed
+    form in ``n`` and ``record.at(n)``.  ``scope``: ``matmul`` (contractions, the
+    default) or ``all`` (every operation)."""
+    from comparator.count.targets import count_function
+    return count_function(fn, example_args, kwargs, train=train, argnums=argnums,
+                          seq_axis=seq_axis, scope=scope)
+
+
+def count_module(module, *inputs, train: bool = False, loss=None, seq_axis=None,
+                 scope: str = "matmul", rngs=(), apply_kwargs=None):
+    """Count a Flax linen ``module`` applied to ``inputs`` (initialised abstractly:
+    ``jax.eval_shape``) -> ``CountRecord`` with ``params``.  ``train=True``: also
+    ``loss(outputs, *inputs)`` (default: the mean of the outputs) and its gradients with
+    respect to the parameters.  ``seq_axis``, ``scope``: as ``count``; ``rngs``: random
+    streams the module draws (``("dropout",)``); ``apply_kwargs``: keyword arguments of
+    ``init`` and ``apply``."""
+    from comparator.count.targets import count_module as counted
+    return counted(module, inputs, train=train, loss=loss, seq_axis=seq_axis, scope=scope,
+                   rngs=rngs, apply_kwargs=apply_kwargs)
+
+
+def _split(options: dict, *classes) -> list[dict]:
+    """``options`` shared out among the fields of ``classes``; an unknown one refused."""
+    from comparator.run.requests import RequestError, field_names
+    out = [{} for _ in classes]
+    for k, v in options.items():
+        i = next((i for i, c in enumerate(classes) if k in field_names(c)), None)
+        if i is None:
+            names = sorted(set().union(*(field_names(c) for c in classes)))
+            raise RequestError("keyword", k, "one of " + ", ".join(names))
+        out[i][k] = v
+    return out
+
+
+def sweep(archs=(), seqs=(), *, progress=None, d_model=None, layers=None, heads=None,
+          d_ff=None, **options):
+    """The records of ``comparator sweep --format json`` -> ``list[Record]``.  ``archs``:
+    names or ``"all"``; ``seqs``: lengths; ``options``: the fields of ``SweepRequest``
+    (``presets``, ``batch``, ``methods`` ("analytic", "traced" or "both"), ``scope``,
+    ``convention``, ``baseline``, ``with_baseline``, ``config``, ``trace``, ``db``,
+    ``jobs``, ...) and, with ``accelerators``, of ``Pricing`` (``tokens``, ``steps``,
+    ``devices``, ``dtype``, ``mfu``, ``time_model``, ...); ``d_model``, ``layers``,
+    ``heads``, ``d_ff``: a size grid (each a value or a list).  Or pass a ``SweepRequest``
+    as ``archs``.  Traced points that failed have no record and are warned about."""
+    from comparator.run import execute
+    from comparator.run.records import records
+    from comparator.run.requests import Pricing, SweepRequest, priced, size_grid
+    if isinstance(archs, SweepRequest):
+        req = archs
+    else:
+        mine, price = _split(options, SweepRequest, Pricing)
+        sizes = size_grid(d_model, layers, heads, d_ff)
+        req = SweepRequest(archs, seqs, sizes=mine.pop("sizes", sizes),
+                           pricing=priced(price.pop("accelerators", None), **price), **mine)
+    res = execute.sweep(req, progress=progress)
+    if res.tracer is not None and res.tracer.failures:
+        import warnings
+        for pt, error in res.tracer.failures:
+            warnings.warn(f"comparator.sweep: {pt.arch}:{pt.preset} seq {pt.seq} batch "
+                          f"{pt.batch} failed: {error}", RuntimeWarning, stacklevel=2)
+    return records(res.records)
+
+
+def cost(arch=None, seq=None, *, accelerators="all", **options):
+    """The records of ``comparator cost --format json`` -> ``list[Record]``: one per
+    accelerator (``accelerators=None`` or ``"none"``: the run's counts only).  ``options``:
+    exactly one of ``tokens`` and ``steps``; the other fields of ``CostRequest``
+    (``preset``, ``batch``, ``scope``, ``convention``, ``size``, ``db``) and of ``Pricing``
+    (``devices``, ``dtype``, ``mfu``, ``runs``, ``pue``, ``time_model``, ...).  Or pass a
+    ``CostRequest`` as ``arch``."""
+    from comparator.run import execute
+    from comparator.run.records import records
+    from comparator.run.requests import CostRequest, Pricing
+    if isinstance(arch, CostRequest):
+        req = arch
+    else:
+        price, mine = _split(options, Pricing, CostRequest)
+        req = CostRequest(arch, seq, Pricing(accelerators, **price), **mine)
+    return records(execute.cost(req).records)
+
+
+def claims(ids=None, *, bench=None, time_model: str = "roofline", db=None):
+    """The records of ``comparator claims --format json`` -> ``list[Record]``: each claim's
+    verdict and the numbers behind it.  ``ids``: claim ids (default all); ``bench``: the
+    records (or the JSON file) of ``comparator bench --kernel attention``; ``time_model``:
+    ``"roofline"`` also judges claims about speed or cost by the time model (compiles each
+    model's step once), ``"mfu"`` gives FLOP verdicts only."""
+    from comparator.claims import registry
+    from comparator.run.records import records
+    from comparator.run.requests import ClaimsRequest
+    if isinstance(bench, str):
+        bench = registry.load_bench(bench)
+    req = ClaimsRequest(ids or (), bench, time_model, db)
+    return records(registry.records(req))
+
+
+__all__ = ["ClaimsRequest", "CostRequest", "CountError", "CountRecord", "FieldError",
+           "Pricing", "Record", "RequestError", "SweepRequest", "claims", "cost", "count",
+           "count_module", "sweep"]

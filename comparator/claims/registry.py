@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from comparator.run.requests import ClaimsRequest
+from comparator.run.sweep import RequestError, suggest
 from comparator.claims.checks import (albert_params, albert_sharing, albert_xxlarge, bert_small,
                                       chinchilla_table, cost_claim, electra_generator, electra_small,
                                       nlogn_local, reformer_crossover, reformer_measured,
@@ -165,5 +167,35 @@ def evaluate(ids=None, m: dict | None = None, bench=None,
     return out
 
 
-__all__ = ["CLAIMS", "Claim", "IDS", "Timing", "bert_small", "evaluate", "models",
-           "nlogn_local"]
+def load_bench(path: str) -> list:
+    """The records of a ``comparator bench --kernel attention --format json`` file."""
+    import json
+    allowed = "a JSON file written by 'comparator bench --kernel attention --format json'"
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as err:
+        raise RequestError("--bench", path, f"{allowed} ({err.strerror})") from None
+    except json.JSONDecodeError as err:
+        raise RequestError("--bench", path, f"{allowed} (invalid JSON: {err.msg})") from None
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise RequestError("--bench", path, allowed + " (a list of records)")
+    return data
+
+
+def records(req: ClaimsRequest) -> list[dict]:
+    """The records of ``evaluate`` for a ``ClaimsRequest``: its claims (default all), its
+    kernel benchmark's records, the time model's verdicts unless ``time_model="mfu"``."""
+    for i in req.ids:
+        if i not in IDS:
+            raise RequestError("--id", i, suggest(i, IDS))
+    timing = None
+    if req.time_model == "roofline":
+        from comparator.run.store import Store
+        timing = Timing(Store(req.db))
+    return evaluate(list(req.ids) or None, bench=None if req.bench is None else list(req.bench),
+                    timing=timing)
+
+
+__all__ = ["CLAIMS", "Claim", "IDS", "Timing", "bert_small", "evaluate", "load_bench",
+           "models", "nlogn_local", "records"]

@@ -8,16 +8,17 @@ import sys
 import architectures
 from architectures.config import ConfigError
 
-from comparator.run import sweep
+from comparator.run import execute, sweep
+from comparator.run.requests import SweepRequest
 from comparator.report import tables
 from comparator.cli.bench import cmd_bench
 from comparator.cli.calibrate import add_parser as add_calibrate_parser, cmd_calibrate
 from comparator.cli.timing import add_time_args
 from comparator.cli.cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline,
-                                 cmd_scenario, with_costs)
+                                 cmd_scenario, pricing_of, time_text)
 from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
-from comparator.cli.run import add_run_args, report, tracer_of
-from comparator.cli.args import (Parser, UsageError, add_size_options, arch_list, large_int,
+from comparator.cli.run import add_run_args, report, runner_options
+from comparator.cli.args import (Parser, UsageError, add_size_options, arch_list, build,
                                  positive_int, seq_list, size_grid)
 from comparator.errors import FieldError
 
@@ -211,62 +212,34 @@ def _methods(m: str):
     return ("analytic", "traced") if m == "both" else (m,)
 
 
-def _models(a) -> list:
-    presets = [p for p in (a.preset or "").split(",") if p]
-    sizes = size_grid(a)
-    if a.config:
-        from comparator.run.configs import load
-        loaded = [sweep.Model(arch, label, cfg) for arch, label, cfg in load(a.config)]
-        if a.arch:
-            keep = set(arch_list(a.arch))
-            loaded = [m for m in loaded if m.arch in keep]
-        if sizes:
-            loaded = [sweep.resized(m.arch, m.preset, m.cfg, s) for m in loaded for s in sizes]
-        return loaded
-    if not a.arch:
-        raise UsageError("--arch", None, "an architecture (or --config FILE)")
-    return sweep.models(arch_list(a.arch), presets, sizes)
+def sweep_request(a, pricing=None, with_baseline: bool = True) -> SweepRequest:
+    """The ``SweepRequest`` of sweep's (or plot's) options, parsed."""
+    return build(SweepRequest, a, archs=arch_list(a.arch) if a.arch else (),
+                 presets=[p for p in (a.preset or "").split(",") if p], sizes=size_grid(a),
+                 config=a.config, seqs=seq_list(a.seq), batch=positive_int("--batch", a.batch),
+                 methods=_methods(a.method), scope=a.scope, trace=a.trace,
+                 convention=a.convention, baseline=getattr(a, "baseline", None),
+                 with_baseline=with_baseline, pricing=pricing, **runner_options(a))
 
 
 def cmd_sweep(a) -> str:
-    ms = _models(a)
-    seqs = seq_list(a.seq)
-    batch = positive_int("--batch", a.batch)
-    methods = _methods(a.method)
-    if a.no_baseline and a.baseline:
-        raise UsageError("--baseline", a.baseline, "not together with --no-baseline")
-    sweep.check_convention(a.convention, methods)
-    tracer = tracer_of(a, "traced" in methods)
-    recs = sweep.run(sweep.points(ms, seqs, batch), methods, a.scope,
-                     progress=_progress(a.quiet) if "traced" in methods else None,
-                     baseline=a.baseline, with_baseline=not a.no_baseline, trace=a.trace,
-                     convention=a.convention, tracer=tracer)
-    report(a, tracer)
-    skipped = []
-    if a.accelerator:
-        cfgs = {(m.arch, m.preset): m.cfg for m in ms}
-        for m in ms:
-            b = None if a.no_baseline else sweep.baseline_for(m, a.baseline)
-            if b is not None:
-                cfgs[(b.arch, b.preset)] = b.cfg
-        recs, skipped = with_costs(recs, a, cfgs)
-    elif a.tokens or a.steps:
-        raise UsageError("--tokens" if a.tokens else "--steps", a.tokens or a.steps,
-                         "only with --accelerator")
+    req = sweep_request(a, pricing_of(a), with_baseline=not a.no_baseline)
+    res = execute.sweep(req, progress=_progress(a.quiet))
+    recs = res.records
+    report(a, res.tracer)
     if a.format == "json":
         return tables.render(recs, "json")
-    cap = tables.caption(a.scope, a.per, batch, any("ratio_train" in r for r in recs),
+    cap = tables.caption(a.scope, a.per, req.batch, any("ratio_train" in r for r in recs),
                          a.method, convention=a.convention)
     if tables.not_defined_text(recs):
         cap += " " + tables.not_defined_text(recs)
-    if a.accelerator:
-        run = (f"a run of {large_int('--tokens', a.tokens):,} tokens" if a.tokens else
-               f"{large_int('--steps', a.steps):,} steps" if a.steps else "one training step")
-        from comparator.cli.cost import time_text
-        from comparator.cli.timing import time_model_of
-        cap += (f" Cost of {run} at {a.dtype}: {time_text(time_model_of(a))}; "
+    if req.pricing is not None:
+        p = req.pricing
+        run = (f"a run of {p.tokens:,} tokens" if p.tokens else
+               f"{p.steps:,} steps" if p.steps else "one training step")
+        cap += (f" Cost of {run} at {a.dtype}: {time_text(res.time_model)}; "
                 f"$ = device-hours x on-demand price, energy = device-hours x TDP x PUE."
-                + (f" Skipped: {'; '.join(skipped)}." if skipped else ""))
+                + (f" Skipped: {'; '.join(res.skipped)}." if res.skipped else ""))
     return tables.render(tables.sweep_rows(recs, a.per), a.format, cap, label="tab:sweep")
 
 
@@ -311,14 +284,10 @@ def cmd_plot(a) -> str:
     folder = os.path.dirname(os.path.abspath(a.output))
     if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
         raise UsageError("-o", a.output, "a file in an existing, writable folder")
-    ms = _models(a)
-    seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
-    tracer = tracer_of(a, a.method != "analytic")
-    recs = sweep.run(sweep.points(ms, seqs, batch), _methods(a.method), a.scope,
-                     progress=_progress(a.quiet) if a.method != "analytic" else None,
-                     with_baseline=False, trace=a.trace, convention=a.convention,
-                     tracer=tracer)
-    report(a, tracer)
+    req = sweep_request(a, with_baseline=False)
+    res = execute.sweep(req, progress=_progress(a.quiet))
+    recs, batch = res.records, req.batch
+    report(a, res.tracer)
     gaps = [r for r in recs if r.get("reason")]     # points the convention does not define
     recs = [r for r in recs if not r.get("reason")]
     if gaps and not recs:

@@ -1,16 +1,18 @@
 """Argument parsing shared by the commands: lists, ranges and numbers from the command
-line, each refused with an ``UsageError`` naming the option, the value and what is allowed."""
+line, each refused with an ``UsageError`` naming the option, the value and what is allowed;
+``build`` makes a request value of the parsed options (``comparator.run.requests``)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import architectures
 from architectures.config import MAX_DIM
 
 from comparator.errors import FieldError
 from comparator.run import sweep
-
-MAX_SEQ = 1 << 24
+from comparator.run.requests import (MAX_SEQ, SEQ_ALLOWED, RequestError, check_archs, option,
+                                     size_grid as grid)
 
 
 class UsageError(FieldError):
@@ -18,9 +20,25 @@ class UsageError(FieldError):
     Only the CLI raises it; the rooms below raise their own ``FieldError``s."""
 
 
+def build(make, a, **values):
+    """``make(**values)``: a request value from parsed options.  A value it refuses as a
+    whole (``--jobs 2`` with ``--scheduler``) is reported as the user typed it."""
+    try:
+        return make(**values)
+    except RequestError as err:
+        given = dict(values)
+        for v in values.values():   # a nested request value (a sweep's pricing)
+            if dataclasses.is_dataclass(v):
+                given.update((f.name, getattr(v, f.name)) for f in dataclasses.fields(v))
+        raw = getattr(a, err.field.lstrip("-").replace("-", "_"), None)
+        if raw is not None and any(option(k) == err.field and v == err.value
+                                   for k, v in given.items()):
+            raise UsageError(err.field, raw, err.allowed) from None
+        raise
+
+
 def seq_list(text: str) -> list[int]:
     """'512,1024' or a geometric range '512:65536:x2' (start:stop:xFACTOR, stop included)."""
-    allowed = "positive integers as '512,1024' or a range 'START:STOP:xFACTOR' like 512:65536:x2"
     try:
         if ":" in text:
             start, stop, step = text.split(":")
@@ -39,7 +57,7 @@ def seq_list(text: str) -> list[int]:
             raise ValueError
         return out
     except ValueError:
-        raise UsageError("--seq", text, allowed + f" (at most {MAX_SEQ})") from None
+        raise UsageError("--seq", text, SEQ_ALLOWED) from None
 
 
 def positive_int(field: str, text: str) -> int:
@@ -72,10 +90,7 @@ def arch_list(text: str) -> list[str]:
     if not names:
         raise UsageError("--arch", text, "architecture names, comma separated: "
                          + ", ".join(architectures.NAMES) + ", or all")
-    for a in names:
-        if a not in architectures.NAMES:
-            raise UsageError("--arch", a, sweep.suggest(a, architectures.NAMES) + " or all")
-    return names
+    return list(check_archs(names))
 
 
 class Parser(argparse.ArgumentParser):
@@ -101,10 +116,8 @@ def int_list(field: str, text: str | None) -> list:
 def size_grid(a) -> list | None:
     """(d_model, n_layers, n_heads, d_ff) of every combination of the size options
     (``--d-model``, ``--layers``, ``--heads``, ``--d-ff``), or None when none is given."""
-    sizes = [(d, L, h, ff) for d in int_list("--d-model", a.d_model)
-             for L in int_list("--layers", a.layers) for h in int_list("--heads", a.heads)
-             for ff in int_list("--d-ff", a.d_ff)]
-    return None if sizes == [(None, None, None, None)] else sizes
+    return grid(int_list("--d-model", a.d_model), int_list("--layers", a.layers),
+                int_list("--heads", a.heads), int_list("--d-ff", a.d_ff))
 
 
 def number(field: str, text):
@@ -128,15 +141,23 @@ def add_size_options(p, grid: bool = True) -> None:
     p.add_argument("--d-ff", help="FFN width" + ("s" if grid else "") + " (default: 4 x d_model)")
 
 
-def one_size(a, arch: str, preset: str, cfg):
-    """``(label, Config)``: the preset resized to the one size ``a`` gives, if any."""
+def size_of(a) -> tuple | None:
+    """``(d_model, layers, heads, d_ff)`` of the one size ``a`` gives, or None."""
     given = {flag: getattr(a, attr, None) for flag, attr in SIZE_OPTIONS}
     if all(v is None for v in given.values()):
+        return None
+    return tuple(None if v is None else positive_int(flag, v) for flag, v in given.items())
+
+
+def one_size(a, arch: str, preset: str, cfg):
+    """``(label, Config)``: the preset resized to the one size ``a`` gives, if any."""
+    size = size_of(a)
+    if size is None:
         return preset, cfg
-    size = tuple(None if v is None else positive_int(flag, v) for flag, v in given.items())
     m = sweep.resized(arch, preset, cfg, size)
     return m.preset, m.cfg
 
 
-__all__ = ["MAX_SEQ", "Parser", "SIZE_OPTIONS", "add_size_options", "arch_list", "int_list",
-           "large_int", "number", "one_size", "positive_int", "seq_list", "size_grid"]
+__all__ = ["MAX_SEQ", "Parser", "SIZE_OPTIONS", "UsageError", "add_size_options", "arch_list",
+           "build", "int_list", "large_int", "number", "one_size", "positive_int", "seq_list",
+           "size_grid", "size_of"]

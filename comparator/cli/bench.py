@@ -21,7 +21,7 @@ DTYPE_NOTE = {"bf16": "; fp32 parameters cast to bf16 in the step, fp32 loss",
 def cmd_bench(a) -> str:
     from comparator.cost import compiled
     from comparator.measure import bench
-    from comparator.cli.run import open_store, report, scheduler_of
+    from comparator.cli.run import open_store, report, runner_options
     from comparator.run.runner import Tally
     from comparator.run.store import describe
     from comparator.cli.args import large_int
@@ -53,7 +53,8 @@ def cmd_bench(a) -> str:
     acc = _accelerator(a, dtype)
     profile = _profile(a, acc) if a.predict else None   # refused before anything is measured
     peak = acc.peak(dtype) if acc else None
-    scheduler, res = scheduler_of(a)
+    opts = runner_options(a, jobs=False)
+    scheduler, res = opts["scheduler"], opts["worker_resources"]
     tally = Tally(open_store(a), a.retry_failed)
     where = dict(steps=steps, dtype=dtype, accelerator=acc.name if acc else None,
                  memory_limit=a.memory_limit,     # the limit when given: a default moves

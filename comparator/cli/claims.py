@@ -3,12 +3,10 @@ accounting, side by side) and ``claims`` (the registry of efficiency claims with
 verdicts computed from our counts)."""
 from __future__ import annotations
 
-import json
-
 from comparator.run import sweep
+from comparator.run.requests import ClaimsRequest
 from comparator.report import tables
-from comparator.cli.args import positive_int, seq_list
-from comparator.cli.args import UsageError
+from comparator.cli.args import UsageError, build, positive_int, seq_list
 
 
 def add_parsers(sub) -> None:
@@ -70,34 +68,12 @@ def cmd_conventions(a) -> str:
                          wrap={"formula": 60, "convention": 24, "note": 40})
 
 
-def _bench(path):
-    if path is None:
-        return None
-    allowed = "a JSON file written by 'comparator bench --kernel attention --format json'"
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as err:
-        raise UsageError("--bench", path, f"{allowed} ({err.strerror})") from None
-    except json.JSONDecodeError as err:
-        raise UsageError("--bench", path, f"{allowed} (invalid JSON: {err.msg})") from None
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise UsageError("--bench", path, allowed + " (a list of records)")
-    return data
-
-
 def cmd_claims(a) -> str:
     from comparator.claims import registry as cl
-    ids = [i for i in (a.id or "").split(",") if i] or None
-    for i in ids or ():
-        if i not in cl.IDS:
-            raise UsageError("--id", i, sweep.suggest(i, cl.IDS))
-    bench = _bench(a.bench)
-    timing = None
-    if a.time_model == "roofline":
-        from comparator.run.store import Store
-        timing = cl.Timing(Store(a.db))
-    recs = cl.evaluate(ids, bench=bench, timing=timing)
+    ids = [i for i in (a.id or "").split(",") if i]
+    bench = cl.load_bench(a.bench) if a.bench is not None else None
+    recs = cl.records(build(ClaimsRequest, a, ids=ids, bench=bench, time_model=a.time_model,
+                            db=a.db))
     if a.format == "json":
         return tables.render(recs, "json")
     timed = ("  'Time model (verdict)': the claim judged from predicted step times instead "

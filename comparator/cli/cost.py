@@ -2,12 +2,13 @@
 (where a traced step is memory-bound) and ``accelerators`` (the catalogue)."""
 from __future__ import annotations
 
-from comparator.run import sweep
+from comparator.run import execute, sweep
+from comparator.run.costing import Timer, accelerators
+from comparator.run.requests import CostRequest, Pricing, priced
 from comparator.report import tables
-from comparator.cli.timing import Timer, add_time_args, time_model_of
-from comparator.cli.args import arch_list, large_int, number, one_size, positive_int, seq_list
-from comparator.cost.pricing import dtype_key
-from comparator.cli.args import UsageError
+from comparator.cli.timing import add_time_args
+from comparator.cli.args import (UsageError, arch_list, build, large_int, number, one_size,
+                                 positive_int, seq_list, size_of)
 
 
 def add_cost_args(p, sweep_mode: bool = False) -> None:
@@ -41,81 +42,28 @@ def add_cost_args(p, sweep_mode: bool = False) -> None:
 
 
 def accelerators_of(a) -> list:
-    from comparator.cost.catalogue import CatalogueError, load, lookup
-    try:
-        cat = load(overrides=a.accelerators)
-        names = list(cat) if a.accelerator == "all" else a.accelerator.split(",")
-        return [lookup(cat, n) for n in names]
-    except CatalogueError as err:
-        field = "--accelerator" if err.field == "accelerator" else err.field
-        raise UsageError(field, err.value, err.allowed) from None
+    """The catalogue entries ``--accelerator`` names (with ``--accelerators`` overrides)."""
+    return accelerators(a.accelerator.split(","), a.accelerators)
 
 
-def cost_kwargs(a) -> dict:
-    return dict(devices=positive_int("--devices", a.devices), dtype=a.dtype,
-                mfu=None if a.mfu is None else number("--mfu", a.mfu),
-                runs=positive_int("--runs", a.runs), pue=number("--pue", a.pue),
-                grid_intensity=number("--grid-intensity", a.grid_intensity),
-                policy=a.policy, zero=a.zero)
-
-
-def _calibrated(a, acc, kw: dict, arch: str | None) -> dict:
-    """``kw`` with the calibration file's measured MFU for ``acc`` (``--calibration``)."""
-    if not getattr(a, "calibration", None):
-        return kw
-    from comparator.cost import measured_mfu as cal
-    if a.mfu is not None:
-        raise UsageError("--mfu", a.mfu, "not together with --calibration")
-    try:
-        mfu, source = cal.mfu_for(cal.load(a.calibration), acc, dtype_key(a.dtype), arch,
-                                  getattr(a, "convention", "standard"))
-    except cal.CalibrationError as err:
-        raise UsageError(err.field, err.value, err.allowed) from None
-    return {**kw, "mfu": mfu, "mfu_source": source}
-
-
-def with_costs(recs, a, cfgs: dict) -> tuple[list, list]:
-    """Each record once per accelerator of ``a`` with its cost fields (sweep); a device
-    that cannot price a record (no such dtype, no MFU) is skipped and named.  ``cfgs``:
-    ``{(arch, preset): Config}`` of the records' models."""
-    from comparator.cost import pricing as cm
-    if a.tokens is not None and a.steps is not None:
-        raise UsageError("--tokens", a.tokens, "either --tokens or --steps, not both")
-    tokens = large_int("--tokens", a.tokens) if a.tokens is not None else None
-    steps = large_int("--steps", a.steps) if a.steps is not None else 1
-    accs, kw, out, skipped = accelerators_of(a), cost_kwargs(a), [], {}
-    timer = Timer(a)
-    for acc in accs:
-        for r in recs:
-            if r["train_flops"] is None:    # not defined by its convention: nothing to price
-                out.append(r)
-                continue
-            n = cm.tokens_to_steps(tokens, r["batch"], r["seq_len"]) if tokens else steps
-            cfg = cfgs.get((r["arch"], r["preset"]))
-            try:
-                tkw, extra = timer.cost_kwargs(r, cfg, acc, kw["devices"], kw["dtype"])
-                out.append({**sweep.with_cost(r, acc, n, cfg=cfg,
-                                              **_calibrated(a, acc, kw, r["arch"]), **tkw),
-                            **extra})
-            except cm.CostError as err:
-                if len(accs) == 1:
-                    raise UsageError(err.field, err.value, err.allowed) from None
-                skipped[acc.name] = err.allowed
-    return time_ratios(out), [f"{k} ({v})" for k, v in skipped.items()]
-
-
-def time_ratios(recs: list) -> list:
-    """Each priced record compared with its baseline's on the same device: the ratios of
-    step time and dollars beside the FLOP ratio (they differ where the time model says)."""
-    base = {(r["arch"] + ":" + r["preset"], r["seq_len"], r["batch"], r.get("accelerator")): r
-            for r in recs if "step_time_s" in r}
-    for r in recs:
-        b = base.get((r.get("baseline"), r["seq_len"], r["batch"], r.get("accelerator")))
-        if b is not None and "step_time_s" in r and b["step_time_s"]:
-            r["ratio_time"] = r["step_time_s"] / b["step_time_s"]
-            if r.get("dollars") is not None and b.get("dollars"):
-                r["ratio_dollars"] = r["dollars"] / b["dollars"]
-    return recs
+def pricing_of(a, accelerator=None):
+    """The ``Pricing`` of the cost options, parsed (None without an accelerator: a sweep's
+    ``--tokens``/``--steps`` then have nothing to price).  ``accelerator``: the names, when
+    the command reads ``--accelerator`` otherwise (cost: ``none`` is counts only)."""
+    names = accelerator if accelerator is not None else a.accelerator
+    if names is not None and not isinstance(names, tuple):
+        names = tuple(names.split(",")) if names else ()
+    if not names:
+        return priced(None, tokens=a.tokens, steps=a.steps)
+    run = dict(tokens=large_int("--tokens", a.tokens) if a.tokens is not None else None,
+               steps=large_int("--steps", a.steps) if a.steps is not None else None)
+    return build(Pricing, a, accelerators=names, accelerators_file=a.accelerators, **run,
+                 devices=positive_int("--devices", a.devices), dtype=a.dtype,
+                 mfu=None if a.mfu is None else number("--mfu", a.mfu),
+                 runs=positive_int("--runs", a.runs), pue=number("--pue", a.pue),
+                 grid_intensity=number("--grid-intensity", a.grid_intensity),
+                 policy=a.policy, zero=a.zero, calibration=a.calibration,
+                 time_model=a.time_model, profile=a.profile)
 
 
 def _fits(r: dict) -> str:
@@ -126,41 +74,27 @@ def _fits(r: dict) -> str:
 
 
 def cmd_cost(a) -> str:
-    from comparator.cost import pricing as cm
-    archs = arch_list(a.arch) if a.arch else []
-    if len(archs) != 1:
-        raise UsageError("--arch", a.arch, "one architecture for cost")
-    (arch,) = archs
+    if a.arch:
+        arch_list(a.arch)   # names checked as everywhere; one of them: the request
     seqs = seq_list(a.seq)
     if len(seqs) != 1:
         raise UsageError("--seq", a.seq, "one sequence length for cost")
     batch = positive_int("--batch", a.batch)
-    if (a.tokens is None) == (a.steps is None):
-        raise UsageError("--tokens", a.tokens, "either --tokens or --steps (with --batch)")
-    steps = (large_int("--steps", a.steps) if a.steps else
-             cm.tokens_to_steps(large_int("--tokens", a.tokens), batch, seqs[0]))
-    convention = sweep.check_convention(a.convention)
-    sweep.require_defined(convention, arch)
-    accs = [] if a.accelerator == "none" else accelerators_of(a)
-    mod, preset, cfg = sweep.resolve(arch, a.preset)
-    preset, cfg = one_size(a, arch, preset, cfg)
-    rec = sweep.analytic(sweep.Point(arch, preset, seqs[0], batch, cfg), a.scope, convention)
-    if not accs:
-        return _run_counts(a, rec, steps)
-    kw = cost_kwargs(a)
-    out, skipped = [], []
-    timer = Timer(a)
-    for acc in accs:
-        try:
-            tkw, extra = timer.cost_kwargs(rec, cfg, acc, kw["devices"], kw["dtype"])
-            out.append({**sweep.with_cost(rec, acc, steps, cfg=cfg,
-                                          **_calibrated(a, acc, kw, arch), **tkw), **extra})
-        except cm.CostError as err:
-            if len(accs) == 1:
-                raise UsageError(err.field, err.value, err.allowed) from None
-            skipped.append(f"{acc.name} ({err.allowed})")
+    if a.accelerator == "none":
+        pricing = Pricing((), **{k: None if getattr(a, k) is None else
+                                 large_int(f"--{k}", getattr(a, k)) for k in ("tokens", "steps")})
+    else:
+        pricing = pricing_of(a, tuple(a.accelerator.split(",")))
+    req = build(CostRequest, a, arch=a.arch, seq=seqs[0], pricing=pricing, preset=a.preset,
+                batch=batch, scope=a.scope, convention=a.convention, size=size_of(a),
+                db=getattr(a, "db", None))
+    res = execute.cost(req)
+    rec, steps, out, convention = res.record, res.steps, res.records, req.convention
+    if not pricing.accelerators:
+        return _run_counts(a, out[0])
     if a.format == "json":
         return tables.render(out, "json")
+    arch, preset = rec["arch"], rec["preset"]
     rows = [{"accelerator": tables.device_label(r["accelerator"],
                                                 r["assumptions"].get("time_model"),
                                                 r["assumptions"].get("calibrated")),
@@ -177,18 +111,17 @@ def cmd_cost(a) -> str:
     policy = out[0]["memory_policy"] if out else a.policy
     cap = (f"{arch}:{preset}, seq {seqs[0]}, batch {batch}, {steps:,} steps "
            f"({rec['train_flops'] * steps:.3g} training FLOPs per run), dtype {a.dtype}; "
-           f"{time_text(timer.model)}; $ = device-hours x on-demand price; "
+           f"{time_text(res.time_model)}; $ = device-hours x on-demand price; "
            f"energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh; "
            f"memory: Adam, {policy} activations" + (", ZeRO-1" if a.zero else "")
-           + (f"; skipped: {'; '.join(skipped)}" if skipped else "") + ". "
+           + (f"; skipped: {'; '.join(res.skipped)}" if res.skipped else "") + ". "
            + tables.convention_text(convention) + ". " + tables.not_defined_text([rec])).strip()
     return tables.render(rows, a.format, cap, label="tab:cost")
 
 
-def _run_counts(a, rec: dict, steps: int) -> str:
+def _run_counts(a, out: dict) -> str:
     """``cost --accelerator none``: the whole run's counts (a paper's "train FLOPs" column)."""
-    out = {**rec, "steps": steps, "total_train_flops": rec["train_flops"] * steps,
-           "total_tokens": rec["tokens"] * steps}
+    rec, steps = out, out["steps"]
     if a.format == "json":
         return tables.render([out], "json")
     row = {"arch": rec["arch"], "preset": rec["preset"], "seq": rec["seq_len"],
@@ -316,13 +249,14 @@ def cmd_scenario(a) -> str:
         raise UsageError(err.field, err.value, err.allowed) from None
     a.accelerator = a.accelerator or ",".join(meta["accelerators"])
     accs = accelerators_of(a)
+    model = Pricing(time_model=a.time_model).time_model_for()
     runs = positive_int("--runs", a.runs) if a.runs is not None else None
     try:
         from comparator.cost.catalogue import load as load_catalogue
         recs, meta = sc.records(accs, runs, a.scenarios, number("--pue", a.pue),
                                 number("--grid-intensity", a.grid_intensity),
                                 load_catalogue(overrides=a.accelerators),
-                                step_time=Timer(a).step_seconds)
+                                step_time=Timer(model, a.profile, a.db).step_seconds)
     except (cm.CostError, sc.ScenarioError) as err:
         raise UsageError(err.field, err.value, err.allowed) from None
     except CatalogueError as err:   # a run's reported hardware is not in the catalogue
@@ -344,7 +278,7 @@ def cmd_scenario(a) -> str:
             for r in recs]
     sources = "; ".join(f"{r['run']}: {r['schedule_source']}" for r in recs[::len(accs)])
     cap = (f"Published pre-training runs priced on {', '.join(x.name for x in accs)}: "
-           f"training FLOPs counted per phase (ours), {time_text(time_model_of(a))}, "
+           f"training FLOPs counted per phase (ours), {time_text(model)}, "
            f"bf16 (fp16 on devices without bf16), on-demand "
            f"prices, energy at TDP x PUE {a.pue}; {n} runs = {meta['tuning_note']}. "
            f"Published: {meta['estimate_source']}. Schedules: {sources}. {sc.NOTES} "

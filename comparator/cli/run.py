@@ -3,13 +3,10 @@
 ``--scheduler``, ``--worker-resources``)."""
 from __future__ import annotations
 
-import re
 import sys
 
-from comparator.cli.args import positive_int
-from comparator.cli.args import UsageError
-
-SCHEDULER = re.compile(r"^(tcp|tls|ucx|ws|wss)://\S+$")
+from comparator.cli.args import UsageError, build, positive_int
+from comparator.run.requests import check_runner
 
 
 def add_run_args(p, jobs: bool = True) -> None:
@@ -47,43 +44,22 @@ def resources(text: str | None) -> dict | None:
     return out
 
 
-def open_store(a, needed: bool = True):
-    """The Store of ``a`` (None with --no-cache), checking the options agree."""
-    if a.no_cache and a.db:
-        raise UsageError("--db", a.db, "not together with --no-cache")
-    if a.no_cache and a.retry_failed:
-        raise UsageError("--retry-failed", True, "not together with --no-cache (nothing "
-                         "stored to retry)")
-    if a.no_cache or not needed:
+def runner_options(a, jobs: bool = True) -> dict:
+    """The options of where points run and are stored (``requests.RUNNER``), parsed and
+    checked together."""
+    opts = dict(db=a.db, no_cache=a.no_cache, retry_failed=a.retry_failed,
+                jobs=positive_int("--jobs", a.jobs) if jobs else 1, scheduler=a.scheduler,
+                worker_resources=resources(a.worker_resources))
+    build(check_runner, a, **opts)
+    return opts
+
+
+def open_store(a):
+    """The Store of ``a`` (None with --no-cache); ``runner_options`` checked the options."""
+    if a.no_cache:
         return None
     from comparator.run.store import Store
     return Store(a.db)
-
-
-def scheduler_of(a, jobs: int = 1):
-    """(scheduler address or None, worker resources or None), checked."""
-    if a.scheduler is not None and not SCHEDULER.match(a.scheduler):
-        raise UsageError("--scheduler", a.scheduler, "a Dask scheduler address such as "
-                                                     "tcp://HOST:PORT")
-    if a.scheduler and jobs > 1:
-        raise UsageError("--jobs", a.jobs, "not together with --scheduler (the cluster's "
-                                           "workers run the points)")
-    res = resources(a.worker_resources)
-    if res and not a.scheduler:
-        raise UsageError("--worker-resources", a.worker_resources, "only with --scheduler")
-    return a.scheduler, res
-
-
-def tracer_of(a, needed: bool):
-    """A ``runner.Tracer`` for the traced points of a sweep or plot (None if none)."""
-    jobs = positive_int("--jobs", a.jobs)
-    scheduler, res = scheduler_of(a, jobs)
-    store = open_store(a, needed)
-    if not needed:
-        return None
-    from comparator.run.runner import Tracer
-    return Tracer(store, jobs=jobs, scheduler=scheduler, retry_failed=a.retry_failed,
-                  convention=getattr(a, "convention", None) or "standard", resources=res)
 
 
 def report(a, tracer, what: str = "traced") -> None:
@@ -102,5 +78,4 @@ def report(a, tracer, what: str = "traced") -> None:
         a.exit_status = 1
 
 
-__all__ = ["add_run_args", "open_store", "report", "resources",
-           "scheduler_of", "tracer_of"]
+__all__ = ["add_run_args", "open_store", "report", "resources", "runner_options"]

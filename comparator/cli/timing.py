@@ -1,17 +1,13 @@
 """The step-time model in the cost commands (sweep --accelerator, cost, scenario, plot):
-``--time-model roofline|mfu`` and ``--profile FILE``; argparse values in, plain values out.
-
-``roofline`` (the default) prices a step by the time model of its compiled regions on the
-device's profile (``comparator.cost.steptime``): a profile ``comparator calibrate`` stored
-for that device, a ``--profile`` file, else the datasheet profile (peak and bandwidth x
-sourced achievable fractions, *uncalibrated*).  ``mfu`` is the flat model, training FLOPs
-/ (peak x one utilisation); it is what ``--mfu`` and ``--calibration`` mean, and what the
-paper conventions that define an MFU use.
+``--time-model roofline|mfu`` and ``--profile FILE``; and the time model's rows of
+``roofline`` and ``explain --accelerator``.  The model itself and its ``Timer`` are the run
+room's (``comparator.run.costing``).
 """
 from __future__ import annotations
 
 from comparator.cost.steptime import TIME_MODELS
 from comparator.cli.args import UsageError
+from comparator.run.costing import Timer
 
 
 def add_time_args(p) -> None:
@@ -22,92 +18,6 @@ def add_time_args(p) -> None:
                         "FLOPs / (peak x one flat MFU), the default with --mfu/--calibration")
     p.add_argument("--profile", help="a device profile JSON ('comparator calibrate -o FILE') "
                                      "describing the accelerator priced")
-
-
-def time_model_of(a) -> str:
-    """The time model ``a`` asks for (``--mfu``/``--calibration`` imply the flat one)."""
-    tm = getattr(a, "time_model", None)
-    flat = getattr(a, "mfu", None) is not None or bool(getattr(a, "calibration", None))
-    conv = getattr(a, "convention", "standard") or "standard"
-    if tm is None:
-        return "mfu" if flat or conv != "standard" else "roofline"
-    if tm == "roofline" and flat:
-        raise UsageError("--time-model", tm, "mfu with --mfu or --calibration (a flat "
-                                             "utilisation is the mfu model)")
-    if tm == "roofline" and conv != "standard":
-        raise UsageError("--time-model", tm, f"mfu with --convention {conv}: the time model "
-                                             "times the traced step, which is ours")
-    return tm
-
-
-class Timer:
-    """Step times of the records of one command: profiles resolved once per device, the
-    compiled regions of a model and length once (``steptime`` caches them)."""
-
-    def __init__(self, a, model: str | None = None):
-        self.a, self.model = a, model or time_model_of(a)
-        self.store, self.profiles = None, {}
-
-    def _store(self):
-        if self.store is None:
-            from comparator.run.store import Store
-            self.store = Store(getattr(self.a, "db", None))
-        return self.store
-
-    def profile(self, acc):
-        """The device's profile; a device without one (no bandwidth in the catalogue) is a
-        ``CostError``, which a command pricing several devices skips, naming the reason."""
-        from comparator.cost.devices import for_device
-        from comparator.cost.profile import ProfileError
-        from comparator.cost.pricing import CostError
-        if acc.name not in self.profiles:
-            try:
-                self.profiles[acc.name] = for_device(
-                    getattr(self.a, "profile", None) or acc.name, self._store(),
-                    expect=acc.name)
-            except ProfileError as err:
-                self.profiles[acc.name] = CostError(err.field, err.value, err.allowed)
-        got = self.profiles[acc.name]
-        if isinstance(got, Exception):
-            raise got
-        return got
-
-    @property
-    def step_seconds(self):
-        """For the scenario: ``(mod, cfg, seq, batch, dtype, acc) -> (seconds, assumptions)``
-        by the time model, or None under the flat one."""
-        if self.model == "mfu":
-            return None
-
-        def seconds(mod, cfg, seq, batch, dtype, acc):
-            from comparator.cost import steptime
-            st = steptime.predict(mod, cfg, seq, batch, dtype, self.profile(acc),
-                                  self._store())
-            return st.total_s, steptime.fields(st)["time_assumptions"]
-        return seconds
-
-    def cost_kwargs(self, rec: dict, cfg, acc, devices: int, dtype: str) -> tuple[dict, dict]:
-        """(keyword arguments for ``sweep.with_cost``, fields to add to the record)."""
-        if self.model == "mfu" or cfg is None:
-            return {}, {}
-        import architectures
-        from comparator.cost.catalogue import CatalogueError
-        from comparator.cost import steptime
-        from comparator.cost.pricing import CostError, dtype_key
-        per_device = -(-rec["batch"] // devices)
-        try:
-            acc.peak(dtype_key(dtype))          # a dtype the device lacks: skipped, named
-        except CatalogueError as err:
-            raise CostError("--dtype", dtype, err.allowed) from None
-        prof = self.profile(acc)
-        try:
-            st = steptime.predict(architectures.get(rec["arch"]), cfg, rec["seq_len"],
-                                  per_device, dtype_key(dtype), prof, self._store())
-        except Exception as err:   # a model XLA:CPU cannot compile here: said, not guessed
-            return {}, {"time_model_failed": f"{type(err).__name__}: {err}"[:200]}
-        f = steptime.fields(st)
-        return ({"step_time_s": f["step_time_s"], "time_model": f["time_assumptions"]},
-                {k: v for k, v in f.items() if k != "time_assumptions"})
 
 
 def predict_one(a, acc, mod, cfg, seq: int, batch: int):
@@ -124,7 +34,7 @@ def predict_one(a, acc, mod, cfg, seq: int, batch: int):
         peak = acc.peak(key)
     except CatalogueError as err:
         raise UsageError("--dtype", a.dtype, err.allowed) from None
-    timer = Timer(a, model="roofline")
+    timer = Timer("roofline", getattr(a, "profile", None), getattr(a, "db", None))
     try:
         prof = timer.profile(acc)
     except CostError as err:
@@ -210,5 +120,4 @@ def explain_times(a, mod, cfg, pt, rows):
     return out, cap
 
 
-__all__ = ["TIME_MODELS", "Timer", "add_time_args", "explain_times", "fused_roofline",
-           "predict_one", "time_model_of"]
+__all__ = ["TIME_MODELS", "add_time_args", "explain_times", "fused_roofline", "predict_one"]

@@ -2,8 +2,9 @@
 
 Owns the additive cost value (``value.Cost``), the jaxpr walk (``trace``), the primitive
 rules (``rules``), symbolic lengths (``symbolic``, ``costprogram``, ``fasttrace``), the
-training step and its memory (``step``, ``memory``) and other papers' counting conventions
-(``conventions``).  May import ``architectures``, ``kernels``, ``comparator.errors`` and
-the standard library; nothing above it (``cost``, ``measure``, ``run``, ``claims``,
-``report``, ``cli``).
+training step and its memory (``step``, ``memory``), other papers' counting conventions
+(``conventions``), and the counts of a user's own function or Flax module (``targets``,
+``usercount``, with closed forms in the length: ``polyfit``).  May import
+``architectures``, ``kernels``, ``comparator.errors`` and the standard library; nothing
+above it (``cost``, ``measure``, ``run``, ``claims``, ``report``, ``cli``).
 """

@@ -1,0 +1,167 @@
+"""Records priced on accelerators: time, dollars, energy, CO2 and memory of a run
+(``Pricing`` of ``comparator.run.requests``), the step time by the time model or a flat
+MFU (``Timer``).
+
+``roofline`` (the default time model) prices a step by the time model of its compiled
+regions on the device's profile (``comparator.cost.steptime``): a profile ``comparator
+calibrate`` stored for that device, a ``profile`` file, else the datasheet profile (peak
+and bandwidth x sourced achievable fractions, *uncalibrated*).  ``mfu`` is the flat
+model, training FLOPs / (peak x one utilisation); it is what ``mfu`` and ``calibration``
+mean, and what the paper conventions that define an MFU use.
+"""
+from __future__ import annotations
+
+from comparator.run import sweep
+from comparator.run.sweep import RequestError
+
+
+class Timer:
+    """Step times of the records of one request: profiles resolved once per device, the
+    compiled regions of a model and length once (``steptime`` caches them).  ``model``:
+    ``roofline`` or ``mfu``; ``profile``: a device profile file; ``db``: the results store
+    holding calibrated profiles and compiled regions."""
+
+    def __init__(self, model: str, profile: str | None = None, db: str | None = None):
+        self.model, self.profile_file, self.db = model, profile, db
+        self.store, self.profiles = None, {}
+
+    def _store(self):
+        if self.store is None:
+            from comparator.run.store import Store
+            self.store = Store(self.db)
+        return self.store
+
+    def profile(self, acc):
+        """The device's profile; a device without one (no bandwidth in the catalogue) is a
+        ``CostError``, which a request pricing several devices skips, naming the reason."""
+        from comparator.cost.devices import for_device
+        from comparator.cost.profile import ProfileError
+        from comparator.cost.pricing import CostError
+        if acc.name not in self.profiles:
+            try:
+                self.profiles[acc.name] = for_device(self.profile_file or acc.name,
+                                                     self._store(), expect=acc.name)
+            except ProfileError as err:
+                self.profiles[acc.name] = CostError(err.field, err.value, err.allowed)
+        got = self.profiles[acc.name]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    @property
+    def step_seconds(self):
+        """For the scenario: ``(mod, cfg, seq, batch, dtype, acc) -> (seconds, assumptions)``
+        by the time model, or None under the flat one."""
+        if self.model == "mfu":
+            return None
+
+        def seconds(mod, cfg, seq, batch, dtype, acc):
+            from comparator.cost import steptime
+            st = steptime.predict(mod, cfg, seq, batch, dtype, self.profile(acc),
+                                  self._store())
+            return st.total_s, steptime.fields(st)["time_assumptions"]
+        return seconds
+
+    def cost_kwargs(self, rec: dict, cfg, acc, devices: int, dtype: str) -> tuple[dict, dict]:
+        """(keyword arguments for ``sweep.with_cost``, fields to add to the record)."""
+        if self.model == "mfu" or cfg is None:
+            return {}, {}
+        import architectures
+        from comparator.cost.catalogue import CatalogueError
+        from comparator.cost import steptime
+        from comparator.cost.pricing import CostError, dtype_key
+        per_device = -(-rec["batch"] // devices)
+        try:
+            acc.peak(dtype_key(dtype))          # a dtype the device lacks: skipped, named
+        except CatalogueError as err:
+            raise CostError("--dtype", dtype, err.allowed) from None
+        prof = self.profile(acc)
+        try:
+            st = steptime.predict(architectures.get(rec["arch"]), cfg, rec["seq_len"],
+                                  per_device, dtype_key(dtype), prof, self._store())
+        except Exception as err:   # a model XLA:CPU cannot compile here: said, not guessed
+            return {}, {"time_model_failed": f"{type(err).__name__}: {err}"[:200]}
+        f = steptime.fields(st)
+        return ({"step_time_s": f["step_time_s"], "time_model": f["time_assumptions"]},
+                {k: v for k, v in f.items() if k != "time_assumptions"})
+
+
+def accelerators(names, overrides: str | None = None) -> list:
+    """Catalogue entries of ``names`` (``("all",)``: every one), with an overrides file."""
+    from comparator.cost.catalogue import CatalogueError, load, lookup
+    try:
+        cat = load(overrides=overrides)
+        names = list(cat) if tuple(names) == ("all",) else names
+        return [lookup(cat, n) for n in names]
+    except CatalogueError as err:
+        field = "--accelerator" if err.field == "accelerator" else err.field
+        raise RequestError(field, err.value, err.allowed) from None
+
+
+def cost_kwargs(p) -> dict:
+    """The keyword arguments of ``sweep.with_cost`` a ``Pricing`` gives."""
+    return dict(devices=p.devices, dtype=p.dtype, mfu=p.mfu, runs=p.runs, pue=p.pue,
+                grid_intensity=p.grid_intensity, policy=p.policy, zero=p.zero)
+
+
+def calibrated(p, acc, kw: dict, arch: str | None, convention: str) -> dict:
+    """``kw`` with the calibration file's measured MFU for ``acc`` (``p.calibration``)."""
+    if not p.calibration:
+        return kw
+    from comparator.cost import measured_mfu as cal
+    from comparator.cost.pricing import dtype_key
+    try:
+        mfu, source = cal.mfu_for(cal.load(p.calibration), acc, dtype_key(p.dtype), arch,
+                                  convention)
+    except cal.CalibrationError as err:
+        raise RequestError(err.field, err.value, err.allowed) from None
+    return {**kw, "mfu": mfu, "mfu_source": source}
+
+
+def priced(recs, p, cfgs: dict, timer: Timer, convention: str = "standard",
+           steps_of=None) -> tuple[list, list]:
+    """(each record once per accelerator of ``p`` with its cost fields, the devices
+    skipped, each named with its reason).  A device that cannot price a record (no such
+    dtype, no MFU) is skipped when there are several, an error when it is the only one.
+    ``cfgs``: ``{(arch, preset): Config}`` of the records' models; ``steps_of(rec)``: the
+    steps of the run (default: ``p.steps``, or ``p.tokens`` / tokens per step, or 1)."""
+    from comparator.cost import pricing as cm
+    if steps_of is None:
+        def steps_of(r):
+            return (cm.tokens_to_steps(p.tokens, r["batch"], r["seq_len"]) if p.tokens
+                    else p.steps or 1)
+    accs, kw, out, skipped = accelerators(p.accelerators, p.accelerators_file), \
+        cost_kwargs(p), [], {}
+    for acc in accs:
+        for r in recs:
+            if r["train_flops"] is None:    # not defined by its convention: nothing to price
+                out.append(r)
+                continue
+            cfg = cfgs.get((r["arch"], r["preset"]))
+            try:
+                tkw, extra = timer.cost_kwargs(r, cfg, acc, kw["devices"], kw["dtype"])
+                out.append({**sweep.with_cost(r, acc, steps_of(r), cfg=cfg,
+                                              **calibrated(p, acc, kw, r["arch"], convention),
+                                              **tkw), **extra})
+            except cm.CostError as err:
+                if len(accs) == 1:
+                    raise RequestError(err.field, err.value, err.allowed) from None
+                skipped[acc.name] = err.allowed
+    return out, [f"{k} ({v})" for k, v in skipped.items()]
+
+
+def time_ratios(recs: list) -> list:
+    """Each priced record compared with its baseline's on the same device: the ratios of
+    step time and dollars beside the FLOP ratio (they differ where the time model says)."""
+    base = {(r["arch"] + ":" + r["preset"], r["seq_len"], r["batch"], r.get("accelerator")): r
+            for r in recs if "step_time_s" in r}
+    for r in recs:
+        b = base.get((r.get("baseline"), r["seq_len"], r["batch"], r.get("accelerator")))
+        if b is not None and "step_time_s" in r and b["step_time_s"]:
+            r["ratio_time"] = r["step_time_s"] / b["step_time_s"]
+            if r.get("dollars") is not None and b.get("dollars"):
+                r["ratio_dollars"] = r["dollars"] / b["dollars"]
+    return recs
+
+
+__all__ = ["Timer", "accelerators", "calibrated", "cost_kwargs", "priced", "time_ratios"]

@@ -1,0 +1,127 @@
+"""A request in, records out: the computation behind ``comparator sweep``, ``plot`` and
+``cost`` and behind ``comparator.sweep`` / ``comparator.cost`` of the Python API.
+
+``sweep(SweepRequest)`` resolves the models (presets, a configuration file, a size grid),
+computes the records of every point and method through ``sweep.run`` (traced points
+through the results store and workers: ``runner.Tracer``) and prices them on the
+request's accelerators.  ``cost(CostRequest)`` prices one model's run.  Both return the
+records with what a caption or a caller needs to know (devices skipped, the time model,
+the points that failed).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from comparator.run import sweep as sw
+from comparator.run.costing import Timer, priced, time_ratios
+from comparator.run.requests import CostRequest, SweepRequest
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """``records`` (the JSON records), ``skipped`` (devices that could not price them,
+    with the reason), ``time_model`` (with pricing), ``tracer`` (the traced points'
+    ``runner.Tracer``: ``failures``, ``loaded``, ``computed``; None without traced
+    points), ``models`` (the models swept)."""
+    records: list
+    skipped: list = field(default_factory=list)
+    time_model: str | None = None
+    tracer: object = None
+    models: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CostResult:
+    """``records`` (one per accelerator priced, or the run's counts without one),
+    ``record`` (the model's analytic record at one step), ``steps`` of the run,
+    ``skipped`` devices and the ``time_model``."""
+    records: list
+    record: dict
+    steps: int
+    skipped: list = field(default_factory=list)
+    time_model: str | None = None
+
+
+def models_of(req: SweepRequest) -> list:
+    """The models a sweep request names: its presets (default: each architecture's
+    BERT-base-sized one) or the models of its configuration file (those of ``archs``
+    when given), each at every size of ``sizes``."""
+    if req.config:
+        from comparator.run.configs import load
+        loaded = [sw.Model(arch, label, cfg) for arch, label, cfg in load(req.config)]
+        if req.archs:
+            loaded = [m for m in loaded if m.arch in set(req.archs)]
+        if req.sizes:
+            loaded = [sw.resized(m.arch, m.preset, m.cfg, s) for m in loaded for s in req.sizes]
+        return loaded
+    return sw.models(req.archs, req.presets, req.sizes)
+
+
+def tracer_of(req: SweepRequest):
+    """A ``runner.Tracer`` for the traced points of ``req`` (None without any): through
+    the results store unless ``no_cache``, in ``jobs`` processes or on ``scheduler``."""
+    if not req.traced:
+        return None
+    store = None
+    if not req.no_cache:
+        from comparator.run.store import Store
+        store = Store(req.db)
+    from comparator.run.runner import Tracer
+    return Tracer(store, jobs=req.jobs, scheduler=req.scheduler, retry_failed=req.retry_failed,
+                  convention=req.convention, resources=req.worker_resources)
+
+
+def sweep(req: SweepRequest, progress=None) -> SweepResult:
+    """Records of every model x length x method of ``req`` (baselines first), priced on
+    its accelerators when it has ``pricing``.  ``progress(i, n)``: traced points done."""
+    ms = models_of(req)
+    tracer = tracer_of(req)
+    recs = sw.run(sw.points(ms, req.seqs, req.batch), req.methods, req.scope,
+                  progress=progress if req.traced else None, baseline=req.baseline,
+                  with_baseline=req.with_baseline, trace=req.trace,
+                  convention=req.convention, tracer=tracer)
+    if req.pricing is None:
+        return SweepResult(recs, tracer=tracer, models=ms)
+    cfgs = {(m.arch, m.preset): m.cfg for m in ms}
+    for m in ms:
+        b = sw.baseline_for(m, req.baseline) if req.with_baseline else None
+        if b is not None:
+            cfgs[(b.arch, b.preset)] = b.cfg
+    model = req.pricing.time_model_for(req.convention)
+    timer = Timer(model, req.pricing.profile, req.db)
+    recs, skipped = priced(recs, req.pricing, cfgs, timer, req.convention)
+    return SweepResult(time_ratios(recs), skipped, model, tracer, ms)
+
+
+def cost(req: CostRequest) -> CostResult:
+    """The run of ``req``'s model priced on each of its accelerators (none: the run's
+    training FLOPs and tokens, no pricing)."""
+    from comparator.cost import pricing as cm
+    p = req.pricing
+    steps = p.steps or cm.tokens_to_steps(p.tokens, req.batch, req.seq)
+    accs = p.accelerators
+    if accs:   # an unknown device or a bad overrides file refused before any work
+        from comparator.run.costing import accelerators
+        accelerators(accs, p.accelerators_file)
+    mod, preset, cfg = sw.resolve(req.arch, req.preset)
+    if req.size is not None and any(v is not None for v in req.size):
+        m = sw.resized(req.arch, preset, cfg, req.size)
+        preset, cfg = m.preset, m.cfg
+    rec = sw.analytic(sw.Point(req.arch, preset, req.seq, req.batch, cfg), req.scope,
+                      req.convention)
+    if not accs:
+        return CostResult([run_counts(rec, steps)], rec, steps)
+    model = p.time_model_for(req.convention)
+    out, skipped = priced([rec], p, {(req.arch, preset): cfg}, Timer(model, p.profile, req.db),
+                          req.convention, steps_of=lambda r: steps)
+    return CostResult(out, rec, steps, skipped, model)
+
+
+def run_counts(rec: dict, steps: int) -> dict:
+    """A record with the whole run's counts (a paper's "train FLOPs" column)."""
+    return {**rec, "steps": steps, "total_train_flops": rec["train_flops"] * steps,
+            "total_tokens": rec["tokens"] * steps}
+
+
+__all__ = ["CostResult", "SweepResult", "cost", "models_of", "run_counts", "sweep",
+           "tracer_of"]

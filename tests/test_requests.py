@@ -1,0 +1,103 @@
+"""Request values (comparator/run/requests.py): what a caller may write shorter is
+normalised, a bad value is refused naming the field by its command-line option, the value
+and what is allowed -- for library users as on the command line."""
+import pytest
+
+import architectures
+from comparator.cli import app as cli
+from comparator.run.requests import (ClaimsRequest, CostRequest, Pricing, RequestError,
+                                     SweepRequest, check_runner, priced, size_grid)
+
+
+def refused(make, field, value=None):
+    with pytest.raises(RequestError) as e:
+        make()
+    assert e.value.field == field, e.value
+    if value is not None:
+        assert e.value.value == value
+    return str(e.value)
+
+
+def test_short_forms_are_normalised():
+    r = SweepRequest("all", 512, methods="both", presets="bert-base,gpt2-small")
+    assert r.archs == tuple(architectures.NAMES) and r.seqs == (512,)
+    assert r.methods == ("analytic", "traced") and r.presets == ("bert-base", "gpt2-small")
+    assert SweepRequest(["transformer", "albert"], [64, 128]).archs == ("transformer", "albert")
+    assert Pricing("a100-80gb,h100-sxm").accelerators == ("a100-80gb", "h100-sxm")
+    assert Pricing("none").accelerators == () and Pricing(None).accelerators == ()
+
+
+def test_size_grid_is_every_combination():
+    assert size_grid() is None
+    assert size_grid(d_model=[256, 512], layers=4) == ((256, 4, None, None),
+                                                        (512, 4, None, None))
+    assert len(size_grid([1, 2], [3, 4], [5, 6], [7, 8])) == 2 ** 4
+
+
+@pytest.mark.parametrize("make,field,value", [
+    (lambda: SweepRequest("transfomer", 128), "--arch", "transfomer"),
+    (lambda: SweepRequest((), 128), "--arch", None),
+    (lambda: SweepRequest("transformer", 0), "--seq", 0),
+    (lambda: SweepRequest("transformer", (1 << 24) + 1), "--seq", (1 << 24) + 1),
+    (lambda: SweepRequest("transformer", 128, batch=0), "--batch", 0),
+    (lambda: SweepRequest("transformer", 128, methods="exact"), "--method", "exact"),
+    (lambda: SweepRequest("transformer", 128, scope="some"), "--scope", "some"),
+    (lambda: SweepRequest("transformer", 128, trace="quick"), "--trace", "quick"),
+    (lambda: SweepRequest("transformer", 128, convention="kaplann"), "--convention", "kaplann"),
+    (lambda: SweepRequest("transformer", 128, convention="kaplan", methods="traced"),
+     "--method", "traced"),
+    (lambda: SweepRequest("transformer", 128, sizes=[(0, None, None, None)]), "--d-model", 0),
+    (lambda: SweepRequest("transformer", 128, baseline="albert", with_baseline=False),
+     "--baseline", "albert"),
+    (lambda: SweepRequest("transformer", 128, jobs=2, scheduler="tcp://h:1"), "--jobs", 2),
+    (lambda: SweepRequest("transformer", 128, scheduler="localhost:1"), "--scheduler",
+     "localhost:1"),
+    (lambda: SweepRequest("transformer", 128, worker_resources={"GPU": 1}),
+     "--worker-resources", {"GPU": 1}),
+    (lambda: SweepRequest("transformer", 128, db="r.sqlite", no_cache=True), "--db",
+     "r.sqlite"),
+    (lambda: SweepRequest("transformer", 128, pricing=Pricing(tokens=10 ** 9, steps=10)),
+     "--tokens", 10 ** 9),
+    (lambda: SweepRequest("transformer", 128, pricing=Pricing(time_model="roofline", mfu=0.4)),
+     "--time-model", "roofline"),
+    (lambda: SweepRequest("transformer", 128, convention="palm",
+                          pricing=Pricing(time_model="roofline")), "--time-model", "roofline"),
+    (lambda: Pricing(devices=0), "--devices", 0),
+    (lambda: Pricing(policy="keep"), "--policy", "keep"),
+    (lambda: Pricing(mfu="half"), "--mfu", "half"),
+    (lambda: priced(None, tokens=10 ** 6), "--tokens", 10 ** 6),
+    (lambda: CostRequest("transformer,albert", 128, Pricing(steps=1)), "--arch",
+     "transformer,albert"),
+    (lambda: CostRequest("all", 128, Pricing(steps=1)), "--arch", "all"),
+    (lambda: CostRequest("transformer", 128, Pricing()), "--tokens", None),
+    (lambda: CostRequest("reformer", 4096, Pricing(steps=1), convention="palm"),
+     "--convention", "palm"),
+    (lambda: ClaimsRequest(time_model="fast"), "--time-model", "fast"),
+    (lambda: ClaimsRequest(bench=[1, 2]), "--bench", [1, 2]),
+    (lambda: check_runner(no_cache=True, retry_failed=True), "--retry-failed", True),
+])
+def test_bad_values_are_refused_naming_the_option(make, field, value):
+    text = refused(make, field, value)
+    assert "is not allowed; " in text and text.startswith(field)
+
+
+def test_a_good_request_keeps_its_values():
+    p = Pricing("a100-80gb", tokens=10 ** 9, devices=8, dtype="fp32", mfu=0.4)
+    r = SweepRequest("reformer", (1024, 4096), batch=4, pricing=p, convention="standard")
+    assert r.pricing.time_model_for(r.convention) == "mfu"       # a flat MFU given
+    assert r.pricing.mfu == 0.4 and r.pricing.devices == 8 and r.traced is False
+    assert Pricing().time_model_for() == "roofline"
+    assert Pricing().time_model_for("kaplan") == "mfu"           # a paper's convention
+
+
+def test_the_cli_reports_a_whole_value_as_typed(capsys):
+    """The request holds 2 and 10**9; the message shows '2' and '1e9' as the user wrote them
+    (a part of a value, one name of a list, is shown as the request has it)."""
+    assert cli.main(["sweep", "--arch", "transformer", "--seq", "128", "--jobs", "2",
+                     "--scheduler", "tcp://h:1", "--method", "traced"]) == 2
+    assert "--jobs: '2' is not allowed" in capsys.readouterr().err
+    assert cli.main(["sweep", "--arch", "transformer", "--seq", "128", "--accelerator",
+                     "a100-80gb", "--tokens", "1e9", "--steps", "10"]) == 2
+    assert "--tokens: '1e9' is not allowed; either --tokens or --steps" in capsys.readouterr().err
+    assert cli.main(["sweep", "--arch", "transformer,transfomer", "--seq", "128"]) == 2
+    assert "--arch: 'transfomer' is not allowed" in capsys.readouterr().err
