@@ -13,16 +13,20 @@ train.  The front door (README, "Python API"):
 Importing ``comparator`` imports neither jax, flax nor matplotlib: each function imports
 what it needs when called, and the analytic paths never import jax.
 
-``comparator.count``, ``comparator.cost`` and ``comparator.claims`` are the functions; the
-rooms of the same names are imported as modules (``from comparator.cost import pricing``),
-never reached as attributes of this package.
+``comparator.count``, ``comparator.cost`` and ``comparator.claims`` are both: the rooms of
+those names (packages: ``import comparator.count.trace``, ``from comparator.cost import
+pricing``) and, called, the functions above (each room's module is made callable, so the
+two never shadow each other).
 """
 from __future__ import annotations
 
 import importlib
+import inspect
+import sys
+import types
 
-# the rooms ``count``, ``cost`` and ``claims`` imported first (each __init__ holds a docstring
-# only): a room's first import later would bind its module over the function of its name
+# the rooms ``count``, ``cost`` and ``claims`` (each __init__ a docstring only) are made
+# callable at the end of this file
 from comparator import claims as _claims, cost as _cost, count as _count  # noqa: F401
 
 _LAZY = {  # name -> module holding it
@@ -140,6 +144,25 @@ def claims(ids=None, *, bench=None, time_model: str = "roofline", db=None):
     req = ClaimsRequest(ids or (), bench, time_model, db)
     return records(registry.records(req))
 
+
+class _CallableRoom(types.ModuleType):
+    """A room that is also a front-door function of the same name."""
+
+    def __call__(self, *args, **kwargs):
+        return self.__front_door__(*args, **kwargs)
+
+
+def _door(fn) -> types.ModuleType:
+    room = sys.modules[f"comparator.{fn.__name__}"]
+    room.__class__ = _CallableRoom
+    room.__front_door__ = fn
+    room.__signature__ = inspect.signature(fn)
+    room.__doc__ = (f"{room.__doc__}\nCalled: comparator.{fn.__name__}{room.__signature__}"
+                    f"\n\n{fn.__doc__}")
+    return room
+
+
+count, cost, claims = _door(count), _door(cost), _door(claims)
 
 __all__ = ["ClaimsRequest", "CostRequest", "CountError", "CountRecord", "FieldError",
            "Pricing", "Record", "RequestError", "SweepRequest", "claims", "cost", "count",

@@ -144,3 +144,21 @@ def test_the_readme_example_runs_and_prints_the_arithmetic(capsys):
     # the numbers written in the README's comments are the printed ones
     for written in re.findall(r"#.*?= ([\d,]+)\s*$", readme_example(), re.M):
         assert written in out, written
+
+
+def test_rooms_named_like_the_front_door_stay_importable():
+    """comparator.count / cost / claims are callable rooms: the functions and the packages
+    never shadow each other, whatever is imported first."""
+    import inspect
+    from unittest import mock
+
+    import comparator
+    import comparator.count.trace as trace_module
+    from comparator.cost import pricing
+    assert trace_module.trace is comparator.count.trace.trace
+    assert "seq_axis" in inspect.signature(comparator.count).parameters
+    with mock.patch("comparator.cost.pricing.dtype_key", lambda d: "patched"):
+        assert pricing.dtype_key("bf16") == "patched"
+    import jax.numpy as jnp
+    rec = comparator.count(lambda x, w: x @ w, jnp.ones((4, 8)), jnp.ones((8, 16)))
+    assert rec.fwd_flops == 2 * 4 * 8 * 16          # 2 * m * k * n
