@@ -93,7 +93,8 @@ class Timer:
         import architectures
         from comparator.cost.catalogue import CatalogueError
         from comparator.cost import steptime
-        from comparator.cost.pricing import CostError, dtype_key
+        from comparator.cost.pricing import CostError, dtype_key, resolve_dtype
+        dtype = resolve_dtype(dtype, acc)       # "auto": the device's training precision
         per_device = -(-rec["batch"] // devices)
         try:
             acc.peak(dtype_key(dtype))          # a dtype the device lacks: skipped, named
