@@ -2,11 +2,11 @@
 (where a traced step is memory-bound) and ``accelerators`` (the catalogue)."""
 from __future__ import annotations
 
-from comparator.run import sweep
-from comparator.report import tables
+from comparator.run import costing, sweep
+from comparator.report import costnotes, tables
 from comparator.cli.timing import Timer, add_time_args, time_model_of
 from comparator.cli.args import arch_list, large_int, number, one_size, positive_int, seq_list
-from comparator.cost.pricing import dtype_key
+from comparator.cost.pricing import resolve_dtype
 from comparator.cli.args import UsageError
 
 
@@ -25,7 +25,8 @@ def add_cost_args(p, sweep_mode: bool = False) -> None:
                        "or none (counts only: total_train_flops of the run, no pricing)")
     p.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     p.add_argument("--devices", default="1", help="data-parallel devices (default 1)")
-    p.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32, fp8")
+    p.add_argument("--dtype", default="auto", help="auto (default: each device's training "
+                   "precision, fp16 mixed on V100/T4, bf16 elsewhere), bf16, fp16, fp32, tf32")
     p.add_argument("--mfu", help="model-FLOPs utilisation (default: the catalogue's)")
     p.add_argument("--runs", default="1", help="runs (e.g. 20 for 2 configurations x 10)")
     p.add_argument("--pue", default="1.1", help="data-centre power usage effectiveness")
@@ -37,7 +38,28 @@ def add_cost_args(p, sweep_mode: bool = False) -> None:
                    help="shard the optimizer state over the devices (ZeRO-1)")
     p.add_argument("--calibration", help="the JSON of 'comparator bench --accelerator NAME': "
                    "its measured utilisation replaces the default MFU for that device")
+    add_price_args(p)
     add_time_args(p)
+
+
+def add_price_args(p) -> None:
+    """--prices, --price-kind, --point (cost, sweep, scenario, budget)."""
+    p.add_argument("--prices", help="price with the snapshots listed on or before this date: "
+                   "a year (2020) or YYYY-MM(-DD) (default: the latest)")
+    p.add_argument("--price-kind", default="on-demand", help="on-demand (default; the "
+                   "ranges then draw from every offer listed), reserved, spot, preemptible")
+    p.add_argument("--point", action="store_true", help="single numbers, without the "
+                   "(low-high) ranges (JSON keeps the _low/_high fields)")
+
+
+def price_kwargs(a, accs) -> dict:
+    """The checked --prices/--price-kind and the catalogue's distributions."""
+    from comparator.cost.catalogue import CatalogueError
+    try:
+        return costing.price_options(accs, getattr(a, "prices", None),
+                                     getattr(a, "price_kind", "on-demand"), a.accelerators)
+    except CatalogueError as err:
+        raise UsageError(err.field, err.value, err.allowed) from None
 
 
 def accelerators_of(a) -> list:
@@ -51,8 +73,9 @@ def accelerators_of(a) -> list:
         raise UsageError(field, err.value, err.allowed) from None
 
 
-def cost_kwargs(a) -> dict:
+def cost_kwargs(a, accs=()) -> dict:
     return dict(devices=positive_int("--devices", a.devices), dtype=a.dtype,
+                **price_kwargs(a, accs),
                 mfu=None if a.mfu is None else number("--mfu", a.mfu),
                 runs=positive_int("--runs", a.runs), pue=number("--pue", a.pue),
                 grid_intensity=number("--grid-intensity", a.grid_intensity),
@@ -67,7 +90,7 @@ def _calibrated(a, acc, kw: dict, arch: str | None) -> dict:
     if a.mfu is not None:
         raise UsageError("--mfu", a.mfu, "not together with --calibration")
     try:
-        mfu, source = cal.mfu_for(cal.load(a.calibration), acc, dtype_key(a.dtype), arch,
+        mfu, source = cal.mfu_for(cal.load(a.calibration), acc, resolve_dtype(a.dtype, acc), arch,
                                   getattr(a, "convention", "standard"))
     except cal.CalibrationError as err:
         raise UsageError(err.field, err.value, err.allowed) from None
@@ -83,7 +106,8 @@ def with_costs(recs, a, cfgs: dict) -> tuple[list, list]:
         raise UsageError("--tokens", a.tokens, "either --tokens or --steps, not both")
     tokens = large_int("--tokens", a.tokens) if a.tokens is not None else None
     steps = large_int("--steps", a.steps) if a.steps is not None else 1
-    accs, kw, out, skipped = accelerators_of(a), cost_kwargs(a), [], {}
+    accs = accelerators_of(a)
+    kw, out, skipped = cost_kwargs(a, accs), [], {}
     timer = Timer(a)
     for acc in accs:
         for r in recs:
@@ -100,7 +124,8 @@ def with_costs(recs, a, cfgs: dict) -> tuple[list, list]:
             except cm.CostError as err:
                 if len(accs) == 1:
                     raise UsageError(err.field, err.value, err.allowed) from None
-                skipped[acc.name] = err.allowed
+                skipped[acc.name] = err.allowed       # a visible row says why
+                out.append(costing.unpriced(r, acc, err.allowed))
     return time_ratios(out), [f"{k} ({v})" for k, v in skipped.items()]
 
 
@@ -119,6 +144,8 @@ def time_ratios(recs: list) -> list:
 
 
 def _fits(r: dict) -> str:
+    if r.get("fits") is None:
+        return ""
     if r["fits"]:
         return "yes"
     return f"no (>= {r['min_devices']} devices)" if r["min_devices"] else \
@@ -147,7 +174,7 @@ def cmd_cost(a) -> str:
     rec = sweep.analytic(sweep.Point(arch, preset, seqs[0], batch, cfg), a.scope, convention)
     if not accs:
         return _run_counts(a, rec, steps)
-    kw = cost_kwargs(a)
+    kw = cost_kwargs(a, accs)
     out, skipped = [], []
     timer = Timer(a)
     for acc in accs:
@@ -158,30 +185,21 @@ def cmd_cost(a) -> str:
         except cm.CostError as err:
             if len(accs) == 1:
                 raise UsageError(err.field, err.value, err.allowed) from None
-            skipped.append(f"{acc.name} ({err.allowed})")
+            out.append(costing.unpriced(rec, acc, err.allowed))   # a visible row says why
     if a.format == "json":
         return tables.render(out, "json")
-    rows = [{"accelerator": tables.device_label(r["accelerator"],
-                                                r["assumptions"].get("time_model"),
-                                                r["assumptions"].get("calibrated")),
-             "devices": r["assumptions"]["devices"],
-             "MFU": r["assumptions"]["mfu"], "step s": r["step_time_s"],
-             "memory-bound": _pct(r.get("memory_bound_share")),
-             "days": r["wall_clock_s"] / 86400, "device-hours": r["device_hours"],
-             "$ / run": r["dollars"] if r["dollars"] is not None else "",
-             f"$ x {r['runs']}": (r["dollars_all_runs"] if r["dollars"] is not None else ""),
-             "kWh": r["energy_kwh"] if r["energy_kwh"] is not None else "",
-             "CO2 kg": r["co2_kg"] if r["co2_kg"] is not None else "",
-             "fits": _fits(r)}
-            for r in out]
-    policy = out[0]["memory_policy"] if out else a.policy
+    rows = tables.cost_rows(out, a.point, fits=_fits)
+    priced = [r for r in out if not r.get("not_priced")]
+    policy = priced[0]["memory_policy"] if priced else a.policy
     cap = (f"{arch}:{preset}, seq {seqs[0]}, batch {batch}, {steps:,} steps "
-           f"({rec['train_flops'] * steps:.3g} training FLOPs per run), dtype {a.dtype}; "
-           f"{time_text(timer.model)}; $ = device-hours x on-demand price; "
-           f"energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh; "
-           f"memory: Adam, {policy} activations" + (", ZeRO-1" if a.zero else "")
-           + (f"; skipped: {'; '.join(skipped)}" if skipped else "") + ". "
-           + tables.convention_text(convention) + ". " + tables.not_defined_text([rec])).strip()
+           f"({rec['train_flops'] * steps:.3g} training FLOPs per run), dtype {a.dtype}"
+           + (" (each device's training precision, named per row)" if a.dtype == "auto" else "")
+           + f"; {time_text(timer.model)}; $ = device-hours x {kw['price_kind']} price "
+           + (f"listed on or before {kw['prices']}" if kw["prices"] else "(latest listed)")
+           + f"; energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh; "
+           f"memory: Adam, {policy} activations" + (", ZeRO-1" if a.zero else "") + ". "
+           + ("" if a.point else costnotes.ranges_text(priced)) + tables.convention_text(convention)
+           + ". " + tables.not_defined_text([rec])).strip()
     return tables.render(rows, a.format, cap, label="tab:cost")
 
 
@@ -317,12 +335,13 @@ def cmd_scenario(a) -> str:
     a.accelerator = a.accelerator or ",".join(meta["accelerators"])
     accs = accelerators_of(a)
     runs = positive_int("--runs", a.runs) if a.runs is not None else None
+    pk = price_kwargs(a, accs)
     try:
         from comparator.cost.catalogue import load as load_catalogue
         recs, meta = sc.records(accs, runs, a.scenarios, number("--pue", a.pue),
                                 number("--grid-intensity", a.grid_intensity),
                                 load_catalogue(overrides=a.accelerators),
-                                step_time=Timer(a).step_seconds)
+                                step_time=Timer(a).step_seconds, **pk)
     except (cm.CostError, sc.ScenarioError) as err:
         raise UsageError(err.field, err.value, err.allowed) from None
     except CatalogueError as err:   # a run's reported hardware is not in the catalogue
@@ -330,23 +349,39 @@ def cmd_scenario(a) -> str:
     if a.format == "json":
         return tables.render(recs, "json")
     n = recs[0]["runs"] if recs else 0
-    rows = [{"run": r["run"], "params": r["params"], "tokens": r["tokens"],
-             "train FLOPs": r["total_train_flops"],
-             "accelerator": tables.device_label(r["accelerator"], r["time_model"],
-                                                r["calibrated"]),
-             "MFU": r["mfu"], "device-hours": r["device_hours"],
-             "$ 1 run": r["dollars"] if r["dollars"] is not None else "",
-             f"$ {n} runs": r["dollars_all_runs"] if r["dollars"] is not None else "",
-             "published": r["published"], "ours vs published": r["vs_published"],
-             "MFU to match": _pct(r["mfu_to_match_low"]),
-             "original MFU": _pct(r["reported_mfu"]),
-             "kWh 1 run": r["energy_kwh"] if r["energy_kwh"] is not None else ""}
-            for r in recs]
+    when = pk["prices"].isoformat() if pk["prices"] else None
+    rows = []
+    for r in recs:
+        row = {"run": r["run"], "params": r["params"], "tokens": r["tokens"],
+               "train FLOPs": r["total_train_flops"],
+               "accelerator": tables.device_label(r["accelerator"], r["time_model"],
+                                                  r["calibrated"]),
+               "dtype": r["dtype"], "MFU": r["mfu"],
+               "device-hours": tables.ranged(r, "device_hours", a.point),
+               "$ 1 run": tables.ranged(r, "dollars", a.point, money=True) or "no public price",
+               f"$ {n} runs": tables.ranged(r, "dollars_all_runs", a.point, money=True)}
+        if when:
+            row[f"$ 1 run ({when[:4]} prices)"] = (
+                tables.ranged(r, "dollars_period", a.point, money=True) or
+                f"no price listed by {when}")
+        row.update({"published": r["published"], "ours vs published": r["vs_published"]})
+        if when:
+            row[f"vs published ({when[:4]} prices)"] = r["vs_published_period"]
+        if not a.point:
+            row["range vs published"] = r["range_vs_published"] or ""
+        row.update({"MFU to match": _pct(r["mfu_to_match_low"]),
+                    "original MFU": _pct(r["reported_mfu"]),
+                    "kWh 1 run": tables.ranged(r, "energy_kwh", a.point)})
+        rows.append(row)
     sources = "; ".join(f"{r['run']}: {r['schedule_source']}" for r in recs[::len(accs)])
     cap = (f"Published pre-training runs priced on {', '.join(x.name for x in accs)}: "
            f"training FLOPs counted per phase (ours), {time_text(time_model_of(a))}, "
-           f"bf16 (fp16 on devices without bf16), on-demand "
+           f"each device's training precision (dtype column), {pk['price_kind']} "
            f"prices, energy at TDP x PUE {a.pue}; {n} runs = {meta['tuning_note']}. "
-           f"Published: {meta['estimate_source']}. Schedules: {sources}. {sc.NOTES} "
-           + tables.CONVENTIONS + ".")
+           f"Published: {meta['estimate_source']}. " + costnotes.price_sources(recs, when)
+           + ("" if a.point else "(low-high) = p5-p95 over utilisation, the offers listed, "
+              "PUE and grid intensity (comparator/data/accelerators.toml [ranges]); "
+              "'range vs published' spans our one run's low to our "
+              f"{n} runs' high, as the published range spans one run to the tuning runs. ")
+           + f"Schedules: {sources}. {sc.NOTES} " + tables.CONVENTIONS + ".")
     return tables.render(rows, a.format, cap, label="tab:scenario")
