@@ -13,8 +13,9 @@ from comparator.report import tables
 from comparator.cli.bench import cmd_bench
 from comparator.cli.calibrate import add_parser as add_calibrate_parser, cmd_calibrate
 from comparator.cli.timing import add_time_args
-from comparator.cli.cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline,
-                                 cmd_scenario, with_costs)
+from comparator.cli.cost import (add_cost_args, add_price_args, cmd_accelerators, cmd_cost,
+                                 cmd_roofline, cmd_scenario, with_costs)
+from comparator.cli.budget import add_parser as add_budget_parser, cmd_budget
 from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
 from comparator.cli.run import add_run_args, report, tracer_of
 from comparator.cli.args import (Parser, UsageError, add_size_options, arch_list, large_int,
@@ -165,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--pue", default="1.1", help="data-centre power usage effectiveness")
     n.add_argument("--grid-intensity", default="0.4", help="kg CO2 per kWh")
     n.add_argument("--db", help="results store (profiles, compiled regions)")
+    add_price_args(n)
     add_time_args(n)
     n.add_argument("--format", default="text", choices=tables.FORMATS)
     n.add_argument("-o", "--output")
@@ -173,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", default="text", choices=tables.FORMATS)
     c.add_argument("-o", "--output")
     add_calibrate_parser(sub, tables.FORMATS)
+    add_budget_parser(sub, tables.FORMATS)
     add_claim_parsers(sub)
     p = sub.add_parser("presets", help="every preset with its sizes, parameters and source")
     p.add_argument("--format", default="text", choices=tables.FORMATS)
@@ -264,10 +267,16 @@ def cmd_sweep(a) -> str:
                f"{large_int('--steps', a.steps):,} steps" if a.steps else "one training step")
         from comparator.cli.cost import time_text
         from comparator.cli.timing import time_model_of
-        cap += (f" Cost of {run} at {a.dtype}: {time_text(time_model_of(a))}; "
-                f"$ = device-hours x on-demand price, energy = device-hours x TDP x PUE."
-                + (f" Skipped: {'; '.join(skipped)}." if skipped else ""))
-    return tables.render(tables.sweep_rows(recs, a.per), a.format, cap, label="tab:sweep")
+        cap += (f" Cost of {run} at {a.dtype}"
+                + (" (each device's training precision)" if a.dtype == "auto" else "")
+                + f": {time_text(time_model_of(a))}; $ = device-hours x {a.price_kind} price"
+                + (f" listed on or before {a.prices}" if a.prices else "")
+                + ", energy = device-hours x TDP x PUE"
+                + ("" if a.point else "; (low-high) = p5-p95 over utilisation, offers, PUE "
+                   "and grid intensity") + "."
+                + (f" Not priced: {'; '.join(skipped)}." if skipped else ""))
+    return tables.render(tables.sweep_rows(recs, a.per, a.point), a.format, cap,
+                         label="tab:sweep")
 
 
 def cmd_explain(a) -> str:
@@ -356,7 +365,8 @@ def cmd_presets(a) -> str:
 COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets,
             "plot": cmd_plot, "accelerators": cmd_accelerators, "cost": cmd_cost,
             "roofline": cmd_roofline, "scenario": cmd_scenario, "bench": cmd_bench,
-            "conventions": cmd_conventions, "claims": cmd_claims, "calibrate": cmd_calibrate}
+            "conventions": cmd_conventions, "claims": cmd_claims, "calibrate": cmd_calibrate,
+            "budget": cmd_budget}
 
 
 def main(argv=None) -> int:
