@@ -128,3 +128,12 @@ def test_scenario_table_cites_both_prices(capsys):
     assert "v100-16gb (today): $0.79/h listed 2026-09-20" in out
     assert cli.main(["scenario", "--prices", "1999", "--accelerator", "tpu-v3"]) == 2
     assert "--prices" in capsys.readouterr().err
+
+
+def test_overlap_with_a_published_lower_bound_only():
+    rec = {"dollars_low": 1e5, "dollars_all_runs_high": 2e6, "published_low": 1_300_000,
+           "published_high": None}       # T5-11B: "over $1.3M for one run"
+    assert sc.overlap(rec) == "ours $100,000-$2,000,000 reaches the published lower bound " \
+                              "$1,300,000"
+    rec["dollars_all_runs_high"] = 6.5e5
+    assert sc.overlap(rec).endswith("2x below the published low end")

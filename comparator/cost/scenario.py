@@ -205,14 +205,17 @@ def overlap(rec: dict) -> str | None:
     """Our range (one run's low to ``runs`` runs' high, as the published range spans
     one run to the tuning runs) against the published range: overlap or the gap."""
     lo, hi = rec.get("dollars_low"), rec.get("dollars_all_runs_high")
-    plo, phi = rec["published_low"], rec["published_high"] or rec["published_low"]
+    plo, phi = rec["published_low"], rec["published_high"]
     if lo is None or hi is None:
         return None
+    ours = f"ours ${lo:,.0f}-${hi:,.0f}"
     if hi < plo:
-        return f"ours ${lo:,.0f}-${hi:,.0f}: {plo / hi:.2g}x below the published low end"
+        return f"{ours}: {plo / hi:.2g}x below the published low end"
+    if phi is None:                     # "over $1.3M": a lower bound only
+        return f"{ours} reaches the published lower bound ${plo:,.0f}"
     if lo > phi:
-        return f"ours ${lo:,.0f}-${hi:,.0f}: {lo / phi:.2g}x above the published high end"
-    return f"ours ${lo:,.0f}-${hi:,.0f} overlaps the published ${plo:,.0f}-${phi:,.0f}"
+        return f"{ours}: {lo / phi:.2g}x above the published high end"
+    return f"{ours} overlaps the published ${plo:,.0f}-${phi:,.0f}"
 
 
 def records(accelerators, runs: int | None = None, path: str | None = None,
