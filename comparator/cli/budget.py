@@ -118,18 +118,19 @@ def cmd_budget(a) -> str:
            "utilisation (the catalogue's default MFU, or --mfu) and training precision "
            f"(dtype {a.dtype}); {req.cost['price_kind']} prices "
            + (f"listed on or before {req.cost['prices']}" if req.cost["prices"] else
-              "(latest listed)") + "; cost = the answer's, 'its cost' = the next step's, so "
-           "cost <= budget < its cost; range = p5-p95 of the answer's cost over "
-           "utilisation, offers, PUE and grid intensity (comparator/data/accelerators.toml "
-           "[ranges]). " + "; ".join(bd.RULES[k] for k in
+              "(latest listed)")
+           + ("; cost = the answer's, 'its cost' = the next step's, so cost <= budget < its "
+              "cost; range = p5-p95 of the answer's cost over utilisation, offers, PUE and "
+              "grid intensity (comparator/data/accelerators.toml [ranges])" if req.budget
+              else "") + ". " + "; ".join(bd.RULES[k] for k in
                                      ([req.find] if req.budget else []) +
                                      (["break_even"] if req.break_even else [])) + ".")
     return tables.render(rows, a.format, cap, label="tab:budget")
 
 
 def _exact(v) -> str:
-    """A cost to enough digits to see it against the budget (one step can cost $0.00002)."""
-    return "" if v is None else f"{v:,.6f}" if abs(v) < 1e9 else f"{v:.6g}"
+    """A cost to every digit it has (one step can cost $0.00002 of a $10,000 budget)."""
+    return "" if v is None else f"{v:,}"
 
 
 def _pair(r: dict, a: str, b: str) -> str:
