@@ -90,7 +90,9 @@ def sweep(archs=(), seqs=(), *, progress=None, d_model=None, layers=None, heads=
     (``presets``, ``batch``, ``methods`` ("analytic", "traced" or "both"), ``scope``,
     ``convention``, ``baseline``, ``with_baseline``, ``config``, ``trace``, ``db``,
     ``jobs``, ...) and, with ``accelerators``, of ``Pricing`` (``tokens``, ``steps``,
-    ``devices``, ``dtype``, ``mfu``, ``time_model``, ...); ``d_model``, ``layers``,
+    ``devices``, ``dtype`` ("auto": each device's training precision), ``mfu``,
+    ``time_model``, ``prices`` (a date: the prices listed then), ``price_kind``, ...);
+    every time and cost field has its ``_low``/``_high`` (p5/p95); ``d_model``, ``layers``,
     ``heads``, ``d_ff``: a size grid (each a value or a list).  Or pass a ``SweepRequest``
     as ``archs``.  Traced points that failed have no record and are warned about."""
     from comparator.run import execute
@@ -117,8 +119,12 @@ def cost(arch=None, seq=None, *, accelerators="all", **options):
     accelerator (``accelerators=None`` or ``"none"``: the run's counts only).  ``options``:
     exactly one of ``tokens`` and ``steps``; the other fields of ``CostRequest``
     (``preset``, ``batch``, ``scope``, ``convention``, ``size``, ``db``) and of ``Pricing``
-    (``devices``, ``dtype``, ``mfu``, ``runs``, ``pue``, ``time_model``, ...).  Or pass a
-    ``CostRequest`` as ``arch``."""
+    (``devices``, ``dtype`` ("auto", the default: each device's training precision),
+    ``mfu``, ``runs``, ``pue``, ``time_model``, ``prices`` (a date such as "2020": the
+    prices listed on or before it), ``price_kind`` ("on-demand", "reserved", "spot",
+    "preemptible"), ...).  Every time, device-hours, dollars, kWh and CO2 field has its
+    p5/p95 as ``<field>_low``/``<field>_high``; a device that cannot be priced is a record
+    with ``not_priced`` saying why.  Or pass a ``CostRequest`` as ``arch``."""
     from comparator.run import execute
     from comparator.run.records import records
     from comparator.run.requests import CostRequest, Pricing

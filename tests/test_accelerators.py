@@ -57,6 +57,8 @@ def test_every_number_has_a_source(name):
         assert any(ch.isdigit() for ch in cite)  # a date
     if a.price_per_hour is not None:
         assert a.price_provider and a.price_date, name
+    for s in a.prices:                               # every dated price snapshot too
+        assert "http" in s.source and any(ch.isdigit() for ch in s.source), (name, s.date)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -170,8 +172,10 @@ def test_override_changes_single_fields_and_keeps_the_rest(tmp_path):
     h = cat["h100-sxm"]
     assert (h.price_per_hour, h.price_provider, h.price_date) == (2.5, "my cluster", "2026-11-01")
     assert h.default_mfu == 0.45 and h.mfu_source == f"user override: {f}"
-    assert h.sources["price"].startswith("AWS")             # the old citation stays,
-    assert h.sources["price"].endswith(f"price_per_hour: user override {f}")  # + the new
+    # one price replaces the snapshot list: one on-demand snapshot, cited to the file
+    assert [(s.kind, s.usd_per_hour, s.date) for s in h.prices] == [
+        ("on-demand", 2.5, "2026-11-01")]
+    assert h.sources["price"] == f"price_per_hour: user override {f}"
     assert h.bf16 == CAT["h100-sxm"].bf16 and h.sources["peaks"] == CAT["h100-sxm"].sources["peaks"]
     assert cat["a100-80gb"] == CAT["a100-80gb"]             # others untouched
     assert acc.load()["h100-sxm"].price_per_hour == 6.88    # packaged data unchanged
@@ -179,15 +183,15 @@ def test_override_changes_single_fields_and_keeps_the_rest(tmp_path):
 
 def test_override_fills_a_missing_field(tmp_path):
     f = _write(tmp_path, "mine.toml", """
-        [accelerators.mi300x]
+        [accelerators.mi250x]
         price_per_hour = 2.0
-        [accelerators.mi300x.sources]
+        [accelerators.mi250x.sources]
         price = "my invoice, 2026-11"
     """)
-    m = acc.load(overrides=f)["mi300x"]
+    m = acc.load(overrides=f)["mi250x"]
     assert m.price_per_hour == 2.0 and m.sources["price"] == "my invoice, 2026-11"
     assert not any(x.startswith("price_per_hour") for x in m.missing)
-    assert any(x.startswith("default_mfu") for x in m.missing)
+    assert CAT["mi250x"].missing and m.missing == ()
     assert acc.fields_without_source(m) == []
 
 

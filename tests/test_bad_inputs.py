@@ -58,6 +58,9 @@ FILES = {   # written into the (temporary) working directory before each case
                                       "flops_per_s": -1e10}]}),
     "nosort.json": _profile(drop="sort"),
     "type.json": _profile({"gather": "fast"}),
+    "negprice.toml": '[[accelerators.t4.prices]]\ndate = "2020"\nkind = "on-demand"\n'
+                     'usd_per_hour = -0.35\nprovider = "x"\nsource = "y"\n',
+    "pue.toml": "[ranges.pue]\nlow = 1.6\nhigh = 1.2\n",
 }
 # (what is tried, the arguments); the field each message must name is its first token
 CASES = [
@@ -180,6 +183,20 @@ CASES = [
     ("another device's profile to predict this one's steps",
      ["bench", "--arch", "transformer", "--seq", "64", "--predict", "--profile", "cpu.json"]),
     ("unknown time model for the claims", ["claims", "--time-model", "fast"]),
+    ("zero budget", ["budget", "--dollars", "0", "--arch", "transformer", "--seq", "512"]),
+    ("negative budget", ["budget", "--kwh", "-5", "--arch", "transformer", "--seq", "512"]),
+    ("two budgets at once", ["budget", "--dollars", "5", "--device-hours", "5", "--arch",
+                             "transformer", "--seq", "512"]),
+    ("unknown price kind", ["cost", "--arch", "transformer", "--seq", "512", "--steps", "10",
+                            "--price-kind", "cheap"]),
+    ("a date with no price snapshot", ["cost", "--arch", "transformer", "--seq", "512",
+                                       "--steps", "10", "--accelerator", "h100-sxm",
+                                       "--prices", "2019"]),
+    ("a malformed price date", ["scenario", "--prices", "20x0"]),
+    ("catalogue file with a negative price", ["accelerators", "--accelerators",
+                                              "negprice.toml"]),
+    ("catalogue distribution whose low exceeds its high", ["accelerators", "--accelerators",
+                                                           "pue.toml"]),
 ]
 
 

@@ -263,7 +263,10 @@ def test_cost_command_arithmetic_and_errors(capsys):
     assert r["total_train_flops"] == 1000 * r["train_flops"]
     text = out_of(capsys, "cost", "--arch", "reformer", "--seq", "4096", "--tokens", "1e9"
                   .replace("1e9", "1000000000"), "--accelerator", "all", "--time-model", "mfu")
-    assert "h100-sxm" in text and "skipped" in text  # V100 has no bf16
+    # every device priced in its own precision: the V100 in fp16 (it has no bf16)
+    assert "h100-sxm" in text and "skipped" not in text and "not priced" not in text
+    v100 = next(line for line in text.splitlines() if line.startswith("v100-16gb"))
+    assert " fp16 " in v100
     for args, field in ((["--accelerator", "v100-16gb", "--dtype", "fp8"], "--dtype"),
                         (["--accelerator", "h100-sxm", "--mfu", "1.5"], "--mfu"),
                         (["--accelerator", "h100-sxm", "--devices", "0"], "--devices"),

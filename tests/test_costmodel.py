@@ -69,10 +69,10 @@ def test_doubling_devices_halves_wall_clock_keeps_device_hours():
 
 
 def test_missing_price_and_power_are_none_with_reason():
-    v100 = CAT["v100-32gb"]                                # no price in the catalogue
-    r = train_cost(FLOPS, 10, v100, dtype="fp16")
+    mi = CAT["mi250x"]                                     # no public price in the catalogue
+    r = train_cost(FLOPS, 10, mi)
     assert r["dollars"] is None and r["dollars_all_runs"] is None
-    assert "price" in r["missing"]["dollars"]
+    assert "no public price" in r["missing"]["dollars"] and "dollars_low" not in r
     v5e = CAT["tpu-v5e"]                                   # Google publishes no power
     r = train_cost(FLOPS, 10, v5e)
     assert r["energy_kwh"] is None and r["co2_kg"] is None and "--power" in r["missing"]["energy_kwh"]
@@ -101,10 +101,21 @@ def test_dtype_the_device_lacks():
 
 
 def test_no_default_mfu_asks_for_one():
+    chip = dataclasses.replace(CAT["mi300x"], default_mfu=None,
+                               missing=("default_mfu: no published run (a test device)",))
     with pytest.raises(CostError) as err:
-        train_cost(FLOPS, 10, CAT["mi300x"])
-    assert err.value.field == "--mfu"
-    assert train_cost(FLOPS, 10, CAT["mi300x"], mfu=0.4)["step_time_s"] > 0
+        train_cost(FLOPS, 10, chip)
+    assert err.value.field == "--mfu" and "no published run" in err.value.allowed
+    assert train_cost(FLOPS, 10, chip, mfu=0.4)["step_time_s"] > 0
+
+
+def test_auto_dtype_is_each_devices_training_precision():
+    # fp16 mixed precision where there is no bf16 (V100, T4): its tensor-core peak
+    r = train_cost(FLOPS, 10, CAT["v100-16gb"], dtype="auto")
+    assert r["assumptions"]["dtype"] == "fp16" and r["assumptions"]["peak_flops"] == 125e12
+    assert "loss scaling" in r["assumptions"]["dtype_rule"]
+    assert train_cost(FLOPS, 10, A100, dtype="auto")["assumptions"]["peak_flops"] == 312e12
+    assert train_cost(FLOPS, 10, A100)["assumptions"]["dtype_rule"] == "given"   # bf16
 
 
 def test_tokens_to_steps_rounds_up():

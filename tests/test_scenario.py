@@ -94,3 +94,46 @@ def test_scenario_command_and_errors(capsys, tmp_path):
 def test_every_run_names_its_sources(field):
     for run in sc.load()["runs"]:
         assert run[field], (run["name"], field)
+
+
+def test_sharirs_runs_in_2020_prices_beside_todays():
+    cat = accelerators.load()
+    accs = [cat[n] for n in ("tpu-v2", "tpu-v3", "v100-16gb", "h100-sxm")]
+    from comparator.cost import prices as pr
+    recs, _ = sc.records(accs, catalogue=cat, prices=pr.as_of("2020"))
+    v2 = _by(recs, "BERT-base", "tpu-v2")
+    # the period price: $6.50 per 4-chip Cloud TPU v2 (February 2018), today $4.80 per v2-8
+    assert v2["period_price_per_hour"] == 6.5 / 4 and v2["period_price_date"] == "2018-02"
+    assert v2["price_per_hour"] == 4.8 / 4 and "tomshardware" in v2["period_price_source"]
+    assert math.isclose(v2["dollars_period"], v2["device_hours"] * 6.5 / 4, rel_tol=1e-12)
+    assert math.isclose(v2["dollars"], v2["device_hours"] * 4.8 / 4, rel_tol=1e-12)
+    assert v2["dollars_period_low"] < v2["dollars_period"] < v2["dollars_period_high"]
+    v100 = _by(recs, "BERT-base", "v100-16gb")
+    assert v100["period_price_per_hour"] == pytest.approx(12.24 / 4)   # p3.8xlarge, 2018
+    h100 = _by(recs, "T5-11B", "h100-sxm")                    # not listed in 2020
+    assert h100["dollars_period"] is None and "2020-12-31" in h100["period_missing"]
+    assert "on or before 2020-12-31" in h100["vs_published_period"]
+    # ranges against the published range: our one-run low to 20 runs' high
+    assert v2["range_vs_published"] == sc.overlap(v2)
+    assert v2["dollars_low"] <= 50_000 and v2["dollars_all_runs_high"] >= 2_500
+    assert "overlaps" in v2["range_vs_published"]
+
+
+def test_scenario_table_cites_both_prices(capsys):
+    assert cli.main(["scenario", "--prices", "2020", "--accelerator", "tpu-v3,v100-16gb",
+                     "--time-model", "mfu", "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "$ 1 run (2020 prices)" in out and "range vs published" in out
+    assert "tpu-v3 (prices of 2020-12-31): $2/h listed 2019" in out
+    assert "v100-16gb (today): $0.79/h listed 2026-09-20" in out
+    assert cli.main(["scenario", "--prices", "1999", "--accelerator", "tpu-v3"]) == 2
+    assert "--prices" in capsys.readouterr().err
+
+
+def test_overlap_with_a_published_lower_bound_only():
+    rec = {"dollars_low": 1e5, "dollars_all_runs_high": 2e6, "published_low": 1_300_000,
+           "published_high": None}       # T5-11B: "over $1.3M for one run"
+    assert sc.overlap(rec) == "ours $100,000-$2,000,000 reaches the published lower bound " \
+                              "$1,300,000"
+    rec["dollars_all_runs_high"] = 6.5e5
+    assert sc.overlap(rec).endswith("2x below the published low end")

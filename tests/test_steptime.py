@@ -118,7 +118,7 @@ def test_roofline_and_cost_by_the_time_model(capsys):
 
 @pytest.mark.parametrize("args,field", [
     (["--time-model", "roofline", "--mfu", "0.3"], "--time-model"),
-    (["--accelerator", "tpu-v2"], "memory_bandwidth_gbs"),   # none in the catalogue
+    (["--accelerator", "t4", "--dtype", "bf16"], "--dtype"),   # Turing has no bf16
 ])
 def test_time_model_bad_inputs_exit_2(args, field, capsys):
     base = ["cost", "--arch", "transformer", "--seq", "64", *TINY, "--steps", "10"]
@@ -131,10 +131,10 @@ def test_time_model_bad_inputs_exit_2(args, field, capsys):
 
 def test_roofline_by_the_time_model_refuses_or_takes_what_it_should(capsys):
     base = ["roofline", "--arch", "transformer", "--seq", "64", *TINY]
-    # a device the catalogue gives no bandwidth: one line naming the field, no traceback
-    assert cli.main(base + ["--accelerator", "tpu-v2"]) == 2
+    # a dtype the device does not have: one line naming the field, no traceback
+    assert cli.main(base + ["--accelerator", "t4", "--dtype", "bf16"]) == 2
     err = capsys.readouterr().err
-    assert "memory_bandwidth_gbs" in err and "Traceback" not in err
+    assert "--dtype" in err and "no published bf16 peak" in err and "Traceback" not in err
     # a paper's convention: the same step time, utilisation by the paper's count
     assert cli.main(base + ["--accelerator", "h100-sxm", "--convention", "palm",
                             "--format", "json"]) == 0

@@ -14,8 +14,9 @@ from comparator.report import tables
 from comparator.cli.bench import cmd_bench
 from comparator.cli.calibrate import add_parser as add_calibrate_parser, cmd_calibrate
 from comparator.cli.timing import add_time_args
-from comparator.cli.cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline,
-                                 cmd_scenario, pricing_of, time_text)
+from comparator.cli.cost import (add_cost_args, add_price_args, cmd_accelerators, cmd_cost,
+                                 cmd_roofline, cmd_scenario, pricing_of, time_text)
+from comparator.cli.budget import add_parser as add_budget_parser, cmd_budget
 from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
 from comparator.cli.run import add_run_args, report, runner_options
 from comparator.cli.args import (Parser, UsageError, add_size_options, arch_list, build,
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--pue", default="1.1", help="data-centre power usage effectiveness")
     n.add_argument("--grid-intensity", default="0.4", help="kg CO2 per kWh")
     n.add_argument("--db", help="results store (profiles, compiled regions)")
+    add_price_args(n)
     add_time_args(n)
     n.add_argument("--format", default="text", choices=tables.FORMATS)
     n.add_argument("-o", "--output")
@@ -174,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", default="text", choices=tables.FORMATS)
     c.add_argument("-o", "--output")
     add_calibrate_parser(sub, tables.FORMATS)
+    add_budget_parser(sub, tables.FORMATS)
     add_claim_parsers(sub)
     p = sub.add_parser("presets", help="every preset with its sizes, parameters and source")
     p.add_argument("--format", default="text", choices=tables.FORMATS)
@@ -237,10 +240,16 @@ def cmd_sweep(a) -> str:
         p = req.pricing
         run = (f"a run of {p.tokens:,} tokens" if p.tokens else
                f"{p.steps:,} steps" if p.steps else "one training step")
-        cap += (f" Cost of {run} at {a.dtype}: {time_text(res.time_model)}; "
-                f"$ = device-hours x on-demand price, energy = device-hours x TDP x PUE."
-                + (f" Skipped: {'; '.join(res.skipped)}." if res.skipped else ""))
-    return tables.render(tables.sweep_rows(recs, a.per), a.format, cap, label="tab:sweep")
+        cap += (f" Cost of {run} at {a.dtype}"
+                + (" (each device's training precision)" if a.dtype == "auto" else "")
+                + f": {time_text(res.time_model)}; $ = device-hours x {p.price_kind} price"
+                + (f" listed on or before {p.prices}" if p.prices else "")
+                + ", energy = device-hours x TDP x PUE"
+                + ("" if a.point else "; (low-high) = p5-p95 over utilisation, offers, PUE "
+                   "and grid intensity") + "."
+                + (f" Not priced: {'; '.join(res.skipped)}." if res.skipped else ""))
+    return tables.render(tables.sweep_rows(recs, a.per, a.point), a.format, cap,
+                         label="tab:sweep")
 
 
 def cmd_explain(a) -> str:
@@ -325,7 +334,8 @@ def cmd_presets(a) -> str:
 COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets,
             "plot": cmd_plot, "accelerators": cmd_accelerators, "cost": cmd_cost,
             "roofline": cmd_roofline, "scenario": cmd_scenario, "bench": cmd_bench,
-            "conventions": cmd_conventions, "claims": cmd_claims, "calibrate": cmd_calibrate}
+            "conventions": cmd_conventions, "claims": cmd_claims, "calibrate": cmd_calibrate,
+            "budget": cmd_budget}
 
 
 def main(argv=None) -> int:

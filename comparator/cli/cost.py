@@ -2,10 +2,10 @@
 (where a traced step is memory-bound) and ``accelerators`` (the catalogue)."""
 from __future__ import annotations
 
-from comparator.run import execute, sweep
+from comparator.run import costing, execute, sweep
 from comparator.run.costing import Timer, accelerators
 from comparator.run.requests import CostRequest, Pricing, priced
-from comparator.report import tables
+from comparator.report import costnotes, tables
 from comparator.cli.timing import add_time_args
 from comparator.cli.args import (UsageError, arch_list, build, large_int, number, one_size,
                                  positive_int, seq_list, size_of)
@@ -26,7 +26,8 @@ def add_cost_args(p, sweep_mode: bool = False) -> None:
                        "or none (counts only: total_train_flops of the run, no pricing)")
     p.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     p.add_argument("--devices", default="1", help="data-parallel devices (default 1)")
-    p.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32, fp8")
+    p.add_argument("--dtype", default="auto", help="auto (default: each device's training "
+                   "precision, fp16 mixed on V100/T4, bf16 elsewhere), bf16, fp16, fp32, tf32")
     p.add_argument("--mfu", help="model-FLOPs utilisation (default: the catalogue's)")
     p.add_argument("--runs", default="1", help="runs (e.g. 20 for 2 configurations x 10)")
     p.add_argument("--pue", default="1.1", help="data-centre power usage effectiveness")
@@ -38,7 +39,18 @@ def add_cost_args(p, sweep_mode: bool = False) -> None:
                    help="shard the optimizer state over the devices (ZeRO-1)")
     p.add_argument("--calibration", help="the JSON of 'comparator bench --accelerator NAME': "
                    "its measured utilisation replaces the default MFU for that device")
+    add_price_args(p)
     add_time_args(p)
+
+
+def add_price_args(p) -> None:
+    """--prices, --price-kind, --point (cost, sweep, scenario, budget)."""
+    p.add_argument("--prices", help="price with the snapshots listed on or before this date: "
+                   "a year (2020) or YYYY-MM(-DD) (default: the latest)")
+    p.add_argument("--price-kind", default="on-demand", help="on-demand (default; the "
+                   "ranges then draw from every offer listed), reserved, spot, preemptible")
+    p.add_argument("--point", action="store_true", help="single numbers, without the "
+                   "(low-high) ranges (JSON keeps the _low/_high fields)")
 
 
 def accelerators_of(a) -> list:
@@ -63,10 +75,13 @@ def pricing_of(a, accelerator=None):
                  runs=positive_int("--runs", a.runs), pue=number("--pue", a.pue),
                  grid_intensity=number("--grid-intensity", a.grid_intensity),
                  policy=a.policy, zero=a.zero, calibration=a.calibration,
-                 time_model=a.time_model, profile=a.profile)
+                 time_model=a.time_model, profile=a.profile, prices=a.prices,
+                 price_kind=a.price_kind)
 
 
 def _fits(r: dict) -> str:
+    if r.get("fits") is None:
+        return ""
     if r["fits"]:
         return "yes"
     return f"no (>= {r['min_devices']} devices)" if r["min_devices"] else \
@@ -95,27 +110,18 @@ def cmd_cost(a) -> str:
     if a.format == "json":
         return tables.render(out, "json")
     arch, preset = rec["arch"], rec["preset"]
-    rows = [{"accelerator": tables.device_label(r["accelerator"],
-                                                r["assumptions"].get("time_model"),
-                                                r["assumptions"].get("calibrated")),
-             "devices": r["assumptions"]["devices"],
-             "MFU": r["assumptions"]["mfu"], "step s": r["step_time_s"],
-             "memory-bound": _pct(r.get("memory_bound_share")),
-             "days": r["wall_clock_s"] / 86400, "device-hours": r["device_hours"],
-             "$ / run": r["dollars"] if r["dollars"] is not None else "",
-             f"$ x {r['runs']}": (r["dollars_all_runs"] if r["dollars"] is not None else ""),
-             "kWh": r["energy_kwh"] if r["energy_kwh"] is not None else "",
-             "CO2 kg": r["co2_kg"] if r["co2_kg"] is not None else "",
-             "fits": _fits(r)}
-            for r in out]
-    policy = out[0]["memory_policy"] if out else a.policy
+    rows = tables.cost_rows(out, a.point, fits=_fits)
+    done = [r for r in out if not r.get("not_priced")]
+    policy = done[0]["memory_policy"] if done else a.policy
     cap = (f"{arch}:{preset}, seq {seqs[0]}, batch {batch}, {steps:,} steps "
-           f"({rec['train_flops'] * steps:.3g} training FLOPs per run), dtype {a.dtype}; "
-           f"{time_text(res.time_model)}; $ = device-hours x on-demand price; "
-           f"energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh; "
-           f"memory: Adam, {policy} activations" + (", ZeRO-1" if a.zero else "")
-           + (f"; skipped: {'; '.join(res.skipped)}" if res.skipped else "") + ". "
-           + tables.convention_text(convention) + ". " + tables.not_defined_text([rec])).strip()
+           f"({rec['train_flops'] * steps:.3g} training FLOPs per run), dtype {a.dtype}"
+           + (" (each device's training precision, named per row)" if a.dtype == "auto" else "")
+           + f"; {time_text(res.time_model)}; $ = device-hours x {pricing.price_kind} price "
+           + (f"listed on or before {pricing.as_of}" if pricing.prices else "(latest listed)")
+           + f"; energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh; "
+           f"memory: Adam, {policy} activations" + (", ZeRO-1" if a.zero else "") + ". "
+           + ("" if a.point else costnotes.ranges_text(done)) + tables.convention_text(convention)
+           + ". " + tables.not_defined_text([rec])).strip()
     return tables.render(rows, a.format, cap, label="tab:cost")
 
 
@@ -249,14 +255,18 @@ def cmd_scenario(a) -> str:
         raise UsageError(err.field, err.value, err.allowed) from None
     a.accelerator = a.accelerator or ",".join(meta["accelerators"])
     accs = accelerators_of(a)
-    model = Pricing(time_model=a.time_model).time_model_for()
+    pricing = build(Pricing, a, accelerators=tuple(a.accelerator.split(",")),
+                    accelerators_file=a.accelerators, time_model=a.time_model,
+                    prices=a.prices, price_kind=a.price_kind)
+    model = pricing.time_model_for()
     runs = positive_int("--runs", a.runs) if a.runs is not None else None
+    pk = costing.price_options(accs, pricing)
     try:
         from comparator.cost.catalogue import load as load_catalogue
         recs, meta = sc.records(accs, runs, a.scenarios, number("--pue", a.pue),
                                 number("--grid-intensity", a.grid_intensity),
                                 load_catalogue(overrides=a.accelerators),
-                                step_time=Timer(model, a.profile, a.db).step_seconds)
+                                step_time=Timer(model, a.profile, a.db).step_seconds, **pk)
     except (cm.CostError, sc.ScenarioError) as err:
         raise UsageError(err.field, err.value, err.allowed) from None
     except CatalogueError as err:   # a run's reported hardware is not in the catalogue
@@ -264,23 +274,39 @@ def cmd_scenario(a) -> str:
     if a.format == "json":
         return tables.render(recs, "json")
     n = recs[0]["runs"] if recs else 0
-    rows = [{"run": r["run"], "params": r["params"], "tokens": r["tokens"],
-             "train FLOPs": r["total_train_flops"],
-             "accelerator": tables.device_label(r["accelerator"], r["time_model"],
-                                                r["calibrated"]),
-             "MFU": r["mfu"], "device-hours": r["device_hours"],
-             "$ 1 run": r["dollars"] if r["dollars"] is not None else "",
-             f"$ {n} runs": r["dollars_all_runs"] if r["dollars"] is not None else "",
-             "published": r["published"], "ours vs published": r["vs_published"],
-             "MFU to match": _pct(r["mfu_to_match_low"]),
-             "original MFU": _pct(r["reported_mfu"]),
-             "kWh 1 run": r["energy_kwh"] if r["energy_kwh"] is not None else ""}
-            for r in recs]
+    when = pk["prices"].isoformat() if pk["prices"] else None
+    rows = []
+    for r in recs:
+        row = {"run": r["run"], "params": r["params"], "tokens": r["tokens"],
+               "train FLOPs": r["total_train_flops"],
+               "accelerator": tables.device_label(r["accelerator"], r["time_model"],
+                                                  r["calibrated"]),
+               "dtype": r["dtype"], "MFU": r["mfu"],
+               "device-hours": tables.ranged(r, "device_hours", a.point),
+               "$ 1 run": tables.ranged(r, "dollars", a.point, money=True) or "no public price",
+               f"$ {n} runs": tables.ranged(r, "dollars_all_runs", a.point, money=True)}
+        if when:
+            row[f"$ 1 run ({when[:4]} prices)"] = (
+                tables.ranged(r, "dollars_period", a.point, money=True) or
+                f"no price listed by {when}")
+        row.update({"published": r["published"], "ours vs published": r["vs_published"]})
+        if when:
+            row[f"vs published ({when[:4]} prices)"] = r["vs_published_period"]
+        if not a.point:
+            row["range vs published"] = r["range_vs_published"] or ""
+        row.update({"MFU to match": _pct(r["mfu_to_match_low"]),
+                    "original MFU": _pct(r["reported_mfu"]),
+                    "kWh 1 run": tables.ranged(r, "energy_kwh", a.point)})
+        rows.append(row)
     sources = "; ".join(f"{r['run']}: {r['schedule_source']}" for r in recs[::len(accs)])
     cap = (f"Published pre-training runs priced on {', '.join(x.name for x in accs)}: "
            f"training FLOPs counted per phase (ours), {time_text(model)}, "
-           f"bf16 (fp16 on devices without bf16), on-demand "
+           f"each device's training precision (dtype column), {pricing.price_kind} "
            f"prices, energy at TDP x PUE {a.pue}; {n} runs = {meta['tuning_note']}. "
-           f"Published: {meta['estimate_source']}. Schedules: {sources}. {sc.NOTES} "
-           + tables.CONVENTIONS + ".")
+           f"Published: {meta['estimate_source']}. " + costnotes.price_sources(recs, when)
+           + ("" if a.point else "(low-high) = p5-p95 over utilisation, the offers listed, "
+              "PUE and grid intensity (comparator/data/accelerators.toml [ranges]); "
+              "'range vs published' spans our one run's low to our "
+              f"{n} runs' high, as the published range spans one run to the tuning runs. ")
+           + f"Schedules: {sources}. {sc.NOTES} " + tables.CONVENTIONS + ".")
     return tables.render(rows, a.format, cap, label="tab:scenario")

@@ -1,7 +1,11 @@
-"""The accelerator catalogue: peak rates, memory, power, price and a default MFU per device.
+"""The accelerator catalogue: peak rates, memory, power, dated prices and a default MFU per
+device, and the distributions behind every low/high figure.
 
 The numbers live in ``comparator/data/accelerators.toml`` (package data), each group of
-them with its source; this module loads, validates and merges them.  ``load()`` reads the
+them with its source; this module loads, validates and merges them.  Prices are dated
+snapshots (``PriceSnapshot``: date, kind, USD per device-hour, provider, offer, source);
+a device's ``price_per_hour`` is its latest on-demand snapshot.  ``load_ranges()`` reads
+the ``[ranges]`` tables (utilisation, PUE, grid intensity: low and high, sourced).  ``load()`` reads the
 packaged file; ``load(overrides=FILE)`` merges a user TOML or JSON file of the same shape
 (``[accelerators.<name>]`` tables) on top: a known name changes only the fields given, a
 new name adds a device, which must then give at least one peak, ``memory_gb`` and
@@ -11,7 +15,8 @@ sourced to the override file, so every number keeps a provenance.
 Units are SI throughout: peaks in FLOP/s (int8 in OP/s) and always DENSE (vendors' "with
 sparsity" figures are halved in the data file); ``memory_gb`` in 1e9 bytes; bandwidths in
 GB/s; ``tdp_w`` in W; ``price_per_hour`` in USD per device-hour.  Bad data is a
-``CatalogueError(field, value, allowed)`` whose field names the entry ("h100-sxm.bf16").
+``CatalogueError(field, value, allowed)`` whose field names the entry ("h100-sxm.bf16",
+"t4.prices[0].usd_per_hour", "ranges.pue.low").
 No jax here: the analytic path imports this.
 """
 from __future__ import annotations
@@ -28,14 +33,15 @@ from functools import lru_cache
 from importlib import resources
 from types import MappingProxyType
 
-from comparator.errors import FieldError
+from comparator.cost.prices import (PRICE_KINDS, RANGES, CatalogueError, PriceSnapshot,
+                                    check_date, check_prices, check_ranges, latest)
 
 PEAK_FIELDS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 NUMBER_FIELDS = PEAK_FIELDS + ("memory_gb", "memory_bandwidth_gbs", "tdp_w",
                                "interconnect_gbs", "price_per_hour", "default_mfu")
 TEXT_FIELDS = ("description", "vendor", "kind", "interconnect_note", "price_provider",
                "price_date", "mfu_source")
-ENTRY_FIELDS = NUMBER_FIELDS + TEXT_FIELDS + ("sources", "missing")
+ENTRY_FIELDS = NUMBER_FIELDS + TEXT_FIELDS + ("sources", "missing", "prices")
 KINDS = ("gpu", "tpu", "other")
 # which sources.<group> cites which numbers (default_mfu is cited by mfu_source)
 SOURCE_GROUPS = {"peaks": PEAK_FIELDS, "memory": ("memory_gb", "memory_bandwidth_gbs"),
@@ -47,13 +53,7 @@ DTYPE_ALIASES = {"float32": "fp32", "f32": "fp32", "single": "fp32",
                  "f16": "fp16", "half": "fp16", "float8": "fp8", "e4m3": "fp8",
                  "e5m2": "fp8", "float8_e4m3fn": "fp8", "float8_e5m2": "fp8"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 PACKAGED = "data/accelerators.toml"
-
-
-class CatalogueError(FieldError):
-    """Bad catalogue data or lookup: names the field, the value and what is allowed."""
-
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,7 @@ class Accelerator:
     mfu_source: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, hash=False)
     missing: tuple[str, ...] = ()
+    prices: tuple[PriceSnapshot, ...] = ()
 
     @property
     def dtypes(self) -> tuple[str, ...]:
@@ -131,17 +132,21 @@ def _parse(text: str, origin: str, fmt: str) -> dict:
         raise CatalogueError(origin, f"invalid {fmt.upper()}", str(err)) from None
     if not isinstance(data, dict):
         raise CatalogueError(origin, type(data).__name__, "an object of [accelerators.<name>] tables")
-    unknown = sorted(set(data) - {"accelerators", "schema_version"})
+    unknown = sorted(set(data) - {"accelerators", "schema_version", "ranges"})
     if unknown:
         raise CatalogueError(f"{origin}: {unknown[0]}", data[unknown[0]],
-                             "top-level keys are 'accelerators' and 'schema_version'")
+                             "top-level keys are 'accelerators', 'ranges' and 'schema_version'")
     entries = data.get("accelerators", {})
     if not isinstance(entries, dict):
         raise CatalogueError(f"{origin}: accelerators", entries, "a table of <name> tables")
-    return entries
+    ranges = data.get("ranges", {})
+    if not isinstance(ranges, dict) or not all(isinstance(v, dict) for v in ranges.values()):
+        raise CatalogueError(f"{origin}: ranges", ranges, "tables [ranges.<what>] of low, "
+                                                          "high and source")
+    return entries, ranges
 
 
-def _read_file(path: str) -> tuple[dict, str]:
+def _read_file(path: str) -> tuple[tuple, str]:
     path = os.fspath(path)
     fmt = "json" if path.lower().endswith(".json") else "toml"
     try:
@@ -182,10 +187,9 @@ def _check_entry(name: str, raw) -> dict:
             if key == "default_mfu" and value > 1:
                 raise CatalogueError(where, value, "a fraction in (0, 1]")
         elif key == "price_date":
-            if isinstance(value, datetime.date):  # an unquoted TOML date
-                value = value.isoformat()
-            if not isinstance(value, str) or not _DATE_RE.match(value):
-                raise CatalogueError(where, value, "a date 'YYYY', 'YYYY-MM' or 'YYYY-MM-DD'")
+            value = check_date(where, value)
+        elif key == "prices":
+            value = check_prices(where, value)
         elif key in TEXT_FIELDS:
             if not isinstance(value, str) or not value.strip():
                 raise CatalogueError(where, value, "a non-empty string")
@@ -224,10 +228,36 @@ def _check_complete(name: str, fields: dict) -> None:
             raise CatalogueError(f"{name}.{key}", None, "a new accelerator needs " + key)
 
 
+def _as_snapshots(name: str, fields: dict, origin: str) -> dict:
+    """``fields`` with one price representation: a ``price_per_hour`` given without
+    ``prices`` becomes one on-demand snapshot (dated ``price_date``, else today)."""
+    if "price_per_hour" not in fields:
+        return fields
+    if "prices" in fields:
+        raise CatalogueError(f"{name}.price_per_hour", fields["price_per_hour"],
+                             "either price_per_hour or [[prices]] snapshots, not both")
+    out = {k: v for k, v in fields.items() if k not in ("price_per_hour", "price_provider",
+                                                        "price_date")}
+    source = fields.get("sources", {}).get("price") or f"user override: {origin}"
+    out["prices"] = (PriceSnapshot(fields.get("price_date") or datetime.date.today().isoformat(),
+                                   "on-demand", fields["price_per_hour"],
+                                   fields.get("price_provider") or f"user override: {origin}",
+                                   "", source),)
+    return out
+
+
 def _build(name: str, fields: dict) -> Accelerator:
     fields = dict(fields)
-    fields["sources"] = MappingProxyType(dict(fields.get("sources", {})))
+    sources = dict(fields.get("sources", {}))
+    snaps = tuple(fields.get("prices", ()))
+    point = latest(snaps)
+    if point is not None:   # the point price: the latest on-demand snapshot
+        fields.update(price_per_hour=point.usd_per_hour, price_date=point.date,
+                      price_provider=f"{point.provider}, {point.offer}".rstrip(", "))
+        sources["price"] = point.source
+    fields["sources"] = MappingProxyType(sources)
     fields["missing"] = tuple(fields.get("missing", ()))
+    fields["prices"] = snaps
     return Accelerator(name=name, **fields)
 
 
@@ -241,6 +271,8 @@ def _merge(base: dict, change: dict, origin: str) -> dict:
     sources = dict(base.get("sources", {}))
     sources.update(change.get("sources", {}))
     unsourced: dict[str, list[str]] = {}
+    if "prices" in change:          # a new price list replaces the old one
+        out.pop("prices", None)
     for key, value in change.items():
         if key in ("sources", "missing"):
             continue
@@ -248,19 +280,19 @@ def _merge(base: dict, change: dict, origin: str) -> dict:
         group = GROUP_OF.get(key)
         if group and group not in change.get("sources", {}):
             unsourced.setdefault(group, []).append(key)
-        if key == "price_per_hour" and "price_provider" not in change:
-            out["price_provider"] = f"user override: {origin}"
-            out["price_date"] = change.get("price_date")
+        if key == "price_per_hour":       # one price replaces the snapshot list
+            out.pop("prices", None)
         if key == "default_mfu" and "mfu_source" not in change:
             out["mfu_source"] = f"user override: {origin}"
     for group, keys in unsourced.items():  # keep the citation of the untouched numbers
         note = f"{', '.join(keys)}: user override {origin}"
         sources[group] = f"{sources[group]}; {note}" if group in sources else note
-    given = {k for k in change if k in NUMBER_FIELDS}
+    given = {k for k in change if k in NUMBER_FIELDS} | (
+        {"price_per_hour"} if "prices" in change else set())
     missing = [m for m in base.get("missing", ()) if m.split(":", 1)[0].strip() not in given]
     missing += [m for m in change.get("missing", ()) if m not in missing]
     out["sources"], out["missing"] = sources, tuple(missing)
-    return out
+    return _as_snapshots(origin, out, origin) if "price_per_hour" in change else out
 
 
 def _normalise(name: str) -> str:
@@ -272,18 +304,16 @@ def load(path: str | None = None, overrides: str | None = None) -> dict[str, Acc
 
     ``path`` replaces the packaged file (same shape); ``overrides`` is a TOML or JSON
     file merged on top (``--accelerators FILE``)."""
-    if path is None:
-        raw = _parse(_packaged_text(), "comparator/" + PACKAGED, "toml")
-    else:
-        raw, _ = _read_file(path)
+    origin = "comparator/" + PACKAGED if path is None else os.fspath(path)
+    raw = _parse(_packaged_text(), origin, "toml")[0] if path is None else _read_file(path)[0][0]
     entries = {}
     for name, table in raw.items():
-        fields = _check_entry(_check_name(name), table)
+        fields = _as_snapshots(name, _check_entry(_check_name(name), table), origin)
         if path is not None:  # a user's whole catalogue: every entry must be usable
             _check_complete(name, fields)
         entries[name] = fields
     if overrides is not None:
-        extra, where = _read_file(overrides)
+        (extra, _), where = _read_file(overrides)
         for name, table in extra.items():
             key = _check_name(_normalise(name))
             change = _check_entry(key, table)
@@ -292,7 +322,24 @@ def load(path: str | None = None, overrides: str | None = None) -> dict[str, Acc
             else:
                 _check_complete(key, change)
                 entries[key] = _merge({}, change, where)
+    load_ranges(path, overrides)      # a bad distribution is refused by every command
     return {name: _build(name, fields) for name, fields in entries.items()}
+
+
+def load_ranges(path: str | None = None, overrides: str | None = None) -> dict:
+    """``{what: (low, high, source)}`` of the ``[ranges]`` tables (utilisation, pue,
+    grid_intensity), the override file's fields merged over the catalogue's."""
+    raw = (_parse(_packaged_text(), "comparator/" + PACKAGED, "toml") if path is None
+           else _read_file(path)[0])[1]
+    base = check_ranges(raw)
+    if overrides is not None:
+        (_, extra), _ = _read_file(overrides)
+        base = check_ranges(extra, base)
+    missing = [w for w in RANGES if w not in base]
+    if missing:
+        raise CatalogueError(f"ranges.{missing[0]}", None, "a [ranges." + missing[0] +
+                             "] table with low, high and source")
+    return base
 
 
 def lookup(catalogue: Mapping[str, Accelerator], name: str) -> Accelerator:

@@ -1,7 +1,8 @@
 """Counts -> time, money, energy and memory on an accelerator (pure functions, no jax).
 
 ``train_cost`` turns training FLOPs per step into step time, wall-clock, device-hours,
-dollars, energy and CO2; ``memory_estimate`` adds up what one data-parallel device holds
+dollars, energy and CO2, each with a low and a high (``ranges``), priced at today's or a
+dated snapshot (``prices``) in the device's own training precision (``dtype="auto"``); ``memory_estimate`` adds up what one data-parallel device holds
 (parameters, gradients, optimizer state, fp32 master weights, activations); ``fits`` and
 ``min_devices`` compare that with the device's memory.  Every returned record carries an
 ``assumptions`` dict with each number (and its catalogue source) the result depends on,
@@ -14,7 +15,10 @@ from __future__ import annotations
 
 import math
 
-from comparator.cost.catalogue import DTYPE_ALIASES, Accelerator, CatalogueError
+from comparator.cost import prices as pr
+from comparator.cost import ranges as rg
+from comparator.cost.catalogue import DTYPE_ALIASES, Accelerator, CatalogueError, load_ranges
+from comparator.errors import FieldError
 
 # storage width of parameters, gradients and activations per training dtype (tf32 is
 # a matmul mode on fp32 storage; fp8 training keeps 16-bit weights, so it is not offered)
@@ -28,12 +32,8 @@ HEADROOM = 0.9                 # usable fraction of device memory by default
 GB = 1e9
 
 
-class CostError(ValueError):
+class CostError(FieldError):
     """Bad input to the cost model: names the field, the value and what is allowed."""
-
-    def __init__(self, field: str, value, allowed: str):
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: {value!r} is not allowed; {allowed}")
 
 
 def _number(field, value, *, low=0.0, low_ok=False, high=None):
@@ -59,6 +59,30 @@ def dtype_key(dtype) -> str:
     return DTYPE_ALIASES.get(str(dtype).lower(), str(dtype).lower())
 
 
+AUTO = "auto"
+
+
+def auto_dtype(acc: Accelerator) -> tuple[str, str]:
+    """``(dtype, why)``: the precision large models are trained in on ``acc``."""
+    if acc.bf16 is not None:
+        why = ("bf16: TPUs train in bfloat16 (their matrix units have no fp16 path)"
+               if acc.kind == "tpu" else
+               "bf16 mixed precision: the matrix cores run bf16 at the fp16 rate (CDNA 2/3 "
+               "datasheet), so the wider-range format is used" if acc.vendor == "AMD" else
+               "bf16 mixed precision: Ampere, Ada and later tensor cores run bf16 at the fp16 "
+               "rate (A10G and L4 included), the default for training since the A100")
+        return "bf16", why
+    if acc.fp16 is not None:
+        return "fp16", ("fp16 mixed precision with loss scaling: no bf16 on this device "
+                        "(Volta/Turing tensor cores: fp16 inputs, fp32 accumulation)")
+    return "fp32", "fp32: the device has no 16-bit peak in the catalogue"
+
+
+def resolve_dtype(dtype, acc: Accelerator) -> str:
+    """``dtype``, or with "auto" the device's own training precision."""
+    return auto_dtype(acc)[0] if str(dtype).lower() == AUTO else dtype_key(dtype)
+
+
 def _missing_reason(acc: Accelerator, field: str, default: str) -> str:
     """The catalogue's own reason for a missing number, else ``default``."""
     for item in acc.missing:
@@ -81,7 +105,8 @@ def train_cost(train_flops_per_step: float, steps: int, acc: Accelerator, *,
                devices: int = 1, dtype: str = "bf16", mfu: float | None = None,
                runs: int = 1, pue: float = 1.1, grid_intensity: float = 0.4,
                power_w: float | None = None, mfu_source: str | None = None,
-               step_time_s: float | None = None, time_model: dict | None = None) -> dict:
+               step_time_s: float | None = None, time_model: dict | None = None,
+               prices=None, price_kind: str = "on-demand", ranges: dict | None = None) -> dict:
     """Time, device-hours, dollars, energy and CO2 of ``steps`` training steps.
 
     step_time = ``step_time_s`` when the time model predicted it (the step of one device's
@@ -90,11 +115,18 @@ def train_cost(train_flops_per_step: float, steps: int, acc: Accelerator, *,
     device-hours = devices x wall-clock / 3600; dollars = device-hours x price;
     energy = device-hours x power (kW) x PUE (power = TDP unless ``power_w``);
     CO2 = energy x grid_intensity (kg/kWh).  ``*_all_runs`` fields multiply by ``runs``
-    (independent runs, e.g. seeds or a sweep; wall-clock as if run one after another)."""
+    (independent runs, e.g. seeds or a sweep; wall-clock as if run one after another).
+    ``dtype="auto"``: the device's training precision (``auto_dtype``).  ``prices``: a
+    date (``prices.as_of``) to price at the ``price_kind`` snapshot then in force, else
+    the latest one.  Every time, device-hours, dollars, energy and CO2 field gets
+    ``<field>_low``/``<field>_high`` from the ``ranges`` distributions (default: the
+    catalogue's; ``comparator.cost.ranges``)."""
     _number("train_flops", train_flops_per_step)
     _count("--steps", steps), _count("--devices", devices), _count("--runs", runs)
     _number("--pue", pue, low=1.0, low_ok=True)
     _number("--grid-intensity", grid_intensity, low=0.0, low_ok=True)
+    auto = str(dtype).lower() == AUTO
+    dtype, dtype_why = auto_dtype(acc) if auto else (dtype_key(dtype), "given")
     try:
         peak = acc.peak(dtype)
     except CatalogueError as err:
@@ -124,10 +156,13 @@ def train_cost(train_flops_per_step: float, steps: int, acc: Accelerator, *,
     wall = steps * step_time
     hours = devices * wall / 3600
     missing = {}
-    dollars = None if acc.price_per_hour is None else hours * acc.price_per_hour
+    try:
+        snap, no_price = pr.price_at(acc, prices, price_kind)
+    except CatalogueError as err:
+        raise CostError(err.field, err.value, err.allowed) from None
+    dollars = None if snap is None else hours * snap.usd_per_hour
     if dollars is None:
-        missing["dollars"] = _missing_reason(acc, "price_per_hour",
-                                             f"{acc.name} has no price in the catalogue")
+        missing["dollars"] = f"{acc.name}: {no_price}"
     energy = co2 = None
     if power is None:
         missing["energy_kwh"] = missing["co2_kg"] = _missing_reason(
@@ -139,7 +174,7 @@ def train_cost(train_flops_per_step: float, steps: int, acc: Accelerator, *,
     def times(x):
         return None if x is None else x * runs
 
-    return {
+    rec = {
         "train_flops_per_step": train_flops_per_step, "steps": steps, "runs": runs,
         "step_time_s": step_time, "wall_clock_s": wall, "device_hours": hours,
         "dollars": dollars, "energy_kwh": energy, "co2_kg": co2,
@@ -153,8 +188,12 @@ def train_cost(train_flops_per_step: float, steps: int, acc: Accelerator, *,
             "accelerator": acc.name, "dtype": dtype_key(dtype), "peak_flops": peak,
             "peak_source": acc.sources.get("peaks", ""), "mfu": mfu, "mfu_source": mfu_source,
             "achieved_flops": peak * mfu * devices, "devices": devices,
-            "price_per_hour": acc.price_per_hour, "price_provider": acc.price_provider,
-            "price_date": acc.price_date, "price_source": acc.sources.get("price"),
+            "dtype_rule": dtype_why,
+            "price_per_hour": snap and snap.usd_per_hour,
+            "price_provider": snap and f"{snap.provider}, {snap.offer}".rstrip(", "),
+            "price_date": snap and snap.date, "price_kind": price_kind,
+            "price_source": snap and snap.source,
+            "prices_as_of": prices.isoformat() if prices is not None else "latest",
             "power_w": power, "power_source": power_source, "pue": pue,
             "grid_intensity_kg_per_kwh": grid_intensity,
             "runs": "independent; *_all_runs = one run x runs",
@@ -162,6 +201,25 @@ def train_cost(train_flops_per_step: float, steps: int, acc: Accelerator, *,
             **({k: v for k, v in (time_model or {}).items() if k != "time_model"}),
         },
     }
+    return _with_ranges(rec, acc, mfu, pue, grid_intensity, snap, prices, price_kind,
+                        ranges, energy)
+
+
+def _with_ranges(rec, acc, mfu, pue, grid, snap, when, kind, ranges, energy) -> dict:
+    """``rec`` with the low/high of every figure and the distributions in assumptions."""
+    dist = load_ranges() if ranges is None else ranges
+    # the offers the price is drawn from: every kind when on-demand is priced, else the kind
+    offers = pr.offers_at(acc, when, None if kind == "on-demand" else kind) if snap else []
+    fac = rg.factors(dist["utilisation"][:2], mfu, (pue, *dist["pue"][:2]),
+                     (grid, *dist["grid_intensity"][:2]),
+                     tuple(sorted(s.usd_per_hour for s in offers)),
+                     snap.usd_per_hour if snap else None)
+    rec.update(rg.spread(rec, fac, energy))
+    rec["assumptions"]["ranges"] = rg.describe(
+        dist["utilisation"][:2], dist["utilisation"][2], (pue, *dist["pue"][:2]),
+        dist["pue"][2], (grid, *dist["grid_intensity"][:2]), dist["grid_intensity"][2],
+        offers, when)
+    return rec
 
 
 # ---------------------------------------------------------------- memory

@@ -82,64 +82,101 @@ def load(path: str | None = None) -> dict:
 
 
 def dtype_for(acc) -> str:
-    """bf16 where the device has it, else fp16 (V100, T4): mixed-precision training."""
-    return "bf16" if acc.bf16 is not None else "fp16"
+    """The device's training precision (``pricing.auto_dtype``): bf16 where it has it,
+    fp16 mixed precision on the V100 and T4."""
+    return cm.auto_dtype(acc)[0]
 
 
 # the time model predicts a step of this many sequences per device (a phase's batch is
 # spread over as many devices as it takes; the step of the whole batch on one device is
 # batch / MICRO_BATCH such steps): an assumption, stated in the notes
 MICRO_BATCH = 32
+# the figures summed over a run's phases (with their _low/_high)
+SUMMED = ("device_hours", "wall_clock_s", "dollars", "energy_kwh", "co2_kg")
 
 
-def price(run: dict, acc, runs: int, pue: float = 1.1, grid_intensity: float = 0.4,
-          catalogue=None, step_time=None) -> dict:
-    """One record: the run's FLOPs, tokens, device-hours, dollars and energy on ``acc``;
-    with the run's ``reported`` hardware and a ``catalogue``, the MFU the original run
-    reached (our FLOPs / (devices x hours x dense peak))."""
-    mod = architectures.get(run["arch"])
-    cfg = mod.PRESETS[run["preset"]][0]
-    dtype = dtype_for(acc)
-    flops = hours = dollars = energy = 0.0
-    tokens = steps = 0
-    missing, timing = {}, {}
+def _phases(run, mod, cfg, acc, runs, pue, grid_intensity, step_time, **price):
+    """Per-phase ``train_cost`` records (the time model's step when ``step_time``)."""
+    out = []
     for ph in run["phases"]:
         per_step = mod.flops(cfg, ph["seq"], ph["batch"]).train
         kw = {}
         if step_time is not None:    # the time model: a device's share of the batch
             micro = min(ph["batch"], MICRO_BATCH)
-            seconds, timing = step_time(mod, cfg, ph["seq"], micro, dtype, acc)
+            seconds, timing = step_time(mod, cfg, ph["seq"], micro, dtype_for(acc), acc)
             kw = {"step_time_s": seconds * ph["batch"] / micro, "time_model": timing}
-        c = cm.train_cost(per_step, ph["steps"], acc, dtype=dtype, runs=runs, pue=pue,
-                          grid_intensity=grid_intensity, **kw)
-        flops += c["total_train_flops"]
-        hours += c["device_hours"]
-        dollars = None if c["dollars"] is None or dollars is None else dollars + c["dollars"]
-        energy = None if c["energy_kwh"] is None or energy is None else energy + c["energy_kwh"]
-        missing.update(c["missing"])
-        tokens += ph["steps"] * ph["batch"] * ph["seq"]
-        steps += ph["steps"]
+        out.append(cm.train_cost(per_step, ph["steps"], acc, dtype="auto", runs=runs, pue=pue,
+                                 grid_intensity=grid_intensity, **kw, **price))
+    return out
+
+
+def _total(cs: list, key: str):
+    vals = [c.get(key) for c in cs]
+    return None if any(v is None for v in vals) else sum(vals)
+
+
+def price(run: dict, acc, runs: int, pue: float = 1.1, grid_intensity: float = 0.4,
+          catalogue=None, step_time=None, prices=None, price_kind: str = "on-demand",
+          ranges: dict | None = None) -> dict:
+    """One record: the run's FLOPs, tokens, device-hours, dollars and energy on ``acc``
+    (each with its low and high) at today's prices; with ``prices`` (a date) also the
+    ``*_period`` dollars at the snapshot then in force, beside today's.  With the run's
+    ``reported`` hardware and a ``catalogue``, the MFU the original run reached (our
+    FLOPs / (devices x hours x dense peak))."""
+    mod = architectures.get(run["arch"])
+    cfg = mod.PRESETS[run["preset"]][0]
+    dtype = dtype_for(acc)
+    cs = _phases(run, mod, cfg, acc, runs, pue, grid_intensity, step_time,
+                 price_kind=price_kind, ranges=ranges)
+    flops = sum(c["total_train_flops"] for c in cs)
+    timing = cs[0]["assumptions"] if cs[0]["assumptions"]["time_model"] != "mfu" else {}
+    a = cs[0]["assumptions"]
     low, high = run.get("published_low"), run.get("published_high")
     rec = {
         "run": run["name"], "arch": run["arch"], "preset": run["preset"],
-        "params": mod.params(cfg), "steps": steps, "tokens": tokens,
+        "params": mod.params(cfg),
+        "steps": sum(ph["steps"] for ph in run["phases"]),
+        "tokens": sum(ph["steps"] * ph["batch"] * ph["seq"] for ph in run["phases"]),
         "total_train_flops": flops, "accelerator": acc.name, "dtype": dtype,
-        "peak_flops": acc.peak(dtype),
-        "mfu": flops / (hours * 3600 * acc.peak(dtype)) if timing else acc.default_mfu,
+        "dtype_rule": a["dtype_rule"], "peak_flops": acc.peak(dtype),
         "mfu_source": ("implied by the time model's step times" if timing
                        else acc.mfu_source),
-        "time_model": timing.get("time_model", "mfu"),
-        "calibrated": timing.get("calibrated") if timing else None,
-        "device_hours": hours, "dollars": dollars, "energy_kwh": energy,
-        "runs": runs, "dollars_all_runs": None if dollars is None else dollars * runs,
-        "energy_kwh_all_runs": None if energy is None else energy * runs,
+        "time_model": a["time_model"], "calibrated": timing.get("calibrated"),
+        "price_per_hour": a["price_per_hour"], "price_provider": a["price_provider"],
+        "price_date": a["price_date"], "price_kind": price_kind,
+        "price_source": a["price_source"], "runs": runs,
         "published": run["published"], "published_low": low, "published_high": high,
-        "schedule_source": run["schedule_source"], "missing": missing,
+        "schedule_source": run["schedule_source"],
+        "missing": {k: v for c in cs for k, v in c["missing"].items()},
+        "ranges": a["ranges"],
     }
+    for key in SUMMED:
+        for k in (key, key + "_low", key + "_high"):
+            rec[k] = _total(cs, k)
+    rec["mfu"] = flops / (rec["device_hours"] * 3600 * acc.peak(dtype)) if timing \
+        else acc.default_mfu
+    for key in ("dollars", "energy_kwh"):
+        for k in (key, key + "_low", key + "_high"):
+            rec[k.replace(key, key + "_all_runs")] = None if rec[k] is None else rec[k] * runs
+    if prices is not None:      # the same run at the prices listed then, beside today's
+        ps = _phases(run, mod, cfg, acc, runs, pue, grid_intensity, step_time, prices=prices,
+                     price_kind=price_kind, ranges=ranges)
+        pa = ps[0]["assumptions"]
+        rec.update({f"dollars_period{s}": _total(ps, "dollars" + s)
+                    for s in ("", "_low", "_high")})
+        rec["dollars_period_all_runs"] = (None if rec["dollars_period"] is None
+                                          else rec["dollars_period"] * runs)
+        rec.update(prices_as_of=prices.isoformat(), period_price_per_hour=pa["price_per_hour"],
+                   period_price_date=pa["price_date"], period_price_source=pa["price_source"],
+                   period_price_provider=pa["price_provider"],
+                   period_missing=ps[0]["missing"].get("dollars"))
+        rec["vs_published_period"] = compare(rec, "dollars_period")
     rec["vs_published"] = compare(rec)
+    rec["range_vs_published"] = overlap(rec)
     # the utilisation at which our count costs the published low end on this device
-    rec["mfu_to_match_low"] = (rec["mfu"] * dollars / low
-                               if dollars is not None and low and rec["mfu"] else None)
+    d = rec["dollars"]
+    rec["mfu_to_match_low"] = rec["mfu"] * d / low if d is not None and low and rec["mfu"] \
+        else None
     rep = run.get("reported")
     rec["reported_mfu"] = None
     if rep and catalogue is not None:
@@ -152,31 +189,51 @@ def price(run: dict, acc, runs: int, pue: float = 1.1, grid_intensity: float = 0
     return rec
 
 
-def compare(rec: dict) -> str:
+def compare(rec: dict, key: str = "dollars") -> str:
     """Where our one-run and all-runs dollars fall against the published range."""
-    d, dn, low, high = rec["dollars"], rec["dollars_all_runs"], rec["published_low"], \
-        rec["published_high"]
+    d, low, high = rec[key], rec["published_low"], rec["published_high"]
     if d is None:
-        return "no price for this device"
+        return "no price for this device" + (f" on or before {rec['prices_as_of']}"
+                                             if key != "dollars" else "")
     parts = [f"1 run {d / low:.2g}x the low end"]
     if high:
-        parts.append(f"{rec['runs']} runs {dn / high:.2g}x the high end")
+        parts.append(f"{rec['runs']} runs {d * rec['runs'] / high:.2g}x the high end")
     return "; ".join(parts)
+
+
+def overlap(rec: dict) -> str | None:
+    """Our range (one run's low to ``runs`` runs' high, as the published range spans
+    one run to the tuning runs) against the published range: overlap or the gap."""
+    lo, hi = rec.get("dollars_low"), rec.get("dollars_all_runs_high")
+    plo, phi = rec["published_low"], rec["published_high"]
+    if lo is None or hi is None:
+        return None
+    ours = f"ours ${lo:,.0f}-${hi:,.0f}"
+    if hi < plo:
+        return f"{ours}: {plo / hi:.2g}x below the published low end"
+    if phi is None:                     # "over $1.3M": a lower bound only
+        return f"{ours} reaches the published lower bound ${plo:,.0f}"
+    if lo > phi:
+        return f"{ours}: {lo / phi:.2g}x above the published high end"
+    return f"{ours} overlaps the published ${plo:,.0f}-${phi:,.0f}"
 
 
 def records(accelerators, runs: int | None = None, path: str | None = None,
             pue: float = 1.1, grid_intensity: float = 0.4,
-            catalogue=None, step_time=None) -> tuple[list, dict]:
+            catalogue=None, step_time=None, prices=None, price_kind: str = "on-demand",
+            ranges: dict | None = None) -> tuple[list, dict]:
     """Records for every run x accelerator, and the file's ``meta`` table.  ``step_time``:
     ``(mod, cfg, seq, batch, dtype, acc) -> (seconds, time-model assumptions)`` (the time
-    model), or None for the catalogue's flat MFU."""
+    model), or None for the catalogue's flat MFU; ``prices``: a date to price each run at
+    the snapshots then in force too (``*_period`` fields)."""
     data = load(path)
     meta = data["meta"]
     n = meta["tuning_runs"] if runs is None else runs
     out = []
     for run in data["runs"]:
         for acc in accelerators:
-            out.append(price(run, acc, n, pue, grid_intensity, catalogue, step_time))
+            out.append(price(run, acc, n, pue, grid_intensity, catalogue, step_time,
+                             prices, price_kind, ranges))
     return out, meta
 
 
@@ -186,13 +243,14 @@ NOTES = (
     "device's profile (MFU = what that implies); --time-model mfu applies the catalogue's "
     "default utilisation, measured on large, tuned runs; 'MFU to match' is the utilisation "
     "at which our count costs the published low end, and 'original MFU' what BERT's own "
-    "run reached on the hardware and time its paper reports; (2) prices -- today's on-demand prices "
-    "per device, not 2019-2020 cloud contracts, and no preemptible discounts; (3) counts "
+    "run reached on the hardware and time its paper reports; (2) prices -- today's on-demand "
+    "prices per device (--prices 2020 adds the prices listed then), and the low/high draw "
+    "from every offer listed, spot and preemptible included; (3) counts "
     "-- ours are exact FLOPs of the architecture as pre-trained (BERT with its MLM and next-"
     "sentence heads and pooler, Hugging Face BertForPreTraining; MLM heads on masked positions "
     "only), where estimates usually use 6 x parameters x tokens; (4) GPT-2's step count is our "
     "assumption (none was published).")
 
 
-__all__ = ["NOTES", "ScenarioError", "compare", "dtype_for", "load", "price", "records",
-           "validate"]
+__all__ = ["NOTES", "ScenarioError", "compare", "dtype_for", "load", "overlap", "price",
+           "records", "validate"]

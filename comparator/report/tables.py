@@ -71,8 +71,9 @@ def caption(scope: str, per: str = "sequence", batch: int | None = None,
 
 # -- sweep table ------------------------------------------------------------------
 
-def sweep_rows(records, per: str = "sequence"):
-    """Flat rows for the sweep table; numbers stay numbers (formatted at render time)."""
+def sweep_rows(records, per: str = "sequence", point: bool = False):
+    """Flat rows for the sweep table; numbers stay numbers (formatted at render time),
+    priced figures 'value (low-high)' unless ``point``."""
     for r in records:
         row = {"arch": r["arch"], "preset": r["preset"], "params": r["params"],
                "seq": r["seq_len"]}
@@ -93,11 +94,15 @@ def sweep_rows(records, per: str = "sequence"):
             row["activations/seq"] = r["activation_bytes_per_seq"]
         if "ratio_train" in r:
             row["vs baseline"] = r["ratio_train"]
-        if "accelerator" in r:
+        if r.get("not_priced"):
+            row["accelerator"] = r["accelerator"]
+            row["note"] = "not priced: " + r["not_priced"]
+        elif "accelerator" in r:
             a = r.get("assumptions", {})
             roofline = a.get("time_model") == "roofline"
             row["accelerator"] = device_label(r["accelerator"], a.get("time_model"),
                                               a.get("calibrated"))
+            row["dtype"] = a.get("dtype", "")
             row["step s"] = r["step_time_s"]
             if roofline:
                 row["memory-bound"] = f"{r['memory_bound_share']:.0%}"
@@ -106,9 +111,10 @@ def sweep_rows(records, per: str = "sequence"):
                 row["time vs baseline"] = r["ratio_time"]
             if "ratio_dollars" in r:
                 row["$ vs baseline"] = r["ratio_dollars"]
-            row["device-hours"] = r["device_hours"]
-            row["$"] = r["dollars"] if r["dollars"] is not None else ""
-            row["kWh"] = r["energy_kwh"] if r["energy_kwh"] is not None else ""
+            row["device-hours"] = ranged(r, "device_hours", point)
+            row["$"] = ranged(r, "dollars", point, money=True) or _gap(r, "dollars", "price")
+            row["kWh"] = ranged(r, "energy_kwh", point) or _gap(r, "energy_kwh",
+                                                                 "power figure")
             row["fits"] = "yes" if r["fits"] else (f"no (>= {r['min_devices']})"
                                                     if r["min_devices"] else "no (1 seq too big)")
         if r.get("unsupported"):
@@ -118,7 +124,7 @@ def sweep_rows(records, per: str = "sequence"):
             note = (note + "; " if note else "") + ("time model failed, flat MFU used: "
                                                     + r["time_model_failed"])
         if note:
-            row["note"] = note
+            row["note"] = (row["note"] + "; " if "note" in row else "") + note
         yield row
 
 
@@ -126,6 +132,69 @@ def device_label(name: str, time_model, calibrated) -> str:
     """A priced device's name, marked "(uncalibrated)" where the time model used its
     datasheet profile (the flat MFU model has no profile to mark)."""
     return name + (" (uncalibrated)" if time_model == "roofline" and not calibrated else "")
+
+
+def _short_number(v, money: bool = False) -> str:
+    if money:
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+    return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
+
+
+def ranged(r: dict, key: str, point: bool = False, money: bool = False):
+    """``r[key]`` as 'value (low-high)' from its ``_low``/``_high`` fields, the bare number
+    with ``point`` (or when the record has no range), '' when it has no value."""
+    v = r.get(key)
+    if v is None:
+        return ""
+    lo, hi = r.get(key + "_low"), r.get(key + "_high")
+    if point or lo is None or hi is None:
+        return v
+    return (f"{_short_number(v, money)} ({_short_number(lo, money)}-"
+            f"{_short_number(hi, money)})")
+
+
+def _gap(r: dict, key: str, what: str) -> str:
+    """The cell of a figure a record has no value for: what is missing (reason: note)."""
+    why = (r.get("missing") or {}).get(key, "")
+    if "no public price" in why:
+        return "no public price"
+    return f"no {what}" if why else ""
+
+
+def cost_rows(records, point: bool = False, fits=None) -> list[dict]:
+    """Rows of the cost table, one per device, priced or not: figures as 'value
+    (low-high)' (``point``: single numbers), a missing one named in its cell and its
+    reason in ``note``; ``fits``: a record -> text of whether one device holds the step."""
+    rows = []
+    for r in records:
+        a = r.get("assumptions", {})
+        row = {"accelerator": device_label(r["accelerator"], a.get("time_model"),
+                                           a.get("calibrated")),
+               "dtype": a.get("dtype", "")}
+        if r.get("not_priced"):
+            rows.append({**row, "note": "not priced: " + r["not_priced"]})
+            continue
+        days = {k.replace("wall_clock_s", "days"): v / 86400 for k, v in r.items()
+                if k.startswith("wall_clock_s") and v is not None and "all_runs" not in k}
+        row.update({"devices": a["devices"], "MFU": a["mfu"], "step s": r["step_time_s"],
+                    "memory-bound": "" if r.get("memory_bound_share") is None
+                    else f"{r['memory_bound_share']:.1%}",
+                    "days": ranged(days, "days", point),
+                    "device-hours": ranged(r, "device_hours", point),
+                    "$ / run": ranged(r, "dollars", point, money=True)
+                    or _gap(r, "dollars", "price"),
+                    f"$ x {r['runs']}": ranged(r, "dollars_all_runs", point, money=True),
+                    "kWh": ranged(r, "energy_kwh", point) or _gap(r, "energy_kwh",
+                                                                   "power figure"),
+                    "CO2 kg": ranged(r, "co2_kg", point) or _gap(r, "co2_kg", "power figure")})
+        if fits is not None:
+            row["fits"] = fits(r)
+        notes = [f"{k}: {v}" for k, v in (r.get("missing") or {}).items()
+                 if k in ("dollars", "energy_kwh")]
+        if notes:
+            row["note"] = "; ".join(notes)
+        rows.append(row)
+    return rows
 
 
 def convention_note(r: dict) -> str:

@@ -1,6 +1,11 @@
 """Records priced on accelerators: time, dollars, energy, CO2 and memory of a run
 (``Pricing`` of ``comparator.run.requests``), the step time by the time model or a flat
-MFU (``Timer``).
+MFU (``Timer``), each device in its own training precision with ``dtype="auto"``.
+
+``price_options`` turns a request's ``prices`` / ``price_kind`` / catalogue file into the
+keyword arguments of ``pricing.train_cost`` (a date none of the devices has a price for is
+refused, naming the earliest snapshot they have); ``unpriced`` is the row of a device a
+request could not price, with the reason, so that ``"all"`` never drops a device.
 
 ``roofline`` (the default time model) prices a step by the time model of its compiled
 regions on the device's profile (``comparator.cost.steptime``): a profile ``comparator
@@ -11,6 +16,8 @@ mean, and what the paper conventions that define an MFU use.
 """
 from __future__ import annotations
 
+from comparator.cost import prices as pr
+from comparator.cost.catalogue import CatalogueError, load_ranges
 from comparator.run import sweep
 from comparator.run.sweep import RequestError
 
@@ -67,9 +74,9 @@ class Timer:
         if self.model == "mfu" or cfg is None:
             return {}, {}
         import architectures
-        from comparator.cost.catalogue import CatalogueError
         from comparator.cost import steptime
-        from comparator.cost.pricing import CostError, dtype_key
+        from comparator.cost.pricing import CostError, dtype_key, resolve_dtype
+        dtype = resolve_dtype(dtype, acc)       # "auto": the device's training precision
         per_device = -(-rec["batch"] // devices)
         try:
             acc.peak(dtype_key(dtype))          # a dtype the device lacks: skipped, named
@@ -88,7 +95,7 @@ class Timer:
 
 def accelerators(names, overrides: str | None = None) -> list:
     """Catalogue entries of ``names`` (``("all",)``: every one), with an overrides file."""
-    from comparator.cost.catalogue import CatalogueError, load, lookup
+    from comparator.cost.catalogue import load, lookup
     try:
         cat = load(overrides=overrides)
         names = list(cat) if tuple(names) == ("all",) else names
@@ -98,10 +105,27 @@ def accelerators(names, overrides: str | None = None) -> list:
         raise RequestError(field, err.value, err.allowed) from None
 
 
-def cost_kwargs(p) -> dict:
-    """The keyword arguments of ``sweep.with_cost`` a ``Pricing`` gives."""
+def price_options(accs, p) -> dict:
+    """``{"prices": date or None, "price_kind": kind, "ranges": distributions}`` of the
+    ``Pricing`` ``p`` for the devices ``accs``: a date none of them has a ``price_kind``
+    snapshot on or before is refused, as is a bad ``[ranges]`` table in the catalogue file."""
+    try:
+        pr.check_as_of(accs, p.as_of, p.price_kind, p.prices)
+        ranges = load_ranges(overrides=p.accelerators_file)
+    except CatalogueError as err:
+        raise RequestError(err.field, err.value, err.allowed) from None
+    return {"prices": p.as_of, "price_kind": p.price_kind, "ranges": ranges}
+
+
+def train_kwargs(p, accs) -> dict:
+    """The keyword arguments of ``pricing.train_cost`` a ``Pricing`` gives on ``accs``."""
     return dict(devices=p.devices, dtype=p.dtype, mfu=p.mfu, runs=p.runs, pue=p.pue,
-                grid_intensity=p.grid_intensity, policy=p.policy, zero=p.zero)
+                grid_intensity=p.grid_intensity, **price_options(accs, p))
+
+
+def cost_kwargs(p, accs) -> dict:
+    """The keyword arguments of ``sweep.with_cost`` a ``Pricing`` gives on ``accs``."""
+    return dict(train_kwargs(p, accs), policy=p.policy, zero=p.zero)
 
 
 def calibrated(p, acc, kw: dict, arch: str | None, convention: str) -> dict:
@@ -109,10 +133,10 @@ def calibrated(p, acc, kw: dict, arch: str | None, convention: str) -> dict:
     if not p.calibration:
         return kw
     from comparator.cost import measured_mfu as cal
-    from comparator.cost.pricing import dtype_key
+    from comparator.cost.pricing import resolve_dtype
     try:
-        mfu, source = cal.mfu_for(cal.load(p.calibration), acc, dtype_key(p.dtype), arch,
-                                  convention)
+        mfu, source = cal.mfu_for(cal.load(p.calibration), acc, resolve_dtype(p.dtype, acc),
+                                  arch, convention)
     except cal.CalibrationError as err:
         raise RequestError(err.field, err.value, err.allowed) from None
     return {**kw, "mfu": mfu, "mfu_source": source}
@@ -120,9 +144,10 @@ def calibrated(p, acc, kw: dict, arch: str | None, convention: str) -> dict:
 
 def priced(recs, p, cfgs: dict, timer: Timer, convention: str = "standard",
            steps_of=None) -> tuple[list, list]:
-    """(each record once per accelerator of ``p`` with its cost fields, the devices
-    skipped, each named with its reason).  A device that cannot price a record (no such
-    dtype, no MFU) is skipped when there are several, an error when it is the only one.
+    """(each record once per accelerator of ``p`` with its cost fields, the devices not
+    priced, each named with its reason).  A device that cannot price a record (no such
+    dtype, no MFU) is a visible ``unpriced`` row when there are several, an error when it
+    is the only one.
     ``cfgs``: ``{(arch, preset): Config}`` of the records' models; ``steps_of(rec)``: the
     steps of the run (default: ``p.steps``, or ``p.tokens`` / tokens per step, or 1)."""
     from comparator.cost import pricing as cm
@@ -130,8 +155,8 @@ def priced(recs, p, cfgs: dict, timer: Timer, convention: str = "standard",
         def steps_of(r):
             return (cm.tokens_to_steps(p.tokens, r["batch"], r["seq_len"]) if p.tokens
                     else p.steps or 1)
-    accs, kw, out, skipped = accelerators(p.accelerators, p.accelerators_file), \
-        cost_kwargs(p), [], {}
+    accs = accelerators(p.accelerators, p.accelerators_file)
+    kw, out, skipped = cost_kwargs(p, accs), [], {}
     for acc in accs:
         for r in recs:
             if r["train_flops"] is None:    # not defined by its convention: nothing to price
@@ -146,7 +171,8 @@ def priced(recs, p, cfgs: dict, timer: Timer, convention: str = "standard",
             except cm.CostError as err:
                 if len(accs) == 1:
                     raise RequestError(err.field, err.value, err.allowed) from None
-                skipped[acc.name] = err.allowed
+                skipped[acc.name] = err.allowed       # a visible row says why
+                out.append(unpriced(r, acc, err.allowed))
     return out, [f"{k} ({v})" for k, v in skipped.items()]
 
 
@@ -164,4 +190,17 @@ def time_ratios(recs: list) -> list:
     return recs
 
 
-__all__ = ["Timer", "accelerators", "calibrated", "cost_kwargs", "priced", "time_ratios"]
+COUNT_FIELDS = ("arch", "preset", "seq_len", "batch", "params", "method", "scope",
+                "fwd_flops", "train_flops", "tokens", "convention", "baseline")
+
+
+def unpriced(rec: dict, acc, reason: str) -> dict:
+    """A row for ``acc`` that says why it has no time or cost (the counts kept)."""
+    out = {k: rec[k] for k in COUNT_FIELDS if k in rec}
+    out.update(accelerator=acc.name, not_priced=reason,
+               missing={"step_time_s": f"{acc.name}: {reason}"})
+    return out
+
+
+__all__ = ["COUNT_FIELDS", "Timer", "accelerators", "calibrated", "cost_kwargs", "price_options",
+           "priced", "time_ratios", "train_kwargs", "unpriced"]

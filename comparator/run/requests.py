@@ -13,12 +13,14 @@ with the same kind of error.
 """
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass, fields
 
 import architectures
 from architectures.config import MAX_DIM
 
+from comparator.cost import prices as pr
 from comparator.cost.steptime import TIME_MODELS
 from comparator.run.sweep import (METHODS, SCOPES, TRACES, RequestError, check_convention,
                                   require_defined, suggest)
@@ -75,6 +77,18 @@ def _choice(field: str, value, choices) -> str:
     return value
 
 
+def _date(field: str, value) -> str:
+    """A date as 'YYYY', 'YYYY-MM' or 'YYYY-MM-DD' (an int year, a ``datetime.date``)."""
+    if isinstance(value, datetime.date) or (isinstance(value, int)
+                                            and not isinstance(value, bool)):
+        value = str(value)
+    try:
+        pr.as_of(value if isinstance(value, str) else repr(value))
+    except pr.CatalogueError as err:
+        raise RequestError(field, value, err.allowed) from None
+    return value.strip()
+
+
 def check_archs(names) -> tuple:
     """Architecture names (``"all"`` is every one), each known."""
     names = tuple(architectures.NAMES) if names in ("all", ("all",)) else _tuple(names)
@@ -112,14 +126,17 @@ def _sizes(sizes) -> tuple | None:
 class Pricing:
     """What turns a record's training FLOPs into time, dollars, energy and memory on
     accelerators: catalogue names (``"all"``: every one; none: counts only), the run
-    (``tokens`` or ``steps``; default one step), devices, dtype, utilisation, energy
-    factors, memory policy and the time model."""
+    (``tokens`` or ``steps``; default one step), devices, dtype (``"auto"``: each device's
+    training precision), utilisation, energy factors, memory policy, the time model, and
+    the prices: ``prices`` a date ('2020', '2020-06', '2020-06-15'; an int year or a
+    ``datetime.date`` is written so) to price at the snapshots listed on or before it
+    (None: the latest), ``price_kind`` on-demand, reserved, spot or preemptible."""
     accelerators: tuple = ("all",)
     accelerators_file: str | None = None
     tokens: int | None = None
     steps: int | None = None
     devices: int = 1
-    dtype: str = "bf16"
+    dtype: str = "auto"
     mfu: float | None = None
     runs: int = 1
     pue: float = 1.1
@@ -129,10 +146,18 @@ class Pricing:
     calibration: str | None = None
     time_model: str | None = None
     profile: str | None = None
+    prices: str | None = None
+    price_kind: str = "on-demand"
 
     def __post_init__(self):
         _set(self, "accelerators", () if self.accelerators in NONE
              else _tuple(self.accelerators))
+        if self.prices is not None:
+            _set(self, "prices", _date("--prices", self.prices))
+        try:
+            pr.check_kind(self.price_kind)
+        except pr.CatalogueError as err:
+            raise RequestError(err.field, err.value, err.allowed) from None
         for name in ("tokens", "steps"):
             if getattr(self, name) is not None:
                 _positive(option(name), getattr(self, name), most=None)
@@ -146,6 +171,11 @@ class Pricing:
             _choice("--policy", self.policy, POLICIES)
         if self.time_model is not None:
             _choice("--time-model", self.time_model, TIME_MODELS)
+
+    @property
+    def as_of(self):
+        """The ``datetime.date`` priced at (the last day of ``prices``), or None: today's."""
+        return pr.as_of(self.prices)
 
     def time_model_for(self, convention: str = "standard") -> str:
         """The time model asked for: ``mfu`` (the flat model) with ``mfu``, a calibration

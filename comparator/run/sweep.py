@@ -366,22 +366,26 @@ def layer_inputs(arch: str, cfg, seq: int) -> tuple[int, int]:
     return L, 4 * seq * d * L
 
 
-def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "bf16",
+def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "auto",
               mfu=None, runs: int = 1, pue: float = 1.1, grid_intensity: float = 0.4,
               policy: str | None = None, zero: bool = False, cfg=None,
               mfu_source: str | None = None, step_time_s: float | None = None,
-              time_model: dict | None = None) -> dict:
+              time_model: dict | None = None, prices=None, price_kind: str = "on-demand",
+              ranges: dict | None = None) -> dict:
     """A record with the cost of ``steps`` training steps on ``devices`` x ``acc`` added:
     time, dollars, energy, CO2 (one run and ``runs``), memory per device and whether it fits.
     ``policy``: activation memory policy (default: reversible for the Reformer, else
     store_all; ``checkpoint`` keeps each layer's input, needs ``cfg``); ``zero``: shard the
-    optimizer state over the devices (ZeRO-1)."""
+    optimizer state over the devices (ZeRO-1).  ``dtype="auto"``: the device's training
+    precision; ``prices``, ``price_kind``, ``ranges``: as ``pricing.train_cost``."""
     from comparator.cost import pricing as cm
 
     out = dict(rec)
     c = cm.train_cost(rec["train_flops"], steps, acc, devices=devices, dtype=dtype, mfu=mfu,
                       runs=runs, pue=pue, grid_intensity=grid_intensity, mfu_source=mfu_source,
-                      step_time_s=step_time_s, time_model=time_model)
+                      step_time_s=step_time_s, time_model=time_model, prices=prices,
+                      price_kind=price_kind, ranges=ranges)
+    dtype = c["assumptions"]["dtype"]
     out.update({k: v for k, v in c.items() if k not in ("train_flops_per_step",)})
     per_device = -(-rec["batch"] // devices)
     policy = policy or ("reversible" if rec["arch"] == "reformer" else "store_all")
