@@ -142,3 +142,21 @@ def test_a_device_that_cannot_be_priced_is_a_visible_row(capsys, tmp_path):
                 "--time-model", "mfu")
     v100 = next(line for line in text.splitlines() if line.startswith("v100-16gb"))
     assert "not priced" in v100 and "no published bf16 peak" in v100
+
+
+def test_a_sweep_row_for_a_device_it_cannot_price_keeps_the_counts(capsys):
+    args = ["sweep", "--arch", "reformer", "--seq", "4096", "--accelerator",
+            "v100-16gb,a100-80gb", "--dtype", "bf16", "--time-model", "mfu"]
+    text = _run(capsys, *args)
+    gaps = [line for line in text.splitlines() if "  v100-16gb  " in line]   # table rows
+    assert len(gaps) == 2 and all("not priced" in line for line in gaps)  # model + baseline
+    recs = json.loads(_run(capsys, *args, "--format", "json"))
+    gaps = [r for r in recs if r.get("not_priced")]
+    priced = [r for r in recs if not r.get("not_priced")]
+    assert [r["accelerator"] for r in gaps] == ["v100-16gb"] * 2
+    assert all("no published bf16 peak" in r["not_priced"] for r in gaps)
+    for gap, r in zip(gaps, priced):            # the same model's counts, every field
+        for k in ("arch", "preset", "params", "fwd_flops", "train_flops", "breakdown",
+                  "unsupported", "train_flops_per_token", "attention_share"):
+            assert gap[k] == r[k], k
+        assert "dollars" not in gap and "step_time_s" in gap["missing"]

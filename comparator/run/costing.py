@@ -190,17 +190,12 @@ def time_ratios(recs: list) -> list:
     return recs
 
 
-COUNT_FIELDS = ("arch", "preset", "seq_len", "batch", "params", "method", "scope",
-                "fwd_flops", "train_flops", "tokens", "convention", "baseline")
-
-
 def unpriced(rec: dict, acc, reason: str) -> dict:
-    """A row for ``acc`` that says why it has no time or cost (the counts kept)."""
-    out = {k: rec[k] for k in COUNT_FIELDS if k in rec}
-    out.update(accelerator=acc.name, not_priced=reason,
-               missing={"step_time_s": f"{acc.name}: {reason}"})
-    return out
+    """A row for ``acc`` that says why it has no time or cost: the record (its counts,
+    every field of the record contract) with ``not_priced`` and the gap named."""
+    return {**rec, "accelerator": acc.name, "not_priced": reason,
+            "missing": {"step_time_s": f"{acc.name}: {reason}"}}
 
 
-__all__ = ["COUNT_FIELDS", "Timer", "accelerators", "calibrated", "cost_kwargs", "price_options",
-           "priced", "time_ratios", "train_kwargs", "unpriced"]
+__all__ = ["Timer", "accelerators", "calibrated", "cost_kwargs", "price_options", "priced",
+           "time_ratios", "train_kwargs", "unpriced"]
