@@ -6,9 +6,10 @@ train.  The front door (README, "Python API"):
   scope="matmul", rngs=(), apply_kwargs=None)`` -> ``CountRecord``: traced FLOPs by term,
   transcendentals, bytes, unsupported primitives, and with ``seq_axis`` the closed form
   in the length ``n``;
-* ``sweep(archs, seqs, **options)``, ``cost(arch, seq, **options)`` and ``claims(ids=None,
-  **options)`` -> ``Record``s, the JSON records of ``comparator sweep``, ``cost`` and
-  ``claims --format json`` (the commands are built on the same functions).
+* ``sweep(archs, seqs, **options)``, ``cost(arch, seq, **options)``, ``budget(archs,
+  dollars=..., **options)`` and ``claims(ids=None, **options)`` -> ``Record``s, the JSON
+  records of ``comparator sweep``, ``cost``, ``budget`` and ``claims --format json`` (the
+  commands are built on the same functions).
 
 Importing ``comparator`` imports neither jax, flax nor matplotlib: each function imports
 what it needs when called, and the analytic paths never import jax.
@@ -34,7 +35,7 @@ _LAZY = {  # name -> module holding it
     "Record": "comparator.run.records", "RequestError": "comparator.run.sweep",
     "FieldError": "comparator.errors", "SweepRequest": "comparator.run.requests",
     "CostRequest": "comparator.run.requests", "ClaimsRequest": "comparator.run.requests",
-    "Pricing": "comparator.run.requests",
+    "Pricing": "comparator.run.requests", "BudgetRequest": "comparator.run.budget",
 }
 
 
@@ -136,6 +137,32 @@ def cost(arch=None, seq=None, *, accelerators="all", **options):
     return records(execute.cost(req).records)
 
 
+def budget(archs=(), *, dollars=None, device_hours=None, kwh=None, accelerators="all",
+           **options):
+    """The records of ``comparator budget --format json`` -> ``list[Record]``: what a
+    budget of ``dollars``, ``device_hours`` or ``kwh`` buys on each of ``accelerators``
+    for each of ``archs``, each answer with its cost and the next step's.  ``find``:
+    ``"tokens"`` (the default: the most tokens at ``seq`` and ``batch``), ``"model"`` (the
+    largest model of ``sizes``, (d_model, n_layers) pairs, default the GPT-3 family's,
+    each trained on ``tokens`` or ``tokens_per_param`` x its parameters) or ``"seq"`` (the
+    longest length for ``tokens`` or ``steps``); ``break_even=True`` with two
+    architectures: the length at which the second costs less per token.  ``options``:
+    the other fields of ``BudgetRequest`` (``preset``, ``seq_step``, ...) and of
+    ``Pricing`` (``devices``, ``dtype``, ``mfu``, ``pue``, ``grid_intensity``,
+    ``prices``, ``price_kind``, ``accelerators_file``).  Analytic: no jax.  Or pass a
+    ``BudgetRequest`` as ``archs``."""
+    from comparator.run import budget as bd
+    from comparator.run.records import records
+    from comparator.run.requests import Pricing
+    if isinstance(archs, bd.BudgetRequest):
+        req = archs
+    else:
+        mine, price = _split(options, bd.BudgetRequest, Pricing)
+        req = bd.BudgetRequest(archs, dollars, device_hours, kwh,
+                               pricing=Pricing(accelerators, **price), **mine)
+    return records(bd.run(req))
+
+
 def claims(ids=None, *, bench=None, time_model: str = "roofline", db=None):
     """The records of ``comparator claims --format json`` -> ``list[Record]``: each claim's
     verdict and the numbers behind it.  ``ids``: claim ids (default all); ``bench``: the
@@ -170,6 +197,6 @@ def _door(fn) -> types.ModuleType:
 
 count, cost, claims = _door(count), _door(cost), _door(claims)
 
-__all__ = ["ClaimsRequest", "CostRequest", "CountError", "CountRecord", "FieldError",
-           "Pricing", "Record", "RequestError", "SweepRequest", "claims", "cost", "count",
-           "count_module", "sweep"]
+__all__ = ["BudgetRequest", "ClaimsRequest", "CostRequest", "CountError", "CountRecord",
+           "FieldError", "Pricing", "Record", "RequestError", "SweepRequest", "budget", "claims",
+           "cost", "count", "count_module", "sweep"]

@@ -1,5 +1,5 @@
-"""The front door, ``comparator/__init__.py``: ``sweep``, ``cost`` and ``claims`` give the
-records the commands print (the commands are built on the same run-room functions),
+"""The front door, ``comparator/__init__.py``: ``sweep``, ``cost``, ``budget`` and ``claims``
+give the records the commands print (the commands are built on the same run-room functions),
 ``import comparator`` stays free of jax, flax and matplotlib, and the README's "Python
 API" example runs and prints the arithmetic written beside it."""
 import pathlib
@@ -55,6 +55,11 @@ def test_import_comparator_imports_no_jax_flax_or_matplotlib():
       "--time-model", "mfu", "--tokens", "1e9", "--devices", "8"],
      dict(archs="albert", seqs=512, accelerators="a100-80gb,h100-sxm", time_model="mfu",
           tokens=10 ** 9, devices=8)),
+    (["--arch", "reformer", "--seq", "4096", "--accelerator", "v100-16gb,tpu-v2",
+      "--time-model", "mfu", "--dtype", "bf16", "--prices", "2020-06",
+      "--price-kind", "preemptible"],     # v100: no bf16, a row saying so
+     dict(archs="reformer", seqs=4096, accelerators="v100-16gb,tpu-v2", time_model="mfu",
+          dtype="bf16", prices="2020-06", price_kind="preemptible")),
 ])
 def test_sweep_records_are_the_json_records_of_the_command(capsys, args, kwargs):
     recs = comparator.sweep(**kwargs)
@@ -90,10 +95,55 @@ def test_traced_sweep_records_are_the_commands(capsys, tmp_path):
     (["--arch", "transformer", "--seq", "512", "--steps", "10", "--accelerator", "h100-sxm",
       "--mfu", "0.5", "--d-model", "512", "--layers", "6"],
      dict(accelerators="h100-sxm", steps=10, mfu=0.5, size=(512, 6, None, None))),
+    (["--arch", "transformer", "--seq", "512", "--steps", "1000", "--accelerator",
+      "tpu-v2,h100-sxm,t4", "--time-model", "mfu", "--prices", "2020"],
+     dict(accelerators="tpu-v2,h100-sxm,t4", steps=1000, time_model="mfu", prices=2020)),
 ])
 def test_cost_records_are_the_json_records_of_the_command(capsys, args, kwargs):
     recs = comparator.cost("transformer", 512, **kwargs)
     assert as_json(recs) == cli_json(capsys, "cost", *args)
+
+
+@pytest.mark.parametrize("args,kwargs", [
+    (["--dollars", "10000", "--accelerator", "a100-80gb,mi250x", "--arch",
+      "transformer,reformer", "--seq", "4096"],
+     dict(archs="transformer,reformer", dollars=10_000, accelerators="a100-80gb,mi250x",
+          seq=4096)),
+    (["--kwh", "500", "--accelerator", "h100-sxm", "--arch", "transformer", "--find", "model",
+      "--seq", "1024", "--batch", "64", "--tokens-per-param", "20", "--d-model", "512,768",
+      "--layers", "6,12", "--prices", "2026-10", "--dtype", "fp16"],
+     dict(archs="transformer", kwh=500, accelerators="h100-sxm", find="model", seq=1024,
+          batch=64, tokens_per_param=20, sizes=[(512, 6), (512, 12), (768, 6), (768, 12)],
+          prices="2026-10", dtype="fp16")),
+    (["--break-even", "--accelerator", "tpu-v3", "--arch", "transformer,reformer",
+      "--batch", "8"],
+     dict(archs=("transformer", "reformer"), break_even=True, accelerators="tpu-v3", batch=8)),
+])
+def test_budget_records_are_the_json_records_of_the_command(capsys, args, kwargs):
+    recs = comparator.budget(**kwargs)
+    assert as_json(recs) == cli_json(capsys, "budget", *args)
+    assert recs == comparator.budget(comparator.BudgetRequest(
+        **{k: v for k, v in kwargs.items() if k in {"archs", "dollars", "kwh", "find", "seq",
+                                                    "batch", "tokens_per_param", "sizes",
+                                                    "break_even"}},
+        pricing=comparator.Pricing(kwargs["accelerators"],
+                                   **{k: v for k, v in kwargs.items()
+                                      if k in {"prices", "dtype"}})))
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    (dict(dollars=100, seq=512, runs=20), "--runs"),           # one run: not a budget option
+    (dict(dollars=100, seq=512, time_model="roofline"), "--time-model"),
+    (dict(dollars=100, kwh=5, seq=512), "--kwh"),
+    (dict(dollars=-1, seq=512), "--dollars"),
+    (dict(dollars=100, seq=512, sizes=[(512,)]), "--sizes"),
+    (dict(dollars=100, seq=512, accelerators=None), "--accelerator"),
+    (dict(dollars=100, seq=512, colour="red"), "keyword"),
+])
+def test_bad_budget_arguments_are_request_errors(kwargs, field):
+    with pytest.raises(comparator.RequestError) as e:
+        comparator.budget("transformer", **kwargs)
+    assert e.value.field == field
 
 
 def test_claims_records_are_the_json_records_of_the_command(capsys):

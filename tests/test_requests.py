@@ -1,6 +1,8 @@
 """Request values (comparator/run/requests.py): what a caller may write shorter is
 normalised, a bad value is refused naming the field by its command-line option, the value
 and what is allowed -- for library users as on the command line."""
+import datetime
+
 import pytest
 
 import architectures
@@ -25,6 +27,12 @@ def test_short_forms_are_normalised():
     assert SweepRequest(["transformer", "albert"], [64, 128]).archs == ("transformer", "albert")
     assert Pricing("a100-80gb,h100-sxm").accelerators == ("a100-80gb", "h100-sxm")
     assert Pricing("none").accelerators == () and Pricing(None).accelerators == ()
+    # a price date as the command line writes it: a year, a month or a day
+    assert Pricing(prices=2020).prices == "2020" and Pricing(prices=2020).as_of == \
+        datetime.date(2020, 12, 31)
+    assert Pricing(prices="2019-02").as_of == datetime.date(2019, 2, 28)
+    assert Pricing(prices=datetime.date(2020, 6, 1)).prices == "2020-06-01"
+    assert Pricing().as_of is None and Pricing().dtype == "auto"
 
 
 def test_size_grid_is_every_combination():
@@ -65,6 +73,10 @@ def test_size_grid_is_every_combination():
     (lambda: Pricing(devices=0), "--devices", 0),
     (lambda: Pricing(policy="keep"), "--policy", "keep"),
     (lambda: Pricing(mfu="half"), "--mfu", "half"),
+    (lambda: Pricing(prices="20x0"), "--prices", "20x0"),
+    (lambda: Pricing(prices="2020-13"), "--prices", "2020-13"),
+    (lambda: Pricing(prices=2020.5), "--prices", 2020.5),
+    (lambda: Pricing(price_kind="cheap"), "--price-kind", "cheap"),
     (lambda: priced(None, tokens=10 ** 6), "--tokens", 10 ** 6),
     (lambda: CostRequest("transformer,albert", 128, Pricing(steps=1)), "--arch",
      "transformer,albert"),
