@@ -3,7 +3,10 @@
 Owns the additive cost value (``value.Cost``), the jaxpr walk (``trace``), the primitive
 rules (``rules``), symbolic lengths (``symbolic``, ``costprogram``, ``fasttrace``), the
 training step and its memory (``step``, ``memory``) and other papers' counting conventions
-(``conventions``).  May import ``architectures``, ``kernels``, ``comparator.errors`` and
+(``conventions``).  ``jaxcompat`` is the one place that touches JAX's private internals
+(``jax._src``: symbolic dims, static indexing, dead-code elimination), with a check that
+they behave and a public fallback (``plainjax``: concrete traces, the same counts).
+May import ``architectures``, ``kernels``, ``comparator.errors`` and
 the standard library; nothing above it (``cost``, ``measure``, ``run``, ``claims``,
 ``report``, ``cli``).
 """

@@ -102,6 +102,11 @@ def missing_names() -> list[str]:
 
 # -- the verdict, once -------------------------------------------------------------------
 
+class PlainTracesWarning(UserWarning):
+    """Traced counts go the plain way on this JAX (exact, slower): not an error, and not
+    the ``RuntimeWarning`` of a symbolic program that a check rejected."""
+
+
 _UNSET = object()
 _reason = _UNSET
 _warned = False
@@ -144,8 +149,8 @@ def warn_plain() -> None:
     if not _warned and not available():
         _warned = True
         warnings.warn(f"comparator: symbolic-length traces are off ({plain_reason()}): every "
-                      "length is traced concretely; counts are exact but slower", RuntimeWarning,
-                      stacklevel=3)
+                      "length is traced concretely; counts are exact but slower",
+                      PlainTracesWarning, stacklevel=3)
 
 
 # -- what the counting modules call ------------------------------------------------------
@@ -380,7 +385,7 @@ def _self_check() -> str | None:
     return None
 
 
-__all__ = ["ENV", "InconclusiveDimensionOperation", "Literal", "available", "comparing_dims",
-           "dce", "dim_comparisons", "ev", "in_tree_util", "is_symbolic", "jaxpr_as_fun", "max_dim",
-           "min_dim", "missing_names", "patched", "plain_reason", "reset", "scope_names",
-           "symbolic_indexing", "warn_plain"]
+__all__ = ["ENV", "InconclusiveDimensionOperation", "Literal", "PlainTracesWarning",
+           "available", "comparing_dims", "dce", "dim_comparisons", "ev", "in_tree_util",
+           "is_symbolic", "jaxpr_as_fun", "max_dim", "min_dim", "missing_names", "patched",
+           "plain_reason", "reset", "scope_names", "symbolic_indexing", "warn_plain"]
