@@ -41,7 +41,9 @@ difference (the base model's program is trusted when the deeper model's
 program of the same lengths passed: its code paths are a subset);
 ``verify="full"`` also compares one length with the full model.  Models needing
 concrete lengths (T5's NumPy relative buckets) are traced per length, at
-reduced depth.
+reduced depth.  Symbolic lengths need JAX internals (``comparator.count.jaxcompat``):
+where they are missing or behave otherwise, every length is traced concretely, with
+one ``PlainTracesWarning``; the depth reduction needs none and stays.
 """
 from __future__ import annotations
 
