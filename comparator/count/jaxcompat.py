@@ -10,14 +10,15 @@ imported here, defensively; nothing else in ``comparator``, ``kernels`` or
 
 ``available()`` says, once per process, whether every private name the symbolic path
 needs exists *and* behaves as expected: a small function with a symbolic length is
-traced through the patches and its count compared with concrete traces (``_self_check``).
+traced through the patches and its program compared, equation by equation, with its
+concrete traces (``_self_check``, about 30 ms).
 When it is not (a missing name, a failed check, or ``COMPARATOR_PLAIN_TRACES=1`` in the
 environment), ``fasttrace.traced_counts`` traces every length concretely (no symbolic
 length; its depth reduction needs no internals and stays) and ``warn_plain()`` says why,
 once; dead code is then removed by ``comparator.count.plainjax`` (public jaxpr
 structure only).  Named scopes are read from ``jax.extend``'s ``NameStack`` on both
 paths (``scope_names``; from its text should that field go).  The counts are
-the same either way (tests/test_jaxcompat.py), only slower.  JAX before 0.9 lacks the
+the same either way (tests/test_jaxcompat.py), only slower.  JAX before 0.9.1 lacks the
 static indexing internals: there the plain path is the only one (BENCHMARKS.md).
 """
 from __future__ import annotations
