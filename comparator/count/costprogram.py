@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from jax._src import core as _core
-
+from comparator.count.jaxcompat import Literal
 from comparator.count.value import ZERO, Cost
 from comparator.count.rules import RULES
 from comparator.count.symbolic import At, ev, is_symbolic, shape_of
@@ -44,7 +43,7 @@ class CostProgram:
     def _folds(eqn, static) -> bool:
         if eqn.primitive.name == "dim_as_value":
             return True
-        ins = [v for v in eqn.invars if not isinstance(v, _core.Literal)]
+        ins = [v for v in eqn.invars if not isinstance(v, Literal)]
         return bool(ins) and all(v in static for v in ins) and all(
             shape_of(v) == () for v in eqn.outvars)
 
@@ -53,11 +52,11 @@ class CostProgram:
         static where the sub-jaxpr's are, for a call: not for a loop's carry)."""
         sub = _as_jaxpr(sub)
         inner = {s for s, v in zip(sub.invars, invars)
-                 if not isinstance(v, _core.Literal) and v in static}
+                 if not isinstance(v, Literal) and v in static}
         self._flatten(sub, scopes, times, inner, out)
         if outward and len(sub.outvars) == len(eqn.outvars):
             static.update(o for s, o in zip(sub.outvars, eqn.outvars)
-                          if not isinstance(s, _core.Literal) and s in inner
+                          if not isinstance(s, Literal) and s in inner
                           and shape_of(o) == ())
 
     def _eqn(self, eqn, scopes, times, static, out):

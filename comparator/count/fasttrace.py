@@ -41,7 +41,9 @@ difference (the base model's program is trusted when the deeper model's
 program of the same lengths passed: its code paths are a subset);
 ``verify="full"`` also compares one length with the full model.  Models needing
 concrete lengths (T5's NumPy relative buckets) are traced per length, at
-reduced depth.
+reduced depth.  Symbolic lengths need JAX internals (``comparator.count.jaxcompat``):
+where they are missing or behave otherwise, every length is traced concretely, with
+one ``PlainTracesWarning``; the depth reduction needs none and stays.
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ from dataclasses import dataclass
 import jax
 from jax import export
 
+from comparator.count import jaxcompat
 from comparator.count.costprogram import COND_FLAG, WHILE_FLAG, CostProgram, combine
 from comparator.count.step import step_counts, step_jaxprs, step_memory, train_jaxpr
 from comparator.count.symbolic import (InconclusiveDimensionOperation, ev, symbolic_tracing,
@@ -191,7 +194,7 @@ def _regions(cfg, seqs):
 def _cover(mod, cfg, batch, seqs, cache, out, memory):
     """Symbolic programs for ``seqs``: a region JAX cannot decide on is halved; lengths
     that are risky for a program are covered again on their own gcd."""
-    if len(seqs) < MIN_SYMBOLIC or cache["no_symbolic"]:
+    if len(seqs) < MIN_SYMBOLIC or cache["no_symbolic"] or not jaxcompat.available():
         return
     try:
         head, fwd, train, shapes, risks, mem = _trace_symbolic(mod, cfg, batch, seqs, memory)
@@ -306,10 +309,16 @@ def traced_counts(mod, cfg, seqs, batch: int = 1, verify: str = "point",
     (default) checks the symbolic programs at one length against concrete traces
     of the same shallow models; ``"full"`` also checks the smallest length
     against the full model and falls back to full traces on a difference.
+
+    Where the JAX internals of the symbolic path are missing or behave otherwise
+    (``jaxcompat.available()``), every length is traced concretely (the depth reduction,
+    which needs no internals, is kept), with a warning once.
     """
     if verify not in ("none", "point", "full"):
         raise ValueError(f"verify must be none, point or full, got {verify!r}")
     seqs = sorted({int(s) for s in seqs})
+    if not jaxcompat.available():   # JAX internals missing or changed: no symbolic lengths
+        jaxcompat.warn_plain()
     plan, label = depth_plan(mod, cfg)
     parts, trusted = [None] * len(plan), set()
     for i in reversed(range(len(plan))):   # deeper models first: the base may trust them

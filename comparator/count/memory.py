@@ -34,9 +34,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import jax
-from jax.extend.core import Literal
 
-from comparator.count.trace import CALL_PARAMS, CALLS, UNATTRIBUTED, term_of
+from comparator.count.jaxcompat import Literal
+from comparator.count.trace import CALL_PARAMS, CALLS, UNATTRIBUTED, _scopes, term_of
 
 VIEWS = {"reshape", "transpose", "squeeze", "expand_dims", "broadcast_in_dim",
          "convert_element_type", "copy", "copy_p", "slice", "split", "reduce_precision"}
@@ -74,11 +74,6 @@ class MemoryResult:
             if r.kind in COUNTED:
                 out[r.term] += r.nbytes
         return dict(sorted(out.items()))
-
-
-def _scopes(eqn) -> tuple:
-    stack = getattr(eqn.source_info.name_stack, "stack", ())
-    return tuple(s.name for s in stack if type(s).__name__ == "Scope")
 
 
 def pullback_jaxpr(loss, params, *args):

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import jax
 from jax import lax
-from jax.extend.core import jaxpr_as_fun
 
+from comparator.count.jaxcompat import jaxpr_as_fun
 from comparator.count.memory import MemoryResult, residuals_of
 from comparator.count.trace import TraceResult, count_jaxpr
 

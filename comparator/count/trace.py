@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import jax
 
+from comparator.count import jaxcompat
 from comparator.count.value import ZERO, Cost
 from comparator.count.rules import cost_of
 
@@ -67,8 +68,7 @@ def term_of(scopes: tuple[str, ...]) -> str:
 
 
 def _scopes(eqn) -> tuple[str, ...]:
-    stack = getattr(eqn.source_info.name_stack, "stack", ())
-    return tuple(s.name for s in stack if type(s).__name__ == "Scope")
+    return jaxcompat.scope_names(eqn, TERM_ROOTS)
 
 
 def _sub_jaxpr(eqn):
@@ -166,13 +166,9 @@ class _Walker:
 
 
 def _dce(closed):
-    """Drop equations whose results are never used (XLA would not run them)."""
-    try:
-        from jax._src.interpreters import partial_eval as pe
-        jaxpr, _ = pe.dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))
-        return jaxpr
-    except Exception:  # pragma: no cover - internal API moved: count as traced
-        return closed.jaxpr
+    """Drop equations whose results are never used (XLA would not run them): JAX's pass,
+    or the public one of ``plainjax`` on the plain path (``jaxcompat.dce``)."""
+    return jaxcompat.dce(closed)
 
 
 def count_jaxpr(closed) -> TraceResult:
