@@ -14,8 +14,10 @@ from comparator.report import tables
 from comparator.cli.bench import cmd_bench
 from comparator.cli.calibrate import add_parser as add_calibrate_parser, cmd_calibrate
 from comparator.cli.timing import add_time_args
-from comparator.cli.cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline,
-                                 cmd_scenario, pricing_of, time_text)
+from comparator.cli.cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_scenario,
+                                 pricing_of, time_text)
+from comparator.cli.explain import cmd_explain
+from comparator.cli.roofline import cmd_roofline
 from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
 from comparator.cli.run import add_run_args, report, runner_options
 from comparator.cli.args import (Parser, UsageError, add_size_options, arch_list, build,
@@ -241,39 +243,6 @@ def cmd_sweep(a) -> str:
                 f"$ = device-hours x on-demand price, energy = device-hours x TDP x PUE."
                 + (f" Skipped: {'; '.join(res.skipped)}." if res.skipped else ""))
     return tables.render(tables.sweep_rows(recs, a.per), a.format, cap, label="tab:sweep")
-
-
-def cmd_explain(a) -> str:
-    if not a.arch:
-        raise UsageError("--arch", None, "one architecture")
-    archs = arch_list(a.arch)
-    if len(archs) != 1:
-        raise UsageError("--arch", a.arch, "one architecture for explain")
-    seqs = seq_list(a.seq)
-    if len(seqs) != 1:
-        raise UsageError("--seq", a.seq, "one sequence length for explain")
-    mod, preset, cfg = sweep.resolve(archs[0], a.preset)
-    pt = sweep.Point(archs[0], preset, seqs[0], positive_int("--batch", a.batch), cfg)
-    paper = a.convention != "standard"
-    method = a.method or ("analytic" if paper else "both")
-    rows, recs = sweep.explain(pt, a.scope, _methods(method), a.trace, a.convention)
-    timed = ""
-    if a.accelerator:
-        from comparator.cli.timing import explain_times
-        rows, timed = explain_times(a, mod, cfg, pt, rows)
-    gaps = tables.not_defined_text(recs.values())
-    unsupported = {k: v for r in recs.values() for k, v in r["unsupported"].items()}
-    note = ", ".join(f"{k} x{v}" for k, v in unsupported.items()) or "none"
-    about = getattr(mod, "describe", lambda cfg, seq: "")(cfg, seqs[0])
-    cap = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {pt.batch}; "
-           + (f"{about}; " if about else "") + "per term, forward and "
-           f"training FLOPs" + (f"; diff = {a.convention} - standard (both analytic)" if paper
-                                else "; diff = traced - analytic" if method == "both" else "")
-           + f"; unsupported primitives: {note}. " + timed + tables.caption(a.scope, "sequence",
-                                                                    pt.batch,
-                                                                    convention=a.convention)
-           + (" " + gaps if gaps else ""))
-    return tables.render(rows, a.format, cap, label="tab:explain")
 
 
 def cmd_plot(a) -> str:

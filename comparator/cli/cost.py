@@ -1,13 +1,14 @@
-"""The cost commands: ``cost`` (time, dollars, energy, memory of a run), ``roofline``
-(where a traced step is memory-bound) and ``accelerators`` (the catalogue)."""
+"""The cost commands: ``cost`` (time, dollars, energy, memory of a run), ``scenario``
+(published runs priced) and ``accelerators`` (the catalogue); ``roofline`` is in
+``cli.roofline``."""
 from __future__ import annotations
 
-from comparator.run import execute, sweep
+from comparator.run import execute
 from comparator.run.costing import Timer, accelerators
 from comparator.run.requests import CostRequest, Pricing, priced
 from comparator.report import tables
 from comparator.cli.timing import add_time_args
-from comparator.cli.args import (UsageError, arch_list, build, large_int, number, one_size,
+from comparator.cli.args import (UsageError, arch_list, build, large_int, number,
                                  positive_int, seq_list, size_of)
 
 
@@ -153,76 +154,6 @@ def cmd_accelerators(a) -> str:
                          "prices per device-hour; every number's source is in "
                          "comparator/data/accelerators.toml (json/csv list them).",
                          label="tab:accelerators")
-
-
-def cmd_roofline(a) -> str:
-    from comparator.cost import pricing as cm
-    from comparator.cost import roofline as rl
-    from comparator.cost.catalogue import CatalogueError, get
-    archs = arch_list(a.arch) if a.arch else []
-    if len(archs) != 1:
-        raise UsageError("--arch", a.arch, "one architecture for roofline")
-    seqs = seq_list(a.seq)
-    if len(seqs) != 1:
-        raise UsageError("--seq", a.seq, "one sequence length for roofline")
-    batch = positive_int("--batch", a.batch)
-    top = positive_int("--top", a.top) if a.top is not None else None
-    try:
-        acc = get(a.accelerator, overrides=a.accelerators)
-    except CatalogueError as err:
-        field = "--accelerator" if err.field == "accelerator" else err.field
-        raise UsageError(field, err.value, err.allowed) from None
-    mod, preset, cfg = sweep.resolve(archs[0], a.preset)
-    preset, cfg = one_size(a, archs[0], preset, cfg)
-    convention = sweep.check_convention(a.convention)
-    sweep.require_defined(convention, archs[0])
-    if getattr(a, "time_model", "roofline") == "roofline":
-        from comparator.cli.timing import fused_roofline
-        return fused_roofline(a, archs[0], preset, mod, cfg, seqs[0], batch, acc, top,
-                              convention)
-    try:
-        r = rl.model_roofline(mod, cfg, seqs[0], batch, acc, a.dtype)
-    except cm.CostError as err:
-        raise UsageError(err.field, err.value, err.allowed) from None
-    rows = rl.rows(r, top)
-    t = r.total
-    summary = {"arch": archs[0], "preset": preset, "seq_len": seqs[0], "batch": batch,
-               "accelerator": acc.name, "dtype": a.dtype, "mfu_bound": r.mfu_bound,
-               "compute_only_s": t.compute_s, "memory_only_s": t.memory_s,
-               "unsupported": r.unsupported, "convention": convention}
-    if convention != "standard":    # the paper's whole formula over the same roofline time
-        conv = sweep.analytic(sweep.Point(archs[0], preset, seqs[0], batch, cfg), "all",
-                              convention)["train_flops"]
-        summary.update(convention_train_flops=conv,
-                       mfu_bound_convention=rl.utilisation(conv, r))
-    rows[-1].update(summary)
-    if a.format == "json":
-        return tables.render(rows, "json")
-    shown = [{"term": x["term"], "FLOPs": x["flops"], "bytes": tables.si(x["bytes"]) + "B",
-              "compute s": x["compute_s"], "memory s": x["memory_s"],
-              "roofline s": x["time_s"], "share": f"{x['share']:.1%}",
-              "memory-bound": f"{x['memory_bound_share']:.0%}", "bound": x["bound"]}
-             for x in rows]
-    unsup = ", ".join(f"{k} x{v}" for k, v in r.unsupported.items()) or "none"
-    cap = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {batch}, training step on {acc.name} "
-           f"({a.dtype}): roofline {t.time_s:.3g} s per step, compute alone {t.compute_s:.3g} s,"
-           f" memory alone {t.memory_s:.3g} s; utilisation bound (matmul FLOPs / peak / "
-           f"roofline) {r.mfu_bound:.1%}.  Per equation max(FLOPs / peak, bytes / "
-           f"{acc.memory_bandwidth_gbs:g} GB/s), matmuls at the {a.dtype} peak, other FLOPs "
-           f"at the vector (fp32) peak; unfused: every equation reads and writes memory, "
-           f"views move nothing; an upper bound on time.  Unsupported primitives: {unsup}."
-           + _roofline_convention(summary))
-    return tables.render(shown, a.format, cap, label="tab:roofline")
-
-
-def _roofline_convention(summary: dict) -> str:
-    if summary["convention"] == "standard":
-        return ""
-    from comparator.count.conventions import LABELS
-    return (f"  By the {LABELS[summary['convention']]} convention the step is "
-            f"{summary['convention_train_flops']:.3g} training FLOPs (its whole formula; the "
-            f"rows above stay the traced step's): utilisation bound "
-            f"{summary['mfu_bound_convention']:.1%}.")
 
 
 def _pct(x) -> str:

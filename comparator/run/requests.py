@@ -13,99 +13,14 @@ with the same kind of error.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
-
-import architectures
-from architectures.config import MAX_DIM
 
 from comparator.cost.steptime import TIME_MODELS
 from comparator.run.sweep import (METHODS, SCOPES, TRACES, RequestError, check_convention,
-                                  require_defined, suggest)
-
-MAX_SEQ = 1 << 24
-SCHEDULER = re.compile(r"^(tcp|tls|ucx|ws|wss)://\S+$")
-POLICIES = ("store_all", "checkpoint", "reversible")
-NONE = (None, "", "none", ())   # accelerators: none (counts only)
-SEQ_ALLOWED = ("positive integers as '512,1024' or a range 'START:STOP:xFACTOR' like "
-               f"512:65536:x2 (at most {MAX_SEQ})")
-# request field -> its command-line option (the others: "--" + the name with dashes)
-OPTIONS = {"archs": "--arch", "arch": "--arch", "seqs": "--seq", "seq": "--seq",
-           "presets": "--preset", "methods": "--method", "accelerators": "--accelerator",
-           "accelerators_file": "--accelerators", "ids": "--id"}
-
-
-def option(name: str) -> str:
-    """The command-line option of a request field (``seqs`` -> ``--seq``)."""
-    return OPTIONS.get(name, "--" + name.replace("_", "-"))
-
-
-def _tuple(value, split: bool = True) -> tuple:
-    """A tuple from a tuple, a list, one value, or a comma-separated string."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(v for v in value.split(",") if v) if split else (value,)
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    return (value,)
-
-
-def _set(obj, name: str, value) -> None:
-    object.__setattr__(obj, name, value)
-
-
-def _positive(field: str, value, most: int | None = MAX_DIM) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 \
-            or (most is not None and value > most):
-        raise RequestError(field, value, "a positive integer"
-                           + (f" at most {most}" if most is not None else ""))
-    return value
-
-
-def _number(field: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RequestError(field, value, "a number")
-    return float(value)
-
-
-def _choice(field: str, value, choices) -> str:
-    if value not in choices:
-        raise RequestError(field, value, suggest(value, choices))
-    return value
-
-
-def check_archs(names) -> tuple:
-    """Architecture names (``"all"`` is every one), each known."""
-    names = tuple(architectures.NAMES) if names in ("all", ("all",)) else _tuple(names)
-    for a in names:
-        if a not in architectures.NAMES:
-            raise RequestError("--arch", a, suggest(a, architectures.NAMES) + " or all")
-    return names
-
-
-def size_grid(d_model=None, layers=None, heads=None, d_ff=None) -> tuple | None:
-    """``(d_model, n_layers, n_heads, d_ff)`` of every combination of the given widths,
-    depths, heads and FFN widths (each one value or a list; None keeps the preset's), or
-    None when none is given."""
-    axes = [_tuple(v) or (None,) for v in (d_model, layers, heads, d_ff)]
-    sizes = tuple((d, L, h, ff) for d in axes[0] for L in axes[1] for h in axes[2]
-                  for ff in axes[3])
-    return None if sizes == ((None, None, None, None),) else sizes
-
-
-def _sizes(sizes) -> tuple | None:
-    if sizes is None:
-        return None
-    sizes = tuple(tuple(s) for s in sizes)
-    for s in sizes:
-        if len(s) != 4:
-            raise RequestError("--sizes", s, "(d_model, layers, heads, d_ff) tuples, None "
-                                             "keeping the preset's value")
-        for name, v in zip(("--d-model", "--layers", "--heads", "--d-ff"), s):
-            if v is not None:
-                _positive(name, v)
-    return sizes
+                                  require_defined)
+from comparator.run.values import (MAX_SEQ, NONE, POLICIES, RUNNER, SEQ_ALLOWED, _choice,
+                                   _number, _positive, _set, _sizes, _tuple, check_archs,
+                                   check_runner, option, size_grid)
 
 
 @dataclass(frozen=True)
@@ -239,37 +154,6 @@ class SweepRequest:
     @property
     def traced(self) -> bool:
         return "traced" in self.methods
-
-
-RUNNER = ("db", "no_cache", "retry_failed", "jobs", "scheduler", "worker_resources")
-
-
-def check_runner(db=None, no_cache=False, retry_failed=False, jobs=1, scheduler=None,
-                 worker_resources=None) -> None:
-    """The options of where traced (or benchmarked) points run and are stored, checked
-    together: the results store ``db`` (or ``no_cache``), ``jobs`` local processes or a
-    Dask ``scheduler`` with ``worker_resources`` ({name: amount}) per point."""
-    _positive("--jobs", jobs)
-    if scheduler is not None and not SCHEDULER.match(str(scheduler)):
-        raise RequestError("--scheduler", scheduler, "a Dask scheduler address such as "
-                                                     "tcp://HOST:PORT")
-    if scheduler and jobs > 1:
-        raise RequestError("--jobs", jobs, "not together with --scheduler (the cluster's "
-                                           "workers run the points)")
-    if worker_resources is not None:
-        res = worker_resources
-        if not isinstance(res, dict) or not res or not all(
-                isinstance(k, str) and k.strip() and isinstance(v, (int, float))
-                and not isinstance(v, bool) and v > 0 for k, v in res.items()):
-            raise RequestError("--worker-resources", res, "NAME=N pairs, comma separated, "
-                                                          "with N > 0 (e.g. GPU=1)")
-        if not scheduler:
-            raise RequestError("--worker-resources", res, "only with --scheduler")
-    if no_cache and db:
-        raise RequestError("--db", db, "not together with --no-cache")
-    if no_cache and retry_failed:
-        raise RequestError("--retry-failed", retry_failed, "not together with --no-cache "
-                                                           "(nothing stored to retry)")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,180 @@
+"""One model's training step, term by term: the computation behind ``comparator explain``
+(``explain``: FLOPs per term by each method, with an accelerator each term's predicted
+seconds) and ``comparator roofline`` (``roofline``: where the step's time goes on a device,
+by the time model of the compiled step or the unfused roofline of the traced one).
+
+Each takes its request value (``steprequests``) and returns the rows and what a caption
+needs; a value that needs the catalogue or a device profile is refused here with
+``RequestError`` naming the option.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from comparator.run import sweep as sw
+from comparator.run.costing import Timer
+from comparator.run.steprequests import ExplainRequest, RooflineRequest
+from comparator.run.sweep import RequestError
+
+
+@dataclass(frozen=True)
+class ExplainResult:
+    """``rows`` (per term, and a total), ``records`` ({method or convention: record}),
+    ``preset`` and ``about`` (the architecture's description at this length) of the model;
+    with an accelerator, ``step`` (its ``StepTime``) and the catalogue ``accelerator``."""
+    rows: list
+    records: dict
+    preset: str
+    about: str = ""
+    step: object = None
+    accelerator: object = None
+
+
+@dataclass(frozen=True)
+class RooflineResult:
+    """``rows`` (per term, slowest first, and a total row), the ``summary`` of the step
+    (the JSON fields of the total row), the ``accelerator`` and ``preset``; the time model's
+    ``step`` (``StepTime``) and ``peak`` FLOP/s, or the unfused ``roofline``."""
+    rows: list
+    summary: dict
+    accelerator: object
+    preset: str
+    step: object = None
+    peak: float | None = None
+    roofline: object = None
+    extra: dict = field(default_factory=dict)
+
+
+def accelerator(name: str, overrides: str | None = None):
+    """The catalogue entry ``name`` (with an overrides file)."""
+    from comparator.cost.catalogue import CatalogueError, get
+    try:
+        return get(name, overrides=overrides)
+    except CatalogueError as err:
+        raise RequestError("--accelerator" if err.field == "accelerator" else err.field,
+                           err.value, err.allowed) from None
+
+
+def peak_of(acc, dtype: str) -> tuple[str, float]:
+    """(the catalogue's dtype key, ``acc``'s dense peak in it): a dtype the device lacks
+    is refused naming ``--dtype``."""
+    from comparator.cost.catalogue import CatalogueError
+    from comparator.cost.pricing import DTYPE_BYTES, dtype_key
+    key = dtype_key(dtype)
+    try:
+        if key not in DTYPE_BYTES:
+            raise CatalogueError("--dtype", dtype, "a training dtype: " + ", ".join(DTYPE_BYTES))
+        return key, acc.peak(key)
+    except CatalogueError as err:
+        raise RequestError("--dtype", dtype, err.allowed) from None
+
+
+def device_profile(timer: Timer, acc):
+    """The device's profile for the time model (a device without one refused)."""
+    from comparator.cost.pricing import CostError
+    try:
+        return timer.profile(acc)
+    except CostError as err:
+        raise RequestError(err.field, err.value, err.allowed) from None
+
+
+def predict_one(acc, mod, cfg, seq: int, batch: int, dtype: str, profile=None, db=None):
+    """``(StepTime, peak FLOP/s)`` of one step on ``acc`` in ``dtype`` by the time model,
+    for the one-point commands (roofline, explain)."""
+    from comparator.cost import steptime
+    key, peak = peak_of(acc, dtype)
+    timer = Timer("roofline", profile, db)
+    prof = device_profile(timer, acc)
+    return steptime.predict(mod, cfg, seq, batch, key, prof, timer._store()), peak
+
+
+def timed_rows(rows: list, st) -> list:
+    """``rows`` of FLOPs per term with each term's predicted seconds and memory-bound
+    share, and a row for each compiled region's term outside every FLOP term (copies,
+    layout changes), before the total."""
+    out = []
+    for r in rows:
+        t = st.total_s if r["term"] == "total" else st.term_s.get(r["term"], 0.0)
+        mem = st.memory_share if r["term"] == "total" else st.term_memory_share.get(r["term"], 0)
+        out.append({**r, "time_s": t, "memory_bound": mem})
+    for k in sorted(set(st.term_s) - {r["term"] for r in rows}):
+        out.insert(-1, {"term": k, "time_s": st.term_s[k],
+                        "memory_bound": st.term_memory_share.get(k, 0.0)})
+    return out
+
+
+def explain(req: ExplainRequest) -> ExplainResult:
+    """Per term: forward and training FLOPs by each method of ``req`` (see
+    ``sweep.explain``), with an accelerator the time model's seconds beside them."""
+    mod, preset, cfg = sw.resolve(req.arch, req.preset)
+    pt = sw.Point(req.arch, preset, req.seq, req.batch, cfg)
+    rows, recs = sw.explain(pt, req.scope, req.methods, req.trace, req.convention)
+    st = acc = None
+    if req.accelerator:
+        acc = accelerator(req.accelerator)
+        st, _ = predict_one(acc, mod, cfg, pt.seq, pt.batch, req.dtype, req.profile, req.db)
+        rows = timed_rows(rows, st)
+    about = getattr(mod, "describe", lambda cfg, seq: "")(cfg, req.seq)
+    return ExplainResult(rows, recs, preset, about, st, acc)
+
+
+def roofline(req: RooflineRequest) -> RooflineResult:
+    """Where the training step of ``req``'s model goes on its accelerator, per term."""
+    acc = accelerator(req.accelerator, req.accelerators_file)
+    mod, preset, cfg = sw.resolve(req.arch, req.preset)
+    if req.size is not None:
+        m = sw.resized(req.arch, preset, cfg, req.size)
+        preset, cfg = m.preset, m.cfg
+    pt = sw.Point(req.arch, preset, req.seq, req.batch, cfg)
+    if req.time_model == "roofline":
+        return _fused(req, pt, mod, acc)
+    from comparator.cost import pricing as cm
+    from comparator.cost import roofline as rl
+    try:
+        r = rl.model_roofline(mod, cfg, req.seq, req.batch, acc, req.dtype)
+    except cm.CostError as err:
+        raise RequestError(err.field, err.value, err.allowed) from None
+    rows = rl.rows(r, req.top)
+    t = r.total
+    summary = {"arch": req.arch, "preset": preset, "seq_len": req.seq, "batch": req.batch,
+               "accelerator": acc.name, "dtype": req.dtype, "mfu_bound": r.mfu_bound,
+               "compute_only_s": t.compute_s, "memory_only_s": t.memory_s,
+               "unsupported": r.unsupported, "convention": req.convention}
+    if req.convention != "standard":  # the paper's whole formula over the same roofline time
+        conv = sw.analytic(pt, "all", req.convention)["train_flops"]
+        summary.update(convention_train_flops=conv,
+                       mfu_bound_convention=rl.utilisation(conv, r))
+    rows[-1].update(summary)
+    return RooflineResult(rows, summary, acc, preset, roofline=r)
+
+
+def _fused(req: RooflineRequest, pt, mod, acc) -> RooflineResult:
+    """The time model's seconds per term, their memory-bound share and the utilisation
+    the step reaches, beside each term's training FLOPs."""
+    from comparator.cost import steptime
+    st, peak = predict_one(acc, mod, pt.cfg, pt.seq, pt.batch, req.dtype, req.profile,
+                           req.db)
+    rec = sw.analytic(pt, "all")
+    flops = rec["train_breakdown"]
+    order = sorted(st.term_s, key=lambda k: -st.term_s[k])
+    order = order[:req.top] if req.top else order
+    rows = [{"term": k, "train FLOPs": flops.get(k, 0), "time s": st.term_s[k],
+             "share": st.term_s[k] / st.total_s,
+             "memory-bound": st.term_memory_share.get(k, 0.0)} for k in order]
+    rows.append({"term": "total", "train FLOPs": rec["train_flops"], "time s": st.total_s,
+                 "share": 1.0, "memory-bound": st.memory_share})
+    summary = {"arch": pt.arch, "preset": pt.preset, "seq_len": pt.seq, "batch": pt.batch,
+               "accelerator": acc.name, "dtype": req.dtype, "time_model": st.time_model,
+               "profile": st.device, "calibrated": st.calibrated,
+               "achieved_utilisation": st.utilisation, "bound_share": st.bound_share,
+               "unmodelled_ops": st.unknown, "convention": req.convention,
+               "regions": steptime.COMPILER_NOTE}
+    if req.convention != "standard":    # the paper's whole formula over the same step time
+        conv = sw.analytic(pt, "all", req.convention)["train_flops"]
+        summary.update(convention_train_flops=conv,
+                       utilisation_convention=conv / (peak * st.total_s))
+    return RooflineResult(rows, summary, acc, pt.preset, st, peak)
+
+
+__all__ = ["ExplainResult", "RooflineResult", "accelerator", "device_profile", "explain",
+           "peak_of", "predict_one", "roofline", "timed_rows"]
