@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from comparator.run import execute
-from comparator.run.costing import Timer, accelerators
+from comparator.run.costing import accelerators
 from comparator.run.requests import CostRequest, Pricing, priced
+from comparator.run.steprequests import ScenarioRequest
 from comparator.report import tables
 from comparator.cli.timing import add_time_args
 from comparator.cli.args import (UsageError, arch_list, build, large_int, number,
@@ -170,28 +171,19 @@ def time_text(model: str) -> str:
             "implies")
 
 
+def scenario_request(a) -> ScenarioRequest:
+    return build(ScenarioRequest, a, accelerators=a.accelerator, accelerators_file=a.accelerators,
+                 scenarios=a.scenarios,
+                 runs=positive_int("--runs", a.runs) if a.runs is not None else None,
+                 pue=number("--pue", a.pue), grid_intensity=number("--grid-intensity",
+                                                                   a.grid_intensity),
+                 time_model=a.time_model, profile=a.profile, db=a.db)
+
+
 def cmd_scenario(a) -> str:
-    from comparator.cost import pricing as cm
     from comparator.cost import scenario as sc
-    from comparator.cost.catalogue import CatalogueError
-    try:
-        meta = sc.load(a.scenarios)["meta"]
-    except sc.ScenarioError as err:
-        raise UsageError(err.field, err.value, err.allowed) from None
-    a.accelerator = a.accelerator or ",".join(meta["accelerators"])
-    accs = accelerators_of(a)
-    model = Pricing(time_model=a.time_model).time_model_for()
-    runs = positive_int("--runs", a.runs) if a.runs is not None else None
-    try:
-        from comparator.cost.catalogue import load as load_catalogue
-        recs, meta = sc.records(accs, runs, a.scenarios, number("--pue", a.pue),
-                                number("--grid-intensity", a.grid_intensity),
-                                load_catalogue(overrides=a.accelerators),
-                                step_time=Timer(model, a.profile, a.db).step_seconds)
-    except (cm.CostError, sc.ScenarioError) as err:
-        raise UsageError(err.field, err.value, err.allowed) from None
-    except CatalogueError as err:   # a run's reported hardware is not in the catalogue
-        raise UsageError("runs.reported.accelerator", err.value, err.allowed) from None
+    res = execute.scenario(scenario_request(a))
+    recs, meta, accs, model = res.records, res.meta, res.accelerators, res.time_model
     if a.format == "json":
         return tables.render(recs, "json")
     n = recs[0]["runs"] if recs else 0

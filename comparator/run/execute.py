@@ -1,5 +1,5 @@
-"""A request in, records out: the computation behind ``comparator sweep``, ``plot`` and
-``cost`` and behind ``comparator.sweep`` / ``comparator.cost`` of the Python API.
+"""A request in, records out: the computation behind ``comparator sweep``, ``plot``,
+``cost`` and ``scenario`` and behind ``comparator.sweep`` / ``comparator.cost`` of the Python API.
 
 ``sweep(SweepRequest)`` resolves the models (presets, a configuration file, a size grid),
 computes the records of every point and method through ``sweep.run`` (traced points
@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from comparator.run import sweep as sw
 from comparator.run.costing import Timer, priced, time_ratios
-from comparator.run.requests import CostRequest, SweepRequest
+from comparator.run.requests import CostRequest, Pricing, SweepRequest
+from comparator.run.steprequests import ScenarioRequest
+from comparator.run.sweep import RequestError
 
 
 @dataclass(frozen=True)
@@ -117,11 +119,45 @@ def cost(req: CostRequest) -> CostResult:
     return CostResult(out, rec, steps, skipped, model)
 
 
+@dataclass(frozen=True)
+class ScenarioResult:
+    """``records`` (each run on each accelerator), the scenarios file's ``meta``, the
+    ``accelerators`` priced and the ``time_model``."""
+    records: list
+    meta: dict
+    accelerators: list
+    time_model: str
+
+
+def scenario(req: ScenarioRequest) -> ScenarioResult:
+    """The published runs of ``req.scenarios`` priced on its accelerators (default: the
+    file's)."""
+    from comparator.cost import pricing as cm
+    from comparator.cost import scenario as sc
+    from comparator.cost.catalogue import CatalogueError, load
+    from comparator.run.costing import accelerators
+    try:
+        meta = sc.load(req.scenarios)["meta"]
+    except sc.ScenarioError as err:
+        raise RequestError(err.field, err.value, err.allowed) from None
+    accs = accelerators(req.accelerators or meta["accelerators"], req.accelerators_file)
+    model = Pricing(time_model=req.time_model).time_model_for()
+    try:
+        recs, meta = sc.records(accs, req.runs, req.scenarios, req.pue, req.grid_intensity,
+                                load(overrides=req.accelerators_file),
+                                step_time=Timer(model, req.profile, req.db).step_seconds)
+    except (cm.CostError, sc.ScenarioError) as err:
+        raise RequestError(err.field, err.value, err.allowed) from None
+    except CatalogueError as err:   # a run's reported hardware is not in the catalogue
+        raise RequestError("runs.reported.accelerator", err.value, err.allowed) from None
+    return ScenarioResult(recs, meta, accs, model)
+
+
 def run_counts(rec: dict, steps: int) -> dict:
     """A record with the whole run's counts (a paper's "train FLOPs" column)."""
     return {**rec, "steps": steps, "total_train_flops": rec["train_flops"] * steps,
             "total_tokens": rec["tokens"] * steps}
 
 
-__all__ = ["CostResult", "SweepResult", "cost", "models_of", "run_counts", "sweep",
-           "tracer_of"]
+__all__ = ["CostResult", "ScenarioResult", "SweepResult", "cost", "models_of", "run_counts",
+           "scenario", "sweep", "tracer_of"]
