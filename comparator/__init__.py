@@ -8,7 +8,10 @@ train.  The front door (README, "Python API"):
   in the length ``n``;
 * ``sweep(archs, seqs, **options)``, ``cost(arch, seq, **options)`` and ``claims(ids=None,
   **options)`` -> ``Record``s, the JSON records of ``comparator sweep``, ``cost`` and
-  ``claims --format json`` (the commands are built on the same functions).
+  ``claims --format json`` (the commands are built on the same functions);
+* ``UserModel``: what a model factory returns for ``--model FILE.py:FACTORY`` (and
+  ``sweep(model=...)``, ``cost(model=...)``): a Flax module or a loss function with its
+  example inputs at one length.
 
 Importing ``comparator`` imports neither jax, flax nor matplotlib: each function imports
 what it needs when called, and the analytic paths never import jax.
@@ -30,7 +33,13 @@ _LAZY = {  # name -> module holding it
     "Record": "comparator.run.records", "RequestError": "comparator.run.sweep",
     "FieldError": "comparator.errors", "SweepRequest": "comparator.run.requests",
     "CostRequest": "comparator.run.requests", "ClaimsRequest": "comparator.run.requests",
-    "Pricing": "comparator.run.requests",
+    "Pricing": "comparator.run.requests", "UserModel": "comparator.count.usermodel",
+    "ExplainRequest": "comparator.run.steprequests",
+    "RooflineRequest": "comparator.run.steprequests",
+    "ScenarioRequest": "comparator.run.steprequests",
+    "BenchRequest": "comparator.run.measurerequests",
+    "KernelBenchRequest": "comparator.run.measurerequests",
+    "CalibrateRequest": "comparator.run.measurerequests",
 }
 
 
@@ -141,6 +150,7 @@ def claims(ids=None, *, bench=None, time_model: str = "roofline", db=None):
     return records(registry.records(req))
 
 
-__all__ = ["ClaimsRequest", "CostRequest", "CountError", "CountRecord", "FieldError",
-           "Pricing", "Record", "RequestError", "SweepRequest", "claims", "cost", "count",
-           "count_module", "sweep"]
+__all__ = ["BenchRequest", "CalibrateRequest", "ClaimsRequest", "CostRequest", "CountError",
+           "CountRecord", "ExplainRequest", "FieldError", "KernelBenchRequest", "Pricing",
+           "Record", "RequestError", "RooflineRequest", "ScenarioRequest", "SweepRequest",
+           "UserModel", "claims", "cost", "count", "count_module", "sweep"]

@@ -34,7 +34,7 @@ def bench_request(a) -> BenchRequest:
                  memory_limit=(large_int("--memory-limit", a.memory_limit)
                                if a.memory_limit is not None else None),
                  predict=a.predict, profile=a.profile, mfu_fit=a.mfu_fit,
-                 convention=a.convention, **run)
+                 convention=a.convention, model=a.model, **run)
 
 
 def cmd_bench(a) -> str:
@@ -78,6 +78,9 @@ def cmd_bench(a) -> str:
            + (f"{acc.name}'s catalogue {dtype} peak" if acc else peak_source(dtype))
            + f". Points needing more than {limit / 1e9:.3g} GB (estimated) are skipped."
            if limit else ".")
+    if req.model is not None:
+        cap += (" " + tables.model_text(recs) if recs else "") + (
+            " Not kept in the results store (a model file may change between runs).")
     return tables.render(rows, a.format, cap, label="tab:bench")
 
 
@@ -91,9 +94,9 @@ def _kernel_bench(a) -> str:
                 memory_limit=(large_int("--memory-limit", a.memory_limit)
                               if a.memory_limit is not None else None),
                 convention=a.convention)
-    if a.arch:
-        raise UsageError("--arch", a.arch, "not with --kernel (the kernels are benchmarked "
-                                           "alone)")
+    if a.arch or a.model:
+        raise UsageError("--arch" if a.arch else "--model", a.arch or a.model,
+                         "not with --kernel (the kernels are benchmarked alone)")
     recs, cross = measuring.kernels(req)
     kw = {"batch": req.batch, "heads": req.heads, "d_head": req.d_head, "chunk": req.chunk,
           "steps": req.steps}

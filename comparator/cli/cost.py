@@ -89,7 +89,7 @@ def cmd_cost(a) -> str:
         pricing = pricing_of(a, tuple(a.accelerator.split(",")))
     req = build(CostRequest, a, arch=a.arch, seq=seqs[0], pricing=pricing, preset=a.preset,
                 batch=batch, scope=a.scope, convention=a.convention, size=size_of(a),
-                db=getattr(a, "db", None))
+                db=getattr(a, "db", None), model=a.model)
     res = execute.cost(req)
     rec, steps, out, convention = res.record, res.steps, res.records, req.convention
     if not pricing.accelerators:
@@ -117,8 +117,20 @@ def cmd_cost(a) -> str:
            f"energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh; "
            f"memory: Adam, {policy} activations" + (", ZeRO-1" if a.zero else "")
            + (f"; skipped: {'; '.join(res.skipped)}" if res.skipped else "") + ". "
-           + tables.convention_text(convention) + ". " + tables.not_defined_text([rec])).strip()
+           + tables.convention_text(convention) + ". " + tables.not_defined_text([rec])
+           + _model_note(req, out)).strip()
     return tables.render(rows, a.format, cap, label="tab:cost")
+
+
+def _model_note(req, out) -> str:
+    """A user's model: what was counted, and where the time model fell back."""
+    if req.model is None:
+        return ""
+    failed = [f"{r['accelerator']}: {r['time_model_failed']}" for r in out
+              if r.get("time_model_failed")]
+    return (" " + tables.model_text(out) + (" The time model failed, the flat MFU priced "
+                                            "these: " + "; ".join(failed) + "."
+                                            if failed else ""))
 
 
 def _run_counts(a, out: dict) -> str:
@@ -132,7 +144,8 @@ def _run_counts(a, out: dict) -> str:
            "total train FLOPs": out["total_train_flops"]}
     cap = (f"Training FLOPs of {steps:,} steps ({a.scope} scope), no accelerator priced. "
            + tables.convention_text(rec["convention"]) + ". "
-           + tables.not_defined_text([rec])).strip()
+           + tables.not_defined_text([rec])
+           + (" " + tables.model_text([rec]) if "model" in rec else "")).strip()
     return tables.render([row], a.format, cap, label="tab:run")
 
 

@@ -14,7 +14,7 @@ def explain_request(a) -> ExplainRequest:
     return build(ExplainRequest, a, arch=a.arch, seq=seq_list(a.seq), preset=a.preset,
                  batch=positive_int("--batch", a.batch), scope=a.scope, methods=a.method,
                  trace=a.trace, convention=a.convention, accelerator=a.accelerator,
-                 dtype=a.dtype, profile=a.profile, db=a.db)
+                 dtype=a.dtype, profile=a.profile, db=a.db, model=a.model)
 
 
 def time_caption(st, acc, dtype: str) -> str:
@@ -31,6 +31,14 @@ def cmd_explain(a) -> str:
     res = steps.explain(req)
     recs, rows = res.records, res.rows
     timed = time_caption(res.step, res.accelerator, req.dtype) if res.step else ""
+    if req.model is not None:
+        rec = recs["traced"]
+        cap = (f"{rec['arch']}:{res.preset}, seq {req.seq}, batch {req.batch}; per term, "
+               f"forward and training FLOPs of the traced step and each as a polynomial in "
+               f"the length n (in_n; empty where there is none). "
+               + tables.model_text([rec], res.about) + " " + timed
+               + tables.caption(req.scope, "sequence", req.batch))
+        return tables.render(rows, a.format, cap, label="tab:explain")
     gaps = tables.not_defined_text(recs.values())
     unsupported = {k: v for r in recs.values() for k, v in r["unsupported"].items()}
     note = ", ".join(f"{k} x{v}" for k, v in unsupported.items()) or "none"

@@ -15,7 +15,7 @@ def roofline_request(a) -> RooflineRequest:
                  batch=positive_int("--batch", a.batch), dtype=a.dtype,
                  top=positive_int("--top", a.top) if a.top is not None else None,
                  size=size_of(a), time_model=a.time_model, profile=a.profile, db=a.db,
-                 convention=a.convention)
+                 convention=a.convention, model=a.model)
 
 
 def cmd_roofline(a) -> str:
@@ -40,7 +40,7 @@ def cmd_roofline(a) -> str:
            f"bytes / {acc.memory_bandwidth_gbs:g} GB/s), matmuls at the {req.dtype} peak, "
            f"other FLOPs at the vector (fp32) peak; unfused: every equation reads and writes "
            f"memory, views move nothing; an upper bound on time.  Unsupported primitives: "
-           f"{unsup}." + _convention(summary))
+           f"{unsup}." + _convention(summary) + _model(summary))
     return tables.render(shown, a.format, cap, label="tab:roofline")
 
 
@@ -52,6 +52,18 @@ def _convention(summary: dict) -> str:
             f"{summary['convention_train_flops']:.3g} training FLOPs (its whole formula; the "
             f"rows above stay the traced step's): utilisation bound "
             f"{summary['mfu_bound_convention']:.1%}.")
+
+
+def _model(summary: dict) -> str:
+    """A user's model: where its terms come from, its unsupported primitives."""
+    if "model" not in summary:
+        return ""
+    unsup = ", ".join(f"{k} x{v}" for k, v in sorted(summary["unsupported"].items()))
+    where = f" ({summary['model']})" if summary["model"] != summary["arch"] else ""
+    return (f"  Model {summary['arch']}{where}: FLOPs of its traced training "
+            f"step (all scope); terms are its term scopes, else the primitive (unfused) or "
+            f"the compiled region's kind (xla/..., time model); unsupported primitives: "
+            f"{unsup or 'none'}.")
 
 
 def _fused(a, req, res) -> str:
@@ -82,7 +94,7 @@ def _fused(a, req, res) -> str:
            f"bandwidth) + a per-region overhead; {steptime.COMPILER_NOTE}; terms are the "
            f"FLOP breakdown's.  --time-model unfused: every traced equation through memory."
            + (f"  Unmodelled ops (bytes only): {st.unknown}." if st.unknown else "")
-           + conv_text)
+           + conv_text + _model(summary))
     return tables.render(shown, a.format, cap, label="tab:roofline")
 
 

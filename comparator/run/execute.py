@@ -24,12 +24,14 @@ class SweepResult:
     """``records`` (the JSON records), ``skipped`` (devices that could not price them,
     with the reason), ``time_model`` (with pricing), ``tracer`` (the traced points'
     ``runner.Tracer``: ``failures``, ``loaded``, ``computed``; None without traced
-    points), ``models`` (the models swept)."""
+    points), ``models`` (the models swept); a user's model: ``counted``
+    (``usermodel.Counted``: its name, how its lengths were counted)."""
     records: list
     skipped: list = field(default_factory=list)
     time_model: str | None = None
     tracer: object = None
     models: list = field(default_factory=list)
+    counted: object = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ def tracer_of(req: SweepRequest):
 def sweep(req: SweepRequest, progress=None) -> SweepResult:
     """Records of every model x length x method of ``req`` (baselines first), priced on
     its accelerators when it has ``pricing``.  ``progress(i, n)``: traced points done."""
+    if req.model is not None:
+        return _model_sweep(req)
     ms = models_of(req)
     tracer = tracer_of(req)
     recs = sw.run(sw.points(ms, req.seqs, req.batch), req.methods, req.scope,
@@ -95,6 +99,20 @@ def sweep(req: SweepRequest, progress=None) -> SweepResult:
     return SweepResult(time_ratios(recs), skipped, model, tracer, ms)
 
 
+def _model_sweep(req: SweepRequest) -> SweepResult:
+    """A user's model at every length (``usermodel.records``), priced when asked: the
+    time model compiles its step (``usermodel.UserStep``)."""
+    from comparator.run import usermodel as um
+    recs, c = um.records(req.model, req.seqs, req.batch, req.scope, req.trace)
+    if req.pricing is None:
+        return SweepResult(recs, counted=c)
+    model = req.pricing.time_model_for(req.convention)
+    cfgs = {(c.name, um.PRESET): um.UserStep(req.model, um.step_terms(recs[0]))}
+    recs, skipped = priced(recs, req.pricing, cfgs, Timer(model, req.pricing.profile, req.db),
+                           req.convention)
+    return SweepResult(recs, skipped, model, counted=c)
+
+
 def cost(req: CostRequest) -> CostResult:
     """The run of ``req``'s model priced on each of its accelerators (none: the run's
     training FLOPs and tokens, no pricing)."""
@@ -105,16 +123,22 @@ def cost(req: CostRequest) -> CostResult:
     if accs:   # an unknown device or a bad overrides file refused before any work
         from comparator.run.costing import accelerators
         accelerators(accs, p.accelerators_file)
-    mod, preset, cfg = sw.resolve(req.arch, req.preset)
-    if req.size is not None and any(v is not None for v in req.size):
-        m = sw.resized(req.arch, preset, cfg, req.size)
-        preset, cfg = m.preset, m.cfg
-    rec = sw.analytic(sw.Point(req.arch, preset, req.seq, req.batch, cfg), req.scope,
-                      req.convention)
+    if req.model is not None:    # a user's model: its traced record, its step compiled
+        from comparator.run import usermodel as um
+        (rec,), c = um.records(req.model, [req.seq], req.batch, req.scope)
+        key, cfg = (c.name, um.PRESET), um.UserStep(req.model, um.step_terms(rec))
+    else:
+        mod, preset, cfg = sw.resolve(req.arch, req.preset)
+        if req.size is not None and any(v is not None for v in req.size):
+            m = sw.resized(req.arch, preset, cfg, req.size)
+            preset, cfg = m.preset, m.cfg
+        rec = sw.analytic(sw.Point(req.arch, preset, req.seq, req.batch, cfg), req.scope,
+                          req.convention)
+        key = (req.arch, preset)
     if not accs:
         return CostResult([run_counts(rec, steps)], rec, steps)
     model = p.time_model_for(req.convention)
-    out, skipped = priced([rec], p, {(req.arch, preset): cfg}, Timer(model, p.profile, req.db),
+    out, skipped = priced([rec], p, {key: cfg}, Timer(model, p.profile, req.db),
                           req.convention, steps_of=lambda r: steps)
     return CostResult(out, rec, steps, skipped, model)
 

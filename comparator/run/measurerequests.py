@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from comparator.run.sweep import RequestError, check_convention
-from comparator.run.values import (_positive, _set, _sizes, _tuple, check_archs, check_model,
-                                   check_runner, seq_tuple, size_options)
+from comparator.run.values import (_positive, _set, _sizes, _tuple, check_archs,
+                                   check_model, check_model_convention, check_runner,
+                                   seq_tuple, size_options)
 
 
 def check_dtypes(dtypes) -> tuple:
@@ -71,9 +72,7 @@ class BenchRequest:
         if self.predict and self.convention != "standard":
             raise RequestError("--convention", self.convention, "standard with --predict (the "
                                "time model times the traced step, ours)")
-        if self.model is not None and self.convention != "standard":
-            raise RequestError("--convention", self.convention, "standard with --model (a "
-                               "paper's formula counts its own architectures)")
+        check_model_convention(self.model, self.convention)
         _set(self, "archs", check_archs(self.archs))
         if not self.archs and self.model is None:
             raise RequestError("--arch", None, "one or more architectures, or all")

@@ -105,6 +105,8 @@ def predict_profile(req: BenchRequest, acc, note=None):
 def bench(req: BenchRequest, note=None) -> BenchResult:
     """Every point of ``req`` measured (or read from the store), with ``predict`` beside
     the predictions.  ``note(line)``: told before a quick calibration."""
+    if req.model is not None:
+        return bench_model(req)
     from comparator.measure import bench as mb
     from comparator.run.runner import Tally
     from comparator.run.store import describe
@@ -167,6 +169,47 @@ def bench(req: BenchRequest, note=None) -> BenchResult:
         return out
     recs, summary, fit = predicted(req, recs, pts, profile, regions)
     return BenchResult(recs, tally, acc, peak, limit, dtype, summary, fit, profile)
+
+
+def bench_model(req: BenchRequest) -> BenchResult:
+    """A user's training step measured at every length of ``req`` (its factory called
+    there, abstract inputs drawn: ``usermodel.step_arguments``), its FLOPs its traced
+    step's.  Not kept in the results store (the user's file may change between runs); a
+    point that fails is named in ``tally.failures``."""
+    from comparator.count.usermodel import StepProgram, count, loss_parts, step_arguments
+    from comparator.cost.compiled import compute_dtype
+    from comparator.measure import bench as mb
+    from comparator.run import usermodel as um
+    from comparator.run.runner import Tally
+    dtype, batch = req.dtype, req.batch
+    recs, c = um.records(req.model, req.seqs, batch, "matmul")
+    limit = req.memory_limit if req.memory_limit is not None else mb.available_memory()
+    acc = bench_accelerator(req.accelerator, req.accelerators_file, dtype)
+    peak = acc.peak(dtype) if acc else mb.device_peak(dtype)
+    source = (f"catalogue: {acc.name} {dtype} dense peak ({acc.sources.get('peaks', '')})"
+              if acc else mb.peak_source(dtype))
+    tally, out = Tally(None), []
+
+    def measure(r):
+        model = um.build(req.model, r["seq_len"], batch)
+        every = um.guard(req.model, r["seq_len"], count, model, "all", symbolic=False)
+        got = mb.bench_program(
+            StepProgram(loss_parts(model)[0]),
+            lambda: step_arguments(model, compute_dtype(dtype)), r["seq_len"], batch,
+            train_flops=r["train_flops"], train_flops_all=every.train_flops,
+            params=r["params"], need=2 * 4 * r["params"] + r["activation_bytes"],
+            steps=req.steps, memory_limit=limit, peak=peak, dtype=dtype)
+        got.update(peak_source=source, machine=mb.machine(),
+                   **({"accelerator": acc.name} if acc else {}))
+        return {"arch": c.name, "preset": um.PRESET, "accelerator": None, **got,
+                "model": req.model, "unsupported": r["unsupported"]}
+
+    for r in recs:
+        pt = sw.Point(c.name, um.PRESET, r["seq_len"], batch)
+        got = tally.compute(pt, None, lambda: measure(r))
+        if got is not None:
+            out.append(got)
+    return BenchResult(out, tally, acc, peak, limit, dtype)
 
 
 def _resources(res: dict | None) -> str | None:
@@ -273,5 +316,5 @@ def calibrate(req: CalibrateRequest, progress=None, keep=None):
     return p
 
 
-__all__ = ["BenchResult", "bench", "bench_accelerator", "calibrate", "kernels",
+__all__ = ["BenchResult", "bench", "bench_accelerator", "bench_model", "calibrate", "kernels",
            "predict_profile", "predicted", "show_profile", "with_convention"]

@@ -16,11 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from comparator.cost.steptime import TIME_MODELS
-from comparator.run.sweep import (METHODS, SCOPES, TRACES, RequestError, check_convention,
+from comparator.run.sweep import (SCOPES, TRACES, RequestError, check_convention,
                                   require_defined)
 from comparator.run.values import (MAX_SEQ, NONE, POLICIES, RUNNER, SEQ_ALLOWED, _choice,
                                    _number, _positive, _set, _sizes, _tuple, check_archs,
-                                   check_runner, option, size_grid)
+                                   check_model, check_model_convention, check_model_pricing,
+                                   check_runner, methods_of, option, size_grid,
+                                   size_options)
 
 
 @dataclass(frozen=True)
@@ -100,13 +102,15 @@ class SweepRequest:
     sweep``): ``methods`` analytic and/or traced, each model compared with a baseline
     (default: the Transformer of its widths; ``with_baseline=False``: none), priced when
     ``pricing`` is given.  ``config``: a Hugging Face config.json or a comparator TOML file
-    instead of presets.  ``db``, ``no_cache``, ``retry_failed``, ``jobs``, ``scheduler``,
-    ``worker_resources``: where traced points are stored and computed."""
+    instead of presets; ``model``: a user's model (``FILE.py:FACTORY``, traced only)
+    instead of architectures.  ``db``, ``no_cache``, ``retry_failed``, ``jobs``,
+    ``scheduler``, ``worker_resources``: where traced points are stored and computed.
+    ``methods`` default: analytic (traced for a user's model)."""
     archs: tuple = ()
     seqs: tuple = ()
     presets: tuple = ()
     batch: int = 1
-    methods: tuple = ("analytic",)
+    methods: tuple | None = None
     scope: str = "matmul"
     trace: str = "fast"
     convention: str = "standard"
@@ -121,10 +125,16 @@ class SweepRequest:
     jobs: int = 1
     scheduler: str | None = None
     worker_resources: dict | None = None
+    model: str | None = None
 
     def __post_init__(self):
+        check_model(self.model, **{"--arch": self.archs, "--preset": self.presets,
+                                   "--config": self.config, "--baseline": self.baseline,
+                                   "--scheduler": self.scheduler,
+                                   "--jobs": self.jobs if self.jobs != 1 else None},
+                    **size_options((self.sizes or [None])[0]))
         _set(self, "archs", check_archs(self.archs))
-        if not self.archs and not self.config:
+        if not self.archs and not self.config and not self.model:
             raise RequestError("--arch", None, "an architecture (or --config FILE)")
         seqs = _tuple(self.seqs)
         if not seqs or any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s <= MAX_SEQ
@@ -133,13 +143,11 @@ class SweepRequest:
         _set(self, "seqs", seqs)
         _set(self, "presets", _tuple(self.presets))
         _positive("--batch", self.batch)
-        methods = METHODS if self.methods == "both" else _tuple(self.methods)
-        for m in methods:
-            if m not in METHODS:
-                raise RequestError("--method", m, "choose from analytic, traced, both")
+        methods = methods_of(self.methods, ("analytic",), self.model)
         _set(self, "methods", methods)
         _choice("--scope", self.scope, SCOPES)
         _choice("--trace", self.trace, TRACES)
+        check_model_convention(self.model, self.convention)
         check_convention(self.convention, methods)
         _set(self, "sizes", _sizes(self.sizes))
         if self.baseline and not self.with_baseline:
@@ -150,6 +158,7 @@ class SweepRequest:
                 raise RequestError("--tokens", self.pricing.tokens,
                                    "either --tokens or --steps, not both")
             self.pricing.check(self.convention)
+        check_model_pricing(self.model, self.pricing)
 
     @property
     def traced(self) -> bool:
@@ -161,8 +170,9 @@ class CostRequest:
     """Time, dollars, energy and memory of a training run of one model (``comparator
     cost``): ``pricing`` names the accelerators (none: the run's counts only) and the run
     (exactly one of ``tokens`` and ``steps``); ``size``: ``(d_model, layers, heads,
-    d_ff)`` resizing the preset, None keeping a value."""
-    arch: str
+    d_ff)`` resizing the preset, None keeping a value; ``model``: a user's model
+    (``FILE.py:FACTORY``, traced) instead of ``arch``."""
+    arch: str | None
     seq: int
     pricing: Pricing
     preset: str | None = None
@@ -171,12 +181,16 @@ class CostRequest:
     convention: str = "standard"
     size: tuple | None = None
     db: str | None = None
+    model: str | None = None
 
     def __post_init__(self):
         arch = self.arch
-        if not isinstance(arch, str) or not arch or "," in arch or arch == "all":
-            raise RequestError("--arch", arch or None, "one architecture for cost")
-        check_archs((arch,))
+        check_model(self.model, **{"--arch": arch, "--preset": self.preset},
+                    **size_options(self.size))
+        if self.model is None:
+            if not isinstance(arch, str) or not arch or "," in arch or arch == "all":
+                raise RequestError("--arch", arch or None, "one architecture for cost")
+            check_archs((arch,))
         if isinstance(self.seq, bool) or not isinstance(self.seq, int) \
                 or not 0 < self.seq <= MAX_SEQ:
             raise RequestError("--seq", self.seq, "one sequence length for cost: "
@@ -187,11 +201,14 @@ class CostRequest:
             raise RequestError("--tokens", p.tokens, "either --tokens or --steps (with --batch)")
         _choice("--scope", self.scope, SCOPES)
         check_convention(self.convention)
-        require_defined(self.convention, arch)
+        check_model_convention(self.model, self.convention)
+        if self.model is None:
+            require_defined(self.convention, arch)
         if self.size is not None:
             _set(self, "size", _sizes([self.size])[0])
         if p.accelerators:
             p.check(self.convention)
+            check_model_pricing(self.model, p)
 
 
 @dataclass(frozen=True)

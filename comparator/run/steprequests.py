@@ -16,29 +16,10 @@ from comparator.cost.steptime import TIME_MODELS
 from comparator.run.sweep import (METHODS, SCOPES, TRACES, RequestError, check_convention,
                                   require_defined)
 from comparator.run.values import (_choice, _number, _positive, _set, _sizes, _tuple,
-                                   check_model, one_arch, one_seq, size_options)
+                                   check_model, check_model_convention, methods_of,
+                                   one_arch, one_seq, size_options)
 
 ROOFLINE_MODELS = ("roofline", "unfused")
-NO_ANALYTIC = ("traced with --model: a user model has no analytic formula (its traced step "
-               "is counted)")
-
-
-def _methods(methods, convention: str, model) -> tuple:
-    """The methods asked for (``"both"``: analytic and traced); None: analytic with a
-    paper's convention, traced for a user model, else both."""
-    if methods is None:
-        methods = ("traced",) if model else ("analytic",) if convention != "standard" \
-            else METHODS
-    out = METHODS if methods == "both" else _tuple(methods)
-    for m in out:
-        if m not in METHODS:
-            raise RequestError("--method", m, "choose from analytic, traced, both")
-    if model and out != ("traced",):
-        raise RequestError("--method", methods if isinstance(methods, str) else
-                           "both" if len(out) == 2 else out[0], NO_ANALYTIC)
-    return out
-
-
 @dataclass(frozen=True)
 class ExplainRequest:
     """Per term, the forward and training FLOPs of one model at one length by ``methods``
@@ -67,7 +48,9 @@ class ExplainRequest:
         _positive("--batch", self.batch)
         _choice("--scope", self.scope, SCOPES)
         _choice("--trace", self.trace, TRACES)
-        methods = _methods(self.methods, self.convention, self.model)
+        check_model_convention(self.model, self.convention)
+        methods = methods_of(self.methods, ("analytic",) if self.paper else METHODS,
+                             self.model)
         _set(self, "methods", methods)
         check_convention(self.convention, methods)
         if self.model is None:
@@ -113,9 +96,7 @@ class RooflineRequest:
             raise RequestError("--accelerator", self.accelerator, "a catalogue name")
         _choice("--time-model", self.time_model, ROOFLINE_MODELS)
         check_convention(self.convention)
-        if self.model is not None and self.convention != "standard":
-            raise RequestError("--convention", self.convention, "standard with --model (a "
-                               "paper's formula counts its own architectures)")
+        check_model_convention(self.model, self.convention)
         if self.model is None:
             require_defined(self.convention, self.arch)
         if self.size is not None:

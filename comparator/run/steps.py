@@ -9,7 +9,7 @@ needs; a value that needs the catalogue or a device profile is refused here with
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from comparator.run import sweep as sw
 from comparator.run.costing import Timer
@@ -42,7 +42,6 @@ class RooflineResult:
     step: object = None
     peak: float | None = None
     roofline: object = None
-    extra: dict = field(default_factory=dict)
 
 
 def accelerator(name: str, overrides: str | None = None):
@@ -106,6 +105,8 @@ def timed_rows(rows: list, st) -> list:
 def explain(req: ExplainRequest) -> ExplainResult:
     """Per term: forward and training FLOPs by each method of ``req`` (see
     ``sweep.explain``), with an accelerator the time model's seconds beside them."""
+    if req.model is not None:
+        return _explain_model(req)
     mod, preset, cfg = sw.resolve(req.arch, req.preset)
     pt = sw.Point(req.arch, preset, req.seq, req.batch, cfg)
     rows, recs = sw.explain(pt, req.scope, req.methods, req.trace, req.convention)
@@ -118,9 +119,49 @@ def explain(req: ExplainRequest) -> ExplainResult:
     return ExplainResult(rows, recs, preset, about, st, acc)
 
 
+def model_rows(rec: dict) -> list:
+    """Per term of a user's model (and a total): traced forward and training FLOPs and
+    each as its polynomial in n (empty where there is none)."""
+    fwd_n, train_n = rec.get("breakdown_formula") or {}, rec.get("train_breakdown_formula") or {}
+    rows = []
+    for term in sorted(set(rec["breakdown"]) | set(rec["train_breakdown"])) + ["total"]:
+        total = term == "total"
+        rows.append({"term": term,
+                     "traced_fwd": rec["fwd_flops"] if total else rec["breakdown"].get(term, 0),
+                     "traced_train": (rec["train_flops"] if total
+                                      else rec["train_breakdown"].get(term, 0)),
+                     "fwd_in_n": (rec["formula"] if total else fwd_n.get(term)) or "",
+                     "train_in_n": (rec["train_formula"] if total else train_n.get(term))
+                     or ""})
+    return rows
+
+
+def _user_time(req, rec, acc):
+    """(``StepTime``, peak) of a user's step on ``acc`` by the time model."""
+    from comparator.run import usermodel as um
+    key, peak = peak_of(acc, req.dtype)
+    prof = device_profile(Timer("roofline", req.profile, req.db), acc)
+    step = um.UserStep(req.model, um.step_terms(rec))
+    return step.step_time(req.seq, req.batch, key, prof), peak
+
+
+def _explain_model(req: ExplainRequest) -> ExplainResult:
+    """A user's model per term: its traced counts and their closed forms in n."""
+    from comparator.run import usermodel as um
+    (rec,), c = um.records(req.model, [req.seq], req.batch, req.scope, req.trace)
+    rows, st, acc = model_rows(rec), None, None
+    if req.accelerator:
+        acc = accelerator(req.accelerator)
+        st, _ = _user_time(req, rec, acc)
+        rows = timed_rows(rows, st)
+    return ExplainResult(rows, {"traced": rec}, um.PRESET, c.note, st, acc)
+
+
 def roofline(req: RooflineRequest) -> RooflineResult:
     """Where the training step of ``req``'s model goes on its accelerator, per term."""
     acc = accelerator(req.accelerator, req.accelerators_file)
+    if req.model is not None:
+        return _roofline_model(req, acc)
     mod, preset, cfg = sw.resolve(req.arch, req.preset)
     if req.size is not None:
         m = sw.resized(req.arch, preset, cfg, req.size)
@@ -148,27 +189,68 @@ def roofline(req: RooflineRequest) -> RooflineResult:
     return RooflineResult(rows, summary, acc, preset, roofline=r)
 
 
-def _fused(req: RooflineRequest, pt, mod, acc) -> RooflineResult:
-    """The time model's seconds per term, their memory-bound share and the utilisation
-    the step reaches, beside each term's training FLOPs."""
-    from comparator.cost import steptime
-    st, peak = predict_one(acc, mod, pt.cfg, pt.seq, pt.batch, req.dtype, req.profile,
-                           req.db)
-    rec = sw.analytic(pt, "all")
+def _fused_rows(st, rec: dict, top: int | None) -> list:
+    """The time model's seconds per term (the ``top`` slowest), their share and
+    memory-bound share, beside each term's training FLOPs (of ``rec``), and a total."""
     flops = rec["train_breakdown"]
     order = sorted(st.term_s, key=lambda k: -st.term_s[k])
-    order = order[:req.top] if req.top else order
+    order = order[:top] if top else order
     rows = [{"term": k, "train FLOPs": flops.get(k, 0), "time s": st.term_s[k],
              "share": st.term_s[k] / st.total_s,
              "memory-bound": st.term_memory_share.get(k, 0.0)} for k in order]
     rows.append({"term": "total", "train FLOPs": rec["train_flops"], "time s": st.total_s,
                  "share": 1.0, "memory-bound": st.memory_share})
-    summary = {"arch": pt.arch, "preset": pt.preset, "seq_len": pt.seq, "batch": pt.batch,
-               "accelerator": acc.name, "dtype": req.dtype, "time_model": st.time_model,
-               "profile": st.device, "calibrated": st.calibrated,
-               "achieved_utilisation": st.utilisation, "bound_share": st.bound_share,
-               "unmodelled_ops": st.unknown, "convention": req.convention,
-               "regions": steptime.COMPILER_NOTE}
+    return rows
+
+
+def _fused_summary(req, pt, acc, st) -> dict:
+    from comparator.cost import steptime
+    return {"arch": pt.arch, "preset": pt.preset, "seq_len": pt.seq, "batch": pt.batch,
+            "accelerator": acc.name, "dtype": req.dtype, "time_model": st.time_model,
+            "profile": st.device, "calibrated": st.calibrated,
+            "achieved_utilisation": st.utilisation, "bound_share": st.bound_share,
+            "unmodelled_ops": st.unknown, "convention": req.convention,
+            "regions": steptime.COMPILER_NOTE}
+
+
+def _roofline_model(req: RooflineRequest, acc) -> RooflineResult:
+    """A user's step: the time model of it compiled here, or its unfused roofline; the
+    FLOPs are its traced step's (all scope)."""
+    from comparator.run import usermodel as um
+    (rec,), c = um.records(req.model, [req.seq], req.batch, "all")
+    pt = sw.Point(c.name, um.PRESET, req.seq, req.batch)
+    extra = {"model": req.model, "unsupported": rec["unsupported"]}
+    if req.time_model == "roofline":
+        st, peak = _user_time(req, rec, acc)
+        return RooflineResult(_fused_rows(st, rec, req.top),
+                              {**_fused_summary(req, pt, acc, st), **extra}, acc, um.PRESET,
+                              st, peak)
+    from comparator.cost import pricing as cm
+    from comparator.cost import roofline as rl
+    from comparator.count.usermodel import step_program
+    try:
+        prog, args = step_program(um.build(req.model, req.seq, req.batch))
+        r = um.guard(req.model, req.seq, rl.program_roofline, prog, args, acc, req.dtype)
+    except cm.CostError as err:
+        raise RequestError(err.field, err.value, err.allowed) from None
+    rows, t = rl.rows(r, req.top), r.total
+    summary = {"arch": pt.arch, "preset": pt.preset, "seq_len": req.seq, "batch": req.batch,
+               "accelerator": acc.name, "dtype": req.dtype, "mfu_bound": r.mfu_bound,
+               "compute_only_s": t.compute_s, "memory_only_s": t.memory_s,
+               "unsupported": r.unsupported, "convention": req.convention,
+               "model": req.model}
+    rows[-1].update(summary)
+    return RooflineResult(rows, summary, acc, um.PRESET, roofline=r)
+
+
+def _fused(req: RooflineRequest, pt, mod, acc) -> RooflineResult:
+    """The time model's seconds per term, their memory-bound share and the utilisation
+    the step reaches, beside each term's training FLOPs."""
+    st, peak = predict_one(acc, mod, pt.cfg, pt.seq, pt.batch, req.dtype, req.profile,
+                           req.db)
+    rec = sw.analytic(pt, "all")
+    rows = _fused_rows(st, rec, req.top)
+    summary = _fused_summary(req, pt, acc, st)
     if req.convention != "standard":    # the paper's whole formula over the same step time
         conv = sw.analytic(pt, "all", req.convention)["train_flops"]
         summary.update(convention_train_flops=conv,
@@ -177,4 +259,4 @@ def _fused(req: RooflineRequest, pt, mod, acc) -> RooflineResult:
 
 
 __all__ = ["ExplainResult", "RooflineResult", "accelerator", "device_profile", "explain",
-           "peak_of", "predict_one", "roofline", "timed_rows"]
+           "model_rows", "peak_of", "predict_one", "roofline", "timed_rows"]

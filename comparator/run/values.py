@@ -164,6 +164,43 @@ MODEL_ALLOWED = ("FILE.py:FACTORY or package.module:FACTORY (a factory called as
                  "FACTORY(seq_len, batch), returning a comparator.UserModel)")
 
 
+NO_ANALYTIC = ("traced with --model: a user model has no analytic formula (its traced step "
+               "is counted)")
+
+
+def methods_of(methods, default: tuple, model=None) -> tuple:
+    """The counting methods asked for (``"both"``: analytic and traced; None:
+    ``default``, traced for a user ``model``), each known; a user model is traced only."""
+    from comparator.run.sweep import METHODS
+    if methods is None:
+        methods = ("traced",) if model else default
+    out = METHODS if methods == "both" else _tuple(methods)
+    for m in out:
+        if m not in METHODS:
+            raise RequestError("--method", m, "choose from analytic, traced, both")
+    if model and out != ("traced",):
+        raise RequestError("--method", methods if isinstance(methods, str) else
+                           "both" if len(out) == 2 else out[0], NO_ANALYTIC)
+    return out
+
+
+def check_model_convention(model, convention: str) -> None:
+    """A user model is counted by our convention only (the papers' formulas are over
+    their architectures' configs)."""
+    if model is not None and convention != "standard":
+        raise RequestError("--convention", convention, "standard with --model (a paper's "
+                           "formula counts its own architectures)")
+
+
+def check_model_pricing(model, pricing) -> None:
+    """A user model's memory is priced with every activation stored: no per-layer
+    checkpointing or reversible layers (those are the built-in architectures')."""
+    if model is not None and pricing is not None and pricing.policy not in (None,
+                                                                             "store_all"):
+        raise RequestError("--policy", pricing.policy, "store_all with --model (checkpoint "
+                           "and reversible need the layers of a built-in architecture)")
+
+
 def size_options(size) -> dict:
     """``{option: value}`` of a size ``(d_model, layers, heads, d_ff)`` (None: none)."""
     names = ("--d-model", "--layers", "--heads", "--d-ff")
@@ -180,11 +217,12 @@ def check_model(model, **alone) -> None:
     if not path or not name.isidentifier():
         raise RequestError("--model", model, MODEL_ALLOWED)
     for opt, value in alone.items():
-        if value not in (None, (), False):
+        if value is not None and value is not False and value != () and value != []:
             raise RequestError(opt, value, "not with --model (a user model is counted from "
                                            "its own traced step)")
 
 
 __all__ = ["MAX_SEQ", "MODEL_ALLOWED", "NONE", "POLICIES", "RUNNER", "SCHEDULER",
-           "SEQ_ALLOWED", "check_archs", "check_model", "check_runner", "one_arch", "one_seq",
+           "NO_ANALYTIC", "SEQ_ALLOWED", "check_archs", "check_model", "check_model_convention", "check_model_pricing",
+           "methods_of", "check_runner", "one_arch", "one_seq",
            "option", "seq_tuple", "size_grid", "size_options"]
