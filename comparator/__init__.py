@@ -96,8 +96,9 @@ def sweep(archs=(), seqs=(), *, progress=None, d_model=None, layers=None, heads=
     ``convention``, ``baseline``, ``with_baseline``, ``config``, ``trace``, ``db``,
     ``jobs``, ...) and, with ``accelerators``, of ``Pricing`` (``tokens``, ``steps``,
     ``devices``, ``dtype``, ``mfu``, ``time_model``, ...); ``d_model``, ``layers``,
-    ``heads``, ``d_ff``: a size grid (each a value or a list).  Or pass a ``SweepRequest``
-    as ``archs``.  Traced points that failed have no record and are warned about."""
+    ``heads``, ``d_ff``: a size grid (each a value or a list); ``model``: a user's model,
+    ``"FILE.py:FACTORY"`` (``UserModel``), instead of ``archs``.  Or pass a
+    ``SweepRequest`` as ``archs``.  Traced points that failed have no record and are warned about."""
     from comparator.run import execute
     from comparator.run.records import records
     from comparator.run.requests import Pricing, SweepRequest, priced, size_grid
@@ -122,7 +123,8 @@ def cost(arch=None, seq=None, *, accelerators="all", **options):
     accelerator (``accelerators=None`` or ``"none"``: the run's counts only).  ``options``:
     exactly one of ``tokens`` and ``steps``; the other fields of ``CostRequest``
     (``preset``, ``batch``, ``scope``, ``convention``, ``size``, ``db``) and of ``Pricing``
-    (``devices``, ``dtype``, ``mfu``, ``runs``, ``pue``, ``time_model``, ...).  Or pass a
+    (``devices``, ``dtype``, ``mfu``, ``runs``, ``pue``, ``time_model``, ...);
+    ``model="FILE.py:FACTORY"``: a user's model (``arch`` None).  Or pass a
     ``CostRequest`` as ``arch``."""
     from comparator.run import execute
     from comparator.run.records import records

@@ -227,3 +227,13 @@ def test_bad_model_options_exit_2_naming_the_field(model_file, args, field, caps
     assert cli.main([a.format(f=model_file) for a in args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"error: {field}:" in err and "Traceback" not in err
+
+
+def test_the_python_api_takes_the_model_too(model_file, capsys):
+    import comparator
+    spec = f"{model_file}:make"
+    recs = comparator.sweep(seqs=(256, 512), model=spec, batch=B)
+    assert [r.to_dict() for r in recs] == run_json(capsys, "sweep", "--model", spec, "--seq",
+                                                   "256,512", "--batch", str(B))
+    (run,) = comparator.cost(None, 256, model=spec, steps=10, accelerators=None)
+    assert run.train_flops == train(256, 1) and run["total_train_flops"] == 10 * train(256, 1)

@@ -102,14 +102,43 @@ def timed_rows(rows: list, st) -> list:
     return out
 
 
+def term_rows(pt, scope: str, methods=("analytic", "traced"), trace: str = "fast",
+            convention: str = "standard"):
+    """Per term: forward and training FLOPs by each method and, with both, the difference
+    (traced - analytic).  With a paper's ``convention``: ours (``standard``) beside that
+    convention's terms, diff = convention - standard (how much of a gap is convention)."""
+    sw.check_convention(convention, methods)
+    if convention != "standard":
+        sw.require_defined(convention, pt.arch)
+        recs = {"standard": sw.analytic(pt, scope),
+                convention: sw.analytic(pt, scope, convention)}
+    else:
+        recs = {m: (sw.analytic(pt, scope) if m == "analytic" else sw.traced(pt, scope, trace))
+                for m in methods}
+    terms = sorted(set().union(*(r["train_breakdown"] for r in recs.values())))
+    rows = []
+    for term in terms + ["total"]:
+        row = {"term": term}
+        for m, r in recs.items():
+            row[f"{m}_fwd"] = r["fwd_flops"] if term == "total" else r["breakdown"].get(term, 0)
+            row[f"{m}_train"] = (r["train_flops"] if term == "total"
+                                 else r["train_breakdown"].get(term, 0))
+        if len(recs) == 2:
+            a, b = recs
+            row["diff_fwd"] = row[f"{b}_fwd"] - row[f"{a}_fwd"]
+            row["diff_train"] = row[f"{b}_train"] - row[f"{a}_train"]
+        rows.append(row)
+    return rows, recs
+
+
 def explain(req: ExplainRequest) -> ExplainResult:
     """Per term: forward and training FLOPs by each method of ``req`` (see
-    ``sweep.explain``), with an accelerator the time model's seconds beside them."""
+    ``term_rows``), with an accelerator the time model's seconds beside them."""
     if req.model is not None:
         return _explain_model(req)
     mod, preset, cfg = sw.resolve(req.arch, req.preset)
     pt = sw.Point(req.arch, preset, req.seq, req.batch, cfg)
-    rows, recs = sw.explain(pt, req.scope, req.methods, req.trace, req.convention)
+    rows, recs = term_rows(pt, req.scope, req.methods, req.trace, req.convention)
     st = acc = None
     if req.accelerator:
         acc = accelerator(req.accelerator)
@@ -259,4 +288,4 @@ def _fused(req: RooflineRequest, pt, mod, acc) -> RooflineResult:
 
 
 __all__ = ["ExplainResult", "RooflineResult", "accelerator", "device_profile", "explain",
-           "model_rows", "peak_of", "predict_one", "roofline", "timed_rows"]
+           "model_rows", "peak_of", "predict_one", "roofline", "term_rows", "timed_rows"]
