@@ -4,7 +4,8 @@ Owns the additive cost value (``value.Cost``), the jaxpr walk (``trace``), the p
 rules (``rules``), symbolic lengths (``symbolic``, ``costprogram``, ``fasttrace``), the
 training step and its memory (``step``, ``memory``), other papers' counting conventions
 (``conventions``), and the counts of a user's own function or Flax module (``targets``,
-``usercount``, with closed forms in the length: ``polyfit``).  May import
+``usercount``, with closed forms in the length: ``polyfit``; the ``--model`` factory
+protocol, ``usermodel.UserModel``).  May import
 ``architectures``, ``kernels``, ``comparator.errors`` and the standard library; nothing
 above it (``cost``, ``measure``, ``run``, ``claims``, ``report``, ``cli``).
 """

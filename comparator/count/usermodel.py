@@ -51,7 +51,7 @@ def _arrays(tree) -> bool:
     return bool(leaves) and all(hasattr(x, "shape") and hasattr(x, "dtype") for x in leaves)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class UserModel:
     """A user's model and example inputs at one length (see the module docstring)."""
     module: object = None
