@@ -9,7 +9,10 @@ train.  The front door (README, "Python API"):
 * ``sweep(archs, seqs, **options)``, ``cost(arch, seq, **options)``, ``budget(archs,
   dollars=..., **options)`` and ``claims(ids=None, **options)`` -> ``Record``s, the JSON
   records of ``comparator sweep``, ``cost``, ``budget`` and ``claims --format json`` (the
-  commands are built on the same functions).
+  commands are built on the same functions);
+* ``UserModel``: what a model factory returns for ``--model FILE.py:FACTORY`` (and
+  ``sweep(model=...)``, ``cost(model=...)``): a Flax module or a loss function with its
+  example inputs at one length.
 
 Importing ``comparator`` imports neither jax, flax nor matplotlib: each function imports
 what it needs when called, and the analytic paths never import jax.
@@ -36,6 +39,13 @@ _LAZY = {  # name -> module holding it
     "FieldError": "comparator.errors", "SweepRequest": "comparator.run.requests",
     "CostRequest": "comparator.run.requests", "ClaimsRequest": "comparator.run.requests",
     "Pricing": "comparator.run.requests", "BudgetRequest": "comparator.run.budget",
+    "UserModel": "comparator.count.usermodel",
+    "ExplainRequest": "comparator.run.steprequests",
+    "RooflineRequest": "comparator.run.steprequests",
+    "ScenarioRequest": "comparator.run.steprequests",
+    "BenchRequest": "comparator.run.measurerequests",
+    "KernelBenchRequest": "comparator.run.measurerequests",
+    "CalibrateRequest": "comparator.run.measurerequests",
 }
 
 
@@ -94,8 +104,10 @@ def sweep(archs=(), seqs=(), *, progress=None, d_model=None, layers=None, heads=
     ``devices``, ``dtype`` ("auto": each device's training precision), ``mfu``,
     ``time_model``, ``prices`` (a date: the prices listed then), ``price_kind``, ...);
     every time and cost field has its ``_low``/``_high`` (p5/p95); ``d_model``, ``layers``,
-    ``heads``, ``d_ff``: a size grid (each a value or a list).  Or pass a ``SweepRequest``
-    as ``archs``.  Traced points that failed have no record and are warned about."""
+    ``heads``, ``d_ff``: a size grid (each a value or a list); ``model``: a user's model,
+    ``"FILE.py:FACTORY"`` (``UserModel``), instead of ``archs``.  Or pass a
+    ``SweepRequest`` as ``archs``.  Traced points that failed have no record and are
+    warned about."""
     from comparator.run import execute
     from comparator.run.records import records
     from comparator.run.requests import Pricing, SweepRequest, priced, size_grid
@@ -125,7 +137,8 @@ def cost(arch=None, seq=None, *, accelerators="all", **options):
     prices listed on or before it), ``price_kind`` ("on-demand", "reserved", "spot",
     "preemptible"), ...).  Every time, device-hours, dollars, kWh and CO2 field has its
     p5/p95 as ``<field>_low``/``<field>_high``; a device that cannot be priced is a record
-    with ``not_priced`` saying why.  Or pass a ``CostRequest`` as ``arch``."""
+    with ``not_priced`` saying why.  ``model="FILE.py:FACTORY"``: a user's model (``arch``
+    None).  Or pass a ``CostRequest`` as ``arch``."""
     from comparator.run import execute
     from comparator.run.records import records
     from comparator.run.requests import CostRequest, Pricing
@@ -197,6 +210,8 @@ def _door(fn) -> types.ModuleType:
 
 count, cost, claims = _door(count), _door(cost), _door(claims)
 
-__all__ = ["BudgetRequest", "ClaimsRequest", "CostRequest", "CountError", "CountRecord",
-           "FieldError", "Pricing", "Record", "RequestError", "SweepRequest", "budget", "claims",
-           "cost", "count", "count_module", "sweep"]
+__all__ = ["BenchRequest", "BudgetRequest", "CalibrateRequest", "ClaimsRequest",
+           "CostRequest", "CountError", "CountRecord", "ExplainRequest", "FieldError",
+           "KernelBenchRequest", "Pricing", "Record", "RequestError", "RooflineRequest",
+           "ScenarioRequest", "SweepRequest", "UserModel", "budget", "claims", "cost", "count",
+           "count_module", "sweep"]

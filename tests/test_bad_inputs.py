@@ -31,6 +31,39 @@ def _profile(change=None, drop=None) -> str:
     return json.dumps(p)
 
 
+MODEL = """import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+import comparator
+
+
+class MLP(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(8)(x)
+
+
+def x(seq_len, batch):
+    return jax.ShapeDtypeStruct((batch, seq_len, 8), jnp.float32)
+
+
+def make(seq_len, batch):
+    return comparator.UserModel(module=MLP(), inputs=(x(seq_len, batch),))
+
+
+def raising(seq_len, batch):
+    raise ValueError("no model at this length")
+
+
+def pair(seq_len, batch):
+    return MLP(), x(seq_len, batch)
+
+
+def short(seq_len, batch):
+    return comparator.UserModel(module=MLP(), inputs=(x(64, batch),))
+"""
+M = ["--model", "mymodel.py:make"]
 FILES = {   # written into the (temporary) working directory before each case
     "bad.json": '{"model_type": "bert", "hidden_size": 768,',
     "gtp2.json": '{"model_type": "gtp2"}',
@@ -61,6 +94,8 @@ FILES = {   # written into the (temporary) working directory before each case
     "negprice.toml": '[[accelerators.t4.prices]]\ndate = "2020"\nkind = "on-demand"\n'
                      'usd_per_hour = -0.35\nprovider = "x"\nsource = "y"\n',
     "pue.toml": "[ranges.pue]\nlow = 1.6\nhigh = 1.2\n",
+    "mymodel.py": MODEL,
+    "crash.py": 'raise RuntimeError("half-written")\n',
 }
 # (what is tried, the arguments); the field each message must name is its first token
 CASES = [
@@ -197,6 +232,24 @@ CASES = [
                                               "negprice.toml"]),
     ("catalogue distribution whose low exceeds its high", ["accelerators", "--accelerators",
                                                            "pue.toml"]),
+    ("model file missing", ["sweep", "--model", "missing.py:make", "--seq", "128"]),
+    ("model without its factory", ["sweep", "--model", "mymodel.py", "--seq", "128"]),
+    ("model factory not in the file", ["sweep", "--model", "mymodel.py:mak", "--seq", "128"]),
+    ("model file raising when imported", ["explain", "--model", "crash.py:make", "--seq",
+                                          "128"]),
+    ("model factory raising", ["explain", "--model", "mymodel.py:raising", "--seq", "128"]),
+    ("model factory returning a tuple", ["cost", "--model", "mymodel.py:pair", "--seq", "128",
+                                         "--steps", "10"]),
+    ("model inputs not of length --seq", ["roofline", "--model", "mymodel.py:short", "--seq",
+                                          "128", "--accelerator", "h100-sxm"]),
+    ("contradictory: a user model, analytic", ["sweep", *M, "--seq", "128", "--method",
+                                               "analytic"]),
+    ("contradictory: a user model and an architecture", ["explain", *M, "--arch",
+                                                         "transformer", "--seq", "128"]),
+    ("a user model with per-layer checkpointing", ["cost", *M, "--seq", "128", "--steps", "10",
+                                                   "--accelerator", "h100-sxm", "--policy",
+                                                   "checkpoint"]),
+    ("a user model's predicted steps", ["bench", *M, "--seq", "64", "--predict"]),
 ]
 
 

@@ -12,7 +12,7 @@ from comparator.cost import catalogue as accelerators
 from comparator.cli import app as cli
 from comparator.count import conventions as cv
 from comparator.run import sweep
-from comparator.cli.bench import with_convention
+from comparator.run.measuring import with_convention
 
 TR = architectures.get("transformer")
 CONTRACT = ("arch", "preset", "seq_len", "batch", "params", "method", "scope", "fwd_flops",

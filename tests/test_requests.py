@@ -113,3 +113,68 @@ def test_the_cli_reports_a_whole_value_as_typed(capsys):
     assert "--tokens: '1e9' is not allowed; either --tokens or --steps" in capsys.readouterr().err
     assert cli.main(["sweep", "--arch", "transformer,transfomer", "--seq", "128"]) == 2
     assert "--arch: 'transfomer' is not allowed" in capsys.readouterr().err
+
+
+# -- the one-step, measuring and scenario requests, and a user's --model ----------------
+
+from comparator.run.measurerequests import (BenchRequest, CalibrateRequest,  # noqa: E402
+                                            KernelBenchRequest)
+from comparator.run.steprequests import (ExplainRequest, RooflineRequest,  # noqa: E402
+                                         ScenarioRequest)
+
+M = "my_model.py:make"
+
+
+@pytest.mark.parametrize("make,field,value", [
+    (lambda: ExplainRequest(None, 128), "--arch", None),
+    (lambda: ExplainRequest("all", 128), "--arch", "all"),
+    (lambda: ExplainRequest("transformer,albert", 128), "--arch", "transformer,albert"),
+    (lambda: ExplainRequest("transformer", [64, 128]), "--seq", [64, 128]),
+    (lambda: ExplainRequest("transformer", 128, methods="exact"), "--method", "exact"),
+    (lambda: ExplainRequest("reformer", 4096, convention="kaplan"), "--convention", "kaplan"),
+    (lambda: RooflineRequest("transformer", 128), "--accelerator", None),
+    (lambda: RooflineRequest("transformer", 128, "h100-sxm", top=0), "--top", 0),
+    (lambda: RooflineRequest("transformer", 128, "h100-sxm", time_model="fused"),
+     "--time-model", "fused"),
+    (lambda: ScenarioRequest(runs=0), "--runs", 0),
+    (lambda: ScenarioRequest(pue="x"), "--pue", "x"),
+    (lambda: BenchRequest((), 64), "--arch", None),
+    (lambda: BenchRequest("transformer", 64, dtype="int8"), "--dtype", "int8"),
+    (lambda: BenchRequest("transformer", 64, mfu_fit="transformer:64"), "--mfu-fit",
+     "transformer:64"),
+    (lambda: BenchRequest("transformer", 64, predict=True, convention="kaplan"),
+     "--convention", "kaplan"),
+    (lambda: BenchRequest("transformer", 64, memory_limit=0), "--memory-limit", 0),
+    (lambda: KernelBenchRequest(64, kernel="conv"), "--kernel", "conv"),
+    (lambda: KernelBenchRequest(64, hashes=(1, 0)), "--hashes", 0),
+    (lambda: CalibrateRequest(profile="p.json"), "--profile", "p.json"),
+    (lambda: CalibrateRequest(show=True, accelerator="all"), "--accelerator", "all"),
+    (lambda: CalibrateRequest(dtypes="int8"), "--dtype", "int8"),
+    # a user's model: its form, and what it replaces
+    (lambda: SweepRequest(seqs=128, model="my_model.py"), "--model", "my_model.py"),
+    (lambda: SweepRequest("transformer", 128, model=M), "--arch", "transformer"),
+    (lambda: SweepRequest(seqs=128, model=M, methods="both"), "--method", "both"),
+    (lambda: SweepRequest(seqs=128, model=M, convention="kaplan"), "--convention", "kaplan"),
+    (lambda: SweepRequest(seqs=128, model=M, jobs=2), "--jobs", 2),
+    (lambda: SweepRequest(seqs=128, model=M, sizes=[(256, None, None, None)]), "--d-model",
+     256),
+    (lambda: CostRequest(None, 128, Pricing(steps=1, policy="checkpoint"), model=M),
+     "--policy", "checkpoint"),
+    (lambda: ExplainRequest(None, 128, model=M, methods="analytic"), "--method", "analytic"),
+    (lambda: RooflineRequest(None, 128, "h100-sxm", model=M, preset="bert-base"), "--preset",
+     "bert-base"),
+    (lambda: BenchRequest(seqs=64, model=M, predict=True), "--predict", True),
+])
+def test_more_bad_values_are_refused_naming_the_option(make, field, value):
+    text = refused(make, field, value)
+    assert "is not allowed; " in text and text.startswith(field)
+
+
+def test_defaults_follow_the_model_and_the_convention():
+    assert ExplainRequest("transformer", 128).methods == ("analytic", "traced")
+    assert ExplainRequest("transformer", 128, convention="kaplan").methods == ("analytic",)
+    assert ExplainRequest(None, [128], model=M).methods == ("traced",)
+    assert SweepRequest("transformer", 128).methods == ("analytic",)
+    assert SweepRequest(seqs=128, model=M).methods == ("traced",)
+    assert BenchRequest("all", 64).archs == tuple(architectures.NAMES)
+    assert CalibrateRequest(dtypes="bf16,fp32,bf16").dtypes == ("bf16", "fp32")

@@ -15,12 +15,14 @@ from comparator.cli.bench import cmd_bench
 from comparator.cli.calibrate import add_parser as add_calibrate_parser, cmd_calibrate
 from comparator.cli.timing import add_time_args
 from comparator.cli.cost import (add_cost_args, add_price_args, cmd_accelerators, cmd_cost,
-                                 cmd_roofline, cmd_scenario, pricing_of, time_text)
+                                 cmd_scenario, pricing_of, time_text)
 from comparator.cli.budget import add_parser as add_budget_parser, cmd_budget
+from comparator.cli.explain import cmd_explain
+from comparator.cli.roofline import cmd_roofline
 from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
 from comparator.cli.run import add_run_args, report, runner_options
-from comparator.cli.args import (Parser, UsageError, add_size_options, arch_list, build,
-                                 positive_int, seq_list, size_grid)
+from comparator.cli.args import (Parser, UsageError, add_model_option, add_size_options,
+                                 arch_list, build, positive_int, seq_list, size_grid)
 from comparator.errors import FieldError
 
 def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
@@ -58,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True, parser_class=Parser)
     s = sub.add_parser("sweep", help="FLOPs and parameters over architectures, sizes, lengths")
     _common(s)
-    s.add_argument("--method", default="analytic", choices=("analytic", "traced", "both"))
+    s.add_argument("--method", choices=("analytic", "traced", "both"),
+                   help="default analytic (traced with --model)")
+    add_model_option(s)
     s.add_argument("--d-model", help="size grid: model widths, e.g. 256,512,1024")
     s.add_argument("--layers", help="size grid: depths, e.g. 6,12,24")
     s.add_argument("--heads", help="attention heads (default: d_model / 64)")
@@ -78,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(e, many=False)
     e.add_argument("--method", choices=("analytic", "traced", "both"),
                    help="default both (analytic beside traced); with a paper's --convention: "
-                        "analytic, ours beside the convention's terms")
+                        "analytic, ours beside the convention's terms; with --model: traced")
+    add_model_option(e, "each term's closed form in the length n where there is one")
     _trace_option(e)
     _convention_option(e)
     e.add_argument("--accelerator", help="add each term's predicted seconds and memory-bound "
@@ -106,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_args(g)
     k = sub.add_parser("cost", help="time, dollars, energy and memory of a training run")
     _common(k, many=False)
+    add_model_option(k)
     add_cost_args(k)
     add_size_options(k, grid=False)
     _convention_option(k)
@@ -113,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "where it goes and where it is memory-bound")
     _common(r, many=False)
     r.add_argument("--accelerator", required=True, help="a catalogue name")
+    add_model_option(r)
     r.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
     r.add_argument("--dtype", default="bf16", help="bf16 (default), fp16, fp32, tf32")
     r.add_argument("--top", help="show the N slowest terms (and the total)")
@@ -129,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure the real jit-compiled training step (time, "
                        "tokens/s, achieved FLOP/s, utilisation), or attention kernels")
     _common(b)
+    add_model_option(b, "its training step measured at each --seq")
     b.add_argument("--accelerator", help="the catalogue device this runs on: utilisation "
                    "against its peak in --dtype, records labelled for 'cost --calibration'")
     b.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
@@ -211,8 +219,8 @@ def _progress(quiet: bool):
     return show
 
 
-def _methods(m: str):
-    return ("analytic", "traced") if m == "both" else (m,)
+def _methods(m: str | None):
+    return None if m is None else ("analytic", "traced") if m == "both" else (m,)
 
 
 def sweep_request(a, pricing=None, with_baseline: bool = True) -> SweepRequest:
@@ -222,7 +230,8 @@ def sweep_request(a, pricing=None, with_baseline: bool = True) -> SweepRequest:
                  config=a.config, seqs=seq_list(a.seq), batch=positive_int("--batch", a.batch),
                  methods=_methods(a.method), scope=a.scope, trace=a.trace,
                  convention=a.convention, baseline=getattr(a, "baseline", None),
-                 with_baseline=with_baseline, pricing=pricing, **runner_options(a))
+                 with_baseline=with_baseline, pricing=pricing, model=getattr(a, "model", None),
+                 **runner_options(a))
 
 
 def cmd_sweep(a) -> str:
@@ -232,8 +241,11 @@ def cmd_sweep(a) -> str:
     report(a, res.tracer)
     if a.format == "json":
         return tables.render(recs, "json")
+    method = "both" if len(req.methods) == 2 else req.methods[0]
     cap = tables.caption(a.scope, a.per, req.batch, any("ratio_train" in r for r in recs),
-                         a.method, convention=a.convention)
+                         method, convention=a.convention)
+    if res.counted is not None:
+        cap += " " + tables.model_text(recs, res.counted.note)
     if tables.not_defined_text(recs):
         cap += " " + tables.not_defined_text(recs)
     if req.pricing is not None:
@@ -250,39 +262,6 @@ def cmd_sweep(a) -> str:
                 + (f" Not priced: {'; '.join(res.skipped)}." if res.skipped else ""))
     return tables.render(tables.sweep_rows(recs, a.per, a.point), a.format, cap,
                          label="tab:sweep")
-
-
-def cmd_explain(a) -> str:
-    if not a.arch:
-        raise UsageError("--arch", None, "one architecture")
-    archs = arch_list(a.arch)
-    if len(archs) != 1:
-        raise UsageError("--arch", a.arch, "one architecture for explain")
-    seqs = seq_list(a.seq)
-    if len(seqs) != 1:
-        raise UsageError("--seq", a.seq, "one sequence length for explain")
-    mod, preset, cfg = sweep.resolve(archs[0], a.preset)
-    pt = sweep.Point(archs[0], preset, seqs[0], positive_int("--batch", a.batch), cfg)
-    paper = a.convention != "standard"
-    method = a.method or ("analytic" if paper else "both")
-    rows, recs = sweep.explain(pt, a.scope, _methods(method), a.trace, a.convention)
-    timed = ""
-    if a.accelerator:
-        from comparator.cli.timing import explain_times
-        rows, timed = explain_times(a, mod, cfg, pt, rows)
-    gaps = tables.not_defined_text(recs.values())
-    unsupported = {k: v for r in recs.values() for k, v in r["unsupported"].items()}
-    note = ", ".join(f"{k} x{v}" for k, v in unsupported.items()) or "none"
-    about = getattr(mod, "describe", lambda cfg, seq: "")(cfg, seqs[0])
-    cap = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {pt.batch}; "
-           + (f"{about}; " if about else "") + "per term, forward and "
-           f"training FLOPs" + (f"; diff = {a.convention} - standard (both analytic)" if paper
-                                else "; diff = traced - analytic" if method == "both" else "")
-           + f"; unsupported primitives: {note}. " + timed + tables.caption(a.scope, "sequence",
-                                                                    pt.batch,
-                                                                    convention=a.convention)
-           + (" " + gaps if gaps else ""))
-    return tables.render(rows, a.format, cap, label="tab:explain")
 
 
 def cmd_plot(a) -> str:

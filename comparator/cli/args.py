@@ -141,6 +141,14 @@ def add_size_options(p, grid: bool = True) -> None:
     p.add_argument("--d-ff", help="FFN width" + ("s" if grid else "") + " (default: 4 x d_model)")
 
 
+def add_model_option(p, what: str = "") -> None:
+    """``--model FILE.py:FACTORY``: a user's own model instead of ``--arch``."""
+    p.add_argument("--model", help="your own model instead of --arch: FILE.py:FACTORY or "
+                   "package.module:FACTORY, called as FACTORY(seq_len, batch) and returning "
+                   "a comparator.UserModel (README, 'Your own model on the command line'); "
+                   "counted from its traced training step" + (f"; {what}" if what else ""))
+
+
 def size_of(a) -> tuple | None:
     """``(d_model, layers, heads, d_ff)`` of the one size ``a`` gives, or None."""
     given = {flag: getattr(a, attr, None) for flag, attr in SIZE_OPTIONS}
@@ -158,6 +166,7 @@ def one_size(a, arch: str, preset: str, cfg):
     return m.preset, m.cfg
 
 
-__all__ = ["MAX_SEQ", "Parser", "SIZE_OPTIONS", "UsageError", "add_size_options", "arch_list",
+__all__ = ["MAX_SEQ", "Parser", "SIZE_OPTIONS", "UsageError", "add_model_option",
+           "add_size_options", "arch_list",
            "build", "int_list", "large_int", "number", "one_size", "positive_int", "seq_list",
            "size_grid", "size_of"]

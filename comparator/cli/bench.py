@@ -1,105 +1,54 @@
-"""The ``bench`` command: measured training steps (``comparator.measure.bench``), through the
-results store and, with ``--scheduler``, Dask workers; and ``bench --kernel attention``
-(``comparator.measure.kernelbench``)."""
+"""The ``bench`` command: measured training steps and ``bench --kernel attention``.  Parses
+the options into a ``BenchRequest`` or ``KernelBenchRequest``, runs it
+(``comparator.run.measuring``: the results store, Dask workers, the predictions) and
+renders the tables."""
 from __future__ import annotations
 
-import architectures
+import sys
 
-from comparator.run import sweep
+from comparator.run import measuring
+from comparator.run.measurerequests import BenchRequest, KernelBenchRequest
 from comparator.report import tables
-from comparator.cost.catalogue import CatalogueError
-from comparator.cli.cost import _pct, accelerators_of
-from comparator.cli.args import arch_list, positive_int, seq_list, size_grid
+from comparator.cli.cost import _pct
+from comparator.cli.args import (UsageError, arch_list, build, int_list, large_int,
+                                 positive_int, seq_list, size_grid)
 from comparator.count.conventions import LABELS
-from comparator.cli.args import UsageError
 
 DTYPE_NOTE = {"bf16": "; fp32 parameters cast to bf16 in the step, fp32 loss",
               "fp16": "; fp32 parameters cast to fp16 in the step, fp32 loss",
               "tf32": "; fp32 with TensorFloat-32 matmuls where the device has them"}
 
 
+def _note(line: str) -> None:
+    sys.stderr.write(f"comparator bench: {line}\n")
+
+
+def bench_request(a) -> BenchRequest:
+    from comparator.cli.run import runner_options
+    run = runner_options(a, jobs=False)
+    run.pop("jobs")
+    return build(BenchRequest, a, archs=arch_list(a.arch) if a.arch else (),
+                 seqs=seq_list(a.seq), presets=a.preset or (), sizes=size_grid(a),
+                 batch=positive_int("--batch", a.batch), steps=positive_int("--steps", a.steps),
+                 dtype=a.dtype, accelerator=a.accelerator, accelerators_file=a.accelerators,
+                 memory_limit=(large_int("--memory-limit", a.memory_limit)
+                               if a.memory_limit is not None else None),
+                 predict=a.predict, profile=a.profile, mfu_fit=a.mfu_fit,
+                 convention=a.convention, model=a.model, **run)
+
+
 def cmd_bench(a) -> str:
-    from comparator.cost import compiled
-    from comparator.measure import bench
-    from comparator.cli.run import open_store, report, runner_options
-    from comparator.run.runner import Tally
-    from comparator.run.store import describe
-    from comparator.cli.args import large_int
+    from comparator.cli.run import report
+    from comparator.measure.bench import peak_source
     if a.kernel is not None:
         return _kernel_bench(a)
-    convention = sweep.check_convention(a.convention)
-    if not a.predict and (a.profile or a.mfu_fit):
-        raise UsageError("--profile" if a.profile else "--mfu-fit", a.profile or a.mfu_fit,
-                         "only with --predict")
-    if a.predict and convention != "standard":
-        raise UsageError("--convention", a.convention, "standard with --predict (the time "
-                                                       "model times the traced step, ours)")
-    archs = arch_list(a.arch) if a.arch else []
-    if not archs:
-        raise UsageError("--arch", a.arch, "one or more architectures, or all")
-    try:
-        dtype = compiled.check_dtype(a.dtype)
-    except ValueError:
-        raise UsageError("--dtype", a.dtype, ", ".join(compiled.DTYPES)) from None
-    seqs, batch = seq_list(a.seq), positive_int("--batch", a.batch)
-    steps = positive_int("--steps", a.steps)
-    given = large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None else None
-    limit = given if given is not None else bench.available_memory()
-    models = sweep.models(archs, [a.preset] if a.preset and len(archs) == 1 else [],
-                          size_grid(a))
-    if a.mfu_fit and a.mfu_fit not in {f"{m.arch}:{s}" for m in models for s in seqs}:
-        raise UsageError("--mfu-fit", a.mfu_fit, "ARCH:SEQ of a point to measure: " + ", ".join(
-            dict.fromkeys(f"{m.arch}:{s}" for m in models for s in seqs)))
-    acc = _accelerator(a, dtype)
-    profile = _profile(a, acc) if a.predict else None   # refused before anything is measured
-    peak = acc.peak(dtype) if acc else None
-    opts = runner_options(a, jobs=False)
-    scheduler, res = opts["scheduler"], opts["worker_resources"]
-    tally = Tally(open_store(a), a.retry_failed)
-    where = dict(steps=steps, dtype=dtype, accelerator=acc.name if acc else None,
-                 memory_limit=a.memory_limit,     # the limit when given: a default moves
-                 machine=f"dask workers with {a.worker_resources or 'any resources'}"
-                 if scheduler else bench.machine())
-    pts = [sweep.Point(m.arch, m.preset, s, batch, m.cfg) for m in models for s in seqs]
-    # stored as measured (traced FLOPs): the convention only recounts them on the way out
-    descs = [describe(p.arch, p.preset, p.cfg, p.seq, batch, "bench", "matmul", "standard",
-                      **where) for p in pts]
-    found = [tally.lookup(p, d) for p, d in zip(pts, descs)]
-    got = {i: rec for i, (rec, _) in enumerate(found) if rec is not None}
-    todo = [i for i, (_, pending) in enumerate(found) if pending]
-    compiled = {}   # --predict: the regions of each step compiled here
-    if todo and scheduler:   # measured on the cluster's workers, stored here as they land
-        from comparator.run.runner import bench_task, dask_map
-        spec = (acc.name, peak, acc.sources.get("peaks", "")) if acc else None
-        for j, out in dask_map([(bench_task, (pts[i], steps, given, spec, dtype))
-                                for i in todo], scheduler, res):
-            i = todo[j]
-            got[i] = tally.save(pts[i], descs[i], out.get("record"), out.get("error"),
-                                out.get("transient", False))
-    elif todo:
-        peak = peak or bench.device_peak(dtype)   # measured once, for every point
-        source = (f"catalogue: {acc.name} {dtype} dense peak ({acc.sources.get('peaks', '')})"
-                  if acc else bench.peak_source(dtype))
-
-        def measure(p):
-            mod = architectures.get(p.arch)
-            keep = (lambda c: compiled.__setitem__(p, _regions(c, mod, p))) if a.predict \
-                else None
-            r = bench.bench_step(mod, p.cfg, p.seq, batch, steps=steps, memory_limit=limit,
-                                 peak=peak, dtype=dtype, on_compiled=keep)
-            r["peak_source"] = source
-            if acc is not None:
-                r["accelerator"] = acc.name
-            r["machine"] = where["machine"]
-            return {"arch": p.arch, "preset": p.preset, "accelerator": None, **r}
-
-        for i in todo:
-            got[i] = tally.compute(pts[i], descs[i], lambda: measure(pts[i]))
-    recs = [with_convention(got[i], pts[i], convention) for i in sorted(got)
-            if got[i] is not None]
-    report(a, tally, "benchmark")
-    if a.predict:
-        return _predicted(a, recs, pts, profile, dtype, compiled)
+    req = bench_request(a)
+    res = measuring.bench(req, note=_note)
+    recs, acc, peak, limit = res.records, res.accelerator, res.peak, res.limit
+    dtype, batch, steps, convention = req.dtype, req.batch, req.steps, req.convention
+    report(a, res.tally, "benchmark")
+    if req.predict:
+        return _predicted(a, res)
     if a.format == "json":
         return tables.render(recs, "json")
     rows = []
@@ -126,50 +75,31 @@ def cmd_bench(a) -> str:
               f"the traced count stays in traced_train_flops)")
            + " / median time; utilisation against "
            + (f"{peak:.3g} FLOP/s, " if peak else "")
-           + (f"{acc.name}'s catalogue {dtype} peak" if acc else bench.peak_source(dtype))
+           + (f"{acc.name}'s catalogue {dtype} peak" if acc else peak_source(dtype))
            + f". Points needing more than {limit / 1e9:.3g} GB (estimated) are skipped."
            if limit else ".")
+    if req.model is not None:
+        cap += (" " + tables.model_text(recs) if recs else "") + (
+            " Not kept in the results store (a model file may change between runs).")
     return tables.render(rows, a.format, cap, label="tab:bench")
 
 
-def with_convention(r: dict, pt, convention: str) -> dict:
-    """A measured record with its FLOP columns (train_flops, achieved_flops, utilisation)
-    counted by ``convention``'s whole formula, the traced ones kept beside; a model the
-    convention does not define keeps its times, the FLOP columns null, and the reason."""
-    if convention == "standard":
-        return r
-    c = sweep.analytic(pt, "all", convention)
-    out = {**r, "convention": convention, **({"reason": c["reason"]} if c.get("reason") else {})}
-    if r.get("skipped"):
-        return out
-    f = c["train_flops"]
-    achieved = f / r["step_s"] if f is not None else None
-    out.update(traced_train_flops=r["train_flops"], traced_utilisation=r["utilisation"],
-               train_flops=f, achieved_flops=achieved,
-               utilisation=achieved / r["peak_flops"] if achieved and r["peak_flops"] else None)
-    return out
-
-
 def _kernel_bench(a) -> str:
-    from comparator.measure import kernelbench as kb
-    from comparator.measure.bench import available_memory
-    from comparator.cli.args import int_list, large_int
-    if a.kernel != "attention":
-        raise UsageError("--kernel", a.kernel, "attention")
-    if sweep.check_convention(a.convention) != "standard":
-        raise UsageError("--convention", a.convention, "standard with --kernel (the attention "
-                         "kernels alone are not a model a paper's formula counts)")
-    if a.arch:
-        raise UsageError("--arch", a.arch, "not with --kernel (the kernels are benchmarked "
-                                           "alone)")
-    seqs = seq_list(a.seq)
-    kw = dict(batch=positive_int("--batch", a.batch),
-              heads=positive_int("--heads", a.heads or "4"),
-              d_head=positive_int("--d-head", a.d_head), chunk=positive_int("--chunk", a.chunk),
-              hashes=tuple(int_list("--hashes", a.hashes)), steps=positive_int("--steps", a.steps))
-    limit = (large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None
-             else available_memory())
-    recs, cross = kb.run(seqs, memory_limit=limit, **kw)
+    req = build(KernelBenchRequest, a, seqs=seq_list(a.seq), kernel=a.kernel,
+                batch=positive_int("--batch", a.batch),
+                heads=positive_int("--heads", a.heads or "4"),
+                d_head=positive_int("--d-head", a.d_head), chunk=positive_int("--chunk", a.chunk),
+                hashes=tuple(int_list("--hashes", a.hashes)),
+                steps=positive_int("--steps", a.steps),
+                memory_limit=(large_int("--memory-limit", a.memory_limit)
+                              if a.memory_limit is not None else None),
+                convention=a.convention)
+    if a.arch or a.model:
+        raise UsageError("--arch" if a.arch else "--model", a.arch or a.model,
+                         "not with --kernel (the kernels are benchmarked alone)")
+    recs, cross = measuring.kernels(req)
+    kw = {"batch": req.batch, "heads": req.heads, "d_head": req.d_head, "chunk": req.chunk,
+          "steps": req.steps}
     if a.format == "json":
         return tables.render([*recs, {"crossovers": cross}], "json")
     dense = {r["seq_len"]: r for r in recs if r["variant"] == "dense" and not r["skipped"]}
@@ -198,78 +128,10 @@ def _kernel_bench(a) -> str:
     return tables.render(rows, a.format, cap, label="tab:kernels")
 
 
-def _accelerator(a, dtype):
-    """The catalogue device this runs on (``--accelerator``; its dense peak in the dtype
-    is checked), or None."""
-    if not a.accelerator:
-        return None
-    acc = accelerators_of(a)
-    if len(acc) != 1:
-        raise UsageError("--accelerator", a.accelerator, "one catalogue device")
-    try:
-        acc[0].peak(dtype)
-    except CatalogueError as err:
-        raise UsageError("--accelerator", acc[0].name, err.allowed) from None
-    return acc[0]
-
-
-def _profile(a, acc):
-    """The device profile ``--predict`` predicts with: ``--profile FILE`` (which must
-    describe this device), else the calibrated profile the store keeps for this device,
-    else a quick calibration measured now (``comparator calibrate --quick``, said on
-    stderr and kept in the store)."""
-    import sys
-
-    from comparator.cli.run import open_store
-    from comparator.cost.devices import for_device
-    from comparator.cost.profile import ProfileError
-    from comparator.measure.calibrate import device_name
-    device = device_name(acc.name if acc else None)[0]
-    try:
-        if a.profile:
-            return for_device(a.profile, expect=device)
-        store = None if a.no_cache else open_store(a)
-        p = store.get_profile(device) if store is not None else None
-        if p is None:
-            from comparator.measure.calibrate import measure
-            sys.stderr.write(f"comparator bench: no calibrated profile of {device} stored: "
-                             "measuring a quick one (comparator calibrate measures a full "
-                             "one)\n")
-            p, _ = measure(quick=True, accelerator=acc.name if acc else None)
-            if store is not None:
-                store.put_profile(p)
-        return p
-    except ProfileError as err:     # the CLI reports UsageErrors (exit 2)
-        raise UsageError(err.field, err.value, err.allowed) from None
-
-
-def _regions(compiled, mod, p):
-    from comparator.cost.regions import compiled_regions
-    return compiled_regions(compiled, mod, p.cfg, p.seq, p.batch)[0]
-
-
-def _predicted(a, recs, pts, profile, dtype, compiled) -> str:
+def _predicted(a, res) -> str:
     """``bench --predict``: each measured point beside the time model's and the flat
     MFU's predictions (``measure.validate``)."""
-    from comparator.cost.regions import step_regions
-    from comparator.measure import validate
-    point = {(p.arch, p.preset, p.seq): p for p in pts}
-    for r in recs:
-        p = point[(r["arch"], r["preset"], r["seq_len"])]
-        r.update(d_model=p.cfg.d_model, n_layers=p.cfg.n_layers)
-    ok = validate.measured(recs)
-    if not ok:
-        raise UsageError("--predict", True, "at least one measured (not skipped) point")
-    fit = _fit_index(a, recs)
-
-    def regions_of(r):
-        p = point[(r["arch"], r["preset"], r["seq_len"])]
-        if p not in compiled:   # read from the store: compile (not run) the step here
-            compiled[p] = step_regions(architectures.get(p.arch), p.cfg, p.seq, p.batch, dtype)
-        return compiled[p]
-
-    recs = validate.predict_records(recs, regions_of, profile, fit)
-    summ = validate.summary(recs)
+    recs, summ, profile, dtype = res.records, res.summary, res.profile, res.dtype
     if a.format == "json":
         return tables.render([*recs, {"summary": summ}], "json")
     rows = []
@@ -286,7 +148,7 @@ def _predicted(a, recs, pts, profile, dtype, compiled) -> str:
                         "other CPU": _pct(r.get("other_cpu_share"))})
         rows.append(row)
     tm, mf = summ["time_model"], summ["mfu"]
-    ref = recs[fit]
+    ref = recs[res.fit]
     ratio = "; ".join(f"{x['arch']}/transformer {x['preset'].partition('@')[2] or x['preset']}"
                       f" seq {x['seq_len']}: measured {x['measured']:.3g}, time model "
                       f"{x['predicted']:.3g}, flat MFU {x['predicted_mfu']:.3g}"
@@ -303,13 +165,4 @@ def _predicted(a, recs, pts, profile, dtype, compiled) -> str:
     return tables.render(rows, a.format, cap, label="tab:bench-predict")
 
 
-def _fit_index(a, recs) -> int:
-    from comparator.measure import validate
-    if not a.mfu_fit:
-        return validate.default_fit(recs)
-    ok = validate.measured(recs)
-    for i, r in enumerate(recs):
-        if f"{r['arch']}:{r['seq_len']}" == a.mfu_fit and r in ok:
-            return i
-    raise UsageError("--mfu-fit", a.mfu_fit, "ARCH:SEQ of a measured (not skipped) point: "
-                     + ", ".join(f"{r['arch']}:{r['seq_len']}" for r in ok))
+__all__ = ["DTYPE_NOTE", "bench_request", "cmd_bench"]

@@ -1,13 +1,15 @@
-"""The ``calibrate`` command: measure this device into a profile (``comparator.measure.
-calibrate``), print what was measured, write the profile's JSON (``-o``) and keep it in
-the results store; ``--show`` prints a profile instead (a stored or datasheet one, or a
-file)."""
+"""The ``calibrate`` command: measure this device into a profile (a ``CalibrateRequest``
+run by ``comparator.run.measuring``), print what was measured, write the profile's JSON
+(``-o``) and keep it in the results store; ``--show`` prints a profile instead (a stored or
+datasheet one, or a file)."""
 from __future__ import annotations
 
 import sys
 
+from comparator.run import measuring
+from comparator.run.measurerequests import CalibrateRequest
 from comparator.report import tables
-from comparator.cli.args import UsageError
+from comparator.cli.args import UsageError, build
 
 UNITS = {"bandwidth": ("streaming bandwidth (read + write)", "B/s"),
          "vector_flops": ("elementwise arithmetic, compute-bound", "FLOP/s"),
@@ -94,68 +96,41 @@ def _render(p, fmt: str) -> str:
     return tables.render(profile_rows(p), fmt, _caption(p), label="tab:profile")
 
 
-def _store(a):
-    from comparator.run.store import Store
-    return Store(a.db)
+def calibrate_request(a) -> CalibrateRequest:
+    return build(CalibrateRequest, a, show=a.show, quick=a.quick,
+                 dtypes=_dtypes(a.dtype) if a.dtype is not None else None, profile=a.profile,
+                 accelerator=a.accelerator, accelerators_file=a.accelerators, db=a.db,
+                 no_store=a.no_store)
 
 
 def cmd_calibrate(a) -> str:
-    from comparator.cost.devices import for_device
     from comparator.cost.profile import ProfileError, save
-    dtypes = _dtypes(a.dtype) if a.dtype is not None else None
-    if a.show:
+    req = calibrate_request(a)
+    if req.show:
+        p = measuring.show_profile(req)
         try:
-            if a.profile:
-                p = for_device(a.profile, expect=a.accelerator)
-            else:
-                from comparator.cli.cost import accelerators_of
-                catalogue = None
-                if a.accelerator:
-                    if a.accelerator == "all" or "," in a.accelerator:
-                        raise UsageError("--accelerator", a.accelerator, "one catalogue device")
-                    accelerators_of(a)   # checks the name and the overrides file
-                    from comparator.cost.catalogue import load
-                    catalogue = load(overrides=a.accelerators)
-                p = for_device(a.accelerator or "cpu", _store(a), catalogue=catalogue,
-                               dtype=dtypes[0] if dtypes else None)
             if a.profile_out:
                 save(p, a.profile_out)
         except ProfileError as err:
             raise _profile_error(err) from None
         return _render(p, a.format)
-    if a.profile:
-        raise UsageError("--profile", a.profile, "only with --show")
-    store = None if a.no_store else _store(a)   # a bad --db is refused before measuring
-    from comparator.measure.calibrate import device_name, measure
-    name = None
-    if a.accelerator:
-        if device_name()[1] == "cpu":
-            raise UsageError("--accelerator", a.accelerator, "only when measuring an "
-                             "accelerator (this runs on the CPU, named by its model)")
-        from comparator.cli.cost import accelerators_of
-        found = accelerators_of(a)
-        if len(found) != 1:
-            raise UsageError("--accelerator", a.accelerator, "one catalogue device")
-        name = found[0].name
 
     def progress(i, n, what):
         if sys.stderr.isatty():
             sys.stderr.write(f"\r[{i + 1}/{n}] {what:<60}")
             sys.stderr.flush()
 
-    p, _log = measure(dtypes or ["fp32"], quick=a.quick, accelerator=name,
-                      progress=progress)
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
-    try:
-        if a.profile_out:
-            save(p, a.profile_out)
-    except ProfileError as err:
-        sys.stdout.write(_render(p, a.format))   # measured: print it before the error
-        raise _profile_error(err) from None
-    if store is not None:
-        store.put_profile(p)
-    return _render(p, a.format)
+    def keep(p):
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+        try:
+            if a.profile_out:
+                save(p, a.profile_out)
+        except ProfileError as err:
+            sys.stdout.write(_render(p, a.format))   # measured: print it before the error
+            raise _profile_error(err) from None
+
+    return _render(measuring.calibrate(req, progress, keep), a.format)
 
 
-__all__ = ["add_parser", "cmd_calibrate", "profile_rows"]
+__all__ = ["add_parser", "calibrate_request", "cmd_calibrate", "profile_rows"]

@@ -1,13 +1,15 @@
-"""The cost commands: ``cost`` (time, dollars, energy, memory of a run), ``roofline``
-(where a traced step is memory-bound) and ``accelerators`` (the catalogue)."""
+"""The cost commands: ``cost`` (time, dollars, energy, memory of a run), ``scenario``
+(published runs priced) and ``accelerators`` (the catalogue); ``roofline`` is in
+``cli.roofline``."""
 from __future__ import annotations
 
-from comparator.run import costing, execute, sweep
-from comparator.run.costing import Timer, accelerators
+from comparator.run import execute
+from comparator.run.costing import accelerators
 from comparator.run.requests import CostRequest, Pricing, priced
+from comparator.run.steprequests import ScenarioRequest
 from comparator.report import costnotes, tables
 from comparator.cli.timing import add_time_args
-from comparator.cli.args import (UsageError, arch_list, build, large_int, number, one_size,
+from comparator.cli.args import (UsageError, arch_list, build, large_int, number,
                                  positive_int, seq_list, size_of)
 
 
@@ -102,7 +104,7 @@ def cmd_cost(a) -> str:
         pricing = pricing_of(a, tuple(a.accelerator.split(",")))
     req = build(CostRequest, a, arch=a.arch, seq=seqs[0], pricing=pricing, preset=a.preset,
                 batch=batch, scope=a.scope, convention=a.convention, size=size_of(a),
-                db=getattr(a, "db", None))
+                db=getattr(a, "db", None), model=a.model)
     res = execute.cost(req)
     rec, steps, out, convention = res.record, res.steps, res.records, req.convention
     if not pricing.accelerators:
@@ -121,8 +123,19 @@ def cmd_cost(a) -> str:
            + f"; energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh; "
            f"memory: Adam, {policy} activations" + (", ZeRO-1" if a.zero else "") + ". "
            + ("" if a.point else costnotes.ranges_text(done)) + tables.convention_text(convention)
-           + ". " + tables.not_defined_text([rec])).strip()
+           + ". " + tables.not_defined_text([rec]) + _model_note(req, out)).strip()
     return tables.render(rows, a.format, cap, label="tab:cost")
+
+
+def _model_note(req, out) -> str:
+    """A user's model: what was counted, and where the time model fell back."""
+    if req.model is None:
+        return ""
+    failed = [f"{r['accelerator']}: {r['time_model_failed']}" for r in out
+              if r.get("time_model_failed")]
+    return (" " + tables.model_text(out) + (" The time model failed, the flat MFU priced "
+                                            "these: " + "; ".join(failed) + "."
+                                            if failed else ""))
 
 
 def _run_counts(a, out: dict) -> str:
@@ -136,7 +149,8 @@ def _run_counts(a, out: dict) -> str:
            "total train FLOPs": out["total_train_flops"]}
     cap = (f"Training FLOPs of {steps:,} steps ({a.scope} scope), no accelerator priced. "
            + tables.convention_text(rec["convention"]) + ". "
-           + tables.not_defined_text([rec])).strip()
+           + tables.not_defined_text([rec])
+           + (" " + tables.model_text([rec]) if "model" in rec else "")).strip()
     return tables.render([row], a.format, cap, label="tab:run")
 
 
@@ -161,76 +175,6 @@ def cmd_accelerators(a) -> str:
                          label="tab:accelerators")
 
 
-def cmd_roofline(a) -> str:
-    from comparator.cost import pricing as cm
-    from comparator.cost import roofline as rl
-    from comparator.cost.catalogue import CatalogueError, get
-    archs = arch_list(a.arch) if a.arch else []
-    if len(archs) != 1:
-        raise UsageError("--arch", a.arch, "one architecture for roofline")
-    seqs = seq_list(a.seq)
-    if len(seqs) != 1:
-        raise UsageError("--seq", a.seq, "one sequence length for roofline")
-    batch = positive_int("--batch", a.batch)
-    top = positive_int("--top", a.top) if a.top is not None else None
-    try:
-        acc = get(a.accelerator, overrides=a.accelerators)
-    except CatalogueError as err:
-        field = "--accelerator" if err.field == "accelerator" else err.field
-        raise UsageError(field, err.value, err.allowed) from None
-    mod, preset, cfg = sweep.resolve(archs[0], a.preset)
-    preset, cfg = one_size(a, archs[0], preset, cfg)
-    convention = sweep.check_convention(a.convention)
-    sweep.require_defined(convention, archs[0])
-    if getattr(a, "time_model", "roofline") == "roofline":
-        from comparator.cli.timing import fused_roofline
-        return fused_roofline(a, archs[0], preset, mod, cfg, seqs[0], batch, acc, top,
-                              convention)
-    try:
-        r = rl.model_roofline(mod, cfg, seqs[0], batch, acc, a.dtype)
-    except cm.CostError as err:
-        raise UsageError(err.field, err.value, err.allowed) from None
-    rows = rl.rows(r, top)
-    t = r.total
-    summary = {"arch": archs[0], "preset": preset, "seq_len": seqs[0], "batch": batch,
-               "accelerator": acc.name, "dtype": a.dtype, "mfu_bound": r.mfu_bound,
-               "compute_only_s": t.compute_s, "memory_only_s": t.memory_s,
-               "unsupported": r.unsupported, "convention": convention}
-    if convention != "standard":    # the paper's whole formula over the same roofline time
-        conv = sweep.analytic(sweep.Point(archs[0], preset, seqs[0], batch, cfg), "all",
-                              convention)["train_flops"]
-        summary.update(convention_train_flops=conv,
-                       mfu_bound_convention=rl.utilisation(conv, r))
-    rows[-1].update(summary)
-    if a.format == "json":
-        return tables.render(rows, "json")
-    shown = [{"term": x["term"], "FLOPs": x["flops"], "bytes": tables.si(x["bytes"]) + "B",
-              "compute s": x["compute_s"], "memory s": x["memory_s"],
-              "roofline s": x["time_s"], "share": f"{x['share']:.1%}",
-              "memory-bound": f"{x['memory_bound_share']:.0%}", "bound": x["bound"]}
-             for x in rows]
-    unsup = ", ".join(f"{k} x{v}" for k, v in r.unsupported.items()) or "none"
-    cap = (f"{archs[0]}:{preset}, seq {seqs[0]}, batch {batch}, training step on {acc.name} "
-           f"({a.dtype}): roofline {t.time_s:.3g} s per step, compute alone {t.compute_s:.3g} s,"
-           f" memory alone {t.memory_s:.3g} s; utilisation bound (matmul FLOPs / peak / "
-           f"roofline) {r.mfu_bound:.1%}.  Per equation max(FLOPs / peak, bytes / "
-           f"{acc.memory_bandwidth_gbs:g} GB/s), matmuls at the {a.dtype} peak, other FLOPs "
-           f"at the vector (fp32) peak; unfused: every equation reads and writes memory, "
-           f"views move nothing; an upper bound on time.  Unsupported primitives: {unsup}."
-           + _roofline_convention(summary))
-    return tables.render(shown, a.format, cap, label="tab:roofline")
-
-
-def _roofline_convention(summary: dict) -> str:
-    if summary["convention"] == "standard":
-        return ""
-    from comparator.count.conventions import LABELS
-    return (f"  By the {LABELS[summary['convention']]} convention the step is "
-            f"{summary['convention_train_flops']:.3g} training FLOPs (its whole formula; the "
-            f"rows above stay the traced step's): utilisation bound "
-            f"{summary['mfu_bound_convention']:.1%}.")
-
-
 def _pct(x) -> str:
     return "" if x is None else f"{x:.1%}"
 
@@ -245,36 +189,25 @@ def time_text(model: str) -> str:
             "implies")
 
 
+def scenario_request(a) -> ScenarioRequest:
+    return build(ScenarioRequest, a, accelerators=a.accelerator, accelerators_file=a.accelerators,
+                 scenarios=a.scenarios,
+                 runs=positive_int("--runs", a.runs) if a.runs is not None else None,
+                 pue=number("--pue", a.pue), grid_intensity=number("--grid-intensity",
+                                                                   a.grid_intensity),
+                 time_model=a.time_model, profile=a.profile, db=a.db, prices=a.prices,
+                 price_kind=a.price_kind)
+
+
 def cmd_scenario(a) -> str:
-    from comparator.cost import pricing as cm
     from comparator.cost import scenario as sc
-    from comparator.cost.catalogue import CatalogueError
-    try:
-        meta = sc.load(a.scenarios)["meta"]
-    except sc.ScenarioError as err:
-        raise UsageError(err.field, err.value, err.allowed) from None
-    a.accelerator = a.accelerator or ",".join(meta["accelerators"])
-    accs = accelerators_of(a)
-    pricing = build(Pricing, a, accelerators=tuple(a.accelerator.split(",")),
-                    accelerators_file=a.accelerators, time_model=a.time_model,
-                    prices=a.prices, price_kind=a.price_kind)
-    model = pricing.time_model_for()
-    runs = positive_int("--runs", a.runs) if a.runs is not None else None
-    pk = costing.price_options(accs, pricing)
-    try:
-        from comparator.cost.catalogue import load as load_catalogue
-        recs, meta = sc.records(accs, runs, a.scenarios, number("--pue", a.pue),
-                                number("--grid-intensity", a.grid_intensity),
-                                load_catalogue(overrides=a.accelerators),
-                                step_time=Timer(model, a.profile, a.db).step_seconds, **pk)
-    except (cm.CostError, sc.ScenarioError) as err:
-        raise UsageError(err.field, err.value, err.allowed) from None
-    except CatalogueError as err:   # a run's reported hardware is not in the catalogue
-        raise UsageError("runs.reported.accelerator", err.value, err.allowed) from None
+    req = scenario_request(a)
+    res = execute.scenario(req)
+    recs, meta, accs, model = res.records, res.meta, res.accelerators, res.time_model
     if a.format == "json":
         return tables.render(recs, "json")
     n = recs[0]["runs"] if recs else 0
-    when = pk["prices"].isoformat() if pk["prices"] else None
+    when = res.prices.isoformat() if res.prices else None
     rows = []
     for r in recs:
         row = {"run": r["run"], "params": r["params"], "tokens": r["tokens"],
@@ -301,7 +234,7 @@ def cmd_scenario(a) -> str:
     sources = "; ".join(f"{r['run']}: {r['schedule_source']}" for r in recs[::len(accs)])
     cap = (f"Published pre-training runs priced on {', '.join(x.name for x in accs)}: "
            f"training FLOPs counted per phase (ours), {time_text(model)}, "
-           f"each device's training precision (dtype column), {pricing.price_kind} "
+           f"each device's training precision (dtype column), {req.price_kind} "
            f"prices, energy at TDP x PUE {a.pue}; {n} runs = {meta['tuning_note']}. "
            f"Published: {meta['estimate_source']}. " + costnotes.price_sources(recs, when)
            + ("" if a.point else "(low-high) = p5-p95 over utilisation, the offers listed, "

@@ -104,8 +104,8 @@ def _unknown_in(ops) -> list[str]:
 class _Reader:
     """Walks a parsed module into regions (see the module docstring)."""
 
-    def __init__(self, comps: dict, find_term):
-        self.comps, self.find = comps, find_term
+    def __init__(self, comps: dict, find_term, borrow_named: bool = True):
+        self.comps, self.find, self.borrow_named = comps, find_term, borrow_named
         self.regions: list[Region] = []
         self.unknown: Counter = Counter()
         self.flagged: Counter = Counter()
@@ -233,12 +233,13 @@ class _Reader:
         return "other"
 
     def attribute(self, local, comp) -> None:
-        """Regions without a term take their consumer's, else their producer's."""
+        """Regions without a term take their consumer's, else their producer's (without
+        ``borrow_named``: only those whose metadata XLA dropped)."""
         term = {ins.name: r["term"] for ins, r in local}
         users = comp.users()
         for _ in range(3):
             for ins, r in local:
-                if term[ins.name]:
+                if term[ins.name] or (not self.borrow_named and ins.op_name):
                     continue
                 near = [term.get(u.name) for u in users.get(ins.name, [])]
                 near += [term.get(o) for o in ins.operands]
@@ -250,12 +251,15 @@ class _Reader:
             self.regions.append(Region(**r))
 
 
-def regions_of_text(text: str, terms, pool=None) -> tuple[list[Region], dict, dict]:
+def regions_of_text(text: str, terms, pool=None, borrow_named: bool = True
+                    ) -> tuple[list[Region], dict, dict]:
     """(regions, unknown opcodes {opcode: count}, flags) of an optimised HLO module.
     ``pool``: a function returning ``contractions.contraction_pool`` of the step, called
-    when a contraction has no term of its own (XLA dropped its metadata)."""
+    when a contraction has no term of its own (XLA dropped its metadata);
+    ``borrow_named`` False: a region whose metadata names no term keeps none (a user's
+    unscoped work), only one without metadata takes its neighbour's."""
     comps = hlo.parse(text)
-    reader = _Reader(comps, term_finder(terms))
+    reader = _Reader(comps, term_finder(terms), borrow_named)
     reader.walk(comps["ENTRY"])
     regs = reader.regions
     if pool is not None and any(regs[i].kind == "matmul" for i in reader.indirect):
@@ -271,9 +275,15 @@ def compiled_regions(compiled, mod, cfg, seq: int, batch: int):
     computation's root shapes).  A CPU runtime maps and first touches such a buffer every
     step when it is too large for the allocator to reuse (``timemodel``)."""
     from comparator.cost.contractions import contraction_pool
+    return regions_of_compiled(compiled, mod.terms(cfg, batch, seq),
+                               lambda: contraction_pool(mod, cfg, seq, batch))
+
+
+def regions_of_compiled(compiled, terms, pool=None, borrow_named: bool = True):
+    """``compiled_regions`` of any compiled step whose regions take the names ``terms``
+    (``pool``, ``borrow_named``: as ``regions_of_text``'s)."""
     text = compiled.as_text()
-    regs, unknown, flagged = regions_of_text(
-        text, mod.terms(cfg, batch, seq), lambda: contraction_pool(mod, cfg, seq, batch))
+    regs, unknown, flagged = regions_of_text(text, terms, pool, borrow_named)
     ma = compiled.memory_analysis()
     if ma is not None and int(ma.temp_size_in_bytes):
         regs.append(_alloc("temporaries", int(ma.temp_size_in_bytes)))
@@ -308,6 +318,20 @@ def step_regions(mod, cfg, seq: int, batch: int = 1, dtype: str = "fp32") -> lis
     return compiled_regions(compiled, mod, cfg, seq, batch)[0]
 
 
+def program_regions(prog, args, dtype: str = "fp32", terms=()) -> list[Region]:
+    """The regions of any training step ``prog`` (``loss(params, data, rng)`` and
+    ``train_step``, as ``compiled.step_function`` takes it) compiled for ``args`` as
+    ``step_regions`` compiles an architecture's.  A region takes one of ``terms`` (a user's
+    term scopes) as for an architecture; one outside them is named by its kind
+    (``xla/matmul``, ``xla/elementwise``, ``xla/alloc``, ...)."""
+    import dataclasses
+
+    from comparator.cost import compiled as cs
+    compiled = cs.compile_step(prog, args, dtype, cs.compile_options_for())
+    return [dataclasses.replace(r, term=f"xla/{r.kind}") if r.term == UNATTRIBUTED else r
+            for r in regions_of_compiled(compiled, terms, borrow_named=False)[0]]
+
+
 def unknown(regions) -> dict:
     """``{opcode: count}`` of the regions of kind ``other``: opcodes with no rule here."""
     out: Counter = Counter()
@@ -321,5 +345,6 @@ def contraction_flops(regions) -> int:
     return sum(r.flops * r.count for r in regions if r.kind == "matmul")
 
 
-__all__ = ["KINDS", "Region", "compiled_regions", "contraction_flops", "regions_of_text",
-           "segments", "step_regions", "term_finder", "unknown"]
+__all__ = ["KINDS", "Region", "compiled_regions", "contraction_flops", "program_regions",
+           "regions_of_compiled", "regions_of_text", "segments", "step_regions", "term_finder",
+           "unknown"]

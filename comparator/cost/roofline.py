@@ -141,8 +141,16 @@ def utilisation(train_flops: float, r: Roofline) -> float:
     return train_flops / (r.rates.peak * r.total.time_s) if r.total.time_s else 0.0
 
 
-def roofline_jaxpr(closed, rates: Rates) -> Roofline:
-    w = _RooflineWalker(rates)
+class _ByPrimitive(_RooflineWalker):
+    """A user's step: work outside every term scope under its primitive's name (as
+    ``count.usercount`` counts it)."""
+
+    def record(self, eqn, term, cost, times) -> None:
+        super().record(eqn, eqn.primitive.name if term == UNATTRIBUTED else term, cost, times)
+
+
+def roofline_jaxpr(closed, rates: Rates, walker=_RooflineWalker) -> Roofline:
+    w = walker(rates)
     w.walk(_dce(closed))
     total = TermTime()
     for v in w.times.values():
@@ -181,6 +189,14 @@ def model_roofline(mod, cfg, seq: int, batch: int, acc, dtype: str = "bf16") -> 
     return _combine(parts, rates)
 
 
+def program_roofline(prog, args, acc, dtype: str = "bf16") -> Roofline:
+    """The unfused roofline of any training step ``prog.train_step`` (a user's) on its
+    abstract ``args``, whole; terms are its term scopes, else the primitive."""
+    import jax
+    rates = Rates.of(acc, dtype)
+    return roofline_jaxpr(jax.make_jaxpr(prog.train_step)(*args), rates, _ByPrimitive)
+
+
 def rows(r: Roofline, top: int | None = None) -> list[dict]:
     """One row per term, slowest first, and a total row (for ``tables.render``)."""
     out = []
@@ -199,5 +215,5 @@ def _row(term: str, t: TermTime, total: float) -> dict:
             "bound": t.bound}
 
 
-__all__ = ["VIEWS", "Rates", "Roofline", "TermTime", "model_roofline", "roofline_jaxpr", "rows",
-           "utilisation"]
+__all__ = ["VIEWS", "Rates", "Roofline", "TermTime", "model_roofline", "program_roofline",
+           "roofline_jaxpr", "rows", "utilisation"]

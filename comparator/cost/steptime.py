@@ -99,6 +99,23 @@ def predict(mod, cfg, seq: int, batch: int, dtype: str, profile, store=None):
     return parts[0][1] if len(parts) == 1 else combine(parts)
 
 
+def predict_program(prog, args, dtype: str, profile, terms=(), key=None, label: str = ""):
+    """The time model's ``StepTime`` of any training step ``prog`` (a user's: ``loss`` and
+    ``train_step``) compiled for its abstract ``args`` -- the whole step, no depth plan --
+    its regions named by ``terms`` or their kind (``regions.program_regions``) and kept in
+    this process under ``key``."""
+    from comparator.cost import regions as R
+    from comparator.cost.timemodel import predict as predict_regions
+    got = _REGIONS.get(key) if key is not None else None
+    if got is None:
+        if PROGRESS is not None:
+            PROGRESS(f"compiling {label or 'the step'} in {dtype} for the time model")
+        got = R.program_regions(prog, args, dtype, terms)
+        if key is not None:
+            _REGIONS[key] = got
+    return predict_regions(retarget(got, dtype, profile), profile)
+
+
 def fields(st) -> dict:
     """Record fields of a ``StepTime`` (of one device's share of a data-parallel batch)."""
     return {"step_time_s": st.total_s, "memory_bound_share": st.memory_share,
@@ -109,5 +126,5 @@ def fields(st) -> dict:
                                  **({"unmodelled_ops": st.unknown} if st.unknown else {})}}
 
 
-__all__ = ["COMPILER_NOTE", "TIME_MODELS", "combine", "fields", "predict",
+__all__ = ["COMPILER_NOTE", "TIME_MODELS", "combine", "fields", "predict", "predict_program",
            "regions_at"]

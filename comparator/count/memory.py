@@ -198,7 +198,8 @@ def _term(v, producer) -> str:
         if eqn is TERM:
             return prefix
         t = term_of(prefix + _scopes(eqn))
-        if t != UNATTRIBUTED or eqn.primitive.name not in VIEWS or not eqn.invars:
+        if t != UNATTRIBUTED or eqn.primitive.name not in VIEWS or not eqn.invars \
+                or isinstance(eqn.invars[0], Literal):   # a view of a literal: no producer
             return t
         eqn, prefix = producer.get(eqn.invars[0], (None, ()))
     return UNATTRIBUTED

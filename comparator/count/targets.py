@@ -82,6 +82,13 @@ def count_function(fn, args, kwargs=None, *, train: bool = False, argnums=0, seq
                    scope: str = "matmul") -> CountRecord:
     """Counts of ``fn(*args, **kwargs)`` (``kwargs`` static) and, with ``train``, of
     ``jax.value_and_grad(fn, argnums)`` (``fn`` returns a scalar loss)."""
+    return count_target(function_target(fn, args, kwargs, train=train, argnums=argnums,
+                                        seq_axis=seq_axis), scope)
+
+
+def function_target(fn, args, kwargs=None, *, train: bool = False, argnums=0,
+                    seq_axis=None) -> Target:
+    """The ``Target`` of ``count_function``."""
     f = functools.partial(fn, **kwargs) if kwargs else fn
     args = abstract(tuple(args))
     nums = (argnums,) if isinstance(argnums, int) and not isinstance(argnums, bool) \
@@ -106,8 +113,7 @@ def count_function(fn, args, kwargs=None, *, train: bool = False, argnums=0, seq
         def params(a):
             return [x for i in nums for x in jax.tree_util.tree_leaves(a[i])]
     name = getattr(fn, "__name__", type(fn).__name__)
-    return count_target(Target(name, f, step, lambda n: _lengthen(args, axes, n), params,
-                               length), scope)
+    return Target(name, f, step, lambda n: _lengthen(args, axes, n), params, length)
 
 
 def _mean(out, *inputs):
@@ -123,6 +129,15 @@ def count_module(module, inputs, *, train: bool = False, loss=None, seq_axis=Non
     gradients with respect to the parameters.  ``rngs``: names of the random streams the
     module draws at apply (``("dropout",)``); ``apply_kwargs``: keyword arguments of
     ``init`` and ``apply`` (``deterministic=True``)."""
+    return count_target(module_target(module, inputs, train=train, loss=loss,
+                                      seq_axis=seq_axis, rngs=rngs,
+                                      apply_kwargs=apply_kwargs), scope)
+
+
+def module_target(module, inputs, *, train: bool = False, loss=None, seq_axis=None, rngs=(),
+                  apply_kwargs=None) -> Target:
+    """The ``Target`` of ``count_module``; its arguments at a length are ``(variables,
+    random keys, *inputs)``."""
     names, kw = tuple(rngs), dict(apply_kwargs or {})
     inputs = abstract(tuple(inputs))
     axes = _axes(len(inputs), seq_axis)
@@ -150,8 +165,8 @@ def count_module(module, inputs, *, train: bool = False, loss=None, seq_axis=Non
     def params(args):
         return jax.tree_util.tree_leaves(args[0].get("params", {}))
 
-    return count_target(Target(type(module).__name__, forward, step if train else None,
-                               build, params, length), scope)
+    return Target(type(module).__name__, forward, step if train else None, build, params,
+                  length)
 
 
-__all__ = ["abstract", "count_function", "count_module"]
+__all__ = ["abstract", "count_function", "count_module", "function_target", "module_target"]

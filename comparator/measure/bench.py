@@ -147,15 +147,22 @@ def prepare_step(mod, cfg, seq: int, batch: int = 1, *, dtype: str = "fp32", see
             for k, (sds, bound) in prog.spec(batch, seq).items()}
     key = jax.random.PRNGKey(seed)
     params = jax.jit(lambda r: prog.init(r, batch, seq))(key)
+    compiled, info = compile_timed(prog, (params, data, key), dtype, compile_options)
+    return compiled, (params, data, key), info
+
+
+def compile_timed(prog, args, dtype: str, compile_options: dict) -> tuple:
+    """``(compiled, info)``: ``prog``'s step compiled for ``args``; ``info``: compile
+    seconds, the XLA options and XLA's memory analysis."""
     t0 = time.perf_counter()
-    compiled = compile_step(prog, (params, data, key), dtype, compile_options)
+    compiled = compile_step(prog, args, dtype, compile_options)
     info = {"compile_s": time.perf_counter() - t0, "xla_options": compile_options}
     ma = compiled.memory_analysis()
     if ma is not None:
         info["xla_argument_bytes"] = int(ma.argument_size_in_bytes)
         info["xla_output_bytes"] = int(ma.output_size_in_bytes)
         info["xla_temp_bytes"] = int(ma.temp_size_in_bytes)
-    return compiled, (params, data, key), info
+    return compiled, info
 
 
 def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: int = 1,
@@ -168,8 +175,6 @@ def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: in
     ``on_compiled``: called with the compiled step before it runs.  ``other_cpu_share``:
     the share of the CPUs other processes used while the steps were timed (Linux; None
     elsewhere) -- a busy machine slows the steps."""
-    import jax
-
     from comparator.count.fasttrace import traced_counts
 
     dtype = check_dtype(dtype)
@@ -180,28 +185,46 @@ def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: in
         rec["skipped"] = "fp16 cannot hold the Reformer's finite masks (-1e9, -1e5)"
         return rec
     if memory_limit is not None and need > memory_limit:
-        rec["skipped"] = (f"needs about {need / 1e9:.3g} GB (fp32 parameters, gradients and "
-                          f"saved activations) > the {memory_limit / 1e9:.3g} GB limit")
+        rec["skipped"] = _too_big(need, memory_limit)
         return rec
     compiled, args, info = prepare_step(mod, cfg, seq, batch, dtype=dtype, seed=seed,
                                         compile_options=compile_options)
     rec.update(info)
     if on_compiled is not None:
         on_compiled(compiled)
+
+    def flops():
+        fc = traced_counts(mod, cfg, [seq], batch)[seq]
+        return fc.train.flops("matmul"), fc.train.flops("all"), fc.params
+
+    return _run(rec, compiled, args, steps, warmup, flops, peak, dtype)
+
+
+def _too_big(need: int, limit: int) -> str:
+    return (f"needs about {need / 1e9:.3g} GB (fp32 parameters, gradients and saved "
+            f"activations) > the {limit / 1e9:.3g} GB limit")
+
+
+def _run(rec: dict, compiled, args, steps: int, warmup: int, flops, peak, dtype: str) -> dict:
+    """``rec`` with the timed steps of ``compiled(*args)`` after ``warmup`` runs, the
+    training FLOPs (``flops()``: matmul scope, all scope, parameters) per median second
+    and the utilisation against ``peak`` (default: ``device_peak(dtype)``)."""
+    import jax
     for _ in range(warmup):
         jax.block_until_ready(compiled(*args))
     before = cpu_ticks()
     times = [_timed(lambda: jax.block_until_ready(compiled(*args))) for _ in range(steps)]
     rec["other_cpu_share"] = other_share(before, cpu_ticks())
     rec.update(device_memory())
-    fc = traced_counts(mod, cfg, [seq], batch)[seq]
+    matmul, every, params = flops()
     med = statistics.median(times)
+    seq, batch = rec["seq_len"], rec["batch"]
     rec.update({
         "steps": steps, "step_s": med, "step_s_min": min(times), "step_s_max": max(times),
         "tokens_per_s": seq * batch / med,
-        "train_flops": fc.train.flops("matmul"), "train_flops_all": fc.train.flops("all"),
-        "achieved_flops": fc.train.flops("matmul") / med,
-        "params": fc.params, "device": jax.devices()[0].platform,
+        "train_flops": matmul, "train_flops_all": every,
+        "achieved_flops": matmul / med,
+        "params": params, "device": jax.devices()[0].platform,
     })
     source = "given by the caller" if peak is not None else peak_source(dtype)
     if peak is None:
@@ -212,4 +235,25 @@ def bench_step(mod, cfg, seq: int, batch: int = 1, *, steps: int = 5, warmup: in
     return rec
 
 
-__all__ = ["available_memory", "bench_step", "cpu_ticks", "other_share", "device_memory", "device_peak", "estimate_bytes", "machine", "matmul_peak", "peak_source", "prepare_step"]
+def bench_program(prog, make_args, seq: int, batch: int, *, train_flops: int,
+                  train_flops_all: int, params: int, need: int, steps: int = 5,
+                  warmup: int = 1, memory_limit: int | None = None, peak: float | None = None,
+                  dtype: str = "fp32", compile_options: dict | None = None) -> dict:
+    """``bench_step`` of any training step ``prog`` (a user's: ``loss`` and
+    ``train_step``) on the arrays ``make_args()`` gives, its counts given (traced by the
+    caller); ``need``: the bytes it is estimated to take (a point above ``memory_limit``
+    is skipped before its arguments are made)."""
+    dtype = check_dtype(dtype)
+    rec = {"seq_len": seq, "batch": batch, "tokens": seq * batch, "dtype": dtype,
+           "estimated_bytes": need, "memory_limit": memory_limit, "skipped": None}
+    if memory_limit is not None and need > memory_limit:
+        rec["skipped"] = _too_big(need, memory_limit)
+        return rec
+    args = make_args()
+    compiled, info = compile_timed(prog, args, dtype, compile_options_for(compile_options))
+    rec.update(info)
+    return _run(rec, compiled, args, steps, warmup,
+                lambda: (train_flops, train_flops_all, params), peak, dtype)
+
+
+__all__ = ["available_memory", "bench_program", "bench_step", "compile_timed", "cpu_ticks", "other_share", "device_memory", "device_peak", "estimate_bytes", "machine", "matmul_peak", "peak_source", "prepare_step"]

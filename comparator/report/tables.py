@@ -128,6 +128,32 @@ def sweep_rows(records, per: str = "sequence", point: bool = False):
         yield row
 
 
+def unsupported_text(records) -> str:
+    """``prim xN, ...`` of the primitives without a cost rule in any of ``records`` (the
+    most of each), or ``none``."""
+    most: dict = {}
+    for r in records:
+        for k, v in (r.get("unsupported") or {}).items():
+            most[k] = max(most.get(k, 0), v)
+    return ", ".join(f"{k} x{v}" for k, v in sorted(most.items())) or "none"
+
+
+def model_text(records, note: str = "") -> str:
+    """The caption's sentence on a user's model (``--model``): what was counted, how its
+    lengths were, its training FLOPs in the length n and its unsupported primitives."""
+    r = records[0]
+    form = r.get("train_formula")
+    unsup = unsupported_text(records)
+    where = f" ({r['model']})" if r["model"] != r["arch"] else ""
+    return (f"Model {r['arch']}{where}: its traced training step, no analytic "
+            f"formula (method traced); "
+            + (f"training FLOPs = {form} in the length n; " if form else "")
+            + (f"{note}; " if note else "")
+            + f"unsupported primitives: {unsup}"
+            + (" (counted as nothing: the FLOPs are lower bounds)." if unsup != "none"
+               else "."))
+
+
 def device_label(name: str, time_model, calibrated) -> str:
     """A priced device's name, marked "(uncalibrated)" where the time model used its
     datasheet profile (the flat MFU model has no profile to mark)."""

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 import architectures
 
 from comparator.run.costing import accelerators, train_kwargs
-from comparator.run.requests import MAX_SEQ, Pricing, _positive, _tuple, check_archs, option
+from comparator.run.requests import Pricing
 from comparator.run.sweep import RequestError, resized, resolve
+from comparator.run.values import MAX_SEQ, _positive, _tuple, check_archs, option
 
 # budget field -> the option that sets it and its unit
 BUDGETS = {"dollars": ("--dollars", "USD"), "device_hours": ("--device-hours", "device-hours"),

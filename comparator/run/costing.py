@@ -84,8 +84,11 @@ class Timer:
             raise CostError("--dtype", dtype, err.allowed) from None
         prof = self.profile(acc)
         try:
-            st = steptime.predict(architectures.get(rec["arch"]), cfg, rec["seq_len"],
-                                  per_device, dtype_key(dtype), prof, self._store())
+            if hasattr(cfg, "step_time"):   # a user's model (run.usermodel.UserStep)
+                st = cfg.step_time(rec["seq_len"], per_device, dtype_key(dtype), prof)
+            else:
+                st = steptime.predict(architectures.get(rec["arch"]), cfg, rec["seq_len"],
+                                      per_device, dtype_key(dtype), prof, self._store())
         except Exception as err:   # a model XLA:CPU cannot compile here: said, not guessed
             return {}, {"time_model_failed": f"{type(err).__name__}: {err}"[:200]}
         f = steptime.fields(st)

@@ -1,5 +1,5 @@
-"""A request in, records out: the computation behind ``comparator sweep``, ``plot`` and
-``cost`` and behind ``comparator.sweep`` / ``comparator.cost`` of the Python API.
+"""A request in, records out: the computation behind ``comparator sweep``, ``plot``,
+``cost`` and ``scenario`` and behind ``comparator.sweep`` / ``comparator.cost`` of the Python API.
 
 ``sweep(SweepRequest)`` resolves the models (presets, a configuration file, a size grid),
 computes the records of every point and method through ``sweep.run`` (traced points
@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from comparator.run import sweep as sw
 from comparator.run.costing import Timer, priced, time_ratios
-from comparator.run.requests import CostRequest, SweepRequest
+from comparator.run.requests import CostRequest, Pricing, SweepRequest
+from comparator.run.steprequests import ScenarioRequest
+from comparator.run.sweep import RequestError
 
 
 @dataclass(frozen=True)
@@ -22,12 +24,14 @@ class SweepResult:
     """``records`` (the JSON records), ``skipped`` (devices that could not price them,
     with the reason), ``time_model`` (with pricing), ``tracer`` (the traced points'
     ``runner.Tracer``: ``failures``, ``loaded``, ``computed``; None without traced
-    points), ``models`` (the models swept)."""
+    points), ``models`` (the models swept); a user's model: ``counted``
+    (``usermodel.Counted``: its name, how its lengths were counted)."""
     records: list
     skipped: list = field(default_factory=list)
     time_model: str | None = None
     tracer: object = None
     models: list = field(default_factory=list)
+    counted: object = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ def tracer_of(req: SweepRequest):
 def sweep(req: SweepRequest, progress=None) -> SweepResult:
     """Records of every model x length x method of ``req`` (baselines first), priced on
     its accelerators when it has ``pricing``.  ``progress(i, n)``: traced points done."""
+    if req.model is not None:
+        return _model_sweep(req)
     ms = models_of(req)
     tracer = tracer_of(req)
     recs = sw.run(sw.points(ms, req.seqs, req.batch), req.methods, req.scope,
@@ -93,6 +99,20 @@ def sweep(req: SweepRequest, progress=None) -> SweepResult:
     return SweepResult(time_ratios(recs), skipped, model, tracer, ms)
 
 
+def _model_sweep(req: SweepRequest) -> SweepResult:
+    """A user's model at every length (``usermodel.records``), priced when asked: the
+    time model compiles its step (``usermodel.UserStep``)."""
+    from comparator.run import usermodel as um
+    recs, c = um.records(req.model, req.seqs, req.batch, req.scope, req.trace)
+    if req.pricing is None:
+        return SweepResult(recs, counted=c)
+    model = req.pricing.time_model_for(req.convention)
+    cfgs = {(c.name, um.PRESET): um.UserStep(req.model, um.step_terms(recs[0]))}
+    recs, skipped = priced(recs, req.pricing, cfgs, Timer(model, req.pricing.profile, req.db),
+                           req.convention)
+    return SweepResult(recs, skipped, model, counted=c)
+
+
 def cost(req: CostRequest) -> CostResult:
     """The run of ``req``'s model priced on each of its accelerators (none: the run's
     training FLOPs and tokens, no pricing)."""
@@ -103,18 +123,64 @@ def cost(req: CostRequest) -> CostResult:
     if accs:   # an unknown device or a bad overrides file refused before any work
         from comparator.run.costing import accelerators
         accelerators(accs, p.accelerators_file)
-    mod, preset, cfg = sw.resolve(req.arch, req.preset)
-    if req.size is not None and any(v is not None for v in req.size):
-        m = sw.resized(req.arch, preset, cfg, req.size)
-        preset, cfg = m.preset, m.cfg
-    rec = sw.analytic(sw.Point(req.arch, preset, req.seq, req.batch, cfg), req.scope,
-                      req.convention)
+    if req.model is not None:    # a user's model: its traced record, its step compiled
+        from comparator.run import usermodel as um
+        (rec,), c = um.records(req.model, [req.seq], req.batch, req.scope)
+        key, cfg = (c.name, um.PRESET), um.UserStep(req.model, um.step_terms(rec))
+    else:
+        mod, preset, cfg = sw.resolve(req.arch, req.preset)
+        if req.size is not None and any(v is not None for v in req.size):
+            m = sw.resized(req.arch, preset, cfg, req.size)
+            preset, cfg = m.preset, m.cfg
+        rec = sw.analytic(sw.Point(req.arch, preset, req.seq, req.batch, cfg), req.scope,
+                          req.convention)
+        key = (req.arch, preset)
     if not accs:
         return CostResult([run_counts(rec, steps)], rec, steps)
     model = p.time_model_for(req.convention)
-    out, skipped = priced([rec], p, {(req.arch, preset): cfg}, Timer(model, p.profile, req.db),
+    out, skipped = priced([rec], p, {key: cfg}, Timer(model, p.profile, req.db),
                           req.convention, steps_of=lambda r: steps)
     return CostResult(out, rec, steps, skipped, model)
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """``records`` (each run on each accelerator), the scenarios file's ``meta``, the
+    ``accelerators`` priced, the ``time_model`` and ``prices``, the ``datetime.date`` the
+    runs were also priced at (None: today's prices only)."""
+    records: list
+    meta: dict
+    accelerators: list
+    time_model: str
+    prices: object = None
+
+
+def scenario(req: ScenarioRequest) -> ScenarioResult:
+    """The published runs of ``req.scenarios`` priced on its accelerators (default: the
+    file's), at today's ``price_kind`` prices and, with ``prices``, at that date's."""
+    from comparator.cost import pricing as cm
+    from comparator.cost import scenario as sc
+    from comparator.cost.catalogue import CatalogueError, load
+    from comparator.run.costing import accelerators, price_options
+    try:
+        meta = sc.load(req.scenarios)["meta"]
+    except sc.ScenarioError as err:
+        raise RequestError(err.field, err.value, err.allowed) from None
+    names = req.accelerators or tuple(meta["accelerators"])
+    accs = accelerators(names, req.accelerators_file)
+    pricing = Pricing(names, req.accelerators_file, time_model=req.time_model,
+                      prices=req.prices, price_kind=req.price_kind)
+    model = pricing.time_model_for()
+    pk = price_options(accs, pricing)
+    try:
+        recs, meta = sc.records(accs, req.runs, req.scenarios, req.pue, req.grid_intensity,
+                                load(overrides=req.accelerators_file),
+                                step_time=Timer(model, req.profile, req.db).step_seconds, **pk)
+    except (cm.CostError, sc.ScenarioError) as err:
+        raise RequestError(err.field, err.value, err.allowed) from None
+    except CatalogueError as err:   # a run's reported hardware is not in the catalogue
+        raise RequestError("runs.reported.accelerator", err.value, err.allowed) from None
+    return ScenarioResult(recs, meta, accs, model, pk["prices"])
 
 
 def run_counts(rec: dict, steps: int) -> dict:
@@ -123,5 +189,5 @@ def run_counts(rec: dict, steps: int) -> dict:
             "total_tokens": rec["tokens"] * steps}
 
 
-__all__ = ["CostResult", "SweepResult", "cost", "models_of", "run_counts", "sweep",
-           "tracer_of"]
+__all__ = ["CostResult", "ScenarioResult", "SweepResult", "cost", "models_of", "run_counts",
+           "scenario", "sweep", "tracer_of"]

@@ -13,113 +13,17 @@ with the same kind of error.
 """
 from __future__ import annotations
 
-import datetime
-import re
 from dataclasses import dataclass, fields
-
-import architectures
-from architectures.config import MAX_DIM
 
 from comparator.cost import prices as pr
 from comparator.cost.steptime import TIME_MODELS
-from comparator.run.sweep import (METHODS, SCOPES, TRACES, RequestError, check_convention,
-                                  require_defined, suggest)
-
-MAX_SEQ = 1 << 24
-SCHEDULER = re.compile(r"^(tcp|tls|ucx|ws|wss)://\S+$")
-POLICIES = ("store_all", "checkpoint", "reversible")
-NONE = (None, "", "none", ())   # accelerators: none (counts only)
-SEQ_ALLOWED = ("positive integers as '512,1024' or a range 'START:STOP:xFACTOR' like "
-               f"512:65536:x2 (at most {MAX_SEQ})")
-# request field -> its command-line option (the others: "--" + the name with dashes)
-OPTIONS = {"archs": "--arch", "arch": "--arch", "seqs": "--seq", "seq": "--seq",
-           "presets": "--preset", "methods": "--method", "accelerators": "--accelerator",
-           "accelerators_file": "--accelerators", "ids": "--id"}
-
-
-def option(name: str) -> str:
-    """The command-line option of a request field (``seqs`` -> ``--seq``)."""
-    return OPTIONS.get(name, "--" + name.replace("_", "-"))
-
-
-def _tuple(value, split: bool = True) -> tuple:
-    """A tuple from a tuple, a list, one value, or a comma-separated string."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(v for v in value.split(",") if v) if split else (value,)
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    return (value,)
-
-
-def _set(obj, name: str, value) -> None:
-    object.__setattr__(obj, name, value)
-
-
-def _positive(field: str, value, most: int | None = MAX_DIM) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 \
-            or (most is not None and value > most):
-        raise RequestError(field, value, "a positive integer"
-                           + (f" at most {most}" if most is not None else ""))
-    return value
-
-
-def _number(field: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RequestError(field, value, "a number")
-    return float(value)
-
-
-def _choice(field: str, value, choices) -> str:
-    if value not in choices:
-        raise RequestError(field, value, suggest(value, choices))
-    return value
-
-
-def _date(field: str, value) -> str:
-    """A date as 'YYYY', 'YYYY-MM' or 'YYYY-MM-DD' (an int year, a ``datetime.date``)."""
-    if isinstance(value, datetime.date) or (isinstance(value, int)
-                                            and not isinstance(value, bool)):
-        value = str(value)
-    try:
-        pr.as_of(value if isinstance(value, str) else repr(value))
-    except pr.CatalogueError as err:
-        raise RequestError(field, value, err.allowed) from None
-    return value.strip()
-
-
-def check_archs(names) -> tuple:
-    """Architecture names (``"all"`` is every one), each known."""
-    names = tuple(architectures.NAMES) if names in ("all", ("all",)) else _tuple(names)
-    for a in names:
-        if a not in architectures.NAMES:
-            raise RequestError("--arch", a, suggest(a, architectures.NAMES) + " or all")
-    return names
-
-
-def size_grid(d_model=None, layers=None, heads=None, d_ff=None) -> tuple | None:
-    """``(d_model, n_layers, n_heads, d_ff)`` of every combination of the given widths,
-    depths, heads and FFN widths (each one value or a list; None keeps the preset's), or
-    None when none is given."""
-    axes = [_tuple(v) or (None,) for v in (d_model, layers, heads, d_ff)]
-    sizes = tuple((d, L, h, ff) for d in axes[0] for L in axes[1] for h in axes[2]
-                  for ff in axes[3])
-    return None if sizes == ((None, None, None, None),) else sizes
-
-
-def _sizes(sizes) -> tuple | None:
-    if sizes is None:
-        return None
-    sizes = tuple(tuple(s) for s in sizes)
-    for s in sizes:
-        if len(s) != 4:
-            raise RequestError("--sizes", s, "(d_model, layers, heads, d_ff) tuples, None "
-                                             "keeping the preset's value")
-        for name, v in zip(("--d-model", "--layers", "--heads", "--d-ff"), s):
-            if v is not None:
-                _positive(name, v)
-    return sizes
+from comparator.run.sweep import (SCOPES, TRACES, RequestError, check_convention,
+                                  require_defined)
+from comparator.run.values import (MAX_SEQ, NONE, POLICIES, RUNNER, SEQ_ALLOWED, _choice,
+                                   _number, _positive, _set, _sizes, _tuple, check_archs,
+                                   check_model, check_model_convention, check_model_pricing,
+                                   check_prices, check_runner, methods_of, option,
+                                   size_grid, size_options)
 
 
 @dataclass(frozen=True)
@@ -152,12 +56,7 @@ class Pricing:
     def __post_init__(self):
         _set(self, "accelerators", () if self.accelerators in NONE
              else _tuple(self.accelerators))
-        if self.prices is not None:
-            _set(self, "prices", _date("--prices", self.prices))
-        try:
-            pr.check_kind(self.price_kind)
-        except pr.CatalogueError as err:
-            raise RequestError(err.field, err.value, err.allowed) from None
+        _set(self, "prices", check_prices(self.prices, self.price_kind))
         for name in ("tokens", "steps"):
             if getattr(self, name) is not None:
                 _positive(option(name), getattr(self, name), most=None)
@@ -215,13 +114,15 @@ class SweepRequest:
     sweep``): ``methods`` analytic and/or traced, each model compared with a baseline
     (default: the Transformer of its widths; ``with_baseline=False``: none), priced when
     ``pricing`` is given.  ``config``: a Hugging Face config.json or a comparator TOML file
-    instead of presets.  ``db``, ``no_cache``, ``retry_failed``, ``jobs``, ``scheduler``,
-    ``worker_resources``: where traced points are stored and computed."""
+    instead of presets; ``model``: a user's model (``FILE.py:FACTORY``, traced only)
+    instead of architectures.  ``db``, ``no_cache``, ``retry_failed``, ``jobs``,
+    ``scheduler``, ``worker_resources``: where traced points are stored and computed.
+    ``methods`` default: analytic (traced for a user's model)."""
     archs: tuple = ()
     seqs: tuple = ()
     presets: tuple = ()
     batch: int = 1
-    methods: tuple = ("analytic",)
+    methods: tuple | None = None
     scope: str = "matmul"
     trace: str = "fast"
     convention: str = "standard"
@@ -236,10 +137,16 @@ class SweepRequest:
     jobs: int = 1
     scheduler: str | None = None
     worker_resources: dict | None = None
+    model: str | None = None
 
     def __post_init__(self):
+        check_model(self.model, **{"--arch": self.archs, "--preset": self.presets,
+                                   "--config": self.config, "--baseline": self.baseline,
+                                   "--scheduler": self.scheduler,
+                                   "--jobs": self.jobs if self.jobs != 1 else None},
+                    **size_options((self.sizes or [None])[0]))
         _set(self, "archs", check_archs(self.archs))
-        if not self.archs and not self.config:
+        if not self.archs and not self.config and not self.model:
             raise RequestError("--arch", None, "an architecture (or --config FILE)")
         seqs = _tuple(self.seqs)
         if not seqs or any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s <= MAX_SEQ
@@ -248,13 +155,11 @@ class SweepRequest:
         _set(self, "seqs", seqs)
         _set(self, "presets", _tuple(self.presets))
         _positive("--batch", self.batch)
-        methods = METHODS if self.methods == "both" else _tuple(self.methods)
-        for m in methods:
-            if m not in METHODS:
-                raise RequestError("--method", m, "choose from analytic, traced, both")
+        methods = methods_of(self.methods, ("analytic",), self.model)
         _set(self, "methods", methods)
         _choice("--scope", self.scope, SCOPES)
         _choice("--trace", self.trace, TRACES)
+        check_model_convention(self.model, self.convention)
         check_convention(self.convention, methods)
         _set(self, "sizes", _sizes(self.sizes))
         if self.baseline and not self.with_baseline:
@@ -265,41 +170,11 @@ class SweepRequest:
                 raise RequestError("--tokens", self.pricing.tokens,
                                    "either --tokens or --steps, not both")
             self.pricing.check(self.convention)
+        check_model_pricing(self.model, self.pricing)
 
     @property
     def traced(self) -> bool:
         return "traced" in self.methods
-
-
-RUNNER = ("db", "no_cache", "retry_failed", "jobs", "scheduler", "worker_resources")
-
-
-def check_runner(db=None, no_cache=False, retry_failed=False, jobs=1, scheduler=None,
-                 worker_resources=None) -> None:
-    """The options of where traced (or benchmarked) points run and are stored, checked
-    together: the results store ``db`` (or ``no_cache``), ``jobs`` local processes or a
-    Dask ``scheduler`` with ``worker_resources`` ({name: amount}) per point."""
-    _positive("--jobs", jobs)
-    if scheduler is not None and not SCHEDULER.match(str(scheduler)):
-        raise RequestError("--scheduler", scheduler, "a Dask scheduler address such as "
-                                                     "tcp://HOST:PORT")
-    if scheduler and jobs > 1:
-        raise RequestError("--jobs", jobs, "not together with --scheduler (the cluster's "
-                                           "workers run the points)")
-    if worker_resources is not None:
-        res = worker_resources
-        if not isinstance(res, dict) or not res or not all(
-                isinstance(k, str) and k.strip() and isinstance(v, (int, float))
-                and not isinstance(v, bool) and v > 0 for k, v in res.items()):
-            raise RequestError("--worker-resources", res, "NAME=N pairs, comma separated, "
-                                                          "with N > 0 (e.g. GPU=1)")
-        if not scheduler:
-            raise RequestError("--worker-resources", res, "only with --scheduler")
-    if no_cache and db:
-        raise RequestError("--db", db, "not together with --no-cache")
-    if no_cache and retry_failed:
-        raise RequestError("--retry-failed", retry_failed, "not together with --no-cache "
-                                                           "(nothing stored to retry)")
 
 
 @dataclass(frozen=True)
@@ -307,8 +182,9 @@ class CostRequest:
     """Time, dollars, energy and memory of a training run of one model (``comparator
     cost``): ``pricing`` names the accelerators (none: the run's counts only) and the run
     (exactly one of ``tokens`` and ``steps``); ``size``: ``(d_model, layers, heads,
-    d_ff)`` resizing the preset, None keeping a value."""
-    arch: str
+    d_ff)`` resizing the preset, None keeping a value; ``model``: a user's model
+    (``FILE.py:FACTORY``, traced) instead of ``arch``."""
+    arch: str | None
     seq: int
     pricing: Pricing
     preset: str | None = None
@@ -317,12 +193,16 @@ class CostRequest:
     convention: str = "standard"
     size: tuple | None = None
     db: str | None = None
+    model: str | None = None
 
     def __post_init__(self):
         arch = self.arch
-        if not isinstance(arch, str) or not arch or "," in arch or arch == "all":
-            raise RequestError("--arch", arch or None, "one architecture for cost")
-        check_archs((arch,))
+        check_model(self.model, **{"--arch": arch, "--preset": self.preset},
+                    **size_options(self.size))
+        if self.model is None:
+            if not isinstance(arch, str) or not arch or "," in arch or arch == "all":
+                raise RequestError("--arch", arch or None, "one architecture for cost")
+            check_archs((arch,))
         if isinstance(self.seq, bool) or not isinstance(self.seq, int) \
                 or not 0 < self.seq <= MAX_SEQ:
             raise RequestError("--seq", self.seq, "one sequence length for cost: "
@@ -333,11 +213,14 @@ class CostRequest:
             raise RequestError("--tokens", p.tokens, "either --tokens or --steps (with --batch)")
         _choice("--scope", self.scope, SCOPES)
         check_convention(self.convention)
-        require_defined(self.convention, arch)
+        check_model_convention(self.model, self.convention)
+        if self.model is None:
+            require_defined(self.convention, arch)
         if self.size is not None:
             _set(self, "size", _sizes([self.size])[0])
         if p.accelerators:
             p.check(self.convention)
+            check_model_pricing(self.model, p)
 
 
 @dataclass(frozen=True)

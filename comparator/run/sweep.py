@@ -321,34 +321,6 @@ def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
     return out
 
 
-def explain(pt: Point, scope: str, methods=("analytic", "traced"), trace: str = "fast",
-            convention: str = "standard"):
-    """Per term: forward and training FLOPs by each method and, with both, the difference
-    (traced - analytic).  With a paper's ``convention``: ours (``standard``) beside that
-    convention's terms, diff = convention - standard (how much of a gap is convention)."""
-    check_convention(convention, methods)
-    if convention != "standard":
-        require_defined(convention, pt.arch)
-        recs = {"standard": analytic(pt, scope), convention: analytic(pt, scope, convention)}
-    else:
-        recs = {m: (analytic(pt, scope) if m == "analytic" else traced(pt, scope, trace))
-                for m in methods}
-    terms = sorted(set().union(*(r["train_breakdown"] for r in recs.values())))
-    rows = []
-    for term in terms + ["total"]:
-        row = {"term": term}
-        for m, r in recs.items():
-            row[f"{m}_fwd"] = r["fwd_flops"] if term == "total" else r["breakdown"].get(term, 0)
-            row[f"{m}_train"] = (r["train_flops"] if term == "total"
-                                 else r["train_breakdown"].get(term, 0))
-        if len(recs) == 2:
-            a, b = recs
-            row["diff_fwd"] = row[f"{b}_fwd"] - row[f"{a}_fwd"]
-            row["diff_train"] = row[f"{b}_train"] - row[f"{a}_train"]
-        rows.append(row)
-    return rows, recs
-
-
 def layer_inputs(arch: str, cfg, seq: int) -> tuple[int, int]:
     """(layers, fp32 bytes of every layer's input per sequence, summed): what per-layer
     checkpointing keeps.  Encoder-decoder: the decoder's inputs are its target length;

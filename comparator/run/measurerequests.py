@@ -1,0 +1,156 @@
+"""Request values of the commands that measure on this machine: ``BenchRequest``
+(``comparator bench``: real training steps), ``KernelBenchRequest`` (``bench --kernel
+attention``) and ``CalibrateRequest`` (``comparator calibrate``: a device profile, or
+``show`` one).
+
+As in ``requests``: built once by the CLI from its parsed options (or by a caller), each
+refusing a bad value with ``RequestError`` naming the field by its command-line option;
+what needs the catalogue, a profile file or the store is checked when the request runs
+(``comparator.run.measuring``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from comparator.run.sweep import RequestError, check_convention
+from comparator.run.values import (_positive, _set, _sizes, _tuple, check_archs,
+                                   check_model, check_model_convention, check_runner,
+                                   seq_tuple, size_options)
+
+
+def check_dtypes(dtypes) -> tuple:
+    """Training dtypes of the step (``cost.compiled.DTYPES``), each by its catalogue name."""
+    from comparator.cost.compiled import DTYPES, check_dtype
+    names = _tuple(dtypes)
+    try:
+        out = tuple(dict.fromkeys(check_dtype(d) for d in names))
+    except (ValueError, AttributeError):
+        out = ()
+    if not out:
+        raise RequestError("--dtype", dtypes, ", ".join(DTYPES) + " (comma separated)")
+    return out
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    """Measured training steps of ``archs`` (their ``presets``, one architecture's, or the
+    default; each at every size of ``sizes``) x ``seqs`` at ``batch``: the median of
+    ``steps`` after a warm-up in ``dtype``, utilisation against ``accelerator``'s peak (else
+    the measured one), points needing more than ``memory_limit`` bytes skipped; ``predict``:
+    also the time model's and a flat MFU's predictions (on ``profile``; the MFU fitted on
+    ``mfu_fit``, ``ARCH:SEQ``); ``convention``: FLOP columns by that paper's formula.  The
+    runner's options: the results store and a Dask ``scheduler``."""
+    archs: tuple = ()
+    seqs: tuple = ()
+    presets: tuple = ()
+    sizes: tuple | None = None
+    batch: int = 1
+    steps: int = 5
+    dtype: str = "fp32"
+    accelerator: str | None = None
+    accelerators_file: str | None = None
+    memory_limit: int | None = None
+    predict: bool = False
+    profile: str | None = None
+    mfu_fit: str | None = None
+    convention: str = "standard"
+    db: str | None = None
+    no_cache: bool = False
+    retry_failed: bool = False
+    scheduler: str | None = None
+    worker_resources: dict | None = None
+    model: str | None = None
+
+    def __post_init__(self):
+        check_model(self.model, **{"--arch": self.archs, "--preset": self.presets,
+                                   "--predict": self.predict, "--scheduler": self.scheduler},
+                    **size_options((self.sizes or [None])[0]))
+        check_convention(self.convention)
+        if not self.predict and (self.profile or self.mfu_fit):
+            raise RequestError("--profile" if self.profile else "--mfu-fit",
+                               self.profile or self.mfu_fit, "only with --predict")
+        if self.predict and self.convention != "standard":
+            raise RequestError("--convention", self.convention, "standard with --predict (the "
+                               "time model times the traced step, ours)")
+        check_model_convention(self.model, self.convention)
+        _set(self, "archs", check_archs(self.archs))
+        if not self.archs and self.model is None:
+            raise RequestError("--arch", None, "one or more architectures, or all")
+        from comparator.cost.compiled import DTYPES, check_dtype
+        try:
+            _set(self, "dtype", check_dtype(self.dtype))
+        except (ValueError, AttributeError):
+            raise RequestError("--dtype", self.dtype, ", ".join(DTYPES)) from None
+        _set(self, "seqs", seq_tuple(self.seqs))
+        _set(self, "presets", _tuple(self.presets))
+        _set(self, "sizes", _sizes(self.sizes))
+        _positive("--batch", self.batch)
+        _positive("--steps", self.steps)
+        if self.memory_limit is not None:
+            _positive("--memory-limit", self.memory_limit, most=None)
+        check_runner(db=self.db, no_cache=self.no_cache, retry_failed=self.retry_failed,
+                     scheduler=self.scheduler, worker_resources=self.worker_resources)
+
+
+@dataclass(frozen=True)
+class KernelBenchRequest:
+    """The attention kernels (``kernel="attention"``: dense, chunked and LSH attention)
+    timed across ``seqs``: ``batch`` x ``heads`` heads of ``d_head``, chunks of ``chunk``,
+    LSH with each of ``hashes`` rounds, the median of ``steps`` runs, points above
+    ``memory_limit`` bytes skipped."""
+    seqs: tuple = ()
+    kernel: str = "attention"
+    batch: int = 1
+    heads: int = 4
+    d_head: int = 64
+    chunk: int = 64
+    hashes: tuple = (1, 2, 4, 8)
+    steps: int = 5
+    memory_limit: int | None = None
+    convention: str = "standard"
+
+    def __post_init__(self):
+        if self.kernel != "attention":
+            raise RequestError("--kernel", self.kernel, "attention")
+        if check_convention(self.convention) != "standard":
+            raise RequestError("--convention", self.convention, "standard with --kernel (the "
+                               "attention kernels alone are not a model a paper's formula "
+                               "counts)")
+        _set(self, "seqs", seq_tuple(self.seqs))
+        for name in ("batch", "heads", "d_head", "chunk", "steps"):
+            _positive("--" + name.replace("_", "-"), getattr(self, name))
+        _set(self, "hashes", _tuple(self.hashes))
+        for h in self.hashes:
+            _positive("--hashes", h)
+        if self.memory_limit is not None:
+            _positive("--memory-limit", self.memory_limit, most=None)
+
+
+@dataclass(frozen=True)
+class CalibrateRequest:
+    """Measure this device into a profile (matmuls in ``dtypes``, default fp32; ``quick``:
+    a small grid), kept in the results store ``db`` unless ``no_store``; ``accelerator``:
+    the catalogue name of the accelerator measured.  ``show``: a profile instead -- the
+    ``profile`` file, the stored (else datasheet, in ``dtypes[0]``) one of
+    ``accelerator``, or this machine's stored CPU profile."""
+    show: bool = False
+    quick: bool = False
+    dtypes: tuple | None = None
+    profile: str | None = None
+    accelerator: str | None = None
+    accelerators_file: str | None = None
+    db: str | None = None
+    no_store: bool = False
+
+    def __post_init__(self):
+        if self.dtypes is not None:
+            _set(self, "dtypes", check_dtypes(self.dtypes))
+        if self.profile and not self.show:
+            raise RequestError("--profile", self.profile, "only with --show")
+        acc = self.accelerator
+        if self.show and not self.profile and acc is not None and (
+                not isinstance(acc, str) or acc == "all" or "," in acc):
+            raise RequestError("--accelerator", acc, "one catalogue device")
+
+
+__all__ = ["BenchRequest", "CalibrateRequest", "KernelBenchRequest", "check_dtypes"]

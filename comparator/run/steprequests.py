@@ -1,0 +1,139 @@
+"""Request values of the commands about one model's training step and of the scenario:
+``ExplainRequest`` (``comparator explain``: where the FLOPs go, per term),
+``RooflineRequest`` (``comparator roofline``: where the step's time goes on a device) and
+``ScenarioRequest`` (``comparator scenario``: published runs priced).
+
+As in ``requests``: the CLI builds them once from its parsed options, each constructor
+refuses a bad value with ``RequestError`` naming the field by its command-line option;
+what needs a file or the catalogue is checked when the request runs (``steps``,
+``execute``).  ``model``: a user's model (``FILE.py:FACTORY``) instead of ``arch``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from comparator.cost.steptime import TIME_MODELS
+from comparator.run.sweep import (METHODS, SCOPES, TRACES, RequestError, check_convention,
+                                  require_defined)
+from comparator.run.values import (_choice, _number, _positive, _set, _sizes, _tuple,
+                                   check_model, check_model_convention, check_prices,
+                                   methods_of, one_arch, one_seq, size_options)
+
+ROOFLINE_MODELS = ("roofline", "unfused")
+@dataclass(frozen=True)
+class ExplainRequest:
+    """Per term, the forward and training FLOPs of one model at one length by ``methods``
+    (default both: analytic beside traced; with a paper's ``convention``: analytic, ours
+    beside that convention's), with ``accelerator`` each term's predicted seconds and
+    memory-bound share in ``dtype`` (the time model on the device's ``profile``)."""
+    arch: str | None = None
+    seq: int | None = None
+    preset: str | None = None
+    batch: int = 1
+    scope: str = "matmul"
+    methods: tuple | None = None
+    trace: str = "fast"
+    convention: str = "standard"
+    accelerator: str | None = None
+    dtype: str = "bf16"
+    profile: str | None = None
+    db: str | None = None
+    model: str | None = None
+
+    def __post_init__(self):
+        check_model(self.model, **{"--arch": self.arch, "--preset": self.preset})
+        if self.model is None:
+            one_arch(self.arch, "explain")
+        _set(self, "seq", one_seq(self.seq, "explain"))
+        _positive("--batch", self.batch)
+        _choice("--scope", self.scope, SCOPES)
+        _choice("--trace", self.trace, TRACES)
+        check_model_convention(self.model, self.convention)
+        methods = methods_of(self.methods, ("analytic",) if self.paper else METHODS,
+                             self.model)
+        _set(self, "methods", methods)
+        check_convention(self.convention, methods)
+        if self.model is None:
+            require_defined(self.convention, self.arch)
+
+    @property
+    def paper(self) -> bool:
+        return self.convention != "standard"
+
+
+@dataclass(frozen=True)
+class RooflineRequest:
+    """Where one training step's time goes on ``accelerator`` in ``dtype``: the time model
+    of the compiled step (``time_model="roofline"``, on the device's ``profile``) or every
+    traced equation through memory (``"unfused"``), per term (the ``top`` slowest);
+    ``size``: ``(d_model, layers, heads, d_ff)`` resizing the preset; ``convention``: the
+    utilisation bound by that paper's whole formula."""
+    arch: str | None = None
+    seq: int | None = None
+    accelerator: str | None = None
+    accelerators_file: str | None = None
+    preset: str | None = None
+    batch: int = 1
+    dtype: str = "bf16"
+    top: int | None = None
+    size: tuple | None = None
+    time_model: str = "roofline"
+    profile: str | None = None
+    db: str | None = None
+    convention: str = "standard"
+    model: str | None = None
+
+    def __post_init__(self):
+        check_model(self.model, **{"--arch": self.arch, "--preset": self.preset},
+                    **size_options(self.size))
+        if self.model is None:
+            one_arch(self.arch, "roofline", "one architecture for roofline")
+        _set(self, "seq", one_seq(self.seq, "roofline"))
+        _positive("--batch", self.batch)
+        if self.top is not None:
+            _positive("--top", self.top)
+        if not self.accelerator or not isinstance(self.accelerator, str):
+            raise RequestError("--accelerator", self.accelerator, "a catalogue name")
+        _choice("--time-model", self.time_model, ROOFLINE_MODELS)
+        check_convention(self.convention)
+        check_model_convention(self.model, self.convention)
+        if self.model is None:
+            require_defined(self.convention, self.arch)
+        if self.size is not None:
+            _set(self, "size", _sizes([self.size])[0])
+
+
+@dataclass(frozen=True)
+class ScenarioRequest:
+    """Published pre-training runs (``scenarios``: a TOML file, default the packaged one)
+    priced on ``accelerators`` (default: the file's), ``runs`` runs each for the tuning
+    column (default: the file's), energy at ``pue`` and CO2 at ``grid_intensity`` kg/kWh,
+    step times by ``time_model`` (default roofline, on each device's ``profile``), each
+    device in its own training precision (dtype auto); ``price_kind`` prices (on-demand,
+    reserved, spot, preemptible), the latest listed, and with ``prices`` (a date, as
+    ``Pricing``'s) also those listed on or before it."""
+    accelerators: tuple | None = None
+    accelerators_file: str | None = None
+    scenarios: str | None = None
+    runs: int | None = None
+    pue: float = 1.1
+    grid_intensity: float = 0.4
+    time_model: str | None = None
+    profile: str | None = None
+    db: str | None = None
+    prices: str | None = None
+    price_kind: str = "on-demand"
+
+    def __post_init__(self):
+        if self.accelerators is not None:
+            _set(self, "accelerators", _tuple(self.accelerators) or None)
+        _set(self, "prices", check_prices(self.prices, self.price_kind))
+        if self.runs is not None:
+            _positive("--runs", self.runs)
+        _set(self, "pue", _number("--pue", self.pue))
+        _set(self, "grid_intensity", _number("--grid-intensity", self.grid_intensity))
+        if self.time_model is not None:
+            _choice("--time-model", self.time_model, TIME_MODELS)
+
+
+__all__ = ["ExplainRequest", "ROOFLINE_MODELS", "RooflineRequest", "ScenarioRequest"]
