@@ -3,7 +3,8 @@
 Owns the accelerator catalogue (``catalogue``, sourced data in ``comparator/data``), device
 profiles (measured or datasheet-derived, each saying whether it was calibrated), the time
 model of a traced training step (compiled regions, ``timemodel``/``steptime``), the flat
-MFU and price model (``pricing``, ``measured_mfu``), the unfused roofline and scenarios.
+MFU and price model (``pricing``, ``measured_mfu``), the unfused roofline and scenarios,
+and the reading of every data file a user names (``files``: bounded size, UTF-8, depth).
 May import ``comparator.count``, ``comparator.errors`` and ``architectures``; never
 ``measure``, ``run``, ``claims``, ``report`` or ``cli``.  jax is imported only inside the
 functions that compile a step.
