@@ -17,7 +17,8 @@ import traceback
 
 import architectures
 
-from comparator.run import sweep
+from comparator.run import cluster, sweep
+from comparator.run.cluster import SchedulerError
 from comparator.run.store import canonical, describe
 
 
@@ -162,11 +163,6 @@ def _processes(work, scope, trace, jobs):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-class SchedulerError(sweep.RequestError):
-    def __init__(self, address: str, allowed: str):
-        super().__init__("--scheduler", address, allowed)
-
-
 def _dask(work, scope, trace, address, resources):
     tasks = [(trace_group, (g, scope, trace)) for g in work]
     for i, result in dask_map(tasks, address, resources):
@@ -175,17 +171,11 @@ def _dask(work, scope, trace, address, resources):
 
 def dask_map(tasks, address: str, resources=None):
     """``(index, result)`` of each ``(fn, args)`` task as it finishes on the cluster at
-    ``address``; the functions return their own errors, so an exception here is the
-    cluster's (a worker lost): a transient result, not stored."""
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise SchedulerError(address, "needs Dask distributed: pip install "
-                                      "'comparator[distributed]'") from None
-    try:
-        client = Client(address, timeout="20s")
-    except (OSError, TimeoutError, ValueError) as err:
-        raise SchedulerError(address, f"a reachable Dask scheduler ({err})") from None
+    ``address`` (reached within ``cluster.TIMEOUT`` seconds, else a ``SchedulerError``
+    saying what is there); the functions return their own errors, so an exception here
+    is the cluster's (a worker lost): a transient result, not stored."""
+    client = cluster.client(address)      # bounded; says what is there when not Dask
+    from distributed import as_completed
     try:
         futures = {client.submit(fn, *args, pure=False, resources=resources): i
                    for i, (fn, args) in enumerate(tasks)}
