@@ -18,6 +18,7 @@ from comparator.cli.cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_
                                  cmd_scenario, pricing_of, time_text)
 from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
 from comparator.cli.run import add_run_args, report, runner_options
+from comparator.cli.store import add_parser as add_store_parser
 from comparator.cli.args import (Parser, UsageError, add_size_options, arch_list, build,
                                  positive_int, seq_list, size_grid)
 from comparator.errors import FieldError
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output")
     add_calibrate_parser(sub, tables.FORMATS)
     add_claim_parsers(sub)
+    add_store_parser(sub, COMMANDS)
     p = sub.add_parser("presets", help="every preset with its sizes, parameters and source")
     p.add_argument("--format", default="text", choices=tables.FORMATS)
     p.add_argument("-o", "--output")
