@@ -20,6 +20,7 @@ import architectures
 from architectures.config import MAX_DIM
 
 from comparator.cost.steptime import TIME_MODELS
+from comparator.run.limits import Limits
 from comparator.run.sweep import (METHODS, SCOPES, TRACES, RequestError, check_convention,
                                   require_defined, suggest)
 
@@ -186,7 +187,8 @@ class SweepRequest:
     (default: the Transformer of its widths; ``with_baseline=False``: none), priced when
     ``pricing`` is given.  ``config``: a Hugging Face config.json or a comparator TOML file
     instead of presets.  ``db``, ``no_cache``, ``retry_failed``, ``jobs``, ``scheduler``,
-    ``worker_resources``: where traced points are stored and computed."""
+    ``worker_resources``: where traced points are stored and computed; ``limits``
+    (``comparator.run.limits.Limits``): what one traced point may need."""
     archs: tuple = ()
     seqs: tuple = ()
     presets: tuple = ()
@@ -206,9 +208,13 @@ class SweepRequest:
     jobs: int = 1
     scheduler: str | None = None
     worker_resources: dict | None = None
+    limits: object = None
 
     def __post_init__(self):
         _set(self, "archs", check_archs(self.archs))
+        if self.limits is not None and not isinstance(self.limits, Limits):
+            raise RequestError("--max-unrolled-layers", self.limits, "a Limits value "
+                                                                     "(comparator.run.limits)")
         if not self.archs and not self.config:
             raise RequestError("--arch", None, "an architecture (or --config FILE)")
         seqs = _tuple(self.seqs)
