@@ -62,3 +62,29 @@ def serve(kind: str):
     finally:
         stop.set()
         listener.close()
+
+
+@contextlib.contextmanager
+def serve_greeting(data: bytes):
+    """A server that sends ``data`` to each connection and closes it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                with contextlib.suppress(OSError):
+                    conn.sendall(data)
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
