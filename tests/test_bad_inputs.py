@@ -58,6 +58,12 @@ FILES = {   # written into the (temporary) working directory before each case
                                       "flops_per_s": -1e10}]}),
     "nosort.json": _profile(drop="sort"),
     "type.json": _profile({"gather": "fast"}),
+    "layers.json": '{"model_type": "bert", "num_hidden_layers": 2147483647}',
+    "width.json": '{"model_type": "bert", "hidden_size": -768}',
+    "deep.json": "[" * 2000 + "]" * 2000,
+    "deep.toml": "[accelerators.h100-sxm]\nbf16 = " + "[" * 2000 + "]" * 2000 + "\n",
+    "wide.toml": '[[models]]\narch = "albert"\n[[models]]\narch = "reformer"\n'
+                 '[models.config]\nd_model = 3000000\n',
 }
 # (what is tried, the arguments); the field each message must name is its first token
 CASES = [
@@ -180,6 +186,21 @@ CASES = [
     ("another device's profile to predict this one's steps",
      ["bench", "--arch", "transformer", "--seq", "64", "--predict", "--profile", "cpu.json"]),
     ("unknown time model for the claims", ["claims", "--time-model", "fast"]),
+    ("absurd depth in a config.json", ["sweep", "--config", "layers.json", "--seq", "128"]),
+    ("config range error: the file's key and ours", ["sweep", "--config", "width.json",
+                                                     "--seq", "128"]),
+    ("config width beyond the bound, second TOML model", ["sweep", "--config", "wide.toml",
+                                                          "--seq", "128"]),
+    ("config.json nested 2,000 deep", ["sweep", "--config", "deep.json", "--seq", "128"]),
+    ("catalogue overrides nested 2,000 deep", ["accelerators", "--accelerators",
+                                               "deep.toml"]),
+    ("trace of more layers than one trace may unroll",
+     [*S, "--layers", "100000", "--d-model", "64", "--method", "traced", "--no-cache"]),
+    ("nothing listening at the scheduler address",
+     [*S, "--method", "traced", "--no-cache", "--scheduler", "tcp://127.0.0.1:1"]),
+    ("store prune without a criterion", ["store", "prune"]),
+    ("store option that does nothing for the action", ["store", "info", "--older-than",
+                                                       "30"]),
 ]
 
 

@@ -228,7 +228,7 @@ def test_store_check_reports_damage_with_exit_status_1(tmp_path):
     (["info", "--older-than", "3"], "--older-than"),
     (["export", "--format", "json"], "--format"),
     (["check", "--arch", "transformer"], "--arch"),
-    (["prune"], "--older-than"),
+    (["prune"], "store prune"),
     (["prune", "--older-than", "-1"], "--older-than"),
     (["prune", "--older-than", "x"], "--older-than"),
     (["prune", "--version", ","], "--version"),

@@ -156,9 +156,9 @@ def prune(path: str | None = None, older_than=None, archs=(), versions_=(),
     versions as ``info`` lists them, ``other`` or ``current``).  ``{"store", "matched",
     "removed", "regions_removed"}``."""
     if older_than is None and not archs and not versions_:
-        raise RequestError("--older-than", None, "at least one of --older-than DAYS, --arch "
-                                                 "ARCHS, --version VERSION (prune removes "
-                                                 "the points matching all of them)")
+        raise RequestError("store prune", "every point", "at least one of --older-than DAYS, "
+                           "--arch ARCHS, --version VERSION (prune removes the points "
+                           "matching all of them; none given would remove every point)")
     sql, args = _filters(older_than, tuple(archs), tuple(versions_))
     given, full, named = where(path)
     out = {"store": given, "matched": 0, "removed": 0, "regions_removed": 0}
