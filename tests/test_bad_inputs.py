@@ -198,6 +198,7 @@ CASES = [
      [*S, "--layers", "100000", "--d-model", "64", "--method", "traced", "--no-cache"]),
     ("nothing listening at the scheduler address",
      [*S, "--method", "traced", "--no-cache", "--scheduler", "tcp://127.0.0.1:1"]),
+    ("a trace limit on an analytic sweep", [*S, "--max-unrolled-layers", "10"]),
     ("store prune without a criterion", ["store", "prune"]),
     ("store option that does nothing for the action", ["store", "info", "--older-than",
                                                        "30"]),

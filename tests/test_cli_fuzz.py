@@ -53,9 +53,10 @@ VALUES = {
     "--trace": ["fast", "x"], "--db": ["r.sqlite", "afile/r.sqlite", "bad.json"], "--jobs": ["1", "0",
                                                                                   "x"],
     "--scheduler": ["x", "tcp://"], "--worker-resources": ["GPU=1", "GPU", "=0"],
-    "--kernel": ["x"], "--hashes": ["1,2", "0"], "--chunk": ["0", "x"], "--memory-limit": ["0"],
+    "--kernel": ["x"], "--hashes": ["1,2", "0"], "--chunk": ["0", "x"], "--memory-limit": ["0", "1e9", "x"],
     "--profile": ["missing.json", "bad.json"],
     "--older-than": ["1", "0", "-1", "x", "1e400", "nan"],
+    "--max-unrolled-layers": ["1", "2048", "0", "x", "1e3"],
     "--version": ["other", "current", "0.1.0+abc", ",", ""],
 }
 FILES = {"bad.json": "{", "bad.toml": "[model]\narch = 3\n",

@@ -101,3 +101,26 @@ def test_limits_are_checked():
     for bad in (dict(layers=0), dict(layers=True), dict(memory=-1), dict(memory=1.5)):
         with pytest.raises(LimitError):
             Limits(**bad)
+
+
+def _cli(*args):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = cli.main(list(args))
+    return rc, err.getvalue()
+
+
+def test_the_limits_are_options_of_traced_sweeps():
+    deep = ["sweep", "--arch", "transformer", "--d-model", "64", "--layers", "1500", "--seq",
+            "64", "--method", "traced", "--no-cache", "--no-baseline"]
+    rc, err = _cli(*deep, "--max-unrolled-layers", "1000")
+    assert rc == 2 and "at most 1,000 layers unrolled in one trace" in err
+    t5 = ["sweep", "--arch", "transformer", "--preset", "t5-small", "--seq", "8192",
+          "--method", "traced", "--no-cache", "--no-baseline"]
+    rc, err = _cli(*t5, "--memory-limit", "1e9")
+    need = limits.host_bytes("transformer", architectures.get("transformer").PRESETS[
+        "t5-small"][0], 8192)
+    assert rc == 2 and f"at most the 1 GB limit" in err and f"--memory-limit {need}" in err
+    rc, err = _cli("sweep", "--arch", "transformer", "--seq", "64", "--max-unrolled-layers",
+                   "10")
+    assert rc == 2 and "only with --method traced or both" in err
