@@ -7,11 +7,42 @@ from fractions import Fraction
 from .num import ceil_div, maximum
 
 # Fields every config may have, with what they must be.
-NON_NEGATIVE_INT = ("n_dec_layers", "max_len", "type_vocab", "rel_buckets", "rel_max_distance")
+NON_NEGATIVE_INT = ("n_dec_layers", "max_len", "type_vocab", "rel_buckets", "rel_max_distance",
+                    "chunks_before", "chunks_after", "ffn_chunk")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 # The largest size a config may hold: an array dimension XLA indexes with int32, and far
 # beyond any model (larger values would overflow the traced shapes and the numba grids).
 MAX_DIM = 2**31 - 1
+# Bounds of the sizes a config may have: orders of magnitude beyond the largest published
+# models, so that no real model is refused while a typo or 2**31 - 1 layers is, at once,
+# instead of a count whose numbers mean nothing or a trace that never ends.  Field:
+# (largest value, why).  The models they are measured against:
+#   depth   DeepNet (Wang et al. 2022, "Scaling Transformers to 1,000 Layers"): 1,000 layers
+#   width   MT-NLG 530B (Smith et al. 2022): hidden 20,480, 128 heads
+#   FFN     PaLM 540B (Chowdhery et al. 2022, Table 1): 4 x 18,432 = 73,728
+#   vocab   PaLM (Chowdhery et al. 2022): 256k SentencePiece tokens
+#   length  Gemini 1.5 (Reid et al. 2024): contexts of up to 10M tokens
+_DEPTH = (100_000, "100x the 1,000 layers of DeepNet (Wang et al. 2022), the deepest "
+                   "published Transformer")
+_WIDTH = (2**21, "about 100x the hidden size 20,480 of MT-NLG 530B (Smith et al. 2022), the "
+                 "widest published")
+_LENGTH = (2**30, "about 100x the 10M-token contexts of Gemini 1.5 (Reid et al. 2024), the "
+                  "longest published")
+BOUNDS = {
+    "n_layers": _DEPTH, "n_dec_layers": _DEPTH,
+    "d_model": _WIDTH, "emb_dim": _WIDTH, "head_dim": _WIDTH,
+    "n_heads": (2**16, "512x the 128 heads of MT-NLG 530B (Smith et al. 2022)"),
+    "ff_dim": (2**23, "about 100x the FFN width 73,728 of PaLM 540B (Chowdhery et al. 2022)"),
+    "vocab": (2**27, "about 500x the 256k-token vocabulary of PaLM (Chowdhery et al. 2022)"),
+    "type_vocab": (2**27, "as the vocabulary: about 500x PaLM's 256k tokens"),
+    "max_len": _LENGTH, "chunk_len": _LENGTH, "lsh_chunk": _LENGTH, "local_chunk": _LENGTH,
+    "ffn_chunk": _LENGTH, "rel_buckets": _LENGTH, "rel_max_distance": _LENGTH,
+    "chunks_before": _LENGTH, "chunks_after": _LENGTH,
+    "n_hashes": (1024, "each hash round repeats the attention; released Reformers use 1 to 4"),
+}
+# the weights the unrolled layers touch (every layer counted, shared or not): about 100x
+# the largest published models (mixtures of experts of some 10^13 parameters)
+MAX_LAYER_WEIGHTS = 10**15
 
 
 class ConfigError(ValueError):
@@ -46,16 +77,20 @@ def check_config(cfg, kinds=None) -> None:
     """Raise ConfigError for the first invalid field of a config dataclass."""
     values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     for name in ("vocab", "d_model", "n_layers", "n_heads", "emb_dim", "head_dim", "ff_dim",
-                 "chunk_len", "n_hashes"):
+                 "chunk_len", "n_hashes", "lsh_chunk", "local_chunk"):
         v = values.get(name)
         if name not in values or (v is None and name in ("head_dim", "ff_dim", "emb_dim")):
             continue
         if not _is_int(v) or v <= 0 or v > MAX_DIM:
-            raise ConfigError(name, v, f"a positive integer at most {MAX_DIM}")
+            raise ConfigError(name, v, f"a positive integer at most {_most(name)}")
+        _bounded(name, v)
     for name in NON_NEGATIVE_INT:
         v = values.get(name)
         if name in values and (not _is_int(v) or v < 0 or v > MAX_DIM):
-            raise ConfigError(name, v, f"a non-negative integer at most {MAX_DIM}")
+            raise ConfigError(name, v, f"a non-negative integer at most {_most(name)}")
+        if name in values:
+            _bounded(name, v)
+    _bounded_weights(cfg, values)
     if kinds is not None and values.get("kind") not in kinds:
         raise ConfigError("kind", values.get("kind"), "one of " + ", ".join(kinds))
     if "act" in values and values["act"] not in ACTIVATIONS:
@@ -75,6 +110,32 @@ def check_config(cfg, kinds=None) -> None:
     if values.get("kind") == "encdec" and values.get("n_dec_layers", 0) <= 0:
         raise ConfigError("n_dec_layers", values.get("n_dec_layers"),
                           "a positive integer for an encoder-decoder")
+
+
+def _most(name: str) -> int:
+    return BOUNDS[name][0] if name in BOUNDS else MAX_DIM
+
+
+def _bounded(name: str, v: int) -> None:
+    if name in BOUNDS and v > BOUNDS[name][0]:
+        most, why = BOUNDS[name]
+        raise ConfigError(name, v, f"at most {most:,}: {why}")
+
+
+def _bounded_weights(cfg, values: dict) -> None:
+    """The weights of the unrolled layers (attention 4 x d x inner, FFN 2 x d x d_ff per
+    layer, every layer counted) at most ``MAX_LAYER_WEIGHTS``: each size may be within its
+    bound while together they describe no model anyone could build."""
+    if not all(_is_int(values.get(f)) for f in ("d_model", "n_layers", "n_heads")):
+        return
+    layers = values["n_layers"] + (values.get("n_dec_layers") or 0)
+    d = values["d_model"]
+    weights = layers * d * (4 * cfg.inner + 2 * cfg.d_ff)
+    if weights > MAX_LAYER_WEIGHTS:
+        raise ConfigError("n_layers", values["n_layers"],
+                          f"a model whose {layers:,} layers of width {d:,} hold at most "
+                          f"{MAX_LAYER_WEIGHTS:.0e} weights (these would hold {weights:.2e}): "
+                          "about 100x the largest published models")
 
 
 def mask_count(seq: int, mask_prob: float) -> int:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from . import memory_terms as M
 from . import terms as T
 from .terms import THREEFRY_OPS, Term
-from .config import Widths, ConfigError, check_config, mask_count, resized
+from .config import BOUNDS, Widths, ConfigError, _is_int, check_config, mask_count, resized
 from .num import any_nonzero, ceil_div, ceil_log2, floor_log2, maximum, positive, pow2
 
 NAME = "reformer"
@@ -84,8 +84,11 @@ class Config(Widths):
         kinds = tuple(self.attn_layers)
         if not kinds or any(k not in ATTN_KINDS for k in kinds):
             raise ConfigError("attn_layers", self.attn_layers, "a non-empty list of lsh, local")
-        if len(self.axial_shape) != 2 or any(int(x) <= 0 for x in self.axial_shape):
-            raise ConfigError("axial_shape", self.axial_shape, "two positive integers")
+        most = BOUNDS["max_len"][0]
+        if len(self.axial_shape) != 2 or not all(_is_int(x) and 0 < x <= most
+                                                 for x in self.axial_shape):
+            raise ConfigError("axial_shape", self.axial_shape,
+                              f"two positive integers, each at most {most:,}")
         if len(self.axial_dims) != 2 or sum(self.axial_dims) != self.d_model:
             raise ConfigError("axial_dims", self.axial_dims,
                               f"two sizes adding up to d_model={self.d_model}")
@@ -94,13 +97,14 @@ class Config(Widths):
             object.__setattr__(self, "n_buckets", nb := tuple(nb))
         if isinstance(nb, tuple):
             if (len(nb) != 2 or not all(isinstance(f, int) and not isinstance(f, bool)
-                                        and f >= 2 and f % 2 == 0 for f in nb)):
+                                        and 2 <= f <= most and f % 2 == 0 for f in nb)):
                 raise ConfigError("n_buckets", list(nb), "two even integers >= 2 (a factorised "
-                                  "hash [a, b]), an even integer >= 2, or null")
+                                  "hash [a, b]), an even integer >= 2, or null (at most "
+                                  f"{most:,} each)")
         elif nb is not None and (not isinstance(nb, int) or isinstance(nb, bool) or nb < 2
-                                 or nb % 2):
+                                 or nb % 2 or nb > most):
             raise ConfigError("n_buckets", nb, "an even integer >= 2, two even factors [a, b], "
-                              "or null (the length-derived rule)")
+                              f"or null (the length-derived rule); at most {most:,} each")
         for name in ("lsh_chunk", "local_chunk", "n_hashes", "max_len"):
             if getattr(self, name) <= 0:
                 raise ConfigError(name, getattr(self, name), "a positive integer")

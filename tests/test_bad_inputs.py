@@ -96,6 +96,12 @@ FILES = {   # written into the (temporary) working directory before each case
     "pue.toml": "[ranges.pue]\nlow = 1.6\nhigh = 1.2\n",
     "mymodel.py": MODEL,
     "crash.py": 'raise RuntimeError("half-written")\n',
+    "layers.json": '{"model_type": "bert", "num_hidden_layers": 2147483647}',
+    "width.json": '{"model_type": "bert", "hidden_size": -768}',
+    "deep.json": "[" * 2000 + "]" * 2000,
+    "deep.toml": "[accelerators.h100-sxm]\nbf16 = " + "[" * 2000 + "]" * 2000 + "\n",
+    "wide.toml": '[[models]]\narch = "albert"\n[[models]]\narch = "reformer"\n'
+                 '[models.config]\nd_model = 3000000\n',
 }
 # (what is tried, the arguments); the field each message must name is its first token
 CASES = [
@@ -250,6 +256,22 @@ CASES = [
                                                    "--accelerator", "h100-sxm", "--policy",
                                                    "checkpoint"]),
     ("a user model's predicted steps", ["bench", *M, "--seq", "64", "--predict"]),
+    ("absurd depth in a config.json", ["sweep", "--config", "layers.json", "--seq", "128"]),
+    ("config range error: the file's key and ours", ["sweep", "--config", "width.json",
+                                                     "--seq", "128"]),
+    ("config width beyond the bound, second TOML model", ["sweep", "--config", "wide.toml",
+                                                          "--seq", "128"]),
+    ("config.json nested 2,000 deep", ["sweep", "--config", "deep.json", "--seq", "128"]),
+    ("catalogue overrides nested 2,000 deep", ["accelerators", "--accelerators",
+                                               "deep.toml"]),
+    ("trace of more layers than one trace may unroll",
+     [*S, "--layers", "100000", "--d-model", "64", "--method", "traced", "--no-cache"]),
+    ("nothing listening at the scheduler address",
+     [*S, "--method", "traced", "--no-cache", "--scheduler", "tcp://127.0.0.1:1"]),
+    ("a trace limit on an analytic sweep", [*S, "--max-unrolled-layers", "10"]),
+    ("store prune without a criterion", ["store", "prune"]),
+    ("store option that does nothing for the action", ["store", "info", "--older-than",
+                                                       "30"]),
 ]
 
 

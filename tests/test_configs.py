@@ -8,6 +8,7 @@ import pytest
 
 import architectures
 from architectures.config import ConfigError
+from comparator.errors import FieldError
 from comparator.run import configs
 
 # The config.json of released checkpoints, key for key (dropouts, token ids and other keys
@@ -257,40 +258,57 @@ def _hf_error(tmp_path, data) -> ConfigError:
     return e.value
 
 
-@pytest.mark.parametrize("data,field,value", [
-    ({"model_type": "roberta"}, "model_type", "roberta"),
-    ({"hidden_size": 768}, "model_type", None),
-    (dict(T5_SMALL, feed_forward_proj="gated-gelu"), "feed_forward_proj", "gated-gelu"),
-    (dict(ALBERT_BASE_V2, num_hidden_groups=3), "num_hidden_groups", 3),
-    (dict(ALBERT_BASE_V2, inner_group_num=2), "inner_group_num", 2),
+# (data, the file's key the error names, the value, our Config field where it differs)
+@pytest.mark.parametrize("data,key,value,ours", [
+    ({"model_type": "roberta"}, "model_type", "roberta", None),
+    ({"hidden_size": 768}, "model_type", None, None),
+    (dict(T5_SMALL, feed_forward_proj="gated-gelu"), "feed_forward_proj", "gated-gelu", None),
+    (dict(ALBERT_BASE_V2, num_hidden_groups=3), "num_hidden_groups", 3, None),
+    (dict(ALBERT_BASE_V2, inner_group_num=2), "inner_group_num", 2, None),
     (dict(ELECTRA_SMALL_DISCRIMINATOR, architectures=["ElectraForMaskedLM"]),
-     "architectures", ["ElectraForMaskedLM"]),
-    (dict(REFORMER_ENWIK8, num_buckets=[32, 15]), "n_buckets", [32, 15]),
-    (dict(REFORMER_ENWIK8, num_buckets=[4, 8, 16]), "n_buckets", [4, 8, 16]),
-    (dict(REFORMER_ENWIK8, num_buckets=33), "n_buckets", 33),
-    (dict(REFORMER_ENWIK8, num_buckets="512"), "num_buckets", "512"),
-    (dict(REFORMER_ENWIK8, local_num_chunks_before=2), "local_num_chunks_before", 2),
-    (dict(REFORMER_ENWIK8, axial_pos_embds=False), "axial_pos_embds", False),
+     "architectures", ["ElectraForMaskedLM"], None),
+    (dict(REFORMER_ENWIK8, num_buckets=[32, 15]), "num_buckets", [32, 15], "n_buckets"),
+    (dict(REFORMER_ENWIK8, num_buckets=[4, 8, 16]), "num_buckets", [4, 8, 16], "n_buckets"),
+    (dict(REFORMER_ENWIK8, num_buckets=33), "num_buckets", 33, "n_buckets"),
+    (dict(REFORMER_ENWIK8, num_buckets="512"), "num_buckets", "512", "n_buckets"),
+    (dict(REFORMER_ENWIK8, local_num_chunks_before=2), "local_num_chunks_before", 2, None),
+    (dict(REFORMER_ENWIK8, axial_pos_embds=False), "axial_pos_embds", False, None),
     (dict(BERT_BASE_UNCASED, position_embedding_type="relative_key"),
-     "position_embedding_type", "relative_key"),
-    (dict(GPT2, tie_word_embeddings=False), "tie_word_embeddings", False),
-    (dict(BERT_BASE_UNCASED, hidden_act="swish"), "hidden_act", "swish"),
+     "position_embedding_type", "relative_key", None),
+    (dict(GPT2, tie_word_embeddings=False), "tie_word_embeddings", False, None),
+    (dict(BERT_BASE_UNCASED, hidden_act="swish"), "hidden_act", "swish", "act"),
     # wrong types name the HF key
-    (dict(BERT_BASE_UNCASED, hidden_size="768"), "hidden_size", "768"),
-    (dict(GPT2, n_layer=True), "n_layer", True),
-    (dict(GPT2, n_embd=None), "n_embd", None),
-    (dict(T5_SMALL, layer_norm_epsilon="1e-6"), "layer_norm_epsilon", "1e-6"),
-    (dict(REFORMER_ENWIK8, is_decoder=1), "is_decoder", 1),
-    (dict(REFORMER_ENWIK8, axial_pos_shape=[128, "512"]), "axial_pos_shape", [128, "512"]),
-    (dict(REFORMER_ENWIK8, attn_layers="lsh"), "attn_layers", "lsh"),
-    # the Config's own validation propagates, naming our field
-    (dict(BERT_BASE_UNCASED, num_attention_heads=7), "n_heads", 7),
-    (dict(REFORMER_ENWIK8, axial_pos_embds_dim=[256, 512]), "axial_dims", (256, 512)),
+    (dict(BERT_BASE_UNCASED, hidden_size="768"), "hidden_size", "768", "d_model"),
+    (dict(GPT2, n_layer=True), "n_layer", True, "n_layers"),
+    (dict(GPT2, n_embd=None), "n_embd", None, "d_model"),
+    (dict(T5_SMALL, layer_norm_epsilon="1e-6"), "layer_norm_epsilon", "1e-6", "eps"),
+    (dict(REFORMER_ENWIK8, is_decoder=1), "is_decoder", 1, "causal"),
+    (dict(REFORMER_ENWIK8, axial_pos_shape=[128, "512"]), "axial_pos_shape", [128, "512"],
+     "axial_shape"),
+    (dict(REFORMER_ENWIK8, attn_layers="lsh"), "attn_layers", "lsh", "attn_layers"),
+    # the Config's own validation (of our fields) names the file's key too
+    (dict(BERT_BASE_UNCASED, num_attention_heads=7), "num_attention_heads", 7, "n_heads"),
+    (dict(BERT_BASE_UNCASED, hidden_size=-768), "hidden_size", -768, "d_model"),
+    (dict(GPT2, n_layer=2147483647), "n_layer", 2147483647, "n_layers"),
+    (dict(T5_SMALL, num_decoder_layers=0), "num_decoder_layers", 0, "n_dec_layers"),
+    (dict(REFORMER_ENWIK8, axial_pos_embds_dim=[256, 512]), "axial_pos_embds_dim",
+     (256, 512), "axial_dims"),
 ])
-def test_hf_errors_name_field_and_value(tmp_path, data, field, value):
+def test_hf_errors_name_file_key_and_value(tmp_path, data, key, value, ours):
     err = _hf_error(tmp_path, data)
-    assert err.field == field and err.value == value
-    assert repr(value) in str(err)
+    assert isinstance(err, FieldError)       # the CLI's exit status 2
+    assert err.key == key and err.value == value and err.ours == ours
+    assert err.file == str(tmp_path / "model" / "config.json")
+    head = f"{err.file}: {key}" + (f" (our {ours})" if ours and ours != key else "")
+    assert err.field == head and str(err).startswith(head + ": " + repr(value))
+
+
+def test_a_default_that_fails_says_it_is_hf_default(tmp_path):
+    # 100 wide with BertConfig's default 12 heads: the file has no num_attention_heads
+    data = {k: v for k, v in BERT_BASE_UNCASED.items() if k != "num_attention_heads"}
+    err = _hf_error(tmp_path, dict(data, hidden_size=100))
+    assert (err.key, err.ours, err.value) == ("num_attention_heads", "n_heads", 12)
+    assert "the file has no num_attention_heads: HF's bert default 12 was taken" in err.allowed
 
 
 def test_hf_error_messages_say_what_is_supported(tmp_path):
@@ -302,7 +320,7 @@ def test_hf_error_messages_say_what_is_supported(tmp_path):
     err = _hf_error(tmp_path, dict(REFORMER_ENWIK8, num_buckets=[32, 15]))
     assert "two even integers" in err.allowed
     err = _hf_error(tmp_path, dict(REFORMER_ENWIK8, lsh_num_chunks_after=1))
-    assert err.field == "local_num_chunks_after" and "lsh_num_chunks_after=1" in err.allowed
+    assert err.key == "local_num_chunks_after" and "lsh_num_chunks_after=1" in err.allowed
 
 
 def test_chunk_counts_of_an_unused_attention_kind_are_ignored(tmp_path):

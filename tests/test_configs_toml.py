@@ -117,7 +117,7 @@ def test_toml_bert_head(tmp_path):
         value = f'"{head}"' if isinstance(head, str) else head
         err = _toml_error(tmp_path, f'[model]\narch = "transformer"\npreset = "{preset}"\n'
                                     f'[model.config]\nhead = {value}\n')
-        assert err.field == "head" and err.value == head and repr(head) in str(err)
+        assert err.key == "model.config.head" and err.value == head and repr(head) in str(err)
 
 
 @pytest.mark.parametrize("arch", architectures.NAMES)
@@ -138,7 +138,8 @@ def _toml_error(tmp_path, text) -> ConfigError:
 
 def test_toml_unknown_field_lists_the_allowed(tmp_path):
     err = _toml_error(tmp_path, '[model]\narch = "reformer"\n[model.config]\nn_hashez = 8\n')
-    assert err.field == "n_hashez" and err.value == 8 and "n_hashez=8" in str(err)
+    assert err.key == "model.config.n_hashez" and err.value == 8
+    assert err.field == f"{err.file}: model.config.n_hashez" and ".n_hashez: 8 " in str(err)
     for f in dataclasses.fields(architectures.get("reformer").Config):
         assert f.name in err.allowed
 
@@ -159,26 +160,38 @@ def test_toml_unknown_field_lists_the_allowed(tmp_path):
 ])
 def test_toml_bad_override_types(tmp_path, override, field, value):
     err = _toml_error(tmp_path, f'[model]\narch = "reformer"\n[model.config]\n{override}\n')
-    assert err.field == field and err.value == value and repr(value) in str(err)
+    assert err.key == f"model.config.{field}" and err.ours == field
+    assert err.value == value and repr(value) in str(err) and err.file in str(err)
 
 
 @pytest.mark.parametrize("text,field,value", [
-    ('[model]\npreset = "bert-base"\n', "arch", None),
-    ('[model]\narch = "lstm"\n', "arch", "lstm"),
-    ('[model]\narch = 3\n', "arch", 3),
-    ('[model]\narch = "albert"\npreset = "bert-base"\n', "preset", "bert-base"),
-    ('[model]\narch = "albert"\nname = 5\n', "name", 5),
-    ('[model]\narch = "albert"\nsize = "big"\n', "size", "big"),
-    ('[model]\narch = "albert"\nconfig = 3\n', "config", 3),
+    ('[model]\npreset = "bert-base"\n', "model.arch", None),
+    ('[model]\narch = "lstm"\n', "model.arch", "lstm"),
+    ('[model]\narch = 3\n', "model.arch", 3),
+    ('[model]\narch = "albert"\npreset = "bert-base"\n', "model.preset", "bert-base"),
+    ('[model]\narch = "albert"\nname = 5\n', "model.name", 5),
+    ('[model]\narch = "albert"\nsize = "big"\n', "model.size", "big"),
+    ('[model]\narch = "albert"\nconfig = 3\n', "model.config", 3),
     ('arch = "albert"\n', "arch", "albert"),
     ('model = 3\n', "model", 3),
     ('models = [1, 2]\n', "models", [1, 2]),
     ('', "model", None),
-    ('[[models]]\narch = "albert"\n[[models]]\narch = "albert"\n', "name", "albert-base"),
+    ('[[models]]\narch = "albert"\n[[models]]\narch = "albert"\n', "models[1].name",
+     "albert-base"),
+    ('[[models]]\narch = "albert"\n[[models]]\narch = "reformer"\n[models.config]\n'
+     'n_hashes = 0\n', "models[1].config.n_hashes", 0),
 ])
 def test_toml_structure_errors(tmp_path, text, field, value):
     err = _toml_error(tmp_path, text)
-    assert err.field == field and err.value == value and repr(value) in str(err)
+    assert err.key == field and err.value == value and repr(value) in str(err)
+    assert err.field.startswith(err.file + ": " + field)
+
+
+def test_toml_error_of_a_preset_value_says_the_file_does_not_set_it(tmp_path):
+    err = _toml_error(tmp_path, '[model]\narch = "transformer"\n[model.config]\nd_model = 100\n')
+    assert (err.key, err.ours, err.value) == ("model", "n_heads", 12)
+    assert err.field == f"{err.file}: model (our n_heads)"
+    assert "bert-base's value: not set in the file" in err.allowed
 
 
 def test_bad_toml_syntax(tmp_path):

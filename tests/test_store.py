@@ -128,7 +128,7 @@ def test_a_failed_point_is_stored_with_its_error_and_retried_on_request(tmp_path
             "--db", db]
     real = sweep.traced_all
 
-    def broken(pts, scope, trace="fast", progress=None):
+    def broken(pts, scope, trace="fast", progress=None, limits=None):
         if pts[0].arch == "reformer":
             raise OverflowError("a shape too large to represent")
         return real(pts, scope, trace, progress)
@@ -220,7 +220,7 @@ def test_a_group_lost_with_its_worker_is_reported_not_stored(tmp_path, monkeypat
     """A worker killed (out of memory, a signal) or a Dask worker gone: its points are
     named, the exit status is 1, and nothing is stored, so the next run computes them.
     (``runner._processes`` maps a BrokenProcessPool to such a result.)"""
-    def lost(work, scope, trace, jobs):
+    def lost(work, scope, trace, jobs, limits=None):
         for g in work:
             yield g, {"error": "a worker process died before finishing", "transient": True}
 

@@ -169,15 +169,9 @@ def evaluate(ids=None, m: dict | None = None, bench=None,
 
 def load_bench(path: str) -> list:
     """The records of a ``comparator bench --kernel attention --format json`` file."""
-    import json
+    from comparator.cost import files
     allowed = "a JSON file written by 'comparator bench --kernel attention --format json'"
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as err:
-        raise RequestError("--bench", path, f"{allowed} ({err.strerror})") from None
-    except json.JSONDecodeError as err:
-        raise RequestError("--bench", path, f"{allowed} (invalid JSON: {err.msg})") from None
+    data = files.load(path, "--bench", allowed, "json", RequestError)
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise RequestError("--bench", path, allowed + " (a list of records)")
     return data

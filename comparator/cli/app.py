@@ -21,6 +21,7 @@ from comparator.cli.explain import cmd_explain
 from comparator.cli.roofline import cmd_roofline
 from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
 from comparator.cli.run import add_run_args, report, runner_options
+from comparator.cli.store import add_parser as add_store_parser
 from comparator.cli.args import (Parser, UsageError, add_model_option, add_size_options,
                                  arch_list, build, positive_int, seq_list, size_grid)
 from comparator.errors import FieldError
@@ -186,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_calibrate_parser(sub, tables.FORMATS)
     add_budget_parser(sub, tables.FORMATS)
     add_claim_parsers(sub)
+    add_store_parser(sub, COMMANDS)
     p = sub.add_parser("presets", help="every preset with its sizes, parameters and source")
     p.add_argument("--format", default="text", choices=tables.FORMATS)
     p.add_argument("-o", "--output")

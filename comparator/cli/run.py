@@ -1,11 +1,13 @@
 """Options of the commands that trace or benchmark many points: the results store
-(``--db``, ``--no-cache``, ``--retry-failed``) and where points run (``--jobs``,
-``--scheduler``, ``--worker-resources``)."""
+(``--db``, ``--no-cache``, ``--retry-failed``), where points run (``--jobs``,
+``--scheduler``, ``--worker-resources``) and what one traced point may need
+(``--max-unrolled-layers``, ``--memory-limit``)."""
 from __future__ import annotations
 
 import sys
 
-from comparator.cli.args import UsageError, build, positive_int
+from comparator.cli.args import UsageError, build, large_int, positive_int
+from comparator.run.limits import MAX_LAYERS, Limits
 from comparator.run.requests import check_runner
 
 
@@ -25,6 +27,12 @@ def add_run_args(p, jobs: bool = True) -> None:
                    "distributed cluster (pip install 'comparator[distributed]')")
     p.add_argument("--worker-resources", help="with --scheduler: resources each point "
                    "needs, NAME=N[,NAME=N] (e.g. GPU=1), to route it to such workers")
+    if jobs:   # traced points (bench has its own --memory-limit)
+        p.add_argument("--max-unrolled-layers", help="traced points: most layers one trace "
+                       f"may unroll (default {MAX_LAYERS:,}; a point needing more is refused "
+                       "before any work)")
+        p.add_argument("--memory-limit", help="traced points: bytes of host memory a trace "
+                       "may need (default: the memory available now), e.g. 64e9")
 
 
 def resources(text: str | None) -> dict | None:
@@ -51,7 +59,22 @@ def runner_options(a, jobs: bool = True) -> dict:
                 jobs=positive_int("--jobs", a.jobs) if jobs else 1, scheduler=a.scheduler,
                 worker_resources=resources(a.worker_resources))
     build(check_runner, a, **opts)
+    if jobs:
+        opts["limits"] = limits_of(a)
     return opts
+
+
+def limits_of(a) -> Limits:
+    """The limits of one traced point (``--max-unrolled-layers``, ``--memory-limit``)."""
+    layers, memory = a.max_unrolled_layers, a.memory_limit
+    if getattr(a, "method", "traced") not in ("traced", "both"):
+        for flag, value in (("--max-unrolled-layers", layers), ("--memory-limit", memory)):
+            if value is not None:
+                raise UsageError(flag, value, "only with --method traced or both (an "
+                                              "analytic count traces nothing)")
+    return Limits(layers=MAX_LAYERS if layers is None else
+                  positive_int("--max-unrolled-layers", layers),
+                  memory=None if memory is None else large_int("--memory-limit", memory))
 
 
 def open_store(a):
@@ -78,4 +101,5 @@ def report(a, tracer, what: str = "traced") -> None:
         a.exit_status = 1
 
 
-__all__ = ["add_run_args", "open_store", "report", "resources", "runner_options"]
+__all__ = ["add_run_args", "limits_of", "open_store", "report", "resources",
+           "runner_options"]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime
 import difflib
-import json
 import math
 import os
 import re
@@ -33,6 +32,7 @@ from functools import lru_cache
 from importlib import resources
 from types import MappingProxyType
 
+from comparator.cost import files
 from comparator.cost.prices import (PRICE_KINDS, RANGES, CatalogueError, PriceSnapshot,
                                     check_date, check_prices, check_ranges, latest)
 
@@ -104,32 +104,16 @@ class Accelerator:
 # ---------------------------------------------------------------- reading
 
 
-def _toml():
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        try:
-            import tomli as tomllib
-        except ImportError:
-            raise RuntimeError("reading the accelerator catalogue needs Python >= 3.11 "
-                               "or the tomli package") from None
-    return tomllib
-
-
 @lru_cache(maxsize=1)
 def _packaged_text() -> str:
     return resources.files("comparator").joinpath(PACKAGED).read_text(encoding="utf-8")
 
 
+FILE_ALLOWED = "a readable TOML or JSON file"
+
+
 def _parse(text: str, origin: str, fmt: str) -> dict:
-    try:
-        if fmt == "json":
-            data = json.loads(text)
-        else:
-            tomllib = _toml()
-            data = tomllib.loads(text)
-    except ValueError as err:  # JSONDecodeError and TOMLDecodeError are ValueErrors
-        raise CatalogueError(origin, f"invalid {fmt.upper()}", str(err)) from None
+    data = files.parse(text, fmt, origin, "--accelerators", FILE_ALLOWED, CatalogueError)
     if not isinstance(data, dict):
         raise CatalogueError(origin, type(data).__name__, "an object of [accelerators.<name>] tables")
     unknown = sorted(set(data) - {"accelerators", "schema_version", "ranges"})
@@ -149,11 +133,7 @@ def _parse(text: str, origin: str, fmt: str) -> dict:
 def _read_file(path: str) -> tuple[tuple, str]:
     path = os.fspath(path)
     fmt = "json" if path.lower().endswith(".json") else "toml"
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as err:
-        raise CatalogueError("--accelerators", path, f"a readable TOML or JSON file ({err.strerror})") from None
+    text = files.read_text(path, "--accelerators", FILE_ALLOWED, CatalogueError)
     return _parse(text, path, fmt), path
 
 

@@ -46,17 +46,13 @@ GRID = ([(s, s, s, 1) for s in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 819
         + [(s, 4096, 4096, 1) for s in (16, 32, 64, 128, 256, 512, 1024)])
 
 
-def _toml():
-    from comparator.cost.catalogue import _toml as reader
-    return reader()
-
-
 @lru_cache(maxsize=1)
 def table() -> dict:
     """The packaged fractions, checked: every value a finite positive number with a
     source that ``[sources]`` defines; fractions at most 1."""
     text = resources.files("comparator").joinpath(PACKAGED).read_text(encoding="utf-8")
-    data = _toml().loads(text)
+    from comparator.cost import files
+    data = files.parse(text, "toml", PACKAGED, "achievable", "the packaged TOML", ProfileError)
     sources = data.get("sources", {})
     for group in ("kinds", "devices"):
         for name, entry in data.get(group, {}).items():

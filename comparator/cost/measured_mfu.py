@@ -9,26 +9,21 @@ catalogue's default MFU for that device.
 """
 from __future__ import annotations
 
-import json
 import statistics
 
+from comparator.cost import files
+from comparator.errors import FieldError
 
-class CalibrationError(ValueError):
-    def __init__(self, field: str, value, allowed: str):
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: {value!r} is not allowed; {allowed}")
+
+class CalibrationError(FieldError):
+    """A calibration file or value refused: names the field, the value and what is
+    allowed."""
 
 
 def load(path: str) -> list[dict]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as err:
-        raise CalibrationError("--calibration", path, f"a readable file ({err.strerror})") \
-            from None
-    except json.JSONDecodeError as err:
-        raise CalibrationError("--calibration", path, f"the JSON of comparator bench ({err})") \
-            from None
+    text = files.read_text(path, "--calibration", "a readable file", CalibrationError)
+    data = files.parse(text, "json", path, "--calibration", "the JSON of comparator bench",
+                       CalibrationError)
     recs = [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
     if not recs:
         raise CalibrationError("--calibration", path, "the JSON records of comparator bench")

@@ -309,16 +309,10 @@ def save(p: DeviceProfile, path) -> None:
 
 def load(path) -> DeviceProfile:
     """The profile in the JSON file ``path``; errors name the file and the field."""
+    from comparator.cost import files
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except OSError as err:
-        raise ProfileError("--profile", path, f"a readable profile JSON file "
-                                              f"({err.strerror})") from None
-    except ValueError as err:
-        raise ProfileError("--profile", path, f"a profile JSON file (invalid JSON: {err})") \
-            from None
+    text = files.read_text(path, "--profile", "a readable profile JSON file", ProfileError)
+    data = files.parse(text, "json", path, "--profile", "a profile JSON file", ProfileError)
     try:
         return from_dict(data)
     except ProfileError as err:

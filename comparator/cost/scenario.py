@@ -12,12 +12,13 @@ Each record says how our figure compares with the published range, and why it ca
 """
 from __future__ import annotations
 
-import os
 from importlib import resources
 
 import architectures
 
+from comparator.cost import files
 from comparator.cost import pricing as cm
+from comparator.errors import FieldError
 
 PACKAGED = "data/scenarios.toml"
 META_KEYS = ("estimate_source", "tuning_runs", "tuning_note", "accelerators")
@@ -25,12 +26,8 @@ RUN_KEYS = ("name", "arch", "preset", "phases", "schedule_source", "published",
             "published_low")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(FieldError):
     """A bad scenarios file: names the field, the value and what is allowed."""
-
-    def __init__(self, field: str, value, allowed: str):
-        self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}: {value!r} is not allowed; {allowed}")
 
 
 def validate(data: dict) -> dict:
@@ -62,23 +59,12 @@ def validate(data: dict) -> dict:
 
 
 def load(path: str | None = None) -> dict:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
     if path is None:
         text = resources.files("comparator").joinpath(PACKAGED).read_text(encoding="utf-8")
-    else:
-        try:
-            with open(os.fspath(path), encoding="utf-8") as f:
-                text = f.read()
-        except OSError as err:
-            raise ScenarioError("--scenarios", path, f"a readable TOML file "
-                                                     f"({err.strerror})") from None
-    try:
-        return validate(tomllib.loads(text))
-    except tomllib.TOMLDecodeError as err:
-        raise ScenarioError("--scenarios", path, f"valid TOML ({err})") from None
+        return validate(files.parse(text, "toml", PACKAGED, "--scenarios", "a readable TOML "
+                                    "file", ScenarioError))
+    return validate(files.load(path, "--scenarios", "a readable TOML file", "toml",
+                               ScenarioError))
 
 
 def dtype_for(acc) -> str:

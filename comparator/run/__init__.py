@@ -4,7 +4,9 @@ records out (``execute``: sweep, cost, scenario; ``steps``: explain, roofline;
 ``measuring``: bench, calibrate; pricing, dated prices and the rows of devices not
 priced: ``costing``), budgets asked backwards (``budget``: tokens, model size, length and
 break-even for a budget, analytic), a user's ``--model`` factory (``usermodel``), models
-and points, sweep planning, the runner (local processes or Dask), the results store,
+and points, sweep planning, the limits a point must stay under before work (``limits``),
+the runner (local processes or Dask, reached within a bounded time: ``cluster``), the
+results store (``store``, its file's faults: ``storefile``, what it keeps: ``storeadmin``),
 configuration files, and ``records.Record``, a JSON record as a value.
 
 Produces the JSON records of the record contract.  May import ``measure``, ``cost``,

@@ -72,7 +72,8 @@ def tracer_of(req: SweepRequest):
         store = Store(req.db)
     from comparator.run.runner import Tracer
     return Tracer(store, jobs=req.jobs, scheduler=req.scheduler, retry_failed=req.retry_failed,
-                  convention=req.convention, resources=req.worker_resources)
+                  convention=req.convention, resources=req.worker_resources,
+                  limits=req.limits)
 
 
 def sweep(req: SweepRequest, progress=None) -> SweepResult:

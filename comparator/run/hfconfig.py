@@ -107,11 +107,41 @@ _KINDS = {  # kind: (test, what is allowed)
 
 
 class _Keys:
-    """Typed reads of one HF config dict; absent keys take HF's default for the type."""
+    """Typed reads of one HF config dict; absent keys take HF's default for the type.
+    ``source``: our Config field -> the file's key it was read from (``to=``), so that an
+    error of our Config names the file's key."""
 
     def __init__(self, data: dict, model_type: str):
         self.data, self.model_type = data, model_type
         self.defaults = HF_DEFAULTS[model_type]
+        self.source: dict = {}
+
+    def fields(self, keys: dict, kind: str = "int") -> dict:
+        """``{our field: the value of its key}`` for ``keys`` = {our field: the file's key}."""
+        return {ours: self(key, kind, to=ours) for ours, key in keys.items()}
+
+    def named(self, err: ConfigError, ours_fields) -> ConfigError:
+        """``err`` naming the file's key: ``key`` (the file's key, None for a value that is
+        not read from the file), ``ours`` (our Config field) and ``field`` (the key, else
+        ours) set; a key absent from the file says that HF's default was taken."""
+        read_as = {key: ours for ours, key in self.source.items()}
+        if err.field in self.source:            # our Config refused a value it was given
+            key, ours = self.source[err.field], err.field
+        elif err.field in read_as:              # a key of the file refused as it was read
+            key, ours = err.field, read_as[err.field]
+        elif err.field in ours_fields:          # our value, not read from the file
+            key, ours = None, err.field
+        else:
+            key, ours = err.field, None
+        allowed = err.allowed
+        if key is not None and ours is not None and key not in self.data:
+            allowed += (f" (the file has no {key}: HF's {self.model_type} default "
+                        f"{self.defaults.get(key)!r} was taken)")
+        elif key is None:
+            allowed += " (our value, not a key of the file)"
+        out = ConfigError(key or ours, err.value, allowed)
+        out.key, out.ours = key, ours
+        return out
 
     def raw(self, key):
         if key in self.data:
@@ -120,7 +150,9 @@ class _Keys:
             return self.defaults[key]
         raise ConfigError(key, None, f"a value: required in a {self.model_type} config.json")
 
-    def __call__(self, key: str, kind: str = "int"):
+    def __call__(self, key: str, kind: str = "int", to: str | None = None):
+        if to is not None:
+            self.source[to] = key
         v = self.raw(key)
         test, allowed = _KINDS[kind]
         if not test(v):
@@ -128,7 +160,7 @@ class _Keys:
         return float(v) if kind == "num" else tuple(v) if isinstance(v, list) else v
 
     def act(self, key: str) -> str:
-        v = self(key, "str")
+        v = self(key, "str", to="act")
         if v not in HF_ACT:
             raise ConfigError(key, v, "one of " + ", ".join(HF_ACT))
         return HF_ACT[v]
@@ -157,17 +189,23 @@ def from_hf(data: dict, label: str = "hf") -> tuple[str, str, object]:
     mt = _model_type(data)
     if not isinstance(mt, str) or mt not in MODEL_TYPES:
         raise ConfigError("model_type", mt, suggest(mt, MODEL_TYPES))
-    arch, cfg, note = _HF_MAPPERS[mt](_Keys(data, mt))
+    keys = _Keys(data, mt)
+    try:
+        arch, cfg, note = _HF_MAPPERS[mt](keys)
+    except ConfigError as err:
+        ours = {f.name for arch in architectures.NAMES
+                for f in dataclasses.fields(architectures.get(arch).Config)}
+        raise keys.named(err, ours) from None
     return arch, f"{label} ({note})" if note else label, cfg
 
 
 def _bert_sizes(k: _Keys) -> dict:
     """The keys BERT, ALBERT and ELECTRA configs share, as our Config fields."""
-    return dict(vocab=k("vocab_size"), d_model=k("hidden_size"),
-                n_layers=k("num_hidden_layers"), n_heads=k("num_attention_heads"),
-                ff_dim=k("intermediate_size"), max_len=k("max_position_embeddings"),
-                type_vocab=k("type_vocab_size"), act=k.act("hidden_act"),
-                eps=k("layer_norm_eps", "num"))
+    return dict(k.fields(dict(vocab="vocab_size", d_model="hidden_size",
+                              n_layers="num_hidden_layers", n_heads="num_attention_heads",
+                              ff_dim="intermediate_size", max_len="max_position_embeddings",
+                              type_vocab="type_vocab_size")),
+                act=k.act("hidden_act"), eps=k("layer_norm_eps", "num", to="eps"))
 
 
 def _transformer(**kw):
@@ -195,10 +233,12 @@ def _bert(k: _Keys):
 def _gpt2(k: _Keys):
     k.tied("GPT-2")
     return "transformer", _transformer(
-        kind="decoder", vocab=k("vocab_size"), d_model=k("n_embd"), n_layers=k("n_layer"),
-        n_heads=k("n_head"), ff_dim=k("n_inner", "int?"),  # None: 4 * n_embd, as HF
-        max_len=k("n_positions"), type_vocab=0, act=k.act("activation_function"),
-        eps=k("layer_norm_epsilon", "num")), ""
+        kind="decoder", **k.fields(dict(vocab="vocab_size", d_model="n_embd",
+                                        n_layers="n_layer", n_heads="n_head",
+                                        max_len="n_positions")),
+        ff_dim=k("n_inner", "int?", to="ff_dim"),  # None: 4 * n_embd, as HF
+        type_vocab=0, act=k.act("activation_function"),
+        eps=k("layer_norm_epsilon", "num", to="eps")), ""
 
 
 def _t5(k: _Keys):
@@ -208,13 +248,18 @@ def _t5(k: _Keys):
                           "a non-gated activation: relu (T5 v1.0), gelu or gelu_new; gated "
                           "feed-forward layers (T5 v1.1 'gated-gelu') are not modelled")
     k.tied("T5")
-    n_layers, n_dec = k("num_layers"), k("num_decoder_layers", "int?")
+    n_layers = k("num_layers", to="n_layers")
+    n_dec = k("num_decoder_layers", "int?", to="n_dec_layers")
+    if n_dec is None:
+        k.source["n_dec_layers"] = "num_layers"
+    k.source["act"] = "feed_forward_proj"
     return "transformer", _transformer(
-        kind="encdec", vocab=k("vocab_size"), d_model=k("d_model"), n_layers=n_layers,
-        n_dec_layers=n_layers if n_dec is None else n_dec, n_heads=k("num_heads"),
-        head_dim=k("d_kv"), ff_dim=k("d_ff"), max_len=0, type_vocab=0, act=HF_ACT[proj],
-        eps=k("layer_norm_epsilon", "num"), rel_buckets=k("relative_attention_num_buckets"),
-        rel_max_distance=k("relative_attention_max_distance")), ""
+        kind="encdec", n_layers=n_layers, n_dec_layers=n_layers if n_dec is None else n_dec,
+        **k.fields(dict(vocab="vocab_size", d_model="d_model", n_heads="num_heads",
+                        head_dim="d_kv", ff_dim="d_ff", rel_buckets="relative_attention_num_buckets",
+                        rel_max_distance="relative_attention_max_distance")),
+        max_len=0, type_vocab=0, act=HF_ACT[proj],
+        eps=k("layer_norm_epsilon", "num", to="eps")), ""
 
 
 def _albert(k: _Keys):
@@ -228,7 +273,7 @@ def _albert(k: _Keys):
                           f"{layers} (no sharing: share='none'); partial sharing is not modelled")
     k.tied("ALBERT")
     sizes = _bert_sizes(k)
-    cfg = architectures.get("albert").Config(emb_dim=k("embedding_size"),
+    cfg = architectures.get("albert").Config(emb_dim=k("embedding_size", to="emb_dim"),
                                              share="all" if groups == 1 else "none", **sizes)
     return "albert", cfg, "E = H: HF's E->H projection not counted" if (
         cfg.emb_dim == cfg.d_model) else ""
@@ -242,7 +287,7 @@ def _electra(k: _Keys):
                           "a discriminator config (ElectraForPreTraining): a generator "
                           "config does not give the discriminator's sizes")
     mod = architectures.get("electra")
-    sizes = dict(_bert_sizes(k), emb_dim=k("embedding_size"))
+    sizes = dict(_bert_sizes(k), emb_dim=k("embedding_size", to="emb_dim"))
     shape = ("d_model", "n_layers", "n_heads", "emb_dim")
     base, source = mod.Config(), "the Config default"
     for pname, (pcfg, _) in mod.PRESETS.items():
@@ -255,11 +300,13 @@ def _electra(k: _Keys):
 
 
 def _reformer(k: _Keys):
-    kinds = k("attn_layers", "words")
+    kinds = k("attn_layers", "words", to="attn_layers")
+    k.source["n_layers"] = "attn_layers"    # one layer per entry
     if not k("axial_pos_embds", "bool"):
         raise ConfigError("axial_pos_embds", False,
                           "true (only axial position embeddings are modelled)")
     buckets = k.raw("num_buckets")
+    k.source["n_buckets"] = "num_buckets"
     if not (buckets is None or _is_int(buckets) or (isinstance(buckets, list)
                                                     and all(map(_is_int, buckets)))):
         raise ConfigError("num_buckets", buckets, "an even integer, a list of two even "
@@ -273,17 +320,22 @@ def _reformer(k: _Keys):
                               f"equal to lsh_num_chunks_{side}={used['lsh']}: our model uses "
                               f"one chunks_{side} for LSH and local attention")
         chunks[side] = next(iter(used.values()), 1 if side == "before" else 0)
+        if used:
+            k.source[f"chunks_{side}"] = f"{next(iter(used))}_num_chunks_{side}"
     cfg = architectures.get("reformer").Config(
-        vocab=k("vocab_size"), d_model=k("hidden_size"), n_layers=len(kinds),
-        n_heads=k("num_attention_heads"), head_dim=k("attention_head_size"),
-        ff_dim=k("feed_forward_size"), attn_layers=kinds, n_hashes=k("num_hashes"),
+        n_layers=len(kinds), attn_layers=kinds,
+        **k.fields(dict(vocab="vocab_size", d_model="hidden_size",
+                        n_heads="num_attention_heads", head_dim="attention_head_size",
+                        ff_dim="feed_forward_size", n_hashes="num_hashes",
+                        max_len="max_position_embeddings", lsh_chunk="lsh_attn_chunk_length",
+                        local_chunk="local_attn_chunk_length",
+                        ffn_chunk="chunk_size_feed_forward")),
         n_buckets=tuple(buckets) if isinstance(buckets, list) else buckets,
-        max_len=k("max_position_embeddings"), lsh_chunk=k("lsh_attn_chunk_length"),
-        local_chunk=k("local_attn_chunk_length"), chunks_before=chunks["before"],
-        chunks_after=chunks["after"], ffn_chunk=k("chunk_size_feed_forward"),
-        axial_shape=k("axial_pos_shape", "pair"), axial_dims=k("axial_pos_embds_dim", "pair"),
-        causal=k("is_decoder", "bool"), act=k.act("hidden_act"),
-        eps=k("layer_norm_eps", "num"))
+        chunks_before=chunks["before"], chunks_after=chunks["after"],
+        **k.fields(dict(axial_shape="axial_pos_shape", axial_dims="axial_pos_embds_dim"),
+                   "pair"),
+        causal=k("is_decoder", "bool", to="causal"), act=k.act("hidden_act"),
+        eps=k("layer_norm_eps", "num", to="eps"))
     return "reformer", cfg, ""
 
 

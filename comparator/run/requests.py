@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 
 from comparator.cost import prices as pr
 from comparator.cost.steptime import TIME_MODELS
+from comparator.run.limits import Limits
 from comparator.run.sweep import (SCOPES, TRACES, RequestError, check_convention,
                                   require_defined)
 from comparator.run.values import (MAX_SEQ, NONE, POLICIES, RUNNER, SEQ_ALLOWED, _choice,
@@ -116,7 +117,8 @@ class SweepRequest:
     ``pricing`` is given.  ``config``: a Hugging Face config.json or a comparator TOML file
     instead of presets; ``model``: a user's model (``FILE.py:FACTORY``, traced only)
     instead of architectures.  ``db``, ``no_cache``, ``retry_failed``, ``jobs``,
-    ``scheduler``, ``worker_resources``: where traced points are stored and computed.
+    ``scheduler``, ``worker_resources``: where traced points are stored and computed;
+    ``limits`` (``comparator.run.limits.Limits``): what one traced point may need.
     ``methods`` default: analytic (traced for a user's model)."""
     archs: tuple = ()
     seqs: tuple = ()
@@ -138,6 +140,7 @@ class SweepRequest:
     scheduler: str | None = None
     worker_resources: dict | None = None
     model: str | None = None
+    limits: object = None
 
     def __post_init__(self):
         check_model(self.model, **{"--arch": self.archs, "--preset": self.presets,
@@ -146,6 +149,9 @@ class SweepRequest:
                                    "--jobs": self.jobs if self.jobs != 1 else None},
                     **size_options((self.sizes or [None])[0]))
         _set(self, "archs", check_archs(self.archs))
+        if self.limits is not None and not isinstance(self.limits, Limits):
+            raise RequestError("--max-unrolled-layers", self.limits, "a Limits value "
+                                                                     "(comparator.run.limits)")
         if not self.archs and not self.config and not self.model:
             raise RequestError("--arch", None, "an architecture (or --config FILE)")
         seqs = _tuple(self.seqs)

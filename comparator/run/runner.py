@@ -17,16 +17,22 @@ import traceback
 
 import architectures
 
-from comparator.run import sweep
+from comparator.run import cluster, sweep
+from comparator.run.cluster import SchedulerError
+from comparator.run.limits import LimitError, Limits, check
 from comparator.run.store import canonical, describe
 
 
-def trace_group(pts, scope: str, trace: str) -> dict:
+def trace_group(pts, scope: str, trace: str, limits=None) -> dict:
     """``{"records": {(arch, preset, seq, batch): record}}`` or ``{"error": text}`` for
-    one group, in whatever process runs it (a worker, a Dask worker or this one)."""
+    one group, in whatever process runs it (a worker, a Dask worker or this one).  A
+    group beyond ``limits`` on the machine that runs it (its memory) is a transient error:
+    a property of that machine, not of the points."""
     try:
-        recs = sweep.traced_all(pts, scope, trace)
+        recs = sweep.traced_all(pts, scope, trace, limits=limits)
         return {"records": {k: canonical(r) for k, r in recs.items()}}
+    except LimitError as err:
+        return {"error": str(err), "transient": True}
     except Exception as err:  # noqa: BLE001 -- recorded with the point, never a number
         last = traceback.extract_tb(err.__traceback__)[-1:]
         where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
@@ -78,10 +84,11 @@ class Tracer(Tally):
 
     def __init__(self, store=None, jobs: int = 1, scheduler: str | None = None,
                  retry_failed: bool = False, convention: str = "standard",
-                 resources: dict | None = None):
+                 resources: dict | None = None, limits: Limits | None = None):
         super().__init__(store, retry_failed)
         self.jobs, self.scheduler = jobs, scheduler
         self.convention, self.resources = convention, resources
+        self.limits = limits or Limits()
 
     def _desc(self, pt, scope: str, trace: str) -> dict:
         return describe(pt.arch, pt.preset, pt.model.cfg, pt.seq, pt.batch, "traced", scope,
@@ -104,6 +111,9 @@ class Tracer(Tally):
             elif pending:
                 groups.setdefault((m.arch, m.preset, pt.batch, m.cfg), []).append(pt)
         work = list(groups.values())
+        for group in work:   # beyond a limit: refused now, before any work (runner.limits)
+            for pt in group:
+                check(pt, "trace", trace, self.limits, memory=not self.scheduler)
         total, done = sum(len(g) for g in work), 0
         for group, result in self._execute(work, scope, trace):
             recs, error = result.get("records", {}), result.get("error")
@@ -129,15 +139,15 @@ class Tracer(Tally):
         if not work:
             return
         if self.scheduler:
-            yield from _dask(work, scope, trace, self.scheduler, self.resources)
+            yield from _dask(work, scope, trace, self.scheduler, self.resources, self.limits)
         elif self.jobs > 1 and len(work) > 1:
-            yield from _processes(work, scope, trace, self.jobs)
+            yield from _processes(work, scope, trace, self.jobs, self.limits)
         else:
             for g in work:
-                yield g, trace_group(g, scope, trace)
+                yield g, trace_group(g, scope, trace, self.limits)
 
 
-def _processes(work, scope, trace, jobs):
+def _processes(work, scope, trace, jobs, limits=None):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
@@ -146,7 +156,7 @@ def _processes(work, scope, trace, jobs):
                                mp_context=multiprocessing.get_context("spawn"))
     finished = False
     try:
-        futures = {pool.submit(trace_group, g, scope, trace): g for g in work}
+        futures = {pool.submit(trace_group, g, scope, trace, limits): g for g in work}
         for f in as_completed(futures):
             try:
                 result = f.result()
@@ -162,30 +172,19 @@ def _processes(work, scope, trace, jobs):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-class SchedulerError(sweep.RequestError):
-    def __init__(self, address: str, allowed: str):
-        super().__init__("--scheduler", address, allowed)
-
-
-def _dask(work, scope, trace, address, resources):
-    tasks = [(trace_group, (g, scope, trace)) for g in work]
+def _dask(work, scope, trace, address, resources, limits=None):
+    tasks = [(trace_group, (g, scope, trace, limits)) for g in work]
     for i, result in dask_map(tasks, address, resources):
         yield work[i], result
 
 
 def dask_map(tasks, address: str, resources=None):
     """``(index, result)`` of each ``(fn, args)`` task as it finishes on the cluster at
-    ``address``; the functions return their own errors, so an exception here is the
-    cluster's (a worker lost): a transient result, not stored."""
-    try:
-        from distributed import Client, as_completed
-    except ImportError:
-        raise SchedulerError(address, "needs Dask distributed: pip install "
-                                      "'comparator[distributed]'") from None
-    try:
-        client = Client(address, timeout="20s")
-    except (OSError, TimeoutError, ValueError) as err:
-        raise SchedulerError(address, f"a reachable Dask scheduler ({err})") from None
+    ``address`` (reached within ``cluster.TIMEOUT`` seconds, else a ``SchedulerError``
+    saying what is there); the functions return their own errors, so an exception here
+    is the cluster's (a worker lost): a transient result, not stored."""
+    client = cluster.client(address)      # bounded; says what is there when not Dask
+    from distributed import as_completed
     try:
         futures = {client.submit(fn, *args, pure=False, resources=resources): i
                    for i, (fn, args) in enumerate(tasks)}

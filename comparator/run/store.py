@@ -10,7 +10,9 @@ error and recomputed only on request (``--retry-failed``).
 
 Default file: ``$COMPARATOR_CACHE_DIR/results.sqlite``, else
 ``$XDG_CACHE_HOME/comparator/results.sqlite``, else ``~/.cache/comparator/results.sqlite``.
-Analytic points are not stored: they take microseconds.  No jax import here.
+Analytic points are not stored: they take microseconds.  No jax import here.  A store that
+cannot be written, or is damaged, is handled without stopping the work (``Store``);
+``storeadmin`` reports, checks, prunes and exports what a store keeps.
 """
 from __future__ import annotations
 
@@ -18,11 +20,10 @@ import dataclasses
 import hashlib
 import json
 import os
-import sqlite3
 import time
 import uuid
 
-from comparator.run.sweep import RequestError
+from comparator.run.storefile import DAMAGED, StoreError, StoreFile, StoreWarning
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS points (
     key TEXT PRIMARY KEY, arch TEXT, preset TEXT, seq INTEGER, batch INTEGER,
@@ -39,13 +40,6 @@ REGIONS = """CREATE TABLE IF NOT EXISTS regions (
     key TEXT PRIMARY KEY, description TEXT, regions TEXT NOT NULL, created REAL)"""
 _PACKAGES = ("comparator", "architectures", "kernels")
 _versions: dict = {}
-
-
-class StoreError(RequestError):
-    """The database cannot be opened, read or written: names the path and why."""
-
-    def __init__(self, path: str, why: str):
-        super().__init__("--db", path, f"a writable SQLite database file ({why})")
 
 
 def default_path() -> str:
@@ -102,34 +96,26 @@ def canonical(record: dict) -> dict:
     return json.loads(json.dumps(record))
 
 
-class Store:
-    """One SQLite file; only the process that runs the sweep writes to it."""
+class Store(StoreFile):
+    """The results store: one SQLite file; only the process that runs the sweep writes to
+    it.  ``Store()`` is the default store, ``Store(path)`` one the user named (messages
+    say ``--db`` only then); a store that cannot be written or is damaged is handled as
+    ``storefile.StoreFile`` says, without stopping the work."""
 
-    def __init__(self, path: str | None = None):
-        self.given = os.fspath(path or default_path())     # as the user wrote it
-        self.path = os.path.abspath(self.given)
+    TABLES = (SCHEMA, PROFILES, REGIONS)
+
+    def __init__(self, path: str | None = None, recover: bool = True):
+        named = path is not None
         self.run = uuid.uuid4().hex
         self.loaded = self.computed = 0
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(SCHEMA)
-            self.db.execute(PROFILES)
-            self.db.execute(REGIONS)
-        except (OSError, sqlite3.Error) as err:
-            raise StoreError(self.given, getattr(err, "strerror", None) or str(err)) from None
+        super().__init__(os.fspath(path) if named else default_path(), named, recover)
 
-    def close(self) -> None:
-        self.db.close()
+    # -- points ---------------------------------------------------------------------------
 
     def get(self, desc: dict):
         """``("ok", record)``, ``("failed", error)`` or None for a point not stored."""
-        try:
-            row = self.db.execute("SELECT status, record, error FROM points WHERE key = ?",
-                                  (key_of(desc),)).fetchone()
-        except sqlite3.Error as err:
-            raise StoreError(self.path, str(err)) from None
+        row = self.query("SELECT status, record, error FROM points WHERE key = ?",
+                         (key_of(desc),))
         if row is None:
             return None
         status, record, error = row
@@ -146,43 +132,35 @@ class Store:
                          "ok" if error is None else "failed",
                          None if record is None else json.dumps(record),
                          error, self.run, time.time()))
-        try:
-            with self.db:
-                self.db.execute("BEGIN IMMEDIATE")
-                self.db.executemany("INSERT OR REPLACE INTO points VALUES "
-                                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        except sqlite3.Error as err:
-            raise StoreError(self.path, str(err)) from None
-        self.computed += len(rows)
+
+        def insert(db):
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT OR REPLACE INTO points VALUES "
+                           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        if self.transaction(len(rows), insert):
+            self.computed += len(rows)
 
     def put_profile(self, profile) -> None:
         """Keep a ``comparator.cost.profile.DeviceProfile`` (earlier ones of the same
         device stay, for the record; ``get_profile`` returns the latest)."""
         from comparator.cost.profile import to_dict
-        try:
-            with self.db:
-                self.db.execute("INSERT OR REPLACE INTO profiles VALUES (?, ?, ?, ?, ?)",
-                                (profile.device, time.time(), int(profile.calibrated),
-                                 profile.date, json.dumps(to_dict(profile))))
-        except sqlite3.Error as err:
-            raise StoreError(self.path, str(err)) from None
+        row = (profile.device, time.time(), int(profile.calibrated), profile.date,
+               json.dumps(to_dict(profile)))
+        self.transaction(1, lambda db: db.execute("INSERT OR REPLACE INTO profiles VALUES "
+                                             "(?, ?, ?, ?, ?)", row))
 
     def get_profile(self, device: str):
         """The latest stored profile of ``device``, or None."""
         from comparator.cost.profile import from_dict
-        try:
-            row = self.db.execute("SELECT profile FROM profiles WHERE device = ? ORDER BY "
-                                  "created DESC LIMIT 1", (device,)).fetchone()
-        except sqlite3.Error as err:
-            raise StoreError(self.path, str(err)) from None
+        row = self.query("SELECT profile FROM profiles WHERE device = ? ORDER BY created DESC "
+                         "LIMIT 1", (device,))
         return None if row is None else from_dict(json.loads(row[0]))
 
     def profiles(self) -> list[dict]:
         """Every stored profile, oldest first: device, created, calibrated, date."""
-        cur = self.db.execute("SELECT device, created, calibrated, date FROM profiles "
-                              "ORDER BY created")
-        return [dict(zip(("device", "created", "calibrated", "date"), r))
-                for r in cur.fetchall()]
+        rows = self.query("SELECT device, created, calibrated, date FROM profiles ORDER BY "
+                          "created", many=True)
+        return [dict(zip(("device", "created", "calibrated", "date"), r)) for r in rows]
 
     def _regions_key(self, what) -> tuple[str, str]:
         desc = json.dumps({"what": list(what), "versions": versions()}, sort_keys=True,
@@ -194,22 +172,14 @@ class Store:
         ``what`` (a tuple describing model, length, batch and dtype) and the versions."""
         key, desc = self._regions_key(what)
         data = json.dumps([dataclasses.asdict(r) for r in regions])
-        try:
-            with self.db:
-                self.db.execute("INSERT OR REPLACE INTO regions VALUES (?, ?, ?, ?)",
-                                (key, desc, data, time.time()))
-        except sqlite3.Error as err:
-            raise StoreError(self.path, str(err)) from None
+        self.transaction(1, lambda db: db.execute("INSERT OR REPLACE INTO regions VALUES "
+                                             "(?, ?, ?, ?)", (key, desc, data, time.time())))
 
     def get_regions(self, what):
         """The stored regions of ``what`` under today's versions, or None."""
         from comparator.cost.regions import Region
         key, _ = self._regions_key(what)
-        try:
-            row = self.db.execute("SELECT regions FROM regions WHERE key = ?",
-                                  (key,)).fetchone()
-        except sqlite3.Error as err:
-            raise StoreError(self.path, str(err)) from None
+        row = self.query("SELECT regions FROM regions WHERE key = ?", (key,))
         if row is None:
             return None
         return [Region(**{**d, "shape": tuple(d["shape"]) if d["shape"] else None})
@@ -217,10 +187,10 @@ class Store:
 
     def rows(self) -> list[dict]:
         """Every stored point (for tests and inspection), oldest first."""
-        cur = self.db.execute("SELECT * FROM points ORDER BY created, key")
-        names = [c[0] for c in cur.description]
-        return [dict(zip(names, r)) for r in cur.fetchall()]
+        names = [c[1] for c in self.query("PRAGMA table_info(points)", many=True)]
+        return [dict(zip(names, r)) for r in self.query(
+            "SELECT * FROM points ORDER BY created, key", many=True)]
 
 
-__all__ = ["Store", "StoreError", "canonical", "default_path", "describe", "key_of",
-           "versions"]
+__all__ = ["DAMAGED", "Store", "StoreError", "StoreWarning", "canonical", "default_path",
+           "describe", "key_of", "versions"]

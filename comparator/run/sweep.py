@@ -185,15 +185,19 @@ def _key(pt: Point):
     return (pt.arch, pt.preset, pt.seq, pt.batch)
 
 
-def traced_all(pts, scope: str, trace: str = "fast", progress=None) -> dict:
+def traced_all(pts, scope: str, trace: str = "fast", progress=None, limits=None) -> dict:
     """Traced records of ``pts``, by ``(arch, preset, seq, batch)``.  Points of one model
     and batch are traced together (``TRACES``): ``fast`` and ``checked`` count every
     length from shallow and symbolic-length traces equal to the full ones
-    (``comparator.count.fasttrace``); ``full`` traces each point whole."""
+    (``comparator.count.fasttrace``); ``full`` traces each point whole.  A point beyond
+    ``limits`` (``comparator.run.limits``) is refused before any work."""
     from comparator.count import fasttrace as ft
+    from comparator.run.limits import check
 
     if trace not in TRACES:
         raise RequestError("--trace", trace, "choose from " + ", ".join(TRACES))
+    for pt in pts:
+        check(pt, "trace", trace, limits)
     groups: dict = {}
     for pt in pts:
         m = pt.model
