@@ -21,7 +21,7 @@ from comparator.cli.explain import cmd_explain
 from comparator.cli.roofline import cmd_roofline
 from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
 from comparator.cli.run import add_run_args, report, runner_options
-from comparator.cli.store import add_parser as add_store_parser
+from comparator.cli.store import add_parser as add_store_parser, notify as notify_store
 from comparator.cli.args import (Parser, UsageError, add_model_option, add_size_options,
                                  arch_list, build, positive_int, seq_list, size_grid)
 from comparator.errors import FieldError
@@ -325,6 +325,8 @@ def main(argv=None) -> int:
     from comparator.cost import steptime
     steptime.PROGRESS = None if getattr(a, "quiet", False) else (
         lambda line: (sys.stderr.write(f"comparator: {line}\n"), sys.stderr.flush()))
+    from comparator.run import storefile
+    storefile.NOTIFY = notify_store
     try:
         text = COMMANDS[a.command](a)
         _emit(text, None if a.command == "plot" else getattr(a, "output", None))

@@ -87,13 +87,16 @@ def open_store(a):
 
 def report(a, tracer, what: str = "traced") -> None:
     """Failed points on stderr, one line each, and exit status 1; a note of what the
-    store supplied.  The table of the other points is printed all the same."""
+    store supplied, and of the points computed but not stored (a read-only store).  The table of the other points is printed all the same."""
     if tracer is None:
         return
     where = f" (store: {tracer.store.path})" if tracer.store is not None else ""
-    if tracer.loaded and not getattr(a, "quiet", False):
+    unsaved = getattr(tracer.store, "unsaved", 0) if tracer.store is not None else 0
+    if (tracer.loaded or unsaved) and not getattr(a, "quiet", False):
         sys.stderr.write(f"comparator {a.command}: {tracer.loaded} {what} point(s) read from "
-                         f"the store, {tracer.computed} computed{where}\n")
+                         f"the store, {tracer.computed} computed"
+                         + (f", {unsaved} of them not stored" if unsaved else "")
+                         + f"{where}\n")
     for pt, error in tracer.failures:
         sys.stderr.write(f"comparator {a.command}: failed: {pt.arch}:{pt.preset} seq "
                          f"{pt.seq} batch {pt.batch} ({what}): {error}{where}\n")

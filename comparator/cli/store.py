@@ -40,10 +40,10 @@ def add_parser(sub, commands: dict) -> None:
                    "csv or json")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     commands["store"] = cmd_store
-    storefile.NOTIFY = _notify
 
 
-def _notify(message: str) -> None:
+def notify(message: str) -> None:
+    """A results store's warning (``storefile.NOTIFY``), on stderr."""
     sys.stderr.write(f"comparator: warning: {message}\n")
     sys.stderr.flush()
 
@@ -141,4 +141,4 @@ def cmd_store(a) -> str:
                    for r in storeadmin.export(a.db, archs, versions))
 
 
-__all__ = ["add_parser", "cmd_store"]
+__all__ = ["add_parser", "cmd_store", "notify"]
