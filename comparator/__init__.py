@@ -141,12 +141,12 @@ def cost(arch=None, seq=None, *, accelerators="all", **options):
     None).  Or pass a ``CostRequest`` as ``arch``."""
     from comparator.run import execute
     from comparator.run.records import records
-    from comparator.run.requests import CostRequest, Pricing
+    from comparator.run.requests import CostRequest, Pricing, priced
     if isinstance(arch, CostRequest):
         req = arch
     else:
         price, mine = _split(options, Pricing, CostRequest)
-        req = CostRequest(arch, seq, Pricing(accelerators, **price), **mine)
+        req = CostRequest(arch, seq, priced(accelerators, counts=True, **price), **mine)
     return records(execute.cost(req).records)
 
 

@@ -272,6 +272,16 @@ CASES = [
     ("store prune without a criterion", ["store", "prune"]),
     ("store option that does nothing for the action", ["store", "info", "--older-than",
                                                        "30"]),
+    ("a cost option on a sweep without --accelerator", [*S, "--mfu", "0.5"]),
+    ("single-number cost columns on a sweep without --accelerator", [*S, "--point"]),
+    ("a pricing option with the run's counts only", ["cost", "--arch", "transformer", "--seq",
+                                                     "512", "--tokens", "1000",
+                                                     "--accelerator", "none", "--pue", "1.2"]),
+    ("a dtype no training step runs in", ["cost", "--arch", "transformer", "--seq", "512",
+                                          "--steps", "10", "--accelerator", "h100-sxm",
+                                          "--dtype", "int8"]),
+    ("explain's dtype without --accelerator", ["explain", "--arch", "transformer", "--seq",
+                                               "512", "--dtype", "fp16"]),
 ]
 
 

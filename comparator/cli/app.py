@@ -22,11 +22,12 @@ from comparator.cli.roofline import cmd_roofline
 from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
 from comparator.cli.run import add_run_args, report, runner_options
 from comparator.cli.store import add_parser as add_store_parser, notify as notify_store
-from comparator.cli.args import (Parser, UsageError, add_model_option, add_size_options,
-                                 arch_list, build, positive_int, seq_list, size_grid)
+from comparator.cli.args import (Parser, UsageError, add_model_option, add_output_options,
+                                 add_size_options, arch_list, build, positive_int, seq_list,
+                                 size_grid)
 from comparator.errors import FieldError
 
-def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, many: bool = True, formats: bool = True) -> None:
     p.add_argument("--arch", help="transformer, albert, electra, reformer"
                    + (", a comma-separated list, or all" if many else ""))
     p.add_argument("--preset", help="preset name(s), comma separated (default: the "
@@ -35,8 +36,10 @@ def _common(p: argparse.ArgumentParser, many: bool = True) -> None:
     p.add_argument("--batch", default="1", help="sequences per step (default 1)")
     p.add_argument("--scope", default="matmul", choices=sweep.SCOPES,
                    help="matmul: contractions only; all: + elementwise, softmax, norms, hashing")
-    p.add_argument("--format", default="text", choices=tables.FORMATS)
-    p.add_argument("-o", "--output", help="write the table to this file instead of stdout")
+    if formats:
+        add_output_options(p, tables.FORMATS)
+    else:       # plot: -o is the image
+        p.add_argument("-o", "--output", help="the image file: .png, .pdf or .svg")
 
 
 def _convention_option(p, effect: str = "") -> None:
@@ -89,20 +92,22 @@ def build_parser() -> argparse.ArgumentParser:
     _convention_option(e)
     e.add_argument("--accelerator", help="add each term's predicted seconds and memory-bound "
                    "share on this catalogue device (the time model; see 'roofline')")
-    e.add_argument("--dtype", default="bf16", help="with --accelerator: the training dtype")
+    e.add_argument("--dtype", help="with --accelerator: the training dtype (default bf16)")
     e.add_argument("--profile", help="with --accelerator: a device profile JSON")
     e.add_argument("--db", help="results store (profiles, compiled regions)")
     g = sub.add_parser("plot", help="FLOPs against length or size, log-log, with fitted "
                        "exponents and crossovers (PNG, PDF or SVG)")
-    _common(g)
+    _common(g, formats=False)
     g.set_defaults(format="text")
-    g.add_argument("--method", default="analytic", choices=("analytic", "traced", "both"))
+    g.add_argument("--method", default="analytic", choices=("analytic", "traced", "both"),
+                   help="analytic (default), traced, or both (each its own series)")
     g.add_argument("--d-model", help="size grid: model widths (with --x params)")
     g.add_argument("--layers", help="size grid: depths")
     g.add_argument("--heads", help="attention heads (default: d_model / 64)")
     g.add_argument("--d-ff", help="FFN widths (default: 4 x d_model)")
     g.add_argument("--config", help="a Hugging Face config.json or a comparator TOML file")
-    g.add_argument("--x", default="seq_len", choices=("seq_len", "params"))
+    g.add_argument("--x", default="seq_len", choices=("seq_len", "params"),
+                   help="the x axis: seq_len (default) or params (with a size grid)")
     g.add_argument("--y", default="train_flops",
                    help="a numeric record field: train_flops (default), fwd_flops, "
                         "train_flops_per_token, attention_share, ...")
@@ -178,19 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--db", help="results store (profiles, compiled regions)")
     add_price_args(n)
     add_time_args(n)
-    n.add_argument("--format", default="text", choices=tables.FORMATS)
-    n.add_argument("-o", "--output")
+    add_output_options(n, tables.FORMATS)
     c = sub.add_parser("accelerators", help="the accelerator catalogue with its sources")
     c.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
-    c.add_argument("--format", default="text", choices=tables.FORMATS)
-    c.add_argument("-o", "--output")
+    add_output_options(c, tables.FORMATS)
     add_calibrate_parser(sub, tables.FORMATS)
     add_budget_parser(sub, tables.FORMATS)
     add_claim_parsers(sub)
     add_store_parser(sub, COMMANDS)
     p = sub.add_parser("presets", help="every preset with its sizes, parameters and source")
-    p.add_argument("--format", default="text", choices=tables.FORMATS)
-    p.add_argument("-o", "--output")
+    add_output_options(p, tables.FORMATS)
     return ap
 
 
@@ -225,6 +227,12 @@ def _methods(m: str | None):
     return None if m is None else ("analytic", "traced") if m == "both" else (m,)
 
 
+def _notes(a, req) -> None:
+    """What the request changed of what was typed (a length given twice), on stderr."""
+    for note in req.notes:
+        sys.stderr.write(f"comparator {a.command}: note: {note}\n")
+
+
 def sweep_request(a, pricing=None, with_baseline: bool = True) -> SweepRequest:
     """The ``SweepRequest`` of sweep's (or plot's) options, parsed."""
     return build(SweepRequest, a, archs=arch_list(a.arch) if a.arch else (),
@@ -241,6 +249,7 @@ def cmd_sweep(a) -> str:
     res = execute.sweep(req, progress=_progress(a.quiet))
     recs = res.records
     report(a, res.tracer)
+    _notes(a, req)
     if a.format == "json":
         return tables.render(recs, "json")
     method = "both" if len(req.methods) == 2 else req.methods[0]
@@ -254,8 +263,8 @@ def cmd_sweep(a) -> str:
         p = req.pricing
         run = (f"a run of {p.tokens:,} tokens" if p.tokens else
                f"{p.steps:,} steps" if p.steps else "one training step")
-        cap += (f" Cost of {run} at {a.dtype}"
-                + (" (each device's training precision)" if a.dtype == "auto" else "")
+        cap += (f" Cost of {run} at {p.dtype}"
+                + (" (each device's training precision)" if p.dtype == "auto" else "")
                 + f": {time_text(res.time_model)}; $ = device-hours x {p.price_kind} price"
                 + (f" listed on or before {p.prices}" if p.prices else "")
                 + ", energy = device-hours x TDP x PUE"
@@ -278,6 +287,7 @@ def cmd_plot(a) -> str:
     res = execute.sweep(req, progress=_progress(a.quiet))
     recs, batch = res.records, req.batch
     report(a, res.tracer)
+    _notes(a, req)
     gaps = [r for r in recs if r.get("reason")]     # points the convention does not define
     recs = [r for r in recs if not r.get("reason")]
     if gaps and not recs:

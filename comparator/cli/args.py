@@ -37,6 +37,23 @@ def build(make, a, **values):
         raise
 
 
+def add_output_options(p, formats, output: bool = True) -> None:
+    """``--format`` (the table's text, markdown, latex, csv, or every record as JSON) and
+    ``-o/--output``."""
+    p.add_argument("--format", default="text", choices=formats, help="how the result is "
+                   "printed: " + ", ".join(formats) + " (default text; json: every record "
+                   "with all its fields)")
+    if output:
+        p.add_argument("-o", "--output", help="write the result to this file instead of "
+                                              "stdout")
+
+
+def given(**values) -> dict:
+    """The ``values`` the user gave (not None): an option left out keeps the request
+    value's default, so that the request can tell what was typed."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def seq_list(text: str) -> list[int]:
     """'512,1024' or a geometric range '512:65536:x2' (start:stop:xFACTOR, stop included)."""
     try:

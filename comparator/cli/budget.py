@@ -3,8 +3,8 @@
 beyond it)."""
 from __future__ import annotations
 
-from comparator.cli.args import (UsageError, arch_list, build, int_list, large_int, number,
-                                 positive_int, seq_list)
+from comparator.cli.args import (UsageError, add_output_options, arch_list, build, given,
+                                 int_list, large_int, number, positive_int, seq_list)
 from comparator.cli.cost import add_price_args
 from comparator.report import tables
 from comparator.run import budget as bd
@@ -46,8 +46,7 @@ def add_parser(sub, formats) -> None:
     b.add_argument("--pue", default="1.1", help="data-centre power usage effectiveness")
     b.add_argument("--grid-intensity", default="0.4", help="kg CO2 per kWh")
     add_price_args(b)
-    b.add_argument("--format", default="text", choices=formats)
-    b.add_argument("-o", "--output")
+    add_output_options(b, formats)
 
 
 def request(a) -> bd.BudgetRequest:
@@ -68,7 +67,7 @@ def request(a) -> bd.BudgetRequest:
                     mfu=None if a.mfu is None else number("--mfu", a.mfu),
                     pue=number("--pue", a.pue),
                     grid_intensity=number("--grid-intensity", a.grid_intensity),
-                    prices=a.prices, price_kind=a.price_kind)
+                    prices=a.prices, **given(price_kind=a.price_kind))
     budgets = {k: None if getattr(a, k) is None else number(bd.BUDGETS[f][0], getattr(a, k))
                for k, f in bd.LIMITS.items()}
     return build(

@@ -9,7 +9,7 @@ import sys
 from comparator.run import measuring
 from comparator.run.measurerequests import CalibrateRequest
 from comparator.report import tables
-from comparator.cli.args import UsageError, build
+from comparator.cli.args import UsageError, add_output_options, build
 
 UNITS = {"bandwidth": ("streaming bandwidth (read + write)", "B/s"),
          "vector_flops": ("elementwise arithmetic, compute-bound", "FLOP/s"),
@@ -38,7 +38,7 @@ def add_parser(sub, formats) -> None:
                    "results.sqlite in $COMPARATOR_CACHE_DIR, else the user cache)")
     c.add_argument("--no-store", action="store_true", help="do not keep the measured "
                    "profile in the results store")
-    c.add_argument("--format", default="text", choices=formats)
+    add_output_options(c, formats, output=False)
     c.add_argument("--show", action="store_true", help="print a profile instead of "
                    "measuring: --profile FILE, --accelerator NAME (the stored calibrated "
                    "profile, else the datasheet one), or this machine's stored CPU profile")

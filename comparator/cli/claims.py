@@ -6,7 +6,7 @@ from __future__ import annotations
 from comparator.run import sweep
 from comparator.run.requests import ClaimsRequest
 from comparator.report import tables
-from comparator.cli.args import UsageError, build, positive_int, seq_list
+from comparator.cli.args import UsageError, add_output_options, build, positive_int, seq_list
 
 
 def add_parsers(sub) -> None:
@@ -22,8 +22,7 @@ def add_parsers(sub) -> None:
                    help="matmul (default) or all; Kaplan, Megatron and PaLM count "
                         "contractions only, so 'all' changes ours, ELECTRA's and "
                         "Chinchilla's (its softmax)")
-    v.add_argument("--format", default="text", choices=tables.FORMATS)
-    v.add_argument("-o", "--output")
+    add_output_options(v, tables.FORMATS)
     v.set_defaults(conventions=NAMES)
     c = sub.add_parser("claims", help="published efficiency claims, each checked from our "
                        "counts: verdict and the numbers behind it")
@@ -36,8 +35,7 @@ def add_parsers(sub) -> None:
                         "step once; kept in the results store); mfu: FLOP verdicts only")
     c.add_argument("--db", help="results store (profiles, compiled regions; default: the "
                                 "user's cache)")
-    c.add_argument("--format", default="text", choices=tables.FORMATS)
-    c.add_argument("-o", "--output")
+    add_output_options(c, tables.FORMATS)
 
 
 def cmd_conventions(a) -> str:

@@ -9,7 +9,7 @@ from comparator.run.requests import CostRequest, Pricing, priced
 from comparator.run.steprequests import ScenarioRequest
 from comparator.report import costnotes, tables
 from comparator.cli.timing import add_time_args
-from comparator.cli.args import (UsageError, arch_list, build, large_int, number,
+from comparator.cli.args import (UsageError, arch_list, build, given, large_int, number,
                                  positive_int, seq_list, size_of)
 
 
@@ -27,13 +27,15 @@ def add_cost_args(p, sweep_mode: bool = False) -> None:
         p.add_argument("--accelerator", default="all", help="a catalogue name, a list, all, "
                        "or none (counts only: total_train_flops of the run, no pricing)")
     p.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
-    p.add_argument("--devices", default="1", help="data-parallel devices (default 1)")
-    p.add_argument("--dtype", default="auto", help="auto (default: each device's training "
+    # no defaults here: an option left out is the request value's default, and one given
+    # where nothing is priced is refused (requests.priced), not ignored
+    p.add_argument("--devices", help="data-parallel devices (default 1)")
+    p.add_argument("--dtype", help="a training dtype: auto (default: each device's training "
                    "precision, fp16 mixed on V100/T4, bf16 elsewhere), bf16, fp16, fp32, tf32")
     p.add_argument("--mfu", help="model-FLOPs utilisation (default: the catalogue's)")
-    p.add_argument("--runs", default="1", help="runs (e.g. 20 for 2 configurations x 10)")
-    p.add_argument("--pue", default="1.1", help="data-centre power usage effectiveness")
-    p.add_argument("--grid-intensity", default="0.4", help="kg CO2 per kWh")
+    p.add_argument("--runs", help="runs (e.g. 20 for 2 configurations x 10; default 1)")
+    p.add_argument("--pue", help="data-centre power usage effectiveness (default 1.1)")
+    p.add_argument("--grid-intensity", help="kg CO2 per kWh (default 0.4)")
     p.add_argument("--policy", choices=("store_all", "checkpoint", "reversible"),
                    help="activation memory: store_all (default; reversible for the Reformer), "
                         "checkpoint (each layer's input kept, one layer recomputed)")
@@ -49,7 +51,7 @@ def add_price_args(p) -> None:
     """--prices, --price-kind, --point (cost, sweep, scenario, budget)."""
     p.add_argument("--prices", help="price with the snapshots listed on or before this date: "
                    "a year (2020) or YYYY-MM(-DD) (default: the latest)")
-    p.add_argument("--price-kind", default="on-demand", help="on-demand (default; the "
+    p.add_argument("--price-kind", help="on-demand (default; the "
                    "ranges then draw from every offer listed), reserved, spot, preemptible")
     p.add_argument("--point", action="store_true", help="single numbers, without the "
                    "(low-high) ranges (JSON keeps the _low/_high fields)")
@@ -60,25 +62,44 @@ def accelerators_of(a) -> list:
     return accelerators(a.accelerator.split(","), a.accelerators)
 
 
-def pricing_of(a, accelerator=None):
-    """The ``Pricing`` of the cost options, parsed (None without an accelerator: a sweep's
-    ``--tokens``/``--steps`` then have nothing to price).  ``accelerator``: the names, when
-    the command reads ``--accelerator`` otherwise (cost: ``none`` is counts only)."""
+PRICE_OPTIONS = ("accelerators_file", "devices", "dtype", "mfu", "runs", "pue",
+                 "grid_intensity", "policy", "zero", "calibration", "time_model", "profile",
+                 "prices", "price_kind")
+
+
+def _typed(a) -> dict:
+    """The pricing options as typed (None, False: not given)."""
+    return {k: getattr(a, "accelerators" if k == "accelerators_file" else k)
+            for k in PRICE_OPTIONS}
+
+
+def _run(a) -> dict:
+    return {k: None if getattr(a, k) is None else large_int(f"--{k}", getattr(a, k))
+            for k in ("tokens", "steps")}
+
+
+def pricing_of(a, accelerator=None, counts: bool = False):
+    """The ``Pricing`` of the cost options, parsed.  Without an accelerator: None (a
+    sweep's), or with ``counts`` the run's counts only (``cost --accelerator none``);
+    there every pricing option given is refused as typed (``requests.priced``).
+    ``accelerator``: the names, when the command reads ``--accelerator`` otherwise."""
     names = accelerator if accelerator is not None else a.accelerator
     if names is not None and not isinstance(names, tuple):
         names = tuple(names.split(",")) if names else ()
-    if not names:
-        return priced(None, tokens=a.tokens, steps=a.steps)
-    run = dict(tokens=large_int("--tokens", a.tokens) if a.tokens is not None else None,
-               steps=large_int("--steps", a.steps) if a.steps is not None else None)
-    return build(Pricing, a, accelerators=names, accelerators_file=a.accelerators, **run,
-                 devices=positive_int("--devices", a.devices), dtype=a.dtype,
-                 mfu=None if a.mfu is None else number("--mfu", a.mfu),
-                 runs=positive_int("--runs", a.runs), pue=number("--pue", a.pue),
-                 grid_intensity=number("--grid-intensity", a.grid_intensity),
-                 policy=a.policy, zero=a.zero, calibration=a.calibration,
-                 time_model=a.time_model, profile=a.profile, prices=a.prices,
-                 price_kind=a.price_kind)
+    if not names or names == ("none",):
+        if a.point:     # a way to print the cost columns, which there are none of
+            raise UsageError("--point", True, "only with --accelerator (it prints the "
+                                              "cost columns as single numbers)")
+        run = _run(a) if counts else dict(tokens=a.tokens, steps=a.steps)
+        return priced(None, counts=counts, **_typed(a), **run)
+    n = dict(**_run(a),
+             devices=positive_int("--devices", a.devices) if a.devices is not None else None,
+             mfu=None if a.mfu is None else number("--mfu", a.mfu),
+             runs=positive_int("--runs", a.runs) if a.runs is not None else None,
+             pue=None if a.pue is None else number("--pue", a.pue),
+             grid_intensity=(None if a.grid_intensity is None else
+                             number("--grid-intensity", a.grid_intensity)))
+    return build(Pricing, a, accelerators=names, **given(**{**_typed(a), **n}))
 
 
 def _fits(r: dict) -> str:
@@ -97,11 +118,7 @@ def cmd_cost(a) -> str:
     if len(seqs) != 1:
         raise UsageError("--seq", a.seq, "one sequence length for cost")
     batch = positive_int("--batch", a.batch)
-    if a.accelerator == "none":
-        pricing = Pricing((), **{k: None if getattr(a, k) is None else
-                                 large_int(f"--{k}", getattr(a, k)) for k in ("tokens", "steps")})
-    else:
-        pricing = pricing_of(a, tuple(a.accelerator.split(",")))
+    pricing = pricing_of(a, tuple(a.accelerator.split(",")), counts=True)
     req = build(CostRequest, a, arch=a.arch, seq=seqs[0], pricing=pricing, preset=a.preset,
                 batch=batch, scope=a.scope, convention=a.convention, size=size_of(a),
                 db=getattr(a, "db", None), model=a.model)
@@ -114,14 +131,18 @@ def cmd_cost(a) -> str:
     arch, preset = rec["arch"], rec["preset"]
     rows = tables.cost_rows(out, a.point, fits=_fits)
     done = [r for r in out if not r.get("not_priced")]
-    policy = done[0]["memory_policy"] if done else a.policy
-    cap = (f"{arch}:{preset}, seq {seqs[0]}, batch {batch}, {steps:,} steps "
-           f"({rec['train_flops'] * steps:.3g} training FLOPs per run), dtype {a.dtype}"
-           + (" (each device's training precision, named per row)" if a.dtype == "auto" else "")
+    policy = done[0]["memory_policy"] if done else pricing.policy
+    rounded = done[0]["assumptions"].get("tokens") if done else None
+    cap = (f"{arch}:{preset}, seq {seqs[0]}, batch {batch}, {steps:,} steps"
+           + (f" ({rounded})" if rounded else "")
+           + f", {rec['train_flops'] * steps:.3g} training FLOPs per run; dtype {pricing.dtype}"
+           + (" (each device's training precision, named per row)" if pricing.dtype == "auto"
+              else "")
            + f"; {time_text(res.time_model)}; $ = device-hours x {pricing.price_kind} price "
            + (f"listed on or before {pricing.as_of}" if pricing.prices else "(latest listed)")
-           + f"; energy = device-hours x TDP x PUE {a.pue}; CO2 at {a.grid_intensity} kg/kWh; "
-           f"memory: Adam, {policy} activations" + (", ZeRO-1" if a.zero else "") + ". "
+           + f"; energy = device-hours x TDP x PUE {pricing.pue:g}; CO2 at "
+           f"{pricing.grid_intensity:g} kg/kWh; memory: Adam, {policy} activations"
+           + (", ZeRO-1" if pricing.zero else "") + ". "
            + ("" if a.point else costnotes.ranges_text(done)) + tables.convention_text(convention)
            + ". " + tables.not_defined_text([rec]) + _model_note(req, out)).strip()
     return tables.render(rows, a.format, cap, label="tab:cost")
@@ -147,7 +168,9 @@ def _run_counts(a, out: dict) -> str:
            "batch": rec["batch"], "steps": steps, "convention": rec["convention"],
            "train FLOPs / step": rec["train_flops"],
            "total train FLOPs": out["total_train_flops"]}
+    rounded = rec.get("assumptions", {}).get("tokens")
     cap = (f"Training FLOPs of {steps:,} steps ({a.scope} scope), no accelerator priced. "
+           + (f"{rounded[0].upper()}{rounded[1:]}. " if rounded else "")
            + tables.convention_text(rec["convention"]) + ". "
            + tables.not_defined_text([rec])
            + (" " + tables.model_text([rec]) if "model" in rec else "")).strip()
@@ -196,7 +219,7 @@ def scenario_request(a) -> ScenarioRequest:
                  pue=number("--pue", a.pue), grid_intensity=number("--grid-intensity",
                                                                    a.grid_intensity),
                  time_model=a.time_model, profile=a.profile, db=a.db, prices=a.prices,
-                 price_kind=a.price_kind)
+                 **given(price_kind=a.price_kind))
 
 
 def cmd_scenario(a) -> str:

@@ -7,14 +7,14 @@ from __future__ import annotations
 from comparator.run import steps
 from comparator.run.steprequests import ExplainRequest
 from comparator.report import tables
-from comparator.cli.args import build, positive_int, seq_list
+from comparator.cli.args import build, given, positive_int, seq_list
 
 
 def explain_request(a) -> ExplainRequest:
     return build(ExplainRequest, a, arch=a.arch, seq=seq_list(a.seq), preset=a.preset,
                  batch=positive_int("--batch", a.batch), scope=a.scope, methods=a.method,
                  trace=a.trace, convention=a.convention, accelerator=a.accelerator,
-                 dtype=a.dtype, profile=a.profile, db=a.db, model=a.model)
+                 profile=a.profile, db=a.db, model=a.model, **given(dtype=a.dtype))
 
 
 def time_caption(st, acc, dtype: str) -> str:

@@ -101,6 +101,17 @@ def tokens_to_steps(tokens: int, batch: int, seq: int) -> int:
     return -(-tokens // (batch * seq))
 
 
+def tokens_note(tokens: int | None, batch: int, seq: int) -> str | None:
+    """What a run of ``tokens`` tokens became when they are not whole steps of ``batch``
+    sequences of ``seq`` (``tokens_to_steps`` rounds up), else None."""
+    per = batch * seq
+    if not tokens or tokens % per == 0:
+        return None
+    steps = tokens_to_steps(tokens, batch, seq)
+    return (f"{tokens:,} tokens are not whole steps of {per:,} (batch {batch} x seq {seq}): "
+            f"rounded up to {steps:,} steps, {steps * per:,} tokens")
+
+
 def train_cost(train_flops_per_step: float, steps: int, acc: Accelerator, *,
                devices: int = 1, dtype: str = "bf16", mfu: float | None = None,
                runs: int = 1, pue: float = 1.1, grid_intensity: float = 0.4,

@@ -168,15 +168,25 @@ def priced(recs, p, cfgs: dict, timer: Timer, convention: str = "standard",
             cfg = cfgs.get((r["arch"], r["preset"]))
             try:
                 tkw, extra = timer.cost_kwargs(r, cfg, acc, kw["devices"], kw["dtype"])
-                out.append({**sweep.with_cost(r, acc, steps_of(r), cfg=cfg,
-                                              **calibrated(p, acc, kw, r["arch"], convention),
-                                              **tkw), **extra})
+                out.append(with_tokens({**sweep.with_cost(
+                    r, acc, steps_of(r), cfg=cfg, **calibrated(p, acc, kw, r["arch"], convention),
+                    **tkw), **extra}, p.tokens))
             except cm.CostError as err:
                 if len(accs) == 1:
                     raise RequestError(err.field, err.value, err.allowed) from None
                 skipped[acc.name] = err.allowed       # a visible row says why
                 out.append(unpriced(r, acc, err.allowed))
     return out, [f"{k} ({v})" for k, v in skipped.items()]
+
+
+def with_tokens(rec: dict, tokens: int | None) -> dict:
+    """``rec`` (priced: it has ``assumptions``) with a note when its run's ``tokens`` were
+    rounded up to whole steps."""
+    from comparator.cost.pricing import tokens_note
+    note = tokens_note(tokens, rec["batch"], rec["seq_len"])
+    if note:
+        rec["assumptions"] = {**rec["assumptions"], "tokens": note}
+    return rec
 
 
 def time_ratios(recs: list) -> list:
@@ -201,4 +211,4 @@ def unpriced(rec: dict, acc, reason: str) -> dict:
 
 
 __all__ = ["Timer", "accelerators", "calibrated", "cost_kwargs", "price_options", "priced",
-           "time_ratios", "train_kwargs", "unpriced"]
+           "time_ratios", "train_kwargs", "unpriced", "with_tokens"]

@@ -137,7 +137,7 @@ def cost(req: CostRequest) -> CostResult:
                           req.convention)
         key = (req.arch, preset)
     if not accs:
-        return CostResult([run_counts(rec, steps)], rec, steps)
+        return CostResult([run_counts(rec, steps, p.tokens)], rec, steps)
     model = p.time_model_for(req.convention)
     out, skipped = priced([rec], p, {key: cfg}, Timer(model, p.profile, req.db),
                           req.convention, steps_of=lambda r: steps)
@@ -184,10 +184,14 @@ def scenario(req: ScenarioRequest) -> ScenarioResult:
     return ScenarioResult(recs, meta, accs, model, pk["prices"])
 
 
-def run_counts(rec: dict, steps: int) -> dict:
-    """A record with the whole run's counts (a paper's "train FLOPs" column)."""
+def run_counts(rec: dict, steps: int, tokens: int | None = None) -> dict:
+    """A record with the whole run's counts (a paper's "train FLOPs" column); ``tokens``:
+    those asked for, noted in ``assumptions`` where they were rounded up to whole steps."""
+    from comparator.cost.pricing import tokens_note
+    note = tokens_note(tokens, rec["batch"], rec["seq_len"])
     return {**rec, "steps": steps, "total_train_flops": rec["train_flops"] * steps,
-            "total_tokens": rec["tokens"] * steps}
+            "total_tokens": rec["tokens"] * steps,
+            **({"assumptions": {**rec.get("assumptions", {}), "tokens": note}} if note else {})}
 
 
 __all__ = ["CostResult", "ScenarioResult", "SweepResult", "cost", "models_of", "run_counts",

@@ -13,7 +13,7 @@ with the same kind of error.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from comparator.cost import prices as pr
 from comparator.cost.steptime import TIME_MODELS
@@ -23,8 +23,8 @@ from comparator.run.sweep import (SCOPES, TRACES, RequestError, check_convention
 from comparator.run.values import (MAX_SEQ, NONE, POLICIES, RUNNER, SEQ_ALLOWED, _choice,
                                    _number, _positive, _set, _sizes, _tuple, check_archs,
                                    check_model, check_model_convention, check_model_pricing,
-                                   check_prices, check_runner, methods_of, option,
-                                   size_grid, size_options)
+                                   check_prices, check_runner, check_train_dtype, methods_of,
+                                   option, repeated, seq_tuple, size_grid, size_options)
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class Pricing:
                 _positive(option(name), getattr(self, name), most=None)
         _positive("--devices", self.devices)
         _positive("--runs", self.runs)
+        check_train_dtype(self.dtype)
         if self.mfu is not None:
             _set(self, "mfu", _number("--mfu", self.mfu))
         _set(self, "pue", _number("--pue", self.pue))
@@ -98,15 +99,23 @@ class Pricing:
             raise RequestError("--mfu", self.mfu, "not together with --calibration")
 
 
-def priced(accelerators=None, **options) -> Pricing | None:
-    """``Pricing(accelerators, **options)``, or None without accelerators (a sweep without
-    cost columns), where a run length (``tokens``, ``steps``) has nothing to price."""
+RUN = ("tokens", "steps")
+UNPRICED = "only with --accelerator (it prices, times or sizes the run on a device)"
+
+
+def priced(accelerators=None, counts: bool = False, **options) -> Pricing | None:
+    """``Pricing(accelerators, **options)``; without accelerators, None (a sweep without
+    cost columns) or, with ``counts``, the ``Pricing`` of the run's counts only (``cost
+    --accelerator none``: ``tokens`` or ``steps``).  There an option that only a priced
+    run uses (given: not None, not False) is refused rather than ignored."""
     if accelerators not in NONE:
         return Pricing(accelerators, **options)
-    for name in ("tokens", "steps"):
-        if options.get(name):
-            raise RequestError(option(name), options[name], "only with --accelerator")
-    return None
+    for name, value in options.items():
+        if value is not None and value is not False and not (counts and name in RUN):
+            raise RequestError(option(name), value, UNPRICED if not counts else
+                               "not with --accelerator none (the run's counts only; it "
+                               "prices, times or sizes the run on a device)")
+    return Pricing((), **{k: options.get(k) for k in RUN}) if counts else None
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,7 @@ class SweepRequest:
     worker_resources: dict | None = None
     model: str | None = None
     limits: object = None
+    notes: tuple = field(default=(), init=False, compare=False)
 
     def __post_init__(self):
         check_model(self.model, **{"--arch": self.archs, "--preset": self.presets,
@@ -154,11 +164,9 @@ class SweepRequest:
                                                                      "(comparator.run.limits)")
         if not self.archs and not self.config and not self.model:
             raise RequestError("--arch", None, "an architecture (or --config FILE)")
-        seqs = _tuple(self.seqs)
-        if not seqs or any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s <= MAX_SEQ
-                           for s in seqs):
-            raise RequestError("--seq", self.seqs, SEQ_ALLOWED)
+        seqs, twice = seq_tuple(self.seqs), repeated(self.seqs)
         _set(self, "seqs", seqs)
+        _set(self, "notes", (twice,) if twice else ())
         _set(self, "presets", _tuple(self.presets))
         _positive("--batch", self.batch)
         methods = methods_of(self.methods, ("analytic",), self.model)
@@ -252,9 +260,11 @@ class ClaimsRequest:
 
 
 def field_names(cls) -> set:
-    return {f.name for f in fields(cls)}
+    """The fields a caller gives (not those a value derives, as a sweep's ``notes``)."""
+    return {f.name for f in fields(cls) if f.init}
 
 
 __all__ = ["ClaimsRequest", "CostRequest", "MAX_SEQ", "NONE", "POLICIES", "Pricing",
-           "RequestError", "RUNNER", "SEQ_ALLOWED", "SweepRequest", "TIME_MODELS", "check_archs",
-           "check_runner", "field_names", "option", "priced", "size_grid"]
+           "RequestError", "RUN", "RUNNER", "SEQ_ALLOWED", "SweepRequest", "TIME_MODELS",
+           "UNPRICED", "check_archs", "check_runner", "field_names", "option", "priced",
+           "size_grid"]

@@ -17,7 +17,7 @@ from comparator.run.sweep import (METHODS, SCOPES, TRACES, RequestError, check_c
                                   require_defined)
 from comparator.run.values import (_choice, _number, _positive, _set, _sizes, _tuple,
                                    check_model, check_model_convention, check_prices,
-                                   methods_of, one_arch, one_seq, size_options)
+                                   check_train_dtype, methods_of, one_arch, one_seq, size_options)
 
 ROOFLINE_MODELS = ("roofline", "unfused")
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class ExplainRequest:
     """Per term, the forward and training FLOPs of one model at one length by ``methods``
     (default both: analytic beside traced; with a paper's ``convention``: analytic, ours
     beside that convention's), with ``accelerator`` each term's predicted seconds and
-    memory-bound share in ``dtype`` (the time model on the device's ``profile``)."""
+    memory-bound share in ``dtype`` (default bf16; the time model on the device's
+    ``profile``): ``dtype`` and ``profile`` only with ``accelerator``."""
     arch: str | None = None
     seq: int | None = None
     preset: str | None = None
@@ -35,13 +36,19 @@ class ExplainRequest:
     trace: str = "fast"
     convention: str = "standard"
     accelerator: str | None = None
-    dtype: str = "bf16"
+    dtype: str | None = None
     profile: str | None = None
     db: str | None = None
     model: str | None = None
 
     def __post_init__(self):
         check_model(self.model, **{"--arch": self.arch, "--preset": self.preset})
+        for name in ("dtype", "profile"):
+            if self.accelerator is None and getattr(self, name) is not None:
+                raise RequestError(f"--{name}", getattr(self, name), "only with --accelerator "
+                                   "(it times each term on that device)")
+        if self.accelerator is not None:
+            _set(self, "dtype", check_train_dtype(self.dtype or "bf16", auto=False))
         if self.model is None:
             one_arch(self.arch, "explain")
         _set(self, "seq", one_seq(self.seq, "explain"))
@@ -94,6 +101,7 @@ class RooflineRequest:
             _positive("--top", self.top)
         if not self.accelerator or not isinstance(self.accelerator, str):
             raise RequestError("--accelerator", self.accelerator, "a catalogue name")
+        check_train_dtype(self.dtype, auto=False)
         _choice("--time-model", self.time_model, ROOFLINE_MODELS)
         check_convention(self.convention)
         check_model_convention(self.model, self.convention)

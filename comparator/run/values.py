@@ -90,6 +90,20 @@ def check_prices(prices, price_kind: str) -> str | None:
     return prices
 
 
+def check_train_dtype(dtype, auto: bool = True) -> str:
+    """A dtype a training step can use (``cost.pricing.DTYPE_BYTES``, by any of its
+    names; ``auto`` where ``auto``): int8 and fp8 are inference and fp8-kernel peaks, no
+    whole training step runs in them (it would halve the step time)."""
+    from comparator.cost.pricing import AUTO, DTYPE_BYTES, dtype_key
+    if auto and str(dtype).lower() == AUTO:
+        return dtype
+    if not isinstance(dtype, str) or dtype_key(dtype) not in DTYPE_BYTES:
+        raise RequestError("--dtype", dtype, "a training dtype: " + ", ".join(
+            ((AUTO,) if auto else ()) + tuple(DTYPE_BYTES)) + " (int8 and fp8 peaks are "
+            "not a training step's)")
+    return dtype
+
+
 def check_archs(names) -> tuple:
     """Architecture names (``"all"`` is every one), each known."""
     names = tuple(architectures.NAMES) if names in ("all", ("all",)) else _tuple(names)
@@ -166,12 +180,24 @@ def one_seq(seq, what: str):
 
 
 def seq_tuple(seqs) -> tuple:
-    """Sequence lengths, each a positive int at most ``MAX_SEQ``."""
+    """Sequence lengths, each a positive int at most ``MAX_SEQ``, each once (in the order
+    given: ``repeated`` names those dropped)."""
     out = _tuple(seqs)
     if not out or any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s <= MAX_SEQ
                       for s in out):
         raise RequestError("--seq", seqs, SEQ_ALLOWED)
-    return out
+    return tuple(dict.fromkeys(out))
+
+
+def repeated(seqs) -> str | None:
+    """A note naming the lengths ``seqs`` gives more than once (None: none), which
+    ``seq_tuple`` keeps once."""
+    seqs = _tuple(seqs)
+    twice = sorted({s for s in seqs if seqs.count(s) > 1})
+    if not twice:
+        return None
+    return ("length " + ", ".join(map(str, twice)) + " given more than once: "
+            + ("it is" if len(twice) == 1 else "each is") + " computed once")
 
 
 def one_arch(arch, what: str, missing: str = "one architecture") -> str:
@@ -251,5 +277,6 @@ def check_model(model, **alone) -> None:
 
 __all__ = ["MAX_SEQ", "MODEL_ALLOWED", "NONE", "NO_ANALYTIC", "POLICIES", "RUNNER",
            "SCHEDULER", "SEQ_ALLOWED", "check_archs", "check_model", "check_model_convention",
-           "check_model_pricing", "check_prices", "check_runner", "methods_of", "one_arch",
-           "one_seq", "option", "seq_tuple", "size_grid", "size_options"]
+           "check_model_pricing", "check_prices", "check_runner", "check_train_dtype",
+           "methods_of", "one_arch", "one_seq", "option", "repeated", "seq_tuple", "size_grid",
+           "size_options"]
