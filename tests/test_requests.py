@@ -138,6 +138,8 @@ M = "my_model.py:make"
      "--time-model", "fused"),
     (lambda: ScenarioRequest(runs=0), "--runs", 0),
     (lambda: ScenarioRequest(pue="x"), "--pue", "x"),
+    (lambda: ScenarioRequest(prices="20x0"), "--prices", "20x0"),
+    (lambda: ScenarioRequest(price_kind="cheap"), "--price-kind", "cheap"),
     (lambda: BenchRequest((), 64), "--arch", None),
     (lambda: BenchRequest("transformer", 64, dtype="int8"), "--dtype", "int8"),
     (lambda: BenchRequest("transformer", 64, mfu_fit="transformer:64"), "--mfu-fit",
@@ -178,3 +180,21 @@ def test_defaults_follow_the_model_and_the_convention():
     assert SweepRequest(seqs=128, model=M).methods == ("traced",)
     assert BenchRequest("all", 64).archs == tuple(architectures.NAMES)
     assert CalibrateRequest(dtypes="bf16,fp32,bf16").dtypes == ("bf16", "fp32")
+
+
+def test_the_scenario_request_prices_as_pricing_does():
+    """--prices and --price-kind of ``comparator scenario``: the date normalised as
+    ``Pricing``'s, and each run priced at that date too (the same device-hours at the
+    price listed then: the dollars scale by the two prices)."""
+    from comparator.run import execute
+    assert ScenarioRequest(prices=2020).prices == Pricing(prices=2020).prices == "2020"
+    assert ScenarioRequest(prices=datetime.date(2020, 6, 1)).prices == "2020-06-01"
+    assert ScenarioRequest().prices is None and ScenarioRequest().price_kind == "on-demand"
+    res = execute.scenario(ScenarioRequest("v100-16gb", prices="2020", time_model="mfu"))
+    assert res.prices == datetime.date(2020, 12, 31) and len(res.records) >= 1
+    for r in res.records:
+        assert r["prices_as_of"] == "2020-12-31" and r["dtype"] == "fp16"   # no bf16: fp16
+        assert r["dollars_period"] / r["dollars"] == pytest.approx(
+            r["period_price_per_hour"] / r["price_per_hour"])
+    spot = execute.scenario(ScenarioRequest("tpu-v3", time_model="mfu", price_kind="spot"))
+    assert spot.prices is None and {r["price_kind"] for r in spot.records} == {"spot"}

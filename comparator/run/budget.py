@@ -32,7 +32,7 @@ import architectures
 from comparator.run.costing import accelerators, train_kwargs
 from comparator.run.requests import Pricing
 from comparator.run.sweep import RequestError, resized, resolve
-from comparator.run.values import MAX_SEQ, _positive, _tuple, check_archs, option
+from comparator.run.values import MAX_SEQ, as_tuple, check_archs, option, positive
 
 # budget field -> the option that sets it and its unit
 BUDGETS = {"dollars": ("--dollars", "USD"), "device_hours": ("--device-hours", "device-hours"),
@@ -106,7 +106,7 @@ class BudgetRequest:
                                                   "--kwh (or --break-even)")
         if self.find not in FINDS:
             raise RequestError("--find", self.find, "one of " + ", ".join(FINDS))
-        presets = _tuple(self.preset)
+        presets = as_tuple(self.preset)
         if len(presets) not in (0, 1, len(self.archs)):
             raise RequestError("--preset", self.preset, "one preset, or one per architecture "
                                                         "of --arch, comma separated")
@@ -116,11 +116,11 @@ class BudgetRequest:
 
     def _check_numbers(self) -> None:
         if self.seq is not None:
-            _positive("--seq", self.seq, MAX_SEQ)
-        _positive("--batch", self.batch)
+            positive("--seq", self.seq, MAX_SEQ)
+        positive("--batch", self.batch)
         for name in ("tokens", "steps", "seq_step"):
             if getattr(self, name) is not None:
-                _positive(option(name), getattr(self, name), None)
+                positive(option(name), getattr(self, name), None)
         t = self.tokens_per_param
         if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
                               or not math.isfinite(t) or t <= 0):
@@ -130,7 +130,7 @@ class BudgetRequest:
             for s in sizes or [()]:
                 if len(s) != 2:
                     raise RequestError("--sizes", s, "(d_model, n_layers) pairs, one or more")
-                _positive("--d-model", s[0]), _positive("--layers", s[1])
+                positive("--d-model", s[0]), positive("--layers", s[1])
             object.__setattr__(self, "sizes", sizes)
 
     def _check_question(self) -> None:
@@ -375,7 +375,7 @@ def run(req: BudgetRequest) -> list[dict]:
     p = req.pricing
     accs = accelerators(p.accelerators, p.accelerators_file)
     kw = train_kwargs(p, accs)
-    presets = _tuple(req.preset) or (None,)
+    presets = as_tuple(req.preset) or (None,)
     if len(presets) == 1:
         presets *= len(req.archs)
     models = [(arch, *resolve(arch, pre)[1:]) for arch, pre in zip(req.archs, presets)]

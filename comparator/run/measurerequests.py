@@ -13,15 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from comparator.run.sweep import RequestError, check_convention
-from comparator.run.values import (_positive, _set, _sizes, _tuple, check_archs,
-                                   check_model, check_model_convention, check_runner,
-                                   seq_tuple, size_options)
+from comparator.run.values import (as_tuple, check_archs, check_model, check_model_convention,
+                                   check_runner, check_sizes, positive, seq_tuple, set_field,
+                                   size_options)
 
 
 def check_dtypes(dtypes) -> tuple:
     """Training dtypes of the step (``cost.compiled.DTYPES``), each by its catalogue name."""
     from comparator.cost.compiled import DTYPES, check_dtype
-    names = _tuple(dtypes)
+    names = as_tuple(dtypes)
     try:
         out = tuple(dict.fromkeys(check_dtype(d) for d in names))
     except (ValueError, AttributeError):
@@ -73,21 +73,21 @@ class BenchRequest:
             raise RequestError("--convention", self.convention, "standard with --predict (the "
                                "time model times the traced step, ours)")
         check_model_convention(self.model, self.convention)
-        _set(self, "archs", check_archs(self.archs))
+        set_field(self, "archs", check_archs(self.archs))
         if not self.archs and self.model is None:
             raise RequestError("--arch", None, "one or more architectures, or all")
         from comparator.cost.compiled import DTYPES, check_dtype
         try:
-            _set(self, "dtype", check_dtype(self.dtype))
+            set_field(self, "dtype", check_dtype(self.dtype))
         except (ValueError, AttributeError):
             raise RequestError("--dtype", self.dtype, ", ".join(DTYPES)) from None
-        _set(self, "seqs", seq_tuple(self.seqs))
-        _set(self, "presets", _tuple(self.presets))
-        _set(self, "sizes", _sizes(self.sizes))
-        _positive("--batch", self.batch)
-        _positive("--steps", self.steps)
+        set_field(self, "seqs", seq_tuple(self.seqs))
+        set_field(self, "presets", as_tuple(self.presets))
+        set_field(self, "sizes", check_sizes(self.sizes))
+        positive("--batch", self.batch)
+        positive("--steps", self.steps)
         if self.memory_limit is not None:
-            _positive("--memory-limit", self.memory_limit, most=None)
+            positive("--memory-limit", self.memory_limit, most=None)
         check_runner(db=self.db, no_cache=self.no_cache, retry_failed=self.retry_failed,
                      scheduler=self.scheduler, worker_resources=self.worker_resources)
 
@@ -116,14 +116,14 @@ class KernelBenchRequest:
             raise RequestError("--convention", self.convention, "standard with --kernel (the "
                                "attention kernels alone are not a model a paper's formula "
                                "counts)")
-        _set(self, "seqs", seq_tuple(self.seqs))
+        set_field(self, "seqs", seq_tuple(self.seqs))
         for name in ("batch", "heads", "d_head", "chunk", "steps"):
-            _positive("--" + name.replace("_", "-"), getattr(self, name))
-        _set(self, "hashes", _tuple(self.hashes))
+            positive("--" + name.replace("_", "-"), getattr(self, name))
+        set_field(self, "hashes", as_tuple(self.hashes))
         for h in self.hashes:
-            _positive("--hashes", h)
+            positive("--hashes", h)
         if self.memory_limit is not None:
-            _positive("--memory-limit", self.memory_limit, most=None)
+            positive("--memory-limit", self.memory_limit, most=None)
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class CalibrateRequest:
 
     def __post_init__(self):
         if self.dtypes is not None:
-            _set(self, "dtypes", check_dtypes(self.dtypes))
+            set_field(self, "dtypes", check_dtypes(self.dtypes))
         if self.profile and not self.show:
             raise RequestError("--profile", self.profile, "only with --show")
         acc = self.accelerator

@@ -20,11 +20,12 @@ from comparator.cost.steptime import TIME_MODELS
 from comparator.run.limits import Limits
 from comparator.run.sweep import (SCOPES, TRACES, RequestError, check_convention,
                                   require_defined)
-from comparator.run.values import (MAX_SEQ, NONE, POLICIES, RUNNER, SEQ_ALLOWED, _choice,
-                                   _number, _positive, _set, _sizes, _tuple, check_archs,
-                                   check_model, check_model_convention, check_model_pricing,
-                                   check_prices, check_runner, check_train_dtype, methods_of,
-                                   option, repeated, seq_tuple, size_grid, size_options)
+from comparator.run.values import (MAX_SEQ, NONE, POLICIES, RUNNER, SEQ_ALLOWED, as_tuple,
+                                   check_archs, check_model, check_model_convention,
+                                   check_model_pricing, check_prices, check_runner, check_sizes,
+                                   check_train_dtype, choice, methods_of, number, option,
+                                   positive, repeated, seq_tuple, set_field, size_grid,
+                                   size_options)
 
 
 @dataclass(frozen=True)
@@ -55,23 +56,23 @@ class Pricing:
     price_kind: str = "on-demand"
 
     def __post_init__(self):
-        _set(self, "accelerators", () if self.accelerators in NONE
-             else _tuple(self.accelerators))
-        _set(self, "prices", check_prices(self.prices, self.price_kind))
+        set_field(self, "accelerators", () if self.accelerators in NONE
+             else as_tuple(self.accelerators))
+        set_field(self, "prices", check_prices(self.prices, self.price_kind))
         for name in ("tokens", "steps"):
             if getattr(self, name) is not None:
-                _positive(option(name), getattr(self, name), most=None)
-        _positive("--devices", self.devices)
-        _positive("--runs", self.runs)
+                positive(option(name), getattr(self, name), most=None)
+        positive("--devices", self.devices)
+        positive("--runs", self.runs)
         check_train_dtype(self.dtype)
         if self.mfu is not None:
-            _set(self, "mfu", _number("--mfu", self.mfu))
-        _set(self, "pue", _number("--pue", self.pue))
-        _set(self, "grid_intensity", _number("--grid-intensity", self.grid_intensity))
+            set_field(self, "mfu", number("--mfu", self.mfu))
+        set_field(self, "pue", number("--pue", self.pue))
+        set_field(self, "grid_intensity", number("--grid-intensity", self.grid_intensity))
         if self.policy is not None:
-            _choice("--policy", self.policy, POLICIES)
+            choice("--policy", self.policy, POLICIES)
         if self.time_model is not None:
-            _choice("--time-model", self.time_model, TIME_MODELS)
+            choice("--time-model", self.time_model, TIME_MODELS)
 
     @property
     def as_of(self):
@@ -158,24 +159,24 @@ class SweepRequest:
                                    "--scheduler": self.scheduler,
                                    "--jobs": self.jobs if self.jobs != 1 else None},
                     **size_options((self.sizes or [None])[0]))
-        _set(self, "archs", check_archs(self.archs))
+        set_field(self, "archs", check_archs(self.archs))
         if self.limits is not None and not isinstance(self.limits, Limits):
             raise RequestError("--max-unrolled-layers", self.limits, "a Limits value "
                                                                      "(comparator.run.limits)")
         if not self.archs and not self.config and not self.model:
             raise RequestError("--arch", None, "an architecture (or --config FILE)")
         seqs, twice = seq_tuple(self.seqs), repeated(self.seqs)
-        _set(self, "seqs", seqs)
-        _set(self, "notes", (twice,) if twice else ())
-        _set(self, "presets", _tuple(self.presets))
-        _positive("--batch", self.batch)
+        set_field(self, "seqs", seqs)
+        set_field(self, "notes", (twice,) if twice else ())
+        set_field(self, "presets", as_tuple(self.presets))
+        positive("--batch", self.batch)
         methods = methods_of(self.methods, ("analytic",), self.model)
-        _set(self, "methods", methods)
-        _choice("--scope", self.scope, SCOPES)
-        _choice("--trace", self.trace, TRACES)
+        set_field(self, "methods", methods)
+        choice("--scope", self.scope, SCOPES)
+        choice("--trace", self.trace, TRACES)
         check_model_convention(self.model, self.convention)
         check_convention(self.convention, methods)
-        _set(self, "sizes", _sizes(self.sizes))
+        set_field(self, "sizes", check_sizes(self.sizes))
         if self.baseline and not self.with_baseline:
             raise RequestError("--baseline", self.baseline, "not together with --no-baseline")
         check_runner(**{k: getattr(self, k) for k in RUNNER})
@@ -221,17 +222,17 @@ class CostRequest:
                 or not 0 < self.seq <= MAX_SEQ:
             raise RequestError("--seq", self.seq, "one sequence length for cost: "
                                                   + SEQ_ALLOWED)
-        _positive("--batch", self.batch)
+        positive("--batch", self.batch)
         p = self.pricing
         if (p.tokens is None) == (p.steps is None):
             raise RequestError("--tokens", p.tokens, "either --tokens or --steps (with --batch)")
-        _choice("--scope", self.scope, SCOPES)
+        choice("--scope", self.scope, SCOPES)
         check_convention(self.convention)
         check_model_convention(self.model, self.convention)
         if self.model is None:
             require_defined(self.convention, arch)
         if self.size is not None:
-            _set(self, "size", _sizes([self.size])[0])
+            set_field(self, "size", check_sizes([self.size])[0])
         if p.accelerators:
             p.check(self.convention)
             check_model_pricing(self.model, p)
@@ -249,14 +250,14 @@ class ClaimsRequest:
     db: str | None = None
 
     def __post_init__(self):
-        _set(self, "ids", _tuple(self.ids))
-        _choice("--time-model", self.time_model, TIME_MODELS)
+        set_field(self, "ids", as_tuple(self.ids))
+        choice("--time-model", self.time_model, TIME_MODELS)
         if self.bench is not None:
-            bench = _tuple(self.bench, split=False)
+            bench = as_tuple(self.bench, split=False)
             if not all(isinstance(r, dict) for r in bench):
                 raise RequestError("--bench", self.bench, "the records of 'comparator bench "
                                                           "--kernel attention --format json'")
-            _set(self, "bench", bench)
+            set_field(self, "bench", bench)
 
 
 def field_names(cls) -> set:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from comparator.cost.steptime import TIME_MODELS
 from comparator.run.sweep import (METHODS, SCOPES, TRACES, RequestError, check_convention,
                                   require_defined)
-from comparator.run.values import (_choice, _number, _positive, _set, _sizes, _tuple,
-                                   check_model, check_model_convention, check_prices,
-                                   check_train_dtype, methods_of, one_arch, one_seq, size_options)
+from comparator.run.values import (as_tuple, check_model, check_model_convention, check_prices,
+                                   check_sizes, check_train_dtype, choice, methods_of, number,
+                                   one_arch, one_seq, positive, set_field, size_options)
 
 ROOFLINE_MODELS = ("roofline", "unfused")
 @dataclass(frozen=True)
@@ -48,17 +48,17 @@ class ExplainRequest:
                 raise RequestError(f"--{name}", getattr(self, name), "only with --accelerator "
                                    "(it times each term on that device)")
         if self.accelerator is not None:
-            _set(self, "dtype", check_train_dtype(self.dtype or "bf16", auto=False))
+            set_field(self, "dtype", check_train_dtype(self.dtype or "bf16", auto=False))
         if self.model is None:
             one_arch(self.arch, "explain")
-        _set(self, "seq", one_seq(self.seq, "explain"))
-        _positive("--batch", self.batch)
-        _choice("--scope", self.scope, SCOPES)
-        _choice("--trace", self.trace, TRACES)
+        set_field(self, "seq", one_seq(self.seq, "explain"))
+        positive("--batch", self.batch)
+        choice("--scope", self.scope, SCOPES)
+        choice("--trace", self.trace, TRACES)
         check_model_convention(self.model, self.convention)
         methods = methods_of(self.methods, ("analytic",) if self.paper else METHODS,
                              self.model)
-        _set(self, "methods", methods)
+        set_field(self, "methods", methods)
         check_convention(self.convention, methods)
         if self.model is None:
             require_defined(self.convention, self.arch)
@@ -95,20 +95,20 @@ class RooflineRequest:
                     **size_options(self.size))
         if self.model is None:
             one_arch(self.arch, "roofline", "one architecture for roofline")
-        _set(self, "seq", one_seq(self.seq, "roofline"))
-        _positive("--batch", self.batch)
+        set_field(self, "seq", one_seq(self.seq, "roofline"))
+        positive("--batch", self.batch)
         if self.top is not None:
-            _positive("--top", self.top)
+            positive("--top", self.top)
         if not self.accelerator or not isinstance(self.accelerator, str):
             raise RequestError("--accelerator", self.accelerator, "a catalogue name")
         check_train_dtype(self.dtype, auto=False)
-        _choice("--time-model", self.time_model, ROOFLINE_MODELS)
+        choice("--time-model", self.time_model, ROOFLINE_MODELS)
         check_convention(self.convention)
         check_model_convention(self.model, self.convention)
         if self.model is None:
             require_defined(self.convention, self.arch)
         if self.size is not None:
-            _set(self, "size", _sizes([self.size])[0])
+            set_field(self, "size", check_sizes([self.size])[0])
 
 
 @dataclass(frozen=True)
@@ -134,14 +134,14 @@ class ScenarioRequest:
 
     def __post_init__(self):
         if self.accelerators is not None:
-            _set(self, "accelerators", _tuple(self.accelerators) or None)
-        _set(self, "prices", check_prices(self.prices, self.price_kind))
+            set_field(self, "accelerators", as_tuple(self.accelerators) or None)
+        set_field(self, "prices", check_prices(self.prices, self.price_kind))
         if self.runs is not None:
-            _positive("--runs", self.runs)
-        _set(self, "pue", _number("--pue", self.pue))
-        _set(self, "grid_intensity", _number("--grid-intensity", self.grid_intensity))
+            positive("--runs", self.runs)
+        set_field(self, "pue", number("--pue", self.pue))
+        set_field(self, "grid_intensity", number("--grid-intensity", self.grid_intensity))
         if self.time_model is not None:
-            _choice("--time-model", self.time_model, TIME_MODELS)
+            choice("--time-model", self.time_model, TIME_MODELS)
 
 
 __all__ = ["ExplainRequest", "ROOFLINE_MODELS", "RooflineRequest", "ScenarioRequest"]

@@ -1,7 +1,7 @@
 """Checks of request values shared by the request classes (``requests``, ``steprequests``,
-``measurerequests``): numbers, choices, tuples a caller may write shorter, architecture
-names, size grids and the runner's options, each refused with ``RequestError`` naming the
-field by its command-line option."""
+``measurerequests``, ``budget``): numbers, choices, tuples a caller may write shorter,
+dates and kinds of prices, architecture names, size grids and the runner's options, each
+refused with ``RequestError`` naming the field by its command-line option."""
 from __future__ import annotations
 
 import datetime
@@ -30,7 +30,7 @@ def option(name: str) -> str:
     return OPTIONS.get(name, "--" + name.replace("_", "-"))
 
 
-def _tuple(value, split: bool = True) -> tuple:
+def as_tuple(value, split: bool = True) -> tuple:
     """A tuple from a tuple, a list, one value, or a comma-separated string."""
     if value is None:
         return ()
@@ -41,11 +41,13 @@ def _tuple(value, split: bool = True) -> tuple:
     return (value,)
 
 
-def _set(obj, name: str, value) -> None:
+def set_field(obj, name: str, value) -> None:
+    """Set ``name`` of a frozen dataclass (its ``__post_init__`` normalising a value)."""
     object.__setattr__(obj, name, value)
 
 
-def _positive(field: str, value, most: int | None = MAX_DIM) -> int:
+def positive(field: str, value, most: int | None = MAX_DIM) -> int:
+    """``value``, an int > 0 and at most ``most`` (None: no bound)."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0 \
             or (most is not None and value > most):
         raise RequestError(field, value, "a positive integer"
@@ -53,19 +55,21 @@ def _positive(field: str, value, most: int | None = MAX_DIM) -> int:
     return value
 
 
-def _number(field: str, value) -> float:
+def number(field: str, value) -> float:
+    """``value``, an int or a float, as a float."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RequestError(field, value, "a number")
     return float(value)
 
 
-def _choice(field: str, value, choices) -> str:
+def choice(field: str, value, choices) -> str:
+    """``value``, one of ``choices`` (refused with the nearest named)."""
     if value not in choices:
         raise RequestError(field, value, suggest(value, choices))
     return value
 
 
-def _date(field: str, value) -> str:
+def check_date(field: str, value) -> str:
     """A date as 'YYYY', 'YYYY-MM' or 'YYYY-MM-DD' (an int year, a ``datetime.date``)."""
     if isinstance(value, datetime.date) or (isinstance(value, int)
                                             and not isinstance(value, bool)):
@@ -78,11 +82,11 @@ def _date(field: str, value) -> str:
 
 
 def check_prices(prices, price_kind: str) -> str | None:
-    """``prices`` (a date, ``_date``; None: the latest listed), normalised, and
+    """``prices`` (a date, ``check_date``; None: the latest listed), normalised, and
     ``price_kind`` (on-demand, reserved, spot, preemptible), each refused naming its
     option."""
     if prices is not None:
-        prices = _date("--prices", prices)
+        prices = check_date("--prices", prices)
     try:
         pr.check_kind(price_kind)
     except pr.CatalogueError as err:
@@ -106,7 +110,7 @@ def check_train_dtype(dtype, auto: bool = True) -> str:
 
 def check_archs(names) -> tuple:
     """Architecture names (``"all"`` is every one), each known."""
-    names = tuple(architectures.NAMES) if names in ("all", ("all",)) else _tuple(names)
+    names = tuple(architectures.NAMES) if names in ("all", ("all",)) else as_tuple(names)
     for a in names:
         if a not in architectures.NAMES:
             raise RequestError("--arch", a, suggest(a, architectures.NAMES) + " or all")
@@ -117,13 +121,14 @@ def size_grid(d_model=None, layers=None, heads=None, d_ff=None) -> tuple | None:
     """``(d_model, n_layers, n_heads, d_ff)`` of every combination of the given widths,
     depths, heads and FFN widths (each one value or a list; None keeps the preset's), or
     None when none is given."""
-    axes = [_tuple(v) or (None,) for v in (d_model, layers, heads, d_ff)]
+    axes = [as_tuple(v) or (None,) for v in (d_model, layers, heads, d_ff)]
     sizes = tuple((d, L, h, ff) for d in axes[0] for L in axes[1] for h in axes[2]
                   for ff in axes[3])
     return None if sizes == ((None, None, None, None),) else sizes
 
 
-def _sizes(sizes) -> tuple | None:
+def check_sizes(sizes) -> tuple | None:
+    """``(d_model, layers, heads, d_ff)`` tuples, each given value positive (None: none)."""
     if sizes is None:
         return None
     sizes = tuple(tuple(s) for s in sizes)
@@ -133,7 +138,7 @@ def _sizes(sizes) -> tuple | None:
                                              "keeping the preset's value")
         for name, v in zip(("--d-model", "--layers", "--heads", "--d-ff"), s):
             if v is not None:
-                _positive(name, v)
+                positive(name, v)
     return sizes
 
 
@@ -145,7 +150,7 @@ def check_runner(db=None, no_cache=False, retry_failed=False, jobs=1, scheduler=
     """The options of where traced (or benchmarked) points run and are stored, checked
     together: the results store ``db`` (or ``no_cache``), ``jobs`` local processes or a
     Dask ``scheduler`` with ``worker_resources`` ({name: amount}) per point."""
-    _positive("--jobs", jobs)
+    positive("--jobs", jobs)
     if scheduler is not None and not SCHEDULER.match(str(scheduler)):
         raise RequestError("--scheduler", scheduler, "a Dask scheduler address such as "
                                                      "tcp://HOST:PORT")
@@ -182,7 +187,7 @@ def one_seq(seq, what: str):
 def seq_tuple(seqs) -> tuple:
     """Sequence lengths, each a positive int at most ``MAX_SEQ``, each once (in the order
     given: ``repeated`` names those dropped)."""
-    out = _tuple(seqs)
+    out = as_tuple(seqs)
     if not out or any(isinstance(s, bool) or not isinstance(s, int) or not 0 < s <= MAX_SEQ
                       for s in out):
         raise RequestError("--seq", seqs, SEQ_ALLOWED)
@@ -192,7 +197,7 @@ def seq_tuple(seqs) -> tuple:
 def repeated(seqs) -> str | None:
     """A note naming the lengths ``seqs`` gives more than once (None: none), which
     ``seq_tuple`` keeps once."""
-    seqs = _tuple(seqs)
+    seqs = as_tuple(seqs)
     twice = sorted({s for s in seqs if seqs.count(s) > 1})
     if not twice:
         return None
@@ -227,7 +232,7 @@ def methods_of(methods, default: tuple, model=None) -> tuple:
     from comparator.run.sweep import METHODS
     if methods is None:
         methods = ("traced",) if model else default
-    out = METHODS if methods == "both" else _tuple(methods)
+    out = METHODS if methods == "both" else as_tuple(methods)
     for m in out:
         if m not in METHODS:
             raise RequestError("--method", m, "choose from analytic, traced, both")
@@ -276,7 +281,8 @@ def check_model(model, **alone) -> None:
 
 
 __all__ = ["MAX_SEQ", "MODEL_ALLOWED", "NONE", "NO_ANALYTIC", "POLICIES", "RUNNER",
-           "SCHEDULER", "SEQ_ALLOWED", "check_archs", "check_model", "check_model_convention",
-           "check_model_pricing", "check_prices", "check_runner", "check_train_dtype",
-           "methods_of", "one_arch", "one_seq", "option", "repeated", "seq_tuple", "size_grid",
+           "SCHEDULER", "SEQ_ALLOWED", "as_tuple", "check_archs", "check_date", "check_model",
+           "check_model_convention", "check_model_pricing", "check_prices", "check_runner",
+           "check_sizes", "check_train_dtype", "choice", "methods_of", "number", "one_arch",
+           "one_seq", "option", "positive", "repeated", "seq_tuple", "set_field", "size_grid",
            "size_options"]
