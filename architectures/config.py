@@ -46,7 +46,7 @@ def check_config(cfg, kinds=None) -> None:
     """Raise ConfigError for the first invalid field of a config dataclass."""
     values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     for name in ("vocab", "d_model", "n_layers", "n_heads", "emb_dim", "head_dim", "ff_dim",
-                 "chunk_len", "n_hashes"):
+                 "chunk_len", "n_hashes", "window", "proj_len", "features", "block"):
         v = values.get(name)
         if name not in values or (v is None and name in ("head_dim", "ff_dim", "emb_dim")):
             continue

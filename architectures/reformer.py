@@ -23,13 +23,12 @@ from dataclasses import dataclass
 
 from . import memory_terms as M
 from . import terms as T
-from .terms import THREEFRY_OPS, Term
+from . import zoo
+from .terms import Term
 from .config import Widths, ConfigError, check_config, mask_count, resized
 from .num import any_nonzero, ceil_div, ceil_log2, floor_log2, maximum, positive, pow2
 
 NAME = "reformer"
-# uniform bits -> normal: shift, or, (bitcast), sub, mul, add, max, erf_inv, mul
-NORMAL_OPS = 8
 ATTN_KINDS = ("lsh", "local")
 
 
@@ -313,28 +312,14 @@ def rotations_term(cfg: Config, n) -> Term:
     """One step's random rotations for one LSH layer (none within one chunk): a key
     fold-in, normal samples of h x dh x n_hashes x rot/2."""
     R = cfg.n_heads * cfg.d_head * cfg.n_hashes * (cfg.rotation_size(n) // 2)
-    return Term(ew=2 * THREEFRY_OPS + THREEFRY_OPS * R + NORMAL_OPS * R + 1).times(
-        cfg.multi_chunk(n))
+    return T.normal_draw(R).times(cfg.multi_chunk(n))
 
 
 def local_terms(cfg: Config, b, n) -> dict:
-    """Chunked local attention (kernels/lsh.local_attention) over b x h heads.
-
-    Window positions and their range masks are computed once (not per head);
-    the backward of gathering w neighbouring chunks adds 2(w-1) copies (w-1 when the
-    sequence is one chunk: every neighbour is the chunk itself, no split to undo).
-    """
-    h, dh, c = cfg.n_heads, cfg.d_head, cfg.local_chunk
-    w = 1 + cfg.chunks_before + cfg.chunks_after
-    K, H = w * c, b * h
-    att = H * 2 * n * K * dh
-    adj = (1 + positive(n // c - 1)) * (w - 1) * H * n * dh
-    causal = 2 * n * K if cfg.causal else 0
-    return {"attn/scores": Term(mm=att, mm_bwd=2 * att,
-                                ew=H * n * dh + 4 * w * n + H * n * K + causal,
-                                ew_bwd=H * n * K + adj + H * n * dh),
-            "attn/softmax": T.softmax(H * n, K),
-            "attn/context": Term(mm=att, mm_bwd=2 * att, ew_bwd=adj)}
+    """Chunked local attention (kernels/lsh.local_attention) over b x h heads: the
+    Transformer's ``local`` choice with the Reformer's chunk and window (zoo.local_terms)."""
+    return zoo.local_terms(b, cfg.n_heads, n, cfg.d_head, cfg.local_chunk, cfg.chunks_before,
+                           cfg.chunks_after, cfg.causal)
 
 
 def embedding_terms(cfg: Config, b, n) -> dict:
