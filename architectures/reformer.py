@@ -18,6 +18,7 @@ backward of every layer recomputes its forward once.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -202,6 +203,21 @@ def resize(cfg: Config, d_model=None, n_layers=None, n_heads=None, d_ff=None) ->
         d1 = max(1, min(d_model - 1, round(d_model * cfg.axial_dims[0] / cfg.d_model)))
         extra["axial_dims"] = (d1, d_model - d1)
     return resized(cfg, d_model, n_layers, n_heads, d_ff, **extra)
+
+
+def like(cfg) -> Config:
+    """The Reformer of a Transformer-family model's widths, depth, vocabulary, activation
+    and objective (causal for a decoder, masked LM for an encoder), LSH attention in every
+    layer and the Reformer's defaults otherwise (``reformer-base``): what ``attention=lsh``
+    makes of a Transformer in a sweep."""
+    kind = getattr(cfg, "kind", "encoder")
+    if kind not in ("encoder", "decoder"):
+        raise ConfigError("attention", "lsh", "an encoder or a decoder (the Reformer has no "
+                          "encoder-decoder)")
+    base = dataclasses.replace(PRESETS["reformer-base"][0], vocab=cfg.vocab, act=cfg.act,
+                               eps=cfg.eps, mask_prob=cfg.mask_prob, causal=kind == "decoder")
+    return resize(base, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
+                  d_ff=cfg.d_ff)
 
 
 def describe(cfg: Config, seq: int) -> str:

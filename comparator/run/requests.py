@@ -22,8 +22,8 @@ from architectures.config import MAX_DIM
 
 from comparator.cost import prices as pr
 from comparator.cost.steptime import TIME_MODELS
-from comparator.run.sweep import (METHODS, SCOPES, TRACES, RequestError, check_convention,
-                                  require_defined, suggest)
+from comparator.run.sweep import (ATTENTION_CHOICES, METHODS, SCOPES, TRACES, RequestError,
+                                  check_convention, require_defined, suggest)
 
 MAX_SEQ = 1 << 24
 SCHEDULER = re.compile(r"^(tcp|tls|ucx|ws|wss)://\S+$")
@@ -34,7 +34,7 @@ SEQ_ALLOWED = ("positive integers as '512,1024' or a range 'START:STOP:xFACTOR' 
 # request field -> its command-line option (the others: "--" + the name with dashes)
 OPTIONS = {"archs": "--arch", "arch": "--arch", "seqs": "--seq", "seq": "--seq",
            "presets": "--preset", "methods": "--method", "accelerators": "--accelerator",
-           "accelerators_file": "--accelerators", "ids": "--id"}
+           "accelerators_file": "--accelerators", "ids": "--id", "attentions": "--attention"}
 
 
 def option(name: str) -> str:
@@ -215,8 +215,10 @@ class SweepRequest:
     sweep``): ``methods`` analytic and/or traced, each model compared with a baseline
     (default: the Transformer of its widths; ``with_baseline=False``: none), priced when
     ``pricing`` is given.  ``config``: a Hugging Face config.json or a comparator TOML file
-    instead of presets.  ``db``, ``no_cache``, ``retry_failed``, ``jobs``, ``scheduler``,
-    ``worker_resources``: where traced points are stored and computed."""
+    instead of presets.  ``attentions``: each model once per attention choice
+    (``ATTENTION_CHOICES``, labelled ``preset@choice``; ``sweep.with_attention``).  ``db``,
+    ``no_cache``, ``retry_failed``, ``jobs``, ``scheduler``, ``worker_resources``: where
+    traced points are stored and computed."""
     archs: tuple = ()
     seqs: tuple = ()
     presets: tuple = ()
@@ -226,6 +228,7 @@ class SweepRequest:
     trace: str = "fast"
     convention: str = "standard"
     sizes: tuple | None = None
+    attentions: tuple = ()
     config: str | None = None
     baseline: str | None = None
     with_baseline: bool = True
@@ -257,6 +260,12 @@ class SweepRequest:
         _choice("--trace", self.trace, TRACES)
         check_convention(self.convention, methods)
         _set(self, "sizes", _sizes(self.sizes))
+        attentions = _tuple(self.attentions)
+        for a in attentions:
+            _choice("--attention", a, ATTENTION_CHOICES)
+        if len(set(attentions)) != len(attentions):
+            raise RequestError("--attention", self.attentions, "each choice once")
+        _set(self, "attentions", attentions)
         if self.baseline and not self.with_baseline:
             raise RequestError("--baseline", self.baseline, "not together with --no-baseline")
         check_runner(**{k: getattr(self, k) for k in RUNNER})

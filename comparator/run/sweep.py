@@ -14,11 +14,14 @@ The analytic path imports no jax; jax is imported only for traced points.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass
 from typing import Iterator
 
 import architectures
+from architectures.config import ConfigError
+from architectures.zoo import ATTENTIONS
 
 from comparator.errors import FieldError
 
@@ -28,8 +31,13 @@ SCOPES = ("matmul", "all")
 # (comparator.count.fasttrace, each symbolic program checked against a concrete trace),
 # "checked" also compares one length with the full model, "full" traces every point whole
 TRACES = ("fast", "checked", "full")
-# the sequence-mixing core; projections are per-token and excluded
-ATTENTION_TERMS = ("attn/scores", "attn/softmax", "attn/context", "attn/relbias")
+# the sequence-mixing core; projections are per-token and excluded (Linformer's E and F
+# project along the sequence: they mix it)
+ATTENTION_TERMS = ("attn/scores", "attn/softmax", "attn/context", "attn/relbias",
+                   "attn/proj_k", "attn/proj_v", "attn/features", "attn/normalizer")
+# a sweep's attention choices (--attention): the Transformer family's kernels, and the
+# Reformer's LSH attention (a Transformer with ``lsh`` is the Reformer of its widths)
+ATTENTION_CHOICES = ATTENTIONS + ("lsh",)
 ATTENTION_ROOTS = ("lsh",)
 GROUPS = ("gen", "disc", "enc", "dec")
 
@@ -51,6 +59,7 @@ class Model:
     arch: str
     preset: str    # a preset name, or a label for a resized / loaded config
     cfg: object
+    base: "Model | None" = None   # its default baseline, when not the architecture's
 
 
 @dataclass(frozen=True)
@@ -60,10 +69,12 @@ class Point:
     seq: int
     batch: int = 1
     cfg: object = None
+    base: Model | None = None
 
     @property
     def model(self) -> Model:
-        return Model(self.arch, self.preset, self.cfg or resolve(self.arch, self.preset)[2])
+        return Model(self.arch, self.preset, self.cfg or resolve(self.arch, self.preset)[2],
+                     self.base)
 
 
 def resolve(arch: str, preset: str | None):
@@ -86,9 +97,10 @@ def arch_of(preset: str) -> str:
     raise RequestError("--preset", preset, suggest(preset, names))
 
 
-def models(archs, presets=(), sizes=None) -> list[Model]:
+def models(archs, presets=(), sizes=None, attentions=()) -> list[Model]:
     """Models of each architecture: its named presets (default: the BERT-base-sized one),
-    each at every (d_model, n_layers, n_heads, d_ff) of ``sizes`` when given."""
+    each at every (d_model, n_layers, n_heads, d_ff) of ``sizes`` when given, and with each
+    attention choice of ``attentions`` when given (``with_attention``)."""
     out = []
     for arch in archs:
         mod = resolve(arch, None)[0]
@@ -100,7 +112,41 @@ def models(archs, presets=(), sizes=None) -> list[Model]:
             cfg = mod.PRESETS[p][0]
             for size in sizes or [None]:
                 out.append(Model(arch, p, cfg) if size is None else resized(arch, p, cfg, size))
-    return out
+    return [with_attention(m, a) for m in out for a in attentions] if attentions else out
+
+
+def with_attention(m: Model, choice: str) -> Model:
+    """``m`` with the attention kernel ``choice``, labelled ``preset@choice``: its config
+    with ``attention=choice`` (Transformer, ALBERT, ELECTRA); ``lsh``: the Reformer of a
+    Transformer's widths (``reformer.like``), or a Reformer itself.  A Transformer's
+    variants have its dense attention (``preset@dense``) as their default baseline."""
+    if choice not in ATTENTION_CHOICES:
+        raise RequestError("--attention", choice, suggest(choice, ATTENTION_CHOICES))
+    label = f"{m.preset}@{choice}"
+    if m.arch == "reformer":
+        if choice != "lsh":
+            raise RequestError("--attention", choice, "lsh for the Reformer (its attn_layers "
+                                                      "choose LSH or local attention per layer)")
+        return Model(m.arch, label, m.cfg)
+    if choice == "lsh" and m.arch != "transformer":
+        raise RequestError("--attention", choice, f"one of {', '.join(ATTENTIONS)} for "
+                           f"{m.arch} (lsh: the Reformer of a Transformer's widths)")
+    base = None
+    if m.arch == "transformer":
+        try:
+            dense = dataclasses.replace(m.cfg, attention="dense")
+        except ConfigError as err:
+            raise RequestError("--attention", choice, f"{m.arch}:{m.preset}: {err}") from None
+        base = Model(m.arch, f"{m.preset}@dense", dense)
+    try:
+        cfg = (architectures.get("reformer").like(m.cfg) if choice == "lsh"
+               else dataclasses.replace(m.cfg, attention=choice))
+    except ConfigError as err:
+        raise RequestError("--attention", choice, f"{err.allowed} ({m.arch}:{m.preset} "
+                                                  f"refuses {err.field}={err.value!r})") from None
+    if choice == "dense" and base is not None:
+        return base
+    return Model("reformer" if choice == "lsh" else m.arch, label, cfg, base)
 
 
 def resized(arch: str, label: str, cfg, size) -> Model:
@@ -111,8 +157,11 @@ def resized(arch: str, label: str, cfg, size) -> Model:
 
 
 def baseline_for(m: Model, spec: str | None) -> Model | None:
-    """The Transformer of the same widths (default), or ``ARCH[:PRESET]`` at m's size."""
+    """The Transformer of the same widths (default; ``m.base`` when it has one), or
+    ``ARCH[:PRESET]`` at m's size."""
     if spec is None:
+        if m.base is not None:
+            return m.base
         if m.arch == "transformer":
             return None
         cfg = architectures.get(m.arch).transformer_baseline(m.cfg)
@@ -133,7 +182,7 @@ def _size_of(cfg):
 def points(ms, seqs, batch) -> Iterator[Point]:
     for m in ms:
         for s in seqs:
-            yield Point(m.arch, m.preset, s, batch, m.cfg)
+            yield Point(m.arch, m.preset, s, batch, m.cfg, m.base)
 
 
 def analytic(pt: Point, scope: str, convention: str = "standard") -> dict:
@@ -316,7 +365,8 @@ def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
                 emitted.add(id(b))
                 out.append(b)
             r = compute(pt, m)
-            if r is not None:
+            if r is not None and (b is not None or id(r) not in emitted):
+                emitted.add(id(r))      # a model that is also a baseline: one row
                 out.append(compare(r, b) if b is not None else r)
     return out
 

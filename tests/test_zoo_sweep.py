@@ -1,0 +1,94 @@
+"""Sweeping attention choices: one model per choice, labelled ``preset@choice``, the dense
+Transformer as the baseline of its variants, ``lsh`` the Reformer of its widths."""
+import pytest
+
+from architectures import reformer as rf, transformer as tr
+from comparator.count import conventions as cv
+from comparator.run import execute, sweep
+from comparator.run.requests import SweepRequest
+from comparator.run.sweep import RequestError
+
+ALL = ("dense", "flash", "local", "linformer", "performer", "lsh")
+
+
+def run(**kw):
+    return execute.sweep(SweepRequest(**kw)).records
+
+
+def test_one_model_per_choice_with_dense_as_baseline():
+    recs = run(archs=("transformer",), seqs=(512, 4096), attentions=ALL)
+    assert [(r["arch"], r["preset"], r["seq_len"]) for r in recs] == [
+        ("transformer" if a != "lsh" else "reformer", f"bert-base@{a}", s)
+        for a in ALL for s in (512, 4096)]
+    dense = {r["seq_len"]: r for r in recs if r["preset"] == "bert-base@dense"}
+    for r in recs:
+        if r["preset"] == "bert-base@dense":
+            assert "baseline" not in r                    # itself the baseline: one row
+        else:
+            assert r["baseline"] == "transformer:bert-base@dense"
+            assert r["ratio_train"] == r["train_flops"] / dense[r["seq_len"]]["train_flops"]
+    by = {(r["preset"], r["seq_len"]): r for r in recs}
+    # flash: dense's FLOPs and its recomputed scores, activations far below dense's
+    f, d = by[("bert-base@flash", 4096)], dense[4096]
+    assert f["fwd_flops"] == d["fwd_flops"] and f["train_flops"] > d["train_flops"]
+    assert f["activation_bytes"] < d["activation_bytes"] / 4
+    # the linear kernels' attention share stays flat from 512 to 4096 (up to the MLM
+    # head's rounding: 77 of 512 positions, 615 of 4096)
+    for a in ("local", "linformer", "performer"):
+        assert by[(f"bert-base@{a}", 4096)]["attention_share"] == pytest.approx(
+            by[(f"bert-base@{a}", 512)]["attention_share"], rel=1e-3), a
+        assert by[(f"bert-base@{a}", 4096)]["attention_share"] > 0.05
+    assert by[("bert-base@lsh", 4096)]["params"] == rf.params(rf.like(tr.preset("bert-base")),
+                                                              4096)
+
+
+def test_traced_equals_analytic_for_every_choice_at_short_lengths():
+    recs = run(archs=("transformer",), seqs=(256, 512), attentions=ALL, methods="both",
+               sizes=[(128, 2, None, None)], no_cache=True)
+    pairs = {}
+    for r in recs:
+        pairs.setdefault((r["preset"], r["seq_len"]), {})[r["method"]] = r
+    assert len(pairs) == 12
+    for key, m in pairs.items():
+        a, t = m["analytic"], m["traced"]
+        assert (a["fwd_flops"], a["train_flops"], a["params"]) == (
+            t["fwd_flops"], t["train_flops"], t["params"]), key
+        nonzero = {k: v for k, v in a["breakdown"].items() if v}   # traced rows drop zeros
+        assert nonzero == t["breakdown"] and a["activation_bytes"] == t["activation_bytes"]
+
+
+def test_sizes_and_choices_combine_in_the_label():
+    ms = sweep.models(("transformer", "albert"), (), [(256, 2, None, None)], ("dense", "flash"))
+    assert [m.preset for m in ms] == ["bert-base@d256L2@dense", "bert-base@d256L2@flash",
+                                      "albert-base@d256L2@dense", "albert-base@d256L2@flash"]
+    assert ms[3].cfg.attention == "flash" and ms[3].cfg.d_model == 256
+    assert ms[1].base == ms[0] and ms[3].base is None   # ALBERT: the BERT of its widths
+
+
+@pytest.mark.parametrize("kw,value,allowed", [
+    (dict(attentions=("sparse",)), "sparse", "choose from dense, flash"),
+    (dict(attentions="flash,flash"), "flash,flash", "each choice once"),
+    (dict(attentions=("linformer",), presets=("gpt2-small",)), "linformer", "causal model"),
+    (dict(attentions=("flash",), presets=("t5-small",)), "flash", "encoder-decoder"),
+    (dict(attentions=("flash",), archs=("reformer",)), "flash", "lsh for the Reformer"),
+    (dict(attentions=("lsh",), archs=("albert",)), "lsh", "for albert")])
+def test_refused_choices_name_the_option(kw, value, allowed):
+    kw = {"archs": ("transformer",), "seqs": (512,), **kw}
+    with pytest.raises(RequestError) as e:
+        run(**kw)
+    assert e.value.field == "--attention" and e.value.value == value
+    assert allowed in e.value.allowed
+
+
+def test_reformer_keeps_its_own_attention_under_lsh():
+    (m,) = sweep.models(("reformer",), (), None, ("lsh",))
+    assert m.arch == "reformer" and m.preset == "reformer-base@lsh"
+    assert m.cfg == rf.preset("reformer-base")
+
+
+def test_paper_conventions_note_that_they_count_dense_attention():
+    cfg = sweep.with_attention(sweep.Model("transformer", "bert-base", tr.preset("bert-base")),
+                               "performer").cfg
+    notes = cv.not_defined("kaplan", "transformer", cfg)
+    assert "performer" in notes["attention"] and "dense" in notes["attention"]
+    assert "attention" not in cv.not_defined("kaplan", "transformer", tr.preset("bert-base"))
