@@ -38,6 +38,8 @@ FILES = {   # written into the (temporary) working directory before each case
     "typo.toml": '[model]\narch = "transformer"\n[model.config]\nd_modle = 512\n',
     "gen.toml": '[model]\narch = "electra"\n[model.config]\ngen_fraction = 1.5\n',
     "buckets.toml": '[model]\narch = "reformer"\n[model.config]\nn_buckets = 256\n',
+    "attn.toml": '[model]\narch = "transformer"\n[model.config]\nattention = "lsh"\n',
+    "window.toml": '[model]\narch = "albert"\n[model.config]\nattention = "local"\nwindow = 0\n',
     "factors.toml": '[model]\narch = "reformer"\n[model.config]\nn_buckets = [8, 16, 2]\n',
     "odd.toml": '[model]\narch = "reformer"\n[model.config]\nn_buckets = 63\n',
     "odd-factor.json": '{"model_type": "reformer", "num_buckets": [8, 15]}',
@@ -197,6 +199,18 @@ CASES = [
                                               "negprice.toml"]),
     ("catalogue distribution whose low exceeds its high", ["accelerators", "--accelerators",
                                                            "pue.toml"]),
+    ("unknown attention kernel", S + ["--attention", "dense,sparse"]),
+    ("an attention kernel a causal model cannot use", ["sweep", "--arch", "transformer",
+                                                       "--preset", "gpt2-small", "--seq", "512",
+                                                       "--attention", "linformer"]),
+    ("the Reformer's attention for ALBERT", ["sweep", "--arch", "albert", "--seq", "512",
+                                             "--attention", "lsh"]),
+    ("a length that does not fill flash blocks", ["sweep", "--arch", "transformer", "--seq",
+                                                  "200", "--attention", "flash"]),
+    ("an attention choice with the kernel bench", ["bench", "--kernel", "attention", "--seq",
+                                                   "64", "--attention", "flash"]),
+    ("a config file's unknown attention", ["sweep", "--config", "attn.toml", "--seq", "512"]),
+    ("a config file's zero local window", ["sweep", "--config", "window.toml", "--seq", "512"]),
 ]
 
 

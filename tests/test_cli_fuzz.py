@@ -43,6 +43,7 @@ VALUES = {
     "--scheduler": ["x", "tcp://"], "--worker-resources": ["GPU=1", "GPU", "=0"],
     "--kernel": ["x"], "--hashes": ["1,2", "0"], "--chunk": ["0", "x"], "--memory-limit": ["0"],
     "--profile": ["missing.json", "bad.json"],
+    "--attention": ["flash", "dense,local", "linformer,performer", "lsh", "x", ",", ""],
 }
 FILES = {"bad.json": "{", "bad.toml": "[model]\narch = 3\n",
          "ok.toml": '[model]\narch = "transformer"\n[model.config]\nd_model = 64\n'

@@ -92,3 +92,19 @@ def test_paper_conventions_note_that_they_count_dense_attention():
     notes = cv.not_defined("kaplan", "transformer", cfg)
     assert "performer" in notes["attention"] and "dense" in notes["attention"]
     assert "attention" not in cv.not_defined("kaplan", "transformer", tr.preset("bert-base"))
+
+
+def test_cli_sweep_and_plot_take_the_attention_choices(capsys, tmp_path):
+    import json
+
+    from comparator.cli import app as cli
+    args = ["--arch", "transformer", "--attention", ",".join(ALL), "--seq", "512:8192:x2"]
+    assert cli.main(["sweep", *args, "--format", "json"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert {r["preset"] for r in recs} == {f"bert-base@{a}" for a in ALL}
+    assert all(r["fwd_flops"] > 0 and r["activation_bytes"] > 0 for r in recs)
+    assert cli.main(["plot", *args, "-o", str(tmp_path / "zoo.png")]) == 0
+    out = capsys.readouterr().out
+    # local attention (3 windows of 256) costs more than dense at 512, less from ~730 on
+    assert "bert-base@local below transformer:bert-base@dense beyond" in out
+    assert (tmp_path / "zoo.png").stat().st_size > 0

@@ -46,7 +46,7 @@ def cmd_bench(a) -> str:
     given = large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None else None
     limit = given if given is not None else bench.available_memory()
     models = sweep.models(archs, [a.preset] if a.preset and len(archs) == 1 else [],
-                          size_grid(a))
+                          size_grid(a), tuple(x for x in (a.attention or "").split(",") if x))
     if a.mfu_fit and a.mfu_fit not in {f"{m.arch}:{s}" for m in models for s in seqs}:
         raise UsageError("--mfu-fit", a.mfu_fit, "ARCH:SEQ of a point to measure: " + ", ".join(
             dict.fromkeys(f"{m.arch}:{s}" for m in models for s in seqs)))
@@ -159,9 +159,9 @@ def _kernel_bench(a) -> str:
     if sweep.check_convention(a.convention) != "standard":
         raise UsageError("--convention", a.convention, "standard with --kernel (the attention "
                          "kernels alone are not a model a paper's formula counts)")
-    if a.arch:
-        raise UsageError("--arch", a.arch, "not with --kernel (the kernels are benchmarked "
-                                           "alone)")
+    if a.arch or a.attention:
+        raise UsageError("--arch" if a.arch else "--attention", a.arch or a.attention,
+                         "not with --kernel (the kernels are benchmarked alone, every one)")
     seqs = seq_list(a.seq)
     kw = dict(batch=positive_int("--batch", a.batch),
               heads=positive_int("--heads", a.heads or "4"),
@@ -172,14 +172,15 @@ def _kernel_bench(a) -> str:
     recs, cross = kb.run(seqs, memory_limit=limit, **kw)
     if a.format == "json":
         return tables.render([*recs, {"crossovers": cross}], "json")
-    dense = {r["seq_len"]: r for r in recs if r["variant"] == "dense" and not r["skipped"]}
+    base = {(r["variant"], r["seq_len"]): r for r in recs
+            if r["variant"].startswith("dense") and not r["skipped"]}
     rows = []
     for r in recs:
         row = {"seq": r["seq_len"], "variant": r["variant"]}
         if r["skipped"]:
             row["skipped"] = r["skipped"]
         else:
-            d = dense.get(r["seq_len"])
+            d = base.get((kb.baseline_of(r["variant"]), r["seq_len"]))
             row.update({"fwd s": r["fwd_s"], "fwd+bwd s": r["train_s"],
                         "fwd+bwd FLOPs": r["train_flops"],
                         "time vs dense": (f"{r['train_s'] / d['train_s']:.3g}x" if d else ""),
@@ -193,8 +194,11 @@ def _kernel_bench(a) -> str:
            f"{kw['d_head']}, chunks of {kw['chunk']} (LSH buckets by the reference rule: "
            f"2n/chunk down to a power of two, factorised above 128), median of "
            f"{kw['steps']} runs after a warm-up; fwd+bwd = gradient of the output's sum "
-           f"w.r.t. every input; FLOPs traced from the same functions (matmul scope). "
-           f"Crossover (first length from which LSH stays faster than dense, fwd+bwd): {cx}.")
+           f"w.r.t. every input; FLOPs traced from the same functions (matmul scope); "
+           f"flash blocks, local windows, Linformer's k and Performer's features: "
+           f"{', '.join(f'{k} {v}' for k, v in kb.SIZES.items())}; vs dense: causal "
+           f"kernels against causal dense. Crossover (first length from which a kernel "
+           f"stays faster than dense, fwd+bwd): {cx}.")
     return tables.render(rows, a.format, cap, label="tab:kernels")
 
 
