@@ -4,7 +4,7 @@ import pytest
 
 from architectures import reformer as rf, transformer as tr
 from comparator.count import conventions as cv
-from comparator.run import execute, sweep
+from comparator.run import execute, sweep, variants
 from comparator.run.requests import SweepRequest
 from comparator.run.sweep import RequestError
 
@@ -58,7 +58,7 @@ def test_traced_equals_analytic_for_every_choice_at_short_lengths():
 
 
 def test_sizes_and_choices_combine_in_the_label():
-    ms = sweep.models(("transformer", "albert"), (), [(256, 2, None, None)], ("dense", "flash"))
+    ms = variants.models(("transformer", "albert"), (), [(256, 2, None, None)], ("dense", "flash"))
     assert [m.preset for m in ms] == ["bert-base@d256L2@dense", "bert-base@d256L2@flash",
                                       "albert-base@d256L2@dense", "albert-base@d256L2@flash"]
     assert ms[3].cfg.attention == "flash" and ms[3].cfg.d_model == 256
@@ -81,13 +81,13 @@ def test_refused_choices_name_the_option(kw, value, allowed):
 
 
 def test_reformer_keeps_its_own_attention_under_lsh():
-    (m,) = sweep.models(("reformer",), (), None, ("lsh",))
+    (m,) = variants.models(("reformer",), (), None, ("lsh",))
     assert m.arch == "reformer" and m.preset == "reformer-base@lsh"
     assert m.cfg == rf.preset("reformer-base")
 
 
 def test_paper_conventions_note_that_they_count_dense_attention():
-    cfg = sweep.with_attention(sweep.Model("transformer", "bert-base", tr.preset("bert-base")),
+    cfg = variants.with_attention(sweep.Model("transformer", "bert-base", tr.preset("bert-base")),
                                "performer").cfg
     notes = cv.not_defined("kaplan", "transformer", cfg)
     assert "performer" in notes["attention"] and "dense" in notes["attention"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import architectures
 
-from comparator.run import sweep
+from comparator.run import sweep, variants
 from comparator.report import tables
 from comparator.cost.catalogue import CatalogueError
 from comparator.cli.cost import _pct, accelerators_of
@@ -45,8 +45,8 @@ def cmd_bench(a) -> str:
     steps = positive_int("--steps", a.steps)
     given = large_int("--memory-limit", a.memory_limit) if a.memory_limit is not None else None
     limit = given if given is not None else bench.available_memory()
-    models = sweep.models(archs, [a.preset] if a.preset and len(archs) == 1 else [],
-                          size_grid(a), tuple(x for x in (a.attention or "").split(",") if x))
+    models = variants.models(archs, [a.preset] if a.preset and len(archs) == 1 else [],
+                             size_grid(a), tuple(x for x in (a.attention or "").split(",") if x))
     if a.mfu_fit and a.mfu_fit not in {f"{m.arch}:{s}" for m in models for s in seqs}:
         raise UsageError("--mfu-fit", a.mfu_fit, "ARCH:SEQ of a point to measure: " + ", ".join(
             dict.fromkeys(f"{m.arch}:{s}" for m in models for s in seqs)))

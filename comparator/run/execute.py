@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from comparator.run import sweep as sw
+from comparator.run import variants
 from comparator.run.costing import Timer, priced, time_ratios
 from comparator.run.requests import CostRequest, SweepRequest
 
@@ -53,8 +54,8 @@ def models_of(req: SweepRequest) -> list:
             loaded = [m for m in loaded if m.arch in set(req.archs)]
         if req.sizes:
             loaded = [sw.resized(m.arch, m.preset, m.cfg, s) for m in loaded for s in req.sizes]
-        return [sw.with_attention(m, a) for m in loaded for a in req.attentions] or loaded
-    return sw.models(req.archs, req.presets, req.sizes, req.attentions)
+        return [variants.with_attention(m, a) for m in loaded for a in req.attentions] or loaded
+    return variants.models(req.archs, req.presets, req.sizes, req.attentions)
 
 
 def tracer_of(req: SweepRequest):

@@ -22,8 +22,9 @@ from architectures.config import MAX_DIM
 
 from comparator.cost import prices as pr
 from comparator.cost.steptime import TIME_MODELS
-from comparator.run.sweep import (ATTENTION_CHOICES, METHODS, SCOPES, TRACES, RequestError,
-                                  check_convention, require_defined, suggest)
+from comparator.run.sweep import (METHODS, SCOPES, TRACES, RequestError, check_convention,
+                                  require_defined, suggest)
+from comparator.run.variants import ATTENTION_CHOICES
 
 MAX_SEQ = 1 << 24
 SCHEDULER = re.compile(r"^(tcp|tls|ucx|ws|wss)://\S+$")
@@ -216,7 +217,7 @@ class SweepRequest:
     (default: the Transformer of its widths; ``with_baseline=False``: none), priced when
     ``pricing`` is given.  ``config``: a Hugging Face config.json or a comparator TOML file
     instead of presets.  ``attentions``: each model once per attention choice
-    (``ATTENTION_CHOICES``, labelled ``preset@choice``; ``sweep.with_attention``).  ``db``,
+    (``ATTENTION_CHOICES``, labelled ``preset@choice``; ``variants.with_attention``).  ``db``,
     ``no_cache``, ``retry_failed``, ``jobs``, ``scheduler``, ``worker_resources``: where
     traced points are stored and computed."""
     archs: tuple = ()

@@ -14,14 +14,11 @@ The analytic path imports no jax; jax is imported only for traced points.
 """
 from __future__ import annotations
 
-import dataclasses
 import difflib
 from dataclasses import dataclass
 from typing import Iterator
 
 import architectures
-from architectures.config import ConfigError
-from architectures.zoo import ATTENTIONS
 
 from comparator.errors import FieldError
 
@@ -35,9 +32,6 @@ TRACES = ("fast", "checked", "full")
 # project along the sequence: they mix it)
 ATTENTION_TERMS = ("attn/scores", "attn/softmax", "attn/context", "attn/relbias",
                    "attn/proj_k", "attn/proj_v", "attn/features", "attn/normalizer")
-# a sweep's attention choices (--attention): the Transformer family's kernels, and the
-# Reformer's LSH attention (a Transformer with ``lsh`` is the Reformer of its widths)
-ATTENTION_CHOICES = ATTENTIONS + ("lsh",)
 ATTENTION_ROOTS = ("lsh",)
 GROUPS = ("gen", "disc", "enc", "dec")
 
@@ -60,6 +54,7 @@ class Model:
     preset: str    # a preset name, or a label for a resized / loaded config
     cfg: object
     base: "Model | None" = None   # its default baseline, when not the architecture's
+    #                               (an attention variant's: comparator.run.variants)
 
 
 @dataclass(frozen=True)
@@ -97,10 +92,10 @@ def arch_of(preset: str) -> str:
     raise RequestError("--preset", preset, suggest(preset, names))
 
 
-def models(archs, presets=(), sizes=None, attentions=()) -> list[Model]:
+def models(archs, presets=(), sizes=None) -> list[Model]:
     """Models of each architecture: its named presets (default: the BERT-base-sized one),
-    each at every (d_model, n_layers, n_heads, d_ff) of ``sizes`` when given, and with each
-    attention choice of ``attentions`` when given (``with_attention``)."""
+    each at every (d_model, n_layers, n_heads, d_ff) of ``sizes`` when given (with attention
+    choices: ``comparator.run.variants.models``)."""
     out = []
     for arch in archs:
         mod = resolve(arch, None)[0]
@@ -112,41 +107,7 @@ def models(archs, presets=(), sizes=None, attentions=()) -> list[Model]:
             cfg = mod.PRESETS[p][0]
             for size in sizes or [None]:
                 out.append(Model(arch, p, cfg) if size is None else resized(arch, p, cfg, size))
-    return [with_attention(m, a) for m in out for a in attentions] if attentions else out
-
-
-def with_attention(m: Model, choice: str) -> Model:
-    """``m`` with the attention kernel ``choice``, labelled ``preset@choice``: its config
-    with ``attention=choice`` (Transformer, ALBERT, ELECTRA); ``lsh``: the Reformer of a
-    Transformer's widths (``reformer.like``), or a Reformer itself.  A Transformer's
-    variants have its dense attention (``preset@dense``) as their default baseline."""
-    if choice not in ATTENTION_CHOICES:
-        raise RequestError("--attention", choice, suggest(choice, ATTENTION_CHOICES))
-    label = f"{m.preset}@{choice}"
-    if m.arch == "reformer":
-        if choice != "lsh":
-            raise RequestError("--attention", choice, "lsh for the Reformer (its attn_layers "
-                                                      "choose LSH or local attention per layer)")
-        return Model(m.arch, label, m.cfg)
-    if choice == "lsh" and m.arch != "transformer":
-        raise RequestError("--attention", choice, f"one of {', '.join(ATTENTIONS)} for "
-                           f"{m.arch} (lsh: the Reformer of a Transformer's widths)")
-    base = None
-    if m.arch == "transformer":
-        try:
-            dense = dataclasses.replace(m.cfg, attention="dense")
-        except ConfigError as err:
-            raise RequestError("--attention", choice, f"{m.arch}:{m.preset}: {err}") from None
-        base = Model(m.arch, f"{m.preset}@dense", dense)
-    try:
-        cfg = (architectures.get("reformer").like(m.cfg) if choice == "lsh"
-               else dataclasses.replace(m.cfg, attention=choice))
-    except ConfigError as err:
-        raise RequestError("--attention", choice, f"{err.allowed} ({m.arch}:{m.preset} "
-                                                  f"refuses {err.field}={err.value!r})") from None
-    if choice == "dense" and base is not None:
-        return base
-    return Model("reformer" if choice == "lsh" else m.arch, label, cfg, base)
+    return out
 
 
 def resized(arch: str, label: str, cfg, size) -> Model:

@@ -1,0 +1,67 @@
+"""Attention variants of the models a sweep names (``--attention``): each model once per
+choice of attention kernel, labelled ``preset@choice``.
+
+A Transformer, ALBERT or ELECTRA model takes the Transformer family's kernels
+(``architectures.zoo``) through its config's ``attention`` field; ``lsh``, the Reformer's
+attention, makes a Transformer into the Reformer of its widths (``reformer.like``).  A
+Transformer's variants carry its dense attention (``preset@dense``) as their default
+baseline (``sweep.Model.base``), so each row's ratio is to the same model with dense
+attention.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import architectures
+from architectures.config import ConfigError
+from architectures.zoo import ATTENTIONS
+
+from comparator.run import sweep
+from comparator.run.sweep import Model, RequestError, suggest
+
+# the Transformer family's kernels and the Reformer's LSH attention
+ATTENTION_CHOICES = ATTENTIONS + ("lsh",)
+
+
+def models(archs, presets=(), sizes=None, attentions=()) -> list[Model]:
+    """``sweep.models`` of ``archs``, ``presets`` and ``sizes``, each with every choice of
+    ``attentions`` when given."""
+    out = sweep.models(archs, presets, sizes)
+    return [with_attention(m, a) for m in out for a in attentions] if attentions else out
+
+
+def with_attention(m: Model, choice: str) -> Model:
+    """``m`` with the attention kernel ``choice``, labelled ``preset@choice``: its config
+    with ``attention=choice`` (Transformer, ALBERT, ELECTRA); ``lsh``: the Reformer of a
+    Transformer's widths (``reformer.like``), or a Reformer itself.  A Transformer's
+    variants have its dense attention (``preset@dense``) as their default baseline."""
+    if choice not in ATTENTION_CHOICES:
+        raise RequestError("--attention", choice, suggest(choice, ATTENTION_CHOICES))
+    label = f"{m.preset}@{choice}"
+    if m.arch == "reformer":
+        if choice != "lsh":
+            raise RequestError("--attention", choice, "lsh for the Reformer (its attn_layers "
+                                                      "choose LSH or local attention per layer)")
+        return Model(m.arch, label, m.cfg)
+    if choice == "lsh" and m.arch != "transformer":
+        raise RequestError("--attention", choice, f"one of {', '.join(ATTENTIONS)} for "
+                           f"{m.arch} (lsh: the Reformer of a Transformer's widths)")
+    base = None
+    if m.arch == "transformer":
+        try:
+            dense = dataclasses.replace(m.cfg, attention="dense")
+        except ConfigError as err:
+            raise RequestError("--attention", choice, f"{m.arch}:{m.preset}: {err}") from None
+        base = Model(m.arch, f"{m.preset}@dense", dense)
+    try:
+        cfg = (architectures.get("reformer").like(m.cfg) if choice == "lsh"
+               else dataclasses.replace(m.cfg, attention=choice))
+    except ConfigError as err:
+        raise RequestError("--attention", choice, f"{err.allowed} ({m.arch}:{m.preset} "
+                                                  f"refuses {err.field}={err.value!r})") from None
+    if choice == "dense" and base is not None:
+        return base
+    return Model("reformer" if choice == "lsh" else m.arch, label, cfg, base)
+
+
+__all__ = ["ATTENTION_CHOICES", "models", "with_attention"]
