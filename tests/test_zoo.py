@@ -73,9 +73,9 @@ def test_albert_and_electra_agree_exactly(arch, attention):
     cfg = dataclasses.replace(cfg, attention=attention)
     for s in (16, 32):
         assert_counts_agree(mod, cfg, 2, s, all_rtol=0)
-        r = model_activations(mod, cfg, s, 2)
-        assert r.by_term() == mod.activation_terms(cfg, s, 2) and "other" not in r.by_term()
-        assert flax_param_count(mod, cfg, 2, s) == mod.params(cfg, s)
+    r = model_activations(mod, cfg, 32, 2)
+    assert r.by_term() == mod.activation_terms(cfg, 32, 2) and "other" not in r.by_term()
+    assert flax_param_count(mod, cfg, 2, 32) == mod.params(cfg, 32)
 
 
 MEMORY_POINTS = [(k, a, s) for k, a in CASES for s in (8, 24)]   # one block, three
@@ -169,7 +169,10 @@ def test_array_and_grid_evaluations_equal_the_scalar_formulas():
             assert grid is None or grid[0, i] == pytest.approx(one, rel=2 ** -50)
 
 
-@pytest.mark.parametrize("kind,attention", CASES, ids=IDS)
+STEPS = [c for c in CASES if c[1] != "local"]   # local: the Reformer's tests run its kernel
+
+
+@pytest.mark.parametrize("kind,attention", STEPS, ids=[f"{k}-{a}" for k, a in STEPS])
 def test_training_step_runs_on_cpu(kind, attention):
     loss, grads = init_and_train_step(tr.model(tiny(kind, attention)), 2, 16)
     assert abs(float(loss) - np.log(101)) < 0.5        # near uniform at initialisation
