@@ -8,7 +8,7 @@ from .num import ceil_div, maximum
 
 # Fields every config may have, with what they must be.
 NON_NEGATIVE_INT = ("n_dec_layers", "max_len", "type_vocab", "rel_buckets", "rel_max_distance")
-ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
 # The largest size a config may hold: an array dimension XLA indexes with int32, and far
 # beyond any model (larger values would overflow the traced shapes and the numba grids).
 MAX_DIM = 2**31 - 1

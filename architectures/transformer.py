@@ -20,6 +20,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from . import memory_terms as M
+from . import modern
+from . import modern_terms as MT
 from . import terms as T
 from . import zoo
 from .config import ConfigError, Widths, check_config, mask_count, resized, target_len
@@ -52,10 +54,25 @@ class Config(Widths):
     proj_len: int = 256            # linformer: k, the length keys and values project to
     features: int = 256            # performer: m random features
     block: int = 128               # flash: query and key block
+    # modern decoder blocks (architectures/modern.py)
+    n_kv_heads: int | None = None  # grouped-query attention: k/v heads (None: n_heads)
+    positions: str = "learned"     # learned (max_len rows) | rope
+    rope_dim: int | None = None    # rope: rotated features of a head (None: d_head)
+    ffn: str = "mlp"               # mlp | glu (gated: SwiGLU with act "silu")
+    norm: str | None = None        # layernorm | rmsnorm (None: RMSNorm for encdec only)
+    bias: bool | None = None       # projection biases (None: all but encdec)
+    qkv_bias: bool | None = None   # q, k, v biases (None: as bias)
+    tie_embeddings: bool = True    # the LM head is the word table
+    parallel: bool = False         # x + attn(ln1 x) + ffn(ln2 x) (GPT-J, GPT-NeoX)
+    n_experts: int = 0             # mixture of experts (0: a dense FFN)
+    top_k: int = 2                 # experts a token goes to
+    capacity_factor: float | None = None   # slots per expert ceil(cf T k / E); None: dropless
+    router: str = "renormalized"   # renormalized (Mixtral) | softmax (Switch)
 
     def __post_init__(self):
         check_config(self, kinds=("encoder", "decoder", "encdec"))
         zoo.check(self, causal=self.kind == "decoder", encdec=self.kind == "encdec")
+        modern.check(self)
         if self.head not in HEADS:
             raise ConfigError("head", self.head, "one of " + ", ".join(HEADS))
         if self.head != "mlm" and self.kind != "encoder":
@@ -78,11 +95,28 @@ class Config(Widths):
 
     @property
     def use_bias(self) -> bool:
-        return self.kind != "encdec"
+        return self.kind != "encdec" if self.bias is None else self.bias
+
+    @property
+    def use_qkv_bias(self) -> bool:
+        return self.use_bias if self.qkv_bias is None else self.qkv_bias
 
     @property
     def rms(self) -> bool:
-        return self.kind == "encdec"
+        return self.kind == "encdec" if self.norm is None else self.norm == "rmsnorm"
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def rope(self) -> int:
+        """Rotated features of a head (0: no rotary embedding)."""
+        return (self.rope_dim or self.d_head) if self.positions == "rope" else 0
+
+    @property
+    def moe(self) -> modern.Moe | None:
+        return modern.of(self)
 
 
 _BERT = Config()
@@ -144,12 +178,21 @@ def transformer_baseline(cfg: Config) -> Config:
 def _stack(cfg: Config, b, n, m=None, causal=False, cross=False, layers=1):
     """Terms of ``layers`` identical layers over ``b`` sequences of ``n`` tokens."""
     out: dict = {}
-    core = zoo.core_terms(cfg.attn, b, n, cfg.n_heads, cfg.d_head, causal)
-    T.merge(out, T.layer(b, n, cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act,
+    t, h, g, dh = b * n, cfg.n_heads, cfg.kv_heads, cfg.d_head
+    core = zoo.core_terms(cfg.attn, b, n, h, dh, causal)
+    moe = cfg.moe
+    ffn = (MT.moe_ffn(t, cfg.d_model, cfg.d_ff, cfg.act, cfg.ffn == "glu", moe,
+                      modern.capacity(moe, t)) if moe is not None
+           else MT.feed_forward(t, cfg.d_model, cfg.d_ff, cfg.act, cfg.use_bias,
+                                cfg.ffn == "glu"))
+    T.merge(out, T.layer(b, n, cfg.d_model, h, dh, cfg.d_ff, cfg.act,
                          bias=cfg.use_bias, rms=cfg.rms, causal=causal,
                          cross_len=m if cross else None,
-                         rel_bias=cfg.rel_buckets > 0, pre_norm=cfg.pre_norm, core=core),
+                         rel_bias=cfg.rel_buckets > 0, pre_norm=cfg.pre_norm, core=core,
+                         qkv=MT.qkv(t, cfg.d_model, h, g, dh, cfg.use_qkv_bias), ffn=ffn),
             k=layers)
+    if cfg.rope:
+        T.merge(out, MT.rope(t, h, g, cfg.rope), k=layers)
     return T.merge(out, zoo.draw_terms(cfg.attn, cfg.d_head, layers))
 
 
@@ -168,10 +211,14 @@ def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
             T.merge(out, T.sentence_head(batch, seq, d, "nsp"))
         return out
     if cfg.kind == "decoder":
-        T.merge(out, T.embeddings(batch, seq, d, d, pos=True, types=False, norm_=False))
-        T.merge(out, {"embed/lookup": T.tied_grad(V, d)})
+        T.merge(out, T.embeddings(batch, seq, d, d, pos=not cfg.rope, types=False,
+                                  norm_=False))
+        if cfg.tie_embeddings:
+            T.merge(out, {"embed/lookup": T.tied_grad(V, d)})
+        if cfg.rope:
+            T.merge(out, MT.rope_tables(seq, cfg.rope))
         T.merge(out, _stack(cfg, batch, seq, causal=True, layers=cfg.n_layers))
-        T.merge(out, {"norm/final": T.norm(batch * seq, d)})
+        T.merge(out, {"norm/final": T.norm(batch * seq, d, cfg.rms)})
         T.merge(out, T.lm_head(batch * seq, d, V))
         return out
     t = target_len(seq)
@@ -195,24 +242,41 @@ def flops(cfg: Config, seq, batch=1, scope: str = "matmul") -> T.FlopCount:
     return T.count(terms(cfg, batch, seq), scope)
 
 
-def params(cfg: Config, seq: int = 0) -> int:
-    """Parameters; a learned position table grows to ``seq`` rows when seq > max_len."""
+def params(cfg: Config, seq: int = 0, active: bool = False) -> int:
+    """Parameters; a learned position table grows to ``seq`` rows when seq > max_len.
+    ``active``: those one token uses (a mixture of experts' ``top_k`` experts)."""
     d, V = cfg.d_model, cfg.vocab
     if cfg.max_len and seq > cfg.max_len:
         cfg = dataclasses.replace(cfg, max_len=seq)
+    if cfg.kind == "decoder":
+        return _decoder_params(cfg, seq, active)
     layer = (T.layer_params(d, cfg.inner, cfg.d_ff, bias=cfg.use_bias, rms=cfg.rms)
              + zoo.params(cfg.attn, seq))
     if cfg.kind == "encoder":
         return (T.embedding_params(V, d, d, cfg.max_len, cfg.type_vocab)
                 + cfg.n_layers * layer + T.mlm_head_params(d, d, V)
                 + (T.sentence_head_params(d) if cfg.nsp else 0))
-    if cfg.kind == "decoder":
-        return (T.embedding_params(V, d, d, cfg.max_len, 0, norm_=False)
-                + cfg.n_layers * layer + T.norm_params(d, rms=False))
     cross = T.attention_params(d, cfg.inner, bias=False) + T.norm_params(d, rms=True)
     rel = 2 * cfg.rel_buckets * cfg.n_heads  # one bias table per stack
     return (V * d + cfg.n_layers * layer + cfg.n_dec_layers * (layer + cross)
             + 2 * T.norm_params(d, rms=True) + rel)
+
+
+def _decoder_params(cfg: Config, seq, active: bool) -> int:
+    d, V, gated = cfg.d_model, cfg.vocab, cfg.ffn == "glu"
+    ffn = (MT.moe_params(d, cfg.d_ff, gated, cfg.moe, active) if cfg.moe is not None
+           else MT.ffn_params(d, cfg.d_ff, gated, cfg.use_bias))
+    layer = (MT.attention_params(d, cfg.n_heads, cfg.kv_heads, cfg.d_head, cfg.use_bias,
+                                 cfg.use_qkv_bias)
+             + ffn + 2 * T.norm_params(d, cfg.rms) + zoo.params(cfg.attn, seq))
+    embed = T.embedding_params(V, d, d, 0 if cfg.rope else cfg.max_len, 0, norm_=False)
+    head = 0 if cfg.tie_embeddings else V * d
+    return embed + cfg.n_layers * layer + T.norm_params(d, cfg.rms) + head
+
+
+def active_params(cfg: Config, seq: int = 0) -> int:
+    """Parameters one token uses: all of them but the experts it is not routed to."""
+    return params(cfg, seq, active=True)
 
 
 def model(cfg: Config):
