@@ -123,8 +123,7 @@ class Attention(nn.Module):
         q, k, v = q.reshape(b, n, h, dh), k.reshape(b, m, g, dh), v.reshape(b, m, g, dh)
         if rope is not None:
             with jax.named_scope("attn/rope"):
-                rotate = jax.vmap(rope_kernel, in_axes=(0, None, None))
-                q, k = rotate(q, *rope), rotate(k, *rope)
+                q, k = rope_kernel(q, *rope), rope_kernel(k, *rope)
         if g != h:
             with jax.named_scope("attn/qkv"):      # each k/v head serves h / g query heads
                 k, v = (jnp.repeat(t, h // g, axis=2) for t in (k, v))
@@ -151,6 +150,11 @@ class Attention(nn.Module):
             return lambda q, k, v: local_attention(q, k, v, chunk_len=a.window_at(n),
                                                    causal=causal, n_chunks_before=1,
                                                    n_chunks_after=0 if causal else 1)
+        if a.kind == "sliding":   # causal; the whole sequence fits the window: dense
+            if n <= a.window:
+                return lambda q, k, v: dense_attention(q, k, v, causal=True)
+            return lambda q, k, v: local_attention(q, k, v, chunk_len=a.window, causal=True,
+                                                   max_distance=a.window)
         if a.kind == "linformer":
             with jax.named_scope("attn/proj_k"):
                 e = self.param("proj_e", INIT, (a.proj_len, a.max_len))[:, :n]

@@ -29,6 +29,7 @@ kernels run (``kernels/rope.py``, ``kernels/ffn.py``, ``kernels/moe.py``), as in
 """
 from __future__ import annotations
 
+from . import memory_terms as M
 from . import terms as T
 from .modern import Moe
 from .num import ceil_log2
@@ -111,3 +112,41 @@ def moe_params(d, f, gated, moe: Moe, active=False):
     """Router and experts (all of them, or the ``top_k`` a token uses when ``active``)."""
     experts = moe.top_k if active else moe.n_experts
     return d * moe.n_experts + experts * ffn_params(d, f, gated, bias=False)
+
+
+# -- activation memory (bytes the backward keeps; ``memory_terms``) ---------------------
+
+def rope_memory(n, r, fb) -> int:
+    """A layer's rotations of q and k keep their cos and sin views: 4 x n r/2 floats."""
+    return 4 * n * (r // 2) * fb
+
+
+def feed_forward_memory(rows, f, act_name, fb, gated=False, in_term="ffn/in") -> dict:
+    """The FFN's hidden activations over ``rows``: ``memory_terms.feed_forward``, or gated:
+    the gate and up halves (views made in ``ffn/act``), what the activation keeps, its
+    output and the product read by the down projection."""
+    if not gated:
+        return M.feed_forward(rows, f, act_name, fb, in_term=in_term)
+    i, k = M.act(rows, f, act_name, fb, out=True)
+    return {"ffn/act": i + k + 2 * rows * f * fb}
+
+
+def moe_memory(tokens, d, f, act_name, gated, moe: Moe, cap, fb) -> dict:
+    """What the router and the experts keep (``kernels.moe``): the router's exp, row sum
+    and its -2 power, the chosen experts' indices (and, renormalised, the k weights, their
+    sum and its -2 power); dropless: the assignments' order (int32), the group sizes and
+    the gathered rows (read by the experts' weight gradient); capacity: the slots and the
+    filled ``[E, C, d]`` buffer; the experts' hidden activations; the combine's order or
+    slots, weights and expert outputs."""
+    Tn, E, k = tokens, moe.n_experts, moe.top_k
+    A = Tn * k
+    router = (Tn * E + 2 * Tn + ((A + 2 * Tn) if moe.renormalize else 0)) * fb + A * M.INT
+    out = {"ffn/router": router, "ffn/combine": A * M.INT + (A + A * d) * fb}
+    if cap is None:
+        out["ffn/dispatch"] = (A + E) * M.INT + A * d * fb
+        M.merge(out, feed_forward_memory(A, f, act_name, fb, gated))
+    else:
+        out["ffn/dispatch"] = A * M.INT
+        M.merge(out, {"ffn/in": E * cap * d * fb})
+        M.merge(out, feed_forward_memory(E * cap, f, act_name, fb, gated))
+    return out

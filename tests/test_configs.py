@@ -274,7 +274,7 @@ def _hf_error(tmp_path, data) -> ConfigError:
     (dict(BERT_BASE_UNCASED, position_embedding_type="relative_key"),
      "position_embedding_type", "relative_key"),
     (dict(GPT2, tie_word_embeddings=False), "tie_word_embeddings", False),
-    (dict(BERT_BASE_UNCASED, hidden_act="swish"), "hidden_act", "swish"),
+    (dict(BERT_BASE_UNCASED, hidden_act="quick_gelu"), "hidden_act", "quick_gelu"),
     # wrong types name the HF key
     (dict(BERT_BASE_UNCASED, hidden_size="768"), "hidden_size", "768"),
     (dict(GPT2, n_layer=True), "n_layer", True),
