@@ -1,4 +1,5 @@
-"""Flax building blocks shared by the Transformer, ALBERT and ELECTRA models.
+"""Flax building blocks shared by the Transformer, ALBERT and ELECTRA models (their
+embeddings and heads: ``heads.py``).
 
 Each block tags its work with the term names of ``terms.py`` (through the
 kernels' and its own ``jax.named_scope``), so the traced count of a model
@@ -21,7 +22,7 @@ from kernels.flash import flash_attention
 from kernels.linformer import linformer_attention
 from kernels.lsh import local_attention
 from kernels.moe import moe_ffn
-from kernels.nn import cross_entropy, layer_norm, lift, linear
+from kernels.nn import layer_norm, linear
 from kernels.performer import performer_attention
 from kernels.rope import rope as rope_kernel
 from .modern import Moe, capacity
@@ -382,86 +383,3 @@ def layer_class(shared_inputs: bool = False):
     """JitLayer, or Layer for layers with inputs shared by every layer (see above) and
     inside ``plain_layers()``."""
     return JitLayer if _JIT[-1] and not shared_inputs else Layer
-
-
-class Embeddings(nn.Module):
-    """Token (+ learned position, + token type) embeddings, optional norm and E->H projection.
-
-    ``attend(x)`` is the tied output projection onto the vocabulary.
-    """
-    vocab: int
-    emb_dim: int
-    hidden: int
-    max_len: int = 0        # 0: no learned position table (T5 uses relative bias)
-    type_vocab: int = 0     # 0: no token-type table
-    norm: bool = True
-    eps: float = 1e-12
-
-    def setup(self):
-        self.word = self.param("word", INIT, (self.vocab, self.emb_dim))
-        if self.max_len:
-            self.pos = self.param("position", INIT, (self.max_len, self.emb_dim))
-        if self.type_vocab:
-            self.type_ = self.param("token_type", INIT, (self.type_vocab, self.emb_dim))
-        if self.norm:
-            self.ln = Norm(self.emb_dim, self.eps)
-        if self.emb_dim != self.hidden:
-            self.proj = Dense(self.emb_dim, self.hidden)
-
-    def __call__(self, ids, type_ids=None):
-        n = ids.shape[-1]
-        with jax.named_scope("embed/lookup"):
-            h = jnp.take(self.word, ids, axis=0)
-            if self.max_len:
-                h = h + self.pos[None, :n]
-            if self.type_vocab:
-                h = h + jnp.take(self.type_, type_ids, axis=0)
-        if self.norm:
-            with jax.named_scope("norm/embed"):
-                h = self.ln(h)
-        if self.emb_dim != self.hidden:
-            with jax.named_scope("embed/proj"):
-                h = self.proj(h)
-        return h
-
-    def attend(self, x):
-        return jnp.einsum("...e,ve->...v", x, self.word)
-
-
-class MLMHead(nn.Module):
-    """BERT-style masked-LM head on gathered positions: dense, act, norm, tied decoder + bias."""
-    hidden: int
-    emb_dim: int
-    vocab: int
-    act: str
-    eps: float
-
-    @nn.compact
-    def __call__(self, h, embeddings: Embeddings):
-        from kernels.nn import activation
-        with jax.named_scope("head/transform"):
-            h = Dense(self.hidden, self.emb_dim, name="transform")(h)
-        with jax.named_scope("head/act"):
-            h = activation(self.act, h)
-        with jax.named_scope("head/norm"):
-            h = Norm(self.emb_dim, self.eps, name="ln")(h)
-        with jax.named_scope("head/logits"):
-            logits = embeddings.attend(h)
-            return logits + lift(self.param("bias", ZEROS, (self.vocab,)), logits.ndim)
-
-
-class SentenceHead(nn.Module):
-    """Sentence-pair head on the first token, added to the MLM loss: pooler (dense H->H +
-    tanh), classifier H->2, 2-way cross-entropy.  ``task`` names the classifier and loss
-    terms: ``sop`` (ALBERT's sentence order) or ``nsp`` (BERT's next sentence)."""
-    hidden: int
-    task: str
-
-    @nn.compact
-    def __call__(self, h, labels, mlm_loss):
-        with jax.named_scope("head/pooler"):
-            pooled = jnp.tanh(Dense(self.hidden, self.hidden, name="pooler")(h[:, 0]))
-        with jax.named_scope(f"head/{self.task}"):
-            logits = Dense(self.hidden, 2, name="classifier")(pooled)
-        with jax.named_scope(f"loss/{self.task}"):
-            return mlm_loss + cross_entropy(logits, labels)

@@ -10,8 +10,8 @@ import flax.linen as nn
 
 from kernels.nn import cross_entropy
 from kernels.rope import rope_tables
-from .blocks import (INIT, Embeddings, MLMHead, Norm, SentenceHead, draw_features, jit_layers,
-                     layer_class)
+from .blocks import INIT, Norm, draw_features, jit_layers, layer_class
+from .heads import Embeddings, MLMHead, SentenceHead
 from . import zoo
 from .config import mask_count, target_len
 from .program import Program, int_spec, spec_structs
