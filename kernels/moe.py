@@ -105,22 +105,21 @@ def _with_capacity(x, weights, experts, w1, w2, act, gated, C):
 def moe_reference(x, router, w1, w2, *, top_k, act="silu", gated=True, renormalize=True,
                   capacity=None):
     """Every expert on every token, then each token's kept experts summed with their
-    weights; the capacity rule as a Python loop over the assignments in priority order."""
-    import numpy as np
+    weights; an assignment is kept when fewer than ``capacity`` assignments before it in
+    priority order (first choices, then second, in token order) chose its expert (an
+    A x A comparison, not the kernel's running count)."""
     probs = jax.nn.softmax(x @ router, axis=-1)
     weights, experts = jax.lax.top_k(probs, top_k)
     if renormalize:
         weights = weights / weights.sum(axis=-1, keepdims=True)
     T, E = x.shape[0], router.shape[1]
-    keep = np.ones((T, top_k), bool)
+    keep = jnp.ones((T, top_k), weights.dtype)
     if capacity is not None:
-        used = [0] * E
-        ex = np.asarray(experts)
-        for j in range(top_k):
-            for t in range(T):
-                e = int(ex[t, j])
-                keep[t, j] = used[e] < capacity
-                used[e] += 1
+        flat = experts.T.reshape(-1)
+        A = flat.shape[0]
+        before = jnp.tril(jnp.ones((A, A), bool), -1)
+        rank = jnp.sum((flat[:, None] == flat[None, :]) & before, axis=1)
+        keep = (rank < capacity).astype(weights.dtype).reshape(top_k, T).T
     outs = []
     for e in range(E):
         h = x @ w1[e]
@@ -132,5 +131,4 @@ def moe_reference(x, router, w1, w2, *, top_k, act="silu", gated=True, renormali
         outs.append(h @ w2[e])
     outs = jnp.stack(outs, axis=1)                          # [T, E, d]
     picked = jnp.take_along_axis(outs, experts[:, :, None], axis=1)   # [T, k, d]
-    w = weights * jnp.asarray(keep, weights.dtype)
-    return jnp.sum(picked * w[:, :, None], axis=1)
+    return jnp.sum(picked * (weights * keep)[:, :, None], axis=1)
