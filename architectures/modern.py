@@ -53,7 +53,8 @@ POSITIONS = ("learned", "rope")
 FFNS = ("mlp", "glu")
 NORMS = ("layernorm", "rmsnorm")
 ROUTERS = ("renormalized", "softmax")
-# field: the value that leaves BERT's / T5's blocks unchanged (an encoder must keep it)
+# field: the value that leaves BERT's / T5's blocks unchanged (an encoder must keep it);
+# norm and the biases may also name the kind's own choice (T5: RMSNorm, no biases)
 DECODER_ONLY = {"n_kv_heads": None, "positions": "learned", "rope_dim": None, "ffn": "mlp",
                 "norm": None, "bias": None, "qkv_bias": None, "tie_embeddings": True,
                 "parallel": False, "n_experts": 0}
@@ -98,11 +99,6 @@ def _one_of(name, v, choices):
 
 def check(cfg) -> None:
     """Raise ConfigError for the first invalid block field of a Transformer config."""
-    for name, default in DECODER_ONLY.items():
-        v = getattr(cfg, name)
-        if cfg.kind != "decoder" and v != default:
-            raise ConfigError(name, v, f"{default!r} for kind={cfg.kind!r}: the modern blocks "
-                                       "are a decoder's (kind='decoder')")
     _one_of("positions", cfg.positions, POSITIONS)
     _one_of("ffn", cfg.ffn, FFNS)
     _one_of("router", cfg.router, ROUTERS)
@@ -112,6 +108,15 @@ def check(cfg) -> None:
         v = getattr(cfg, name)
         if v is not None and not isinstance(v, bool):
             raise ConfigError(name, v, "true, false or None (the kind's default)")
+    if cfg.kind != "decoder":
+        encdec = cfg.kind == "encdec"           # T5: RMSNorm, no biases; BERT: LayerNorm, biases
+        kept = {"norm": cfg.rms == encdec, "bias": cfg.use_bias != encdec,
+                "qkv_bias": cfg.use_qkv_bias != encdec}
+        for name, default in DECODER_ONLY.items():
+            v = getattr(cfg, name)
+            if not kept.get(name, v == default):
+                raise ConfigError(name, v, f"{default!r} for kind={cfg.kind!r}: the modern "
+                                           "blocks are a decoder's (kind='decoder')")
     for name in ("tie_embeddings", "parallel"):
         if not isinstance(getattr(cfg, name), bool):
             raise ConfigError(name, getattr(cfg, name), "true or false")
