@@ -158,6 +158,10 @@ def test_default_tables_are_hf_defaults(model_type):
     for key, value in ours.items():
         if key == "num_decoder_layers":  # HF stores None resolved to num_layers
             assert hf[key] == hf["num_layers"]
+        elif key == "num_key_value_heads" and value is None:   # None: as many as queries
+            assert hf[key] == hf["num_attention_heads"]
+        elif key == "head_dim" and value is None:               # None: hidden / heads
+            assert hf[key] in (None, hf["hidden_size"] // hf["num_attention_heads"])
         elif key in hf:  # position_embedding_type is gone from transformers 5's BertConfig
             assert hf[key] == value, key
 

@@ -91,7 +91,10 @@ def mixtral(k):
     if noise:
         raise ConfigError("router_jitter_noise", noise, "0 (the router's training noise is "
                           "not modelled)")
-    return dict(_llama_sizes(k), **_window(k), n_experts=k("num_local_experts"),
+    experts = k("num_local_experts")
+    if experts < 2:
+        raise ConfigError("num_local_experts", experts, "an integer from 2 (experts)")
+    return dict(_llama_sizes(k), **_window(k), n_experts=experts,
                 top_k=k("num_experts_per_tok"), capacity_factor=None,
                 router="renormalized"), "dropless"
 
