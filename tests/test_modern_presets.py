@@ -97,3 +97,19 @@ def test_mistral_window_beyond_4096_tokens():
         ours = tr.flops(cfg, n).breakdown["attn/scores"]
         assert ours == 32 * 2 * 32 * n * 2 * 4096 * 128
         assert ours / tr.flops(dense, n).breakdown["attn/scores"] == 2 * 4096 / n
+
+
+def test_records_and_presets_report_total_and_active_parameters(capsys):
+    import json
+
+    from comparator import cli
+    assert cli.main(["sweep", "--arch", "transformer", "--preset", "mixtral-8x7b,llama-2-7b",
+                     "--seq", "128", "--format", "json"]) == 0
+    mix, llama = json.loads(capsys.readouterr().out)
+    assert (mix["params"], mix["active_params"]) == (46_702_792_704, 12_879_925_248)
+    assert "active_params" not in llama                 # dense: every parameter is active
+    assert mix["fwd_flops"] == HF_REFERENCE["mixtral-8x7b"][1]
+    assert cli.main(["presets", "--format", "json"]) == 0
+    rows = {r["preset"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["mixtral-8x7b"]["active params"] == 12_879_925_248
+    assert rows["llama-2-7b"]["active params"] == rows["llama-2-7b"]["params"]

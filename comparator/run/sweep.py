@@ -260,9 +260,12 @@ def _record(pt, params, method, scope, fwd, train, breakdown, train_breakdown,
             unsupported, flagged, convention: str = "standard") -> dict:
     tokens = pt.batch * pt.seq
     att = sum(int(v) for k, v in train_breakdown.items() if is_attention(k))
+    active = getattr(architectures.get(pt.arch), "active_params", None)   # mixture of experts
+    active = active(pt.model.cfg, pt.seq) if active else params
     return {
         "arch": pt.arch, "preset": pt.preset, "seq_len": pt.seq, "batch": pt.batch,
-        "params": int(params), "method": method, "scope": scope,
+        "params": int(params), **({"active_params": int(active)} if active != params else {}),
+        "method": method, "scope": scope,
         "fwd_flops": int(fwd), "train_flops": int(train),
         "breakdown": {k: int(v) for k, v in breakdown.items()},
         "train_breakdown": {k: int(v) for k, v in train_breakdown.items()},
