@@ -63,6 +63,18 @@ FILES = {   # written into the (temporary) working directory before each case
     "negprice.toml": '[[accelerators.t4.prices]]\ndate = "2020"\nkind = "on-demand"\n'
                      'usd_per_hour = -0.35\nprovider = "x"\nsource = "y"\n',
     "pue.toml": "[ranges.pue]\nlow = 1.6\nhigh = 1.2\n",
+    "kv.toml": '[model]\narch = "transformer"\npreset = "mistral-7b"\n[model.config]\n'
+               'n_kv_heads = 5\n',
+    "experts.toml": '[model]\narch = "transformer"\npreset = "mixtral-8x7b"\n[model.config]\n'
+                    'n_experts = 1\n',
+    "topk.toml": '[model]\narch = "transformer"\npreset = "mixtral-8x7b"\n[model.config]\n'
+                 'top_k = 9\n',
+    "capacity.toml": '[model]\narch = "transformer"\npreset = "mixtral-8x7b"\n'
+                     '[model.config]\ncapacity_factor = 0\n',
+    "rope.toml": '[model]\narch = "transformer"\npreset = "bert-base"\n[model.config]\n'
+                 'positions = "rope"\n',
+    "router.json": '{"model_type": "mixtral", "output_router_logits": true}',
+    "qwen.json": '{"model_type": "qwen2", "use_sliding_window": true}',
 }
 # (what is tried, the arguments); the field each message must name is its first token
 CASES = [
@@ -211,6 +223,19 @@ CASES = [
                                                    "64", "--attention", "flash"]),
     ("a config file's unknown attention", ["sweep", "--config", "attn.toml", "--seq", "512"]),
     ("a config file's zero local window", ["sweep", "--config", "window.toml", "--seq", "512"]),
+    ("key/value heads that do not divide the heads", ["sweep", "--config", "kv.toml", "--seq",
+                                                      "128"]),
+    ("a mixture of one expert", ["sweep", "--config", "experts.toml", "--seq", "128"]),
+    ("more experts a token than experts", ["sweep", "--config", "topk.toml", "--seq", "128"]),
+    ("a zero capacity factor", ["sweep", "--config", "capacity.toml", "--seq", "128"]),
+    ("a modern block on an encoder", ["sweep", "--config", "rope.toml", "--seq", "128"]),
+    ("Mixtral's load-balancing loss (config.json)", ["sweep", "--config", "router.json",
+                                                     "--seq", "128"]),
+    ("Qwen2's per-layer sliding windows (config.json)", ["sweep", "--config", "qwen.json",
+                                                         "--seq", "128"]),
+    ("a length past Mistral's window, not a multiple of it",
+     ["sweep", "--arch", "transformer", "--preset", "mistral-7b", "--seq", "5000"]),
+    ("the sliding window for an encoder", [*S, "--attention", "sliding"]),
 ]
 
 
