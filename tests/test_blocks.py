@@ -185,3 +185,16 @@ def test_encoders_keep_their_blocks(field, value):
             dataclasses.replace(tr.preset(name), **{field: other})
         assert tr.flops(dataclasses.replace(tr.preset(name), **{field: own}), 64).fwd == \
             tr.flops(tr.preset(name), 64).fwd
+
+
+def test_resize_keeps_the_groups_and_the_rotary_fraction():
+    """A size grid (--d-model ...) of a modern preset: heads of 64, query heads per k/v
+    head kept where they divide (Mistral's 4), else their common divisor; a partial rotary
+    keeps its share of a head."""
+    m = tr.resize(tr.preset("mistral-7b"), d_model=1024)          # 16 heads of 64
+    assert (m.n_heads, m.kv_heads, m.d_head) == (16, 4, 64)
+    q = tr.resize(tr.preset("qwen2-0.5b"), d_model=768)           # 12 heads; group 7 -> 1
+    assert (q.n_heads, q.kv_heads) == (12, 1)
+    p = tr.resize(tr.preset("pythia-160m"), d_model=1024, n_heads=8)   # heads of 128
+    assert (p.d_head, p.rope) == (128, 32)                        # a quarter of the head
+    assert tr.params(m) < tr.params(tr.preset("mistral-7b"))
