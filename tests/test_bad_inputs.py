@@ -104,6 +104,18 @@ FILES = {   # written into the (temporary) working directory before each case
     "deep.toml": "[accelerators.h100-sxm]\nbf16 = " + "[" * 2000 + "]" * 2000 + "\n",
     "wide.toml": '[[models]]\narch = "albert"\n[[models]]\narch = "reformer"\n'
                  '[models.config]\nd_model = 3000000\n',
+    "kv.toml": '[model]\narch = "transformer"\npreset = "mistral-7b"\n[model.config]\n'
+               'n_kv_heads = 5\n',
+    "experts.toml": '[model]\narch = "transformer"\npreset = "mixtral-8x7b"\n[model.config]\n'
+                    'n_experts = 1\n',
+    "topk.toml": '[model]\narch = "transformer"\npreset = "mixtral-8x7b"\n[model.config]\n'
+                 'top_k = 9\n',
+    "capacity.toml": '[model]\narch = "transformer"\npreset = "mixtral-8x7b"\n'
+                     '[model.config]\ncapacity_factor = 0\n',
+    "rope.toml": '[model]\narch = "transformer"\npreset = "bert-base"\n[model.config]\n'
+                 'positions = "rope"\n',
+    "router.json": '{"model_type": "mixtral", "output_router_logits": true}',
+    "qwen.json": '{"model_type": "qwen2", "use_sliding_window": true}',
 }
 # (what is tried, the arguments); the field each message must name is its first token
 CASES = [
@@ -300,6 +312,21 @@ CASES = [
                                                     "512", "--attention", "lsh"]),
     ("an attention choice with a user model", ["sweep", *M, "--seq", "128", "--attention",
                                                "flash"]),
+    ("key/value heads that do not divide the heads", ["sweep", "--config", "kv.toml", "--seq",
+                                                      "128"]),
+    ("a mixture of one expert", ["sweep", "--config", "experts.toml", "--seq", "128"]),
+    ("more experts a token than experts", ["sweep", "--config", "topk.toml", "--seq", "128"]),
+    ("a zero capacity factor", ["sweep", "--config", "capacity.toml", "--seq", "128"]),
+    ("a modern block on an encoder", ["sweep", "--config", "rope.toml", "--seq", "128"]),
+    ("Mixtral's load-balancing loss (config.json)", ["sweep", "--config", "router.json",
+                                                     "--seq", "128"]),
+    ("Qwen2's per-layer sliding windows (config.json)", ["sweep", "--config", "qwen.json",
+                                                         "--seq", "128"]),
+    ("a length past Mistral's window, not a multiple of it",
+     ["sweep", "--arch", "transformer", "--preset", "mistral-7b", "--seq", "5000"]),
+    ("the sliding window for an encoder", [*S, "--attention", "sliding"]),
+    ("the sliding window for ALBERT (an encoder)", ["sweep", "--arch", "albert", "--seq", "512",
+                                                    "--attention", "sliding"]),
 ]
 
 

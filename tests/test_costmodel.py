@@ -219,22 +219,22 @@ def test_min_devices_says_why_it_cannot_fit():
 def test_checkpoint_policy_and_zero_through_with_cost():
     from architectures import transformer as tr
     from comparator.cost import catalogue as accelerators
-    from comparator.run import sweep
+    from comparator.run import costing, sweep
     cfg = tr.preset("bert-large")
     pt = sweep.Point("transformer", "bert-large", 512, 8, cfg)
     rec = sweep.analytic(pt, "matmul")
     a100 = accelerators.get("a100-80gb")
-    ck = sweep.with_cost(rec, a100, 10, policy="checkpoint", cfg=cfg)
-    layers, inputs = sweep.layer_inputs("transformer", cfg, 512)
+    ck = costing.with_cost(rec, a100, 10, policy="checkpoint", cfg=cfg)
+    layers, inputs = costing.layer_inputs("transformer", cfg, 512)
     assert (layers, inputs) == (24, 4 * 512 * 1024 * 24)          # fp32 layer inputs per sequence
     store_all = rec["activation_bytes_per_seq"] * 8 * 2 / 4         # bf16: half the fp32 bytes
     assert ck["memory"]["activations"] == inputs / 24 * 8 * 24 * 2 / 4 + store_all / 24
-    full = sweep.with_cost(rec, a100, 10, cfg=cfg)
+    full = costing.with_cost(rec, a100, 10, cfg=cfg)
     assert full["memory_policy"] == "store_all" and full["memory"]["activations"] == store_all
     assert ck["memory_bytes_per_device"] < full["memory_bytes_per_device"]
-    z = sweep.with_cost(rec, a100, 10, devices=4, zero=True, cfg=cfg)
+    z = costing.with_cost(rec, a100, 10, devices=4, zero=True, cfg=cfg)
     assert z["memory"]["optimizer"] == rec["params"] * 8 / 4         # Adam state / devices
     t5 = tr.preset("t5-small")                                       # decoder: 114/512 targets
-    assert sweep.layer_inputs("transformer", t5, 512) == (12, 4 * 512 * (512 * 6 + 114 * 6))
+    assert costing.layer_inputs("transformer", t5, 512) == (12, 4 * 512 * (512 * 6 + 114 * 6))
     with pytest.raises(sweep.RequestError, match="--policy"):
-        sweep.layer_inputs("reformer", None, 512)
+        costing.layer_inputs("reformer", None, 512)

@@ -70,7 +70,7 @@ class Timer:
         return seconds
 
     def cost_kwargs(self, rec: dict, cfg, acc, devices: int, dtype: str) -> tuple[dict, dict]:
-        """(keyword arguments for ``sweep.with_cost``, fields to add to the record)."""
+        """(keyword arguments for ``with_cost``, fields to add to the record)."""
         if self.model == "mfu" or cfg is None:
             return {}, {}
         import architectures
@@ -127,7 +127,7 @@ def train_kwargs(p, accs) -> dict:
 
 
 def cost_kwargs(p, accs) -> dict:
-    """The keyword arguments of ``sweep.with_cost`` a ``Pricing`` gives on ``accs``."""
+    """The keyword arguments of ``with_cost`` a ``Pricing`` gives on ``accs``."""
     return dict(train_kwargs(p, accs), policy=p.policy, zero=p.zero)
 
 
@@ -168,7 +168,7 @@ def priced(recs, p, cfgs: dict, timer: Timer, convention: str = "standard",
             cfg = cfgs.get((r["arch"], r["preset"]))
             try:
                 tkw, extra = timer.cost_kwargs(r, cfg, acc, kw["devices"], kw["dtype"])
-                out.append(with_tokens({**sweep.with_cost(
+                out.append(with_tokens({**with_cost(
                     r, acc, steps_of(r), cfg=cfg, **calibrated(p, acc, kw, r["arch"], convention),
                     **tkw), **extra}, p.tokens))
             except cm.CostError as err:
@@ -210,5 +210,67 @@ def unpriced(rec: dict, acc, reason: str) -> dict:
             "missing": {"step_time_s": f"{acc.name}: {reason}"}}
 
 
-__all__ = ["Timer", "accelerators", "calibrated", "cost_kwargs", "price_options", "priced",
-           "time_ratios", "train_kwargs", "unpriced", "with_tokens"]
+def layer_inputs(arch: str, cfg, seq: int) -> tuple[int, int]:
+    """(layers, fp32 bytes of every layer's input per sequence, summed): what per-layer
+    checkpointing keeps.  Encoder-decoder: the decoder's inputs are its target length;
+    ELECTRA: the generator's layers are its own (narrower) width."""
+    from architectures.config import target_len
+    if arch == "reformer":
+        raise RequestError("--policy", "checkpoint", "store_all or reversible for the Reformer "
+                                                   "(its layers are reversible already)")
+    d, L = cfg.d_model, cfg.n_layers
+    if arch == "electra":
+        return 2 * L, 4 * seq * L * (d + cfg.gen_hidden)
+    dec = getattr(cfg, "n_dec_layers", 0) or 0
+    if getattr(cfg, "kind", "") == "encdec":
+        return L + dec, 4 * d * (seq * L + target_len(seq) * dec)
+    return L, 4 * seq * d * L
+
+
+def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "auto",
+              mfu=None, runs: int = 1, pue: float = 1.1, grid_intensity: float = 0.4,
+              policy: str | None = None, zero: bool = False, cfg=None,
+              mfu_source: str | None = None, step_time_s: float | None = None,
+              time_model: dict | None = None, prices=None, price_kind: str = "on-demand",
+              ranges: dict | None = None) -> dict:
+    """A record with the cost of ``steps`` training steps on ``devices`` x ``acc`` added:
+    time, dollars, energy, CO2 (one run and ``runs``), memory per device and whether it fits.
+    ``policy``: activation memory policy (default: reversible for the Reformer, else
+    store_all; ``checkpoint`` keeps each layer's input, needs ``cfg``); ``zero``: shard the
+    optimizer state over the devices (ZeRO-1).  ``dtype="auto"``: the device's training
+    precision; ``prices``, ``price_kind``, ``ranges``: as ``pricing.train_cost``."""
+    from comparator.cost import pricing as cm
+
+    out = dict(rec)
+    c = cm.train_cost(rec["train_flops"], steps, acc, devices=devices, dtype=dtype, mfu=mfu,
+                      runs=runs, pue=pue, grid_intensity=grid_intensity, mfu_source=mfu_source,
+                      step_time_s=step_time_s, time_model=time_model, prices=prices,
+                      price_kind=price_kind, ranges=ranges)
+    dtype = c["assumptions"]["dtype"]
+    out.update({k: v for k, v in c.items() if k not in ("train_flops_per_step",)})
+    per_device = -(-rec["batch"] // devices)
+    policy = policy or ("reversible" if rec["arch"] == "reformer" else "store_all")
+    if policy == "reversible" and rec["arch"] != "reformer":
+        raise RequestError("--policy", policy, "store_all or checkpoint: only the Reformer's "
+                                             "layers are reversible")
+    how = dict(dtype="fp32" if dtype in ("fp32", "tf32") else "bf16", policy=policy)
+    if policy == "checkpoint":
+        layers, boundary = layer_inputs(rec["arch"], cfg, rec["seq_len"])
+        how.update(layers=layers, layer_boundary_bytes_per_seq=boundary / layers)
+    mem = cm.memory_estimate(rec["params"], rec["activation_bytes_per_seq"], per_device,
+                             zero=zero, devices=devices, **how)
+    out["memory_bytes_per_device"] = mem["total_bytes"]
+    out["memory"] = {k: v for k, v in mem.items() if k != "assumptions"}
+    out["fits"] = cm.fits(mem, acc)
+    md = cm.min_devices(rec["params"], rec["activation_bytes_per_seq"], rec["batch"], acc,
+                        zero=zero, **how)
+    out["min_devices"] = md["devices"]
+    out["min_devices_reason"] = md["reason"]
+    out["accelerator"] = acc.name
+    out["memory_policy"] = policy
+    return out
+
+
+__all__ = ["Timer", "accelerators", "calibrated", "cost_kwargs", "layer_inputs",
+           "price_options", "priced", "time_ratios", "train_kwargs", "unpriced", "with_cost",
+           "with_tokens"]

@@ -9,7 +9,7 @@ approximations), ``tokens`` and per-token counts, ``attention_flops`` /
 ``activation_bytes`` / ``activation_bytes_per_seq`` (fp32 residuals that
 autodiff keeps for the backward), ``trace`` (traced rows: how they were traced), and,
 against a baseline, ``baseline``, ``baseline_train_flops``, ``ratio_train``; with an
-accelerator, the cost fields of ``with_cost``.
+accelerator, the cost fields of ``costing.with_cost``.
 The analytic path imports no jax; jax is imported only for traced points.
 """
 from __future__ import annotations
@@ -264,9 +264,12 @@ def _record(pt, params, method, scope, fwd, train, breakdown, train_breakdown,
             unsupported, flagged, convention: str = "standard") -> dict:
     tokens = pt.batch * pt.seq
     att = sum(int(v) for k, v in train_breakdown.items() if is_attention(k))
+    active = getattr(architectures.get(pt.arch), "active_params", None)   # mixture of experts
+    active = active(pt.model.cfg, pt.seq) if active else params
     return {
         "arch": pt.arch, "preset": pt.preset, "seq_len": pt.seq, "batch": pt.batch,
-        "params": int(params), "method": method, "scope": scope,
+        "params": int(params), **({"active_params": int(active)} if active != params else {}),
+        "method": method, "scope": scope,
         "fwd_flops": int(fwd), "train_flops": int(train),
         "breakdown": {k: int(v) for k, v in breakdown.items()},
         "train_breakdown": {k: int(v) for k, v in train_breakdown.items()},
@@ -333,65 +336,4 @@ def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
             if r is not None and (b is not None or id(r) not in emitted):
                 emitted.add(id(r))      # a model that is also a baseline: one row
                 out.append(compare(r, b) if b is not None else r)
-    return out
-
-
-def layer_inputs(arch: str, cfg, seq: int) -> tuple[int, int]:
-    """(layers, fp32 bytes of every layer's input per sequence, summed): what per-layer
-    checkpointing keeps.  Encoder-decoder: the decoder's inputs are its target length;
-    ELECTRA: the generator's layers are its own (narrower) width."""
-    from architectures.config import target_len
-    if arch == "reformer":
-        raise RequestError("--policy", "checkpoint", "store_all or reversible for the Reformer "
-                                                   "(its layers are reversible already)")
-    d, L = cfg.d_model, cfg.n_layers
-    if arch == "electra":
-        return 2 * L, 4 * seq * L * (d + cfg.gen_hidden)
-    dec = getattr(cfg, "n_dec_layers", 0) or 0
-    if getattr(cfg, "kind", "") == "encdec":
-        return L + dec, 4 * d * (seq * L + target_len(seq) * dec)
-    return L, 4 * seq * d * L
-
-
-def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "auto",
-              mfu=None, runs: int = 1, pue: float = 1.1, grid_intensity: float = 0.4,
-              policy: str | None = None, zero: bool = False, cfg=None,
-              mfu_source: str | None = None, step_time_s: float | None = None,
-              time_model: dict | None = None, prices=None, price_kind: str = "on-demand",
-              ranges: dict | None = None) -> dict:
-    """A record with the cost of ``steps`` training steps on ``devices`` x ``acc`` added:
-    time, dollars, energy, CO2 (one run and ``runs``), memory per device and whether it fits.
-    ``policy``: activation memory policy (default: reversible for the Reformer, else
-    store_all; ``checkpoint`` keeps each layer's input, needs ``cfg``); ``zero``: shard the
-    optimizer state over the devices (ZeRO-1).  ``dtype="auto"``: the device's training
-    precision; ``prices``, ``price_kind``, ``ranges``: as ``pricing.train_cost``."""
-    from comparator.cost import pricing as cm
-
-    out = dict(rec)
-    c = cm.train_cost(rec["train_flops"], steps, acc, devices=devices, dtype=dtype, mfu=mfu,
-                      runs=runs, pue=pue, grid_intensity=grid_intensity, mfu_source=mfu_source,
-                      step_time_s=step_time_s, time_model=time_model, prices=prices,
-                      price_kind=price_kind, ranges=ranges)
-    dtype = c["assumptions"]["dtype"]
-    out.update({k: v for k, v in c.items() if k not in ("train_flops_per_step",)})
-    per_device = -(-rec["batch"] // devices)
-    policy = policy or ("reversible" if rec["arch"] == "reformer" else "store_all")
-    if policy == "reversible" and rec["arch"] != "reformer":
-        raise RequestError("--policy", policy, "store_all or checkpoint: only the Reformer's "
-                                             "layers are reversible")
-    how = dict(dtype="fp32" if dtype in ("fp32", "tf32") else "bf16", policy=policy)
-    if policy == "checkpoint":
-        layers, boundary = layer_inputs(rec["arch"], cfg, rec["seq_len"])
-        how.update(layers=layers, layer_boundary_bytes_per_seq=boundary / layers)
-    mem = cm.memory_estimate(rec["params"], rec["activation_bytes_per_seq"], per_device,
-                             zero=zero, devices=devices, **how)
-    out["memory_bytes_per_device"] = mem["total_bytes"]
-    out["memory"] = {k: v for k, v in mem.items() if k != "assumptions"}
-    out["fits"] = cm.fits(mem, acc)
-    md = cm.min_devices(rec["params"], rec["activation_bytes_per_seq"], rec["batch"], acc,
-                        zero=zero, **how)
-    out["min_devices"] = md["devices"]
-    out["min_devices_reason"] = md["reason"]
-    out["accelerator"] = acc.name
-    out["memory_policy"] = policy
     return out
