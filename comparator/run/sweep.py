@@ -264,7 +264,8 @@ def _record(pt, params, method, scope, fwd, train, breakdown, train_breakdown,
             unsupported, flagged, convention: str = "standard") -> dict:
     tokens = pt.batch * pt.seq
     att = sum(int(v) for k, v in train_breakdown.items() if is_attention(k))
-    active = getattr(architectures.get(pt.arch), "active_params", None)   # mixture of experts
+    active = (getattr(architectures.get(pt.arch), "active_params", None)  # mixture of experts
+              if pt.arch in architectures.NAMES else None)              # (not a user model)
     active = active(pt.model.cfg, pt.seq) if active else params
     return {
         "arch": pt.arch, "preset": pt.preset, "seq_len": pt.seq, "batch": pt.batch,
