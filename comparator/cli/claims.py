@@ -6,7 +6,7 @@ from __future__ import annotations
 from comparator.run import sweep
 from comparator.run.requests import ClaimsRequest
 from comparator.report import tables
-from comparator.cli.args import UsageError, build, positive_int, seq_list
+from comparator.cli.args import UsageError, build, number, positive_int, seq_list
 
 
 def add_parsers(sub) -> None:
@@ -22,6 +22,19 @@ def add_parsers(sub) -> None:
                    help="matmul (default) or all; Kaplan, Megatron and PaLM count "
                         "contractions only, so 'all' changes ours, ELECTRA's and "
                         "Chinchilla's (its softmax)")
+    v.add_argument("--recompute", default="none", help="none (default) or checkpoint: "
+                   "every layer's forward run again in the backward; hardware FLOPs add it "
+                   "(and what the model recomputes itself: reversible layers, flash "
+                   "attention), model FLOPs never do")
+    v.add_argument("--accelerator", help="a catalogue device: with --step-time or --mfu, "
+                   "each convention's MFU and HFU on its peak")
+    v.add_argument("--dtype", default="auto", help="the peak's precision (default auto: "
+                   "the device's training precision)")
+    v.add_argument("--step-time", help="seconds one step of --batch sequences took on one "
+                   "device: MFU = model FLOPs / (time x peak), HFU = hardware FLOPs / "
+                   "(time x peak)")
+    v.add_argument("--mfu", help="our (standard) MFU instead of a time: the time it implies "
+                   "gives every row's MFU and HFU")
     v.add_argument("--format", default="text", choices=tables.FORMATS)
     v.add_argument("-o", "--output")
     v.set_defaults(conventions=NAMES)
@@ -49,6 +62,8 @@ def cmd_conventions(a) -> str:
     mod, preset, cfg = sweep.resolve(arch, a.preset)
     pt = sweep.Point(arch, preset, seqs[0], positive_int("--batch", a.batch), cfg)
     recs = [sweep.analytic(pt, a.scope, c) for c in a.conventions]
+    use = utilisation_fields(a, arch, cfg, pt, recs)
+    recs = [{**r, **u} for r, u in zip(recs, use["rows"])]
     if a.format == "json":
         return tables.render([{**r, "convention_label": cv.LABELS[r["convention"]],
                                "formula": cv.FORMULAS[r["convention"]]} for r in recs], "json")
@@ -57,15 +72,103 @@ def cmd_conventions(a) -> str:
              "fwd FLOPs": r["fwd_flops"], "train FLOPs": r["train_flops"],
              "train FLOPs/token": r["train_flops_per_token"],
              "vs standard": r["train_flops"] / std if r["train_flops"] is not None else None,
+             "model FLOPs": r["model_flops"], "hardware FLOPs": r["hardware_flops"],
+             **({"MFU": _pct(r["mfu"]), "HFU": _pct(r["hfu"])} if use["peak"] else {}),
              **({"note": tables.convention_note(r)} if tables.convention_note(r) else {})}
             for r in recs]
     n = ("" if cv.undefined("kaplan", arch) else "; non-embedding weights (N of Kaplan and "
          f"PaLM) {cv.non_embedding_params(arch, cfg, pt.seq):,}")
     cap = (f"{arch}:{preset}, seq {pt.seq}, batch {pt.batch} ({a.scope} scope): one config "
            f"counted by each paper's convention; ratio = training FLOPs over ours (standard). "
-           f"Parameters {recs[0]['params']:,}{n}. " + tables.not_defined_text(recs)).strip()
+           f"Parameters {recs[0]['params']:,}{n}. " + use["text"] + " "
+           + tables.not_defined_text(recs)).strip()
     return tables.render(rows, a.format, cap, label="tab:conventions",
                          wrap={"formula": 60, "convention": 24, "note": 40})
+
+
+def _pct(x) -> str:
+    return "" if x is None else f"{x:.1%}"
+
+
+def utilisation_fields(a, arch: str, cfg, pt, recs) -> dict:
+    """Per record ``model_flops``, ``hardware_flops`` (``count.utilisation.split`` of the
+    convention's terms under ``--recompute``) and, with ``--accelerator`` and a
+    ``--step-time`` or ``--mfu``, ``mfu``/``hfu``; the caption's sentence; the peak."""
+    from comparator.count import conventions as cv
+    from comparator.count import utilisation as ut
+    try:
+        recompute = ut.check_recompute(a.recompute, arch)
+    except ut.UtilisationError as err:
+        raise UsageError(err.field, err.value, err.allowed) from None
+    rows = []
+    for r in recs:
+        if r["train_flops"] is None:
+            rows.append({"model_flops": None, "hardware_flops": None})
+            continue
+        terms = cv.terms(r["convention"], arch, cfg, pt.seq, pt.batch)
+        model, hardware = ut.split(terms, a.scope, recompute, r["convention"])
+        rows.append({"model_flops": int(model), "hardware_flops": int(hardware)})
+    text = ("Model FLOPs = forward + backward; hardware FLOPs add what is run again: what "
+            "the model or formula recomputes itself (reversible layers, flash attention's "
+            "scores, Megatron's activation recomputation)"
+            + (" and, --recompute checkpoint, every layer's forward once more"
+               if recompute == "checkpoint" else "")
+            + "; MFU and HFU divide them by time x peak (" + ut.SOURCE + ").")
+    peak = _peak(a)
+    if peak is None:
+        return {"rows": rows, "text": text, "peak": None}
+    acc, dtype, peak = peak
+    std = rows[0]
+    mfu = None if a.mfu is None else number("--mfu", a.mfu)
+    try:
+        if mfu is not None:
+            step = ut.utilisations(std["model_flops"], std["hardware_flops"], peak,
+                                   mfu=mfu)["step_s"]
+        else:
+            step = number("--step-time", a.step_time)
+        for r, row in zip(recs, rows):
+            if row["model_flops"] is None:
+                row.update(mfu=None, hfu=None)
+                continue
+            try:
+                got = ut.utilisations(row["model_flops"], row["hardware_flops"], peak,
+                                      step_s=step)
+            except ut.UtilisationError as err:
+                if mfu is None:
+                    raise
+                raise ut.UtilisationError("--mfu", mfu, err.allowed.replace(
+                    "its", f"by {r['convention']}'s count the step's", 1)) from None
+            row.update(mfu=got["mfu"], hfu=got["hfu"], step_s=step, accelerator=acc,
+                       dtype=dtype, peak_flops=peak)
+    except ut.UtilisationError as err:
+        raise UsageError(err.field, err.value, err.allowed) from None
+    text += (f" MFU and HFU on one {acc} at its {dtype} peak {peak:.3g} FLOP/s, a step of "
+             f"{step:.3g} s" + (f" (our MFU {mfu:g} implies it)" if mfu is not None
+                                else "") + ".")
+    return {"rows": rows, "text": text, "peak": peak}
+
+
+def _peak(a):
+    """(device, dtype, peak FLOP/s) of --accelerator, or None without a time to divide."""
+    if a.step_time is None and a.mfu is None:
+        if a.accelerator:
+            raise UsageError("--accelerator", a.accelerator, "with --step-time or --mfu "
+                             "(the utilisations need a time)")
+        return None
+    if a.step_time is not None and a.mfu is not None:
+        raise UsageError("--mfu", a.mfu, "not together with --step-time (one gives the other)")
+    if not a.accelerator:
+        raise UsageError("--step-time" if a.step_time is not None else "--mfu",
+                         a.step_time or a.mfu, "with --accelerator (its peak FLOP/s)")
+    from comparator.cost import pricing as cm
+    from comparator.cost.catalogue import CatalogueError, get
+    try:
+        acc = get(a.accelerator)
+        dtype = cm.resolve_dtype(a.dtype, acc)
+        return acc.name, dtype, acc.peak(dtype)
+    except CatalogueError as err:
+        field = "--accelerator" if err.field == "accelerator" else err.field
+        raise UsageError(field, err.value, err.allowed) from None
 
 
 def cmd_claims(a) -> str:
