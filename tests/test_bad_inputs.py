@@ -211,6 +211,16 @@ CASES = [
                                                    "64", "--attention", "flash"]),
     ("a config file's unknown attention", ["sweep", "--config", "attn.toml", "--seq", "512"]),
     ("a config file's zero local window", ["sweep", "--config", "window.toml", "--seq", "512"]),
+    ("a step time faster than the device's peak", ["conventions", "--preset", "bert-base",
+                                                   "--seq", "512", "--accelerator", "tpu-v3",
+                                                   "--step-time", "0.001"]),
+    ("an MFU whose HFU passes 100% (reversible recomputation)",
+     ["conventions", "--preset", "reformer-base", "--seq", "4096", "--accelerator", "tpu-v3",
+      "--mfu", "0.9"]),
+    ("an MFU without a device", ["conventions", "--preset", "bert-base", "--seq", "512",
+                                 "--mfu", "0.4"]),
+    ("checkpointing reversible layers", ["conventions", "--preset", "reformer-base", "--seq",
+                                         "512", "--recompute", "checkpoint"]),
 ]
 
 
