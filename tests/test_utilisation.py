@@ -144,3 +144,15 @@ def test_conventions_refuses_impossible_utilisations(args, field, capsys):
     assert cli.main(["conventions", *args]) == 2
     err = capsys.readouterr().err
     assert f"error: {field}:" in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_priced_records_carry_mfu_and_hfu_of_the_predicted_step():
+    from comparator.run.costing import utilisation_fields
+    cfg = RF.resize(RF.preset("reformer-base"), d_model=64, n_layers=2, n_heads=2, d_ff=128)
+    rec = {"arch": "reformer", "seq_len": 256, "scope": "matmul"}
+    f = utilisation_fields(rec, cfg, 2, 0.01, 1e12)          # 2 sequences in 10 ms at 1 TFLOP/s
+    model, hardware = ut.split(RF.terms(cfg, 2, 256), "matmul")
+    assert (f["model_flops_per_device"], f["hardware_flops_per_device"]) == (model, hardware)
+    assert f["model_flops_utilisation"] == pytest.approx(model / (0.01 * 1e12))
+    assert f["hardware_flops_utilisation"] == pytest.approx(hardware / (0.01 * 1e12))
+    assert hardware > model                                   # the reversible recomputation
