@@ -91,18 +91,9 @@ class Timing:
         from comparator.measure.kernelbench import train_regions
         key = ("kernel", variant, int(n), int(batch), int(heads), int(d_head), int(chunk),
                tuple(sorted((sizes or {}).items())), "fp32")
-        regions = steptime._REGIONS.get(key)
-        if regions is None and self.store is not None:
-            regions = self.store.get_regions(key)
-        if regions is None:
-            if steptime.PROGRESS is not None:
-                steptime.PROGRESS(f"compiling the {variant} kernel at {n} tokens x {batch} x "
-                                  f"{heads} heads for the time model (stored afterwards)")
-            regions = train_regions(variant, n, batch=batch, heads=heads, d_head=d_head,
-                                    chunk=chunk, sizes=sizes)
-            if self.store is not None:
-                self.store.put_regions(key, regions)
-        steptime._REGIONS[key] = regions
+        regions = steptime.cached(key, lambda: train_regions(
+            variant, n, batch=batch, heads=heads, d_head=d_head, chunk=chunk, sizes=sizes),
+            self.store, f"the {variant} kernel at {n} tokens x {batch} x {heads} heads")
         profile = self.profile(device)
         return timemodel.predict(steptime.retarget(regions, dtype, profile), profile)
 
