@@ -103,7 +103,7 @@ def utilisation_fields(rec: dict, cfg, per_device: int, step_s: float, peak: flo
     import architectures
     from comparator.count import utilisation as ut
     terms = architectures.get(rec["arch"]).terms(cfg, per_device, rec["seq_len"])
-    model, hardware = ut.split(terms, rec.get("scope", "matmul"))
+    model, hardware = (int(x) for x in ut.split(terms, rec.get("scope", "matmul")))
     return {"model_flops_per_device": model, "hardware_flops_per_device": hardware,
             "model_flops_utilisation": model / (step_s * peak) if step_s else None,
             "hardware_flops_utilisation": hardware / (step_s * peak) if step_s else None}
