@@ -300,6 +300,18 @@ CASES = [
                                                     "512", "--attention", "lsh"]),
     ("an attention choice with a user model", ["sweep", *M, "--seq", "128", "--attention",
                                                "flash"]),
+    ("a step time faster than the device's peak", ["conventions", "--preset", "bert-base",
+                                                   "--seq", "512", "--accelerator", "tpu-v3",
+                                                   "--step-time", "0.001"]),
+    ("an MFU whose HFU passes 100% (reversible recomputation)",
+     ["conventions", "--preset", "reformer-base", "--seq", "4096", "--accelerator", "tpu-v3",
+      "--mfu", "0.9"]),
+    ("an MFU without a device", ["conventions", "--preset", "bert-base", "--seq", "512",
+                                 "--mfu", "0.4"]),
+    ("checkpointing reversible layers", ["conventions", "--preset", "reformer-base", "--seq",
+                                         "512", "--recompute", "checkpoint"]),
+    ("a peak's dtype without a device", ["conventions", "--preset", "bert-base", "--seq",
+                                         "512", "--dtype", "fp16"]),
 ]
 
 

@@ -81,6 +81,22 @@ class Timing:
         return steptime.predict(architectures.get(arch), cfg, seq, batch, dtype,
                                 self.profile(device), self.store)
 
+    def kernel(self, variant: str, n: int, device: str, *, batch: int, heads: int,
+               d_head: int, chunk: int = 64, sizes: dict | None = None,
+               dtype: str = "fp16"):
+        """The ``StepTime`` of one attention kernel's forward + backward (a
+        ``measure.kernelbench`` variant over ``batch`` x ``heads`` heads of ``n`` tokens),
+        its compiled regions kept as a step's are."""
+        from comparator.cost import steptime, timemodel
+        from comparator.measure.kernelbench import train_regions
+        key = ("kernel", variant, int(n), int(batch), int(heads), int(d_head), int(chunk),
+               tuple(sorted((sizes or {}).items())), "fp32")
+        regions = steptime.cached(key, lambda: train_regions(
+            variant, n, batch=batch, heads=heads, d_head=d_head, chunk=chunk, sizes=sizes),
+            self.store, f"the {variant} kernel at {n} tokens x {batch} x {heads} heads")
+        profile = self.profile(device)
+        return timemodel.predict(steptime.retarget(regions, dtype, profile), profile)
+
     def seconds(self, mod, cfg, seq, batch, dtype, acc):
         """``scenario.price``'s step_time: (seconds, the time model's assumptions)."""
         from comparator.cost import steptime

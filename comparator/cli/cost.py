@@ -209,7 +209,8 @@ def time_text(model: str) -> str:
             "max(FLOPs / achievable rate for its shape, bytes / achievable bandwidth) + a "
             "per-region overhead, on the device's profile (measured by 'comparator "
             "calibrate', else datasheet x sourced fractions: uncalibrated); MFU = what that "
-            "implies")
+            "implies, model FLOPs (forward + backward) / (time x peak), HFU the same with "
+            "the recomputed work (reversible layers, flash attention) counted, PaLM App. B")
 
 
 def scenario_request(a) -> ScenarioRequest:

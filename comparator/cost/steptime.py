@@ -36,14 +36,21 @@ def regions_at(mod, cfg, seq: int, batch: int, dtype: str, store=None) -> list:
     """The compiled step's regions (cached in the process and, with ``store``, on disk)."""
     from comparator.cost import regions as R
     key = _key(mod, cfg, seq, batch, dtype)
+    return cached(key, lambda: R.step_regions(mod, cfg, seq, batch, dtype), store,
+                  f"{key[0]} ({getattr(cfg, 'n_layers', '?')} layers) at {seq} tokens x "
+                  f"{batch} in {dtype}")
+
+
+def cached(key: tuple, compile_regions, store=None, what: str = "") -> list:
+    """The regions kept under ``key`` in the process, else in ``store``, else
+    ``compile_regions()`` (said first through ``PROGRESS``), kept in both."""
     if key in _REGIONS:
         return _REGIONS[key]
     got = store.get_regions(key) if store is not None else None
     if got is None:
         if PROGRESS is not None:
-            PROGRESS(f"compiling {key[0]} ({getattr(cfg, 'n_layers', '?')} layers) at {seq} "
-                     f"tokens x {batch} in {dtype} for the time model (stored afterwards)")
-        got = R.step_regions(mod, cfg, seq, batch, dtype)
+            PROGRESS(f"compiling {what or key[0]} for the time model (stored afterwards)")
+        got = compile_regions()
         if store is not None:
             store.put_regions(key, got)
     _REGIONS[key] = got
@@ -126,5 +133,5 @@ def fields(st) -> dict:
                                  **({"unmodelled_ops": st.unknown} if st.unknown else {})}}
 
 
-__all__ = ["COMPILER_NOTE", "TIME_MODELS", "combine", "fields", "predict", "predict_program",
-           "regions_at"]
+__all__ = ["COMPILER_NOTE", "TIME_MODELS", "cached", "combine", "fields", "predict",
+           "predict_program", "regions_at"]

@@ -1,7 +1,7 @@
 """Running requests (DESIGN.md, "The house, next"): the request values (``requests``,
 ``steprequests``, ``measurerequests``; shared checks in ``values``), a request in and
 records out (``execute``: sweep, cost, scenario; ``steps``: explain, roofline;
-``measuring``: bench, calibrate; pricing, dated prices and the rows of devices not
+``conventions``: one model under every paper's convention, MFU and HFU; ``measuring``: bench, calibrate; pricing, dated prices and the rows of devices not
 priced: ``costing``), budgets asked backwards (``budget``: tokens, model size, length and
 break-even for a budget, analytic), a user's ``--model`` factory (``usermodel``), models
 and points, sweep planning, the limits a point must stay under before work (``limits``),
