@@ -156,3 +156,21 @@ def test_priced_records_carry_mfu_and_hfu_of_the_predicted_step():
     assert f["model_flops_utilisation"] == pytest.approx(model / (0.01 * 1e12))
     assert f["hardware_flops_utilisation"] == pytest.approx(hardware / (0.01 * 1e12))
     assert hardware > model                                   # the reversible recomputation
+
+
+def test_the_conventions_request_value_refuses_what_would_do_nothing():
+    from comparator.run.conventions import conventions
+    from comparator.run.steprequests import ConventionsRequest, RequestError
+    for kw, field in (({"dtype": "fp16"}, "--dtype"), ({"accelerator": "tpu-v3"},
+                      "--accelerator"), ({"step_time": 0.1}, "--step-time"),
+                      ({"accelerator": "tpu-v3", "step_time": 0.1, "mfu": 0.4}, "--mfu"),
+                      ({"accelerator": "tpu-v3", "mfu": 0.4, "dtype": "int8"}, "--dtype"),
+                      ({"recompute": "always"}, "--recompute")):
+        with pytest.raises(RequestError) as err:
+            ConventionsRequest("transformer", 512, "bert-base", **kw)
+        assert err.value.field == field, kw
+    assert ConventionsRequest("transformer", 512, "bert-base").dtype is None
+    req = ConventionsRequest("transformer", 512, "bert-base", accelerator="a100-40gb",
+                             dtype="fp32", step_time=1.0)
+    std = conventions(req, ["standard"]).records[0]
+    assert std["dtype"] == "fp32" and std["mfu"] == pytest.approx(std["model_flops"] / 19.5e12)
