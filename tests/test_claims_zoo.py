@@ -188,6 +188,15 @@ def test_a_kernel_is_compiled_once_for_the_time_model():
     assert again.total_s == first.total_s and steptime._REGIONS[key] is regions
 
 
+def test_flash_kernels_are_priced_as_their_fused_kernel_on_the_a100():
+    t = cs.Timing()
+    kw = dict(batch=1, heads=1, d_head=8, chunk=8, sizes={"block": 64})
+    st = t.kernel("flash", 128, "a100-40gb", **kw)
+    assert st.notes and "164 KiB" in st.notes[0] and st.total_s > 0
+    assert t.kernel("linformer", 64, "a100-40gb", batch=1, heads=1, d_head=8, chunk=8,
+                    sizes={"proj_len": 8}).notes == ()
+
+
 def test_claims_command_shows_both_new_claims(capsys):
     assert cli.main(["claims", "--time-model", "mfu", "--id", "lra-efficiency,flash-crossover",
                      "--format", "json"]) == 0

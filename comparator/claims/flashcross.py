@@ -12,7 +12,9 @@ claim's "begin to cross over" is the earliest of them, judged to lie in (512, 10
 Ours recomputes each kernel at the same shapes: its training FLOPs (``architectures``:
 the zoo's terms, the Reformer's LSH terms) on the FLOP line, and on the time line the
 time model's forward + backward of the kernel as compiled here
-(``measure.kernelbench.train_regions``) on the uncalibrated a100-40gb profile, in fp16.
+(``measure.kernelbench.train_regions``) on the uncalibrated a100-40gb profile, in fp16,
+FlashAttention as the one fused kernel it is there (``cost.fusedflash``: its IO model on
+the A100's 164 KiB of shared memory per SM), the others as compiled.
 The benchmark compresses "by a ratio of 1/8, or to 256, whichever is smaller"
 (``compressed``): Linformer's projected length, the local window and the LSH chunk.
 Importing this module imports no jax.
@@ -140,29 +142,35 @@ def crossover(m=None, bench=None, lengths=LENGTHS):
 
 def crossover_time(m, timing, lengths=LENGTHS, device: str = DEVICE):
     """The crossovers of the time model's predicted kernel times on ``device``."""
-    sec = {c: [_kernel_s(timing, c, n, device) for n in lengths]
-           for c in ("flash", *APPROXIMATE)}
+    steps = {c: [_kernel(timing, c, n, device) for n in lengths]
+             for c in ("flash", *APPROXIMATE)}
+    sec = {c: [st.total_s for st in v] for c, v in steps.items()}
     ours = {c: first_faster(lengths, sec[c], sec["flash"]) for c in APPROXIMATE}
+    fused = list(dict.fromkeys(x for st in steps["flash"] for x in st.notes))
     nums = {"device": device, **cs._profiles(timing, [device])[device], "dtype": DTYPE,
             "predicted_ms": {c: [1e3 * s for s in v] for c, v in sec.items()},
-            "crossover": ours, "published_crossover": published_crossovers()}
+            "crossover": ours, "published_crossover": published_crossovers(),
+            **({"flash_priced": fused} if fused else {})}
     at = lengths.index(1024) if 1024 in lengths else -1
     return judge(_first(ours), lengths), nums, (
-        f"kernels compiled here (XLA:CPU's fusion, not the CUDA kernels'), forward + "
-        f"backward on {cs.profile_text(timing, [device])} in {DTYPE}: approximate "
-        f"attention faster than FlashAttention {_cross_text(ours)}; at "
+        f"kernels compiled here (XLA:CPU's fusion, not the CUDA kernels'"
+        + ("; FlashAttention as its one fused kernel a layer and direction, HBM traffic by "
+           "its IO model on the device's on-chip memory" if fused else "")
+        + f"), forward + backward on {cs.profile_text(timing, [device])} in {DTYPE}: "
+        f"approximate attention faster than FlashAttention {_cross_text(ours)}; at "
         f"{lengths[at]:,} tokens " + ", ".join(
             f"{LABELS[c]} {nums['predicted_ms'][c][at]:.3g} ms" for c in sec)
         + f" (published " + ", ".join(f"{RUNTIME_MS[c][LENGTHS.index(lengths[at])]}"
                                       for c in sec) + ")")
 
 
-def _kernel_s(timing, choice: str, n: int, device: str) -> float:
+def _kernel(timing, choice: str, n: int, device: str):
+    """The time model's ``StepTime`` of one kernel at the benchmark's shapes."""
     c = compressed(n)
     variant = f"lsh-{LSH_HASHES}" if choice == "lsh" else choice
     sizes = {"block": min(FLASH_BLOCK, n), "window": c, "proj_len": c}
     return timing.kernel(variant, n, device, batch=BATCH, heads=HEADS, d_head=D_HEAD,
-                         chunk=c, sizes=sizes, dtype=DTYPE).total_s
+                         chunk=c, sizes=sizes, dtype=DTYPE)
 
 
 __all__ = ["APPROXIMATE", "LENGTHS", "RUNTIME_MS", "compressed", "crossover", "crossover_time",
