@@ -312,6 +312,11 @@ CASES = [
                                          "512", "--recompute", "checkpoint"]),
     ("a peak's dtype without a device", ["conventions", "--preset", "bert-base", "--seq",
                                          "512", "--dtype", "fp16"]),
+    ("a plot of step times without a device", ["plot", "--arch", "transformer", "--seq",
+                                               "512,1024", "--y", "step_time_s", "-o",
+                                               "t.png"]),
+    ("a plot's time option without a device", ["plot", "--arch", "transformer", "--seq",
+                                               "512,1024", "--dtype", "bf16", "-o", "t.png"]),
 ]
 
 
