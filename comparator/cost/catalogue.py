@@ -14,7 +14,8 @@ sourced to the override file, so every number keeps a provenance.
 
 Units are SI throughout: peaks in FLOP/s (int8 in OP/s) and always DENSE (vendors' "with
 sparsity" figures are halved in the data file); ``memory_gb`` in 1e9 bytes; bandwidths in
-GB/s; ``sram_kib`` (shared memory per SM, a TPU core's VMEM) in KiB; ``tdp_w`` in W; ``price_per_hour`` in USD per device-hour.  Bad data is a
+GB/s; ``sram_kib`` (shared memory per SM, a TPU core's VMEM) in KiB; ``tdp_w`` in W;
+``price_per_hour`` in USD per device-hour.  Bad data is a
 ``CatalogueError(field, value, allowed)`` whose field names the entry ("h100-sxm.bf16",
 "t4.prices[0].usd_per_hour", "ranges.pue.low").
 No jax here: the analytic path imports this.

@@ -111,10 +111,10 @@ def fuse(regions, stacks, dtype: str, profile) -> tuple[list, tuple]:
                 s.heads * io[direction], None, dtype_key(dtype), count=s.layers,
                 op="fused", parts=parts, share=frac))
         notes.append(
-            f"{s.group + ' ' if s.group else ''}flash attention: one fused kernel per layer and direction on "
-            f"{profile.device}'s {sram // 1024:,} KiB of on-chip memory (M = {io['M']:,} "
-            f"{dtype} elements: tiles of {io['B_r']} query x {io['B_c']} key rows), HBM "
-            f"traffic by FlashAttention's IO model ({SOURCE}): {s.heads} heads x "
+            f"{s.group + ' ' if s.group else ''}flash attention: one fused kernel per layer "
+            f"and direction on {profile.device}'s {sram // 1024:,} KiB of on-chip memory "
+            f"(M = {io['M']:,} {dtype} elements: tiles of {io['B_r']} query x {io['B_c']} "
+            f"key rows), HBM traffic by FlashAttention's IO model ({SOURCE}): {s.heads} heads x "
             f"{io['forward']:,} bytes forward, {io['backward']:,} backward a layer; FLOPs "
             f"as compiled (recomputation included), {share:.0%} of them forward")
     return out, tuple(notes)

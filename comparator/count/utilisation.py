@@ -108,5 +108,5 @@ def utilisations(model: float, hardware: float, peak: float, *, step_s: float | 
     return out
 
 
-__all__ = ["FORMULA_RECOMPUTES", "LAYER_ROOTS", "RECOMPUTE", "SOURCE", "UtilisationError", "check_recompute",
-           "layer_term", "split", "utilisations"]
+__all__ = ["FORMULA_RECOMPUTES", "LAYER_ROOTS", "RECOMPUTE", "SOURCE", "UtilisationError",
+           "check_recompute", "layer_term", "split", "utilisations"]

@@ -202,4 +202,5 @@ class ScenarioRequest:
             choice("--time-model", self.time_model, TIME_MODELS)
 
 
-__all__ = ["ConventionsRequest", "ExplainRequest", "ROOFLINE_MODELS", "RooflineRequest", "ScenarioRequest"]
+__all__ = ["ConventionsRequest", "ExplainRequest", "ROOFLINE_MODELS", "RooflineRequest",
+           "ScenarioRequest"]
