@@ -64,6 +64,9 @@ class Region:
     parts: tuple = ()        # a fused kernel (``fusedflash``): the regions whose work it does
     share: float = 1.0       # ... and its share of that work (a direction's)
 
+    def __post_init__(self):
+        object.__setattr__(self, "parts", tuple(self.parts))   # a list read back from JSON
+
 
 def segments(op_name: str) -> list[str]:
     """The scope path of an ``op_name`` without the transformations wrapped around its
