@@ -327,6 +327,23 @@ CASES = [
     ("the sliding window for an encoder", [*S, "--attention", "sliding"]),
     ("the sliding window for ALBERT (an encoder)", ["sweep", "--arch", "albert", "--seq", "512",
                                                     "--attention", "sliding"]),
+    ("a step time faster than the device's peak", ["conventions", "--preset", "bert-base",
+                                                   "--seq", "512", "--accelerator", "tpu-v3",
+                                                   "--step-time", "0.001"]),
+    ("an MFU whose HFU passes 100% (reversible recomputation)",
+     ["conventions", "--preset", "reformer-base", "--seq", "4096", "--accelerator", "tpu-v3",
+      "--mfu", "0.9"]),
+    ("an MFU without a device", ["conventions", "--preset", "bert-base", "--seq", "512",
+                                 "--mfu", "0.4"]),
+    ("checkpointing reversible layers", ["conventions", "--preset", "reformer-base", "--seq",
+                                         "512", "--recompute", "checkpoint"]),
+    ("a peak's dtype without a device", ["conventions", "--preset", "bert-base", "--seq",
+                                         "512", "--dtype", "fp16"]),
+    ("a plot of step times without a device", ["plot", "--arch", "transformer", "--seq",
+                                               "512,1024", "--y", "step_time_s", "-o",
+                                               "t.png"]),
+    ("a plot's time option without a device", ["plot", "--arch", "transformer", "--seq",
+                                               "512,1024", "--dtype", "bf16", "-o", "t.png"]),
 ]
 
 
