@@ -162,12 +162,13 @@ def analytic(pt: Point, scope: str, convention: str = "standard") -> dict:
     return _with_memory(rec, mod.activation_bytes(m.cfg, pt.seq, pt.batch))
 
 
-def require_defined(convention: str, arch: str) -> None:
+def require_defined(convention: str, arch: str, cfg=None) -> None:
     """A one-model command (explain, cost, roofline) whose convention does not define the
-    architecture has nothing to show: one error."""
+    architecture (or its config ``cfg``: the modern blocks a paper's formula does not
+    describe) has nothing to show: one error."""
     from comparator.count import conventions as cv
     try:
-        cv.check_defined(convention, arch)
+        cv.check_defined(convention, arch, cfg)
     except cv.ConventionError as err:
         raise RequestError(err.field, err.value, err.allowed) from None
 
