@@ -245,6 +245,9 @@ CASES = [
                                                "t.png"]),
     ("a plot's time option without a device", ["plot", "--arch", "transformer", "--seq",
                                                "512,1024", "--dtype", "bf16", "-o", "t.png"]),
+    ("a paper's dense formula for grouped-query attention and SwiGLU",
+     ["explain", "--arch", "transformer", "--preset", "mistral-7b", "--seq", "512",
+      "--convention", "megatron"]),
 ]
 
 
