@@ -60,6 +60,7 @@ from jax import export
 
 from comparator.count import jaxcompat
 from comparator.count.costprogram import COND_FLAG, WHILE_FLAG, CostProgram, combine
+from comparator.count.lengthprogram import FastCount
 from comparator.count.step import step_counts, step_jaxprs, step_memory, train_jaxpr
 from comparator.count.symbolic import (InconclusiveDimensionOperation, ev, symbolic_tracing,
                                        with_max_len)
@@ -67,20 +68,9 @@ from comparator.count.trace import TraceResult
 
 DEPTH_ARCHS = ("transformer", "albert", "electra", "reformer")
 MIN_SYMBOLIC = 4   # a symbolic trace and its check cost about 3-4 concrete shallow traces
-
-
-@dataclass(frozen=True)
-class FastCount:
-    """Counts at one length; ``fwd, train = fc`` unpacks like a pair."""
-    fwd: TraceResult
-    train: TraceResult
-    params: int
-    method: str
-    activation_bytes: int | None = None   # with ``memory=True``: the saved activations' bytes
-
-    def __iter__(self):
-        yield self.fwd
-        yield self.train
+# programs (``wide``): traced for every length of a region up to this one (a range of k)
+PROGRAM_MAX_LEN = 1 << 20
+MAX_SPLITS = 12    # halvings of a region JAX cannot decide on, before it is left to the lengths
 
 
 def same(a: TraceResult, b: TraceResult) -> bool:
@@ -123,15 +113,17 @@ def full_count(mod, cfg, seq: int, batch: int = 1, memory: bool = False) -> Fast
 
 @dataclass
 class _Symbolic:
-    """One shallow model traced for the lengths ``g k``, ``k`` in ``domain``."""
+    """One shallow model traced for the lengths ``g k``, ``k`` in ``domain`` (a tuple, or
+    a ``range``: every length of a region)."""
     g: int
-    domain: tuple
+    domain: tuple | range
     past_max_len: bool
     fwd: CostProgram
     train: CostProgram
     param_shapes: list
     risks: list
     memory: object = None   # saved activation bytes, a dim expression (with ``memory=True``)
+    checked_at: int | None = None   # the length a concrete trace agreed at
 
     key = property(lambda self: (self.g, self.domain, self.past_max_len))
 
@@ -152,14 +144,19 @@ class _Symbolic:
         return self.fwd.evaluate(env), self.train.evaluate(env), n, mem
 
 
-def _trace_symbolic(mod, cfg, batch, seqs, memory=False) -> tuple:
+def _trace_symbolic(mod, cfg, batch, seqs, memory=False, wide=None) -> tuple:
     """``(g, domain, past max_len), fwd jaxpr, train jaxpr, param shapes, logged dims,
-    saved activation bytes`` (a dim expression, or None without ``memory``)."""
-    g = math.gcd(*seqs)
-    domain = tuple(s // g for s in seqs)
+    saved activation bytes`` (a dim expression, or None without ``memory``): for the
+    lengths ``seqs`` (``g`` their gcd), or with ``wide = (g, range of k)`` for every
+    length ``g k`` of the range."""
+    if wide is None:
+        g = math.gcd(*seqs)
+        domain = tuple(s // g for s in seqs)
+    else:
+        g, domain = wide
     k, = export.symbolic_shape("k", constraints=(f"k >= {min(domain)}", f"k <= {max(domain)}"))
-    max_len = getattr(cfg, "max_len", 0) or 0
-    past = bool(max_len) and min(seqs) > max_len
+    max_len = _table_rows(cfg)
+    past = bool(max_len) and g * min(domain) > max_len
     log = []
     with symbolic_tracing(domain, log), no_gc():
         c = with_max_len(cfg, g * k) if past else cfg
@@ -181,14 +178,90 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
+def _table_rows(cfg) -> int:
+    """Rows of a learned position table that grows past them (``max_len``; 0: none).  The
+    Reformer's positions are an axial grid: its ``max_len`` enters the bucket rule only."""
+    return 0 if getattr(cfg, "axial_shape", None) else getattr(cfg, "max_len", 0) or 0
+
+
+def _cuts(cfg) -> list:
+    return [c for c in (_table_rows(cfg),
+                        math.prod(getattr(cfg, "axial_shape", ()) or (0,))) if c]
+
+
 def _regions(cfg, seqs):
     """Lengths grouped where the parameter shapes change form (position tables)."""
-    cuts = [c for c in (getattr(cfg, "max_len", 0),
-                        math.prod(getattr(cfg, "axial_shape", ()) or (0,))) if c]
+    cuts = _cuts(cfg)
     groups = defaultdict(list)
     for s in sorted(seqs):
         groups[tuple(s > c for c in cuts)].append(s)
     return list(groups.values())
+
+
+def _bounds(cfg, seqs) -> tuple[int, int]:
+    """The lengths of the region of ``seqs`` (``_regions``): past every cut below them, up
+    to the next cut or ``PROGRAM_MAX_LEN``."""
+    lo, hi = 1, max(PROGRAM_MAX_LEN, max(seqs))
+    for c in _cuts(cfg):
+        if seqs[0] > c:
+            lo = max(lo, c + 1)
+        else:
+            hi = min(hi, c)
+    return lo, hi
+
+
+def _step(mod, cfg, batch, seqs) -> int:
+    """The finest step of lengths the model takes, a divisor of the lengths' gcd: the
+    smallest ``d`` whose multiples next to the lengths pass the model's own check of a
+    length (its analytic count)."""
+    big = math.gcd(*seqs)
+    for d in sorted({x for i in range(1, math.isqrt(big) + 1) if big % i == 0
+                     for x in (i, big // i)}):
+        try:
+            for n in {seqs[0] + d, big + d, 3 * big + d}:
+                mod.flops(cfg, n, batch)
+        except Exception:  # noqa: BLE001 -- a length the model refuses: a coarser step
+            continue
+        return d
+    return big
+
+
+def _split(ks: range) -> list[range]:
+    """A range of k cut at its largest power of two (bucket counts change there)."""
+    m = 1 << (ks[-1].bit_length() - 1)
+    if m <= ks[0]:
+        mid = (ks[0] + ks[-1] + 1) // 2
+        return [range(ks[0], mid), range(mid, ks[-1] + 1)]
+    return [range(ks[0], m), range(m, ks[-1] + 1)]
+
+
+def _cover_wide(mod, cfg, batch, seqs, cache, out, memory, wide, splits=0):
+    """A symbolic program for every length ``g k`` of ``wide = (g, range of k)`` holding
+    ``seqs``: a range JAX cannot decide on is cut (``_split``) and the parts holding
+    lengths of ``seqs`` traced again; after ``MAX_SPLITS`` cuts, the lengths themselves
+    (``_cover``).  Lengths that are risky for the program are covered on their own."""
+    g, ks = wide
+    try:
+        head, fwd, train, shapes, risks, mem = _trace_symbolic(mod, cfg, batch, seqs, memory,
+                                                               wide)
+    except InconclusiveDimensionOperation:
+        if splits >= MAX_SPLITS or len(ks) < 2:
+            return _cover(mod, cfg, batch, seqs, cache, out, memory)
+        for part in _split(ks):
+            mine = [s for s in seqs if s // g in part]
+            if mine:
+                _cover_wide(mod, cfg, batch, mine, cache, out, memory, (g, part), splits + 1)
+        return None
+    except Exception:  # the model needs concrete lengths (T5's NumPy relative buckets)
+        cache["no_symbolic"] = True
+        return None
+    entry = _Symbolic(*head, CostProgram(fwd), CostProgram(train), shapes, risks, mem)
+    clean = [s for s in seqs if not entry.risky(s)]
+    out.append((entry, clean))
+    risky = [s for s in seqs if s not in clean]
+    if len(risky) >= MIN_SYMBOLIC:
+        _cover(mod, cfg, batch, risky, cache, out, memory)
+    return None
 
 
 def _cover(mod, cfg, batch, seqs, cache, out, memory):
@@ -216,11 +289,18 @@ def _cover(mod, cfg, batch, seqs, cache, out, memory):
             _cover(mod, cfg, batch, group, cache, out, memory)
 
 
-def _shallow_counts(mod, cfg, seqs, batch, verify, trusted, memory) -> tuple[dict, set]:
+def _shallow_counts(mod, cfg, seqs, batch, verify, trusted, memory, wide=False,
+                    known=None, seen=()) -> tuple[dict, set]:
     """``{seq: ((fwd, train, params, activation bytes), "symbolic" | "concrete")}`` for
-    one config, and the keys of the symbolic programs that passed their check."""
+    one config, and the keys of the symbolic programs that passed their check.  ``wide``:
+    programs for whole regions of lengths, made where a region holds two lengths of
+    ``seqs`` and ``seen`` (lengths counted before) or ``MIN_SYMBOLIC`` of ``seqs``;
+    ``known``: counts of this config known already (``{seq: (fwd, train, params, bytes)}``,
+    from concrete traces), used as such and to check programs on."""
     cache = _CACHE.setdefault((getattr(mod, "NAME", mod.__name__), cfg, batch, memory),
                               {"sym": [], "conc": {}, "no_symbolic": False})
+    for s, counts in (known or {}).items():
+        cache["conc"].setdefault(s, counts)
 
     def concrete(seq):
         if seq not in cache["conc"]:
@@ -233,25 +313,35 @@ def _shallow_counts(mod, cfg, seqs, batch, verify, trusted, memory) -> tuple[dic
 
     passed = set()
     todo = [s for s in seqs if s not in cache["conc"] and owner(s) is None]
-    for region in _regions(cfg, todo):
+    for region in _regions(cfg, sorted(set(todo) | set(seen))):
+        mine = [s for s in region if s in todo]
         new = []
-        _cover(mod, cfg, batch, region, cache, new, memory)
-        for entry, mine in new:
-            if verify == "none" or entry.key in trusted or _agrees(entry, mine, concrete):
+        if wide and mine and (len(region) >= 2 or len(mine) >= MIN_SYMBOLIC) and not (
+                cache["no_symbolic"] or not jaxcompat.available()):
+            g = _step(mod, cfg, batch, region)
+            lo, hi = _bounds(cfg, region)
+            _cover_wide(mod, cfg, batch, region, cache, new, memory,
+                        (g, range(-(-lo // g), hi // g + 1)))
+        elif mine:
+            _cover(mod, cfg, batch, mine, cache, new, memory)
+        for entry, lengths in new:
+            if verify == "none" or entry.key in trusted or _agrees(entry, lengths, concrete,
+                                                                   cache["conc"]):
                 cache["sym"].append(entry)
                 passed.add(entry.key)
     out = {}
     for s in seqs:
         e = None if s in cache["conc"] else owner(s)
-        out[s] = (concrete(s), "concrete") if e is None else (e.count(s), "symbolic")
+        out[s] = (concrete(s), "concrete", None) if e is None else (e.count(s), "symbolic", e)
     return out, passed
 
 
-def _agrees(entry, seqs, concrete) -> bool:
+def _agrees(entry, seqs, concrete, done=()) -> bool:
     """The program equals a concrete trace at one length: a risky one if any (traced
-    concretely anyway; a difference there is allowed), else -- or then -- a clean one."""
+    concretely anyway; a difference there is allowed), else -- or then -- a clean one,
+    one traced already (``done``) where there is one."""
     risky = [s for s in seqs if entry.risky(s)]
-    clean = [s for s in seqs if s not in risky]
+    clean = sorted((s for s in seqs if s not in risky), key=lambda s: s not in done)
     for s in risky[:1] + clean[:1]:
         want = concrete(s)
         try:
@@ -259,6 +349,7 @@ def _agrees(entry, seqs, concrete) -> bool:
         except (ZeroDivisionError, ValueError, KeyError):  # out of range at a boundary
             got = None
         if got and same(want[0], got[0]) and same(want[1], got[1]) and want[2:] == got[2:]:
+            entry.checked_at = s
             return True
         if s not in risky:
             warnings.warn(f"symbolic trace ({entry.g} k) differs from a concrete trace at "
@@ -314,16 +405,30 @@ def traced_counts(mod, cfg, seqs, batch: int = 1, verify: str = "point",
     (``jaxcompat.available()``), every length is traced concretely (the depth reduction,
     which needs no internals, is kept), with a warning once.
     """
+    return traced_parts(mod, cfg, seqs, batch, verify, memory)[0]
+
+
+def traced_parts(mod, cfg, seqs, batch: int = 1, verify: str = "point", memory: bool = False,
+                 wide: bool = False, known=None) -> tuple:
+    """``traced_counts`` and how it got them: ``(counts, plan, label, parts)``, ``parts[i]
+    [seq] = (counts, "symbolic" | "concrete", the _Symbolic used or None)`` for the plan's
+    i-th shallow model (``parts`` None where the full model was traced at every length).
+    ``wide``, ``known``: as ``_shallow_counts`` takes them (``known``: the full model's
+    ``{seq: FastCount}``, used for a plan of one model only)."""
     if verify not in ("none", "point", "full"):
         raise ValueError(f"verify must be none, point or full, got {verify!r}")
     seqs = sorted({int(s) for s in seqs})
     if not jaxcompat.available():   # JAX internals missing or changed: no symbolic lengths
         jaxcompat.warn_plain()
     plan, label = depth_plan(mod, cfg)
+    known = dict(known or {})
+    facts = {s: (fc.fwd, fc.train, fc.params, fc.activation_bytes) for s, fc in known.items()
+             } if len(plan) == 1 else {}
     parts, trusted = [None] * len(plan), set()
     for i in reversed(range(len(plan))):   # deeper models first: the base may trust them
         parts[i], passed = _shallow_counts(mod, plan[i][1], seqs, batch, verify,
-                                           trusted if i == 0 else set(), memory)
+                                           trusted if i == 0 else set(), memory, wide,
+                                           facts, known)
         trusted |= passed
     out = {}
     for s in seqs:
@@ -340,8 +445,9 @@ def traced_counts(mod, cfg, seqs, batch: int = 1, verify: str = "point",
                 and (ref.params, ref.activation_bytes) == (got.params, got.activation_bytes)):
             warnings.warn(f"depth extrapolation differs from the full trace at seq {seqs[0]}: "
                           "tracing every length in full", RuntimeWarning)
-            return {s: full_count(mod, cfg, s, batch, memory) for s in seqs}
-    return out
+            return ({s: full_count(mod, cfg, s, batch, memory) for s in seqs}, plan, label,
+                    None)
+    return out, plan, label, parts
 
 
 __all__ = [
@@ -357,4 +463,5 @@ __all__ = [
     "full_count",
     "same",
     "traced_counts",
+    "traced_parts",
 ]

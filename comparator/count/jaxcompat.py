@@ -77,7 +77,8 @@ DimExpr = getattr(shape_poly, "_DimExpr", None)
 # (a name here, dotted attribute path): what the symbolic path uses of the internals
 NEEDED = [("shape_poly", "_DimExpr.__eq__"), ("shape_poly", "_DimExpr.__ge__"),
           ("shape_poly", "_DimExpr.__gt__"), ("shape_poly", "_DimExpr.__le__"),
-          ("shape_poly", "_DimExpr.__lt__"), ("shape_poly", "_DimExpr._sorted_terms"),
+          ("shape_poly", "_DimExpr.__lt__"), ("shape_poly", "_DimExpr.__int__"),
+          ("shape_poly", "_DimExpr._sorted_terms"),
           ("indexing", "NDIndexer.to_static_slice"), ("indexing", "NDIndexer.expand_ellipses"),
           ("indexing", "_StaticSliceIndexer"), ("indexing", "IndexType.SLICE"),
           ("slicing", "GatherScatterMode.from_any"), ("lax_numpy", "_arange"),
@@ -184,6 +185,50 @@ def ev(d, env: dict, memo: dict) -> int:
     return memo[id(d)]
 
 
+def dim_json(d):
+    """A dim as JSON (``lengthprogram.Dim.from_json`` reads it back, without jax): an int,
+    or ``{"t": [[coeff, [[factor, exp], ...]], ...]}``, a factor a variable name or
+    ``[operation, a, b]``."""
+    if not is_symbolic(d):
+        return int(d)
+    return {"t": [[int(coeff), [[f.var if f.var is not None else
+                                 [f.operation, *(dim_json(o) for o in f.operands)], int(exp)]
+                                for f, exp in term._factors]]
+                  for term, coeff in d._sorted_terms]}
+
+
+def ev_many(d, ks, memo: dict):
+    """A dim at every ``k`` of the int64 array ``ks`` (NumPy, for a domain of many
+    lengths); exact while every value stays below 2**62, else None."""
+    import numpy as np
+    if not is_symbolic(d):
+        return np.full(ks.shape, int(d), dtype=np.int64)
+    key = id(d)
+    if key not in memo:
+        total = np.zeros(ks.shape, dtype=np.int64)
+        bound = np.zeros(ks.shape)          # the same in floats: overflow shows there
+        for term, coeff in d._sorted_terms:
+            v, fv = np.full(ks.shape, int(coeff), dtype=np.int64), float(coeff)
+            for f, exp in term._factors:
+                if f.var is not None:
+                    x = ks
+                else:
+                    a, b = (ev_many(o, ks, memo) for o in f.operands)
+                    if a is None or b is None:
+                        memo[key] = None
+                        return None
+                    safe = np.where(b == 0, 1, b)
+                    x = {"floordiv": np.where(b == 0, 0, a // safe),
+                         "mod": np.where(b == 0, 0, a % safe),
+                         "max": np.maximum(a, b), "min": np.minimum(a, b)}[f.operation]
+                v = v * x ** int(exp)
+                fv = fv * np.abs(x.astype(float)) ** int(exp)
+            total = total + v
+            bound = bound + np.abs(fv)
+        memo[key] = total if float(bound.max(initial=0)) < 2.0 ** 62 else None
+    return memo[key]
+
+
 def dce(closed):
     """The jaxpr of ``closed`` without the equations whose results are never used (XLA
     would not run them): JAX's own pass, or ``plainjax.dce_jaxpr`` on the plain path."""
@@ -228,11 +273,11 @@ def patched(obj, name, value):
             delattr(obj, name)
 
 
-COMPARISONS = ("__eq__", "__ge__", "__gt__", "__le__", "__lt__")
+COMPARISONS = ("__eq__", "__ge__", "__gt__", "__le__", "__lt__", "__int__")
 
 
 def dim_comparisons() -> dict:
-    """JAX's own comparisons of symbolic dims, by dunder name."""
+    """JAX's own comparisons of symbolic dims (and ``int()`` of one), by dunder name."""
     return {n: vars(DimExpr)[n] for n in COMPARISONS}
 
 
@@ -387,6 +432,7 @@ def _self_check() -> str | None:
 
 
 __all__ = ["ENV", "InconclusiveDimensionOperation", "Literal", "PlainTracesWarning",
-           "available", "comparing_dims", "dce", "dim_comparisons", "ev", "in_tree_util",
+           "available", "comparing_dims", "dce", "dim_comparisons", "dim_json", "ev", "ev_many",
+           "in_tree_util",
            "is_symbolic", "jaxpr_as_fun", "max_dim", "min_dim", "missing_names", "patched",
            "plain_reason", "reset", "scope_names", "symbolic_indexing", "warn_plain"]
