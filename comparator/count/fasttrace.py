@@ -15,14 +15,19 @@ the inputs ``sweep.traced`` uses, and the parameter count.  Two reuses:
   ``a``; ALBERT's shared gradients add ``L - 1`` times).  Only the
   architectures of ``DEPTH_ARCHS`` are reduced, and not a model whose layers are
   jitted calls (``Program.jitted_layers``: BERT, GPT-2, ELECTRA), whose full trace
-  already costs about one layer.
+  already costs about one layer (``comparator.count.depth``).
 * **length** -- a shallow model is traced once for a *region* of the requested
   lengths with the length symbolic (``s = g k``, ``k`` a
   ``jax.export.symbolic_shape``, ``g`` the lengths' gcd); the walk keeps the
   symbolic dims and the rules of ``rules.py`` cost each equation per length on
   its shapes evaluated there, in exact Python ints.  Regions split where the
   parameter shapes change form: a learned position table past ``max_len`` gets
-  ``s`` rows (as ``for_length`` gives it), Reformer's axial rows grow.
+  ``s`` rows (as ``for_length`` gives it), Reformer's axial rows grow
+  (``comparator.count.lengthdomains``).  With ``wide`` (``traced_parts``; the results
+  store's programs, ``comparator.count.tracedprograms``) the program is traced for
+  *every* length of the region (``k`` a range, ``g`` the model's length step), cut at
+  powers of two where JAX cannot decide (``_cover_wide``), when the region holds two
+  lengths asked now or before.
 
 The symbolic trace is made the program a concrete trace gives at each requested
 length of its region.  JAX's static indexing and ``arange`` get symbolic-length
@@ -47,7 +52,6 @@ one ``PlainTracesWarning``; the depth reduction needs none and stays.
 """
 from __future__ import annotations
 
-import dataclasses
 import gc
 import math
 import warnings
@@ -60,16 +64,17 @@ from jax import export
 
 from comparator.count import jaxcompat
 from comparator.count.costprogram import COND_FLAG, WHILE_FLAG, CostProgram, combine
+from comparator.count.depth import DEPTH_ARCHS, _period, depth_plan  # noqa: F401
+from comparator.count.lengthdomains import (PROGRAM_MAX_LEN, bounds, regions,  # noqa: F401
+                                            split, step)
+from comparator.count.lengthdomains import table_rows as _table_rows
 from comparator.count.lengthprogram import FastCount
 from comparator.count.step import step_counts, step_jaxprs, step_memory, train_jaxpr
 from comparator.count.symbolic import (InconclusiveDimensionOperation, ev, symbolic_tracing,
                                        with_max_len)
 from comparator.count.trace import TraceResult
 
-DEPTH_ARCHS = ("transformer", "albert", "electra", "reformer")
 MIN_SYMBOLIC = 4   # a symbolic trace and its check cost about 3-4 concrete shallow traces
-# programs (``wide``): traced for every length of a region up to this one (a range of k)
-PROGRAM_MAX_LEN = 1 << 20
 MAX_SPLITS = 12    # halvings of a region JAX cannot decide on, before it is left to the lengths
 
 
@@ -178,66 +183,9 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def _table_rows(cfg) -> int:
-    """Rows of a learned position table that grows past them (``max_len``; 0: none).  The
-    Reformer's positions are an axial grid: its ``max_len`` enters the bucket rule only."""
-    return 0 if getattr(cfg, "axial_shape", None) else getattr(cfg, "max_len", 0) or 0
-
-
-def _cuts(cfg) -> list:
-    return [c for c in (_table_rows(cfg),
-                        math.prod(getattr(cfg, "axial_shape", ()) or (0,))) if c]
-
-
-def _regions(cfg, seqs):
-    """Lengths grouped where the parameter shapes change form (position tables)."""
-    cuts = _cuts(cfg)
-    groups = defaultdict(list)
-    for s in sorted(seqs):
-        groups[tuple(s > c for c in cuts)].append(s)
-    return list(groups.values())
-
-
-def _bounds(cfg, seqs) -> tuple[int, int]:
-    """The lengths of the region of ``seqs`` (``_regions``): past every cut below them, up
-    to the next cut or ``PROGRAM_MAX_LEN``."""
-    lo, hi = 1, max(PROGRAM_MAX_LEN, max(seqs))
-    for c in _cuts(cfg):
-        if seqs[0] > c:
-            lo = max(lo, c + 1)
-        else:
-            hi = min(hi, c)
-    return lo, hi
-
-
-def _step(mod, cfg, batch, seqs) -> int:
-    """The finest step of lengths the model takes, a divisor of the lengths' gcd: the
-    smallest ``d`` whose multiples next to the lengths pass the model's own check of a
-    length (its analytic count)."""
-    big = math.gcd(*seqs)
-    for d in sorted({x for i in range(1, math.isqrt(big) + 1) if big % i == 0
-                     for x in (i, big // i)}):
-        try:
-            for n in {seqs[0] + d, big + d, 3 * big + d}:
-                mod.flops(cfg, n, batch)
-        except Exception:  # noqa: BLE001 -- a length the model refuses: a coarser step
-            continue
-        return d
-    return big
-
-
-def _split(ks: range) -> list[range]:
-    """A range of k cut at its largest power of two (bucket counts change there)."""
-    m = 1 << (ks[-1].bit_length() - 1)
-    if m <= ks[0]:
-        mid = (ks[0] + ks[-1] + 1) // 2
-        return [range(ks[0], mid), range(mid, ks[-1] + 1)]
-    return [range(ks[0], m), range(m, ks[-1] + 1)]
-
-
 def _cover_wide(mod, cfg, batch, seqs, cache, out, memory, wide, splits=0):
     """A symbolic program for every length ``g k`` of ``wide = (g, range of k)`` holding
-    ``seqs``: a range JAX cannot decide on is cut (``_split``) and the parts holding
+    ``seqs``: a range JAX cannot decide on is cut (``lengthdomains.split``) and the parts holding
     lengths of ``seqs`` traced again; after ``MAX_SPLITS`` cuts, the lengths themselves
     (``_cover``).  Lengths that are risky for the program are covered on their own."""
     g, ks = wide
@@ -247,7 +195,7 @@ def _cover_wide(mod, cfg, batch, seqs, cache, out, memory, wide, splits=0):
     except InconclusiveDimensionOperation:
         if splits >= MAX_SPLITS or len(ks) < 2:
             return _cover(mod, cfg, batch, seqs, cache, out, memory)
-        for part in _split(ks):
+        for part in split(ks):
             mine = [s for s in seqs if s // g in part]
             if mine:
                 _cover_wide(mod, cfg, batch, mine, cache, out, memory, (g, part), splits + 1)
@@ -313,13 +261,13 @@ def _shallow_counts(mod, cfg, seqs, batch, verify, trusted, memory, wide=False,
 
     passed = set()
     todo = [s for s in seqs if s not in cache["conc"] and owner(s) is None]
-    for region in _regions(cfg, sorted(set(todo) | set(seen))):
+    for region in regions(cfg, sorted(set(todo) | set(seen))):
         mine = [s for s in region if s in todo]
         new = []
         if wide and mine and (len(region) >= 2 or len(mine) >= MIN_SYMBOLIC) and not (
                 cache["no_symbolic"] or not jaxcompat.available()):
-            g = _step(mod, cfg, batch, region)
-            lo, hi = _bounds(cfg, region)
+            g = step(mod, cfg, batch, region)
+            lo, hi = bounds(cfg, region)
             _cover_wide(mod, cfg, batch, region, cache, new, memory,
                         (g, range(-(-lo // g), hi // g + 1)))
         elif mine:
@@ -355,40 +303,6 @@ def _agrees(entry, seqs, concrete, done=()) -> bool:
             warnings.warn(f"symbolic trace ({entry.g} k) differs from a concrete trace at "
                           f"seq {s}: those lengths are traced concretely", RuntimeWarning)
     return False
-
-
-# -- depth ------------------------------------------------------------------------------
-
-def _period(kinds) -> int:
-    kinds = tuple(kinds or ()) or (None,)
-    return next(p for p in range(1, len(kinds) + 1)
-                if len(kinds) % p == 0 and kinds == kinds[p:] + kinds[:p])
-
-
-def depth_plan(mod, cfg, reduce_jitted: bool = False):
-    """``([(coef, shallow cfg)], label)``: the full model's counts are ``sum(coef * c)``.
-    ``reduce_jitted``: reduce models with jitted layers too (a trace of one costs one
-    layer; a *compilation* of one costs every layer: the time model asks for this)."""
-    if getattr(mod, "NAME", None) not in DEPTH_ARCHS or (
-            mod.model(cfg).jitted_layers and not reduce_jitted):
-        return [(1, cfg)], "full depth"   # (jitted layers: the full trace costs one layer)
-    p = _period(getattr(cfg, "attn_layers", None))
-    red = {}
-    for f in ("n_layers", "n_dec_layers"):
-        L = getattr(cfg, f, 0) or 0
-        q, r = divmod(L, p)
-        if q >= 2 and (p + r) + (2 * p + r) < L:
-            red[f] = (p + r, 2 * p + r, q - 1)
-    if not red:
-        return [(1, cfg)], "full depth"
-    base = dataclasses.replace(cfg, **{f: a for f, (a, _, _) in red.items()})
-    label = "depth " + ", ".join(f"{f} {a},{b}->{getattr(cfg, f)}" for f, (a, b, _) in red.items())
-    if len(set(red.values())) == 1:      # one step for every field (T5 with L_enc == L_dec)
-        _, b, m = next(iter(red.values()))
-        return [(1 - m, base), (m, dataclasses.replace(base, **{f: b for f in red}))], label
-    plan = [(1 - sum(m for _, _, m in red.values()), base)]
-    plan += [(m, dataclasses.replace(base, **{f: b})) for f, (_, b, m) in red.items()]
-    return plan, label
 
 
 def traced_counts(mod, cfg, seqs, batch: int = 1, verify: str = "point",
