@@ -279,8 +279,9 @@ def _shallow_counts(mod, cfg, seqs, batch, verify, trusted, memory, wide=False,
                 passed.add(entry.key)
     out = {}
     for s in seqs:
-        e = None if s in cache["conc"] else owner(s)
-        out[s] = (concrete(s), "concrete", None) if e is None else (e.count(s), "symbolic", e)
+        e = owner(s)
+        out[s] = (concrete(s), "concrete", e) if e is None or s in cache["conc"] else (
+            e.count(s), "symbolic", e)
     return out, passed
 
 
@@ -325,8 +326,8 @@ def traced_counts(mod, cfg, seqs, batch: int = 1, verify: str = "point",
 def traced_parts(mod, cfg, seqs, batch: int = 1, verify: str = "point", memory: bool = False,
                  wide: bool = False, known=None) -> tuple:
     """``traced_counts`` and how it got them: ``(counts, plan, label, parts)``, ``parts[i]
-    [seq] = (counts, "symbolic" | "concrete", the _Symbolic used or None)`` for the plan's
-    i-th shallow model (``parts`` None where the full model was traced at every length).
+    [seq] = (counts, "symbolic" | "concrete", the checked _Symbolic that covers seq or
+    None)`` for the plan's i-th shallow model (``parts`` None where the full model was traced at every length).
     ``wide``, ``known``: as ``_shallow_counts`` takes them (``known``: the full model's
     ``{seq: FastCount}``, used for a plan of one model only)."""
     if verify not in ("none", "point", "full"):
@@ -334,7 +335,8 @@ def traced_parts(mod, cfg, seqs, batch: int = 1, verify: str = "point", memory: 
     seqs = sorted({int(s) for s in seqs})
     if not jaxcompat.available():   # JAX internals missing or changed: no symbolic lengths
         jaxcompat.warn_plain()
-    plan, label = depth_plan(mod, cfg)
+    with no_gc():   # (building the model imports Flax)
+        plan, label = depth_plan(mod, cfg)
     known = dict(known or {})
     facts = {s: (fc.fwd, fc.train, fc.params, fc.activation_bytes) for s, fc in known.items()
              } if len(plan) == 1 else {}

@@ -40,14 +40,15 @@ def traced_programs(mod, cfg, seqs, batch: int = 1, verify: str = "point",
                 out.append(LengthProgram.of(s, fc).to_json())
             continue
         groups.setdefault(tuple(id(o) for o in owners), (owners, []))[1].append(s)
+    how = "symbolic" if len(plan) == 1 else f"{label}; symbolic"
     for owners, lengths in groups.values():
-        prog = _program(plan, owners, lengths, counts)
+        prog = _program(plan, owners, lengths, counts, how)
         if prog is not None:
             out.append(prog)
     return counts, out
 
 
-def _program(plan, owners, lengths, counts) -> dict | None:
+def _program(plan, owners, lengths, counts, how: str) -> dict | None:
     """The program of one combination of symbolic programs, as JSON; None (with a
     warning) when it does not read back as the counts it was made from."""
     step = math.lcm(*(o.g for o in owners))
@@ -64,7 +65,7 @@ def _program(plan, owners, lengths, counts) -> dict | None:
         body.update(tables.json())
         parts.append((coef, o))
         bodies.append(body)
-    obj = {"step": step, "lo": lo, "hi": hi, "how": counts[lengths[0]].method,
+    obj = {"step": step, "lo": lo, "hi": hi, "how": how,
            "checked_at": checked,
            "parts": [[c, {"g": o.g, "k": [o.domain[0], o.domain[-1]], **b}]
                      for (c, o), b in zip(parts, bodies)]}

@@ -73,7 +73,7 @@ def trace_group(pts, scope: str, trace: str, limits=None, known=(), check=()) ->
     one length traced before (JSON text); ``check`` (``--trace checked``): ``(row, JSON
     text)`` of stored programs that answer some of ``pts``, each compared with a full
     trace at one of its lengths first."""
-    from comparator.count import fasttrace as ft
+    ft = sweep.jax_counting()
     from comparator.count.tracedprograms import traced_programs
     from comparator.run.limits import check as check_limits
 
