@@ -27,15 +27,15 @@ pytestmark = pytest.mark.skipif(not jaxcompat.available(), reason="no symbolic p
 # small models whose position tables end below the lengths (a program past them answers
 # every later length but those where a dim JAX compared vanishes, which are traced);
 # ALBERT and the Reformer at 4 layers are counted from two shallow models (depth plan),
-# the Reformer's lengths in one octave of its bucket rule (512 to 1023 tokens)
+# the Reformer's lengths in one octave of its bucket rule (4,096 to 8,191 tokens)
 LATER = (96, 200, 256, 301, 512, 1000, 65, 100, 320, 640, 999, 4096)
 CASES = [
     ("transformer", "bert-base", (64, 2, 2, 128), {"max_len": 64}, (128, 160), LATER),
     ("albert", "albert-base", (64, 4, 2, 128), {"max_len": 64}, (128, 192), LATER),
     ("electra", "electra-small", (64, 2, 2, 128), {"max_len": 64}, (128, 160), LATER),
     ("reformer", "reformer-base", (64, 4, 2, 128), {"axial_shape": (4, 8),
-                                                    "axial_dims": (32, 32)}, (512, 576),
-     (640, 704, 768, 832, 896, 960, 512)),
+                                                    "axial_dims": (32, 32)}, (4096, 4160),
+     (4224, 4992, 6016, 7040, 8128, 4352, 4416, 5120)),
 ]
 PROVENANCE = ("trace", "program")
 

@@ -65,8 +65,8 @@ from jax import export
 from comparator.count import jaxcompat
 from comparator.count.costprogram import COND_FLAG, WHILE_FLAG, CostProgram, combine
 from comparator.count.depth import DEPTH_ARCHS, _period, depth_plan  # noqa: F401
-from comparator.count.lengthdomains import (PROGRAM_MAX_LEN, bounds, regions,  # noqa: F401
-                                            split, step)
+from comparator.count.lengthdomains import (PROGRAM_MAX_LEN, bounds, octaves,  # noqa: F401
+                                            regions, split, step)
 from comparator.count.lengthdomains import table_rows as _table_rows
 from comparator.count.lengthprogram import FastCount
 from comparator.count.step import step_counts, step_jaxprs, step_memory, train_jaxpr
@@ -185,9 +185,10 @@ def clear_cache() -> None:
 
 def _cover_wide(mod, cfg, batch, seqs, cache, out, memory, wide, splits=0):
     """A symbolic program for every length ``g k`` of ``wide = (g, range of k)`` holding
-    ``seqs``: a range JAX cannot decide on is cut (``lengthdomains.split``) and the parts holding
-    lengths of ``seqs`` traced again; after ``MAX_SPLITS`` cuts, the lengths themselves
-    (``_cover``).  Lengths that are risky for the program are covered on their own."""
+    ``seqs``: a range JAX cannot decide on is cut (``lengthdomains.octaves`` first, then
+    ``split``) and the parts holding lengths of ``seqs`` traced again; after ``MAX_SPLITS``
+    cuts, the lengths themselves (``_cover``).  Lengths that are risky for the program are
+    covered on their own."""
     g, ks = wide
     try:
         head, fwd, train, shapes, risks, mem = _trace_symbolic(mod, cfg, batch, seqs, memory,
@@ -195,7 +196,8 @@ def _cover_wide(mod, cfg, batch, seqs, cache, out, memory, wide, splits=0):
     except InconclusiveDimensionOperation:
         if splits >= MAX_SPLITS or len(ks) < 2:
             return _cover(mod, cfg, batch, seqs, cache, out, memory)
-        for part in split(ks):
+        parts = octaves(ks, seqs, g) if splits == 0 else []
+        for part in parts if len(parts) > 1 or parts and parts[0] != ks else split(ks):
             mine = [s for s in seqs if s // g in part]
             if mine:
                 _cover_wide(mod, cfg, batch, mine, cache, out, memory, (g, part), splits + 1)

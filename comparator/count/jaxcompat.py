@@ -229,6 +229,59 @@ def ev_many(d, ks, memo: dict):
     return memo[key]
 
 
+def ev_bounds(d, lo: int, hi: int, memo: dict):
+    """``(low, high)`` holding every value of a dim for ``k`` in ``[lo, hi]`` (interval
+    arithmetic on its terms: not always the smallest such pair), or None where it cannot
+    say (another variable, a division by a range holding 0)."""
+    if not is_symbolic(d):
+        return int(d), int(d)
+    key = id(d)
+    if key not in memo:
+        memo[key] = _bounds(d, lo, hi, memo)
+    return memo[key]
+
+
+def _bounds(d, lo, hi, memo):
+    total = (0, 0)
+    for term, coeff in d._sorted_terms:
+        t = (int(coeff), int(coeff))
+        for f, exp in term._factors:
+            if f.var is not None:
+                if f.var != "k":
+                    return None
+                x = (lo, hi)
+            else:
+                a, b = (ev_bounds(o, lo, hi, memo) for o in f.operands)
+                x = None if a is None or b is None else _operation(f.operation, a, b)
+                if x is None:
+                    return None
+            e = int(exp)
+            ends = {x[0] ** e, x[1] ** e} | ({0} if x[0] < 0 < x[1] else set())
+            t = _corners(t, (min(ends), max(ends)), lambda u, v: u * v)
+        total = (total[0] + t[0], total[1] + t[1])
+    return total
+
+
+def _corners(a, b, op):
+    got = [op(u, v) for u in a for v in b]
+    return min(got), max(got)
+
+
+def _operation(name, a, b):
+    if name == "floordiv":
+        return _corners(a, b, lambda u, v: u // v) if b[0] > 0 or b[1] < 0 else None
+    if name == "mod":
+        if b[0] != b[1] or b[0] <= 0:
+            return None
+        m = b[0]
+        return (a[0] % m, a[1] % m) if a[0] // m == a[1] // m else (0, m - 1)
+    if name == "max":
+        return max(a[0], b[0]), max(a[1], b[1])
+    if name == "min":
+        return min(a[0], b[0]), min(a[1], b[1])
+    return None
+
+
 def dce(closed):
     """The jaxpr of ``closed`` without the equations whose results are never used (XLA
     would not run them): JAX's own pass, or ``plainjax.dce_jaxpr`` on the plain path."""
@@ -432,7 +485,8 @@ def _self_check() -> str | None:
 
 
 __all__ = ["ENV", "InconclusiveDimensionOperation", "Literal", "PlainTracesWarning",
-           "available", "comparing_dims", "dce", "dim_comparisons", "dim_json", "ev", "ev_many",
+           "available", "comparing_dims", "dce", "dim_comparisons", "dim_json", "ev", "ev_bounds",
+           "ev_many",
            "in_tree_util",
            "is_symbolic", "jaxpr_as_fun", "max_dim", "min_dim", "missing_names", "patched",
            "plain_reason", "reset", "scope_names", "symbolic_indexing", "warn_plain"]

@@ -6,8 +6,9 @@
 * ``bounds`` -- the lengths of such a region, up to ``PROGRAM_MAX_LEN`` (a program
   traced for a whole region answers later lengths of it);
 * ``step`` -- the finest step of lengths a model takes (its own check of a length);
-* ``split`` -- a range of ``k`` cut where JAX cannot decide a comparison over all of it:
-  at its largest power of two, where the Reformer's bucket count changes.
+* ``octaves``, ``split`` -- a range of ``k`` cut where JAX cannot decide a comparison over
+  all of it: first into the octaves of the lengths (the Reformer's bucket count changes at
+  each power of two), then at a part's largest power of two.
 """
 from __future__ import annotations
 
@@ -65,6 +66,18 @@ def step(mod, cfg, batch, seqs) -> int:
     return big
 
 
+def octaves(ks: range, lengths, g: int) -> list[range]:
+    """The parts of ``ks`` in the octaves (``2^p <= k < 2^(p+1)``) of the lengths ``g k``:
+    where a comparison over the whole range fails, the Reformer's bucket count changes
+    at each power of two; the first cut tried."""
+    out = []
+    for p in sorted({(s // g).bit_length() - 1 for s in lengths}):
+        part = range(max(ks[0], 1 << p), min(ks[-1] + 1, 1 << (p + 1)))
+        if len(part):
+            out.append(part)
+    return out
+
+
 def split(ks: range) -> list[range]:
     """A range of k cut at its largest power of two (bucket counts change there)."""
     m = 1 << (ks[-1].bit_length() - 1)
@@ -74,4 +87,5 @@ def split(ks: range) -> list[range]:
     return [range(ks[0], m), range(m, ks[-1] + 1)]
 
 
-__all__ = ["PROGRAM_MAX_LEN", "bounds", "cuts", "regions", "split", "step", "table_rows"]
+__all__ = ["PROGRAM_MAX_LEN", "bounds", "cuts", "octaves", "regions", "split", "step",
+           "table_rows"]

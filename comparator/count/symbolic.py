@@ -13,6 +13,7 @@ symbolic program against a concrete trace before using it.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import sys
 from contextlib import ExitStack, contextmanager
 
@@ -37,35 +38,69 @@ class At(_At):
         return super().eqn(eqn, env, memo, ev)
 
 
+TESTS = {"==": operator.eq, "!=": operator.ne, ">=": operator.ge, ">": operator.gt,
+         "<=": operator.le, "<": operator.lt}
+
+
 class Values:
-    """A dim's values at every ``k`` of a domain (a tuple, or a ``range`` evaluated with
-    NumPy), kept per expression: a trace compares the same few dims many times."""
+    """What a dim is over a domain of ``k`` (a tuple, or a ``range``), kept per expression
+    (a trace compares the same few dims many times): bounds by interval arithmetic where
+    they settle a question, else its value at every ``k`` (NumPy for a long range)."""
     SMALL = 64
 
     def __init__(self, domain):
         self.domain = domain
+        self.lo, self.hi = min(domain), max(domain)
         self.ks = None
-        if isinstance(domain, range) and len(domain) > self.SMALL:
-            import numpy as np
-            self.ks = np.arange(domain.start, domain.stop, domain.step, dtype=np.int64)
         self.memo: dict = {}
+        self.bounds_memo: dict = {}
 
-    def __call__(self, e):
+    def full(self, e):
+        """``e`` at every ``k``: a list, or an int64 array."""
         key = str(e)
         if key not in self.memo:
-            vals = None if self.ks is None else jc.ev_many(e, self.ks, {})
+            vals = None
+            if isinstance(self.domain, range) and len(self.domain) > self.SMALL:
+                if self.ks is None:
+                    import numpy as np
+                    self.ks = np.arange(self.domain.start, self.domain.stop,
+                                        self.domain.step, dtype=np.int64)
+                vals = jc.ev_many(e, self.ks, {})
             self.memo[key] = vals if vals is not None else [ev(e, {"k": k}, {})
                                                            for k in self.domain]
         return self.memo[key]
 
+    def bounds(self, e):
+        key = str(e)
+        if key not in self.bounds_memo:
+            self.bounds_memo[key] = jc.ev_bounds(e, self.lo, self.hi, {})
+        return self.bounds_memo[key]
 
-def holds(vals, test) -> tuple[bool, bool]:
-    """(``test`` holds at every value, at some value)."""
-    if isinstance(vals, list):
-        got = [test(v) for v in vals]
-        return all(got), any(got)
-    got = test(vals)
-    return bool(got.all()), bool(got.any())
+    def holds(self, e, kind: str, ref: int = 0) -> tuple[bool, bool]:
+        """(``e kind ref`` holds at every ``k``, at some ``k``)."""
+        b = self.bounds(e)
+        if b is not None:
+            lo, hi = b
+            if kind in ("==", "!="):
+                if lo == hi or not lo <= ref <= hi:
+                    got = TESTS[kind](lo, ref) if lo == hi else kind == "!="
+                    return got, got
+            elif TESTS[kind](lo, ref) == TESTS[kind](hi, ref):   # a threshold: monotone
+                return TESTS[kind](lo, ref), TESTS[kind](lo, ref)
+        vals = self.full(e)
+        if isinstance(vals, list):
+            got = [TESTS[kind](v, ref) for v in vals]
+            return all(got), any(got)
+        got = TESTS[kind](vals, ref)
+        return bool(got.all()), bool(got.any())
+
+    def extremes(self, e) -> tuple[int, int]:
+        """The smallest and largest value, or bounds of them where they are equal."""
+        b = self.bounds(e)
+        if b is not None and b[0] == b[1]:
+            return b
+        vals = self.full(e)
+        return int(min(vals)), int(max(vals))
 
 
 @contextmanager
@@ -89,13 +124,13 @@ def symbolic_tracing(domain, log: list):
     orig_spec = program.int_spec
     values = Values(domain)
 
-    def at_domain(e):
-        """``e`` at every k of the domain, or None (another scope or variable)."""
+    def over(e, ask, *args):
+        """``values.ask(e, ...)`` over the domain, or None (another scope or variable)."""
         if busy:
             return None
         busy.append(1)
         try:
-            return values(e)
+            return getattr(values, ask)(e, *args)
         except Exception:
             return None
         finally:
@@ -108,40 +143,36 @@ def symbolic_tracing(domain, log: list):
         busy.append(1)
         try:
             diff = self - other
-            vals = values(diff) if is_symbolic(diff) else None
         except Exception:  # another scope or variable
             return res
         finally:
             busy.pop()
-        if vals is None:
+        got = over(diff, "holds", "==") if is_symbolic(diff) else None
+        if got is None:
             return res
-        every, some = holds(vals, lambda v: v == 0)
+        every, some = got
         if every and is_symbolic(other):
             return True   # (never against a constant: a cache key holding a concrete shape)
         if some and not jc.in_tree_util(sys._getframe(1)):
             log.append(diff)
         return res
 
-    def ordering(name, test):
+    def ordering(name, kind):
         def cmp(self, other):
             try:
                 return orig[name](self, other)
             except InconclusiveDimensionOperation:
-                vals = at_domain(self - other)
-                if vals is None:
+                got = over(self - other, "holds", kind)
+                if got is None or got[0] != got[1]:
                     raise
-                every, some = holds(vals, test)
-                if every == some:
-                    return every
-                raise
+                return got[0]
         return cmp
 
     def truth(self):
-        vals = at_domain(self)
-        every, some = (False, False) if vals is None else holds(vals, lambda v: v != 0)
-        if vals is not None and not some:
+        got = over(self, "holds", "!=")
+        if got is not None and not got[1]:
             return False
-        if not every:
+        if got is None or not got[0]:
             log.append(self)
         return True
 
@@ -149,13 +180,10 @@ def symbolic_tracing(domain, log: list):
         try:
             return orig["__int__"](self)
         except InconclusiveDimensionOperation:
-            vals = at_domain(self)
-            if vals is None:
+            ends = over(self, "extremes")
+            if ends is None or ends[0] != ends[1]:
                 raise
-            first = int(vals[0])
-            if holds(vals, lambda v: v == first)[0]:
-                return first
-            raise
+            return ends[0]
 
     def int_spec(shape, bound):  # the bound only limits example values
         return orig_spec(shape, 1 if is_symbolic(bound) else bound)[0], bound
@@ -166,21 +194,19 @@ def symbolic_tracing(domain, log: list):
         def call(x):
             if not is_symbolic(x):
                 return fn(x)
-            vals = at_domain(x)
-            if vals is not None:
-                ends = {fn(int(min(vals))), fn(int(max(vals)))}
-                if len(ends) == 1:
-                    return ends.pop()
+            b = over(x, "bounds")
+            ends = over(x, "extremes") if b is None or fn(b[0]) != fn(b[1]) else b
+            if ends is not None and fn(ends[0]) == fn(ends[1]):
+                return fn(ends[0])
             raise InconclusiveDimensionOperation(f"{fn.__name__}({x}) differs over the lengths")
         return call
 
     with ExitStack() as stack:
         stack.enter_context(jc.comparing_dims({
             "__eq__": eq, "__bool__": truth,
-            "__ge__": ordering("__ge__", lambda v: v >= 0),
-            "__gt__": ordering("__gt__", lambda v: v > 0),
-            "__le__": ordering("__le__", lambda v: v <= 0),
-            "__lt__": ordering("__lt__", lambda v: v < 0), "__int__": to_int}))
+            "__ge__": ordering("__ge__", ">="), "__gt__": ordering("__gt__", ">"),
+            "__le__": ordering("__le__", "<="), "__lt__": ordering("__lt__", "<"),
+            "__int__": to_int}))
         swaps = {"int_spec": (orig_spec, int_spec)}
         swaps.update((f.__name__, (f, constant(f))) for f in (num.floor_log2, num.ceil_log2))
         for n, m in list(sys.modules.items()):
@@ -201,5 +227,5 @@ def with_max_len(cfg, rows):
 
 
 
-__all__ = ["At", "InconclusiveDimensionOperation", "Values", "ev", "holds", "is_symbolic",
-           "shape_of", "symbolic_tracing", "with_max_len"]
+__all__ = ["At", "InconclusiveDimensionOperation", "Values", "ev", "is_symbolic", "shape_of",
+           "symbolic_tracing", "with_max_len"]

@@ -79,8 +79,9 @@ def trace_group(pts, scope: str, trace: str, limits=None, known=(), check=()) ->
 
     if trace not in sweep.TRACES:
         raise sweep.RequestError("--trace", trace, "choose from " + ", ".join(sweep.TRACES))
-    for pt in pts:
-        check_limits(pt, "trace", trace, limits)
+    with sweep.gc_paused():
+        for pt in pts:
+            check_limits(pt, "trace", trace, limits)
     m = pts[0].model
     mod, batch = architectures.get(m.arch), pts[0].batch
     seqs = {pt.seq for pt in pts}

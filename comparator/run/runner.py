@@ -118,9 +118,12 @@ class Tracer(Tally):
                 groups.setdefault((m.arch, m.preset, pt.batch, m.cfg), []).append(pt)
         stored = self._programs(groups, scope, trace, out) if self.store is not None else {}
         work = [g for g in groups.values() if g]
-        for group in work:   # beyond a limit: refused now, before any work (runner.limits)
-            for pt in group:
-                check(pt, "trace", trace, self.limits, memory=not self.scheduler)
+        if work:   # the limits build each model (Flax, jax): imported with the gc paused
+            sweep.jax_counting()
+        with sweep.gc_paused():
+            for group in work:   # beyond a limit: refused now, before any work (runner.limits)
+                for pt in group:
+                    check(pt, "trace", trace, self.limits, memory=not self.scheduler)
         total, done = sum(len(g) for g in work), 0
         for group, result in self._execute(work, scope, trace, stored):
             recs, error = result.get("records", {}), result.get("error")

@@ -15,6 +15,8 @@ The analytic path imports no jax; jax is imported only for traced points.
 from __future__ import annotations
 
 import difflib
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -176,18 +178,24 @@ def check_convention(convention: str, methods=("analytic",)) -> str:
     return convention
 
 
-def jax_counting():
-    """``comparator.count.fasttrace``, imported (with jax and what it imports) while
-    Python's cyclic garbage collector is paused: importing jax makes many objects and no
-    garbage, and collections during it cost about a tenth of its time."""
-    import gc
+@contextmanager
+def gc_paused():
+    """Python's cyclic garbage collector paused: importing jax and Flax (and building a
+    model) makes many objects and no garbage, and collections during it cost about a
+    tenth of its time."""
     was = gc.isenabled()
     gc.disable()
     try:
-        from comparator.count import fasttrace
+        yield
     finally:
         if was:
             gc.enable()
+
+
+def jax_counting():
+    """``comparator.count.fasttrace``, imported (with jax) while the collector is paused."""
+    with gc_paused():
+        from comparator.count import fasttrace
     return fasttrace
 
 
@@ -211,8 +219,9 @@ def traced_all(pts, scope: str, trace: str = "fast", progress=None, limits=None)
     ft = jax_counting()
     if trace not in TRACES:
         raise RequestError("--trace", trace, "choose from " + ", ".join(TRACES))
-    for pt in pts:
-        check(pt, "trace", trace, limits)
+    with gc_paused():    # (the limits build each model: Flax is imported)
+        for pt in pts:
+            check(pt, "trace", trace, limits)
     groups: dict = {}
     for pt in pts:
         m = pt.model
