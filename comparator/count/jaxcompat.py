@@ -9,17 +9,17 @@ imported here, defensively; nothing else in ``comparator``, ``kernels`` or
 ``architectures`` imports a private JAX module.
 
 ``available()`` says, once per process, whether every private name the symbolic path
-needs exists *and* behaves as expected: a small function with a symbolic length is
-traced through the patches and its program compared, equation by equation, with its
-concrete traces (``_self_check``, about 30 ms).
-When it is not (a missing name, a failed check, or ``COMPARATOR_PLAIN_TRACES=1`` in the
-environment), ``fasttrace.traced_counts`` traces every length concretely (no symbolic
-length; its depth reduction needs no internals and stays) and ``warn_plain()`` says why,
-once; dead code is then removed by ``comparator.count.plainjax`` (public jaxpr
-structure only).  Named scopes are read from ``jax.extend``'s ``NameStack`` on both
-paths (``scope_names``; from its text should that field go).  The counts are
-the same either way (tests/test_jaxcompat.py), only slower.  JAX before 0.9.1 lacks the
-static indexing internals: there the plain path is the only one (BENCHMARKS.md).
+needs exists *and* behaves as expected: a small function with a symbolic length is traced
+through the patches and its program compared, equation by equation, with its concrete
+traces (``_self_check``, about 30 ms).  When it is not (a missing name, a failed check, or
+``COMPARATOR_PLAIN_TRACES=1`` in the environment), ``fasttrace.traced_counts`` traces
+every length concretely (its depth reduction needs no internals and stays) and
+``warn_plain()`` says why, once; dead code is then removed by ``comparator.count.plainjax``
+(public jaxpr structure only).  Named scopes are read from ``jax.extend``'s ``NameStack``
+on both paths (``scope_names``; from its text should that field go).  The counts are the
+same either way (tests/test_jaxcompat.py), only slower.  JAX before 0.9.1 lacks the static
+indexing internals: there the plain path is the only one (BENCHMARKS.md).  A symbolic dim
+is read here (``ev``; as JSON, ``dim_json``, for ``comparator.count.dims``).
 """
 from __future__ import annotations
 
@@ -75,10 +75,8 @@ _is_symbolic_dim = _first(("jax.export", "is_symbolic_dim"))
 DimExpr = getattr(shape_poly, "_DimExpr", None)
 
 # (a name here, dotted attribute path): what the symbolic path uses of the internals
-NEEDED = [("shape_poly", "_DimExpr.__eq__"), ("shape_poly", "_DimExpr.__ge__"),
-          ("shape_poly", "_DimExpr.__gt__"), ("shape_poly", "_DimExpr.__le__"),
-          ("shape_poly", "_DimExpr.__lt__"), ("shape_poly", "_DimExpr.__int__"),
-          ("shape_poly", "_DimExpr._sorted_terms"),
+NEEDED = [*(("shape_poly", f"_DimExpr.{n}") for n in ("__eq__", "__ge__", "__gt__", "__le__",
+                                                        "__lt__", "__int__", "_sorted_terms")),
           ("indexing", "NDIndexer.to_static_slice"), ("indexing", "NDIndexer.expand_ellipses"),
           ("indexing", "_StaticSliceIndexer"), ("indexing", "IndexType.SLICE"),
           ("slicing", "GatherScatterMode.from_any"), ("lax_numpy", "_arange"),
@@ -186,100 +184,14 @@ def ev(d, env: dict, memo: dict) -> int:
 
 
 def dim_json(d):
-    """A dim as JSON (``lengthprogram.Dim.from_json`` reads it back, without jax): an int,
-    or ``{"t": [[coeff, [[factor, exp], ...]], ...]}``, a factor a variable name or
-    ``[operation, a, b]``."""
+    """A dim as JSON, an int or ``{"t": [[coeff, [[factor, exp], ...]], ...]}`` (a factor a
+    variable or ``[operation, a, b]``): ``dims.Dim.from_json`` reads it without jax."""
     if not is_symbolic(d):
         return int(d)
     return {"t": [[int(coeff), [[f.var if f.var is not None else
                                  [f.operation, *(dim_json(o) for o in f.operands)], int(exp)]
                                 for f, exp in term._factors]]
                   for term, coeff in d._sorted_terms]}
-
-
-def ev_many(d, ks, memo: dict):
-    """A dim at every ``k`` of the int64 array ``ks`` (NumPy, for a domain of many
-    lengths); exact while every value stays below 2**62, else None."""
-    import numpy as np
-    if not is_symbolic(d):
-        return np.full(ks.shape, int(d), dtype=np.int64)
-    key = id(d)
-    if key not in memo:
-        total = np.zeros(ks.shape, dtype=np.int64)
-        bound = np.zeros(ks.shape)          # the same in floats: overflow shows there
-        for term, coeff in d._sorted_terms:
-            v, fv = np.full(ks.shape, int(coeff), dtype=np.int64), float(coeff)
-            for f, exp in term._factors:
-                if f.var is not None:
-                    x = ks
-                else:
-                    a, b = (ev_many(o, ks, memo) for o in f.operands)
-                    if a is None or b is None:
-                        memo[key] = None
-                        return None
-                    safe = np.where(b == 0, 1, b)
-                    x = {"floordiv": np.where(b == 0, 0, a // safe),
-                         "mod": np.where(b == 0, 0, a % safe),
-                         "max": np.maximum(a, b), "min": np.minimum(a, b)}[f.operation]
-                v = v * x ** int(exp)
-                fv = fv * np.abs(x.astype(float)) ** int(exp)
-            total = total + v
-            bound = bound + np.abs(fv)
-        memo[key] = total if float(bound.max(initial=0)) < 2.0 ** 62 else None
-    return memo[key]
-
-
-def ev_bounds(d, lo: int, hi: int, memo: dict):
-    """``(low, high)`` holding every value of a dim for ``k`` in ``[lo, hi]`` (interval
-    arithmetic on its terms: not always the smallest such pair), or None where it cannot
-    say (another variable, a division by a range holding 0)."""
-    if not is_symbolic(d):
-        return int(d), int(d)
-    key = id(d)
-    if key not in memo:
-        memo[key] = _bounds(d, lo, hi, memo)
-    return memo[key]
-
-
-def _bounds(d, lo, hi, memo):
-    total = (0, 0)
-    for term, coeff in d._sorted_terms:
-        t = (int(coeff), int(coeff))
-        for f, exp in term._factors:
-            if f.var is not None:
-                if f.var != "k":
-                    return None
-                x = (lo, hi)
-            else:
-                a, b = (ev_bounds(o, lo, hi, memo) for o in f.operands)
-                x = None if a is None or b is None else _operation(f.operation, a, b)
-                if x is None:
-                    return None
-            e = int(exp)
-            ends = {x[0] ** e, x[1] ** e} | ({0} if x[0] < 0 < x[1] else set())
-            t = _corners(t, (min(ends), max(ends)), lambda u, v: u * v)
-        total = (total[0] + t[0], total[1] + t[1])
-    return total
-
-
-def _corners(a, b, op):
-    got = [op(u, v) for u in a for v in b]
-    return min(got), max(got)
-
-
-def _operation(name, a, b):
-    if name == "floordiv":
-        return _corners(a, b, lambda u, v: u // v) if b[0] > 0 or b[1] < 0 else None
-    if name == "mod":
-        if b[0] != b[1] or b[0] <= 0:
-            return None
-        m = b[0]
-        return (a[0] % m, a[1] % m) if a[0] // m == a[1] // m else (0, m - 1)
-    if name == "max":
-        return max(a[0], b[0]), max(a[1], b[1])
-    if name == "min":
-        return min(a[0], b[0]), min(a[1], b[1])
-    return None
 
 
 def dce(closed):
@@ -485,8 +397,6 @@ def _self_check() -> str | None:
 
 
 __all__ = ["ENV", "InconclusiveDimensionOperation", "Literal", "PlainTracesWarning",
-           "available", "comparing_dims", "dce", "dim_comparisons", "dim_json", "ev", "ev_bounds",
-           "ev_many",
-           "in_tree_util",
-           "is_symbolic", "jaxpr_as_fun", "max_dim", "min_dim", "missing_names", "patched",
+           "available", "comparing_dims", "dce", "dim_comparisons", "dim_json", "ev",
+           "in_tree_util", "is_symbolic", "jaxpr_as_fun", "max_dim", "min_dim", "missing_names", "patched",
            "plain_reason", "reset", "scope_names", "symbolic_indexing", "warn_plain"]

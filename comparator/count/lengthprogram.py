@@ -5,9 +5,8 @@ length by the rules of ``rules.py`` on the shapes evaluated there.  This module 
 what that evaluation needs and nothing that imports jax, so a program kept in the results
 store answers a later length on the analytic path's speed:
 
-* ``Dim`` -- a dim expression in ``k`` (the length is ``g k``) read back from JSON:
-  integer polynomials whose factors may be ``floordiv``, ``mod``, ``max`` or ``min`` of
-  expressions, as JAX's symbolic dims are; ``ev`` evaluates one in exact Python ints;
+* ``dims.Dim`` -- a dim expression in ``k`` (the length is ``g k``) read back from JSON,
+  ``dims.ev`` its value in exact Python ints;
 * ``Eqn`` -- an equation as the cost rules read it: primitive name, the parameters they
   use, the shapes (dim expressions) and element sizes of its operands and results;
 * ``Compiled`` and ``evaluate`` -- the walk's nodes grouped for evaluation and their
@@ -26,6 +25,7 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from comparator.count.dims import Dim, ev
 from comparator.count.rules import RULES
 from comparator.count.value import ZERO, Cost, TraceResult
 
@@ -63,47 +63,6 @@ def combine(parts) -> TraceResult:
     return TraceResult(total=total, by_term=by_term,
                        unsupported={k: v for k, v in unsupported.items() if v},
                        flagged={k: v for k, v in flagged.items() if v})
-
-
-# -- dim expressions ------------------------------------------------------------------------
-
-class Dim:
-    """``sum(coeff * prod(factor ** exp))``; a factor is a variable name or
-    ``(operation, a, b)`` of two expressions (``floordiv``, ``mod``, ``max``, ``min``)."""
-    __slots__ = ("terms",)
-
-    def __init__(self, terms):
-        self.terms = terms
-
-    @classmethod
-    def from_json(cls, obj):
-        if isinstance(obj, int):
-            return obj
-        return cls(tuple((int(c), tuple((f if isinstance(f, str) else
-                                         (f[0], cls.from_json(f[1]), cls.from_json(f[2])),
-                                         int(e)) for f, e in factors))
-                         for c, factors in obj["t"]))
-
-
-def ev(d, env: dict, memo: dict) -> int:
-    """A dim (an int or a ``Dim``) at ``env`` in Python ints."""
-    if not isinstance(d, Dim):
-        return int(d)
-    if id(d) not in memo:
-        total = 0
-        for coeff, factors in d.terms:
-            v = coeff
-            for f, exp in factors:
-                if isinstance(f, str):
-                    x = env[f]
-                else:
-                    a, b = ev(f[1], env, memo), ev(f[2], env, memo)
-                    x = {"floordiv": a // b if b else 0, "mod": a % b if b else 0,
-                         "max": max(a, b), "min": min(a, b)}[f[0]]
-                v *= x ** exp
-            total += v
-        memo[id(d)] = total
-    return memo[id(d)]
 
 
 # -- equations as the cost rules read them ---------------------------------------------------

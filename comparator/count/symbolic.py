@@ -17,6 +17,7 @@ import operator
 import sys
 from contextlib import ExitStack, contextmanager
 
+from comparator.count import dims
 from comparator.count import jaxcompat as jc
 from comparator.count.jaxcompat import InconclusiveDimensionOperation, ev, is_symbolic
 from comparator.count.lengthprogram import At as _At
@@ -65,15 +66,19 @@ class Values:
                     import numpy as np
                     self.ks = np.arange(self.domain.start, self.domain.stop,
                                         self.domain.step, dtype=np.int64)
-                vals = jc.ev_many(e, self.ks, {})
+                vals = dims.many(self.dim(e), self.ks, {})
             self.memo[key] = vals if vals is not None else [ev(e, {"k": k}, {})
                                                            for k in self.domain]
         return self.memo[key]
 
+    @staticmethod
+    def dim(e):
+        return dims.Dim.from_json(jc.dim_json(e))
+
     def bounds(self, e):
         key = str(e)
         if key not in self.bounds_memo:
-            self.bounds_memo[key] = jc.ev_bounds(e, self.lo, self.hi, {})
+            self.bounds_memo[key] = dims.bounds(self.dim(e), self.lo, self.hi, {})
         return self.bounds_memo[key]
 
     def holds(self, e, kind: str, ref: int = 0) -> tuple[bool, bool]:

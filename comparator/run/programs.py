@@ -22,6 +22,7 @@ import architectures
 
 from comparator.count.lengthprogram import LengthProgram
 from comparator.run import sweep
+from comparator.run.jaxside import gc_paused, jax_counting
 
 
 class StoredPrograms:
@@ -73,13 +74,13 @@ def trace_group(pts, scope: str, trace: str, limits=None, known=(), check=()) ->
     one length traced before (JSON text); ``check`` (``--trace checked``): ``(row, JSON
     text)`` of stored programs that answer some of ``pts``, each compared with a full
     trace at one of its lengths first."""
-    ft = sweep.jax_counting()
+    ft = jax_counting()
     from comparator.count.tracedprograms import traced_programs
     from comparator.run.limits import check as check_limits
 
     if trace not in sweep.TRACES:
         raise sweep.RequestError("--trace", trace, "choose from " + ", ".join(sweep.TRACES))
-    with sweep.gc_paused():
+    with gc_paused():
         for pt in pts:
             check_limits(pt, "trace", trace, limits)
     m = pts[0].model

@@ -19,6 +19,7 @@ import architectures
 
 from comparator.run import cluster, programs, sweep
 from comparator.run.cluster import SchedulerError
+from comparator.run.jaxside import gc_paused, jax_counting
 from comparator.run.limits import LimitError, Limits, check
 from comparator.run.store import canonical, describe
 
@@ -119,8 +120,8 @@ class Tracer(Tally):
         stored = self._programs(groups, scope, trace, out) if self.store is not None else {}
         work = [g for g in groups.values() if g]
         if work:   # the limits build each model (Flax, jax): imported with the gc paused
-            sweep.jax_counting()
-        with sweep.gc_paused():
+            jax_counting()
+        with gc_paused():
             for group in work:   # beyond a limit: refused now, before any work (runner.limits)
                 for pt in group:
                     check(pt, "trace", trace, self.limits, memory=not self.scheduler)

@@ -15,8 +15,6 @@ The analytic path imports no jax; jax is imported only for traced points.
 from __future__ import annotations
 
 import difflib
-import gc
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -178,27 +176,6 @@ def check_convention(convention: str, methods=("analytic",)) -> str:
     return convention
 
 
-@contextmanager
-def gc_paused():
-    """Python's cyclic garbage collector paused: importing jax and Flax (and building a
-    model) makes many objects and no garbage, and collections during it cost about a
-    tenth of its time."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-def jax_counting():
-    """``comparator.count.fasttrace``, imported (with jax) while the collector is paused."""
-    with gc_paused():
-        from comparator.count import fasttrace
-    return fasttrace
-
-
 def traced(pt: Point, scope: str, trace: str = "full") -> dict:
     """Trace the real forward and training step of the model on abstract inputs."""
     return traced_all([pt], scope, trace)[_key(pt)]
@@ -215,6 +192,7 @@ def traced_all(pts, scope: str, trace: str = "fast", progress=None, limits=None)
     (``comparator.count.fasttrace``); ``full`` traces each point whole.  A point beyond
     ``limits`` (``comparator.run.limits``) is refused before any work."""
     from comparator.run.limits import check
+    from comparator.run.jaxside import gc_paused, jax_counting
 
     ft = jax_counting()
     if trace not in TRACES:
