@@ -4,7 +4,7 @@ Owns the additive cost value (``value.Cost``), the jaxpr walk (``trace``), the p
 rules (``rules``), symbolic lengths (``symbolic``, ``costprogram``, ``fasttrace``, its depth
 plan ``depth`` and domains of lengths ``lengthdomains``), a traced count as a program in
 the length that evaluates without jax (``lengthprogram``; made for the results store by
-``tracedprograms``), the training step and its memory (``step``, ``memory``), other
+``tracedprograms``; the collector paused around tracing: ``quiet``), the training step and its memory (``step``, ``memory``), other
 papers' counting conventions (``conventions``), and the counts of a user's own function or Flax module (``targets``,
 ``usercount``, with closed forms in the length: ``polyfit``; the ``--model`` factory
 protocol, ``usermodel.UserModel``).  ``jaxcompat`` is the one place that touches JAX's

@@ -52,11 +52,9 @@ one ``PlainTracesWarning``; the depth reduction needs none and stays.
 """
 from __future__ import annotations
 
-import gc
 import math
 import warnings
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import jax
@@ -69,6 +67,7 @@ from comparator.count.lengthdomains import (PROGRAM_MAX_LEN, bounds, octaves,  #
                                             regions, split, step)
 from comparator.count.lengthdomains import table_rows as _table_rows
 from comparator.count.lengthprogram import FastCount
+from comparator.count.quiet import no_gc
 from comparator.count.step import step_counts, step_jaxprs, step_memory, train_jaxpr
 from comparator.count.symbolic import (InconclusiveDimensionOperation, ev, symbolic_tracing,
                                        with_max_len)
@@ -84,20 +83,6 @@ def same(a: TraceResult, b: TraceResult) -> bool:
 
 
 # -- tracing, concrete and symbolic ----------------------------------------------
-
-@contextmanager
-def no_gc():
-    """Python's cyclic garbage collector paused while a trace runs: tracing allocates
-    many short-lived objects, and collections during it cost about a fifth of a
-    bert-large trace; the garbage is collected as usual afterwards."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
 
 def abstract_inputs(mod, cfg, batch, seq):
     """(program, abstract params, abstract data, abstract PRNG key) of ``mod.model(cfg)``:
