@@ -77,6 +77,15 @@ def check_config(cfg, kinds=None) -> None:
                           "a positive integer for an encoder-decoder")
 
 
+def check_policy(policy, allowed: tuple, default: str) -> str:
+    """The activation-memory policy a model is built with (``default`` for None), or a
+    ConfigError naming the ones the architecture supports."""
+    policy = default if policy is None else policy
+    if policy not in allowed:
+        raise ConfigError("policy", policy, "one of " + ", ".join(allowed))
+    return policy
+
+
 def mask_count(seq: int, mask_prob: float) -> int:
     """Masked positions per sequence: ceil(mask_prob * seq), at least 1.
 
