@@ -17,6 +17,7 @@ from comparator.cli.timing import add_time_args
 from comparator.cli.cost import (add_cost_args, cmd_accelerators, cmd_cost, cmd_roofline,
                                  cmd_scenario, pricing_of, time_text)
 from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
+from comparator.cli.memory import register as register_memory
 from comparator.cli.run import add_run_args, report, runner_options
 from comparator.cli.args import (Parser, UsageError, add_size_options, arch_list, build,
                                  positive_int, seq_list, size_grid)
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output")
     add_calibrate_parser(sub, tables.FORMATS)
     add_claim_parsers(sub)
+    register_memory(sub, COMMANDS)
     p = sub.add_parser("presets", help="every preset with its sizes, parameters and source")
     p.add_argument("--format", default="text", choices=tables.FORMATS)
     p.add_argument("-o", "--output")
