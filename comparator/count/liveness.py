@@ -185,8 +185,10 @@ class Program(Fused):
 
     # -- the walk ------------------------------------------------------------------------
 
-    def walk(self, order) -> tuple:
-        """(peak bytes of temporaries and outputs, the live buffers then, the term there)."""
+    def buffers(self, order) -> list:
+        """The stored temporaries and outputs along ``order``: [nodes, first, last, size]
+        per buffer; a result that takes over a dying operand's buffer (in place) joins
+        that buffer, which then lives until the result's last reader."""
         g, nb = self.g, self.g.nbytes
         last = {}
         for t, k in enumerate(order):
@@ -194,12 +196,13 @@ class Program(Fused):
                 last[r] = t
         for o in self.outputs:
             last[o] = len(order)
-        live, cur, best, at, best_live = {}, 0, -1, "", {}
+        buf_of, bufs = {}, []
         for t, k in enumerate(order):
             op = None if isinstance(k, tuple) else g.ops[k]
-            outs = [o for o in self.outs(k) if o not in self.alias]
-            dying = [r for r in self.inputs_of(k) if last.get(r) == t and r in live]
-            for o in outs:
+            dying = [r for r in self.inputs_of(k) if last.get(r) == t and r in buf_of]
+            for o in self.outs(k):
+                if o in self.alias:
+                    continue
                 share = None
                 if op is not None and op.prim in INPLACE:
                     pool = dying
@@ -208,18 +211,55 @@ class Program(Fused):
                     share = next((r for r in pool if nb[r] == nb[o]), None)
                 if share is not None:
                     dying.remove(share)
-                    del live[share]
+                    b = buf_of[share]
+                    b[0].append(o)
                 else:
-                    cur += nb[o]
-                live[o] = nb[o]
+                    b = [[o], t, t, nb[o]]
+                    bufs.append(b)
+                buf_of[o] = b
+                b[2] = max(b[2], last.get(o, t))
+        return bufs
+
+    def slots(self, order) -> list:
+        """Donated buffers free for temporaries: a copied input's, from its copy to the
+        update that writes its new value there: [size, free from, free until]."""
+        pos = {k: t for t, k in enumerate(order)}
+        upd = {x: pos.get(self.producer.get(o)) for o, x in self.alias.items()}
+        return [[self.g.nbytes[x], pos[("copy", c)], upd[x]]
+                for c, x in self.copy_of.items() if upd.get(x) is not None]
+
+    def walk(self, order) -> tuple:
+        """(peak bytes of the temporary allocation and outputs, the buffers alive then,
+        the term there).  As XLA's buffer assigner, buffers go, largest first, into the
+        slots that copied donated inputs free (one at a time, whole lifetimes) before the
+        rest is packed into the temporary allocation."""
+        bufs, used = self.buffers(order), set()
+        free = sorted(self.slots(order), key=lambda s: s[0])
+        for s in free:
+            s.append([])
+        for b in sorted(bufs, key=lambda b: -b[3]):
+            if any(n in self.outputs for n in b[0]):
+                continue
+            for s in free:
+                if b[3] <= s[0] and s[1] < b[1] and b[2] < s[2] and all(
+                        b[2] < o[1] or o[2] < b[1] for o in s[3]):
+                    s[3].append(b)
+                    used.add(id(b))
+                    break
+        rest = [b for b in bufs if id(b) not in used]
+        events: dict = {}
+        for b in rest:
+            events[b[1]] = events.get(b[1], 0) + b[3]
+            events[b[2] + 1] = events.get(b[2] + 1, 0) - b[3]
+        cur, best, when = 0, -1, 0
+        for t in sorted(events):
+            cur += events[t]
             if cur > best:
-                best, at, best_live = cur, (op.term if op else "copy"), dict(live)
-            for r in dying:
-                cur -= live.pop(r)
-            for o in outs:
-                if o in live and last.get(o, -1) <= t and o not in self.outputs:
-                    cur -= live.pop(o)
-        return best, best_live, at
+                best, when = cur, t
+        live = {b[0][-1]: b[3] for b in rest if b[1] <= when <= b[2]}
+        k = order[when] if when < len(order) else None
+        at = "copy" if isinstance(k, tuple) or k is None else self.g.ops[k].term
+        return best, live, at
 
     def peak(self, schedule: str = "cpu") -> Peak:
         if schedule not in SCHEDULES:

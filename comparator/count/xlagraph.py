@@ -17,7 +17,9 @@
    fuses it; an expensive one (exp, log, divide, square roots, erf, tanh, gathers,
    reductions) that would land in several fusions, or that a consumer broadcasts (reads
    each element of several times), is stored once.
-   Contractions, sorts, scatters and reductions over a major axis fuse nothing.  A fused
+   Contractions, sorts, scatters, reductions over a major axis and concatenations along
+   the minor one fuse nothing; a softmax's scores (read by its max and by the shift
+   before its exp) are stored once.  A fused
    value keeps the stored buffers it is computed from alive until its last consumer runs.
 
 ``reads[i]``: the stored buffers op ``i`` reads (through fused producers and views, in
@@ -60,7 +62,8 @@ class Op:
     term: str
     key: tuple | None    # what CSE compares (None: never merged)
     bwd: bool = False    # inside a transpose (the backward)
-    major: bool = False  # a reduction over a major axis: fuses nothing, fused into nothing
+    major: bool = False  # fuses nothing and is fused into nothing: a reduction over a major
+    #                      axis, a concatenation along the minor one or of over 8 operands
 
 
 def nbytes(aval) -> int:
@@ -87,6 +90,22 @@ def _sub(eqn):
         if sub is not None:
             return sub
     return None
+
+
+def _apart(eqn) -> bool:
+    """XLA:CPU keeps these out of loop fusions: a reduction over a major axis; a
+    concatenation of over 8 operands, or along the minor axis of a matrix with at least
+    64 bytes along it and 2 KiB in all (a plain copy loop is faster)."""
+    name, p = eqn.primitive.name, eqn.params
+    if name in REDUCES and p.get("axes") is not None and eqn.invars:
+        return len(eqn.invars[0].aval.shape) - 1 not in tuple(p["axes"])
+    if name == "concatenate" and eqn.outvars:
+        aval = eqn.outvars[0].aval
+        minor = len(aval.shape) - 1
+        return len(eqn.invars) > 8 or (
+            minor >= 1 and p.get("dimension") == minor
+            and aval.shape[minor] * aval.dtype.itemsize >= 64 and nbytes(aval) >= 2048)
+    return False
 
 
 def _hashable(v):
@@ -148,9 +167,7 @@ class Graph:
                                    for v in eqn.invars),
                        tuple(sorted((k, _hashable(p)) for k, p in eqn.params.items())),
                        tuple((tuple(v.aval.shape), str(v.aval.dtype)) for v in eqn.outvars))
-            axes = eqn.params.get("axes")
-            major = (name in REDUCES and axes is not None and bool(eqn.invars)
-                     and len(eqn.invars[0].aval.shape) - 1 not in tuple(axes))
+            major = _apart(eqn)
             self.ops.append(Op(name, [get(v) for v in eqn.invars], outs, term_of(scopes), key,
                                back, major))
 
@@ -265,6 +282,8 @@ class Fused:
                     if op.prim in EXPENSIVE and (len(regs) > 1 or any(
                             self._reuses(n, g.ops[c]) for c in cs)):
                         fuse = False
+                    if self._shift_exp(cs):
+                        fuse = False
                 if fuse:
                     self.stored[n], regions[n] = False, regs
                 elif op.prim in VIEWS and op.ins and op.ins[0] is not None:
@@ -277,6 +296,19 @@ class Fused:
         self.outputs = {self.root(o) for o in outputs}
         for o in self.outputs:
             self.stored[o] = True
+
+    def _shift_exp(self, cs) -> bool:
+        """A value feeding both a max-reduction and the subtraction of that max before an
+        exp (a softmax's scores): XLA:CPU stores it once, so the recomputed copy cannot
+        differ from the one the max was taken over."""
+        g = self.g
+        prims = {g.ops[c].prim for c in cs}
+        if "reduce_max" not in prims or "sub" not in prims:
+            return False
+        return any(g.ops[c].prim == "sub" and any(g.ops[u].prim == "exp"
+                                                 for o in g.ops[c].outs
+                                                 for u in self.consumers.get(o, ()))
+                   for c in cs)
 
     def _reuses(self, n, c: Op) -> bool:
         """Whether consumer ``c`` reads each element of ``n`` several times (broadcasts it:

@@ -349,33 +349,15 @@ def explain(pt: Point, scope: str, methods=("analytic", "traced"), trace: str = 
     return rows, recs
 
 
-def layer_inputs(arch: str, cfg, seq: int) -> tuple[int, int]:
-    """(layers, fp32 bytes of every layer's input per sequence, summed): what per-layer
-    checkpointing keeps.  Encoder-decoder: the decoder's inputs are its target length;
-    ELECTRA: the generator's layers are its own (narrower) width."""
-    from architectures.config import target_len
-    if arch == "reformer":
-        raise RequestError("--policy", "checkpoint", "store_all or reversible for the Reformer "
-                                                   "(its layers are reversible already)")
-    d, L = cfg.d_model, cfg.n_layers
-    if arch == "electra":
-        return 2 * L, 4 * seq * L * (d + cfg.gen_hidden)
-    dec = getattr(cfg, "n_dec_layers", 0) or 0
-    if getattr(cfg, "kind", "") == "encdec":
-        return L + dec, 4 * d * (seq * L + target_len(seq) * dec)
-    return L, 4 * seq * d * L
-
-
 def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "bf16",
               mfu=None, runs: int = 1, pue: float = 1.1, grid_intensity: float = 0.4,
               policy: str | None = None, zero: bool = False, cfg=None,
               mfu_source: str | None = None, step_time_s: float | None = None,
               time_model: dict | None = None) -> dict:
     """A record with the cost of ``steps`` training steps on ``devices`` x ``acc`` added:
-    time, dollars, energy, CO2 (one run and ``runs``), memory per device and whether it fits.
-    ``policy``: activation memory policy (default: reversible for the Reformer, else
-    store_all; ``checkpoint`` keeps each layer's input, needs ``cfg``); ``zero``: shard the
-    optimizer state over the devices (ZeRO-1)."""
+    time, dollars, energy, CO2 (one run and ``runs``), memory per device and whether it fits
+    (``comparator.run.fits``: the traced step of ``cfg`` under ``policy``, default the
+    architecture's own); ``zero``: shard the optimizer state over the devices (ZeRO-1)."""
     from comparator.cost import pricing as cm
 
     out = dict(rec)
@@ -383,24 +365,11 @@ def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "bf1
                       runs=runs, pue=pue, grid_intensity=grid_intensity, mfu_source=mfu_source,
                       step_time_s=step_time_s, time_model=time_model)
     out.update({k: v for k, v in c.items() if k not in ("train_flops_per_step",)})
-    per_device = -(-rec["batch"] // devices)
-    policy = policy or ("reversible" if rec["arch"] == "reformer" else "store_all")
-    if policy == "reversible" and rec["arch"] != "reformer":
-        raise RequestError("--policy", policy, "store_all or checkpoint: only the Reformer's "
-                                             "layers are reversible")
-    how = dict(dtype="fp32" if dtype in ("fp32", "tf32") else "bf16", policy=policy)
-    if policy == "checkpoint":
-        layers, boundary = layer_inputs(rec["arch"], cfg, rec["seq_len"])
-        how.update(layers=layers, layer_boundary_bytes_per_seq=boundary / layers)
-    mem = cm.memory_estimate(rec["params"], rec["activation_bytes_per_seq"], per_device,
-                             zero=zero, devices=devices, **how)
-    out["memory_bytes_per_device"] = mem["total_bytes"]
-    out["memory"] = {k: v for k, v in mem.items() if k != "assumptions"}
-    out["fits"] = cm.fits(mem, acc)
-    md = cm.min_devices(rec["params"], rec["activation_bytes_per_seq"], rec["batch"], acc,
-                        zero=zero, **how)
-    out["min_devices"] = md["devices"]
-    out["min_devices_reason"] = md["reason"]
+    if cfg is None:
+        raise RequestError("--arch", rec["arch"], "a model whose config is known (the memory "
+                                                  "of its step is traced)")
+    from comparator.run.fits import memory_fields
+    out.update(memory_fields(rec, cfg, acc, policy=policy, dtype=dtype, devices=devices,
+                             zero=zero))
     out["accelerator"] = acc.name
-    out["memory_policy"] = policy
     return out

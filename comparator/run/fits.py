@@ -1,0 +1,117 @@
+"""Whether a training step fits a device, from the validated memory model.
+
+The memory a priced record needs per device is the peak of its real training step traced
+under its memory policy (``comparator.cost.stepmemory``: Adam with parameters and moments
+donated, the record's dtype, ``ceil(batch / devices)`` sequences), with the schedule of
+an accelerator's compiler (``memory``: a memory-minimising order, as XLA:GPU/TPU choose;
+the model is validated against XLA on the CPU by ``comparator memory``).  ZeRO-1 divides
+the optimizer moments by the devices.  A device fits the step when that peak is within
+``pricing.HEADROOM`` of its memory: the rest is the stated allowance for the framework's
+and allocator's own memory.
+
+Beside the verdict: the fewest data-parallel devices that fit the global batch, and per
+device the largest batch at this length and the largest length (this length doubled or
+halved) at one sequence.  The peak is close to affine in the batch (every activation
+scales with it, parameters and moments do not): the batch answers come from the traced
+peaks at one and two sequences.
+"""
+from __future__ import annotations
+
+import architectures
+
+from comparator.run.sweep import RequestError
+
+SCHEDULE = "memory"
+MAX_DOUBLINGS = 8
+
+
+def _dtype(dtype: str) -> str:
+    return dtype if dtype in ("fp32", "tf32", "fp16") else "bf16"
+
+
+def memory_fields(rec: dict, cfg, acc, *, policy: str | None, dtype: str, devices: int = 1,
+                  zero: bool = False) -> dict:
+    """The memory fields of a record priced on ``devices`` x ``acc`` (module doc)."""
+    from comparator.cost import pricing as cm
+    from comparator.cost import stepmemory as sm
+    mod = architectures.get(rec["arch"])
+    policy = policy or mod.DEFAULT_POLICY
+    if policy not in mod.POLICIES:
+        raise RequestError("--policy", policy, f"{rec['arch']}: " + ", ".join(mod.POLICIES))
+    dt, seq = _dtype(dtype), rec["seq_len"]
+    usable = cm.usable_bytes(acc)
+
+    def need(batch, length=seq):
+        return sm.estimate(mod, cfg, length, batch, policy, dt, SCHEDULE)
+
+    def shard(e, d):     # ZeRO-1: each device keeps 1/d of the moments
+        return e["optimizer"] * (1 - 1 / d) if zero else 0
+
+    per_device = -(-rec["batch"] // devices)
+    est = need(per_device)
+    total = est["estimated_bytes"] - shard(est, devices)
+    e1 = need(1)
+    one, two = e1["estimated_bytes"], need(2)["estimated_bytes"]
+    slope, base = two - one, 2 * one - two          # peak(b) ~ base + slope * b
+    md = next((d for d in range(1, rec["batch"] + 1)
+               if base - shard(e1, d) + slope * -(-rec["batch"] // d) <= usable), None)
+    room = usable - base + shard(e1, devices)
+    parts = {k: est[k] for k in sm.PARTS}
+    if zero:
+        parts["optimizer"] = est["optimizer"] / devices
+    return {
+        "memory_bytes_per_device": total, "memory": {**parts, "total_bytes": total,
+                                                     "batch_per_device": per_device},
+        "fits": total <= usable, "min_devices": md,
+        "min_devices_reason": None if md else (
+            f"one sequence per device needs {(one - shard(e1, rec['batch'])) / cm.GB:.3g} GB > "
+            f"{usable / cm.GB:.3g} GB "
+            f"usable on {acc.name}; needs model parallelism or a leaner policy/dtype"),
+        "max_batch_per_device": max(0, int(room // slope)) if slope > 0 else None,
+        "max_seq_per_device": _longest(
+            lambda n: need(1, n)["estimated_bytes"] - shard(e1, devices) <= usable, mod, cfg,
+            seq),
+        "memory_policy": policy, "memory_model": (
+            f"traced step peak (liveness of XLA's buffers, {SCHEDULE} schedule), {dt}, "
+            f"Adam; {100 * (1 - cm.HEADROOM):.0f}% of device memory kept for the "
+            "framework and allocator"),
+    }
+
+
+def _longest(fits, mod, cfg, seq: int):
+    """The largest of seq x 2^k (k >= 0; or seq / 2^k when seq itself does not fit) whose
+    step fits; None when none does.  A length the model refuses, or cannot trace (an LSH
+    index past int32), ends the search."""
+    def ok(s):
+        try:
+            return _valid(mod, cfg, s) and fits(s)
+        except (ValueError, OverflowError):
+            return False
+
+    if ok(seq):
+        best = seq
+        for _ in range(MAX_DOUBLINGS):
+            if not ok(best * 2):
+                break
+            best *= 2
+        return best
+    s = seq
+    while s % 2 == 0 and s > 1:
+        s //= 2
+        if not _valid(mod, cfg, s):
+            return None
+        if ok(s):
+            return s
+    return None
+
+
+def _valid(mod, cfg, seq: int) -> bool:
+    from architectures.config import ConfigError
+    try:
+        mod.terms(cfg, 1, seq)
+        return True
+    except ConfigError:
+        return False
+
+
+__all__ = ["SCHEDULE", "memory_fields"]
