@@ -6,10 +6,12 @@ backend schedules it, tracking the bytes of every stored buffer from the instruc
 writes it to its last reader, as ``jax.experimental.roofline`` tracks them along a jaxpr,
 with two more things XLA does:
 
-* copies of donated buffers (XLA's copy insertion): a parameter or optimizer moment whose
-  updated value takes over its buffer, but which is also read by an instruction that need
-  not run before the update (a weight read by the backward's input gradient), is copied
-  first; the copy lives until its last reader;
+* copies (XLA's copy insertion): a parameter or optimizer moment whose updated value takes
+  over its buffer, but which is also read by an instruction that need not run before the
+  update (a weight read by the backward's input gradient), is copied first, and the
+  buffer it frees hosts temporaries until the update (XLA's buffer assigner fills it,
+  largest first); a buffer several scatters update in place (the zeros each layer's
+  gradient is scattered into, CSE'd into one) is copied for each but the last;
 * buffer reuse: an elementwise or scatter result takes over the buffer of an operand of its
   size that dies there (in-place updates), and views share their operand's buffer.
 
@@ -73,7 +75,10 @@ class Program(Fused):
         super().__init__(closed)
         self._alias(closed, tuple(donated))
         self._copies()
-        self.insts = [("copy", c) for c in self.copy_of] + list(self.emitted)
+        donated = [("copy", c) for c in self.copy_of]
+        self.target = {}            # scatter op -> the buffer it updates in place
+        after = self._scatter_copies()
+        self.insts = donated + [k for i in self.emitted for k in [i] + after.get(i, [])]
         self.made_by = {o: k for k in self.insts for o in self.outs(k)}
 
     def outs(self, k) -> list:
@@ -125,6 +130,28 @@ class Program(Fused):
             self.stored[c], self.copy_of[c] = True, x
             for i in readers:
                 self.reads[i] = {(c if r == x else r): None for r in self.reads[i]}
+
+    def _scatter_copies(self) -> dict:
+        """XLA's copy insertion for in-place updates: a buffer several scatters (or dynamic
+        update slices) update -- zeros a layer's gradient is scattered into, CSE'd into one
+        -- is copied for each but the last, each copy made as soon as the buffer exists.
+        Returns {op index: the copies to run right after it}."""
+        by_source: dict = {}
+        for i in self.emitted:
+            op = self.g.ops[i]
+            if op.prim in SCATTERS and op.ins and op.ins[0] is not None:
+                src = self.operand(op.ins[0])
+                if len(src) == 1 and src[0] not in self.args:
+                    by_source.setdefault(src[0], []).append(i)
+        after: dict = {}
+        for r, scatters in by_source.items():
+            for i in scatters[:-1]:
+                c = len(self.g.nbytes)
+                self.g.nbytes.append(self.g.nbytes[r])
+                self.stored[c], self.copy_of[c], self.target[i] = True, r, c
+                self.reads[i] = {(c if x == r else x): None for x in self.reads[i]}
+                after.setdefault(self.producer[r], []).append(("copy", c))
+        return after
 
     # -- schedules ---------------------------------------------------------------------
 
@@ -207,7 +234,8 @@ class Program(Fused):
                 if op is not None and op.prim in INPLACE:
                     pool = dying
                     if op.prim in SCATTERS:
-                        pool = [r for r in dying if r in self.operand(op.ins[0])]
+                        into = self.target.get(k) or (self.operand(op.ins[0]) or (None,))[0]
+                        pool = [r for r in dying if r == into]
                     share = next((r for r in pool if nb[r] == nb[o]), None)
                 if share is not None:
                     dying.remove(share)

@@ -16,7 +16,9 @@
    results are never stored.  A cheap producer is duplicated into every consumer that
    fuses it; an expensive one (exp, log, divide, square roots, erf, tanh, gathers,
    reductions) that would land in several fusions, or that a consumer broadcasts (reads
-   each element of several times), is stored once.
+   each element of several times), is stored once; a cheap one that some consumer cannot
+   fuse is stored for that consumer and still recomputed by those that can (unless it is
+   an output of the step).
    Contractions, sorts, scatters, reductions over a major axis and concatenations along
    the minor one fuse nothing; a softmax's scores (read by its max and by the shift
    before its exp) are stored once.  A fused
@@ -317,32 +319,43 @@ class Fused:
         return c.prim not in REDUCES and any(nb[o] > nb[n] for o in c.outs)
 
     def _fused_reads(self, node) -> tuple:
+        """The stored buffers a fusion reads to compute ``node`` in its own loop."""
         if node not in self._memo:
-            out = {}
-            for x in self.g.ops[self.producer[node]].ins:
+            op, out = self.g.ops[self.producer[node]], {}
+            for x in op.ins:
                 if x is not None:
-                    out.update(dict.fromkeys(self.operand(x)))
+                    out.update(dict.fromkeys(self.operand(x, op)))
             self._memo[node] = tuple(out)
         return self._memo[node]
 
-    def operand(self, x) -> tuple:
-        """The stored buffers a consumer of node ``x`` reads."""
+    def operand(self, x, consumer: Op | None = None) -> tuple:
+        """The stored buffers ``consumer`` reads for its operand ``x``: ``x``'s own, or
+        when ``x`` is fused (or is a cheap value ``consumer`` recomputes although another
+        consumer needs it stored), what ``x`` is computed from."""
         x = self.root(x)
-        return (x,) if self.stored[x] else self._fused_reads(x)
+        if not self.stored[x]:
+            return self._fused_reads(x)
+        if (consumer is not None and x in self.producer and x not in self.args
+                and x not in self.outputs):
+            p = self.g.ops[self.producer[x]]
+            if p.prim in CHEAP and _fuses(p, consumer) and len(p.outs) == 1:
+                return self._fused_reads(x)
+        return (x,)
 
     def _reads_of(self, op) -> dict:
         out = {}
         for x in op.ins:
             if x is not None:
-                out.update(dict.fromkeys(self.operand(x)))
+                out.update(dict.fromkeys(self.operand(x, op)))
         return out
 
 
 def _fuses(p: Op, c: Op) -> bool:
-    """Whether consumer ``c`` may compute producer ``p``'s result inside its own loop."""
-    if c.major or not (c.prim in FUSIBLE or c.prim in VIEWS):
+    """Whether consumer ``c`` may compute producer ``p``'s result inside its own loop.
+    Reductions stand alone (XLA:CPU wraps each in its own kernel)."""
+    if c.major or c.prim in REDUCES or not (c.prim in FUSIBLE or c.prim in VIEWS):
         return False
-    return p.prim in VIEWS or (p.prim in FUSIBLE and not p.major)
+    return p.prim in VIEWS or (p.prim in FUSIBLE and p.prim not in REDUCES and not p.major)
 
 
 __all__ = ["Fused", "Graph", "Op", "nbytes", "VIEWS", "CHEAP", "EXPENSIVE", "FUSIBLE",
