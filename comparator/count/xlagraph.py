@@ -254,7 +254,7 @@ class Fused:
                     self.consumers.setdefault(x, []).append(i)
         self.args = set(g.inputs) | set(g.consts)
         self._fusion()
-        self._memo: dict = {}
+        self._memo, self._cheap_memo = {}, {}
         self.reads = [self._reads_of(op) for op in g.ops]
         self.emitted = [i for i, op in enumerate(g.ops) if any(self.stored[o] for o in op.outs)]
 
@@ -338,9 +338,25 @@ class Fused:
         if (consumer is not None and x in self.producer and x not in self.args
                 and x not in self.outputs):
             p = self.g.ops[self.producer[x]]
-            if p.prim in CHEAP and _fuses(p, consumer) and len(p.outs) == 1:
+            if (p.prim in CHEAP and _fuses(p, consumer) and len(p.outs) == 1
+                    and self._cheap(x)):
                 return self._fused_reads(x)
         return (x,)
+
+    def _cheap(self, x) -> bool:
+        """Whether recomputing ``x`` recomputes nothing expensive: an expensive value fused
+        into ``x`` would gain a user, so XLA stores it rather than duplicate it."""
+        if x not in self._cheap_memo:
+            ok = True
+            for y in self.g.ops[self.producer[x]].ins:
+                if y is None:
+                    continue
+                y = self.root(y)
+                if not self.stored[y]:
+                    q = self.g.ops[self.producer[y]]
+                    ok = ok and q.prim not in EXPENSIVE and self._cheap(y)
+            self._cheap_memo[x] = ok
+        return self._cheap_memo[x]
 
     def _reads_of(self, op) -> dict:
         out = {}
