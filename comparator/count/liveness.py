@@ -46,7 +46,7 @@ from comparator.count.xlagraph import FUSIBLE, REDUCES, SCATTERS, Fused
 
 INPLACE = (FUSIBLE - REDUCES - {"gather", "concatenate", "pad", "broadcast_in_dim", "transpose",
                                 "iota", "dynamic_slice", "slice", "split"}) | SCATTERS
-KINDS = ("saved", "working", "gradient", "copy", "packing")
+KINDS = ("saved", "working", "gradient", "copy")
 SCHEDULES = ("cpu", "memory")
 
 
@@ -257,10 +257,11 @@ class Program(Fused):
                 for c, x in self.copy_of.items() if upd.get(x) is not None]
 
     def walk(self, order) -> tuple:
-        """(peak bytes of the temporary allocation and outputs, the buffers alive then,
-        the term there).  As XLA's buffer assigner, buffers go, largest first, into the
-        slots that copied donated inputs free (one at a time, whole lifetimes) before the
-        rest is packed into the temporary allocation."""
+        """(peak bytes of temporaries and outputs, the buffers alive then, the term there).
+        As XLA's buffer assigner, buffers go, largest first, into the slots that copied
+        donated inputs free (one at a time, whole lifetimes); the rest is counted at its
+        liveness peak (XLA's heap packing can add or save a little: fragmentation, more
+        sharing)."""
         bufs, used = self.buffers(order), set()
         free = sorted(self.slots(order), key=lambda s: s[0])
         for s in free:
@@ -279,7 +280,7 @@ class Program(Fused):
         for b in rest:
             events[b[1]] = events.get(b[1], 0) + b[3]
             events[b[2] + 1] = events.get(b[2] + 1, 0) - b[3]
-        cur, best, when = 0, -1, 0
+        cur, best, when = 0, 0, 0
         for t in sorted(events):
             cur += events[t]
             if cur > best:
@@ -287,24 +288,19 @@ class Program(Fused):
         live = {b[0][-1]: b[3] for b in rest if b[1] <= when <= b[2]}
         k = order[when] if when < len(order) else None
         at = "copy" if isinstance(k, tuple) or k is None else self.g.ops[k].term
-        temps = [b for b in rest if not any(n in self.outputs for n in b[0])]
-        packed = pack([(b[1], b[2], b[3]) for b in temps])
-        outs = sum(b[3] for b in rest if b[1] <= when <= b[2] and b not in temps)
-        return packed + outs, live, at, max(0, packed - (best - outs))
+        return best, live, at
 
     def peak(self, schedule: str = "cpu") -> Peak:
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule {schedule!r}: one of {', '.join(SCHEDULES)}")
         orders = [self.bfs_order()] if schedule == "cpu" else [self.program_order(),
                                                                self.list_order()]
-        _, live, at, packing = min((self.walk(o) for o in orders), key=lambda w: w[0])
+        _, live, at = min((self.walk(o) for o in orders), key=lambda w: w[0])
         nb = self.g.nbytes
         temps = {n: b for n, b in live.items() if n not in self.outputs}
         outs = sum(nb[o] for o in self.outputs if o not in self.alias and o not in self.args)
-        kinds = self._kinds(temps)
-        kinds["packing"] = packing
-        return Peak(sum(nb[n] for n in self.args), sum(temps.values()) + packing, outs,
-                    kinds, self._terms(temps), at, schedule)
+        return Peak(sum(nb[n] for n in self.args), sum(temps.values()), outs,
+                    self._kinds(temps), self._terms(temps), at, schedule)
 
     def _kinds(self, temps) -> dict:
         updates = {self.producer[o] for o in self.alias if o in self.producer}
@@ -326,34 +322,6 @@ class Program(Fused):
             t = "copy" if n in self.copy_of else self.g.ops[self.producer[n]].term
             out[t] = out.get(t, 0) + b
         return dict(sorted(out.items()))
-
-
-def pack(buffers) -> int:
-    """Bytes of one allocation holding ``buffers`` ((first, last, size) each), placed as
-    XLA's heap simulator places them (``GlobalDecreasingSizeBestFitHeap``): largest
-    first (then longest-lived), each at the smallest gap free for its whole lifetime,
-    else above everything alive then.  At least the liveness peak; more where gaps
-    cannot be filled (fragmentation)."""
-    import numpy as np
-    order = sorted(range(len(buffers)), key=lambda i: (-buffers[i][2],
-                                                      buffers[i][0] - buffers[i][1]))
-    first = np.array([b[0] for b in buffers], dtype=np.int64)
-    last = np.array([b[1] for b in buffers], dtype=np.int64)
-    size = np.array([b[2] for b in buffers], dtype=np.int64)
-    offset = np.full(len(buffers), -1, dtype=np.int64)
-    top = 0
-    for i in order:
-        clash = (offset >= 0) & (first <= last[i]) & (last >= first[i])
-        taken = sorted(zip(offset[clash].tolist(), (offset[clash] + size[clash]).tolist()))
-        best, best_gap, at = None, None, 0
-        for lo, hi in taken:
-            gap = lo - at
-            if gap >= size[i] and (best_gap is None or gap < best_gap):
-                best, best_gap = at, gap
-            at = max(at, hi)
-        offset[i] = best if best is not None else at
-        top = max(top, int(offset[i] + size[i]))
-    return top
 
 
 def peak(closed, donated=(), schedule: str = "cpu") -> Peak:
