@@ -12,8 +12,9 @@ and allocator's own memory.
 Beside the verdict: the fewest data-parallel devices that fit the global batch, and per
 device the largest batch at this length and the largest length (this length doubled or
 halved) at one sequence.  The peak is close to affine in the batch (every activation
-scales with it, parameters and moments do not): the batch answers come from the traced
-peaks at one and two sequences.
+scales with it, parameters and moments do not): the fewest devices come from the traced
+peaks at one and two sequences; the largest batch is searched from that line's guess
+with traced peaks.
 """
 from __future__ import annotations
 
@@ -67,7 +68,9 @@ def memory_fields(rec: dict, cfg, acc, *, policy: str | None, dtype: str, device
             f"one sequence per device needs {(one - shard(e1, rec['batch'])) / cm.GB:.3g} GB > "
             f"{usable / cm.GB:.3g} GB "
             f"usable on {acc.name}; needs model parallelism or a leaner policy/dtype"),
-        "max_batch_per_device": max(0, int(room // slope)) if slope > 0 else None,
+        "max_batch_per_device": _largest_batch(
+            lambda b: need(b)["estimated_bytes"] - shard(e1, devices) <= usable,
+            int(room // slope) if slope > 0 else None),
         "max_seq_per_device": _longest(
             lambda n: need(1, n)["estimated_bytes"] - shard(e1, devices) <= usable, mod, cfg,
             seq),
@@ -76,6 +79,29 @@ def memory_fields(rec: dict, cfg, acc, *, policy: str | None, dtype: str, device
             f"Adam; {100 * (1 - cm.HEADROOM):.0f}% of device memory kept for the "
             "framework and allocator"),
     }
+
+
+def _largest_batch(fits, guess):
+    """The largest batch ``fits`` accepts, searched from the affine ``guess`` (the peak
+    is nearly affine in the batch; the search makes the answer the model's own)."""
+    if guess is None or guess < 1:
+        if not fits(1):
+            return 0
+        guess = 1
+    lo, hi = (guess, None) if fits(guess) else (0, guess)
+    step = max(1, guess // 64)
+    while hi is None:                      # bracket: lo fits, hi does not
+        hi = lo + step if not fits(lo + step) else None
+        if hi is None:
+            lo, step = lo + step, 2 * step
+    if lo == 0:
+        lo = max(0, guess - step)
+        while lo and not fits(lo):
+            hi, lo, step = lo, max(0, lo - step), 2 * step
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
 
 
 def _longest(fits, mod, cfg, seq: int):
