@@ -77,8 +77,8 @@ class Program(Fused):
         self._copies()
         donated = [("copy", c) for c in self.copy_of]
         self.target = {}            # scatter op -> the buffer it updates in place
-        after = self._scatter_copies()
-        self.insts = donated + [k for i in self.emitted for k in [i] + after.get(i, [])]
+        before = self._scatter_copies()
+        self.insts = donated + [k for i in self.emitted for k in before.get(i, []) + [i]]
         self.made_by = {o: k for k in self.insts for o in self.outs(k)}
 
     def outs(self, k) -> list:
@@ -143,15 +143,15 @@ class Program(Fused):
                 src = self.operand(op.ins[0])
                 if len(src) == 1 and src[0] not in self.args:
                     by_source.setdefault(src[0], []).append(i)
-        after: dict = {}
+        before: dict = {}
         for r, scatters in by_source.items():
             for i in scatters[:-1]:
                 c = len(self.g.nbytes)
                 self.g.nbytes.append(self.g.nbytes[r])
                 self.stored[c], self.copy_of[c], self.target[i] = True, r, c
                 self.reads[i] = {(c if x == r else x): None for x in self.reads[i]}
-                after.setdefault(self.producer[r], []).append(("copy", c))
-        return after
+                before[i] = [("copy", c)]
+        return before
 
     # -- schedules ---------------------------------------------------------------------
 

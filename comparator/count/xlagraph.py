@@ -254,7 +254,7 @@ class Fused:
                     self.consumers.setdefault(x, []).append(i)
         self.args = set(g.inputs) | set(g.consts)
         self._fusion()
-        self._memo, self._cheap_memo = {}, {}
+        self._memo, self._cheap_memo, self._again = {}, {}, {}
         self.reads = [self._reads_of(op) for op in g.ops]
         self.emitted = [i for i, op in enumerate(g.ops) if any(self.stored[o] for o in op.outs)]
 
@@ -340,8 +340,20 @@ class Fused:
             p = self.g.ops[self.producer[x]]
             if (p.prim in CHEAP and _fuses(p, consumer) and len(p.outs) == 1
                     and self._cheap(x)):
-                return self._fused_reads(x)
+                return self._recompute(x)
         return (x,)
+
+    def _recompute(self, x) -> tuple:
+        """What recomputing the stored cheap value ``x`` reads: its operands' buffers (a
+        stored operand is read, not recomputed in turn: it is a fusion of its own)."""
+        if x not in self._again:
+            out = {}
+            for y in self.g.ops[self.producer[x]].ins:
+                if y is not None:
+                    y = self.root(y)
+                    out.update(dict.fromkeys((y,) if self.stored[y] else self._fused_reads(y)))
+            self._again[x] = tuple(out)
+        return self._again[x]
 
     def _cheap(self, x) -> bool:
         """Whether recomputing ``x`` recomputes nothing expensive: an expensive value fused
