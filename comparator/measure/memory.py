@@ -102,8 +102,7 @@ def measured_peak(mod, cfg, seq: int, batch: int = 1, policy: str | None = None,
     fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     arg = json.dumps([mod.NAME, fields, seq, batch, policy or mod.DEFAULT_POLICY, dtype])
     import os
-    import comparator
-    root = os.path.dirname(os.path.dirname(os.path.abspath(comparator.__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
     try:

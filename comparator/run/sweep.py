@@ -368,6 +368,9 @@ def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "bf1
     if cfg is None:
         raise RequestError("--arch", rec["arch"], "a model whose config is known (the memory "
                                                   "of its step is traced)")
+    mod = architectures.get(rec["arch"])
+    if policy is not None and policy not in mod.POLICIES:
+        raise RequestError("--policy", policy, f"{rec['arch']}: " + ", ".join(mod.POLICIES))
     from comparator.run.fits import memory_fields
     out.update(memory_fields(rec, cfg, acc, policy=policy, dtype=dtype, devices=devices,
                              zero=zero))
