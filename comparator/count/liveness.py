@@ -178,36 +178,57 @@ class Program(Fused):
 
     def list_order(self) -> list:
         """Greedy: the ready instruction that frees the most bytes net of what it writes
-        (ties: program order)."""
+        (ties: program order).  A heap with lazy updates: scheduling an instruction changes
+        only the priorities of the other readers of its inputs."""
+        import heapq
         nb, index = self.g.nbytes, {k: i for i, k in enumerate(self.insts)}
-        remaining: dict = {}
+        ins = {k: list(dict.fromkeys(self.inputs_of(k))) for k in self.insts}
+        remaining, readers = {}, {}
         for k in self.insts:
-            for r in self.inputs_of(k):
+            for r in ins[k]:
                 remaining[r] = remaining.get(r, 0) + 1
+                readers.setdefault(r, []).append(k)
         waiting, users = {}, {}
         for k in self.insts:
             ops = self.operands(k)
             waiting[k] = len(ops)
             for o in ops:
                 users.setdefault(o, []).append(k)
-        ready, seq = {k for k in self.insts if not waiting[k]}, []
+        keep = self.args | self.outputs
+        out_bytes = {k: sum(nb[o] for o in self.outs(k)) for k in self.insts}
 
         def cost(k):
-            ins = self.inputs_of(k)
-            freed = sum(nb[r] for r in set(ins) if remaining.get(r) == ins.count(r)
-                        and r not in self.args and r not in self.outputs)
-            return (sum(nb[o] for o in self.outs(k)) - freed, index[k])
+            freed = sum(nb[r] for r in ins[k] if remaining[r] == 1 and r not in keep)
+            return (out_bytes[k] - freed, index[k])
 
-        while ready:
-            k = min(ready, key=cost)
+        ready, heap, seq = set(), [], []
+
+        def push(k):
+            c = cost(k)
+            heapq.heappush(heap, (c, k if not isinstance(k, tuple) else -1 - k[1], k))
+
+        for k in self.insts:
+            if not waiting[k]:
+                ready.add(k)
+                push(k)
+        while heap:
+            c, _, k = heapq.heappop(heap)
+            if k not in ready or c != cost(k):
+                continue                   # scheduled already, or a stale priority
             ready.discard(k)
             seq.append(k)
-            for r in self.inputs_of(k):
+            touched = set()
+            for r in ins[k]:
                 remaining[r] -= 1
+                if remaining[r] == 1:      # its last reader now frees it
+                    touched.update(u for u in readers[r] if u in ready)
+            for u in touched:
+                push(u)
             for u in users.get(k, ()):
                 waiting[u] -= 1
                 if not waiting[u]:
                     ready.add(u)
+                    push(u)
         return seq
 
     # -- the walk ------------------------------------------------------------------------

@@ -85,13 +85,13 @@ def _largest_batch(fits, guess):
             return 0
         guess = 1
     lo, hi = (guess, None) if fits(guess) else (0, guess)
-    step = max(1, guess // 64)
+    step = 1                               # the guess is usually right: guess + 1 first
     while hi is None:                      # bracket: lo fits, hi does not
         hi = lo + step if not fits(lo + step) else None
         if hi is None:
             lo, step = lo + step, 2 * step
     if lo == 0:
-        lo = max(0, guess - step)
+        lo = guess - 1
         while lo and not fits(lo):
             hi, lo, step = lo, max(0, lo - step), 2 * step
     while hi - lo > 1:
