@@ -197,12 +197,15 @@ class Layer(nn.Module):
 # cost about a third of a bert-large trace (24 layers x init, forward, training step).
 class JitLayer(Layer):
     """``Layer`` called through ``jax.jit``: the same parameters (``layer_i/...``), the
-    same computation; residual-stream input only."""
+    same computation; residual-stream input only.  ``remat``: the layer under
+    ``jax.checkpoint`` (per-layer checkpointing: its input kept, its forward recomputed
+    in the backward)."""
+    remat: bool = False
 
     @nn.compact
     def __call__(self, x):
         init, apply = _jitted(tuple((f, getattr(self, f)) for f in _LAYER_FIELDS),
-                              _SHAPES_ONLY[-1])
+                              _SHAPES_ONLY[-1], self.remat)
         if self.is_initializing():   # one trace gives the parameters and the output
             y, params = init(self.make_rng("params"), x)
             for name, value in params.items():
@@ -216,7 +219,7 @@ _LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(Layer)
 
 
 @functools.cache
-def _jitted(fields: tuple, shapes_only: bool):
+def _jitted(fields: tuple, shapes_only: bool, remat: bool = False):
     """(init, apply) of one plain Layer of these fields, each a ``jax.jit``: one trace per
     set of shapes, shared by every layer of a model and every model of these sizes (the
     init of ``shapes_only()`` is a jit of its own: its trace draws no random numbers)."""
@@ -229,7 +232,7 @@ def _jitted(fields: tuple, shapes_only: bool):
     def layer_apply(params, x):
         return layer.apply({"params": params}, x)
 
-    return jax.jit(layer_init), jax.jit(layer_apply)
+    return jax.jit(layer_init), jax.jit(jax.checkpoint(layer_apply) if remat else layer_apply)
 
 
 _JIT = [True]
@@ -251,10 +254,16 @@ def jit_layers() -> bool:
     return _JIT[-1]
 
 
-def layer_class(shared_inputs: bool = False):
+RematLayer = nn.remat(Layer)   # the plain Layer under jax.checkpoint (Flax's lifted remat)
+
+
+def layer_class(shared_inputs: bool = False, remat: bool = False):
     """JitLayer, or Layer for layers with inputs shared by every layer (see above) and
-    inside ``plain_layers()``."""
-    return JitLayer if _JIT[-1] and not shared_inputs else Layer
+    inside ``plain_layers()``; with ``remat`` each layer is checkpointed (the
+    ``checkpoint`` memory policy)."""
+    if _JIT[-1] and not shared_inputs:
+        return functools.partial(JitLayer, remat=True) if remat else JitLayer
+    return RematLayer if remat else Layer
 
 
 class Embeddings(nn.Module):

@@ -18,7 +18,8 @@ from .transformer_model import for_length
 
 
 class Tower(nn.Module):
-    """E->H projection (when E != H) and ``n_layers`` post-LN layers."""
+    """E->H projection (when E != H) and ``n_layers`` post-LN layers (each checkpointed
+    with ``remat``)."""
     emb_dim: int
     hidden: int
     n_layers: int
@@ -26,6 +27,7 @@ class Tower(nn.Module):
     d_ff: int
     act: str
     eps: float
+    remat: bool = False
 
     @nn.compact
     def __call__(self, x):
@@ -33,19 +35,20 @@ class Tower(nn.Module):
             with jax.named_scope("embed/proj"):
                 x = Dense(self.emb_dim, self.hidden, name="proj")(x)
         for i in range(self.n_layers):
-            x = layer_class()(self.hidden, self.n_heads, self.hidden // self.n_heads, self.d_ff,
+            x = layer_class(remat=self.remat)(self.hidden, self.n_heads, self.hidden // self.n_heads, self.d_ff,
                               self.act, self.eps, name=f"layer_{i}")(x)
         return x
 
 
 class Generator(nn.Module):
     cfg: object
+    remat: bool = False
 
     @nn.compact
     def __call__(self, emb, ids, type_ids, mask_pos):
         c = self.cfg
         h = Tower(c.emb_dim, c.gen_hidden, c.n_layers, c.gen_heads, c.gen_ff, c.act, c.eps,
-                  name="tower")(emb(ids, type_ids))
+                  self.remat, name="tower")(emb(ids, type_ids))
         with jax.named_scope("head/gather"):
             h = jnp.take_along_axis(h, mask_pos[..., None], axis=1)
         return MLMHead(c.gen_hidden, c.emb_dim, c.vocab, c.act, c.eps, name="mlm")(h, emb)
@@ -53,12 +56,13 @@ class Generator(nn.Module):
 
 class Discriminator(nn.Module):
     cfg: object
+    remat: bool = False
 
     @nn.compact
     def __call__(self, emb, ids, type_ids):
         c = self.cfg
         h = Tower(c.emb_dim, c.d_model, c.n_layers, c.n_heads, c.d_ff, c.act, c.eps,
-                  name="tower")(emb(ids, type_ids))
+                  self.remat, name="tower")(emb(ids, type_ids))
         with jax.named_scope("head/rtd_dense"):
             h = Dense(c.d_model, c.d_model, name="rtd_dense")(h)
         with jax.named_scope("head/rtd_act"):
@@ -75,6 +79,7 @@ def _scatter_rows(x, pos, values):
 class ElectraPretraining(nn.Module):
     """Generator MLM -> sampled replacements -> discriminator RTD; tied embeddings."""
     cfg: object
+    remat: bool = False
 
     @nn.compact
     def __call__(self, ids, type_ids, mask_pos, labels, rng):
@@ -82,22 +87,26 @@ class ElectraPretraining(nn.Module):
         emb = Embeddings(c.vocab, c.emb_dim, c.emb_dim, c.max_len, c.type_vocab, True, c.eps,
                          name="embeddings")
         with jax.named_scope("gen"):
-            logits = Generator(c, name="generator")(emb, ids, type_ids, mask_pos)
+            logits = Generator(c, self.remat, name="generator")(emb, ids, type_ids, mask_pos)
             with jax.named_scope("loss/mlm"):
                 gen_loss = cross_entropy(logits.reshape(-1, c.vocab), labels.reshape(-1))
             with jax.named_scope("head/sample"):
                 sampled = jax.random.categorical(rng, jax.lax.stop_gradient(logits))
                 corrupted = _scatter_rows(ids, mask_pos, sampled)
         with jax.named_scope("disc"):
-            disc_logits = Discriminator(c, name="discriminator")(emb, corrupted, type_ids)
+            disc_logits = Discriminator(c, self.remat, name="discriminator")(emb, corrupted,
+                                                                         type_ids)
             with jax.named_scope("loss/rtd"):
                 replaced = _scatter_rows(jnp.zeros(ids.shape, bool), mask_pos, sampled != labels)
                 disc_loss = sigmoid_bce(disc_logits, replaced)
                 return gen_loss + c.disc_weight * disc_loss
 
 
-def build(cfg) -> Program:
-    net = lambda s: ElectraPretraining(for_length(cfg, s))  # position table covers s
+def build(cfg, policy: str = "store_all") -> Program:
+    """The pre-training step; ``policy`` ``checkpoint``: every layer of both networks
+    checkpointed."""
+    remat = policy == "checkpoint"
+    net = lambda s: ElectraPretraining(for_length(cfg, s), remat)  # position table covers s
 
     def spec(b, s):
         p = mask_count(s, cfg.mask_prob)

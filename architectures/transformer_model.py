@@ -14,8 +14,8 @@ from .config import mask_count, target_len
 from .program import Program, int_spec, spec_structs
 
 
-def _layer(cfg, causal=False, cross=False, name=None):
-    layer = layer_class(shared_inputs=cfg.kind == "encdec")   # (see blocks.JitLayer)
+def _layer(cfg, causal=False, cross=False, name=None, remat=False):
+    layer = layer_class(shared_inputs=cfg.kind == "encdec", remat=remat)  # (blocks.JitLayer)
     return layer(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act, cfg.eps,
                  pre_norm=cfg.pre_norm, causal=causal, cross=cross, use_bias=cfg.use_bias,
                  rms=cfg.rms, name=name)
@@ -55,8 +55,10 @@ class RelativeBias(nn.Module):
 
 class EncoderMLM(nn.Module):
     """BERT: MLM head on the masked positions; with ``cfg.nsp`` (head "pretraining") also
-    the pooler and next-sentence head on the first token, its loss added to the MLM's."""
+    the pooler and next-sentence head on the first token, its loss added to the MLM's.
+    ``remat``: every layer checkpointed (the ``checkpoint`` policy)."""
     cfg: object
+    remat: bool = False
 
     @nn.compact
     def __call__(self, ids, type_ids, mask_pos, labels, nsp_labels=None):
@@ -65,7 +67,7 @@ class EncoderMLM(nn.Module):
                          name="embeddings")
         h = emb(ids, type_ids)
         for i in range(c.n_layers):
-            h = _layer(c, name=f"layer_{i}")(h)
+            h = _layer(c, name=f"layer_{i}", remat=self.remat)(h)
         with jax.named_scope("head/gather"):
             hm = jnp.take_along_axis(h, mask_pos[..., None], axis=1)
         logits = MLMHead(c.d_model, c.d_model, c.vocab, c.act, c.eps, name="mlm")(hm, emb)
@@ -78,6 +80,7 @@ class EncoderMLM(nn.Module):
 
 class DecoderLM(nn.Module):
     cfg: object
+    remat: bool = False
 
     @nn.compact
     def __call__(self, ids, labels):
@@ -86,7 +89,7 @@ class DecoderLM(nn.Module):
                          name="embeddings")
         h = emb(ids)
         for i in range(c.n_layers):
-            h = _layer(c, causal=True, name=f"layer_{i}")(h)
+            h = _layer(c, causal=True, name=f"layer_{i}", remat=self.remat)(h)
         with jax.named_scope("norm/final"):
             h = Norm(c.d_model, c.eps, name="final_norm")(h)
         with jax.named_scope("head/logits"):
@@ -97,6 +100,7 @@ class DecoderLM(nn.Module):
 
 class EncoderDecoder(nn.Module):
     cfg: object
+    remat: bool = False
 
     @nn.compact
     def __call__(self, enc_ids, dec_ids, labels):
@@ -108,7 +112,7 @@ class EncoderDecoder(nn.Module):
                                 name="enc_relbias")(n, n)
             h = emb(enc_ids)
             for i in range(c.n_layers):
-                h = _layer(c, name=f"enc_{i}")(h, self_bias=bias)
+                h = _layer(c, name=f"enc_{i}", remat=self.remat)(h, self_bias=bias)
             with jax.named_scope("norm/final"):
                 mem = Norm(c.d_model, c.eps, rms=True, name="enc_norm")(h)
         with jax.named_scope("dec"):
@@ -116,7 +120,8 @@ class EncoderDecoder(nn.Module):
                                 name="dec_relbias")(t, t)
             h = emb(dec_ids)
             for i in range(c.n_dec_layers):
-                h = _layer(c, causal=True, cross=True, name=f"dec_{i}")(h, mem, self_bias=bias)
+                h = _layer(c, causal=True, cross=True, name=f"dec_{i}",
+                           remat=self.remat)(h, mem, self_bias=bias)
             with jax.named_scope("norm/final"):
                 h = Norm(c.d_model, c.eps, rms=True, name="dec_norm")(h)
             with jax.named_scope("head/logits"):
@@ -132,9 +137,12 @@ def for_length(cfg, seq: int):
     return cfg
 
 
-def build(cfg) -> Program:
+def build(cfg, policy: str = "store_all") -> Program:
+    """The pre-training step of ``cfg.kind``; ``policy`` ``checkpoint`` puts every layer
+    under ``jax.checkpoint``."""
+    remat = policy == "checkpoint"
     if cfg.kind == "encoder":
-        net = lambda s: EncoderMLM(for_length(cfg, s))
+        net = lambda s: EncoderMLM(for_length(cfg, s), remat)
 
         keys = ("ids", "type_ids", "mask_pos", "labels") + (("nsp_labels",) if cfg.nsp else ())
 
@@ -148,14 +156,14 @@ def build(cfg) -> Program:
 
         call = lambda p, d: net(d["ids"].shape[1]).apply(p, *(d[k] for k in keys))
     elif cfg.kind == "decoder":
-        net = lambda s: DecoderLM(for_length(cfg, s))
+        net = lambda s: DecoderLM(for_length(cfg, s), remat)
 
         def spec(b, s):
             return {"ids": int_spec((b, s), cfg.vocab), "labels": int_spec((b, s), cfg.vocab)}
 
         call = lambda p, d: net(d["ids"].shape[1]).apply(p, d["ids"], d["labels"])
     else:
-        net = lambda s: EncoderDecoder(cfg)
+        net = lambda s: EncoderDecoder(cfg, remat)
 
         def spec(b, s):
             t = target_len(s)

@@ -282,6 +282,21 @@ CASES = [
                                           "--dtype", "int8"]),
     ("explain's dtype without --accelerator", ["explain", "--arch", "transformer", "--seq",
                                                "512", "--dtype", "fp16"]),
+    ("a policy the architecture does not have (memory)", ["memory", "--arch", "transformer",
+                                                          "--seq", "128", "--policy",
+                                                          "reversible"]),
+    ("an unknown memory policy", ["memory", "--arch", "reformer", "--seq", "128", "--policy",
+                                  "stored"]),
+    ("a zero batch for the memory check", ["memory", "--arch", "transformer", "--seq", "128",
+                                           "--batch", "0"]),
+    ("a length the Reformer refuses (memory)", ["memory", "--arch", "reformer", "--seq",
+                                                "100"]),
+    ("a reversible policy for the Transformer's cost", ["cost", "--arch", "transformer",
+                                                       "--seq", "512", "--steps", "10",
+                                                       "--accelerator", "a100-80gb",
+                                                       "--policy", "reversible"]),
+    ("a training dtype the memory check does not know", ["memory", "--arch", "transformer",
+                                                         "--seq", "128", "--dtype", "int8"]),
 ]
 
 
