@@ -17,7 +17,7 @@ import pytest
 
 import architectures
 from comparator.cost import stepmemory as sm
-from comparator.count import liveness
+from comparator.count import heap, liveness
 from comparator.measure import memory as mm
 
 TOLERANCE = (0.9, 1.1)   # ours / XLA's total (issue 18: within 10%)
@@ -83,6 +83,32 @@ def test_elementwise_work_fuses_and_donated_updates_alias():
     assert (pk.temporaries, pk.outputs) == (0, _bytes(64, 64))
     pk = liveness.peak(jax.make_jaxpr(lambda v: jnp.exp(v) * 2 + 1)(x), donated=(0,))
     assert (pk.arguments, pk.temporaries, pk.outputs) == (_bytes(64, 64), 0, 0)
+
+
+def test_heap_fragments_where_lifetimes_interleave():
+    """XLA's heap simulator (largest, then longest-lived first, each at the best-fitting
+    gap): a, b, c, d of 64 bytes alive over steps 0-4, 3-6, 6-8, 7-10 are never more than
+    two at once, but d takes a's freed slot before c is placed, so c overlaps both slots
+    in use and goes on top: three slots."""
+    bufs = [(6, 8, 64), (0, 4, 64), (3, 6, 64), (7, 10, 64)]     # c, a, b, d
+    assert max(sum(s for lo, hi, s in bufs if lo <= t <= hi) for t in range(11)) == 2 * 64
+    assert heap.pack(bufs) == heap.pack(bufs, temporal=True) == 3 * 64
+    assert heap.heap_bytes(bufs) == 3 * 64
+    assert heap.heap_bytes([(0, 4, 64), (5, 9, 64)]) == 64          # one slot, reused
+    assert heap.heap_bytes([(0, 0, 1)]) == heap.ALIGN               # sizes rounded up
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_in_place_needs_the_shape_xla_allocates(batch):
+    """2 exp(q k^T), then its row sums: the product takes over the scores' buffer in place,
+    except at a batch of one: XLA drops a dot's size-1 dimensions, so the scores are
+    (h, n, n) and the product (1, h, n, n), and XLA gives it a buffer of its own."""
+    h, n, d = 2, 16, 8
+    q = jax.ShapeDtypeStruct((batch, h, n, d), jnp.float32)
+    f = lambda a, b: jnp.sum(2 * jnp.exp(jnp.einsum("bhqd,bhkd->bhqk", a, b)), axis=-1)
+    pk = liveness.peak(jax.make_jaxpr(f)(q, q))
+    scores = _bytes(batch, h, n, n)
+    assert pk.temporaries == (2 * scores if batch == 1 else scores)
 
 
 def test_softmax_keeps_what_xla_stores():

@@ -12,8 +12,14 @@ with two more things XLA does:
   buffer it frees hosts temporaries until the update (XLA's buffer assigner fills it,
   largest first); a buffer several scatters update in place (the zeros each layer's
   gradient is scattered into, CSE'd into one) is copied for each but the last;
-* buffer reuse: an elementwise or scatter result takes over the buffer of an operand of its
-  size that dies there (in-place updates), and views share their operand's buffer.
+* buffer reuse: an elementwise or scatter result takes over the buffer of an operand that
+  dies there when the two have the same shape as XLA allocates them (in-place updates;
+  XLA drops size-1 dimensions from a dot's result and from a value only dots read, so a
+  dot's scores do not become their own exp in place at batch 1), and views share their
+  operand's buffer;
+* heap packing: the temporaries share one heap, each placed as XLA's heap simulator
+  places it (``comparator.count.heap``); where lifetimes interleave, the heap is larger
+  than the most bytes alive at once (``packing``: fragmentation).
 
 Schedules (``SCHEDULES``):
 
@@ -28,12 +34,13 @@ Schedules (``SCHEDULES``):
   program's own order (JAX's: forward, then backward with recomputation in place) and a
   greedy list schedule freeing the most bytes first.
 
-``Peak.total = arguments + temporaries at the peak + outputs aliasing no argument``,
+``Peak.total = arguments + temporaries (the packed heap) + outputs aliasing no argument``,
 comparable with XLA's ``memory_analysis()`` (arguments + temporaries + outputs -
-aliases).  The temporaries at the peak are attributed by kind (``saved``: forward values
-kept for the backward, ``working``: the backward's own buffers, recomputation included,
-``gradient``: buffers an optimizer update reads, ``copy``: the copies above) and by term.
-The allocator's fragmentation and the framework's own memory are not counted here.
+aliases).  The temporaries alive at the liveness peak are attributed by kind (``saved``:
+forward values kept for the backward, ``working``: the backward's own buffers,
+recomputation included, ``gradient``: buffers an optimizer update reads, ``copy``: the
+copies above), the heap's excess over them as ``packing``, and by term.  The
+allocator's and the framework's own memory are not counted here.
 """
 from __future__ import annotations
 
@@ -42,11 +49,12 @@ from dataclasses import dataclass, field
 
 from jax.extend.core import Literal
 
+from comparator.count.heap import heap_bytes
 from comparator.count.xlagraph import FUSIBLE, REDUCES, SCATTERS, Fused
 
 INPLACE = (FUSIBLE - REDUCES - {"gather", "concatenate", "pad", "broadcast_in_dim", "transpose",
                                 "iota", "dynamic_slice", "slice", "split"}) | SCATTERS
-KINDS = ("saved", "working", "gradient", "copy")
+KINDS = ("saved", "working", "gradient", "copy", "packing")
 SCHEDULES = ("cpu", "memory")
 
 
@@ -80,6 +88,10 @@ class Program(Fused):
         before = self._scatter_copies()
         self.insts = donated + [k for i in self.emitted for k in before.get(i, []) + [i]]
         self.made_by = {o: k for k in self.insts for o in self.outs(k)}
+        self.readers: dict = {}
+        for k in self.insts:
+            for r in self.inputs_of(k):
+                self.readers.setdefault(r, []).append(k)
 
     def outs(self, k) -> list:
         if isinstance(k, tuple):
@@ -125,8 +137,7 @@ class Program(Fused):
             readers = [i for i in self.emitted if x in self.reads[i]]
             if up is None or all(i == up or anc[up] >> i & 1 for i in readers):
                 continue
-            c = len(self.g.nbytes)
-            self.g.nbytes.append(self.g.nbytes[x])
+            c = self.g.like(x)
             self.stored[c], self.copy_of[c] = True, x
             for i in readers:
                 self.reads[i] = {(c if r == x else r): None for r in self.reads[i]}
@@ -146,12 +157,25 @@ class Program(Fused):
         before: dict = {}
         for r, scatters in by_source.items():
             for i in scatters[:-1]:
-                c = len(self.g.nbytes)
-                self.g.nbytes.append(self.g.nbytes[r])
+                c = self.g.like(r)
                 self.stored[c], self.copy_of[c], self.target[i] = True, r, c
                 self.reads[i] = {(c if x == r else x): None for x in self.reads[i]}
                 before[i] = [("copy", c)]
         return before
+
+    def signature(self, n) -> tuple:
+        """(shape, dtype) of ``n``'s buffer as XLA allocates it: a dot's result, and a value
+        only dots read, lose their size-1 dimensions (XLA's algebraic simplifier drops
+        degenerate dimensions from a dot's operands and result; the reshape is a bitcast
+        fused into the producer)."""
+        shape, dtype = self.g.sigs[n]
+        k = self.producer.get(n)
+        dots = lambda ks: bool(ks) and all(not isinstance(r, tuple)
+                                           and self.g.ops[r].prim == "dot_general" for r in ks)
+        if (k is not None and self.g.ops[k].prim == "dot_general") or dots(
+                self.readers.get(n, ())):
+            shape = tuple(d for d in shape if d != 1)
+        return shape, dtype
 
     # -- schedules ---------------------------------------------------------------------
 
@@ -235,8 +259,9 @@ class Program(Fused):
 
     def buffers(self, order) -> list:
         """The stored temporaries and outputs along ``order``: [nodes, first, last, size]
-        per buffer; a result that takes over a dying operand's buffer (in place) joins
-        that buffer, which then lives until the result's last reader."""
+        per buffer; a result that takes over a dying operand's buffer (in place: same
+        signature, XLA's ``CanShareOperandBufferWithUser``) joins that buffer, which then
+        lives until the result's last reader."""
         g, nb = self.g, self.g.nbytes
         last = {}
         for t, k in enumerate(order):
@@ -257,7 +282,8 @@ class Program(Fused):
                     if op.prim in SCATTERS:
                         into = self.target.get(k) or (self.operand(op.ins[0]) or (None,))[0]
                         pool = [r for r in dying if r == into]
-                    share = next((r for r in pool if nb[r] == nb[o]), None)
+                    share = next((r for r in pool if nb[r] == nb[o]
+                                  and self.signature(r) == self.signature(o)), None)
                 if share is not None:
                     dying.remove(share)
                     b = buf_of[share]
@@ -278,11 +304,11 @@ class Program(Fused):
                 for c, x in self.copy_of.items() if upd.get(x) is not None]
 
     def walk(self, order) -> tuple:
-        """(peak bytes of temporaries and outputs, the buffers alive then, the term there).
-        As XLA's buffer assigner, buffers go, largest first, into the slots that copied
-        donated inputs free (one at a time, whole lifetimes); the rest is counted at its
-        liveness peak (XLA's heap packing can add or save a little: fragmentation, more
-        sharing)."""
+        """(bytes of temporaries and outputs, the buffers alive at the liveness peak, the
+        term there, the heap's excess over the temporaries alive then).  As XLA's buffer
+        assigner, buffers go, largest first, into the slots that copied donated inputs
+        free (one at a time, whole lifetimes); the other temporaries share one heap
+        (``heap.heap_bytes``), the outputs have their own buffers."""
         bufs, used = self.buffers(order), set()
         free = sorted(self.slots(order), key=lambda s: s[0])
         for s in free:
@@ -309,19 +335,23 @@ class Program(Fused):
         live = {b[0][-1]: b[3] for b in rest if b[1] <= when <= b[2]}
         k = order[when] if when < len(order) else None
         at = "copy" if isinstance(k, tuple) or k is None else self.g.ops[k].term
-        return best, live, at
+        temps = [(b[1], b[2], b[3]) for b in rest if not any(n in self.outputs for n in b[0])]
+        alive = sum(v for n, v in live.items() if n not in self.outputs)
+        packing = max(0, heap_bytes(temps) - alive)
+        return best + packing, live, at, packing
 
     def peak(self, schedule: str = "cpu") -> Peak:
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule {schedule!r}: one of {', '.join(SCHEDULES)}")
         orders = [self.bfs_order()] if schedule == "cpu" else [self.program_order(),
                                                                self.list_order()]
-        _, live, at = min((self.walk(o) for o in orders), key=lambda w: w[0])
+        _, live, at, packing = min((self.walk(o) for o in orders), key=lambda w: w[0])
         nb = self.g.nbytes
         temps = {n: b for n, b in live.items() if n not in self.outputs}
         outs = sum(nb[o] for o in self.outputs if o not in self.alias and o not in self.args)
-        return Peak(sum(nb[n] for n in self.args), sum(temps.values()), outs,
-                    self._kinds(temps), self._terms(temps), at, schedule)
+        return Peak(sum(nb[n] for n in self.args), sum(temps.values()) + packing, outs,
+                    {**self._kinds(temps), "packing": packing}, self._terms(temps), at,
+                    schedule)
 
     def _kinds(self, temps) -> dict:
         updates = {self.producer[o] for o in self.alias if o in self.producer}

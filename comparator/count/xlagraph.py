@@ -5,7 +5,11 @@
 
 1. the jaxpr flattened: calls (jit, custom_jvp/vjp, remat) inlined, one node per value;
    a remat's inputs pass an optimization barrier (JAX lowers ``prevent_cse`` so), which
-   keeps its recomputation apart from the forward it repeats;
+   keeps its recomputation apart from the forward it repeats.  (XLA:CPU drops the
+   barrier after its first CSE; its later, layout-sensitive CSE then merges the two
+   where its simplifier left them the same computation -- at some sizes, not at others,
+   e.g. not where a batch of one let it rewrite the forward's head split -- which this
+   model does not follow: BENCHMARKS.md names the points where it shows);
 2. common subexpressions merged (XLA's CSE: a reversible stack's recomputation of its
    last sublayer *is* the forward's own computation), ``a + scatter_add(zeros, i, u)``
    rewritten ``scatter_add(a, i, u)`` (the algebraic simplifier: a tied table's lookup
@@ -123,11 +127,19 @@ def _literal(v):
     return a.item() if a.size == 1 else _hashable(v)
 
 
+def signature(aval) -> tuple:
+    """(shape, dtype) of a value: what XLA compares before letting a result take over an
+    operand's buffer."""
+    return tuple(getattr(aval, "shape", ())), str(getattr(aval, "dtype", ""))
+
+
 class Graph:
-    """The step flattened: calls inlined, one node per value, ops in program order."""
+    """The step flattened: calls inlined, one node per value (its bytes and signature),
+    ops in program order."""
 
     def __init__(self, closed):
         self.nbytes: list = []
+        self.sigs: list = []
         self.ops: list = []
         jaxpr = closed.jaxpr
         env = {v: self._node(v.aval) for v in jaxpr.constvars}
@@ -139,6 +151,13 @@ class Graph:
 
     def _node(self, aval) -> int:
         self.nbytes.append(nbytes(aval))
+        self.sigs.append(signature(aval))
+        return len(self.nbytes) - 1
+
+    def like(self, x) -> int:
+        """A new node of ``x``'s size and signature (a copy of it)."""
+        self.nbytes.append(self.nbytes[x])
+        self.sigs.append(self.sigs[x])
         return len(self.nbytes) - 1
 
     def _inline(self, jaxpr, env, prefix, bwd):
@@ -177,8 +196,7 @@ class Graph:
         """A view of ``x`` that CSE does not see through (an ``optimization_barrier``)."""
         if x is None:
             return None
-        n = len(self.nbytes)
-        self.nbytes.append(self.nbytes[x])
+        n = self.like(x)
         self.ops.append(Op("optimization_barrier", [x], [n], "other", None))
         return n
 
@@ -386,5 +404,5 @@ def _fuses(p: Op, c: Op) -> bool:
     return p.prim in VIEWS or (p.prim in FUSIBLE and p.prim not in REDUCES and not p.major)
 
 
-__all__ = ["Fused", "Graph", "Op", "nbytes", "VIEWS", "CHEAP", "EXPENSIVE", "FUSIBLE",
-           "SCATTERS", "REDUCES"]
+__all__ = ["Fused", "Graph", "Op", "nbytes", "signature", "VIEWS", "CHEAP", "EXPENSIVE",
+           "FUSIBLE", "SCATTERS", "REDUCES"]
