@@ -17,7 +17,12 @@ import flax.linen as nn
 
 from kernels.attention import dense_attention
 from kernels.ffn import ffn
+from kernels.flash import flash_attention
+from kernels.linformer import linformer_attention
+from kernels.lsh import local_attention
 from kernels.nn import cross_entropy, layer_norm, lift, linear
+from kernels.performer import performer_attention
+from .zoo import Attn
 
 _SHAPES_ONLY = [False]
 
@@ -76,16 +81,19 @@ class Attention(nn.Module):
     """Multi-head attention sublayer: projections, per-head kernel, output + residual.
 
     ``x [b, n, d]``, ``kv [b, m, d]`` (None: self-attention); ``bias [h, n, m]``
-    (T5's relative position bias) is added to the scores.
+    (T5's relative position bias) is added to the scores.  ``attn`` chooses the kernel of
+    self-attention (``architectures/zoo.py``; cross-attention and a bias are dense);
+    ``features [m, d_head]``: Performer's random features of this step (``draw_features``).
     """
     d_model: int
     n_heads: int
     d_head: int
     causal: bool = False
     use_bias: bool = True
+    attn: Attn = Attn()
 
     @nn.compact
-    def __call__(self, x, kv=None, bias=None):
+    def __call__(self, x, kv=None, bias=None, features=None):
         inner = self.n_heads * self.d_head
         b, n, _ = x.shape
         if kv is None:
@@ -101,15 +109,48 @@ class Attention(nn.Module):
         m = k.shape[1]
         heads = lambda t, L: t.reshape(b, L, self.n_heads, self.d_head).transpose(0, 2, 1, 3)
         q, k, v = heads(q, n), heads(k, m), heads(v, m)
-        attend = lambda q1, k1, v1, b1: dense_attention(q1, k1, v1, causal=self.causal, bias=b1)
-        if bias is None:
-            per_head = jax.vmap(lambda q1, k1, v1: attend(q1, k1, v1, None))
-            ctx = jax.vmap(per_head)(q, k, v)
-        else:
+        if bias is not None:
+            attend = lambda q1, k1, v1, b1: dense_attention(q1, k1, v1, causal=self.causal,
+                                                            bias=b1)
             ctx = jax.vmap(jax.vmap(attend), in_axes=(0, 0, 0, None))(q, k, v, bias)
+        else:
+            one = self._kernel(n, kv is None, features)
+            ctx = jax.vmap(jax.vmap(one))(q, k, v)     # over batch and heads
         ctx = ctx.transpose(0, 2, 1, 3).reshape(b, n, inner)
         with jax.named_scope("attn/out"):
             return Dense(inner, self.d_model, self.use_bias, name="out")(ctx)
+
+    def _kernel(self, n, self_attention, features):
+        """``f(q, k, v)`` of one head; parameters and features are shared by the heads."""
+        a, causal = self.attn, self.causal
+        if a.kind == "dense" or not self_attention:
+            return lambda q, k, v: dense_attention(q, k, v, causal=causal)
+        if a.kind == "flash":
+            return lambda q, k, v: flash_attention(q, k, v, block=a.block_at(n), causal=causal)
+        if a.kind == "local":
+            return lambda q, k, v: local_attention(q, k, v, chunk_len=a.window_at(n),
+                                                   causal=causal, n_chunks_before=1,
+                                                   n_chunks_after=0 if causal else 1)
+        if a.kind == "linformer":
+            with jax.named_scope("attn/proj_k"):
+                e = self.param("proj_e", INIT, (a.proj_len, a.max_len))[:, :n]
+            with jax.named_scope("attn/proj_v"):
+                f = self.param("proj_f", INIT, (a.proj_len, a.max_len))[:, :n]
+            return lambda q, k, v: linformer_attention(q, k, v, e, f)
+        if features is None:
+            raise ValueError("performer attention needs this step's random features")
+        return lambda q, k, v: performer_attention(q, k, v, features)
+
+
+def draw_features(attn: Attn, rng, index: int, d_head: int):
+    """Performer's random features of one layer for this step, ``[features, d_head]``
+    standard normal from the step's key folded with ``index`` (term ``attn/features``;
+    the same draw the Reformer makes for its rotations); None for the other choices."""
+    if attn.kind != "performer":
+        return None
+    with jax.named_scope("attn/features"):
+        key = jax.random.fold_in(jax.random.PRNGKey(0) if rng is None else rng, index)
+        return jax.random.normal(key, (attn.features, d_head))
 
 
 class FeedForward(nn.Module):
@@ -165,16 +206,18 @@ class Layer(nn.Module):
     cross: bool = False
     use_bias: bool = True
     rms: bool = False
+    attn: Attn = Attn()
 
     @nn.compact
-    def __call__(self, x, memory=None, self_bias=None, cross_bias=None):
+    def __call__(self, x, memory=None, self_bias=None, cross_bias=None, features=None):
         def sub(fn, x, out_term, norm_term, name):
             norm = Norm(self.d_model, self.eps, self.rms, name=name)
             return residual_sublayer(fn, x, norm, self.pre_norm, out_term, norm_term)
 
         att = Attention(self.d_model, self.n_heads, self.d_head, self.causal, self.use_bias,
-                        name="self_attn")
-        x = sub(lambda h: att(h, bias=self_bias), x, "attn/out", "norm/attn", "norm_attn")
+                        self.attn, name="self_attn")
+        x = sub(lambda h: att(h, bias=self_bias, features=features), x, "attn/out",
+                "norm/attn", "norm_attn")
         if self.cross:
             xatt = Attention(self.d_model, self.n_heads, self.d_head, False, self.use_bias,
                              name="cross_attn")
@@ -197,21 +240,21 @@ class Layer(nn.Module):
 # cost about a third of a bert-large trace (24 layers x init, forward, training step).
 class JitLayer(Layer):
     """``Layer`` called through ``jax.jit``: the same parameters (``layer_i/...``), the
-    same computation; residual-stream input only.  ``remat``: the layer under
-    ``jax.checkpoint`` (per-layer checkpointing: its input kept, its forward recomputed
-    in the backward)."""
+    same computation; residual-stream input only (and Performer's features).  ``remat``:
+    the layer under ``jax.checkpoint`` (per-layer checkpointing: its input kept, its
+    forward recomputed in the backward)."""
     remat: bool = False
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, features=None):
         init, apply = _jitted(tuple((f, getattr(self, f)) for f in _LAYER_FIELDS),
                               _SHAPES_ONLY[-1], self.remat)
         if self.is_initializing():   # one trace gives the parameters and the output
-            y, params = init(self.make_rng("params"), x)
+            y, params = init(self.make_rng("params"), x, features)
             for name, value in params.items():
                 self.put_variable("params", name, value)
             return y
-        return apply(self.variables["params"], x)
+        return apply(self.variables["params"], x, features)
 
 
 _LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(Layer)
@@ -225,12 +268,12 @@ def _jitted(fields: tuple, shapes_only: bool, remat: bool = False):
     init of ``shapes_only()`` is a jit of its own: its trace draws no random numbers)."""
     layer = Layer(**dict(fields), parent=None)
 
-    def layer_init(rng, x):
-        y, variables = layer.init_with_output(rng, x)
+    def layer_init(rng, x, features):
+        y, variables = layer.init_with_output(rng, x, features=features)
         return y, variables["params"]
 
-    def layer_apply(params, x):
-        return layer.apply({"params": params}, x)
+    def layer_apply(params, x, features):
+        return layer.apply({"params": params}, x, features=features)
 
     return jax.jit(layer_init), jax.jit(jax.checkpoint(layer_apply) if remat else layer_apply)
 

@@ -39,6 +39,12 @@ BOUNDS = {
     "ffn_chunk": _LENGTH, "rel_buckets": _LENGTH, "rel_max_distance": _LENGTH,
     "chunks_before": _LENGTH, "chunks_after": _LENGTH,
     "n_hashes": (1024, "each hash round repeats the attention; released Reformers use 1 to 4"),
+    # the attention zoo's sizes (zoo.py): a local window, flash block and Linformer
+    # projection are lengths; Performer's random features a width (Choromanski et al. 2021
+    # use 256, about d_head log d_head)
+    "window": _LENGTH, "block": _LENGTH, "proj_len": _LENGTH,
+    "features": (2**21, "about 8,000x the 256 random features of the Performer (Choromanski "
+                        "et al. 2021)"),
 }
 # the weights the unrolled layers touch (every layer counted, shared or not): about 100x
 # the largest published models (mixtures of experts of some 10^13 parameters)
@@ -77,7 +83,8 @@ def check_config(cfg, kinds=None) -> None:
     """Raise ConfigError for the first invalid field of a config dataclass."""
     values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     for name in ("vocab", "d_model", "n_layers", "n_heads", "emb_dim", "head_dim", "ff_dim",
-                 "chunk_len", "n_hashes", "lsh_chunk", "local_chunk"):
+                 "chunk_len", "n_hashes", "lsh_chunk", "local_chunk", "window", "proj_len",
+                 "features", "block"):
         v = values.get(name)
         if name not in values or (v is None and name in ("head_dim", "ff_dim", "emb_dim")):
             continue

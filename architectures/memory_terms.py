@@ -89,11 +89,13 @@ def sentence_head(b, d, fb, task) -> dict:
     return {"head/pooler": 3 * b * d * fb, f"loss/{task}": cross_entropy(b, 2, fb)}
 
 
-def post_ln_layers(b, n, d, h, dh, f, act_name, layers, fb, last_out: bool) -> dict:
+def post_ln_layers(b, n, d, h, dh, f, act_name, layers, fb, last_out: bool,
+                   core=None) -> dict:
     """``layers`` BERT-style post-LN layers; the last one's output is kept only when a
-    projection reads it (``last_out``)."""
+    projection reads it (``last_out``); ``core``: the self-attention kernel's bytes when
+    it is not dense (``attention``)."""
     t = b * n
-    one = attention(b, n, n, h, dh, fb)
+    one = dict(core) if core is not None else attention(b, n, n, h, dh, fb)
     one["norm/attn"] = layer_norm(t, d, fb, out=True)
     one.update(feed_forward(t, f, act_name, fb))
     out = {k: layers * v for k, v in one.items()}

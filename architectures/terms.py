@@ -134,6 +134,15 @@ def norm(r, d, rms=False) -> Term:
 # threefry2x32 random bits per 32-bit word (= comparator.count.rules.THREEFRY_OPS; a test keeps
 # them equal -- architectures never import comparator).
 THREEFRY_OPS = 55
+# uniform bits -> normal: shift, or, (bitcast), sub, mul, add, max, erf_inv, mul
+NORMAL_OPS = 8
+
+
+def normal_draw(size) -> Term:
+    """``size`` standard-normal samples from a key folded with one integer (the Reformer's
+    LSH rotations, the Performer's random features): the fold-in (two 32-bit words), a
+    word of random bits and NORMAL_OPS per sample, and one more op for the range."""
+    return Term(ew=2 * THREEFRY_OPS + (THREEFRY_OPS + NORMAL_OPS) * size + 1)
 
 ACT_COST = {"gelu": (5, 11), "gelu_tanh": (9, 14), "relu": (1, 2), "tanh": (1, 4)}
 
@@ -154,17 +163,10 @@ def gather_index(n) -> Term:
 
 # -- composite blocks ---------------------------------------------------------------
 
-def attention(b, n, d, h, dh, *, m=None, causal=False, bias=True, rel_bias=False,
-              cross=False) -> dict:
-    """Multi-head attention over ``b`` sequences: n queries, m keys (m = n for self)."""
-    m = n if m is None else m
+def attention_core(b, n, m, h, dh, *, causal=False, rel_bias=False) -> dict:
+    """Dense attention's sequence mixing over ``b`` sequences x ``h`` heads, n queries and m
+    keys: the query scaling and q.k contraction (+ bias, + causal mask), softmax, p.v."""
     t, inner, rows = b * n, h * dh, b * h * n
-    out = {}
-    if cross:
-        out["attn/q"] = dense(t, d, inner, bias)
-        out["attn/kv"] = dense(b * m, d, 2 * inner, bias)
-    else:
-        out["attn/qkv"] = dense(t, d, 3 * inner, bias)
     scores = 2 * b * h * n * m * dh
     ew = t * inner  # q * 1/sqrt(dh)
     ew_bwd = t * inner
@@ -174,10 +176,27 @@ def attention(b, n, d, h, dh, *, m=None, causal=False, bias=True, rel_bias=False
     if causal:
         ew += n + n * m + rows * m  # offset add, compare, select
         ew_bwd += rows * m
-    out["attn/scores"] = Term(mm=scores, ew=ew, mm_bwd=2 * scores, ew_bwd=ew_bwd)
-    out["attn/softmax"] = softmax(rows, m)
-    out["attn/context"] = Term(mm=scores, mm_bwd=2 * scores)
-    out["attn/out"] = dense(t, inner, d, bias) + residual(t, d)
+    return {"attn/scores": Term(mm=scores, ew=ew, mm_bwd=2 * scores, ew_bwd=ew_bwd),
+            "attn/softmax": softmax(rows, m),
+            "attn/context": Term(mm=scores, mm_bwd=2 * scores)}
+
+
+def attention(b, n, d, h, dh, *, m=None, causal=False, bias=True, rel_bias=False,
+              cross=False, core=None) -> dict:
+    """Multi-head attention over ``b`` sequences: n queries, m keys (m = n for self).
+    ``core``: the terms of another attention kernel in place of dense attention's
+    (``attention_core``); the projections around it stay."""
+    m = n if m is None else m
+    t, inner = b * n, h * dh
+    out = {}
+    if cross:
+        out["attn/q"] = dense(t, d, inner, bias)
+        out["attn/kv"] = dense(b * m, d, 2 * inner, bias)
+    else:
+        out["attn/qkv"] = dense(t, d, 3 * inner, bias)
+    merge(out, core if core is not None else
+          attention_core(b, n, m, h, dh, causal=causal, rel_bias=rel_bias))
+    merge(out, {"attn/out": dense(t, inner, d, bias) + residual(t, d)})
     return out
 
 
@@ -187,14 +206,15 @@ def feed_forward(t, d, d_ff, act_name, bias=True) -> dict:
 
 
 def layer(b, n, d, h, dh, d_ff, act_name, *, bias=True, rms=False, causal=False,
-          cross_len=None, rel_bias=False, pre_norm=False) -> dict:
-    """One Transformer layer (self-attention, optional cross-attention, FFN, norms)."""
+          cross_len=None, rel_bias=False, pre_norm=False, core=None) -> dict:
+    """One Transformer layer (self-attention, optional cross-attention, FFN, norms);
+    ``core``: the self-attention kernel's terms when it is not dense (``attention``)."""
     t = b * n
     # The sublayer input is read twice (sublayer and residual): post-LN charges
     # the gradient add to the sublayer's first projection, pre-LN to its norm.
     first = {"attn": "norm/attn", "cross": "norm/cross", "ffn": "norm/ffn"} if pre_norm else \
         {"attn": "attn/qkv", "cross": "attn/q", "ffn": "ffn/in"}
-    out = attention(b, n, d, h, dh, causal=causal, bias=bias, rel_bias=rel_bias)
+    out = attention(b, n, d, h, dh, causal=causal, bias=bias, rel_bias=rel_bias, core=core)
     out["norm/attn"] = norm(t, d, rms)
     merge(out, {first["attn"]: fanout(t, d)})
     if cross_len is not None:

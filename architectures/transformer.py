@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from . import memory_terms as M
 from . import terms as T
+from . import zoo
 from .config import ConfigError, Widths, check_config, mask_count, resized, target_len
 
 NAME = "transformer"
@@ -45,15 +46,26 @@ class Config(Widths):
     rel_buckets: int = 0           # encdec: relative-position buckets (T5: 32)
     rel_max_distance: int = 128
     head: str = "mlm"              # encoder: mlm | pretraining (+ pooler and NSP)
+    attention: str = "dense"       # dense | flash | local | linformer | performer (zoo.py)
+    window: int = 256              # local: tokens a block (its own and the block before
+    #                                [and after, bidirectional] attended to)
+    proj_len: int = 256            # linformer: k, the length keys and values project to
+    features: int = 256            # performer: m random features
+    block: int = 128               # flash: query and key block
 
     def __post_init__(self):
         check_config(self, kinds=("encoder", "decoder", "encdec"))
+        zoo.check(self, causal=self.kind == "decoder", encdec=self.kind == "encdec")
         if self.head not in HEADS:
             raise ConfigError("head", self.head, "one of " + ", ".join(HEADS))
         if self.head != "mlm" and self.kind != "encoder":
             raise ConfigError("head", self.head, "mlm (the default) for a decoder or an "
                               "encoder-decoder: they keep their LM head; the pre-training "
                               "head (pooler + NSP) is BERT's, an encoder's")
+
+    @property
+    def attn(self) -> zoo.Attn:
+        return zoo.of(self)
 
     @property
     def nsp(self) -> bool:
@@ -132,16 +144,19 @@ def transformer_baseline(cfg: Config) -> Config:
 def _stack(cfg: Config, b, n, m=None, causal=False, cross=False, layers=1):
     """Terms of ``layers`` identical layers over ``b`` sequences of ``n`` tokens."""
     out: dict = {}
+    core = zoo.core_terms(cfg.attn, b, n, cfg.n_heads, cfg.d_head, causal)
     T.merge(out, T.layer(b, n, cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act,
                          bias=cfg.use_bias, rms=cfg.rms, causal=causal,
                          cross_len=m if cross else None,
-                         rel_bias=cfg.rel_buckets > 0, pre_norm=cfg.pre_norm), k=layers)
-    return out
+                         rel_bias=cfg.rel_buckets > 0, pre_norm=cfg.pre_norm, core=core),
+            k=layers)
+    return T.merge(out, zoo.draw_terms(cfg.attn, cfg.d_head, layers))
 
 
 def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
     """Named forward/backward terms of one training step on ``batch`` x ``seq`` tokens."""
     d, V = cfg.d_model, cfg.vocab
+    zoo.check_seq(cfg.attn, seq)
     out: dict = {}
     if cfg.kind == "encoder":
         T.merge(out, T.embeddings(batch, seq, d, d, pos=bool(cfg.max_len),
@@ -185,7 +200,8 @@ def params(cfg: Config, seq: int = 0) -> int:
     d, V = cfg.d_model, cfg.vocab
     if cfg.max_len and seq > cfg.max_len:
         cfg = dataclasses.replace(cfg, max_len=seq)
-    layer = T.layer_params(d, cfg.inner, cfg.d_ff, bias=cfg.use_bias, rms=cfg.rms)
+    layer = (T.layer_params(d, cfg.inner, cfg.d_ff, bias=cfg.use_bias, rms=cfg.rms)
+             + zoo.params(cfg.attn, seq))
     if cfg.kind == "encoder":
         return (T.embedding_params(V, d, d, cfg.max_len, cfg.type_vocab)
                 + cfg.n_layers * layer + T.mlm_head_params(d, d, V)
@@ -219,7 +235,8 @@ def _pre_norm_layers(cfg: Config, b, n, fb, *, causal, layers, cross_len=None) -
     t, d, h, dh = b * n, cfg.d_model, cfg.n_heads, cfg.d_head
     stream = t * d * fb if cfg.rms else 0
     one = {"norm/attn": M.layer_norm(t, d, fb, out=True, rms=cfg.rms), "attn/out": stream}
-    M.merge(one, M.attention(b, n, n, h, dh, fb, causal=causal))
+    core = zoo.core_memory(cfg.attn, b, n, h, dh, fb, causal=causal)
+    M.merge(one, core if core is not None else M.attention(b, n, n, h, dh, fb, causal=causal))
     if cross_len is not None:
         M.merge(one, {"norm/cross": M.layer_norm(t, d, fb, out=True, rms=cfg.rms),
                       "attn/out": stream})
@@ -232,11 +249,13 @@ def _pre_norm_layers(cfg: Config, b, n, fb, *, causal, layers, cross_len=None) -
 def activation_terms(cfg: Config, seq, batch=1, bytes_per=4) -> dict:
     """Bytes of the residuals one training step keeps for its backward, by term."""
     d, V, fb, b = cfg.d_model, cfg.vocab, bytes_per, batch
+    zoo.check_seq(cfg.attn, seq)
     t = b * seq
     if cfg.kind == "encoder":
+        core = zoo.core_memory(cfg.attn, b, seq, cfg.n_heads, cfg.d_head, fb)
         out = M.embeddings(b, seq, d, d, fb, tables=1 + bool(cfg.type_vocab))
         M.merge(out, M.post_ln_layers(b, seq, d, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act,
-                                      cfg.n_layers, fb, last_out=False))
+                                      cfg.n_layers, fb, last_out=False, core=core))
         M.merge(out, M.mlm_head(b * mask_count(seq, cfg.mask_prob), d, d, V, cfg.act, fb))
         if cfg.nsp:
             M.merge(out, M.sentence_head(b, d, fb, "nsp"))

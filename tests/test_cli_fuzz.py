@@ -58,6 +58,7 @@ VALUES = {
     "--older-than": ["1", "0", "-1", "x", "1e400", "nan"],
     "--max-unrolled-layers": ["1", "2048", "0", "x", "1e3"],
     "--version": ["other", "current", "0.1.0+abc", ",", ""],
+    "--attention": ["flash", "dense,local", "linformer,performer", "lsh", "x", ",", ""],
 }
 FILES = {"bad.json": "{", "bad.toml": "[model]\narch = 3\n",
          "ok.toml": '[model]\narch = "transformer"\n[model.config]\nd_model = 64\n'

@@ -28,6 +28,11 @@ from comparator.cli.args import (Parser, UsageError, add_model_option, add_outpu
                                  size_grid)
 from comparator.errors import FieldError
 
+ATTENTION_HELP = ("attention kernels, comma separated: one model per choice, labelled "
+                  "PRESET@CHOICE: dense, flash, local, linformer, performer (Transformer, "
+                  "ALBERT, ELECTRA), lsh (the Reformer's; a Transformer's widths as a Reformer)")
+
+
 def _common(p: argparse.ArgumentParser, many: bool = True, formats: bool = True) -> None:
     p.add_argument("--arch", help="transformer, albert, electra, reformer"
                    + (", a comma-separated list, or all" if many else ""))
@@ -72,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layers", help="size grid: depths, e.g. 6,12,24")
     s.add_argument("--heads", help="attention heads (default: d_model / 64)")
     s.add_argument("--d-ff", help="FFN widths (default: 4 x d_model)")
+    s.add_argument("--attention", help=ATTENTION_HELP)
     s.add_argument("--baseline", help="ARCH[:PRESET] to compare with at the same length and "
                    "size (default: the Transformer of the same widths)")
     s.add_argument("--no-baseline", action="store_true", help="no baseline rows or ratios")
@@ -106,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--layers", help="size grid: depths")
     g.add_argument("--heads", help="attention heads (default: d_model / 64)")
     g.add_argument("--d-ff", help="FFN widths (default: 4 x d_model)")
+    g.add_argument("--attention", help=ATTENTION_HELP)
     g.add_argument("--config", help="a Hugging Face config.json or a comparator TOML file")
     g.add_argument("--x", default="seq_len", choices=("seq_len", "params"),
                    help="the x axis: seq_len (default) or params (with a size grid)")
@@ -147,13 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--accelerator", help="the catalogue device this runs on: utilisation "
                    "against its peak in --dtype, records labelled for 'cost --calibration'")
     b.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
-    b.add_argument("--kernel", help="attention: dense vs chunked vs LSH attention across "
-                   "--seq, with the measured and the FLOP crossover")
+    b.add_argument("--kernel", help="attention: dense, chunked, flash, local, Linformer, "
+                   "Performer and LSH attention across --seq, with the measured and the FLOP "
+                   "crossovers")
     b.add_argument("--d-model", help="size grid: model widths, e.g. 256,512 (as sweep)")
     b.add_argument("--layers", help="size grid: depths, e.g. 2,4")
     b.add_argument("--heads", help="attention heads (default: d_model / 64; with --kernel: "
                    "heads, default 4)")
     b.add_argument("--d-ff", help="FFN widths (default: 4 x d_model)")
+    b.add_argument("--attention", help=ATTENTION_HELP + "; not with --kernel")
     b.add_argument("--predict", action="store_true", help="also predict each step's time: "
                    "the time model (roofline of the compiled step on a device profile) and "
                    "a flat MFU fitted on one point, with their errors")
@@ -239,6 +248,7 @@ def sweep_request(a, pricing=None, with_baseline: bool = True) -> SweepRequest:
     """The ``SweepRequest`` of sweep's (or plot's) options, parsed."""
     return build(SweepRequest, a, archs=arch_list(a.arch) if a.arch else (),
                  presets=[p for p in (a.preset or "").split(",") if p], sizes=size_grid(a),
+                 attentions=tuple(x for x in (a.attention or "").split(",") if x),
                  config=a.config, seqs=seq_list(a.seq), batch=positive_int("--batch", a.batch),
                  methods=_methods(a.method), scope=a.scope, trace=a.trace,
                  convention=a.convention, baseline=getattr(a, "baseline", None),

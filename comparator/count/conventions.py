@@ -138,6 +138,9 @@ def not_defined(convention: str, arch: str, cfg) -> dict:
                    if convention == "electra" else
                    {"cross-attention": "a decoder-only formula: counted as a second attention,"
                     " queries over the targets, keys and values projected from the inputs"})
+    if getattr(cfg, "attention", "dense") != "dense":
+        out["attention"] = (f"the formulas count dense attention: the {cfg.attention} kernel's "
+                            "own cost has no rule (counted as dense attention)")
     if arch == "electra" and convention != "electra":
         out["generator"] = "one network per formula: the generator counted as a second stack"
     if convention in ("megatron", "chinchilla"):

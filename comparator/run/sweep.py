@@ -28,8 +28,10 @@ SCOPES = ("matmul", "all")
 # (comparator.count.fasttrace, each symbolic program checked against a concrete trace),
 # "checked" also compares one length with the full model, "full" traces every point whole
 TRACES = ("fast", "checked", "full")
-# the sequence-mixing core; projections are per-token and excluded
-ATTENTION_TERMS = ("attn/scores", "attn/softmax", "attn/context", "attn/relbias")
+# the sequence-mixing core; projections are per-token and excluded (Linformer's E and F
+# project along the sequence: they mix it)
+ATTENTION_TERMS = ("attn/scores", "attn/softmax", "attn/context", "attn/relbias",
+                   "attn/proj_k", "attn/proj_v", "attn/features", "attn/normalizer")
 ATTENTION_ROOTS = ("lsh",)
 GROUPS = ("gen", "disc", "enc", "dec")
 
@@ -51,6 +53,8 @@ class Model:
     arch: str
     preset: str    # a preset name, or a label for a resized / loaded config
     cfg: object
+    base: "Model | None" = None   # its default baseline, when not the architecture's
+    #                               (an attention variant's: comparator.run.variants)
 
 
 @dataclass(frozen=True)
@@ -60,10 +64,12 @@ class Point:
     seq: int
     batch: int = 1
     cfg: object = None
+    base: Model | None = None
 
     @property
     def model(self) -> Model:
-        return Model(self.arch, self.preset, self.cfg or resolve(self.arch, self.preset)[2])
+        return Model(self.arch, self.preset, self.cfg or resolve(self.arch, self.preset)[2],
+                     self.base)
 
 
 def resolve(arch: str, preset: str | None):
@@ -88,7 +94,8 @@ def arch_of(preset: str) -> str:
 
 def models(archs, presets=(), sizes=None) -> list[Model]:
     """Models of each architecture: its named presets (default: the BERT-base-sized one),
-    each at every (d_model, n_layers, n_heads, d_ff) of ``sizes`` when given."""
+    each at every (d_model, n_layers, n_heads, d_ff) of ``sizes`` when given (with attention
+    choices: ``comparator.run.variants.models``)."""
     out = []
     for arch in archs:
         mod = resolve(arch, None)[0]
@@ -111,8 +118,11 @@ def resized(arch: str, label: str, cfg, size) -> Model:
 
 
 def baseline_for(m: Model, spec: str | None) -> Model | None:
-    """The Transformer of the same widths (default), or ``ARCH[:PRESET]`` at m's size."""
+    """The Transformer of the same widths (default; ``m.base`` when it has one), or
+    ``ARCH[:PRESET]`` at m's size."""
     if spec is None:
+        if m.base is not None:
+            return m.base
         if m.arch == "transformer":
             return None
         cfg = architectures.get(m.arch).transformer_baseline(m.cfg)
@@ -133,7 +143,7 @@ def _size_of(cfg):
 def points(ms, seqs, batch) -> Iterator[Point]:
     for m in ms:
         for s in seqs:
-            yield Point(m.arch, m.preset, s, batch, m.cfg)
+            yield Point(m.arch, m.preset, s, batch, m.cfg, m.base)
 
 
 def analytic(pt: Point, scope: str, convention: str = "standard") -> dict:
@@ -320,7 +330,8 @@ def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
                 emitted.add(id(b))
                 out.append(b)
             r = compute(pt, m)
-            if r is not None:
+            if r is not None and (b is not None or id(r) not in emitted):
+                emitted.add(id(r))      # a model that is also a baseline: one row
                 out.append(compare(r, b) if b is not None else r)
     return out
 
