@@ -315,6 +315,9 @@ CASES = [
                                                     "512", "--attention", "lsh"]),
     ("an attention choice with a user model", ["sweep", *M, "--seq", "128", "--attention",
                                                "flash"]),
+    ("an attention kernel the Reformer does not take (memory)", ["memory", "--arch",
+                                                                 "reformer", "--seq", "128",
+                                                                 "--attention", "flash"]),
 ]
 
 

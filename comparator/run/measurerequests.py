@@ -169,7 +169,8 @@ class MemoryRequest:
     step (``comparator memory``): ``archs`` (their ``presets``, each at every size of
     ``sizes``) x ``seqs`` x ``batches`` x memory ``policies`` (empty or ``all``: every
     policy each architecture supports; one an architecture lacks is skipped for it) in
-    ``dtype``; ``run``: also run each step for its measured peak."""
+    ``dtype``; ``attentions``: each model once per attention kernel (``variants.models``);
+    ``run``: also run each step for its measured peak."""
     archs: tuple = ("all",)
     seqs: tuple = (512,)
     presets: tuple = ()
@@ -178,6 +179,7 @@ class MemoryRequest:
     policies: tuple = ()
     dtype: str = "fp32"
     run: bool = False
+    attentions: tuple = ()
     notes: tuple = field(default=(), init=False, compare=False)
 
     def __post_init__(self):
@@ -189,6 +191,7 @@ class MemoryRequest:
         set_field(self, "seqs", seq_tuple(self.seqs))
         set_field(self, "presets", as_tuple(self.presets))
         set_field(self, "sizes", check_sizes(self.sizes))
+        set_field(self, "attentions", check_attentions(self.attentions, self.archs))
         batches = as_tuple(self.batches)
         if not batches:
             raise RequestError("--batch", self.batches, "one or more positive integers")
