@@ -155,6 +155,12 @@ def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
     return out
 
 
+def attention_stacks(cfg: Config, batch, seq) -> tuple:
+    """The attention of the (shared) layers, run ``n_layers`` times (``zoo.Stack``)."""
+    return (zoo.Stack("", cfg.attn, batch * cfg.n_heads, seq, cfg.d_head, False,
+                      cfg.n_layers),)
+
+
 def flops(cfg: Config, seq, batch=1, scope: str = "matmul") -> T.FlopCount:
     return T.count(terms(cfg, batch, seq), scope)
 

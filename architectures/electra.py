@@ -177,6 +177,14 @@ def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
     return T.merge(T.prefixed("gen", gen), T.prefixed("disc", disc))
 
 
+def attention_stacks(cfg: Config, batch, seq) -> tuple:
+    """The generator's and the discriminator's attention layers (``zoo.Stack``)."""
+    gen = cfg.gen_hidden // cfg.gen_heads
+    return (zoo.Stack("gen", cfg.attn, batch * cfg.gen_heads, seq, gen, False, cfg.n_layers),
+            zoo.Stack("disc", cfg.attn, batch * cfg.n_heads, seq, cfg.d_head, False,
+                      cfg.n_layers))
+
+
 def flops(cfg: Config, seq, batch=1, scope: str = "matmul") -> T.FlopCount:
     return T.count(terms(cfg, batch, seq), scope)
 

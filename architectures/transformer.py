@@ -191,6 +191,17 @@ def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
     return T.merge(T.prefixed("enc", enc), T.prefixed("dec", dec))
 
 
+def attention_stacks(cfg: Config, batch, seq) -> tuple:
+    """The self-attention layers of one step on ``batch`` x ``seq`` tokens
+    (``zoo.Stack``): the encoder's or the causal decoder's; T5's encoder and decoder
+    (its cross-attention is dense: no choice)."""
+    h, dh = batch * cfg.n_heads, cfg.d_head
+    if cfg.kind != "encdec":
+        return (zoo.Stack("", cfg.attn, h, seq, dh, cfg.kind == "decoder", cfg.n_layers),)
+    return (zoo.Stack("enc", cfg.attn, h, seq, dh, False, cfg.n_layers),
+            zoo.Stack("dec", cfg.attn, h, target_len(seq), dh, True, cfg.n_dec_layers))
+
+
 def flops(cfg: Config, seq, batch=1, scope: str = "matmul") -> T.FlopCount:
     return T.count(terms(cfg, batch, seq), scope)
 

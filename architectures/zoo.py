@@ -20,7 +20,9 @@ choice         kernel (kernels/)                                            para
 architectures need of a choice without jax: ``Attn`` (the choice as the Flax blocks take
 it), ``core_terms`` (its FLOP terms, replacing dense attention's ``attn/scores``,
 ``attn/softmax``, ``attn/context``), ``draw_terms`` and ``params`` (what a choice adds per
-layer), ``core_memory`` (the activations its backward keeps) and ``check_seq``.
+layer), ``core_memory`` (the activations its backward keeps), ``check_seq`` and ``Stack``
+(the layers of one choice in a model, as ``attention_stacks`` of each architecture with an
+attention choice lists them).
 """
 from __future__ import annotations
 
@@ -56,6 +58,25 @@ class Attn:
     def window_at(self, n):
         """Local attention's block at length ``n``: ``window``, or ``n`` when shorter."""
         return minimum(self.window, n)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """``layers`` layers of one attention choice ``attn`` in a model: ``heads`` heads in
+    all (sequences x heads per layer) of ``n`` tokens, each ``d_head`` wide, ``causal``
+    or not; ``group``: the prefix of its terms ("" or ``gen``, ``disc``, ``enc``, ``dec``).
+    What a cost model needs of the attention beside its FLOPs (``attention_stacks``)."""
+    group: str
+    attn: Attn
+    heads: int
+    n: int
+    d_head: int
+    causal: bool
+    layers: int
+
+    def term(self, name: str) -> str:
+        """The term ``name`` (``attn/scores``) as this stack's model names it."""
+        return f"{self.group}/{name}" if self.group else name
 
 
 def of(cfg) -> Attn:

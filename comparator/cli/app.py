@@ -14,8 +14,9 @@ from comparator.report import tables
 from comparator.cli.bench import cmd_bench
 from comparator.cli.calibrate import add_parser as add_calibrate_parser, cmd_calibrate
 from comparator.cli.timing import add_time_args
-from comparator.cli.cost import (add_cost_args, add_price_args, cmd_accelerators, cmd_cost,
-                                 cmd_scenario, pricing_of, time_text)
+from comparator.cli.cost import (add_cost_args, add_price_args, add_step_time_args,
+                                 cmd_accelerators, cmd_cost, cmd_scenario, pricing_of,
+                                 time_text)
 from comparator.cli.budget import add_parser as add_budget_parser, cmd_budget
 from comparator.cli.explain import cmd_explain
 from comparator.cli.roofline import cmd_roofline
@@ -118,11 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the x axis: seq_len (default) or params (with a size grid)")
     g.add_argument("--y", default="train_flops",
                    help="a numeric record field: train_flops (default), fwd_flops, "
-                        "train_flops_per_token, attention_share, ...")
+                        "train_flops_per_token, attention_share, ...; with --accelerator "
+                        "step_time_s, model_flops_utilisation, dollars (one step), ...")
     g.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _trace_option(g)
     _convention_option(g)
     add_run_args(g)
+    g.add_argument("--accelerator", help="time one step of each point on this catalogue "
+                   "device (a list, or all: one series per device) for --y step_time_s")
+    add_step_time_args(g)
     k = sub.add_parser("cost", help="time, dollars, energy and memory of a training run")
     _common(k, many=False)
     add_model_option(k)
@@ -295,7 +300,7 @@ def cmd_plot(a) -> str:
     folder = os.path.dirname(os.path.abspath(a.output))
     if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
         raise UsageError("-o", a.output, "a file in an existing, writable folder")
-    req = sweep_request(a, with_baseline=False)
+    req = sweep_request(a, pricing_of(a), with_baseline=False)
     res = execute.sweep(req, progress=_progress(a.quiet))
     recs, batch = res.records, req.batch
     report(a, res.tracer)
@@ -306,11 +311,15 @@ def cmd_plot(a) -> str:
         raise UsageError("--convention", a.convention, "standard, or a convention that "
                          f"defines one of the architectures ({gaps[0]['reason']})")
     from comparator.report import plots
+    cap = tables.caption(a.scope, "sequence", batch, convention=a.convention)
+    if req.pricing is not None:
+        cap += f" One step on each device in {req.pricing.dtype}: {time_text(res.time_model)}."
     try:
-        fit = plots.plot(recs, a.output, x=a.x, y=a.y, caption=tables.caption(
-            a.scope, "sequence", batch, convention=a.convention))
+        fit = plots.plot(recs, a.output, x=a.x, y=a.y, caption=cap)
     except ValueError as err:
-        raise UsageError("--y", a.y, str(err)) from None
+        raise UsageError("--y", a.y, str(err) + ("" if req.pricing is not None else
+                         "; time and cost fields (step_time_s, ...) with --accelerator")) \
+            from None
     except OSError as err:
         raise UsageError("-o", a.output, f"a writable file path ({err.strerror})") from None
     rows = [{"series": k, "exponent": v, "local exponent": fit["local_exponents"].get(k)}

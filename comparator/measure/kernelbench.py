@@ -39,6 +39,10 @@ FP32 = 4
 ZOO = ("flash", "local", "linformer", "performer")
 CAUSAL = ("dense-causal", "flash-causal")
 SIZES = {"block": 128, "window": 256, "proj_len": 256, "features": 256}   # zoo.Attn()'s
+# the scopes the kernels name their work with (regions are attributed to them)
+KERNEL_TERMS = ("attn/scores", "attn/softmax", "attn/context", "attn/proj_k", "attn/proj_v",
+                "attn/features", "attn/normalizer", "lsh/hash", "lsh/sort", "lsh/scores",
+                "lsh/softmax", "lsh/context", "lsh/unsort", "lsh/combine")
 PARAMETER = {"flash": "block", "local": "window", "linformer": "proj_len",
              "performer": "features"}
 
@@ -99,6 +103,33 @@ def _kernel(variant: str, n: int, d_head: int, chunk: int, sizes: dict | None = 
     return lambda q, k, v: lsh_attention(q, v, rot, chunk_len=chunk, factors=factors)  # shared QK
 
 
+def _functions(variant: str, n: int, d_head: int, chunk: int, sizes: dict):
+    """(forward, forward + backward) of ``variant`` over ``[batch, heads, n, d_head]``
+    inputs: the gradient of the output's sum with respect to every input (LSH: shared
+    QK, so q and v)."""
+    import jax
+    import jax.numpy as jnp
+    f = jax.vmap(jax.vmap(_kernel(variant, n, d_head, chunk, sizes)))  # batch, then heads
+    loss = lambda q, k, v: jnp.sum(f(q, k, v))
+    return f, jax.grad(loss, argnums=(0, 2) if variant.startswith("lsh") else (0, 1, 2))
+
+
+def train_regions(variant: str, n: int, *, batch: int = 1, heads: int = 4, d_head: int = 64,
+                  chunk: int = 64, sizes: dict | None = None) -> list:
+    """The compiled regions (``comparator.cost.regions``) of ``variant``'s forward +
+    backward at ``n`` tokens, compiled as ``bench_point`` compiles it but for abstract
+    inputs (nothing is allocated or run): what the time model predicts a kernel from."""
+    import jax
+    import jax.numpy as jnp
+
+    from comparator.cost.compiled import compile_options_for
+    from comparator.cost.regions import regions_of_text
+    _, grad = _functions(variant, n, d_head, chunk, {**SIZES, **(sizes or {})})
+    abstract = [jax.ShapeDtypeStruct((batch, heads, n, d_head), jnp.float32)] * 3
+    compiled = jax.jit(grad).lower(*abstract).compile(compile_options_for() or None)
+    return regions_of_text(compiled.as_text(), KERNEL_TERMS)[0]
+
+
 def _timed_median(fn, steps: int) -> float:
     import jax
     jax.block_until_ready(fn())   # warm-up (compiled already)
@@ -117,10 +148,7 @@ def bench_point(variant: str, n: int, *, batch: int = 1, heads: int = 4, d_head:
 
     from comparator.count.trace import trace
     sizes = {**SIZES, **(sizes or {})}
-    one = _kernel(variant, n, d_head, chunk, sizes)
-    f = jax.vmap(jax.vmap(one))                          # over batch, then heads
-    loss = lambda q, k, v: jnp.sum(f(q, k, v))
-    grad = jax.grad(loss, argnums=(0, 2) if variant.startswith("lsh") else (0, 1, 2))
+    f, grad = _functions(variant, n, d_head, chunk, sizes)
     shape = (batch, heads, n, d_head)
     keys = jax.random.split(jax.random.PRNGKey(0), 3)
     q, k, v = (jax.random.normal(key, shape, jnp.float32) for key in keys)
@@ -202,5 +230,5 @@ def run(seqs, *, batch=1, heads=4, d_head=64, chunk=64, hashes=(1, 2, 4, 8), ste
     return recs, cross
 
 
-__all__ = ["CAUSAL", "SIZES", "ZOO", "baseline_of", "bench_point", "crossover", "dense_bytes",
-           "run"]
+__all__ = ["CAUSAL", "KERNEL_TERMS", "SIZES", "ZOO", "baseline_of", "bench_point", "crossover",
+           "dense_bytes", "run", "train_regions"]

@@ -108,7 +108,10 @@ def sweep_rows(records, per: str = "sequence", point: bool = False):
             row["step s"] = r["step_time_s"]
             if roofline:
                 row["memory-bound"] = f"{r['memory_bound_share']:.0%}"
-                row["MFU"] = f"{a['mfu']:.1%}"
+                mfu = r.get("model_flops_utilisation", a["mfu"])
+                row["MFU"] = f"{mfu:.1%}"
+                if r.get("hardware_flops_utilisation") is not None:
+                    row["HFU"] = f"{r['hardware_flops_utilisation']:.1%}"
             if "ratio_time" in r:
                 row["time vs baseline"] = r["ratio_time"]
             if "ratio_dollars" in r:

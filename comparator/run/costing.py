@@ -93,7 +93,25 @@ class Timer:
             return {}, {"time_model_failed": f"{type(err).__name__}: {err}"[:200]}
         f = steptime.fields(st)
         return ({"step_time_s": f["step_time_s"], "time_model": f["time_assumptions"]},
-                {k: v for k, v in f.items() if k != "time_assumptions"})
+                {**{k: v for k, v in f.items() if k != "time_assumptions"},
+                 **({} if hasattr(cfg, "step_time") else utilisation_fields(
+                     rec, cfg, per_device, st.total_s, acc.peak(dtype_key(dtype))))})
+
+
+def utilisation_fields(rec: dict, cfg, per_device: int, step_s: float, peak: float) -> dict:
+    """MFU and HFU (``count.utilisation``, PaLM App. B) of one device's step of
+    ``per_device`` sequences in ``step_s`` seconds: its model FLOPs (forward + backward)
+    and hardware FLOPs (+ what the model recomputes: reversible layers, flash attention)
+    in the record's scope, over ``step_s`` x ``peak``.  Not for a user's model: its
+    traced count does not say which FLOPs are recomputed (the table shows the time model's
+    MFU of its traced FLOPs)."""
+    import architectures
+    from comparator.count import utilisation as ut
+    terms = architectures.get(rec["arch"]).terms(cfg, per_device, rec["seq_len"])
+    model, hardware = (int(x) for x in ut.split(terms, rec.get("scope", "matmul")))
+    return {"model_flops_per_device": model, "hardware_flops_per_device": hardware,
+            "model_flops_utilisation": model / (step_s * peak) if step_s else None,
+            "hardware_flops_utilisation": hardware / (step_s * peak) if step_s else None}
 
 
 def accelerators(names, overrides: str | None = None) -> list:
