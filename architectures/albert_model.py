@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from kernels.nn import cross_entropy
-from .blocks import (Attention, Embeddings, FeedForward, MLMHead, Norm, SentenceHead,
-                     draw_features, residual_sublayer)
+from .blocks import Attention, FeedForward, Norm, draw_features, residual_sublayer
+from .heads import Embeddings, MLMHead, SentenceHead
 from . import zoo
 from .config import mask_count
 from .program import Program, int_spec, spec_structs

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from kernels.nn import activation, cross_entropy, sigmoid_bce
-from .blocks import Dense, Embeddings, MLMHead, draw_features, jit_layers, layer_class
+from .blocks import Dense, draw_features, jit_layers, layer_class
+from .heads import Embeddings, MLMHead
 from . import zoo
 from .config import mask_count
 from .program import Program, int_spec, spec_structs

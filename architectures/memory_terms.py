@@ -21,6 +21,7 @@ int32 indices 4, boolean masks 1.  Per block, with ``r`` rows:
   relative-bias index map    n m int32, once per stack (the gather's indices)
   GELU (erf)                 3 per element (+1 output read by a projection)
   GELU (tanh)                its input + 4 per element (+1 output)
+  SiLU                       its input, sigmoid and sigmoid (1 - sigmoid) (+1 output)
   ReLU                       1 boolean per element (+1 output); the zeros it selects are free
   gather / lookup            its int32 indices (+ the gathered rows when a projection reads them)
   cross-entropy (r x V)      log-probabilities r V, one float per row, r int32 labels
@@ -35,7 +36,8 @@ tests comparing with the trace would say so.
 from __future__ import annotations
 
 INT, BOOL = 4, 1
-ACT_KEPT = {"gelu": (0, 3), "gelu_tanh": (1, 4)}   # (input, internal) per element, floats
+ACT_KEPT = {"gelu": (0, 3), "gelu_tanh": (1, 4),   # (input, internal) per element, floats
+            "silu": (1, 2)}                      # x; sigmoid and its derivative
 
 
 def layer_norm(r, d, fb, out: bool, rms: bool = False):

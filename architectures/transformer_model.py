@@ -9,8 +9,9 @@ import numpy as np
 import flax.linen as nn
 
 from kernels.nn import cross_entropy
-from .blocks import (INIT, Embeddings, MLMHead, Norm, SentenceHead, draw_features, jit_layers,
-                     layer_class)
+from kernels.rope import rope_tables
+from .blocks import INIT, Norm, draw_features, jit_layers, layer_class
+from .heads import Embeddings, MLMHead, SentenceHead
 from . import zoo
 from .config import mask_count, target_len
 from .program import Program, int_spec, spec_structs
@@ -20,7 +21,9 @@ def _layer(cfg, causal=False, cross=False, name=None, remat=False):
     layer = layer_class(shared_inputs=cfg.kind == "encdec", remat=remat)  # (blocks.JitLayer)
     return layer(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act, cfg.eps,
                  pre_norm=cfg.pre_norm, causal=causal, cross=cross, use_bias=cfg.use_bias,
-                 rms=cfg.rms, attn=cfg.attn, name=name)
+                 rms=cfg.rms, attn=cfg.attn, n_kv_heads=cfg.kv_heads,
+                 qkv_bias=cfg.use_qkv_bias, gated=cfg.ffn == "glu", parallel=cfg.parallel,
+                 moe=cfg.moe, name=name)
 
 
 def relative_buckets(n: int, m: int, buckets: int, max_distance: int, bidirectional: bool):
@@ -82,22 +85,33 @@ class EncoderMLM(nn.Module):
 
 
 class DecoderLM(nn.Module):
+    """GPT-2, and the modern decoders: rotary tables computed once a step (``attn/rope``)
+    and read by every layer; an untied head (``lm_head``, d x V) when not tied."""
     cfg: object
     remat: bool = False
 
     @nn.compact
     def __call__(self, ids, labels, rng=None):
         c = self.cfg
-        emb = Embeddings(c.vocab, c.d_model, c.d_model, c.max_len, 0, False, c.eps,
-                         name="embeddings")
+        learned = c.positions == "learned"
+        emb = Embeddings(c.vocab, c.d_model, c.d_model, c.max_len if learned else 0, 0, False,
+                         c.eps, name="embeddings")
         h = emb(ids)
+        rope = None
+        if c.rope:
+            with jax.named_scope("attn/rope"):
+                rope = rope_tables(ids.shape[1], c.rope)
         for i in range(c.n_layers):
             h = _layer(c, causal=True, name=f"layer_{i}", remat=self.remat)(
-                h, features=draw_features(c.attn, rng, i, c.d_head))
+                h, features=draw_features(c.attn, rng, i, c.d_head), rope=rope)
         with jax.named_scope("norm/final"):
-            h = Norm(c.d_model, c.eps, name="final_norm")(h)
+            h = Norm(c.d_model, c.eps, c.rms, name="final_norm")(h)
         with jax.named_scope("head/logits"):
-            logits = emb.attend(h)
+            if c.tie_embeddings:
+                logits = emb.attend(h)
+            else:
+                logits = jnp.einsum("...d,dv->...v", h,
+                                    self.param("lm_head", INIT, (c.d_model, c.vocab)))
         with jax.named_scope("loss/lm"):
             return cross_entropy(logits.reshape(-1, c.vocab), labels.reshape(-1))
 

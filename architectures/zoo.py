@@ -14,6 +14,10 @@ choice         kernel (kernels/)                                            para
 ``linformer``  keys/values projected along the sequence to ``proj_len``     ``proj_len``
                rows by learned E, F (linformer.py)
 ``performer``  FAVOR+: ``features`` positive random features (performer.py)  ``features``
+``sliding``    causal: each query sees its ``window`` latest keys, itself   ``window``
+               included (Mistral).  Up to ``window`` tokens: dense causal
+               attention; longer: ``local``'s blocks of ``window`` (own and
+               previous) with the keys ``window`` or more back masked (lsh.py)
 =============  ===========================================================  ============
 
 (``lsh`` is the Reformer's, an architecture of its own.)  This module holds what the
@@ -34,10 +38,11 @@ from .config import ConfigError
 from .num import any_nonzero, maximum, minimum, positive
 from .terms import Term
 
-ATTENTIONS = ("dense", "flash", "local", "linformer", "performer")
-CAUSAL = ("dense", "flash", "local")      # the choices a causal (decoder) layer can use
+ATTENTIONS = ("dense", "flash", "local", "linformer", "performer", "sliding")
+CAUSAL = ("dense", "flash", "local", "sliding")   # the choices a causal (decoder) layer can use
+CAUSAL_ONLY = ("sliding",)
 PARAMETERS = {"flash": "block", "local": "window", "linformer": "proj_len",
-              "performer": "features"}
+              "performer": "features", "sliding": "window"}
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,11 @@ def check(cfg, causal: bool = False, encdec: bool = False) -> None:
         raise ConfigError("attention", a, "one of " + ", ".join(CAUSAL) + " for a causal "
                           "model (Linformer's projections and these Performer features mix "
                           "later tokens into earlier ones)")
+    if not causal and a in CAUSAL_ONLY:
+        raise ConfigError("attention", a, "one of " + ", ".join(x for x in ATTENTIONS if x not
+                                                                in CAUSAL_ONLY)
+                          + " for a bidirectional model (sliding: a causal window, Mistral's; "
+                            "local attends to the blocks on both sides)")
     if a == "linformer" and cfg.max_len <= 0:
         raise ConfigError("max_len", cfg.max_len, "a positive integer with linformer (the "
                           "columns of its projections E and F)")
@@ -106,7 +116,8 @@ def check(cfg, causal: bool = False, encdec: bool = False) -> None:
 def check_seq(attn: Attn, seq) -> None:
     """A length the kernel can cut into blocks: a multiple of flash's ``block`` or of the
     local ``window`` (or shorter than it: one block)."""
-    size = {"flash": ("block", attn.block), "local": ("window", attn.window)}.get(attn.kind)
+    size = {"flash": ("block", attn.block), "local": ("window", attn.window),
+            "sliding": ("window", attn.window)}.get(attn.kind)
     if size is not None and any_nonzero(seq % minimum(size[1], seq)):
         raise ConfigError("seq", seq, f"a multiple of {size[0]}={size[1]} (or at most it) for "
                                       f"{attn.kind} attention")
@@ -125,6 +136,8 @@ def core_terms(attn: Attn, b, n, h, dh, causal=False) -> dict | None:
         return local_terms(b, h, n, dh, attn.window_at(n), 1, 0 if causal else 1, causal)
     if attn.kind == "linformer":
         return linformer_terms(b, h, n, dh, attn.proj_len)
+    if attn.kind == "sliding":
+        return sliding_terms(b, h, n, dh, attn.window)
     return performer_terms(b, h, n, dh, attn.features)
 
 
@@ -169,6 +182,27 @@ def local_terms(b, h, n, dh, c, before, after, causal) -> dict:
                                 ew_bwd=H * n * K + adj + H * n * dh),
             "attn/softmax": T.softmax(H * n, K),
             "attn/context": Term(mm=att, mm_bwd=2 * att, ew_bwd=adj)}
+
+
+def _by_length(long, short: dict, longer: dict) -> dict:
+    """``longer``'s values where ``long`` is 1, ``short``'s where 0: Terms or byte counts,
+    over ints, arrays and grid formulas alike."""
+    scaled = lambda v, w: v.times(w) if isinstance(v, Term) else v * w
+    out: dict = {}
+    for d, w in ((short, 1 - long), (longer, long)):
+        for k, v in d.items():
+            out[k] = out[k] + scaled(v, w) if k in out else scaled(v, w)
+    return out
+
+
+def sliding_terms(b, h, n, dh, W) -> dict:
+    """Mistral's sliding window of ``W`` keys: dense causal attention up to ``W`` tokens;
+    beyond, ``local_terms`` (blocks of W, each with the block before) and the distance
+    mask (a subtraction, a compare and an or per (query, window key), once for the heads)."""
+    long = positive(n - W)
+    local = local_terms(b, h, n, dh, W, 1, 0, True)
+    local["attn/scores"] = local["attn/scores"] + Term(ew=3 * n * 2 * W)
+    return _by_length(long, T.attention_core(b, n, n, h, dh, causal=True), local)
 
 
 def linformer_terms(b, h, n, dh, k) -> dict:
@@ -253,6 +287,10 @@ def core_memory(attn: Attn, b, n, h, dh, fb, causal=False) -> dict | None:
     """
     if attn.kind == "dense":
         return None
+    if attn.kind == "sliding":
+        local = core_memory(Attn("local", window=attn.window), b, n, h, dh, fb, causal=True)
+        return _by_length(positive(n - attn.window),
+                          M.attention(b, n, n, h, dh, fb, causal=True), local)
     H = b * h
     rows = H * n * dh * fb                      # one [b, h, n, dh] float array
     if attn.kind == "flash":

@@ -31,7 +31,8 @@ from comparator.errors import FieldError
 
 ATTENTION_HELP = ("attention kernels, comma separated: one model per choice, labelled "
                   "PRESET@CHOICE: dense, flash, local, linformer, performer (Transformer, "
-                  "ALBERT, ELECTRA), lsh (the Reformer's; a Transformer's widths as a Reformer)")
+                  "ALBERT, ELECTRA), sliding (Mistral's causal window: a Transformer "
+                  "decoder), lsh (the Reformer's; a Transformer's widths as a Reformer)")
 
 
 def _common(p: argparse.ArgumentParser, many: bool = True, formats: bool = True) -> None:
@@ -335,12 +336,15 @@ def cmd_presets(a) -> str:
     rows = []
     for arch, name, cfg, src in architectures.all_presets():
         mod = architectures.get(arch)
+        active = getattr(mod, "active_params", None)
         rows.append({"arch": arch, "preset": name, "d_model": cfg.d_model,
                      "layers": cfg.n_layers, "heads": cfg.n_heads,
                      "d_ff": getattr(cfg, "d_ff", None), "vocab": cfg.vocab,
-                     "params": mod.params(cfg), "source": src})
+                     "params": mod.params(cfg),
+                     **({"active params": active(cfg)} if active else {}), "source": src})
     return tables.render(rows, a.format, "Parameters counted from each config (equal to the "
-                         "Flax parameter tree).", label="tab:presets")
+                         "Flax parameter tree); active: those a token uses (a mixture of "
+                         "experts' top-k experts).", label="tab:presets")
 
 
 COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets,

@@ -82,6 +82,9 @@ def cmd_conventions(a) -> str:
             for r in recs]
     n = ("" if cv.undefined("kaplan", arch) else "; non-embedding weights (N of Kaplan and "
          f"PaLM) {cv.non_embedding_params(arch, pt.cfg, pt.seq):,}")
+    if n and cv.modern_fields(pt.cfg).get("n_experts"):
+        n += (" a token uses, of "
+              f"{cv.non_embedding_params(arch, pt.cfg, pt.seq, active=False):,} with every expert")
     cap = (f"{arch}:{pt.preset}, seq {pt.seq}, batch {pt.batch} ({a.scope} scope): one "
            f"config counted by each paper's convention; ratio = training FLOPs over ours "
            f"(standard). Parameters {recs[0]['params']:,}{n}. " + got.text + " "

@@ -78,6 +78,7 @@ def sweep_rows(records, per: str = "sequence", point: bool = False):
     priced figures 'value (low-high)' unless ``point``."""
     for r in records:
         row = {"arch": r["arch"], "preset": r["preset"], "params": r["params"],
+               **({"active params": r["active_params"]} if "active_params" in r else {}),
                "seq": r["seq_len"]}
         if r["batch"] != 1:
             row["batch"] = r["batch"]

@@ -134,6 +134,7 @@ def cost(req: CostRequest) -> CostResult:
         if req.size is not None and any(v is not None for v in req.size):
             m = sw.resized(req.arch, preset, cfg, req.size)
             preset, cfg = m.preset, m.cfg
+        sw.require_defined(req.convention, req.arch, cfg)
         rec = sw.analytic(sw.Point(req.arch, preset, req.seq, req.batch, cfg), req.scope,
                           req.convention)
         key = (req.arch, preset)

@@ -14,7 +14,7 @@ import dataclasses
 
 import architectures
 from architectures.config import ConfigError
-from architectures.zoo import ATTENTIONS
+from architectures.zoo import ATTENTIONS, CAUSAL_ONLY
 
 from comparator.run import sweep
 from comparator.run.sweep import Model, RequestError, suggest
@@ -32,15 +32,20 @@ def models(archs, presets=(), sizes=None, attentions=()) -> list[Model]:
 
 def check_choice(arch: str, choice: str) -> None:
     """Refuse an attention ``choice`` architecture ``arch`` cannot take, whatever its
-    config: the Reformer takes only its own (lsh), ALBERT and ELECTRA not the Reformer's."""
+    config: the Reformer takes only its own (lsh), ALBERT and ELECTRA not the Reformer's
+    nor a causal window (``sliding``: they are encoders)."""
     if choice not in ATTENTION_CHOICES:
         raise RequestError("--attention", choice, suggest(choice, ATTENTION_CHOICES))
     if arch == "reformer" and choice != "lsh":
         raise RequestError("--attention", choice, "lsh for the Reformer (its attn_layers "
                                                   "choose LSH or local attention per layer)")
+    encoder = [a for a in ATTENTIONS if a not in CAUSAL_ONLY]     # ALBERT's and ELECTRA's
     if choice == "lsh" and arch not in ("transformer", "reformer"):
-        raise RequestError("--attention", choice, f"one of {', '.join(ATTENTIONS)} for "
+        raise RequestError("--attention", choice, f"one of {', '.join(encoder)} for "
                            f"{arch} (lsh: the Reformer of a Transformer's widths)")
+    if choice in CAUSAL_ONLY and arch in ("albert", "electra"):
+        raise RequestError("--attention", choice, f"one of {', '.join(encoder)} for {arch} "
+                           f"({choice}: a causal window, a decoder's; {arch} is an encoder)")
 
 
 def check(archs, attentions, config=None) -> None:
