@@ -6,7 +6,9 @@ analytic answers stay instant):
   NAME, Config (frozen dataclass, validated), PRESETS {name: (Config, source)},
   DEFAULT_PRESET (comparable to BERT-base), preset(name) -> Config,
   terms(cfg, batch, seq) -> {term: Term}, flops(cfg, seq, batch=1, scope) -> FlopCount,
-  params(cfg) -> int, model(cfg) -> Program (imports jax/flax lazily),
+  params(cfg) -> int, model(cfg, policy=None) -> Program (imports jax/flax lazily; policy:
+  one of POLICIES, the activation-memory policies the step can be built with, default
+  DEFAULT_POLICY),
   resize(cfg, d_model, n_layers, n_heads, d_ff) -> Config (the architecture's sizing
   rules), transformer_baseline(cfg) -> transformer.Config of the same widths,
   activation_terms(cfg, seq, batch=1, bytes_per=4) -> {term: bytes} and
@@ -19,7 +21,7 @@ import importlib
 NAMES = ("transformer", "albert", "electra", "reformer")
 INTERFACE = ("NAME", "Config", "PRESETS", "DEFAULT_PRESET", "preset", "terms", "flops",
              "params", "model", "resize", "transformer_baseline", "activation_terms",
-             "activation_bytes")
+             "activation_bytes", "POLICIES", "DEFAULT_POLICY")
 _loaded: dict = {}
 
 

@@ -1,6 +1,8 @@
 """Flax model of ALBERT's pre-training step (see albert.py)."""
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
@@ -20,8 +22,10 @@ class SharedEncoder(nn.Module):
     A shared sublayer (attention with its norm, or FFN with its norm) is ONE
     module called by every layer, so the parameter tree holds it once while
     the FLOPs scale with ``n_layers``; an unshared one has a module per layer.
+    ``remat``: each layer (its two sublayers) under ``jax.checkpoint``.
     """
     cfg: object
+    remat: bool = False
 
     def setup(self):
         c = self.cfg
@@ -38,22 +42,30 @@ class SharedEncoder(nn.Module):
             a = min(i, len(self.attn) - 1)
             f = min(i, len(self.ffn) - 1)
             feats = draw_features(c.attn, rng, i, c.d_head)
-            h = residual_sublayer(lambda x: self.attn[a](x, features=feats), h,
-                                  self.attn_norm[a], False, "attn/out", "norm/attn")
-            h = residual_sublayer(self.ffn[f], h, self.ffn_norm[f], False, "ffn/out", "norm/ffn")
+            layer = functools.partial(_layer, a=a, f=f)
+            h = (nn.checkpoint(layer) if self.remat else layer)(self, h, feats)
         return h
+
+
+def _layer(enc, h, feats, a, f):
+    """One post-LN layer of ``SharedEncoder`` ``enc`` with its ``a``-th attention and
+    ``f``-th FFN; ``feats``: Performer's features of this layer (else None)."""
+    h = residual_sublayer(lambda x: enc.attn[a](x, features=feats), h, enc.attn_norm[a],
+                          False, "attn/out", "norm/attn")
+    return residual_sublayer(enc.ffn[f], h, enc.ffn_norm[f], False, "ffn/out", "norm/ffn")
 
 
 class AlbertPretraining(nn.Module):
     """Factorised embeddings, shared encoder, MLM head on the masked positions, SOP head."""
     cfg: object
+    remat: bool = False
 
     @nn.compact
     def __call__(self, ids, type_ids, mask_pos, labels, sop_labels, rng=None):
         c = self.cfg
         emb = Embeddings(c.vocab, c.emb_dim, c.d_model, c.max_len, c.type_vocab, True, c.eps,
                          name="embeddings")
-        h = SharedEncoder(c, name="encoder")(emb(ids, type_ids), rng)
+        h = SharedEncoder(c, self.remat, name="encoder")(emb(ids, type_ids), rng)
         with jax.named_scope("head/gather"):
             hm = jnp.take_along_axis(h, mask_pos[..., None], axis=1)
         logits = MLMHead(c.d_model, c.emb_dim, c.vocab, c.act, c.eps, name="mlm")(hm, emb)
@@ -62,8 +74,10 @@ class AlbertPretraining(nn.Module):
         return SentenceHead(c.d_model, "sop", name="sop")(h, sop_labels, mlm)
 
 
-def build(cfg) -> Program:
-    net = lambda s: AlbertPretraining(for_length(cfg, s))  # position table covers s
+def build(cfg, policy: str = "store_all") -> Program:
+    """The pre-training step; ``policy`` ``checkpoint``: every layer checkpointed."""
+    remat = policy == "checkpoint"
+    net = lambda s: AlbertPretraining(for_length(cfg, s), remat)  # position table covers s
 
     def spec(b, s):
         zoo.check_seq(cfg.attn, s)

@@ -325,12 +325,15 @@ class MoeFeedForward(nn.Module):
 class JitLayer(Layer):
     """``Layer`` called through ``jax.jit``: the same parameters (``layer_i/...``), the
     same computation; residual-stream input only (and Performer's features, the rotary
-    tables: constants of the step, no gradient)."""
+    tables: constants of the step, no gradient).  ``remat``: the layer under
+    ``jax.checkpoint`` (per-layer checkpointing: its input kept, its forward recomputed in
+    the backward)."""
+    remat: bool = False
 
     @nn.compact
     def __call__(self, x, features=None, rope=None):
         init, apply = _jitted(tuple((f, getattr(self, f)) for f in _LAYER_FIELDS),
-                              _SHAPES_ONLY[-1])
+                              _SHAPES_ONLY[-1], self.remat)
         if self.is_initializing():   # one trace gives the parameters and the output
             y, params = init(self.make_rng("params"), x, features, rope)
             for name, value in params.items():
@@ -344,7 +347,7 @@ _LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(Layer)
 
 
 @functools.cache
-def _jitted(fields: tuple, shapes_only: bool):
+def _jitted(fields: tuple, shapes_only: bool, remat: bool = False):
     """(init, apply) of one plain Layer of these fields, each a ``jax.jit``: one trace per
     set of shapes, shared by every layer of a model and every model of these sizes (the
     init of ``shapes_only()`` is a jit of its own: its trace draws no random numbers)."""
@@ -357,7 +360,7 @@ def _jitted(fields: tuple, shapes_only: bool):
     def layer_apply(params, x, features, rope):
         return layer.apply({"params": params}, x, features=features, rope=rope)
 
-    return jax.jit(layer_init), jax.jit(layer_apply)
+    return jax.jit(layer_init), jax.jit(jax.checkpoint(layer_apply) if remat else layer_apply)
 
 
 _JIT = [True]
@@ -379,7 +382,14 @@ def jit_layers() -> bool:
     return _JIT[-1]
 
 
-def layer_class(shared_inputs: bool = False):
+RematLayer = nn.remat(Layer)   # the plain Layer under jax.checkpoint (Flax's lifted remat)
+
+
+def layer_class(shared_inputs: bool = False, remat: bool = False):
     """JitLayer, or Layer for layers with inputs shared by every layer (see above) and
-    inside ``plain_layers()``."""
-    return JitLayer if _JIT[-1] and not shared_inputs else Layer
+    inside ``plain_layers()``; with ``remat`` each layer is checkpointed (the
+    ``checkpoint`` memory policy)."""
+    if _JIT[-1] and not shared_inputs:
+        return functools.partial(JitLayer, remat=True) if remat else JitLayer
+    return RematLayer if remat else Layer
+

@@ -155,6 +155,15 @@ def _bounded_weights(cfg, values: dict) -> None:
                           "about 100x the largest published models")
 
 
+def check_policy(policy, allowed: tuple, default: str) -> str:
+    """The activation-memory policy a model is built with (``default`` for None), or a
+    ConfigError naming the ones the architecture supports."""
+    policy = default if policy is None else policy
+    if policy not in allowed:
+        raise ConfigError("policy", policy, "one of " + ", ".join(allowed))
+    return policy
+
+
 def mask_count(seq: int, mask_prob: float) -> int:
     """Masked positions per sequence: ceil(mask_prob * seq), at least 1.
 

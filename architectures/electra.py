@@ -220,9 +220,16 @@ def params(cfg: Config, seq: int = 0) -> int:
     return discriminator_params(cfg, seq) + generator_params(cfg, seq)
 
 
-def model(cfg: Config):
+# activation-memory policies the model is built with (``model(cfg, policy)``)
+POLICIES = ("store_all", "checkpoint")
+DEFAULT_POLICY = "store_all"
+
+
+def model(cfg: Config, policy: str | None = None):
+    """The runnable pre-training step (a ``Program``); ``policy``: one of ``POLICIES``."""
+    from .config import check_policy
     from .electra_model import build
-    return build(cfg)
+    return build(cfg, check_policy(policy, POLICIES, DEFAULT_POLICY))
 
 
 # -- activation memory (residuals kept for the backward; architectures/memory_terms.py) --

@@ -20,8 +20,9 @@ from .transformer_model import for_length
 
 
 class Tower(nn.Module):
-    """E->H projection (when E != H) and ``n_layers`` post-LN layers; Performer's features
-    drawn from the step's key folded with ``first`` + the layer's index."""
+    """E->H projection (when E != H) and ``n_layers`` post-LN layers (each checkpointed
+    with ``remat``); Performer's features drawn from the step's key folded with ``first``
+    + the layer's index."""
     emb_dim: int
     hidden: int
     n_layers: int
@@ -31,6 +32,7 @@ class Tower(nn.Module):
     eps: float
     attn: zoo.Attn = zoo.Attn()
     first: int = 0
+    remat: bool = False
 
     @nn.compact
     def __call__(self, x, rng=None):
@@ -40,19 +42,21 @@ class Tower(nn.Module):
         dh = self.hidden // self.n_heads
         for i in range(self.n_layers):
             feats = draw_features(self.attn, rng, self.first + i, dh)
-            x = layer_class()(self.hidden, self.n_heads, dh, self.d_ff, self.act, self.eps,
-                              attn=self.attn, name=f"layer_{i}")(x, features=feats)
+            x = layer_class(remat=self.remat)(self.hidden, self.n_heads, dh, self.d_ff,
+                                              self.act, self.eps, attn=self.attn,
+                                              name=f"layer_{i}")(x, features=feats)
         return x
 
 
 class Generator(nn.Module):
     cfg: object
+    remat: bool = False
 
     @nn.compact
     def __call__(self, emb, ids, type_ids, mask_pos, rng=None):
         c = self.cfg
         h = Tower(c.emb_dim, c.gen_hidden, c.n_layers, c.gen_heads, c.gen_ff, c.act, c.eps,
-                  c.attn, name="tower")(emb(ids, type_ids), rng)
+                  c.attn, remat=self.remat, name="tower")(emb(ids, type_ids), rng)
         with jax.named_scope("head/gather"):
             h = jnp.take_along_axis(h, mask_pos[..., None], axis=1)
         return MLMHead(c.gen_hidden, c.emb_dim, c.vocab, c.act, c.eps, name="mlm")(h, emb)
@@ -60,12 +64,13 @@ class Generator(nn.Module):
 
 class Discriminator(nn.Module):
     cfg: object
+    remat: bool = False
 
     @nn.compact
     def __call__(self, emb, ids, type_ids, rng=None):
         c = self.cfg
         h = Tower(c.emb_dim, c.d_model, c.n_layers, c.n_heads, c.d_ff, c.act, c.eps, c.attn,
-                  c.n_layers, name="tower")(emb(ids, type_ids), rng)
+                  c.n_layers, self.remat, name="tower")(emb(ids, type_ids), rng)
         with jax.named_scope("head/rtd_dense"):
             h = Dense(c.d_model, c.d_model, name="rtd_dense")(h)
         with jax.named_scope("head/rtd_act"):
@@ -82,6 +87,7 @@ def _scatter_rows(x, pos, values):
 class ElectraPretraining(nn.Module):
     """Generator MLM -> sampled replacements -> discriminator RTD; tied embeddings."""
     cfg: object
+    remat: bool = False
 
     @nn.compact
     def __call__(self, ids, type_ids, mask_pos, labels, rng):
@@ -89,22 +95,27 @@ class ElectraPretraining(nn.Module):
         emb = Embeddings(c.vocab, c.emb_dim, c.emb_dim, c.max_len, c.type_vocab, True, c.eps,
                          name="embeddings")
         with jax.named_scope("gen"):
-            logits = Generator(c, name="generator")(emb, ids, type_ids, mask_pos, rng)
+            logits = Generator(c, self.remat, name="generator")(emb, ids, type_ids, mask_pos,
+                                                                rng)
             with jax.named_scope("loss/mlm"):
                 gen_loss = cross_entropy(logits.reshape(-1, c.vocab), labels.reshape(-1))
             with jax.named_scope("head/sample"):
                 sampled = jax.random.categorical(rng, jax.lax.stop_gradient(logits))
                 corrupted = _scatter_rows(ids, mask_pos, sampled)
         with jax.named_scope("disc"):
-            disc_logits = Discriminator(c, name="discriminator")(emb, corrupted, type_ids, rng)
+            disc_logits = Discriminator(c, self.remat, name="discriminator")(emb, corrupted,
+                                                                         type_ids, rng)
             with jax.named_scope("loss/rtd"):
                 replaced = _scatter_rows(jnp.zeros(ids.shape, bool), mask_pos, sampled != labels)
                 disc_loss = sigmoid_bce(disc_logits, replaced)
                 return gen_loss + c.disc_weight * disc_loss
 
 
-def build(cfg) -> Program:
-    net = lambda s: ElectraPretraining(for_length(cfg, s))  # position table covers s
+def build(cfg, policy: str = "store_all") -> Program:
+    """The pre-training step; ``policy`` ``checkpoint``: every layer of both networks
+    checkpointed."""
+    remat = policy == "checkpoint"
+    net = lambda s: ElectraPretraining(for_length(cfg, s), remat)  # position table covers s
 
     def spec(b, s):
         zoo.check_seq(cfg.attn, s)

@@ -421,9 +421,16 @@ def params(cfg: Config, seq: int = 0) -> int:
     return emb + layers + T.norm_params(2 * d) + T.dense_params(2 * d, cfg.vocab)
 
 
-def model(cfg: Config):
+# activation-memory policies the model is built with (``model(cfg, policy)``)
+POLICIES = ("reversible", "store_all", "checkpoint")
+DEFAULT_POLICY = "reversible"
+
+
+def model(cfg: Config, policy: str | None = None):
+    """The runnable pre-training step (a ``Program``); ``policy``: one of ``POLICIES``."""
+    from .config import check_policy
     from .reformer_model import build
-    return build(cfg)
+    return build(cfg, check_policy(policy, POLICIES, DEFAULT_POLICY))
 
 
 # -- activation memory (residuals kept for the backward; architectures/memory_terms.py) --

@@ -3,7 +3,9 @@
 Parameters live in Flax modules; the layers themselves are pure functions
 ``F(params, x, aux)`` / ``G(params, x, aux)`` handed to
 ``kernels.reversible.reversible_stack``, whose custom VJP stores no per-layer
-activations and recomputes each sublayer once in the backward.  LSH rotations
+activations and recomputes each sublayer once in the backward (the ``reversible``
+policy; ``store_all`` differentiates the same layers plainly, ``checkpoint`` puts each
+layer under ``jax.checkpoint``).  LSH rotations
 are drawn once per step from the step's PRNG key (term ``lsh/rotations``) and
 passed as non-differentiable ``aux``.  As in the reference implementations, the forward
 keeps each LSH layer's buckets and the backward's recomputation reuses them instead of
@@ -22,7 +24,7 @@ import flax.linen as nn
 from kernels.ffn import chunked_ffn, ffn
 from kernels.lsh import local_attention, lsh_attention
 from kernels.nn import cross_entropy, layer_norm, linear
-from kernels.reversible import reversible_stack
+from kernels.reversible import checkpointed_stack, reversible_stack, reversible_stack_reference
 from .blocks import INIT, ONES, ZEROS, Dense, Norm
 from .config import mask_count
 from .program import Program, int_spec, spec_structs
@@ -107,9 +109,14 @@ class FFNParams(nn.Module):
                 "b_out": self.param("b_out", ZEROS, (self.d,))}
 
 
+STACKS = {"reversible": reversible_stack, "store_all": reversible_stack_reference,
+          "checkpoint": checkpointed_stack}
+
+
 class Reformer(nn.Module):
     cfg: object
     seq: int
+    policy: str = "reversible"
 
     @nn.compact
     def __call__(self, ids, mask_pos, labels, rng):
@@ -145,7 +152,7 @@ class Reformer(nn.Module):
             else:
                 aux.append(None)
         with jax.named_scope("rev/residual"):  # the stack's own adds; sublayers keep their terms
-            y1, y2 = reversible_stack(tuple(fs), tuple(gs), params, h, h, aux, keep)
+            y1, y2 = STACKS[self.policy](tuple(fs), tuple(gs), params, h, h, aux, keep)
         y = jnp.concatenate([y1, y2], axis=-1)
         with jax.named_scope("norm/final"):
             y = Norm(2 * d, c.eps, name="final_norm")(y)
@@ -158,7 +165,10 @@ class Reformer(nn.Module):
             return cross_entropy(logits.reshape(-1, c.vocab), labels.reshape(-1))
 
 
-def build(cfg) -> Program:
+def build(cfg, policy: str = "reversible") -> Program:
+    """The pre-training step; ``policy`` (``reformer.POLICIES``) picks the stack's autodiff:
+    the reversible custom VJP, plain autodiff of the same layers (``store_all``) or each
+    layer under ``jax.checkpoint`` (``checkpoint``)."""
     def spec(b, s):
         cfg.check_seq(s)
         p = s if cfg.causal else mask_count(s, cfg.mask_prob)
@@ -169,10 +179,10 @@ def build(cfg) -> Program:
         if rng is None:
             raise ValueError("the Reformer step needs a PRNG key: LSH rotations are drawn per step")
         s = d["ids"].shape[1]
-        return Reformer(cfg, s).apply(params, d["ids"], d["mask_pos"], d["labels"], rng)
+        return Reformer(cfg, s, policy).apply(params, d["ids"], d["mask_pos"], d["labels"], rng)
 
     def init(rng, b, s):
         d = {k: jnp.zeros(v.shape, v.dtype) for k, v in spec_structs(spec(b, s)).items()}
-        return Reformer(cfg, s).init(rng, d["ids"], d["mask_pos"], d["labels"], rng)
+        return Reformer(cfg, s, policy).init(rng, d["ids"], d["mask_pos"], d["labels"], rng)
 
     return Program(init=init, loss=loss, spec=spec)

@@ -339,6 +339,13 @@ def active_params(cfg: Config, seq: int = 0) -> int:
     return params(cfg, seq, active=True)
 
 
-def model(cfg: Config):
+# activation-memory policies the model is built with (``model(cfg, policy)``)
+POLICIES = ("store_all", "checkpoint")
+DEFAULT_POLICY = "store_all"
+
+
+def model(cfg: Config, policy: str | None = None):
+    """The runnable pre-training step (a ``Program``); ``policy``: one of ``POLICIES``."""
+    from .config import check_policy
     from .transformer_model import build
-    return build(cfg)
+    return build(cfg, check_policy(policy, POLICIES, DEFAULT_POLICY))

@@ -17,8 +17,8 @@ from .config import mask_count, target_len
 from .program import Program, int_spec, spec_structs
 
 
-def _layer(cfg, causal=False, cross=False, name=None):
-    layer = layer_class(shared_inputs=cfg.kind == "encdec")   # (see blocks.JitLayer)
+def _layer(cfg, causal=False, cross=False, name=None, remat=False):
+    layer = layer_class(shared_inputs=cfg.kind == "encdec", remat=remat)  # (blocks.JitLayer)
     return layer(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act, cfg.eps,
                  pre_norm=cfg.pre_norm, causal=causal, cross=cross, use_bias=cfg.use_bias,
                  rms=cfg.rms, attn=cfg.attn, n_kv_heads=cfg.kv_heads,
@@ -60,8 +60,10 @@ class RelativeBias(nn.Module):
 
 class EncoderMLM(nn.Module):
     """BERT: MLM head on the masked positions; with ``cfg.nsp`` (head "pretraining") also
-    the pooler and next-sentence head on the first token, its loss added to the MLM's."""
+    the pooler and next-sentence head on the first token, its loss added to the MLM's.
+    ``remat``: every layer checkpointed (the ``checkpoint`` policy)."""
     cfg: object
+    remat: bool = False
 
     @nn.compact
     def __call__(self, ids, type_ids, mask_pos, labels, nsp_labels=None, rng=None):
@@ -70,7 +72,8 @@ class EncoderMLM(nn.Module):
                          name="embeddings")
         h = emb(ids, type_ids)
         for i in range(c.n_layers):
-            h = _layer(c, name=f"layer_{i}")(h, features=draw_features(c.attn, rng, i, c.d_head))
+            h = _layer(c, name=f"layer_{i}", remat=self.remat)(
+                h, features=draw_features(c.attn, rng, i, c.d_head))
         with jax.named_scope("head/gather"):
             hm = jnp.take_along_axis(h, mask_pos[..., None], axis=1)
         logits = MLMHead(c.d_model, c.d_model, c.vocab, c.act, c.eps, name="mlm")(hm, emb)
@@ -85,6 +88,7 @@ class DecoderLM(nn.Module):
     """GPT-2, and the modern decoders: rotary tables computed once a step (``attn/rope``)
     and read by every layer; an untied head (``lm_head``, d x V) when not tied."""
     cfg: object
+    remat: bool = False
 
     @nn.compact
     def __call__(self, ids, labels, rng=None):
@@ -98,7 +102,7 @@ class DecoderLM(nn.Module):
             with jax.named_scope("attn/rope"):
                 rope = rope_tables(ids.shape[1], c.rope)
         for i in range(c.n_layers):
-            h = _layer(c, causal=True, name=f"layer_{i}")(
+            h = _layer(c, causal=True, name=f"layer_{i}", remat=self.remat)(
                 h, features=draw_features(c.attn, rng, i, c.d_head), rope=rope)
         with jax.named_scope("norm/final"):
             h = Norm(c.d_model, c.eps, c.rms, name="final_norm")(h)
@@ -114,6 +118,7 @@ class DecoderLM(nn.Module):
 
 class EncoderDecoder(nn.Module):
     cfg: object
+    remat: bool = False
 
     @nn.compact
     def __call__(self, enc_ids, dec_ids, labels):
@@ -125,7 +130,7 @@ class EncoderDecoder(nn.Module):
                                 name="enc_relbias")(n, n)
             h = emb(enc_ids)
             for i in range(c.n_layers):
-                h = _layer(c, name=f"enc_{i}")(h, self_bias=bias)
+                h = _layer(c, name=f"enc_{i}", remat=self.remat)(h, self_bias=bias)
             with jax.named_scope("norm/final"):
                 mem = Norm(c.d_model, c.eps, rms=True, name="enc_norm")(h)
         with jax.named_scope("dec"):
@@ -133,7 +138,8 @@ class EncoderDecoder(nn.Module):
                                 name="dec_relbias")(t, t)
             h = emb(dec_ids)
             for i in range(c.n_dec_layers):
-                h = _layer(c, causal=True, cross=True, name=f"dec_{i}")(h, mem, self_bias=bias)
+                h = _layer(c, causal=True, cross=True, name=f"dec_{i}",
+                           remat=self.remat)(h, mem, self_bias=bias)
             with jax.named_scope("norm/final"):
                 h = Norm(c.d_model, c.eps, rms=True, name="dec_norm")(h)
             with jax.named_scope("head/logits"):
@@ -149,15 +155,17 @@ def for_length(cfg, seq: int):
     return cfg
 
 
-def build(cfg) -> Program:
-    program = _build(cfg)
+def build(cfg, policy: str = "store_all") -> Program:
+    """The pre-training step of ``cfg.kind``; ``policy`` ``checkpoint`` puts every layer
+    under ``jax.checkpoint``."""
+    program = _build(cfg, policy == "checkpoint")
     return dataclasses.replace(program, spec=lambda b, s: zoo.check_seq(cfg.attn, s)
                                or program.spec(b, s))
 
 
-def _build(cfg) -> Program:
+def _build(cfg, remat: bool) -> Program:
     if cfg.kind == "encoder":
-        net = lambda s: EncoderMLM(for_length(cfg, s))
+        net = lambda s: EncoderMLM(for_length(cfg, s), remat)
 
         keys = ("ids", "type_ids", "mask_pos", "labels") + (("nsp_labels",) if cfg.nsp else ())
 
@@ -172,14 +180,14 @@ def _build(cfg) -> Program:
         call = lambda p, d, rng: net(d["ids"].shape[1]).apply(p, *(d[k] for k in keys),
                                                               rng=rng)
     elif cfg.kind == "decoder":
-        net = lambda s: DecoderLM(for_length(cfg, s))
+        net = lambda s: DecoderLM(for_length(cfg, s), remat)
 
         def spec(b, s):
             return {"ids": int_spec((b, s), cfg.vocab), "labels": int_spec((b, s), cfg.vocab)}
 
         call = lambda p, d, rng: net(d["ids"].shape[1]).apply(p, d["ids"], d["labels"], rng)
     else:
-        net = lambda s: EncoderDecoder(cfg)
+        net = lambda s: EncoderDecoder(cfg, remat)
 
         def spec(b, s):
             t = target_len(s)

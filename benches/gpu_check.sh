@@ -15,7 +15,9 @@
 # bert_bf16.json, kernels.json, profile.json (comparator calibrate on the GPU: the
 # calibrated profile of issue 14), predict.json (bench --predict: measured steps beside
 # the time model on that profile and a flat MFU, transformer and reformer at two
-# lengths), summary.txt (tables made from the JSON).
+# lengths), memory.json (comparator memory --run: issue 18's memory model beside XLA:GPU's
+# buffer assignment and the measured peak, every architecture and policy), summary.txt
+# (tables made from the JSON).
 set -u
 OUT=${OUT:?set OUT to the folder for the results}
 mkdir -p "$OUT"
@@ -26,10 +28,12 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false   # device memory stats show the step
 if [ "${1:-}" = "--dry-run" ]; then   # the same commands at sizes a CPU finishes quickly
     SEQ=128; BATCH=1; STEPS=2; KSEQ=128:256:x2; HASHES=1,2; QUICK=--quick
     PSEQ=256,512; PSIZE="--d-model 64 --layers 2 --heads 2"; ACC=""; PROFILE_ACC=""
+    MEM="--seq 256 --batch 1 --d-model 64 --layers 2 --heads 2"
 else
     SEQ=512; BATCH=8; STEPS=20; KSEQ=512:16384:x2; HASHES=1,2,4,8; QUICK=""
     PSEQ=1024,4096; PSIZE="--d-model 512 --layers 4"; ACC="--accelerator h200"
     PROFILE_ACC="--accelerator h200"
+    MEM="--seq 1024 --batch 2 --d-model 256 --layers 2"
 fi
 
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$OUT/log.txt"; }
@@ -54,7 +58,7 @@ print(json.dumps({"jax": jax.__version__, "python": platform.python_version(),
 PYEOF
 cat "$OUT/env.json" | tee -a "$OUT/log.txt"
 
-# worst case 100 + 120 + 120 + 160 s if every command hits its cap; expected about 5 min
+# worst case 100 + 120 + 120 + 160 + 150 s if every command hits its cap; expected about 6 min
 BERT="bench --arch transformer --preset bert-base --seq $SEQ --batch $BATCH --steps $STEPS"
 run 120 bert_bf16.json $BERT $ACC --dtype bf16 --format json
 # issue 14: calibrate the GPU (its matmul grid, bandwidth, sort/gather/scatter, overhead),
@@ -64,6 +68,9 @@ run 160 predict.json bench --arch transformer,reformer $PSIZE --seq "$PSEQ" --st
     --predict --profile "$OUT/profile.json" --format json
 run 120 kernels.json bench --kernel attention --seq "$KSEQ" --hashes "$HASHES" --steps 5 \
     --format json
+# issue 18: the memory model (memory-minimising schedule off the CPU) against XLA:GPU's
+# buffer assignment and the measured peak (peak bytes in use), every architecture and policy
+run 150 memory.json memory --arch all $MEM --run --format json
 "$PY" - "$OUT" >"$OUT/summary.txt" 2>>"$OUT/log.txt" <<'PYEOF'
 import json, os, sys
 from tabulate import tabulate
@@ -78,6 +85,11 @@ if os.path.exists(f"{out}/predict.json"):
     recs = [r for r in json.load(open(f"{out}/predict.json")) if "measured_step_s" in r]
     pk = ("arch", "seq_len", "measured_step_s", "predicted_step_s", "predicted_step_s_mfu")
     print("predict.json\n" + tabulate([[r.get(k) for k in pk] for r in recs], pk), "\n")
+if os.path.exists(f"{out}/memory.json"):
+    recs = json.load(open(f"{out}/memory.json"))
+    mk = ("arch", "policy", "seq_len", "batch", "estimated_bytes", "xla_bytes", "ratio",
+          "measured_peak_bytes", "schedule")
+    print("memory.json\n" + tabulate([[r.get(k) for k in mk] for r in recs], mk), "\n")
 if os.path.exists(f"{out}/kernels.json"):
     recs = json.load(open(f"{out}/kernels.json"))
     rows = [(r["seq_len"], r["variant"], r.get("fwd_s"), r.get("train_s"),

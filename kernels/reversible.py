@@ -29,6 +29,10 @@ per-layer non-differentiable data (LSH rotations, PRNG keys, integer arrays,
 again).  Such an ``F_i`` is called ``F_i(params, x, aux, saved)`` and returns ``(y, s)``:
 the forward passes ``saved=None`` and keeps ``s`` (non-differentiable, e.g. int32
 buckets) as a residual beside the outputs; the recomputation passes the kept ``s``.
+
+The same stack under the other memory policies: ``reversible_stack_reference`` (plain
+autodiff: every layer's activations kept, "store all") and ``checkpointed_stack`` (each
+layer under ``jax.checkpoint``: its inputs kept, its forward recomputed in the backward).
 """
 from __future__ import annotations
 
@@ -73,6 +77,22 @@ def reversible_stack_reference(fs: Sequence[Fn], gs: Sequence[Fn], params: Seque
     """The plain forward of ``reversible_stack``; ordinary autodiff stores activations."""
     fs, gs, aux, keep = _layers(fs, gs, params, aux, keep)
     return _forward(fs, gs, params, x1, x2, aux, keep)[:2]
+
+
+def checkpointed_stack(fs: Sequence[Fn], gs: Sequence[Fn], params: Sequence[Any],
+                       x1: jax.Array, x2: jax.Array, aux: Any = None, keep=None):
+    """The plain forward of ``reversible_stack`` with each layer under ``jax.checkpoint``:
+    ordinary autodiff keeps only every layer's inputs ``(x1, x2)`` (and what keeping layers
+    save) and recomputes one layer's forward inside its backward -- per-layer gradient
+    checkpointing of the same stack, without the inversion."""
+    fs, gs, aux, keep = _layers(fs, gs, params, aux, keep)
+
+    def layer(f, g, k, p, x1, x2, a):
+        return _forward((f,), (g,), (p,), x1, x2, (a,), (k,))[:2]
+
+    for f, g, p, a, k in zip(fs, gs, params, aux, keep):
+        x1, x2 = jax.checkpoint(partial(layer, f, g, k))(p, x1, x2, a)
+    return x1, x2
 
 
 def reversible_stack(fs: Sequence[Fn], gs: Sequence[Fn], params: Sequence[Any],

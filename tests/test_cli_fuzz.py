@@ -92,7 +92,8 @@ def argv(draw):
             args.append(draw(st.sampled_from(VALUES.get(opt, ["1", "x", ""]))))
     if "--method" in opts:
         args += ["--method", "analytic"]
-    if cmd in ("roofline", "bench"):   # would trace or time a model: stop at validation
+    if cmd in ("roofline", "bench", "memory"):   # would trace, compile or time a model:
+        #                                         stop at validation
         args += ["--seq", "0"]
     if cmd == "calibrate":             # would measure the machine: show a profile instead
         args += ["--show"]

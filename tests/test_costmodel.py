@@ -216,25 +216,55 @@ def test_min_devices_says_why_it_cannot_fit():
     assert "parameters + gradients" in r["reason"] and "t4" in r["reason"]
 
 
-def test_checkpoint_policy_and_zero_through_with_cost():
+def test_memory_policy_and_zero_through_with_cost():
+    """with_cost's memory is the traced step's peak under the policy (run.fits): its parts
+    are stepmemory's at the per-device batch, bf16, memory-minimising schedule; the policy
+    is said; checkpointing needs less; ZeRO-1 divides the moments; the largest batch and
+    length per device fit and one more sequence does not."""
     from architectures import transformer as tr
     from comparator.cost import catalogue as accelerators
+    from comparator.cost import stepmemory as sm
     from comparator.run import costing, sweep
-    cfg = tr.preset("bert-large")
-    pt = sweep.Point("transformer", "bert-large", 512, 8, cfg)
+    cfg = dataclasses.replace(tr.preset("bert-base"), n_layers=4)
+    pt = sweep.Point("transformer", "bert-base", 512, 8, cfg)
     rec = sweep.analytic(pt, "matmul")
     a100 = accelerators.get("a100-80gb")
     ck = costing.with_cost(rec, a100, 10, policy="checkpoint", cfg=cfg)
-    layers, inputs = costing.layer_inputs("transformer", cfg, 512)
-    assert (layers, inputs) == (24, 4 * 512 * 1024 * 24)          # fp32 layer inputs per sequence
-    store_all = rec["activation_bytes_per_seq"] * 8 * 2 / 4         # bf16: half the fp32 bytes
-    assert ck["memory"]["activations"] == inputs / 24 * 8 * 24 * 2 / 4 + store_all / 24
     full = costing.with_cost(rec, a100, 10, cfg=cfg)
-    assert full["memory_policy"] == "store_all" and full["memory"]["activations"] == store_all
+    est = sm.estimate(tr, cfg, 512, 8, "checkpoint", "bf16", "memory")
+    assert ck["memory_bytes_per_device"] == est["estimated_bytes"]
+    assert {k: ck["memory"][k] for k in sm.PARTS} == {k: est[k] for k in sm.PARTS}
+    assert (ck["memory_policy"], full["memory_policy"]) == ("checkpoint", "store_all")
     assert ck["memory_bytes_per_device"] < full["memory_bytes_per_device"]
+    assert "traced step peak" in ck["memory_model"]
     z = costing.with_cost(rec, a100, 10, devices=4, zero=True, cfg=cfg)
-    assert z["memory"]["optimizer"] == rec["params"] * 8 / 4         # Adam state / devices
-    t5 = tr.preset("t5-small")                                       # decoder: 114/512 targets
-    assert costing.layer_inputs("transformer", t5, 512) == (12, 4 * 512 * (512 * 6 + 114 * 6))
+    two = sm.estimate(tr, cfg, 512, 2, "store_all", "bf16", "memory")
+    assert z["memory"]["optimizer"] == two["optimizer"] / 4        # Adam state / devices
+    assert z["memory_bytes_per_device"] == two["estimated_bytes"] - two["optimizer"] * 3 / 4
+    usable = 0.9 * a100.memory_gb * 1e9
+    b = full["max_batch_per_device"]
+    assert sm.estimate(tr, cfg, 512, b, "store_all", "bf16", "memory")["estimated_bytes"] \
+        <= usable < sm.estimate(tr, cfg, 512, b + 1, "store_all", "bf16",
+                                "memory")["estimated_bytes"]
+    n = full["max_seq_per_device"]
+    assert sm.estimate(tr, cfg, n, 1, "store_all", "bf16", "memory")["estimated_bytes"] \
+        <= usable < sm.estimate(tr, cfg, 2 * n, 1, "store_all", "bf16",
+                                "memory")["estimated_bytes"]
     with pytest.raises(sweep.RequestError, match="--policy"):
-        costing.layer_inputs("reformer", None, 512)
+        costing.with_cost(rec, a100, 10, policy="reversible", cfg=cfg)
+
+
+def test_reformer_policies_give_different_memory():
+    """Issue 18: cost --policy store_all|checkpoint|reversible differ for the Reformer."""
+    from architectures import reformer as rf
+    from comparator.cost import catalogue as accelerators
+    from comparator.run import costing, sweep
+    cfg = dataclasses.replace(rf.preset("reformer-base"), n_layers=6)
+    rec = sweep.analytic(sweep.Point("reformer", "reformer-base", 4096, 4, cfg), "matmul")
+    mem = {p: costing.with_cost(rec, accelerators.get("a100-80gb"), 1, policy=p, cfg=cfg)
+           for p in rf.POLICIES}
+    got = {p: m["memory_bytes_per_device"] for p, m in mem.items()}
+    assert got["store_all"] > 2 * got["reversible"] and got["store_all"] > 2 * got["checkpoint"]
+    assert len(set(got.values())) == 3
+    assert costing.with_cost(rec, accelerators.get("a100-80gb"), 1, cfg=cfg)[
+        "memory_policy"] == "reversible"

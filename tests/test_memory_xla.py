@@ -1,22 +1,13 @@
-"""The cost model's memory estimate against XLA's compiled memory analysis.
+"""The memory estimate against XLA's compiled memory analysis, every architecture and policy.
 
-A real training step -- loss, gradients and an Adam update, the parameters and both
-moments donated -- is compiled for two small models on the CPU backend, and
-``compile().memory_analysis()`` read:
-
-* parameters + optimizer state: the donated buffers XLA aliases to the step's outputs
-  (``alias_size_in_bytes``) equal ``memory_estimate``'s parameters + optimizer bytes
-  exactly (fp32 training: 4 bytes a parameter, 8 of Adam state);
-* activations: XLA's temporaries (``temp_size_in_bytes``: the gradients, the saved
-  residuals and its own workspace, after fusion and buffer reuse) lie within
-  ``TOLERANCE`` of our gradients + saved activations (``memory.model_activations``,
-  what autodiff keeps before XLA).  Measured 0.89 (BERT widths 256) and 0.70 (ALBERT)
-  when this was written: XLA fuses some residuals away and reuses buffers.
-
-Reversible stacks are not checked here: our estimate keeps what the stack stores,
-without the working set of the one layer being recomputed in the backward, which
-XLA's temporaries include (3.5x our figure for a 2-layer Reformer of width 256, 1.2x
-at width 1024).
+The step is the real one (``cost.stepmemory``): loss, gradients and an Adam update, the
+parameters and both moments donated.  XLA's total is arguments + temporaries + outputs -
+aliases of ``compile().memory_analysis()``; ours is the peak of the traced step's live
+buffers (``count.liveness``, XLA:CPU's fusion rules and schedule).  Sizes are small
+(width 128, 2 layers, 512 tokens, batch 4: the temporaries are two thirds of the total)
+so each compile takes seconds.  BENCHMARKS.md records the same ratio over the validation
+grid (widths 256/512, 2/4 layers, 512-4,096 tokens, batch 1/4) and the points outside
+``TOLERANCE``.
 """
 import dataclasses
 
@@ -25,43 +16,156 @@ import jax.numpy as jnp
 import pytest
 
 import architectures
-from comparator.cost import pricing as cm
-from comparator.count.memory import model_activations
+from comparator.cost import stepmemory as sm
+from comparator.count import heap, liveness
+from comparator.measure import memory as mm
 
-TOLERANCE = (0.6, 1.2)   # XLA temp / (our gradients + activations), CPU backend
-
-
-def adam_step(prog):
-    def step(params, m, v, data, rng):
-        loss, g = jax.value_and_grad(prog.loss)(params, data, rng)
-        m = jax.tree_util.tree_map(lambda a, b: 0.9 * a + 0.1 * b, m, g)
-        v = jax.tree_util.tree_map(lambda a, b: 0.999 * a + 0.001 * b * b, v, g)
-        params = jax.tree_util.tree_map(lambda p, a, b: p - 1e-3 * a / (jnp.sqrt(b) + 1e-8),
-                                        params, m, v)
-        return params, m, v, loss
-    return step
+TOLERANCE = (0.9, 1.1)   # ours / XLA's total (issue 18: within 10%)
+# ELECTRA at width 128 is over by 12% since the heap-packing change (812d8b6): known and
+# open (issue 18), kept as a strict expected failure so that a fix shows as XPASS.
+OVER = pytest.mark.xfail(strict=True, reason="ELECTRA width 128: ours 1.117x XLA's total "
+                         "(issue 18 open)")
+POINTS = [pytest.param(arch, pol, marks=OVER if arch == "electra" else ())
+          for arch in architectures.NAMES for pol in architectures.get(arch).POLICIES]
 
 
-SMALL = dict(n_layers=2, d_model=256, n_heads=4, vocab=2000)
-
-
-@pytest.mark.parametrize("arch,preset,seq,batch", [("transformer", "bert-base", 128, 4),
-                                                   ("albert", "albert-base", 128, 4)])
-def test_estimate_matches_xla_memory_analysis(arch, preset, seq, batch):
+def small(arch, d_model=128, **fields):
     mod = architectures.get(arch)
-    cfg = dataclasses.replace(mod.preset(preset), **SMALL)
-    prog = mod.model(cfg)
-    params, data, rng = prog.abstract_inputs(batch, seq)
-    n = sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
-    assert n == mod.params(cfg, seq)
-    compiled = jax.jit(adam_step(prog), donate_argnums=(0, 1, 2)).lower(
-        params, params, params, data, rng).compile()
-    ma = compiled.memory_analysis()
-    if ma is None:
+    cfg = mod.resize(mod.preset(mod.DEFAULT_PRESET), d_model=d_model, n_layers=2, n_heads=2)
+    return mod, dataclasses.replace(cfg, **fields)
+
+
+@pytest.mark.parametrize("arch,policy", POINTS, ids=[f"{p.values[0]}-{p.values[1]}" for p in POINTS])
+def test_estimate_within_tolerance_of_xla(arch, policy):
+    mod, cfg = small(arch)
+    rec = mm.check(mod, cfg, 512, 4, policy)
+    if rec["xla_bytes"] is None:
         pytest.skip("this backend gives no memory analysis")
-    act = model_activations(mod, cfg, seq, batch).total
-    est = cm.memory_estimate(n, act / batch, batch, dtype="fp32", optimizer="adam")
-    assert est["parameters"] == 4 * n and est["optimizer"] == 8 * n
-    assert ma.alias_size_in_bytes == est["parameters"] + est["optimizer"]
-    ratio = ma.temp_size_in_bytes / (est["gradients"] + est["activations"])
-    assert TOLERANCE[0] <= ratio <= TOLERANCE[1], ratio
+    n = mod.params(cfg, 512)
+    # the donated parameters and both Adam moments are exactly what XLA aliases
+    assert rec["xla_alias_bytes"] == 3 * 4 * n == rec["estimate"]["parameters"] * 3
+    assert rec["estimate"]["optimizer"] == 8 * n
+    assert TOLERANCE[0] <= rec["ratio"] <= TOLERANCE[1], (rec["ratio"], rec["estimate"])
+
+
+def test_policies_change_what_is_kept():
+    """Reformer at 8 layers: plain autodiff keeps every layer's activations; the reversible
+    stack keeps its outputs, the checkpointed one every layer's input -- so under a
+    memory-minimising schedule store_all needs most.  On XLA:CPU's own schedule
+    (breadth-first) a recomputation runs as soon as its inputs exist, so checkpointing
+    saves little there: the model says so too."""
+    mod, cfg = small("reformer", 64, n_layers=8, vocab=512)
+    est = {(p, s): sm.estimate(mod, cfg, 1024, 2, p, "fp32", s)
+           for p in mod.POLICIES for s in liveness.SCHEDULES}
+    saved = {k: v["saved"] + v["working"] for k, v in est.items()}
+    assert saved["store_all", "memory"] > 2 * saved["reversible", "memory"]
+    assert saved["store_all", "memory"] > 2 * saved["checkpoint", "memory"]
+    for p in mod.POLICIES:            # parameters and moments do not depend on the policy
+        assert est[p, "cpu"]["parameters"] == est["reversible", "cpu"]["parameters"]
+
+
+def _bytes(*shape):
+    return 4 * int(jnp.prod(jnp.array(shape)))
+
+
+def test_liveness_by_hand():
+    """Two products in a row: x (8x16) @ a (16x32) -> y, y @ b (32x4) -> z.  XLA keeps y
+    until the second product reads it; the output z is reported apart."""
+    f = lambda x, a, b: (x @ a) @ b
+    args = [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((8, 16), (16, 32), (32, 4))]
+    pk = liveness.peak(jax.make_jaxpr(f)(*args))
+    assert pk.arguments == _bytes(8, 16) + _bytes(16, 32) + _bytes(32, 4)
+    assert pk.temporaries == _bytes(8, 32)                      # y
+    assert pk.outputs == _bytes(8, 4)                           # z
+
+
+def test_elementwise_work_fuses_and_donated_updates_alias():
+    """exp(x) * 2 + 1 is one fused loop: nothing stored but the result; an update of a
+    donated buffer writes into it (no output counted)."""
+    x = jax.ShapeDtypeStruct((64, 64), jnp.float32)
+    pk = liveness.peak(jax.make_jaxpr(lambda v: jnp.exp(v) * 2 + 1)(x))
+    assert (pk.temporaries, pk.outputs) == (0, _bytes(64, 64))
+    pk = liveness.peak(jax.make_jaxpr(lambda v: jnp.exp(v) * 2 + 1)(x), donated=(0,))
+    assert (pk.arguments, pk.temporaries, pk.outputs) == (_bytes(64, 64), 0, 0)
+
+
+def test_heap_fragments_where_lifetimes_interleave():
+    """XLA's heap simulator (largest, then longest-lived first, each at the best-fitting
+    gap): a, b, c, d of 64 bytes alive over steps 0-4, 3-6, 6-8, 7-10 are never more than
+    two at once, but d takes a's freed slot before c is placed, so c overlaps both slots
+    in use and goes on top: three slots."""
+    bufs = [(6, 8, 64), (0, 4, 64), (3, 6, 64), (7, 10, 64)]     # c, a, b, d
+    assert max(sum(s for lo, hi, s in bufs if lo <= t <= hi) for t in range(11)) == 2 * 64
+    assert heap.pack(bufs) == heap.pack(bufs, temporal=True) == 3 * 64
+    assert heap.heap_bytes(bufs) == 3 * 64
+    assert heap.heap_bytes([(0, 4, 64), (5, 9, 64)]) == 64          # one slot, reused
+    assert heap.heap_bytes([(0, 0, 1)]) == heap.ALIGN               # sizes rounded up
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_in_place_needs_the_shape_xla_allocates(batch):
+    """2 exp(q k^T), then its row sums: the product takes over the scores' buffer in place,
+    except at a batch of one: XLA drops a dot's size-1 dimensions, so the scores are
+    (h, n, n) and the product (1, h, n, n), and XLA gives it a buffer of its own."""
+    h, n, d = 2, 16, 8
+    q = jax.ShapeDtypeStruct((batch, h, n, d), jnp.float32)
+    f = lambda a, b: jnp.sum(2 * jnp.exp(jnp.einsum("bhqd,bhkd->bhqk", a, b)), axis=-1)
+    pk = liveness.peak(jax.make_jaxpr(f)(q, q))
+    scores = _bytes(batch, h, n, n)
+    assert pk.temporaries == (2 * scores if batch == 1 else scores)
+
+
+def test_softmax_keeps_what_xla_stores():
+    """softmax of s (n x n) and its gradient: the scores (read by the max and by the shift
+    before exp), exp(s - max) and the probabilities are stored, n^2 floats each."""
+    n = 128
+    s = jax.ShapeDtypeStruct((n, n), jnp.float32)
+    f = lambda v: jax.grad(lambda w: jnp.sum(jax.nn.softmax(w) ** 2))(v)
+    pk = liveness.peak(jax.make_jaxpr(f)(s))
+    assert pk.temporaries >= 2 * _bytes(n, n)
+    assert pk.temporaries <= 4 * _bytes(n, n)
+
+
+def test_memory_command_json(capsys):
+    from comparator.cli.app import main
+    assert main(["memory", "--arch", "transformer", "--seq", "128", "--d-model", "64",
+                 "--layers", "1", "--heads", "1", "--policy", "store_all", "--format",
+                 "json"]) == 0
+    import json
+    recs = json.loads(capsys.readouterr().out)
+    assert len(recs) == 1 and recs[0]["policy"] == "store_all"
+    r = recs[0]
+    assert r["estimated_bytes"] == sum(r["estimate"].values())
+    assert r["xla_bytes"] == (r["xla_argument_bytes"] + r["xla_temp_bytes"]
+                              + r["xla_output_bytes"] - r["xla_alias_bytes"])
+    assert r["measured_peak_bytes"] is None and 0.8 < r["ratio"] < 1.25
+
+
+def test_memory_command_attention(capsys):
+    """--attention: each model once per kernel (labelled PRESET@CHOICE), each policy built
+    with it (flash's custom VJP and Performer's features inside a checkpointed layer)."""
+    from comparator.cli.app import main
+    assert main(["memory", "--arch", "transformer", "--seq", "128", "--d-model", "64",
+                 "--layers", "1", "--heads", "1", "--attention", "flash,performer",
+                 "--policy", "checkpoint", "--format", "json"]) == 0
+    import json
+    recs = json.loads(capsys.readouterr().out)
+    assert [r["preset"].rsplit("@", 1)[1] for r in recs] == ["flash", "performer"]
+    for r in recs:
+        assert r["policy"] == "checkpoint" and 0.8 < r["ratio"] < 1.25
+
+
+@pytest.mark.parametrize("argv,field", [
+    (["--arch", "reformer", "--attention", "flash"], "--attention"),
+    (["--arch", "transformer", "--attention", "sparse"], "--attention"),
+    (["--arch", "transformer", "--policy", "reversible"], "--policy"),
+    (["--arch", "reformer", "--policy", "stored"], "--policy"),
+    (["--arch", "transformer", "--batch", "0"], "--batch"),
+    (["--arch", "reformer", "--seq", "100"], "--seq"),
+])
+def test_memory_command_refuses(capsys, argv, field):
+    from comparator.cli.app import main
+    argv = ["memory"] + ([] if "--seq" in argv else ["--seq", "128"]) + argv
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"error: {field}:" in err and "Traceback" not in err

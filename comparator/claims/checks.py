@@ -122,25 +122,41 @@ def reformer_crossover(m, bench=None):
         f"ratio to dense {nums['ratio'][0]:.2g}x-{nums['ratio'][-1]:.2g}x over the range"
 
 
+def activation_peak(arch: str, cfg, seq: int, batch: int = 1) -> int:
+    """Activation memory at the step's peak from the validated memory model
+    (``cost.stepmemory``: the traced step's live buffers, a memory-minimising schedule,
+    fp32, the architecture's own policy): what the forward keeps for the backward plus the
+    backward's working set, recomputation included -- not parameters, their copies,
+    gradients or optimizer state."""
+    from comparator.cost import stepmemory
+    e = stepmemory.estimate(architectures.get(arch), cfg, seq, batch, None, "fp32", "memory")
+    return e["saved"] + e["working"]
+
+
 def reformer_memory(m, bench=None, seq: int = 4096, depths=(6, 12, 24)):
     base = {**m, "dense": _baseline(m, "reformer")}
     out = {}
     for role in ("reformer", "dense"):
         arch, cfg = base[role]
-        out[role] = [rec({role: (arch, dataclasses.replace(cfg, n_layers=L))}, role, seq)
-                     ["activation_bytes_per_seq"] for L in depths]
+        out[role] = [activation_peak(arch, dataclasses.replace(cfg, n_layers=L), seq)
+                     for L in depths]
     per_layer = {k: (v[-1] - v[0]) / (depths[-1] - depths[0]) for k, v in out.items()}
     share = per_layer["reformer"] / per_layer["dense"]
     nums = {"seq": seq, "depths": list(depths), "reformer_bytes": out["reformer"],
             "dense_bytes": out["dense"], "bytes_per_layer": per_layer,
-            "per_layer_vs_dense": share}
+            "per_layer_vs_dense": share,
+            "model": "traced step peak, saved + working buffers (validated against XLA by "
+                     "'comparator memory', BENCHMARKS.md)"}
     # independent of depth up to per-layer constants (each LSH layer's random rotations and
     # the int32 buckets it keeps for the backward's recomputation)
     return ("holds" if share < 0.01 else "does not hold"), nums, (
-        f"each layer adds {per_layer['reformer'] / 2 ** 20:.3g} MiB to the reversible stack "
-        f"(its LSH rotations and kept buckets), {per_layer['dense'] / 2 ** 20:.3g} MiB to "
-        f"the dense one "
-        f"({share:.2%}), {depths[0]}-{depths[-1]} layers at {seq:,} tokens")
+        f"activation memory at the step's peak (validated memory model) "
+        f"{out['reformer'][0] / 2 ** 20:,.0f}-{out['reformer'][-1] / 2 ** 20:,.0f} MiB for "
+        f"the reversible stack, {out['dense'][0] / 2 ** 20:,.0f}-"
+        f"{out['dense'][-1] / 2 ** 20:,.0f} MiB for the dense one: each layer adds "
+        f"{per_layer['reformer'] / 2 ** 20:.3g} MiB to the reversible stack, "
+        f"{per_layer['dense'] / 2 ** 20:.3g} MiB to the dense one ({share:.2%}), "
+        f"{depths[0]}-{depths[-1]} layers at {seq:,} tokens")
 
 
 def reformer_measured(m, bench=None):

@@ -72,8 +72,14 @@ CLAIMS = (
                   "hashing again in the backward)", timed=crossover_time),
     Claim("reformer-memory-depth", "Reformer", _KITAEV + ", Sec. 3 (Table 5)",
           "reversible layers make activation memory independent of the number of layers",
-          "fp32 activations kept for the backward at 6, 12, 24 layers, 4,096 tokens",
-          reformer_memory),
+          "activation memory at the training step's peak (what the forward keeps plus the "
+          "backward's working set, recomputation included) from the memory model validated "
+          "against XLA (comparator memory), fp32, at 6, 12, 24 layers, 4,096 tokens",
+          reformer_memory,
+          history="until 2026-12 judged from the residuals autodiff keeps (activation_bytes, "
+                  "no working set): 1.5 MiB a layer, 0.09% of the dense model's; re-derived "
+                  "from the validated memory model (issue 18), the recomputed layer's working "
+                  "set included"),
     Claim("reformer-measured-crossover", "Reformer", _KITAEV + ", Sec. 5 (Fig. 5)",
           "LSH attention is faster than dense attention beyond some length",
           "'comparator bench --kernel attention' results (--bench FILE): the first length "

@@ -21,6 +21,7 @@ from comparator.cli.budget import add_parser as add_budget_parser, cmd_budget
 from comparator.cli.explain import cmd_explain
 from comparator.cli.roofline import cmd_roofline
 from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, cmd_conventions
+from comparator.cli.memory import register as register_memory
 from comparator.cli.run import add_run_args, report, runner_options
 from comparator.cli.store import add_parser as add_store_parser, notify as notify_store
 from comparator.cli.args import (Parser, UsageError, add_model_option, add_output_options,
@@ -211,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_budget_parser(sub, tables.FORMATS)
     add_claim_parsers(sub)
     add_store_parser(sub, COMMANDS)
+    register_memory(sub, COMMANDS)
     p = sub.add_parser("presets", help="every preset with its sizes, parameters and source")
     add_output_options(p, tables.FORMATS)
     return ap

@@ -47,7 +47,8 @@ def add_parsers(sub) -> None:
     c.add_argument("--time-model", default="roofline", choices=("roofline", "mfu"),
                    help="roofline (default): claims about speed or cost also get a verdict "
                         "from the step times the time model predicts (compiles each model's "
-                        "step once; kept in the results store); mfu: FLOP verdicts only")
+                        "step once; kept in the results store); mfu: FLOP verdicts only (the "
+                        "memory claim still traces its steps)")
     c.add_argument("--db", help="results store (profiles, compiled regions; default: the "
                                 "user's cache)")
     add_output_options(c, tables.FORMATS)

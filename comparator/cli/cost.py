@@ -31,8 +31,9 @@ def add_cost_args(p, sweep_mode: bool = False) -> None:
     p.add_argument("--pue", help="data-centre power usage effectiveness (default 1.1)")
     p.add_argument("--grid-intensity", help="kg CO2 per kWh (default 0.4)")
     p.add_argument("--policy", choices=("store_all", "checkpoint", "reversible"),
-                   help="activation memory: store_all (default; reversible for the Reformer), "
-                        "checkpoint (each layer's input kept, one layer recomputed)")
+                   help="activation memory, sized from the traced step: store_all (default; "
+                        "reversible for the Reformer), checkpoint (each layer's input kept, "
+                        "one layer recomputed), reversible (the Reformer's layers)")
     p.add_argument("--zero", action="store_true",
                    help="shard the optimizer state over the devices (ZeRO-1)")
     add_price_args(p)

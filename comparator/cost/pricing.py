@@ -240,7 +240,10 @@ def memory_estimate(params: int, activation_bytes_per_seq: float, batch: int, *,
                     dtype: str = "bf16", optimizer: str = "adam", policy: str = "store_all",
                     layers: int | None = None, layer_boundary_bytes_per_seq: float | None = None,
                     zero: bool = False, devices: int = 1) -> dict:
-    """Bytes one data-parallel device holds during a training step of ``batch`` sequences.
+    """Bytes one data-parallel device holds during a training step of ``batch`` sequences,
+    in closed form from residual counts (no working set, no compiler).  Priced records use
+    the traced peak of the real step instead (``comparator.run.fits``, validated against
+    XLA by ``comparator memory``); this stays for quick what-ifs from a parameter count.
 
     ``activation_bytes_per_seq`` and ``layer_boundary_bytes_per_seq`` are fp32 bytes (as
     the sweep records' ``activation_bytes_per_seq``); both are scaled to the dtype width.

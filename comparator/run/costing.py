@@ -19,7 +19,7 @@ from __future__ import annotations
 from comparator.cost import prices as pr
 from comparator.cost.catalogue import CatalogueError, load_ranges
 from comparator.run import sweep
-from comparator.run.sweep import RequestError
+from comparator.run.sweep import RequestError, check_policy
 
 
 class Timer:
@@ -228,23 +228,6 @@ def unpriced(rec: dict, acc, reason: str) -> dict:
             "missing": {"step_time_s": f"{acc.name}: {reason}"}}
 
 
-def layer_inputs(arch: str, cfg, seq: int) -> tuple[int, int]:
-    """(layers, fp32 bytes of every layer's input per sequence, summed): what per-layer
-    checkpointing keeps.  Encoder-decoder: the decoder's inputs are its target length;
-    ELECTRA: the generator's layers are its own (narrower) width."""
-    from architectures.config import target_len
-    if arch == "reformer":
-        raise RequestError("--policy", "checkpoint", "store_all or reversible for the Reformer "
-                                                   "(its layers are reversible already)")
-    d, L = cfg.d_model, cfg.n_layers
-    if arch == "electra":
-        return 2 * L, 4 * seq * L * (d + cfg.gen_hidden)
-    dec = getattr(cfg, "n_dec_layers", 0) or 0
-    if getattr(cfg, "kind", "") == "encdec":
-        return L + dec, 4 * d * (seq * L + target_len(seq) * dec)
-    return L, 4 * seq * d * L
-
-
 def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "auto",
               mfu=None, runs: int = 1, pue: float = 1.1, grid_intensity: float = 0.4,
               policy: str | None = None, zero: bool = False, cfg=None,
@@ -252,10 +235,11 @@ def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "aut
               time_model: dict | None = None, prices=None, price_kind: str = "on-demand",
               ranges: dict | None = None) -> dict:
     """A record with the cost of ``steps`` training steps on ``devices`` x ``acc`` added:
-    time, dollars, energy, CO2 (one run and ``runs``), memory per device and whether it fits.
-    ``policy``: activation memory policy (default: reversible for the Reformer, else
-    store_all; ``checkpoint`` keeps each layer's input, needs ``cfg``); ``zero``: shard the
-    optimizer state over the devices (ZeRO-1).  ``dtype="auto"``: the device's training
+    time, dollars, energy, CO2 (one run and ``runs``), memory per device and whether it fits
+    (``comparator.run.fits``: the traced step of ``cfg`` under ``policy``, default the
+    architecture's own); ``zero``: shard the optimizer state over the devices (ZeRO-1).
+    A user's model (``cfg`` a ``usermodel.UserStep``): every activation stored, in closed
+    form (``fits.closed_form_fields``).  ``dtype="auto"``: the device's training
     precision; ``prices``, ``price_kind``, ``ranges``: as ``pricing.train_cost``."""
     from comparator.cost import pricing as cm
 
@@ -266,29 +250,20 @@ def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "aut
                       price_kind=price_kind, ranges=ranges)
     dtype = c["assumptions"]["dtype"]
     out.update({k: v for k, v in c.items() if k not in ("train_flops_per_step",)})
-    per_device = -(-rec["batch"] // devices)
-    policy = policy or ("reversible" if rec["arch"] == "reformer" else "store_all")
-    if policy == "reversible" and rec["arch"] != "reformer":
-        raise RequestError("--policy", policy, "store_all or checkpoint: only the Reformer's "
-                                             "layers are reversible")
-    how = dict(dtype="fp32" if dtype in ("fp32", "tf32") else "bf16", policy=policy)
-    if policy == "checkpoint":
-        layers, boundary = layer_inputs(rec["arch"], cfg, rec["seq_len"])
-        how.update(layers=layers, layer_boundary_bytes_per_seq=boundary / layers)
-    mem = cm.memory_estimate(rec["params"], rec["activation_bytes_per_seq"], per_device,
-                             zero=zero, devices=devices, **how)
-    out["memory_bytes_per_device"] = mem["total_bytes"]
-    out["memory"] = {k: v for k, v in mem.items() if k != "assumptions"}
-    out["fits"] = cm.fits(mem, acc)
-    md = cm.min_devices(rec["params"], rec["activation_bytes_per_seq"], rec["batch"], acc,
-                        zero=zero, **how)
-    out["min_devices"] = md["devices"]
-    out["min_devices_reason"] = md["reason"]
+    from comparator.run.fits import closed_form_fields, memory_fields
+    if hasattr(cfg, "step_time"):       # a user's model (run.usermodel.UserStep)
+        out.update(closed_form_fields(rec, acc, dtype=dtype, devices=devices, zero=zero))
+    elif cfg is None:
+        raise RequestError("--arch", rec["arch"], "a model whose config is known (the memory "
+                                                  "of its step is traced)")
+    else:
+        check_policy(rec["arch"], policy)
+        out.update(memory_fields(rec, cfg, acc, policy=policy, dtype=dtype, devices=devices,
+                                 zero=zero))
     out["accelerator"] = acc.name
-    out["memory_policy"] = policy
     return out
 
 
-__all__ = ["Timer", "accelerators", "calibrated", "cost_kwargs", "layer_inputs",
+__all__ = ["Timer", "accelerators", "calibrated", "cost_kwargs",
            "price_options", "priced", "time_ratios", "train_kwargs", "unpriced", "with_cost",
            "with_tokens"]

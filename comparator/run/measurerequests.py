@@ -1,7 +1,8 @@
 """Request values of the commands that measure on this machine: ``BenchRequest``
 (``comparator bench``: real training steps), ``KernelBenchRequest`` (``bench --kernel
-attention``) and ``CalibrateRequest`` (``comparator calibrate``: a device profile, or
-``show`` one).
+attention``), ``CalibrateRequest`` (``comparator calibrate``: a device profile, or
+``show`` one) and ``MemoryRequest`` (``comparator memory``: our memory estimate beside
+XLA's analysis of the compiled step).
 
 As in ``requests``: built once by the CLI from its parsed options (or by a caller), each
 refusing a bad value with ``RequestError`` naming the field by its command-line option;
@@ -10,12 +11,12 @@ what needs the catalogue, a profile file or the store is checked when the reques
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from comparator.run.sweep import RequestError, check_convention
+from comparator.run.sweep import RequestError, check_convention, suggest
 from comparator.run.values import (as_tuple, check_archs, check_attentions, check_model,
                                    check_model_convention, check_runner, check_sizes, positive,
-                                   seq_tuple, set_field, size_options)
+                                   repeated, seq_tuple, set_field, size_options)
 
 
 def check_dtypes(dtypes) -> tuple:
@@ -29,6 +30,15 @@ def check_dtypes(dtypes) -> tuple:
     if not out:
         raise RequestError("--dtype", dtypes, ", ".join(DTYPES) + " (comma separated)")
     return out
+
+
+def one_dtype(dtype) -> str:
+    """One training dtype of the step (``cost.compiled.DTYPES``), by its catalogue name."""
+    from comparator.cost.compiled import DTYPES, check_dtype
+    try:
+        return check_dtype(dtype)
+    except (ValueError, AttributeError):
+        raise RequestError("--dtype", dtype, ", ".join(DTYPES)) from None
 
 
 @dataclass(frozen=True)
@@ -79,11 +89,7 @@ class BenchRequest:
         set_field(self, "archs", check_archs(self.archs))
         if not self.archs and self.model is None:
             raise RequestError("--arch", None, "one or more architectures, or all")
-        from comparator.cost.compiled import DTYPES, check_dtype
-        try:
-            set_field(self, "dtype", check_dtype(self.dtype))
-        except (ValueError, AttributeError):
-            raise RequestError("--dtype", self.dtype, ", ".join(DTYPES)) from None
+        set_field(self, "dtype", one_dtype(self.dtype))
         set_field(self, "seqs", seq_tuple(self.seqs))
         set_field(self, "presets", as_tuple(self.presets))
         set_field(self, "sizes", check_sizes(self.sizes))
@@ -157,4 +163,47 @@ class CalibrateRequest:
             raise RequestError("--accelerator", acc, "one catalogue device")
 
 
-__all__ = ["BenchRequest", "CalibrateRequest", "KernelBenchRequest", "check_dtypes"]
+@dataclass(frozen=True)
+class MemoryRequest:
+    """Our memory estimate of the real training step beside XLA's analysis of the compiled
+    step (``comparator memory``): ``archs`` (their ``presets``, each at every size of
+    ``sizes``) x ``seqs`` x ``batches`` x memory ``policies`` (empty or ``all``: every
+    policy each architecture supports; one an architecture lacks is skipped for it) in
+    ``dtype``; ``attentions``: each model once per attention kernel (``variants.models``);
+    ``run``: also run each step for its measured peak."""
+    archs: tuple = ("all",)
+    seqs: tuple = (512,)
+    presets: tuple = ()
+    sizes: tuple | None = None
+    batches: tuple = (1,)
+    policies: tuple = ()
+    dtype: str = "fp32"
+    run: bool = False
+    attentions: tuple = ()
+    notes: tuple = field(default=(), init=False, compare=False)
+
+    def __post_init__(self):
+        import architectures
+        set_field(self, "archs", check_archs(self.archs))
+        if not self.archs:
+            raise RequestError("--arch", None, "one or more architectures, or all")
+        set_field(self, "notes", tuple(n for n in (repeated(self.seqs),) if n))
+        set_field(self, "seqs", seq_tuple(self.seqs))
+        set_field(self, "presets", as_tuple(self.presets))
+        set_field(self, "sizes", check_sizes(self.sizes))
+        set_field(self, "attentions", check_attentions(self.attentions, self.archs))
+        batches = as_tuple(self.batches)
+        if not batches:
+            raise RequestError("--batch", self.batches, "one or more positive integers")
+        set_field(self, "batches", tuple(dict.fromkeys(positive("--batch", b) for b in batches)))
+        pols = () if self.policies in ("all", ("all",)) else as_tuple(self.policies)
+        known = sorted({p for a in self.archs for p in architectures.get(a).POLICIES})
+        for p in pols:
+            if p not in known:
+                raise RequestError("--policy", p, suggest(p, known) + " or all")
+        set_field(self, "policies", tuple(dict.fromkeys(pols)))
+        set_field(self, "dtype", one_dtype(self.dtype))
+
+
+__all__ = ["BenchRequest", "CalibrateRequest", "KernelBenchRequest", "MemoryRequest",
+           "check_dtypes", "one_dtype"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from comparator.cost import prices as pr
 from comparator.cost.steptime import TIME_MODELS
 from comparator.run.limits import Limits
-from comparator.run.sweep import (SCOPES, TRACES, RequestError, check_convention,
+from comparator.run.sweep import (SCOPES, TRACES, RequestError, check_convention, check_policy,
                                   require_defined)
 from comparator.run.values import (MAX_SEQ, NONE, POLICIES, RUNNER, SEQ_ALLOWED, as_tuple,
                                    check_archs, check_attentions, check_model,
@@ -242,6 +242,8 @@ class CostRequest:
         if p.accelerators:
             p.check(self.convention)
             check_model_pricing(self.model, p)
+            if self.model is None:
+                check_policy(arch, p.policy)
 
 
 @dataclass(frozen=True)

@@ -341,3 +341,11 @@ def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
                 emitted.add(id(r))      # a model that is also a baseline: one row
                 out.append(compare(r, b) if b is not None else r)
     return out
+
+
+def check_policy(arch: str, policy: str | None) -> None:
+    """``policy`` (None: the architecture's default), one ``arch``'s model is built with."""
+    pols = architectures.get(arch).POLICIES
+    if policy is not None and policy not in pols:
+        raise RequestError("--policy", policy, f"{arch}: " + ", ".join(pols))
+
