@@ -66,6 +66,11 @@ def _without(rec):
 
 def _stored(db, m, seqs):
     """A store holding the program traced from ``seqs`` (and their points)."""
+    import jax
+    # which dims JAX compares while tracing depends on what its caches hold from earlier
+    # traces in this process: start from empty caches, as a fresh command does
+    jax.clear_caches()
+    ft.clear_cache()
     st = Store(db)
     runner.Tracer(st)(_points(m, seqs), "matmul", "fast")
     return st
