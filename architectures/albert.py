@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from . import memory_terms as M
 from . import terms as T
+from . import zoo
 from .config import Widths, ConfigError, check_config, mask_count, resized
 from .num import maximum
 
@@ -57,15 +58,25 @@ class Config(Widths):
     eps: float = 1e-12
     mask_prob: float = 0.15
     share: str = "all"             # all | attention | ffn | none
+    attention: str = "dense"       # dense | flash | local | linformer | performer (zoo.py)
+    window: int = 256              # local: tokens a block (its own, the one before and after)
+    proj_len: int = 256            # linformer: k, the length keys and values project to
+    features: int = 256            # performer: m random features
+    block: int = 128               # flash: query and key block
 
     def __post_init__(self):
         check_config(self)
+        zoo.check(self)
         if self.share not in SHARES:
             raise ConfigError("share", self.share, "one of " + ", ".join(SHARES))
         for name in ("max_len", "type_vocab"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, getattr(self, name),
                                   "a positive integer (ALBERT learns positions and segments)")
+
+    @property
+    def attn(self) -> zoo.Attn:
+        return zoo.of(self)
 
     @property
     def shares_attention(self) -> bool:
@@ -112,12 +123,12 @@ def preset(name: str) -> Config:
 
 # -- analytic counts ------------------------------------------------------------
 
-def _shared_grads(cfg: Config) -> dict:
+def _shared_grads(cfg: Config, seq) -> dict:
     """Gradient additions of parameters read by several layers, per term."""
     d, L = cfg.d_model, cfg.n_layers
     ua = L if cfg.shares_attention else 1
     uf = L if cfg.shares_ffn else 1
-    return {
+    return {**zoo.shared_grads(cfg.attn, ua, seq),
         "attn/qkv": T.shared_grad(T.dense_params(d, 3 * cfg.inner), ua),
         "attn/out": T.shared_grad(T.dense_params(cfg.inner, d), ua),
         "norm/attn": T.shared_grad(T.norm_params(d), ua),
@@ -130,15 +141,24 @@ def _shared_grads(cfg: Config) -> dict:
 def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
     """Named forward/backward terms of one pre-training step on ``batch`` x ``seq`` tokens."""
     d, E, V = cfg.d_model, cfg.emb_dim, cfg.vocab
+    zoo.check_seq(cfg.attn, seq)
     out: dict = {}
     T.merge(out, T.embeddings(batch, seq, E, d))
     T.merge(out, {"embed/lookup": T.tied_grad(V, E)})
-    T.merge(out, T.layer(batch, seq, d, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act),
+    core = zoo.core_terms(cfg.attn, batch, seq, cfg.n_heads, cfg.d_head)
+    T.merge(out, T.layer(batch, seq, d, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act, core=core),
             k=cfg.n_layers)
-    T.merge(out, _shared_grads(cfg))
+    T.merge(out, zoo.draw_terms(cfg.attn, cfg.d_head, cfg.n_layers))
+    T.merge(out, _shared_grads(cfg, seq))
     T.merge(out, T.mlm_head(batch * mask_count(seq, cfg.mask_prob), d, E, V, cfg.act))
     T.merge(out, T.sentence_head(batch, seq, d, "sop"))
     return out
+
+
+def attention_stacks(cfg: Config, batch, seq) -> tuple:
+    """The attention of the (shared) layers, run ``n_layers`` times (``zoo.Stack``)."""
+    return (zoo.Stack("", cfg.attn, batch * cfg.n_heads, seq, cfg.d_head, False,
+                      cfg.n_layers),)
 
 
 def flops(cfg: Config, seq, batch=1, scope: str = "matmul") -> T.FlopCount:
@@ -149,7 +169,7 @@ def params(cfg: Config, seq: int = 0) -> int:
     """Parameters; the learned position table grows to ``seq`` rows when seq > max_len."""
     d, E, L = cfg.d_model, cfg.emb_dim, cfg.n_layers
     max_len = maximum(cfg.max_len, seq)
-    attn = T.attention_params(d, cfg.inner) + T.norm_params(d)
+    attn = T.attention_params(d, cfg.inner) + T.norm_params(d) + zoo.params(cfg.attn, seq)
     ffn = T.dense_params(d, cfg.d_ff) + T.dense_params(cfg.d_ff, d) + T.norm_params(d)
     return (T.embedding_params(cfg.vocab, E, d, max_len, cfg.type_vocab)
             + (1 if cfg.shares_attention else L) * attn
@@ -177,9 +197,11 @@ def activation_terms(cfg: Config, seq, batch=1, bytes_per=4) -> dict:
     Sharing changes nothing here: every application of the shared layer keeps its
     own activations, exactly as BERT's layers do."""
     d, E, fb, b = cfg.d_model, cfg.emb_dim, bytes_per, batch
+    zoo.check_seq(cfg.attn, seq)
+    core = zoo.core_memory(cfg.attn, b, seq, cfg.n_heads, cfg.d_head, fb)
     out = M.embeddings(b, seq, E, d, fb, tables=2)
     M.merge(out, M.post_ln_layers(b, seq, d, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act,
-                                  cfg.n_layers, fb, last_out=False))
+                                  cfg.n_layers, fb, last_out=False, core=core))
     M.merge(out, M.mlm_head(b * mask_count(seq, cfg.mask_prob), d, E, cfg.vocab, cfg.act, fb))
     M.merge(out, M.sentence_head(b, d, fb, "sop"))
     return M.nonzero(out)

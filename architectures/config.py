@@ -8,8 +8,8 @@ from .num import ceil_div, maximum
 
 # Fields every config may have, with what they must be.
 NON_NEGATIVE_INT = ("n_dec_layers", "max_len", "type_vocab", "rel_buckets", "rel_max_distance",
-                    "chunks_before", "chunks_after", "ffn_chunk")
-ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
+                    "chunks_before", "chunks_after", "ffn_chunk", "n_experts")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
 # The largest size a config may hold: an array dimension XLA indexes with int32, and far
 # beyond any model (larger values would overflow the traced shapes and the numba grids).
 MAX_DIM = 2**31 - 1
@@ -22,16 +22,19 @@ MAX_DIM = 2**31 - 1
 #   FFN     PaLM 540B (Chowdhery et al. 2022, Table 1): 4 x 18,432 = 73,728
 #   vocab   PaLM (Chowdhery et al. 2022): 256k SentencePiece tokens
 #   length  Gemini 1.5 (Reid et al. 2024): contexts of up to 10M tokens
+#   experts Switch-C (Fedus et al. 2022, Table 9): 2,048 experts a layer
 _DEPTH = (100_000, "100x the 1,000 layers of DeepNet (Wang et al. 2022), the deepest "
                    "published Transformer")
 _WIDTH = (2**21, "about 100x the hidden size 20,480 of MT-NLG 530B (Smith et al. 2022), the "
                  "widest published")
+_HEADS = (2**16, "512x the 128 heads of MT-NLG 530B (Smith et al. 2022)")
+_EXPERTS = (2**18, "128x the 2,048 experts of Switch-C (Fedus et al. 2022), the most published")
 _LENGTH = (2**30, "about 100x the 10M-token contexts of Gemini 1.5 (Reid et al. 2024), the "
                   "longest published")
 BOUNDS = {
     "n_layers": _DEPTH, "n_dec_layers": _DEPTH,
     "d_model": _WIDTH, "emb_dim": _WIDTH, "head_dim": _WIDTH,
-    "n_heads": (2**16, "512x the 128 heads of MT-NLG 530B (Smith et al. 2022)"),
+    "n_heads": _HEADS,
     "ff_dim": (2**23, "about 100x the FFN width 73,728 of PaLM 540B (Chowdhery et al. 2022)"),
     "vocab": (2**27, "about 500x the 256k-token vocabulary of PaLM (Chowdhery et al. 2022)"),
     "type_vocab": (2**27, "as the vocabulary: about 500x PaLM's 256k tokens"),
@@ -39,6 +42,15 @@ BOUNDS = {
     "ffn_chunk": _LENGTH, "rel_buckets": _LENGTH, "rel_max_distance": _LENGTH,
     "chunks_before": _LENGTH, "chunks_after": _LENGTH,
     "n_hashes": (1024, "each hash round repeats the attention; released Reformers use 1 to 4"),
+    # the attention zoo's sizes (zoo.py): a local window, flash block and Linformer
+    # projection are lengths; Performer's random features a width (Choromanski et al. 2021
+    # use 256, about d_head log d_head)
+    "window": _LENGTH, "block": _LENGTH, "proj_len": _LENGTH,
+    "features": (2**21, "about 8,000x the 256 random features of the Performer (Choromanski "
+                        "et al. 2021)"),
+    # the modern decoder blocks (modern.py): k/v heads are heads, rotated features a width;
+    # experts a layer, and those a token goes to, bounded by the most any model has had
+    "n_kv_heads": _HEADS, "rope_dim": _WIDTH, "n_experts": _EXPERTS, "top_k": _EXPERTS,
 }
 # the weights the unrolled layers touch (every layer counted, shared or not): about 100x
 # the largest published models (mixtures of experts of some 10^13 parameters)
@@ -77,9 +89,11 @@ def check_config(cfg, kinds=None) -> None:
     """Raise ConfigError for the first invalid field of a config dataclass."""
     values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     for name in ("vocab", "d_model", "n_layers", "n_heads", "emb_dim", "head_dim", "ff_dim",
-                 "chunk_len", "n_hashes", "lsh_chunk", "local_chunk"):
+                 "chunk_len", "n_hashes", "lsh_chunk", "local_chunk", "window", "proj_len",
+                 "features", "block", "n_kv_heads", "rope_dim", "top_k"):
         v = values.get(name)
-        if name not in values or (v is None and name in ("head_dim", "ff_dim", "emb_dim")):
+        if name not in values or (v is None and name in ("head_dim", "ff_dim", "emb_dim",
+                                                          "n_kv_heads", "rope_dim")):
             continue
         if not _is_int(v) or v <= 0 or v > MAX_DIM:
             raise ConfigError(name, v, f"a positive integer at most {_most(name)}")
@@ -124,13 +138,16 @@ def _bounded(name: str, v: int) -> None:
 
 def _bounded_weights(cfg, values: dict) -> None:
     """The weights of the unrolled layers (attention 4 x d x inner, FFN 2 x d x d_ff per
-    layer, every layer counted) at most ``MAX_LAYER_WEIGHTS``: each size may be within its
-    bound while together they describe no model anyone could build."""
+    layer -- 3 with a gated FFN, times the experts of a mixture --, every layer counted) at
+    most ``MAX_LAYER_WEIGHTS``: each size may be within its bound while together they
+    describe no model anyone could build."""
     if not all(_is_int(values.get(f)) for f in ("d_model", "n_layers", "n_heads")):
         return
     layers = values["n_layers"] + (values.get("n_dec_layers") or 0)
     d = values["d_model"]
-    weights = layers * d * (4 * cfg.inner + 2 * cfg.d_ff)
+    experts = values.get("n_experts") if _is_int(values.get("n_experts")) else 0
+    ffns = (3 if values.get("ffn") == "glu" else 2) * max(experts, 1)
+    weights = layers * d * (4 * cfg.inner + ffns * cfg.d_ff)
     if weights > MAX_LAYER_WEIGHTS:
         raise ConfigError("n_layers", values["n_layers"],
                           f"a model whose {layers:,} layers of width {d:,} hold at most "

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 from . import memory_terms as M
 from . import terms as T
+from . import zoo
 from .config import Widths, ConfigError, check_config, mask_count, resized
 from .num import maximum
 
@@ -63,9 +64,16 @@ class Config(Widths):
     mask_prob: float = 0.15
     gen_fraction: float = 1 / 3    # generator hidden / discriminator hidden
     disc_weight: float = 50.0      # lambda
+    attention: str = "dense"       # dense | flash | local | linformer | performer (zoo.py),
+    #                                both networks
+    window: int = 256              # local: tokens a block (its own, the one before and after)
+    proj_len: int = 256            # linformer: k, the length keys and values project to
+    features: int = 256            # performer: m random features
+    block: int = 128               # flash: query and key block
 
     def __post_init__(self):
         check_config(self)
+        zoo.check(self)
         for name in ("max_len", "type_vocab"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, getattr(self, name), "a positive integer")
@@ -80,6 +88,10 @@ class Config(Widths):
         w = self.disc_weight
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
             raise ConfigError("disc_weight", w, "a positive number")
+
+    @property
+    def attn(self) -> zoo.Attn:
+        return zoo.of(self)
 
     @property
     def gen_hidden(self) -> int:
@@ -134,18 +146,22 @@ def preset(name: str) -> Config:
 
 # -- analytic counts ------------------------------------------------------------
 
-def _network(b, n, E, hidden, heads, d_ff, layers, act) -> dict:
+def _network(b, n, E, hidden, heads, d_ff, layers, act, attn) -> dict:
     """Embeddings (+ E->H projection when E != hidden) and ``layers`` post-LN layers."""
+    dh = hidden // heads
     out = T.embeddings(b, n, E, hidden)
-    T.merge(out, T.layer(b, n, hidden, heads, hidden // heads, d_ff, act), k=layers)
-    return out
+    T.merge(out, T.layer(b, n, hidden, heads, dh, d_ff, act,
+                         core=zoo.core_terms(attn, b, n, heads, dh)), k=layers)
+    return T.merge(out, zoo.draw_terms(attn, dh, layers))
 
 
 def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
     """Named forward/backward terms of one pre-training step on ``batch`` x ``seq`` tokens."""
     E, V, b, n = cfg.emb_dim, cfg.vocab, batch, seq
+    zoo.check_seq(cfg.attn, seq)
     rows = b * mask_count(seq, cfg.mask_prob)
-    gen = _network(b, n, E, cfg.gen_hidden, cfg.gen_heads, cfg.gen_ff, cfg.n_layers, cfg.act)
+    gen = _network(b, n, E, cfg.gen_hidden, cfg.gen_heads, cfg.gen_ff, cfg.n_layers, cfg.act,
+                   cfg.attn)
     T.merge(gen, T.mlm_head(rows, cfg.gen_hidden, E, V, cfg.act))
     T.merge(gen, T.sample_replacements(rows, V))
     # The shared tables are read by the generator's lookup and (word table) decoder and by
@@ -155,9 +171,18 @@ def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
     T.merge(gen, {"embed/lookup": T.shared_grad((V + pos_rows + cfg.type_vocab) * E, 2),
                   "head/logits": T.tied_grad(V, E),
                   "norm/embed": T.shared_grad(T.norm_params(E), 2)})
-    disc = _network(b, n, E, cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.n_layers, cfg.act)
+    disc = _network(b, n, E, cfg.d_model, cfg.n_heads, cfg.d_ff, cfg.n_layers, cfg.act,
+                    cfg.attn)
     T.merge(disc, T.rtd_head(b * n, cfg.d_model, cfg.act, rows))
     return T.merge(T.prefixed("gen", gen), T.prefixed("disc", disc))
+
+
+def attention_stacks(cfg: Config, batch, seq) -> tuple:
+    """The generator's and the discriminator's attention layers (``zoo.Stack``)."""
+    gen = cfg.gen_hidden // cfg.gen_heads
+    return (zoo.Stack("gen", cfg.attn, batch * cfg.gen_heads, seq, gen, False, cfg.n_layers),
+            zoo.Stack("disc", cfg.attn, batch * cfg.n_heads, seq, cfg.d_head, False,
+                      cfg.n_layers))
 
 
 def flops(cfg: Config, seq, batch=1, scope: str = "matmul") -> T.FlopCount:
@@ -169,20 +194,21 @@ def _embedding_tables(cfg: Config, seq: int = 0) -> int:
                               cfg.type_vocab)
 
 
-def _tower(cfg: Config, hidden, d_ff) -> int:
+def _tower(cfg: Config, hidden, d_ff, seq=0) -> int:
     proj = T.dense_params(cfg.emb_dim, hidden) if cfg.emb_dim != hidden else 0
-    return proj + cfg.n_layers * T.layer_params(hidden, hidden, d_ff)
+    return proj + cfg.n_layers * (T.layer_params(hidden, hidden, d_ff)
+                                  + zoo.params(cfg.attn, seq))
 
 
-def generator_params(cfg: Config) -> int:
+def generator_params(cfg: Config, seq: int = 0) -> int:
     """The generator without the embeddings it shares: HF ElectraForMaskedLM minus them."""
-    return (_tower(cfg, cfg.gen_hidden, cfg.gen_ff)
+    return (_tower(cfg, cfg.gen_hidden, cfg.gen_ff, seq)
             + T.mlm_head_params(cfg.gen_hidden, cfg.emb_dim, cfg.vocab))
 
 
 def discriminator_params(cfg: Config, seq: int = 0) -> int:
     """The discriminator with the embeddings: HF ElectraForPreTraining."""
-    return (_embedding_tables(cfg, seq) + _tower(cfg, cfg.d_model, cfg.d_ff)
+    return (_embedding_tables(cfg, seq) + _tower(cfg, cfg.d_model, cfg.d_ff, seq)
             + T.rtd_head_params(cfg.d_model))
 
 
@@ -191,7 +217,7 @@ def params(cfg: Config, seq: int = 0) -> int:
 
     The learned position table grows to ``seq`` rows when seq > max_len.
     """
-    return discriminator_params(cfg, seq) + generator_params(cfg)
+    return discriminator_params(cfg, seq) + generator_params(cfg, seq)
 
 
 # activation-memory policies the model is built with (``model(cfg, policy)``)
@@ -215,15 +241,19 @@ def activation_terms(cfg: Config, seq, batch=1, bytes_per=4) -> dict:
     logits are stop-gradient); the generator's last layer feeds a gather (nothing
     kept), the discriminator's the RTD projection (kept)."""
     E, V, fb, b = cfg.emb_dim, cfg.vocab, bytes_per, batch
+    zoo.check_seq(cfg.attn, seq)
     t, rows = b * seq, b * mask_count(seq, cfg.mask_prob)
+    gdh = cfg.gen_hidden // cfg.gen_heads
     gen = M.embeddings(b, seq, E, cfg.gen_hidden, fb, tables=2)
-    M.merge(gen, M.post_ln_layers(b, seq, cfg.gen_hidden, cfg.gen_heads,
-                                  cfg.gen_hidden // cfg.gen_heads, cfg.gen_ff, cfg.act,
-                                  cfg.n_layers, fb, last_out=False))
+    M.merge(gen, M.post_ln_layers(b, seq, cfg.gen_hidden, cfg.gen_heads, gdh, cfg.gen_ff,
+                                  cfg.act, cfg.n_layers, fb, last_out=False,
+                                  core=zoo.core_memory(cfg.attn, b, seq, cfg.gen_heads, gdh, fb)))
     M.merge(gen, M.mlm_head(rows, cfg.gen_hidden, E, V, cfg.act, fb))
     disc = M.embeddings(b, seq, E, cfg.d_model, fb, tables=2)
     M.merge(disc, M.post_ln_layers(b, seq, cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_ff,
-                                   cfg.act, cfg.n_layers, fb, last_out=True))
+                                   cfg.act, cfg.n_layers, fb, last_out=True,
+                                   core=zoo.core_memory(cfg.attn, b, seq, cfg.n_heads,
+                                                        cfg.d_head, fb)))
     M.merge(disc, M.feed_forward(t, cfg.d_model, cfg.act, fb, "head/rtd_dense", "head/rtd_act"))
     M.merge(disc, {"loss/rtd": 4 * t * fb + t * M.BOOL})  # sigmoid BCE: 4 floats, 1 mask
     return M.nonzero(M.merge(M.merge({}, gen, "gen"), disc, "disc"))

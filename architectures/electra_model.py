@@ -11,7 +11,9 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from kernels.nn import activation, cross_entropy, sigmoid_bce
-from .blocks import Dense, Embeddings, MLMHead, jit_layers, layer_class
+from .blocks import Dense, draw_features, jit_layers, layer_class
+from .heads import Embeddings, MLMHead
+from . import zoo
 from .config import mask_count
 from .program import Program, int_spec, spec_structs
 from .transformer_model import for_length
@@ -19,7 +21,8 @@ from .transformer_model import for_length
 
 class Tower(nn.Module):
     """E->H projection (when E != H) and ``n_layers`` post-LN layers (each checkpointed
-    with ``remat``)."""
+    with ``remat``); Performer's features drawn from the step's key folded with ``first``
+    + the layer's index."""
     emb_dim: int
     hidden: int
     n_layers: int
@@ -27,16 +30,21 @@ class Tower(nn.Module):
     d_ff: int
     act: str
     eps: float
+    attn: zoo.Attn = zoo.Attn()
+    first: int = 0
     remat: bool = False
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, rng=None):
         if self.emb_dim != self.hidden:
             with jax.named_scope("embed/proj"):
                 x = Dense(self.emb_dim, self.hidden, name="proj")(x)
+        dh = self.hidden // self.n_heads
         for i in range(self.n_layers):
-            x = layer_class(remat=self.remat)(self.hidden, self.n_heads, self.hidden // self.n_heads, self.d_ff,
-                              self.act, self.eps, name=f"layer_{i}")(x)
+            feats = draw_features(self.attn, rng, self.first + i, dh)
+            x = layer_class(remat=self.remat)(self.hidden, self.n_heads, dh, self.d_ff,
+                                              self.act, self.eps, attn=self.attn,
+                                              name=f"layer_{i}")(x, features=feats)
         return x
 
 
@@ -45,10 +53,10 @@ class Generator(nn.Module):
     remat: bool = False
 
     @nn.compact
-    def __call__(self, emb, ids, type_ids, mask_pos):
+    def __call__(self, emb, ids, type_ids, mask_pos, rng=None):
         c = self.cfg
         h = Tower(c.emb_dim, c.gen_hidden, c.n_layers, c.gen_heads, c.gen_ff, c.act, c.eps,
-                  self.remat, name="tower")(emb(ids, type_ids))
+                  c.attn, remat=self.remat, name="tower")(emb(ids, type_ids), rng)
         with jax.named_scope("head/gather"):
             h = jnp.take_along_axis(h, mask_pos[..., None], axis=1)
         return MLMHead(c.gen_hidden, c.emb_dim, c.vocab, c.act, c.eps, name="mlm")(h, emb)
@@ -59,10 +67,10 @@ class Discriminator(nn.Module):
     remat: bool = False
 
     @nn.compact
-    def __call__(self, emb, ids, type_ids):
+    def __call__(self, emb, ids, type_ids, rng=None):
         c = self.cfg
-        h = Tower(c.emb_dim, c.d_model, c.n_layers, c.n_heads, c.d_ff, c.act, c.eps,
-                  self.remat, name="tower")(emb(ids, type_ids))
+        h = Tower(c.emb_dim, c.d_model, c.n_layers, c.n_heads, c.d_ff, c.act, c.eps, c.attn,
+                  c.n_layers, self.remat, name="tower")(emb(ids, type_ids), rng)
         with jax.named_scope("head/rtd_dense"):
             h = Dense(c.d_model, c.d_model, name="rtd_dense")(h)
         with jax.named_scope("head/rtd_act"):
@@ -87,7 +95,8 @@ class ElectraPretraining(nn.Module):
         emb = Embeddings(c.vocab, c.emb_dim, c.emb_dim, c.max_len, c.type_vocab, True, c.eps,
                          name="embeddings")
         with jax.named_scope("gen"):
-            logits = Generator(c, self.remat, name="generator")(emb, ids, type_ids, mask_pos)
+            logits = Generator(c, self.remat, name="generator")(emb, ids, type_ids, mask_pos,
+                                                                rng)
             with jax.named_scope("loss/mlm"):
                 gen_loss = cross_entropy(logits.reshape(-1, c.vocab), labels.reshape(-1))
             with jax.named_scope("head/sample"):
@@ -95,7 +104,7 @@ class ElectraPretraining(nn.Module):
                 corrupted = _scatter_rows(ids, mask_pos, sampled)
         with jax.named_scope("disc"):
             disc_logits = Discriminator(c, self.remat, name="discriminator")(emb, corrupted,
-                                                                         type_ids)
+                                                                         type_ids, rng)
             with jax.named_scope("loss/rtd"):
                 replaced = _scatter_rows(jnp.zeros(ids.shape, bool), mask_pos, sampled != labels)
                 disc_loss = sigmoid_bce(disc_logits, replaced)
@@ -109,6 +118,7 @@ def build(cfg, policy: str = "store_all") -> Program:
     net = lambda s: ElectraPretraining(for_length(cfg, s), remat)  # position table covers s
 
     def spec(b, s):
+        zoo.check_seq(cfg.attn, s)
         p = mask_count(s, cfg.mask_prob)
         return {"ids": int_spec((b, s), cfg.vocab), "type_ids": int_spec((b, s), cfg.type_vocab),
                 "mask_pos": int_spec((b, p), s), "labels": int_spec((b, p), cfg.vocab)}

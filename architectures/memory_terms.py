@@ -21,6 +21,7 @@ int32 indices 4, boolean masks 1.  Per block, with ``r`` rows:
   relative-bias index map    n m int32, once per stack (the gather's indices)
   GELU (erf)                 3 per element (+1 output read by a projection)
   GELU (tanh)                its input + 4 per element (+1 output)
+  SiLU                       its input, sigmoid and sigmoid (1 - sigmoid) (+1 output)
   ReLU                       1 boolean per element (+1 output); the zeros it selects are free
   gather / lookup            its int32 indices (+ the gathered rows when a projection reads them)
   cross-entropy (r x V)      log-probabilities r V, one float per row, r int32 labels
@@ -35,7 +36,8 @@ tests comparing with the trace would say so.
 from __future__ import annotations
 
 INT, BOOL = 4, 1
-ACT_KEPT = {"gelu": (0, 3), "gelu_tanh": (1, 4)}   # (input, internal) per element, floats
+ACT_KEPT = {"gelu": (0, 3), "gelu_tanh": (1, 4),   # (input, internal) per element, floats
+            "silu": (1, 2)}                      # x; sigmoid and its derivative
 
 
 def layer_norm(r, d, fb, out: bool, rms: bool = False):
@@ -89,11 +91,13 @@ def sentence_head(b, d, fb, task) -> dict:
     return {"head/pooler": 3 * b * d * fb, f"loss/{task}": cross_entropy(b, 2, fb)}
 
 
-def post_ln_layers(b, n, d, h, dh, f, act_name, layers, fb, last_out: bool) -> dict:
+def post_ln_layers(b, n, d, h, dh, f, act_name, layers, fb, last_out: bool,
+                   core=None) -> dict:
     """``layers`` BERT-style post-LN layers; the last one's output is kept only when a
-    projection reads it (``last_out``)."""
+    projection reads it (``last_out``); ``core``: the self-attention kernel's bytes when
+    it is not dense (``attention``)."""
     t = b * n
-    one = attention(b, n, n, h, dh, fb)
+    one = dict(core) if core is not None else attention(b, n, n, h, dh, fb)
     one["norm/attn"] = layer_norm(t, d, fb, out=True)
     one.update(feed_forward(t, f, act_name, fb))
     out = {k: layers * v for k, v in one.items()}

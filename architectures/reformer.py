@@ -18,18 +18,18 @@ backward of every layer recomputes its forward once.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 from . import memory_terms as M
 from . import terms as T
-from .terms import THREEFRY_OPS, Term
+from . import zoo
+from .terms import Term
 from .config import BOUNDS, Widths, ConfigError, _is_int, check_config, mask_count, resized
 from .num import any_nonzero, ceil_div, ceil_log2, floor_log2, maximum, positive, pow2
 
 NAME = "reformer"
-# uniform bits -> normal: shift, or, (bitcast), sub, mul, add, max, erf_inv, mul
-NORMAL_OPS = 8
 ATTN_KINDS = ("lsh", "local")
 
 
@@ -209,6 +209,21 @@ def resize(cfg: Config, d_model=None, n_layers=None, n_heads=None, d_ff=None) ->
     return resized(cfg, d_model, n_layers, n_heads, d_ff, **extra)
 
 
+def like(cfg) -> Config:
+    """The Reformer of a Transformer-family model's widths, depth, vocabulary, activation
+    and objective (causal for a decoder, masked LM for an encoder), LSH attention in every
+    layer and the Reformer's defaults otherwise (``reformer-base``): what ``attention=lsh``
+    makes of a Transformer in a sweep."""
+    kind = getattr(cfg, "kind", "encoder")
+    if kind not in ("encoder", "decoder"):
+        raise ConfigError("attention", "lsh", "an encoder or a decoder (the Reformer has no "
+                          "encoder-decoder)")
+    base = dataclasses.replace(PRESETS["reformer-base"][0], vocab=cfg.vocab, act=cfg.act,
+                               eps=cfg.eps, mask_prob=cfg.mask_prob, causal=kind == "decoder")
+    return resize(base, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
+                  d_ff=cfg.d_ff)
+
+
 def describe(cfg: Config, seq: int) -> str:
     """The length-dependent choices of the LSH layers at ``seq``, in words (explain)."""
     if "lsh" not in cfg.attn_layers:
@@ -317,28 +332,14 @@ def rotations_term(cfg: Config, n) -> Term:
     """One step's random rotations for one LSH layer (none within one chunk): a key
     fold-in, normal samples of h x dh x n_hashes x rot/2."""
     R = cfg.n_heads * cfg.d_head * cfg.n_hashes * (cfg.rotation_size(n) // 2)
-    return Term(ew=2 * THREEFRY_OPS + THREEFRY_OPS * R + NORMAL_OPS * R + 1).times(
-        cfg.multi_chunk(n))
+    return T.normal_draw(R).times(cfg.multi_chunk(n))
 
 
 def local_terms(cfg: Config, b, n) -> dict:
-    """Chunked local attention (kernels/lsh.local_attention) over b x h heads.
-
-    Window positions and their range masks are computed once (not per head);
-    the backward of gathering w neighbouring chunks adds 2(w-1) copies (w-1 when the
-    sequence is one chunk: every neighbour is the chunk itself, no split to undo).
-    """
-    h, dh, c = cfg.n_heads, cfg.d_head, cfg.local_chunk
-    w = 1 + cfg.chunks_before + cfg.chunks_after
-    K, H = w * c, b * h
-    att = H * 2 * n * K * dh
-    adj = (1 + positive(n // c - 1)) * (w - 1) * H * n * dh
-    causal = 2 * n * K if cfg.causal else 0
-    return {"attn/scores": Term(mm=att, mm_bwd=2 * att,
-                                ew=H * n * dh + 4 * w * n + H * n * K + causal,
-                                ew_bwd=H * n * K + adj + H * n * dh),
-            "attn/softmax": T.softmax(H * n, K),
-            "attn/context": Term(mm=att, mm_bwd=2 * att, ew_bwd=adj)}
+    """Chunked local attention (kernels/lsh.local_attention) over b x h heads: the
+    Transformer's ``local`` choice with the Reformer's chunk and window (zoo.local_terms)."""
+    return zoo.local_terms(b, cfg.n_heads, n, cfg.d_head, cfg.local_chunk, cfg.chunks_before,
+                           cfg.chunks_after, cfg.causal)
 
 
 def embedding_terms(cfg: Config, b, n) -> dict:

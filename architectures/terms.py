@@ -20,6 +20,8 @@ does (LSH hashing feeds an argmax).  Per-element constants follow the rules of
   layer norm (r x d)      5rd + 2r(d-1) + 4r            9rd + 2(r-1)d + 2r(d-1) + 5r
   RMS norm   (r x d)      3rd + r(d-1) + 3r             6rd + (r-1)d + 2r(d-1) + 5r
   GELU (erf) / tanh / ReLU per element: 5 / 9 / 1 forward, 11 / 14 / 2 backward
+  SiLU (x sigmoid x) per element: 2 forward (logistic, mul), 6 backward (1 - s and
+                          s (1 - s) formed in the forward, then 3 mul and an add)
   cross-entropy (r x V)   3rV + 2r(V-1) + (r-1) + 5r + 2     3rV + r(V-1) + 2r + 2
   index check of a gather 3 per index (lt, add, select); the same for a scatter
   tanh (pooler) per elt.  1                             4  (add, mul, sub, mul)
@@ -134,8 +136,18 @@ def norm(r, d, rms=False) -> Term:
 # threefry2x32 random bits per 32-bit word (= comparator.count.rules.THREEFRY_OPS; a test keeps
 # them equal -- architectures never import comparator).
 THREEFRY_OPS = 55
+# uniform bits -> normal: shift, or, (bitcast), sub, mul, add, max, erf_inv, mul
+NORMAL_OPS = 8
 
-ACT_COST = {"gelu": (5, 11), "gelu_tanh": (9, 14), "relu": (1, 2), "tanh": (1, 4)}
+
+def normal_draw(size) -> Term:
+    """``size`` standard-normal samples from a key folded with one integer (the Reformer's
+    LSH rotations, the Performer's random features): the fold-in (two 32-bit words), a
+    word of random bits and NORMAL_OPS per sample, and one more op for the range."""
+    return Term(ew=2 * THREEFRY_OPS + (THREEFRY_OPS + NORMAL_OPS) * size + 1)
+
+ACT_COST = {"gelu": (5, 11), "gelu_tanh": (9, 14), "relu": (1, 2), "tanh": (1, 4),
+            "silu": (2, 6)}
 
 
 def act(n, name) -> Term:
@@ -154,17 +166,10 @@ def gather_index(n) -> Term:
 
 # -- composite blocks ---------------------------------------------------------------
 
-def attention(b, n, d, h, dh, *, m=None, causal=False, bias=True, rel_bias=False,
-              cross=False) -> dict:
-    """Multi-head attention over ``b`` sequences: n queries, m keys (m = n for self)."""
-    m = n if m is None else m
+def attention_core(b, n, m, h, dh, *, causal=False, rel_bias=False) -> dict:
+    """Dense attention's sequence mixing over ``b`` sequences x ``h`` heads, n queries and m
+    keys: the query scaling and q.k contraction (+ bias, + causal mask), softmax, p.v."""
     t, inner, rows = b * n, h * dh, b * h * n
-    out = {}
-    if cross:
-        out["attn/q"] = dense(t, d, inner, bias)
-        out["attn/kv"] = dense(b * m, d, 2 * inner, bias)
-    else:
-        out["attn/qkv"] = dense(t, d, 3 * inner, bias)
     scores = 2 * b * h * n * m * dh
     ew = t * inner  # q * 1/sqrt(dh)
     ew_bwd = t * inner
@@ -174,10 +179,28 @@ def attention(b, n, d, h, dh, *, m=None, causal=False, bias=True, rel_bias=False
     if causal:
         ew += n + n * m + rows * m  # offset add, compare, select
         ew_bwd += rows * m
-    out["attn/scores"] = Term(mm=scores, ew=ew, mm_bwd=2 * scores, ew_bwd=ew_bwd)
-    out["attn/softmax"] = softmax(rows, m)
-    out["attn/context"] = Term(mm=scores, mm_bwd=2 * scores)
-    out["attn/out"] = dense(t, inner, d, bias) + residual(t, d)
+    return {"attn/scores": Term(mm=scores, ew=ew, mm_bwd=2 * scores, ew_bwd=ew_bwd),
+            "attn/softmax": softmax(rows, m),
+            "attn/context": Term(mm=scores, mm_bwd=2 * scores)}
+
+
+def attention(b, n, d, h, dh, *, m=None, causal=False, bias=True, rel_bias=False,
+              cross=False, core=None, qkv=None) -> dict:
+    """Multi-head attention over ``b`` sequences: n queries, m keys (m = n for self).
+    ``core``: the terms of another attention kernel in place of dense attention's
+    (``attention_core``); the projections around it stay; ``qkv``: the self-attention
+    projection's term in place of ``dense(t, d, 3 h dh)`` (grouped-query attention)."""
+    m = n if m is None else m
+    t, inner = b * n, h * dh
+    out = {}
+    if cross:
+        out["attn/q"] = dense(t, d, inner, bias)
+        out["attn/kv"] = dense(b * m, d, 2 * inner, bias)
+    else:
+        out["attn/qkv"] = dense(t, d, 3 * inner, bias) if qkv is None else qkv
+    merge(out, core if core is not None else
+          attention_core(b, n, m, h, dh, causal=causal, rel_bias=rel_bias))
+    merge(out, {"attn/out": dense(t, inner, d, bias) + residual(t, d)})
     return out
 
 
@@ -187,21 +210,26 @@ def feed_forward(t, d, d_ff, act_name, bias=True) -> dict:
 
 
 def layer(b, n, d, h, dh, d_ff, act_name, *, bias=True, rms=False, causal=False,
-          cross_len=None, rel_bias=False, pre_norm=False) -> dict:
-    """One Transformer layer (self-attention, optional cross-attention, FFN, norms)."""
+          cross_len=None, rel_bias=False, pre_norm=False, core=None, qkv=None,
+          ffn=None) -> dict:
+    """One Transformer layer (self-attention, optional cross-attention, FFN, norms);
+    ``core``, ``qkv``: the self-attention kernel's and projection's terms when they are
+    not dense attention's (``attention``); ``ffn``: the FFN's terms in place of
+    ``feed_forward`` (gated, experts: ``modern_terms``)."""
     t = b * n
     # The sublayer input is read twice (sublayer and residual): post-LN charges
     # the gradient add to the sublayer's first projection, pre-LN to its norm.
     first = {"attn": "norm/attn", "cross": "norm/cross", "ffn": "norm/ffn"} if pre_norm else \
         {"attn": "attn/qkv", "cross": "attn/q", "ffn": "ffn/in"}
-    out = attention(b, n, d, h, dh, causal=causal, bias=bias, rel_bias=rel_bias)
+    out = attention(b, n, d, h, dh, causal=causal, bias=bias, rel_bias=rel_bias, core=core,
+                    qkv=qkv)
     out["norm/attn"] = norm(t, d, rms)
     merge(out, {first["attn"]: fanout(t, d)})
     if cross_len is not None:
         merge(out, attention(b, n, d, h, dh, m=cross_len, bias=bias, cross=True))
         out["norm/cross"] = norm(t, d, rms)
         merge(out, {first["cross"]: fanout(t, d)})
-    merge(out, feed_forward(t, d, d_ff, act_name, bias))
+    merge(out, feed_forward(t, d, d_ff, act_name, bias) if ffn is None else ffn)
     out["norm/ffn"] = norm(t, d, rms)
     merge(out, {first["ffn"]: fanout(t, d)})
     return out

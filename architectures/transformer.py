@@ -17,11 +17,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
-from . import memory_terms as M
+from . import modern
+from . import modern_terms as MT
 from . import terms as T
+from . import zoo
 from .config import ConfigError, Widths, check_config, mask_count, resized, target_len
+from .transformer_memory import activation_bytes, activation_terms  # noqa: F401 (the interface)
 
 NAME = "transformer"
 HEADS = ("mlm", "pretraining")   # an encoder's heads (see the module docstring)
@@ -45,15 +49,41 @@ class Config(Widths):
     rel_buckets: int = 0           # encdec: relative-position buckets (T5: 32)
     rel_max_distance: int = 128
     head: str = "mlm"              # encoder: mlm | pretraining (+ pooler and NSP)
+    attention: str = "dense"       # dense | flash | local | linformer | performer (zoo.py)
+    window: int = 256              # local: tokens a block (its own and the block before
+    #                                [and after, bidirectional] attended to)
+    proj_len: int = 256            # linformer: k, the length keys and values project to
+    features: int = 256            # performer: m random features
+    block: int = 128               # flash: query and key block
+    # modern decoder blocks (architectures/modern.py)
+    n_kv_heads: int | None = None  # grouped-query attention: k/v heads (None: n_heads)
+    positions: str = "learned"     # learned (max_len rows) | rope
+    rope_dim: int | None = None    # rope: rotated features of a head (None: d_head)
+    ffn: str = "mlp"               # mlp | glu (gated: SwiGLU with act "silu")
+    norm: str | None = None        # layernorm | rmsnorm (None: RMSNorm for encdec only)
+    bias: bool | None = None       # projection biases (None: all but encdec)
+    qkv_bias: bool | None = None   # q, k, v biases (None: as bias)
+    tie_embeddings: bool = True    # the LM head is the word table
+    parallel: bool = False         # x + attn(ln1 x) + ffn(ln2 x) (GPT-J, GPT-NeoX)
+    n_experts: int = 0             # mixture of experts (0: a dense FFN)
+    top_k: int = 2                 # experts a token goes to
+    capacity_factor: float | None = None   # slots per expert ceil(cf T k / E); None: dropless
+    router: str = "renormalized"   # renormalized (Mixtral) | softmax (Switch)
 
     def __post_init__(self):
         check_config(self, kinds=("encoder", "decoder", "encdec"))
+        zoo.check(self, causal=self.kind == "decoder", encdec=self.kind == "encdec")
+        modern.check(self)
         if self.head not in HEADS:
             raise ConfigError("head", self.head, "one of " + ", ".join(HEADS))
         if self.head != "mlm" and self.kind != "encoder":
             raise ConfigError("head", self.head, "mlm (the default) for a decoder or an "
                               "encoder-decoder: they keep their LM head; the pre-training "
                               "head (pooler + NSP) is BERT's, an encoder's")
+
+    @property
+    def attn(self) -> zoo.Attn:
+        return zoo.of(self)
 
     @property
     def nsp(self) -> bool:
@@ -66,11 +96,28 @@ class Config(Widths):
 
     @property
     def use_bias(self) -> bool:
-        return self.kind != "encdec"
+        return self.kind != "encdec" if self.bias is None else self.bias
+
+    @property
+    def use_qkv_bias(self) -> bool:
+        return self.use_bias if self.qkv_bias is None else self.qkv_bias
 
     @property
     def rms(self) -> bool:
-        return self.kind == "encdec"
+        return self.kind == "encdec" if self.norm is None else self.norm == "rmsnorm"
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def rope(self) -> int:
+        """Rotated features of a head (0: no rotary embedding)."""
+        return (self.rope_dim or self.d_head) if self.positions == "rope" else 0
+
+    @property
+    def moe(self) -> modern.Moe | None:
+        return modern.of(self)
 
 
 _BERT = Config()
@@ -78,6 +125,13 @@ _GPT2 = Config(kind="decoder", vocab=50257, max_len=1024, type_vocab=0, act="gel
                eps=1e-5)
 _T5 = Config(kind="encdec", vocab=32128, n_dec_layers=12, max_len=0, type_vocab=0, act="relu", eps=1e-6,
              rel_buckets=32)
+# Llama-era decoders: RMSNorm, rotary positions, SwiGLU, no biases, an untied head; the
+# sizes of their Hugging Face config.json (max_len: max_position_embeddings, unused by rope)
+_LLAMA = Config(kind="decoder", vocab=32000, d_model=4096, n_layers=32, n_heads=32,
+                ff_dim=11008, max_len=4096, type_vocab=0, act="silu", eps=1e-5,
+                positions="rope", ffn="glu", norm="rmsnorm", bias=False, tie_embeddings=False)
+_MISTRAL = dataclasses.replace(_LLAMA, ff_dim=14336, n_kv_heads=8, max_len=32768,
+                               attention="sliding", window=4096)
 
 PRESETS: dict[str, tuple[Config, str]] = {
     "bert-base": (_BERT, "Devlin et al. 2019, Sec. 3: L=12, H=768, A=12"),
@@ -110,6 +164,37 @@ PRESETS: dict[str, tuple[Config, str]] = {
                                    n_heads=128, head_dim=128, ff_dim=65536),
                "Raffel et al. 2020, Sec. 3.7: d_ff=65536, 128 heads of 128"),
 }
+PRESETS.update({
+    # Touvron et al. 2023 (Llama 2), Table 1 and Sec. 2.2; huggingface.co/meta-llama/
+    # Llama-2-7b-hf config.json
+    "llama-2-7b": (_LLAMA, "Touvron et al. 2023 (Llama 2), Table 1; model card meta-llama/"
+                           "Llama-2-7b-hf: d=4096, 32 layers, 32 heads, SwiGLU 11008, vocab "
+                           "32000, RMSNorm, RoPE, untied head"),
+    # Jiang et al. 2023 (Mistral 7B), Table 1; huggingface.co/mistralai/Mistral-7B-v0.1
+    "mistral-7b": (_MISTRAL, "Jiang et al. 2023 (Mistral 7B), Table 1; model card mistralai/"
+                             "Mistral-7B-v0.1: 32 heads, 8 kv heads (GQA), SwiGLU 14336, "
+                             "sliding window 4096"),
+    # Jiang et al. 2024 (Mixtral of Experts), Table 1; huggingface.co/mistralai/
+    # Mixtral-8x7B-v0.1 config.json (sliding_window null: full attention)
+    "mixtral-8x7b": (dataclasses.replace(_LLAMA, ff_dim=14336, n_kv_heads=8, max_len=32768,
+                                         n_experts=8, top_k=2),
+                     "Jiang et al. 2024 (Mixtral of Experts), Table 1; model card mistralai/"
+                     "Mixtral-8x7B-v0.1: Mistral 7B's attention, 8 SwiGLU experts of 14336, "
+                     "top-2, dropless"),
+    # Yang et al. 2024 (Qwen2), Table 1; huggingface.co/Qwen/Qwen2-0.5B config.json
+    "qwen2-0.5b": (dataclasses.replace(_LLAMA, vocab=151936, d_model=896, n_layers=24,
+                                       n_heads=14, n_kv_heads=2, ff_dim=4864, max_len=131072,
+                                       eps=1e-6, qkv_bias=True, tie_embeddings=True),
+                   "Yang et al. 2024 (Qwen2), Table 1; model card Qwen/Qwen2-0.5B: d=896, 24 "
+                   "layers, 14 heads, 2 kv heads, q/k/v biases, tied embeddings"),
+    # Biderman et al. 2023 (Pythia), Table 1; huggingface.co/EleutherAI/pythia-160m
+    "pythia-160m": (Config(kind="decoder", vocab=50304, d_model=768, n_layers=12, n_heads=12,
+                           ff_dim=3072, max_len=2048, type_vocab=0, act="gelu", eps=1e-5,
+                           positions="rope", rope_dim=16, parallel=True,
+                           tie_embeddings=False),
+                    "Biderman et al. 2023 (Pythia), Table 1; model card EleutherAI/pythia-160m"
+                    " (GPT-NeoX): rotary on 25% of a head, parallel residual, untied head"),
+})
 DEFAULT_PRESET = "bert-base"
 
 
@@ -118,8 +203,18 @@ def preset(name: str) -> Config:
 
 
 def resize(cfg: Config, d_model=None, n_layers=None, n_heads=None, d_ff=None) -> Config:
-    """The same model at another width/depth: heads of 64 and FFN 4 x d unless given."""
-    return resized(cfg, d_model, n_layers, n_heads, d_ff)
+    """The same model at another width/depth: heads of 64 and FFN 4 x d unless given; a
+    grouped-query model keeps its query heads per k/v head where they divide the new head
+    count (else the largest common divisor), a partial rotary its fraction of a head."""
+    new = resized(cfg, d_model, n_layers, n_heads, d_ff, n_kv_heads=None, rope_dim=None)
+    if cfg.n_kv_heads is not None:
+        group = cfg.n_heads // cfg.n_kv_heads
+        new = dataclasses.replace(new, n_kv_heads=math.gcd(new.n_heads,
+                                                           max(1, new.n_heads // group)))
+    if cfg.rope_dim is not None:
+        r = max(2, cfg.rope_dim * new.d_head // cfg.d_head // 2 * 2)
+        new = dataclasses.replace(new, rope_dim=r)
+    return new
 
 
 def transformer_baseline(cfg: Config) -> Config:
@@ -132,16 +227,28 @@ def transformer_baseline(cfg: Config) -> Config:
 def _stack(cfg: Config, b, n, m=None, causal=False, cross=False, layers=1):
     """Terms of ``layers`` identical layers over ``b`` sequences of ``n`` tokens."""
     out: dict = {}
-    T.merge(out, T.layer(b, n, cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act,
+    t, h, g, dh = b * n, cfg.n_heads, cfg.kv_heads, cfg.d_head
+    core = zoo.core_terms(cfg.attn, b, n, h, dh, causal)
+    moe = cfg.moe
+    ffn = (MT.moe_ffn(t, cfg.d_model, cfg.d_ff, cfg.act, cfg.ffn == "glu", moe,
+                      modern.capacity(moe, t)) if moe is not None
+           else MT.feed_forward(t, cfg.d_model, cfg.d_ff, cfg.act, cfg.use_bias,
+                                cfg.ffn == "glu"))
+    T.merge(out, T.layer(b, n, cfg.d_model, h, dh, cfg.d_ff, cfg.act,
                          bias=cfg.use_bias, rms=cfg.rms, causal=causal,
                          cross_len=m if cross else None,
-                         rel_bias=cfg.rel_buckets > 0, pre_norm=cfg.pre_norm), k=layers)
-    return out
+                         rel_bias=cfg.rel_buckets > 0, pre_norm=cfg.pre_norm, core=core,
+                         qkv=MT.qkv(t, cfg.d_model, h, g, dh, cfg.use_qkv_bias), ffn=ffn),
+            k=layers)
+    if cfg.rope:
+        T.merge(out, MT.rope(t, h, g, cfg.rope), k=layers)
+    return T.merge(out, zoo.draw_terms(cfg.attn, cfg.d_head, layers))
 
 
 def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
     """Named forward/backward terms of one training step on ``batch`` x ``seq`` tokens."""
     d, V = cfg.d_model, cfg.vocab
+    zoo.check_seq(cfg.attn, seq)
     out: dict = {}
     if cfg.kind == "encoder":
         T.merge(out, T.embeddings(batch, seq, d, d, pos=bool(cfg.max_len),
@@ -153,10 +260,14 @@ def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
             T.merge(out, T.sentence_head(batch, seq, d, "nsp"))
         return out
     if cfg.kind == "decoder":
-        T.merge(out, T.embeddings(batch, seq, d, d, pos=True, types=False, norm_=False))
-        T.merge(out, {"embed/lookup": T.tied_grad(V, d)})
+        T.merge(out, T.embeddings(batch, seq, d, d, pos=not cfg.rope, types=False,
+                                  norm_=False))
+        if cfg.tie_embeddings:
+            T.merge(out, {"embed/lookup": T.tied_grad(V, d)})
+        if cfg.rope:
+            T.merge(out, MT.rope_tables(seq, cfg.rope))
         T.merge(out, _stack(cfg, batch, seq, causal=True, layers=cfg.n_layers))
-        T.merge(out, {"norm/final": T.norm(batch * seq, d)})
+        T.merge(out, {"norm/final": T.norm(batch * seq, d, cfg.rms)})
         T.merge(out, T.lm_head(batch * seq, d, V))
         return out
     t = target_len(seq)
@@ -176,27 +287,56 @@ def terms(cfg: Config, batch, seq) -> dict[str, T.Term]:
     return T.merge(T.prefixed("enc", enc), T.prefixed("dec", dec))
 
 
+def attention_stacks(cfg: Config, batch, seq) -> tuple:
+    """The self-attention layers of one step on ``batch`` x ``seq`` tokens
+    (``zoo.Stack``): the encoder's or the causal decoder's; T5's encoder and decoder
+    (its cross-attention is dense: no choice)."""
+    h, dh = batch * cfg.n_heads, cfg.d_head
+    if cfg.kind != "encdec":
+        return (zoo.Stack("", cfg.attn, h, seq, dh, cfg.kind == "decoder", cfg.n_layers),)
+    return (zoo.Stack("enc", cfg.attn, h, seq, dh, False, cfg.n_layers),
+            zoo.Stack("dec", cfg.attn, h, target_len(seq), dh, True, cfg.n_dec_layers))
+
+
 def flops(cfg: Config, seq, batch=1, scope: str = "matmul") -> T.FlopCount:
     return T.count(terms(cfg, batch, seq), scope)
 
 
-def params(cfg: Config, seq: int = 0) -> int:
-    """Parameters; a learned position table grows to ``seq`` rows when seq > max_len."""
+def params(cfg: Config, seq: int = 0, active: bool = False) -> int:
+    """Parameters; a learned position table grows to ``seq`` rows when seq > max_len.
+    ``active``: those one token uses (a mixture of experts' ``top_k`` experts)."""
     d, V = cfg.d_model, cfg.vocab
     if cfg.max_len and seq > cfg.max_len:
         cfg = dataclasses.replace(cfg, max_len=seq)
-    layer = T.layer_params(d, cfg.inner, cfg.d_ff, bias=cfg.use_bias, rms=cfg.rms)
+    if cfg.kind == "decoder":
+        return _decoder_params(cfg, seq, active)
+    layer = (T.layer_params(d, cfg.inner, cfg.d_ff, bias=cfg.use_bias, rms=cfg.rms)
+             + zoo.params(cfg.attn, seq))
     if cfg.kind == "encoder":
         return (T.embedding_params(V, d, d, cfg.max_len, cfg.type_vocab)
                 + cfg.n_layers * layer + T.mlm_head_params(d, d, V)
                 + (T.sentence_head_params(d) if cfg.nsp else 0))
-    if cfg.kind == "decoder":
-        return (T.embedding_params(V, d, d, cfg.max_len, 0, norm_=False)
-                + cfg.n_layers * layer + T.norm_params(d, rms=False))
     cross = T.attention_params(d, cfg.inner, bias=False) + T.norm_params(d, rms=True)
     rel = 2 * cfg.rel_buckets * cfg.n_heads  # one bias table per stack
     return (V * d + cfg.n_layers * layer + cfg.n_dec_layers * (layer + cross)
             + 2 * T.norm_params(d, rms=True) + rel)
+
+
+def _decoder_params(cfg: Config, seq, active: bool) -> int:
+    d, V, gated = cfg.d_model, cfg.vocab, cfg.ffn == "glu"
+    ffn = (MT.moe_params(d, cfg.d_ff, gated, cfg.moe, active) if cfg.moe is not None
+           else MT.ffn_params(d, cfg.d_ff, gated, cfg.use_bias))
+    layer = (MT.attention_params(d, cfg.n_heads, cfg.kv_heads, cfg.d_head, cfg.use_bias,
+                                 cfg.use_qkv_bias)
+             + ffn + 2 * T.norm_params(d, cfg.rms) + zoo.params(cfg.attn, seq))
+    embed = T.embedding_params(V, d, d, 0 if cfg.rope else cfg.max_len, 0, norm_=False)
+    head = 0 if cfg.tie_embeddings else V * d
+    return embed + cfg.n_layers * layer + T.norm_params(d, cfg.rms) + head
+
+
+def active_params(cfg: Config, seq: int = 0) -> int:
+    """Parameters one token uses: all of them but the experts it is not routed to."""
+    return params(cfg, seq, active=True)
 
 
 # activation-memory policies the model is built with (``model(cfg, policy)``)
@@ -209,56 +349,3 @@ def model(cfg: Config, policy: str | None = None):
     from .config import check_policy
     from .transformer_model import build
     return build(cfg, check_policy(policy, POLICIES, DEFAULT_POLICY))
-
-
-# -- activation memory (residuals kept for the backward; architectures/memory_terms.py) --
-
-def _pre_norm_layers(cfg: Config, b, n, fb, *, causal, layers, cross_len=None) -> dict:
-    """``layers`` pre-norm layers; an RMS norm's input (the residual stream) is kept by
-    the add (or lookup) producing it, a LayerNorm keeps x - mean instead."""
-    t, d, h, dh = b * n, cfg.d_model, cfg.n_heads, cfg.d_head
-    stream = t * d * fb if cfg.rms else 0
-    one = {"norm/attn": M.layer_norm(t, d, fb, out=True, rms=cfg.rms), "attn/out": stream}
-    M.merge(one, M.attention(b, n, n, h, dh, fb, causal=causal))
-    if cross_len is not None:
-        M.merge(one, {"norm/cross": M.layer_norm(t, d, fb, out=True, rms=cfg.rms),
-                      "attn/out": stream})
-        M.merge(one, M.attention(b, n, cross_len, h, dh, fb, kv_term="attn/kv"))
-    M.merge(one, {"norm/ffn": M.layer_norm(t, d, fb, out=True, rms=cfg.rms), "ffn/out": stream})
-    M.merge(one, M.feed_forward(t, cfg.d_ff, cfg.act, fb))
-    return {k: layers * v for k, v in one.items()}
-
-
-def activation_terms(cfg: Config, seq, batch=1, bytes_per=4) -> dict:
-    """Bytes of the residuals one training step keeps for its backward, by term."""
-    d, V, fb, b = cfg.d_model, cfg.vocab, bytes_per, batch
-    t = b * seq
-    if cfg.kind == "encoder":
-        out = M.embeddings(b, seq, d, d, fb, tables=1 + bool(cfg.type_vocab))
-        M.merge(out, M.post_ln_layers(b, seq, d, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act,
-                                      cfg.n_layers, fb, last_out=False))
-        M.merge(out, M.mlm_head(b * mask_count(seq, cfg.mask_prob), d, d, V, cfg.act, fb))
-        if cfg.nsp:
-            M.merge(out, M.sentence_head(b, d, fb, "nsp"))
-        return M.nonzero(out)
-    if cfg.kind == "decoder":
-        out = {"embed/lookup": t * M.INT}
-        M.merge(out, _pre_norm_layers(cfg, b, seq, fb, causal=True, layers=cfg.n_layers))
-        M.merge(out, {"norm/final": M.layer_norm(t, d, fb, out=True, rms=cfg.rms),
-                      "loss/lm": M.cross_entropy(t, V, fb)})
-        return M.nonzero(out)
-    n, m = target_len(seq), seq  # decoder length, encoder length
-    enc = {"embed/lookup": t * M.INT + t * d * fb, "attn/relbias": m * m * M.INT,
-           "norm/final": M.layer_norm(t, d, fb, out=True, rms=True)}  # read by every cross kv
-    M.merge(enc, _pre_norm_layers(cfg, b, m, fb, causal=False, layers=cfg.n_layers))
-    dec = {"embed/lookup": b * n * (M.INT + d * fb), "attn/relbias": n * n * M.INT,
-           "norm/final": M.layer_norm(b * n, d, fb, out=False, rms=True),
-           "head/logits": b * n * d * fb, "loss/lm": M.cross_entropy(b * n, V, fb)}
-    M.merge(dec, _pre_norm_layers(cfg, b, n, fb, causal=True, layers=cfg.n_dec_layers,
-                                  cross_len=m))
-    return M.nonzero(M.merge(M.merge({}, enc, "enc"), dec, "dec"))
-
-
-def activation_bytes(cfg: Config, seq, batch=1, bytes_per=4):
-    """Activation memory of one training step (``activation_terms`` summed)."""
-    return sum(activation_terms(cfg, seq, batch, bytes_per).values())

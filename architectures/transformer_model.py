@@ -9,7 +9,10 @@ import numpy as np
 import flax.linen as nn
 
 from kernels.nn import cross_entropy
-from .blocks import INIT, Embeddings, MLMHead, Norm, SentenceHead, jit_layers, layer_class
+from kernels.rope import rope_tables
+from .blocks import INIT, Norm, draw_features, jit_layers, layer_class
+from .heads import Embeddings, MLMHead, SentenceHead
+from . import zoo
 from .config import mask_count, target_len
 from .program import Program, int_spec, spec_structs
 
@@ -18,7 +21,9 @@ def _layer(cfg, causal=False, cross=False, name=None, remat=False):
     layer = layer_class(shared_inputs=cfg.kind == "encdec", remat=remat)  # (blocks.JitLayer)
     return layer(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_ff, cfg.act, cfg.eps,
                  pre_norm=cfg.pre_norm, causal=causal, cross=cross, use_bias=cfg.use_bias,
-                 rms=cfg.rms, name=name)
+                 rms=cfg.rms, attn=cfg.attn, n_kv_heads=cfg.kv_heads,
+                 qkv_bias=cfg.use_qkv_bias, gated=cfg.ffn == "glu", parallel=cfg.parallel,
+                 moe=cfg.moe, name=name)
 
 
 def relative_buckets(n: int, m: int, buckets: int, max_distance: int, bidirectional: bool):
@@ -61,13 +66,14 @@ class EncoderMLM(nn.Module):
     remat: bool = False
 
     @nn.compact
-    def __call__(self, ids, type_ids, mask_pos, labels, nsp_labels=None):
+    def __call__(self, ids, type_ids, mask_pos, labels, nsp_labels=None, rng=None):
         c = self.cfg
         emb = Embeddings(c.vocab, c.d_model, c.d_model, c.max_len, c.type_vocab, True, c.eps,
                          name="embeddings")
         h = emb(ids, type_ids)
         for i in range(c.n_layers):
-            h = _layer(c, name=f"layer_{i}", remat=self.remat)(h)
+            h = _layer(c, name=f"layer_{i}", remat=self.remat)(
+                h, features=draw_features(c.attn, rng, i, c.d_head))
         with jax.named_scope("head/gather"):
             hm = jnp.take_along_axis(h, mask_pos[..., None], axis=1)
         logits = MLMHead(c.d_model, c.d_model, c.vocab, c.act, c.eps, name="mlm")(hm, emb)
@@ -79,21 +85,33 @@ class EncoderMLM(nn.Module):
 
 
 class DecoderLM(nn.Module):
+    """GPT-2, and the modern decoders: rotary tables computed once a step (``attn/rope``)
+    and read by every layer; an untied head (``lm_head``, d x V) when not tied."""
     cfg: object
     remat: bool = False
 
     @nn.compact
-    def __call__(self, ids, labels):
+    def __call__(self, ids, labels, rng=None):
         c = self.cfg
-        emb = Embeddings(c.vocab, c.d_model, c.d_model, c.max_len, 0, False, c.eps,
-                         name="embeddings")
+        learned = c.positions == "learned"
+        emb = Embeddings(c.vocab, c.d_model, c.d_model, c.max_len if learned else 0, 0, False,
+                         c.eps, name="embeddings")
         h = emb(ids)
+        rope = None
+        if c.rope:
+            with jax.named_scope("attn/rope"):
+                rope = rope_tables(ids.shape[1], c.rope)
         for i in range(c.n_layers):
-            h = _layer(c, causal=True, name=f"layer_{i}", remat=self.remat)(h)
+            h = _layer(c, causal=True, name=f"layer_{i}", remat=self.remat)(
+                h, features=draw_features(c.attn, rng, i, c.d_head), rope=rope)
         with jax.named_scope("norm/final"):
-            h = Norm(c.d_model, c.eps, name="final_norm")(h)
+            h = Norm(c.d_model, c.eps, c.rms, name="final_norm")(h)
         with jax.named_scope("head/logits"):
-            logits = emb.attend(h)
+            if c.tie_embeddings:
+                logits = emb.attend(h)
+            else:
+                logits = jnp.einsum("...d,dv->...v", h,
+                                    self.param("lm_head", INIT, (c.d_model, c.vocab)))
         with jax.named_scope("loss/lm"):
             return cross_entropy(logits.reshape(-1, c.vocab), labels.reshape(-1))
 
@@ -140,7 +158,12 @@ def for_length(cfg, seq: int):
 def build(cfg, policy: str = "store_all") -> Program:
     """The pre-training step of ``cfg.kind``; ``policy`` ``checkpoint`` puts every layer
     under ``jax.checkpoint``."""
-    remat = policy == "checkpoint"
+    program = _build(cfg, policy == "checkpoint")
+    return dataclasses.replace(program, spec=lambda b, s: zoo.check_seq(cfg.attn, s)
+                               or program.spec(b, s))
+
+
+def _build(cfg, remat: bool) -> Program:
     if cfg.kind == "encoder":
         net = lambda s: EncoderMLM(for_length(cfg, s), remat)
 
@@ -154,14 +177,15 @@ def build(cfg, policy: str = "store_all") -> Program:
                 out["nsp_labels"] = int_spec((b,), 2)   # is-next / not-next
             return out
 
-        call = lambda p, d: net(d["ids"].shape[1]).apply(p, *(d[k] for k in keys))
+        call = lambda p, d, rng: net(d["ids"].shape[1]).apply(p, *(d[k] for k in keys),
+                                                              rng=rng)
     elif cfg.kind == "decoder":
         net = lambda s: DecoderLM(for_length(cfg, s), remat)
 
         def spec(b, s):
             return {"ids": int_spec((b, s), cfg.vocab), "labels": int_spec((b, s), cfg.vocab)}
 
-        call = lambda p, d: net(d["ids"].shape[1]).apply(p, d["ids"], d["labels"])
+        call = lambda p, d, rng: net(d["ids"].shape[1]).apply(p, d["ids"], d["labels"], rng)
     else:
         net = lambda s: EncoderDecoder(cfg, remat)
 
@@ -170,11 +194,12 @@ def build(cfg, policy: str = "store_all") -> Program:
             return {"enc_ids": int_spec((b, s), cfg.vocab), "dec_ids": int_spec((b, t), cfg.vocab),
                     "labels": int_spec((b, t), cfg.vocab)}
 
-        call = lambda p, d: net(0).apply(p, *(d[k] for k in ("enc_ids", "dec_ids", "labels")))
+        call = lambda p, d, rng: net(0).apply(p, *(d[k] for k in ("enc_ids", "dec_ids",
+                                                                   "labels")))
 
     def init(rng, b, s):
         d = {k: jnp.zeros(v.shape, v.dtype) for k, v in spec_structs(spec(b, s)).items()}
         return net(s).init(rng, *d.values())
 
-    return Program(init=init, loss=lambda p, d, rng=None: call(p, d), spec=spec,
+    return Program(init=init, loss=lambda p, d, rng=None: call(p, d, rng), spec=spec,
                    jitted_layers=cfg.kind != "encdec" and jit_layers())

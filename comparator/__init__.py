@@ -100,7 +100,8 @@ def sweep(archs=(), seqs=(), *, progress=None, d_model=None, layers=None, heads=
     names or ``"all"``; ``seqs``: lengths; ``options``: the fields of ``SweepRequest``
     (``presets``, ``batch``, ``methods`` ("analytic", "traced" or "both"), ``scope``,
     ``convention``, ``baseline``, ``with_baseline``, ``config``, ``trace``, ``db``,
-    ``jobs``, ...) and, with ``accelerators``, of ``Pricing`` (``tokens``, ``steps``,
+    ``jobs``, ``attentions`` (one model per attention kernel, "dense,flash,..."), ...) and,
+    with ``accelerators``, of ``Pricing`` (``tokens``, ``steps``,
     ``devices``, ``dtype`` ("auto": each device's training precision), ``mfu``,
     ``time_model``, ``prices`` (a date: the prices listed then), ``price_kind``, ...);
     every time and cost field has its ``_low``/``_high`` (p5/p95); ``d_model``, ``layers``,

@@ -302,14 +302,16 @@ def lsh_attention_reference(qk: jax.Array, v: jax.Array, rotations: jax.Array | 
 
 def local_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, chunk_len: int,
                     causal: bool = False, n_chunks_before: int = 1,
-                    n_chunks_after: int = 0) -> jax.Array:
+                    n_chunks_after: int = 0, max_distance: int | None = None) -> jax.Array:
     """Chunked local attention for one head: ``q, k [n, dh], v [n, dv] -> [n, dv]``.
 
     Queries in chunk ``j`` attend to keys in chunks ``j - n_chunks_before ..
     j + n_chunks_after``; chunks beyond the sequence ends are masked, not
-    wrapped.  No self-mask (queries and keys are distinct).  Scopes
-    ``attn/scores`` (query scaling, contraction, masks), ``attn/softmax``,
-    ``attn/context``.  Masked products are computed, then discarded.
+    wrapped.  No self-mask (queries and keys are distinct).  ``max_distance``: keys
+    that many positions or more before the query are masked too (a sliding window of
+    ``max_distance`` keys, Mistral's).  Scopes ``attn/scores`` (query scaling,
+    contraction, masks), ``attn/softmax``, ``attn/context``.  Masked products are
+    computed, then discarded.
     """
     n, dh = q.shape
     dv = v.shape[-1]
@@ -327,6 +329,8 @@ def local_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, chunk_len: int,
         masked = ((kpos < 0) | (kpos >= n))[:, None, :]
         if causal:
             masked = masked | (kpos[:, None, :] > pos[:, :, None])
+        if max_distance is not None:
+            masked = masked | (pos[:, :, None] - kpos[:, None, :] >= max_distance)
         dots = jnp.where(masked, MASK_VALUE, dots)
 
     with jax.named_scope("attn/softmax"):
@@ -339,7 +343,8 @@ def local_attention(q: jax.Array, k: jax.Array, v: jax.Array, *, chunk_len: int,
 
 def local_attention_reference(q: jax.Array, k: jax.Array, v: jax.Array, *, chunk_len: int,
                               causal: bool = False, n_chunks_before: int = 1,
-                              n_chunks_after: int = 0) -> jax.Array:
+                              n_chunks_after: int = 0,
+                              max_distance: int | None = None) -> jax.Array:
     """Dense ``[n, n]`` equivalent of ``local_attention``; no scopes."""
     n, dh = q.shape
     _check(n, chunk_len, n_chunks_before, n_chunks_after)
@@ -349,5 +354,7 @@ def local_attention_reference(q: jax.Array, k: jax.Array, v: jax.Array, *, chunk
     allowed = (gap >= -n_chunks_before) & (gap <= n_chunks_after)
     if causal:
         allowed = allowed & (j <= i)
+    if max_distance is not None:
+        allowed = allowed & (i - j < max_distance)
     scores = jnp.where(allowed, (q @ k.T) / math.sqrt(dh), -jnp.inf)
     return jax.nn.softmax(scores, axis=-1) @ v

@@ -35,6 +35,7 @@ ACTIVATIONS = {
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),   # BERT, ALBERT, ELECTRA
     "gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),  # GPT-2 ("gelu_new")
     "relu": jax.nn.relu,                                     # T5 v1.0, Reformer
+    "silu": jax.nn.silu,                                     # x sigmoid(x): SwiGLU (Llama)
 }
 
 

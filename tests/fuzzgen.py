@@ -18,7 +18,8 @@ HF_KEYS = sorted({k for _, data, *_ in RELEASED for k in data}
 OUR_FIELDS = sorted({f.name for a in architectures.NAMES
                      for f in dataclasses.fields(architectures.get(a).Config)})
 WORDS = ["gelu", "gelu_new", "relu", "swish", "lsh", "local", "bert", "gpt2", "t5", "albert",
-         "electra", "reformer", "absolute", "gated-gelu", *HF_CLASS.values(), ""]
+         "electra", "reformer", "absolute", "gated-gelu", *HF_CLASS.values(), "silu", "llama",
+         "mistral", "mixtral", "qwen2", "gpt_neox", "MixtralForCausalLM", ""]
 # sizes around every bound: 0, small, real, at and past the bounds, past int64
 SIZES = [0, 1, 2, 3, 7, 8, 12, 63, 64, 100, 128, 768, 1024, 4096, 65536, 100_000, 100_001,
          2**21, 2**21 + 1, 2**27 + 1, 2**30 + 1, 2**31 - 1, 2**31, 2**63 - 1, 2**63, 10**40,

@@ -5,7 +5,6 @@ Regenerate the list after changing a message:  python tests/test_bad_inputs.py
 """
 import contextlib
 import io
-import json
 import os
 import sys
 
@@ -13,97 +12,13 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from bad_input_files import FILES  # noqa: E402
 from comparator.cli import app as cli  # noqa: E402
 
 S = ["sweep", "--arch", "transformer", "--seq", "128"]
-
-
-def _profile(change=None, drop=None) -> str:
-    """A device profile's JSON (comparator calibrate -o), with one field changed or gone."""
-    p = {"schema_version": 1, "device": "cpu: test", "kind": "cpu", "calibrated": True,
-         "source": "a test", "date": "2026-12-07", "software": {"jax": "0"},
-         "matmul": [{"m": 64, "k": 64, "n": 64, "batch": 1, "dtype": "fp32",
-                     "flops_per_s": 1e10}],
-         "bandwidth": 7e9, "vector_flops": 5e10, "transcendentals": 3e8, "sort": 3e7,
-         "gather": 2e10, "scatter": 1e10, "overhead_s": 1e-6, "first_touch": None}
-    p.update(change or {})
-    p.pop(drop, None)
-    return json.dumps(p)
-
-
-MODEL = """import flax.linen as nn
-import jax
-import jax.numpy as jnp
-
-import comparator
-
-
-class MLP(nn.Module):
-    @nn.compact
-    def __call__(self, x):
-        return nn.Dense(8)(x)
-
-
-def x(seq_len, batch):
-    return jax.ShapeDtypeStruct((batch, seq_len, 8), jnp.float32)
-
-
-def make(seq_len, batch):
-    return comparator.UserModel(module=MLP(), inputs=(x(seq_len, batch),))
-
-
-def raising(seq_len, batch):
-    raise ValueError("no model at this length")
-
-
-def pair(seq_len, batch):
-    return MLP(), x(seq_len, batch)
-
-
-def short(seq_len, batch):
-    return comparator.UserModel(module=MLP(), inputs=(x(64, batch),))
-"""
 M = ["--model", "mymodel.py:make"]
-FILES = {   # written into the (temporary) working directory before each case
-    "bad.json": '{"model_type": "bert", "hidden_size": 768,',
-    "gtp2.json": '{"model_type": "gtp2"}',
-    "heads.json": '{"model_type": "bert", "hidden_size": 768, "num_attention_heads": 0}',
-    "typo.toml": '[model]\narch = "transformer"\n[model.config]\nd_modle = 512\n',
-    "gen.toml": '[model]\narch = "electra"\n[model.config]\ngen_fraction = 1.5\n',
-    "buckets.toml": '[model]\narch = "reformer"\n[model.config]\nn_buckets = 256\n',
-    "factors.toml": '[model]\narch = "reformer"\n[model.config]\nn_buckets = [8, 16, 2]\n',
-    "odd.toml": '[model]\narch = "reformer"\n[model.config]\nn_buckets = 63\n',
-    "odd-factor.json": '{"model_type": "reformer", "num_buckets": [8, 15]}',
-    "huge.toml": '[model]\narch = "transformer"\n[model.config]\nvocab = 9223372036854775807\n',
-    "arch.toml": '[model]\narch = "reformr"\n',
-    "model.yaml": "arch: transformer\n",
-    "afile": "",
-    "peak.toml": "[accelerators.h100-sxm]\nbf16 = -1\n",
-    "field.toml": "[accelerators.h100-sxm]\nbf61 = 1e15\n",
-    "head.toml": '[model]\narch = "transformer"\n[model.config]\nhead = "nsp"\n',
-    "gpt2-head.toml": '[model]\narch = "transformer"\npreset = "gpt2-small"\n'
-                      '[model.config]\nhead = "pretraining"\n',
-    "kaplan.json": '[{"arch": "transformer", "accelerator": "a100-80gb", "dtype": "fp32", '
-                   '"utilisation": 0.3, "skipped": null, "convention": "kaplan"}]',
-    "cpu.json": _profile(),
-    "zero.json": _profile({"bandwidth": 0}),
-    "neg.json": _profile({"matmul": [{"m": 64, "k": 64, "n": 64, "batch": 1, "dtype": "fp32",
-                                      "flops_per_s": -1e10}]}),
-    "nosort.json": _profile(drop="sort"),
-    "type.json": _profile({"gather": "fast"}),
-    "negprice.toml": '[[accelerators.t4.prices]]\ndate = "2020"\nkind = "on-demand"\n'
-                     'usd_per_hour = -0.35\nprovider = "x"\nsource = "y"\n',
-    "pue.toml": "[ranges.pue]\nlow = 1.6\nhigh = 1.2\n",
-    "mymodel.py": MODEL,
-    "crash.py": 'raise RuntimeError("half-written")\n',
-    "layers.json": '{"model_type": "bert", "num_hidden_layers": 2147483647}',
-    "width.json": '{"model_type": "bert", "hidden_size": -768}',
-    "deep.json": "[" * 2000 + "]" * 2000,
-    "deep.toml": "[accelerators.h100-sxm]\nbf16 = " + "[" * 2000 + "]" * 2000 + "\n",
-    "wide.toml": '[[models]]\narch = "albert"\n[[models]]\narch = "reformer"\n'
-                 '[models.config]\nd_model = 3000000\n',
-}
-# (what is tried, the arguments); the field each message must name is its first token
+# (what is tried, the arguments); the field each message must name is its first token;
+# the files they read: bad_input_files.FILES
 CASES = [
     ("unknown architecture", ["sweep", "--arch", "transfomer", "--seq", "128"]),
     ("empty architecture list", ["sweep", "--arch", ",", "--seq", "128"]),
@@ -297,6 +212,60 @@ CASES = [
                                                        "--policy", "reversible"]),
     ("a training dtype the memory check does not know", ["memory", "--arch", "transformer",
                                                          "--seq", "128", "--dtype", "int8"]),
+    ("unknown attention kernel", S + ["--attention", "dense,sparse"]),
+    ("an attention kernel a causal model cannot use", ["sweep", "--arch", "transformer",
+                                                       "--preset", "gpt2-small", "--seq", "512",
+                                                       "--attention", "linformer"]),
+    ("the Reformer's attention for ALBERT", ["sweep", "--arch", "albert", "--seq", "512",
+                                             "--attention", "lsh"]),
+    ("a length that does not fill flash blocks", ["sweep", "--arch", "transformer", "--seq",
+                                                  "200", "--attention", "flash"]),
+    ("an attention choice with the kernel bench", ["bench", "--kernel", "attention", "--seq",
+                                                   "64", "--attention", "flash"]),
+    ("a config file's unknown attention", ["sweep", "--config", "attn.toml", "--seq", "512"]),
+    ("a config file's zero local window", ["sweep", "--config", "window.toml", "--seq", "512"]),
+    ("an attention choice for the Reformer alone", ["sweep", "--arch", "reformer", "--seq",
+                                                    "512", "--attention", "lsh"]),
+    ("an attention choice with a user model", ["sweep", *M, "--seq", "128", "--attention",
+                                               "flash"]),
+    ("key/value heads that do not divide the heads", ["sweep", "--config", "kv.toml", "--seq",
+                                                      "128"]),
+    ("a mixture of one expert", ["sweep", "--config", "experts.toml", "--seq", "128"]),
+    ("more experts a token than experts", ["sweep", "--config", "topk.toml", "--seq", "128"]),
+    ("a zero capacity factor", ["sweep", "--config", "capacity.toml", "--seq", "128"]),
+    ("a modern block on an encoder", ["sweep", "--config", "rope.toml", "--seq", "128"]),
+    ("Mixtral's load-balancing loss (config.json)", ["sweep", "--config", "router.json",
+                                                     "--seq", "128"]),
+    ("Qwen2's per-layer sliding windows (config.json)", ["sweep", "--config", "qwen.json",
+                                                         "--seq", "128"]),
+    ("a length past Mistral's window, not a multiple of it",
+     ["sweep", "--arch", "transformer", "--preset", "mistral-7b", "--seq", "5000"]),
+    ("the sliding window for an encoder", [*S, "--attention", "sliding"]),
+    ("the sliding window for ALBERT (an encoder)", ["sweep", "--arch", "albert", "--seq", "512",
+                                                    "--attention", "sliding"]),
+    ("a step time faster than the device's peak", ["conventions", "--preset", "bert-base",
+                                                   "--seq", "512", "--accelerator", "tpu-v3",
+                                                   "--step-time", "0.001"]),
+    ("an MFU whose HFU passes 100% (reversible recomputation)",
+     ["conventions", "--preset", "reformer-base", "--seq", "4096", "--accelerator", "tpu-v3",
+      "--mfu", "0.9"]),
+    ("an MFU without a device", ["conventions", "--preset", "bert-base", "--seq", "512",
+                                 "--mfu", "0.4"]),
+    ("checkpointing reversible layers", ["conventions", "--preset", "reformer-base", "--seq",
+                                         "512", "--recompute", "checkpoint"]),
+    ("a peak's dtype without a device", ["conventions", "--preset", "bert-base", "--seq",
+                                         "512", "--dtype", "fp16"]),
+    ("a plot of step times without a device", ["plot", "--arch", "transformer", "--seq",
+                                               "512,1024", "--y", "step_time_s", "-o",
+                                               "t.png"]),
+    ("a plot's time option without a device", ["plot", "--arch", "transformer", "--seq",
+                                               "512,1024", "--dtype", "bf16", "-o", "t.png"]),
+    ("a paper's dense formula for grouped-query attention and SwiGLU",
+     ["explain", "--arch", "transformer", "--preset", "mistral-7b", "--seq", "512",
+      "--convention", "megatron"]),
+    ("an attention kernel the Reformer does not take (memory)", ["memory", "--arch",
+                                                                 "reformer", "--seq", "128",
+                                                                 "--attention", "flash"]),
 ]
 
 

@@ -94,7 +94,8 @@ def test_fp16_reformer_is_skipped_with_the_reason():
 
 def test_attention_kernel_bench_tiny():
     from comparator.measure import kernelbench as kb
-    recs, cross = kb.run([64], heads=1, d_head=16, chunk=32, hashes=(1,), steps=1)
+    recs, cross = kb.run([64], heads=1, d_head=16, chunk=32, hashes=(1,), steps=1,
+                         only=("dense", "chunked", "lsh-1"))
     by = {(r["variant"], r["seq_len"]): r for r in recs}
     assert set(by) == {(v, 64) for v in ("dense", "chunked", "lsh-1")}
     for n in (64,):
@@ -103,7 +104,7 @@ def test_attention_kernel_bench_tiny():
         assert by[("chunked", n)]["fwd_flops"] == d["fwd_flops"]   # same product, by chunks
         assert d["train_flops"] > d["fwd_flops"] and d["fwd_s"] > 0 and d["train_s"] > 0
         assert not d["train_unsupported"] and not by[("lsh-1", n)]["train_unsupported"]
-    assert set(cross) == {"lsh-1"}
+    assert set(cross) == {"chunked", "lsh-1"} and cross["chunked"]["flops_train"] is None
 
 
 def test_crossover_is_the_first_length_from_which_lsh_stays_ahead():
@@ -120,13 +121,19 @@ def test_crossover_is_the_first_length_from_which_lsh_stays_ahead():
 def test_kernel_bench_skips_what_does_not_fit_or_divide(capsys):
     from comparator.measure import kernelbench as kb
     recs, cross = kb.run([64], heads=1, d_head=8, chunk=32, hashes=(1,), steps=1,
-                         memory_limit=kb.dense_bytes(64, 1, 1) - 1)
+                         memory_limit=kb.dense_bytes(64, 1, 1) - 1, only=("dense", "lsh-1"))
     skipped = {r["variant"]: r["skipped"] for r in recs}
     assert "GB limit" in skipped["dense"] and skipped["lsh-1"] is None
     assert cross["lsh-1"]["measured_train"] is None          # no dense point to beat
-    assert cli.main(["bench", "--kernel", "attention", "--seq", "100", "--steps", "1"]) == 0
+    # 300 tokens fill no chunk of 64, no flash block of 128, no local window of 256; the
+    # dense kernels do not fit 1 byte: Linformer and Performer alone run
+    assert cli.main(["bench", "--kernel", "attention", "--seq", "300", "--steps", "1",
+                     "--memory-limit", "1"]) == 0
     out = capsys.readouterr().out
-    assert out.count("not a multiple of the chunk 64") == 6    # dense, chunked, 4 LSH
+    assert out.count("not a multiple of the chunk 64") == 5    # chunked, 4 LSH
+    assert out.count("not a multiple of the block 128") == 2   # flash, causal or not
+    assert out.count("not a multiple of the window 256") == 1
+    assert out.count("GB limit") == 2                          # dense, causal or not
     for args, field in ((["--kernel", "conv"], "--kernel"),
                         (["--kernel", "attention", "--arch", "reformer"], "--arch"),
                         (["--kernel", "attention", "--hashes", "0"], "--hashes")):
@@ -185,3 +192,31 @@ def test_bench_labels_records_with_the_catalogue_device(capsys):
     err = cli_error(["bench", "--arch", "reformer", "--seq", "64", "--accelerator", "tpu-v3"],
                     capsys)
     assert "--accelerator" in err and "fp32" in err
+
+
+def test_attention_kernel_bench_runs_the_zoo():
+    """Flash, local, Linformer, Performer and causal flash beside dense: traced FLOPs as the
+    formulas say, the causal ones compared with causal dense."""
+    from comparator.measure import kernelbench as kb
+    n, B, dh = 64, 16, 8
+    recs, cross = kb.run([n], heads=1, d_head=dh, chunk=32, hashes=(), steps=1,
+                         sizes=dict(block=B, window=16, proj_len=8, features=4))
+    by = {r["variant"]: r for r in recs}
+    assert set(by) == {"dense", "chunked", *kb.ZOO, *kb.CAUSAL}
+    assert not any(r["skipped"] or r["train_unsupported"] for r in recs)
+    S = 2 * n * n * dh                                       # one n x n contraction
+    assert by["flash"]["fwd_flops"] == by["dense"]["fwd_flops"] == 2 * S
+    # "train" is the gradient alone: dense's drops the unused p v; flash's needs its output
+    # (D = rowsum(do * o)) and recomputes the scores: 7 contractions against 5
+    assert by["dense"]["train_flops"] == 5 * S and by["flash"]["train_flops"] == 7 * S
+    nq = n // B
+    assert by["flash-causal"]["fwd_flops"] == 2 * S * (nq + 1) // (2 * nq)   # blocks skipped
+    assert by["local"]["fwd_flops"] == 2 * 2 * n * 3 * 16 * dh               # 3 windows
+    assert by["linformer"]["fwd_flops"] == 4 * 2 * 8 * n * dh                # E k, F v, 2 x attn
+    assert by["performer"]["fwd_flops"] == 4 * 2 * n * 4 * dh + 2 * n * 4    # + normaliser
+    assert (by["flash"]["block"], by["local"]["window"], by["linformer"]["proj_len"],
+            by["performer"]["features"]) == (B, 16, 8, 4)
+    assert cross["flash-causal"]["baseline"] == "dense-causal"
+    assert cross["flash-causal"]["flops_train"] == n               # 7/6 x 5/8 < 1 already
+    assert cross["flash"]["flops_train"] is None                   # never fewer than dense
+    assert set(cross) == {"chunked", *kb.ZOO, "flash-causal"}

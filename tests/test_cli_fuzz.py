@@ -29,7 +29,7 @@ VALUES = {
     "--arch": ["transformer", "reformer", "albert", "electra", "all", "transfomer", ",", "",
                "albert,electra"],
     "--preset": ["bert-base", "gpt2-small", "t5-small", "albert-base", "reformer-base", "x",
-                 ","],
+                 ",", "mixtral-8x7b", "pythia-160m"],
     "--seq": ["64", "128", "100", "0", "-5", "64:256:x2", "1e3", "99999999999", "64:32:x2",
               "64:128:2", ":::", ","],
     "--batch": ["1", "2", "0", "-1", "1.5", "x", "99999999999999999999"],
@@ -58,6 +58,7 @@ VALUES = {
     "--older-than": ["1", "0", "-1", "x", "1e400", "nan"],
     "--max-unrolled-layers": ["1", "2048", "0", "x", "1e3"],
     "--version": ["other", "current", "0.1.0+abc", ",", ""],
+    "--attention": ["flash", "dense,local", "linformer,performer", "lsh", "sliding", "x", ",", ""],
 }
 FILES = {"bad.json": "{", "bad.toml": "[model]\narch = 3\n",
          "ok.toml": '[model]\narch = "transformer"\n[model.config]\nd_model = 64\n'

@@ -160,6 +160,24 @@ def test_plot_command_writes_a_figure_and_prints_fits(tmp_path, capsys):
     assert "<svg" in svg.read_text()
 
 
+def test_plot_of_step_times_on_accelerators_shows_time_crossovers(tmp_path, capsys):
+    out = tmp_path / "time.png"
+    args = ["plot", "--arch", "transformer", "--attention", "dense,local", "--seq",
+            "512:4096:x2", "--y", "step_time_s", "-o", str(out)]
+    text = out_of(capsys, *args, "--accelerator", "h100-sxm,a100-40gb", "--time-model",
+                  "mfu")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # one series per device; local attention (3 windows of 256) below dense from ~730
+    # tokens, in time as in FLOPs under one flat MFU
+    for dev in ("h100-sxm", "a100-40gb"):
+        assert f"transformer:bert-base@local ({dev}) below transformer:bert-base@dense " \
+               f"({dev}) beyond" in text
+    assert cli.main(args) == 2                  # no device: no step time, and it says so
+    assert "with --accelerator" in capsys.readouterr().err
+    assert cli.main([*args, "--dtype", "bf16"]) == 2        # a time option without a device
+    assert "--dtype" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args,field", [(["-o", "f.jpg"], "-o"), ([], "-o"),
                                         (["-o", "f.png", "--y", "colour"], "--y")])
 def test_plot_bad_values(args, field, capsys):

@@ -78,3 +78,40 @@ def test_reformer_lengths_and_buckets_are_bounded():
                    {"axial_shape": ("a", 2)}):
         with pytest.raises(ConfigError):
             dataclasses.replace(rf.PRESETS["reformer-base"][0], **change)
+
+
+SWITCH_C_EXPERTS = 2_048      # Fedus et al. 2022, Table 9: Switch-C, 2,048 experts a layer
+
+
+def test_the_modern_blocks_sizes_are_bounded():
+    tr = architectures.get("transformer")
+    mixtral = tr.preset("mixtral-8x7b")
+    assert BOUNDS["n_experts"][0] >= 100 * SWITCH_C_EXPERTS
+    assert BOUNDS["n_kv_heads"] == BOUNDS["n_heads"]
+    for field, value, base in (("n_experts", BOUNDS["n_experts"][0] + 1, mixtral),
+                               ("top_k", BOUNDS["top_k"][0] + 1, mixtral),
+                               ("n_kv_heads", BOUNDS["n_kv_heads"][0] + 1, mixtral),
+                               ("rope_dim", BOUNDS["rope_dim"][0] + 1, mixtral)):
+        with pytest.raises(ConfigError) as e:
+            dataclasses.replace(base, **{field: value})
+        assert e.value.field == field and e.value.value == value
+        assert e.value.allowed == f"at most {BOUNDS[field][0]:,}: {BOUNDS[field][1]}"
+    for field, value in (("n_kv_heads", 0), ("top_k", 0), ("rope_dim", -2), ("n_experts", -1)):
+        with pytest.raises(ConfigError) as e:
+            dataclasses.replace(mixtral, **{field: value})
+        assert e.value.field == field and f"at most {BOUNDS[field][0]}" in e.value.allowed
+
+
+def test_the_weights_bound_counts_every_expert_and_the_gate():
+    tr = architectures.get("transformer")
+    mixtral = tr.preset("mixtral-8x7b")
+    d, ff, L = mixtral.d_model, mixtral.d_ff, mixtral.n_layers
+    # experts within their bound, each as wide as Mixtral's: L d (4 d + E x 3 ff) weights
+    experts = MAX_LAYER_WEIGHTS // (L * d * 3 * ff) + 1
+    assert experts <= BOUNDS["n_experts"][0]
+    assert L * d * (4 * d + experts * 3 * ff) > MAX_LAYER_WEIGHTS
+    assert L * d * (4 * d + experts * 2 * ff) < MAX_LAYER_WEIGHTS      # without the gate
+    with pytest.raises(ConfigError) as e:
+        dataclasses.replace(mixtral, n_experts=experts)
+    assert e.value.field == "n_layers" and f"{MAX_LAYER_WEIGHTS:.0e} weights" in e.value.allowed
+    dataclasses.replace(mixtral, n_experts=experts, ffn="mlp")          # ungated experts fit

@@ -159,6 +159,10 @@ def test_default_tables_are_hf_defaults(model_type):
     for key, value in ours.items():
         if key == "num_decoder_layers":  # HF stores None resolved to num_layers
             assert hf[key] == hf["num_layers"]
+        elif key == "num_key_value_heads" and value is None:   # None: as many as queries
+            assert hf[key] == hf["num_attention_heads"]
+        elif key == "head_dim" and value is None:               # None: hidden / heads
+            assert hf[key] in (None, hf["hidden_size"] // hf["num_attention_heads"])
         elif key in hf:  # position_embedding_type is gone from transformers 5's BertConfig
             assert hf[key] == value, key
 
@@ -276,7 +280,8 @@ def _hf_error(tmp_path, data) -> ConfigError:
     (dict(BERT_BASE_UNCASED, position_embedding_type="relative_key"),
      "position_embedding_type", "relative_key", None),
     (dict(GPT2, tie_word_embeddings=False), "tie_word_embeddings", False, None),
-    (dict(BERT_BASE_UNCASED, hidden_act="swish"), "hidden_act", "swish", "act"),
+    (dict(BERT_BASE_UNCASED, hidden_act="quick_gelu"), "hidden_act", "quick_gelu",
+     "act"),
     # wrong types name the HF key
     (dict(BERT_BASE_UNCASED, hidden_size="768"), "hidden_size", "768", "d_model"),
     (dict(GPT2, n_layer=True), "n_layer", True, "n_layers"),

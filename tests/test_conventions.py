@@ -10,6 +10,7 @@ from architectures import terms as T
 from comparator.claims import registry as claims
 from comparator.cli import app as cli
 from comparator.count import conventions as cv
+from comparator.count import paperterms
 
 TR = architectures.get("transformer")
 EL = architectures.get("electra")
@@ -142,7 +143,7 @@ def test_t5_11b_under_electra_against_the_scripts_own_figure():
     ours = cv.flops("electra", "transformer", cfg, 512, 1, "all").train
     assert round(ours / script, 3) == 0.684
     V, (enc, dec) = cv.shape("transformer", cfg, 512)
-    at_512 = sum(T.count(cv.electra_terms(V, st, 1), "all").train
+    at_512 = sum(T.count(paperterms.electra_terms(V, st, 1), "all").train
                  for st in (enc, dataclasses.replace(dec, n=512)))
     assert round(at_512 / script, 3) == 1.155
     # the script's widths in 3 attentions x 24 layers (encoder self; decoder self, cross),

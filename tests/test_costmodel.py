@@ -224,20 +224,20 @@ def test_memory_policy_and_zero_through_with_cost():
     from architectures import transformer as tr
     from comparator.cost import catalogue as accelerators
     from comparator.cost import stepmemory as sm
-    from comparator.run import sweep
+    from comparator.run import costing, sweep
     cfg = dataclasses.replace(tr.preset("bert-base"), n_layers=4)
     pt = sweep.Point("transformer", "bert-base", 512, 8, cfg)
     rec = sweep.analytic(pt, "matmul")
     a100 = accelerators.get("a100-80gb")
-    ck = sweep.with_cost(rec, a100, 10, policy="checkpoint", cfg=cfg)
-    full = sweep.with_cost(rec, a100, 10, cfg=cfg)
+    ck = costing.with_cost(rec, a100, 10, policy="checkpoint", cfg=cfg)
+    full = costing.with_cost(rec, a100, 10, cfg=cfg)
     est = sm.estimate(tr, cfg, 512, 8, "checkpoint", "bf16", "memory")
     assert ck["memory_bytes_per_device"] == est["estimated_bytes"]
     assert {k: ck["memory"][k] for k in sm.PARTS} == {k: est[k] for k in sm.PARTS}
     assert (ck["memory_policy"], full["memory_policy"]) == ("checkpoint", "store_all")
     assert ck["memory_bytes_per_device"] < full["memory_bytes_per_device"]
     assert "traced step peak" in ck["memory_model"]
-    z = sweep.with_cost(rec, a100, 10, devices=4, zero=True, cfg=cfg)
+    z = costing.with_cost(rec, a100, 10, devices=4, zero=True, cfg=cfg)
     two = sm.estimate(tr, cfg, 512, 2, "store_all", "bf16", "memory")
     assert z["memory"]["optimizer"] == two["optimizer"] / 4        # Adam state / devices
     assert z["memory_bytes_per_device"] == two["estimated_bytes"] - two["optimizer"] * 3 / 4
@@ -251,20 +251,20 @@ def test_memory_policy_and_zero_through_with_cost():
         <= usable < sm.estimate(tr, cfg, 2 * n, 1, "store_all", "bf16",
                                 "memory")["estimated_bytes"]
     with pytest.raises(sweep.RequestError, match="--policy"):
-        sweep.with_cost(rec, a100, 10, policy="reversible", cfg=cfg)
+        costing.with_cost(rec, a100, 10, policy="reversible", cfg=cfg)
 
 
 def test_reformer_policies_give_different_memory():
     """Issue 18: cost --policy store_all|checkpoint|reversible differ for the Reformer."""
     from architectures import reformer as rf
     from comparator.cost import catalogue as accelerators
-    from comparator.run import sweep
+    from comparator.run import costing, sweep
     cfg = dataclasses.replace(rf.preset("reformer-base"), n_layers=6)
     rec = sweep.analytic(sweep.Point("reformer", "reformer-base", 4096, 4, cfg), "matmul")
-    mem = {p: sweep.with_cost(rec, accelerators.get("a100-80gb"), 1, policy=p, cfg=cfg)
+    mem = {p: costing.with_cost(rec, accelerators.get("a100-80gb"), 1, policy=p, cfg=cfg)
            for p in rf.POLICIES}
     got = {p: m["memory_bytes_per_device"] for p, m in mem.items()}
     assert got["store_all"] > 2 * got["reversible"] and got["store_all"] > 2 * got["checkpoint"]
     assert len(set(got.values())) == 3
-    assert sweep.with_cost(rec, accelerators.get("a100-80gb"), 1, cfg=cfg)[
+    assert costing.with_cost(rec, accelerators.get("a100-80gb"), 1, cfg=cfg)[
         "memory_policy"] == "reversible"

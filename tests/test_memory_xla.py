@@ -21,8 +21,8 @@ from comparator.count import heap, liveness
 from comparator.measure import memory as mm
 
 TOLERANCE = (0.9, 1.1)   # ours / XLA's total (issue 18: within 10%)
-POINTS = [(arch, pol) for arch in architectures.NAMES
-          for pol in architectures.get(arch).POLICIES]
+POINTS = [pytest.param(arch, pol)
+          for arch in architectures.NAMES for pol in architectures.get(arch).POLICIES]
 
 
 def small(arch, d_model=128, **fields):
@@ -31,7 +31,7 @@ def small(arch, d_model=128, **fields):
     return mod, dataclasses.replace(cfg, **fields)
 
 
-@pytest.mark.parametrize("arch,policy", POINTS, ids=[f"{a}-{p}" for a, p in POINTS])
+@pytest.mark.parametrize("arch,policy", POINTS, ids=[f"{p.values[0]}-{p.values[1]}" for p in POINTS])
 def test_estimate_within_tolerance_of_xla(arch, policy):
     mod, cfg = small(arch)
     rec = mm.check(mod, cfg, 512, 4, policy)
@@ -137,7 +137,23 @@ def test_memory_command_json(capsys):
     assert r["measured_peak_bytes"] is None and 0.8 < r["ratio"] < 1.25
 
 
+def test_memory_command_attention(capsys):
+    """--attention: each model once per kernel (labelled PRESET@CHOICE), each policy built
+    with it (flash's custom VJP and Performer's features inside a checkpointed layer)."""
+    from comparator.cli.app import main
+    assert main(["memory", "--arch", "transformer", "--seq", "128", "--d-model", "64",
+                 "--layers", "1", "--heads", "1", "--attention", "flash,performer",
+                 "--policy", "checkpoint", "--format", "json"]) == 0
+    import json
+    recs = json.loads(capsys.readouterr().out)
+    assert [r["preset"].rsplit("@", 1)[1] for r in recs] == ["flash", "performer"]
+    for r in recs:
+        assert r["policy"] == "checkpoint" and 0.8 < r["ratio"] < 1.25
+
+
 @pytest.mark.parametrize("argv,field", [
+    (["--arch", "reformer", "--attention", "flash"], "--attention"),
+    (["--arch", "transformer", "--attention", "sparse"], "--attention"),
     (["--arch", "transformer", "--policy", "reversible"], "--policy"),
     (["--arch", "reformer", "--policy", "stored"], "--policy"),
     (["--arch", "transformer", "--batch", "0"], "--batch"),

@@ -25,11 +25,12 @@ B = 2
 VARIANTS = '''
 
 class TopK(nn.Module):
-    """The README's block and a primitive without a cost rule (top_k)."""
+    """The README's block and a primitive without a cost rule (approx_top_k; top_k has one:
+    the experts' router)."""
     @nn.compact
     def __call__(self, x):
         y = Block()(x)
-        return y + jax.lax.top_k(y, 2)[0].mean(-1, keepdims=True)
+        return y + jax.lax.approx_max_k(y, 2)[0].mean(-1, keepdims=True)
 
 
 def make_topk(seq_len, batch):
@@ -141,10 +142,10 @@ def test_explain_prints_each_term_in_n(model_file, capsys):
 def test_unsupported_primitive_is_named_with_its_count(model_file, capsys):
     recs = run_json(capsys, "sweep", "--model", f"{model_file}:make_topk", "--seq", "256,512",
                     "--batch", str(B))
-    assert all(r["unsupported"] == {"top_k": 1} for r in recs)
+    assert all(r["unsupported"] == {"approx_top_k": 1} for r in recs)
     assert recs[0]["arch"] == "topk" and recs[0]["fwd_flops"] == fwd(256)   # counted as 0
     assert cli.main(["explain", "--model", f"{model_file}:make_topk", "--seq", "256"]) == 0
-    assert "unsupported primitives: top_k x1" in capsys.readouterr().out
+    assert "unsupported primitives: approx_top_k x1" in capsys.readouterr().out
 
 
 def test_a_model_that_changes_with_the_length_is_traced_at_each(model_file, capsys):
@@ -187,7 +188,7 @@ def test_roofline_of_the_step(model_file, capsys):
                     "--accelerator", "h100-sxm", "--time-model", "unfused")
     total = rows[-1]
     assert total["term"] == "total" and total["arch"] == "topk"
-    assert total["unsupported"] == {"top_k": 1} and total["model"].endswith(":make_topk")
+    assert total["unsupported"] == {"approx_top_k": 1} and total["model"].endswith(":make_topk")
     assert {r["term"] for r in rows} >= {"attn/scores", "dot_general"}
     fused = run_json(capsys, "roofline", "--model", f"{model_file}:make", "--seq", "128",
                      "--accelerator", "h100-sxm")
@@ -209,7 +210,7 @@ def test_the_command_in_a_subprocess(model_file):
                         f"{model_file}:make_topk", "--seq", "512,1024"], capture_output=True,
                        text=True, env=env, cwd=os.path.dirname(model_file))
     assert p.returncode == 0, p.stderr
-    assert "topk" in p.stdout and "top_k x1" in p.stdout
+    assert "topk" in p.stdout and "approx_top_k x1" in p.stdout
     assert f"training FLOPs = {12 * D}*n**2 + " in p.stdout      # the closed form, per seq
 
 

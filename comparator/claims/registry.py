@@ -9,8 +9,10 @@ claim), ``holds only beyond X``, ``holds only below X``, ``holds in FLOPs but no
 measured time``, ``holds in measured time, not in FLOPs`` (a published measurement
 our FLOPs do not explain), ``holds only under <one> convention`` (a claim checked under
 the paper's accounting and ours), ``holds only without <terms>`` (a published count
-reproduced only when terms its own formula names are left out) or ``not checked`` (a
-measurement is missing).
+reproduced only when terms its own formula names are left out), ``holds except <what>``
+(a table of several models whose rows agree but for those named: ``claims.lra``),
+``does not hold (first crossing at X tokens)`` (a crossover outside the published range:
+``claims.flashcross``) or ``not checked`` (a measurement is missing).
 
 A claim about speed or cost also has a *time line* (``timed``, ``claimchecks_speed``):
 the claim judged from the step times the time model predicts on a device profile, not
@@ -29,6 +31,7 @@ from comparator.claims.checks import (albert_params, albert_sharing, albert_xxla
                                       chinchilla_table, cost_claim, electra_generator, electra_small,
                                       nlogn_local, reformer_crossover, reformer_measured,
                                       reformer_memory, reformer_scaling, six_nd)
+from comparator.claims import flashcross, lra
 from comparator.claims.speed import (Timing, albert_time, cost_time, crossover_time,
                                      electra_time, lra_speed, lra_speed_time, models)
 
@@ -89,6 +92,26 @@ CLAIMS = (
           "d_model 512, 8 heads, FFN 2048, batch 32 on 16 TPU v3 chips) as a step-time "
           "ratio, beside our training FLOPs at those sizes (2 sequences a chip) and the "
           "time model's predicted step times on tpu-v3", lra_speed, timed=lra_speed_time),
+    Claim("lra-efficiency", "Attention", _TAY + ", Table 2 and Sec. 3.4",
+          "local attention, Linformer and the Performer train faster than the vanilla "
+          "Transformer at 1K-4K tokens on TPU v3 (1.1x-5.7x its steps per second), the "
+          "Reformer slower (0.4x-0.8x), and all four need less memory per device "
+          "(0.10x-0.56x)",
+          "each choice's published steps per second and peak memory over the "
+          "Transformer's, beside our training FLOPs (2 sequences a chip) and memory (one "
+          "sequence a device, fp32, Adam) at the paper's sizes with the released code's "
+          "settings (local blocks, Linformer k = 16, 64 Performer features); a row agrees "
+          "where ours falls on the same side of 1", lra.efficiency,
+          timed=lra.efficiency_time),
+    Claim("flash-crossover", "Attention",
+          "Dao et al. 2022, FlashAttention (NeurIPS), Sec. 4.3 and App. E.6 (Table 20)",
+          "FlashAttention runs faster than approximate attention on short sequences; "
+          "their runtimes begin to cross over with it between 512 and 1,024 tokens",
+          "the first length from which Linformer, local attention and the Reformer's LSH "
+          "stay faster than FlashAttention (forward + backward, batch 16, 8 heads of 64, "
+          "128-64K tokens, compressed to min(n/8, 256)) in Table 20, beside the same in "
+          "our training FLOPs of each kernel; the earliest judged in (512, 1,024]",
+          flashcross.crossover, timed=flashcross.crossover_time),
     Claim("albert-params", "ALBERT", _LAN + ", Table 2",
           "ALBERT-large has about 18x fewer parameters than BERT-large",
           "parameters of each ALBERT preset and of BERT at its width and depth",

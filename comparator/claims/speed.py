@@ -81,6 +81,26 @@ class Timing:
         return steptime.predict(architectures.get(arch), cfg, seq, batch, dtype,
                                 self.profile(device), self.store)
 
+    def kernel(self, variant: str, n: int, device: str, *, batch: int, heads: int,
+               d_head: int, chunk: int = 64, sizes: dict | None = None,
+               dtype: str = "fp16"):
+        """The ``StepTime`` of one attention kernel's forward + backward (a
+        ``measure.kernelbench`` variant over ``batch`` x ``heads`` heads of ``n`` tokens),
+        its compiled regions kept as a step's are; flash on an accelerator as its fused
+        kernel (``cost.fusedflash``)."""
+        from comparator.cost import fusedflash, steptime, timemodel
+        from comparator.measure.kernelbench import train_regions
+        key = ("kernel", variant, int(n), int(batch), int(heads), int(d_head), int(chunk),
+               tuple(sorted((sizes or {}).items())), "fp32")
+        regions = steptime.cached(key, lambda: train_regions(
+            variant, n, batch=batch, heads=heads, d_head=d_head, chunk=chunk, sizes=sizes),
+            self.store, f"the {variant} kernel at {n} tokens x {batch} x {heads} heads")
+        profile = self.profile(device)
+        regions, notes = fusedflash.fuse(steptime.retarget(regions, dtype, profile),
+                                         _kernel_stacks(variant, n, batch, heads, d_head,
+                                                        sizes), dtype, profile)
+        return timemodel.predict(regions, profile, notes)
+
     def seconds(self, mod, cfg, seq, batch, dtype, acc):
         """``scenario.price``'s step_time: (seconds, the time model's assumptions)."""
         from comparator.cost import steptime
@@ -302,6 +322,19 @@ def cost_time(run_name: str):
             f"device: one run ${min(d):,.0f}-${max(d):,.0f} (implied MFU {min(mfu):.1%}-"
             f"{max(mfu):.1%}), {side}")
     return check
+
+
+def _kernel_stacks(variant: str, n: int, batch: int, heads: int, d_head: int,
+                   sizes: dict | None) -> tuple:
+    """The attention a kernel variant is, as ``zoo.Stack``s (one layer): flash's (causal
+    for ``flash-causal``); the others have no fused pricing."""
+    from architectures import zoo
+    from comparator.measure.kernelbench import SIZES
+    if not variant.startswith("flash"):
+        return ()
+    block = {**SIZES, **(sizes or {})}["block"]
+    return (zoo.Stack("", zoo.Attn("flash", block=block), batch * heads, n, d_head,
+                      variant.endswith("causal"), 1),)
 
 
 __all__ = ["CROSS_DEVICES", "CROSS_LENGTHS", "LRA_TABLE", "Timing", "albert_time",

@@ -14,8 +14,9 @@ from comparator.report import tables
 from comparator.cli.bench import cmd_bench
 from comparator.cli.calibrate import add_parser as add_calibrate_parser, cmd_calibrate
 from comparator.cli.timing import add_time_args
-from comparator.cli.cost import (add_cost_args, add_price_args, cmd_accelerators, cmd_cost,
-                                 cmd_scenario, pricing_of, time_text)
+from comparator.cli.cost import (add_cost_args, add_price_args, add_step_time_args,
+                                 cmd_accelerators, cmd_cost, cmd_scenario, fused_text,
+                                 pricing_of, time_text)
 from comparator.cli.budget import add_parser as add_budget_parser, cmd_budget
 from comparator.cli.explain import cmd_explain
 from comparator.cli.roofline import cmd_roofline
@@ -27,6 +28,12 @@ from comparator.cli.args import (Parser, UsageError, add_model_option, add_outpu
                                  add_size_options, arch_list, build, positive_int, seq_list,
                                  size_grid)
 from comparator.errors import FieldError
+
+ATTENTION_HELP = ("attention kernels, comma separated: one model per choice, labelled "
+                  "PRESET@CHOICE: dense, flash, local, linformer, performer (Transformer, "
+                  "ALBERT, ELECTRA), sliding (Mistral's causal window: a Transformer "
+                  "decoder), lsh (the Reformer's; a Transformer's widths as a Reformer)")
+
 
 def _common(p: argparse.ArgumentParser, many: bool = True, formats: bool = True) -> None:
     p.add_argument("--arch", help="transformer, albert, electra, reformer"
@@ -72,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layers", help="size grid: depths, e.g. 6,12,24")
     s.add_argument("--heads", help="attention heads (default: d_model / 64)")
     s.add_argument("--d-ff", help="FFN widths (default: 4 x d_model)")
+    s.add_argument("--attention", help=ATTENTION_HELP)
     s.add_argument("--baseline", help="ARCH[:PRESET] to compare with at the same length and "
                    "size (default: the Transformer of the same widths)")
     s.add_argument("--no-baseline", action="store_true", help="no baseline rows or ratios")
@@ -106,16 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--layers", help="size grid: depths")
     g.add_argument("--heads", help="attention heads (default: d_model / 64)")
     g.add_argument("--d-ff", help="FFN widths (default: 4 x d_model)")
+    g.add_argument("--attention", help=ATTENTION_HELP)
     g.add_argument("--config", help="a Hugging Face config.json or a comparator TOML file")
     g.add_argument("--x", default="seq_len", choices=("seq_len", "params"),
                    help="the x axis: seq_len (default) or params (with a size grid)")
     g.add_argument("--y", default="train_flops",
                    help="a numeric record field: train_flops (default), fwd_flops, "
-                        "train_flops_per_token, attention_share, ...")
+                        "train_flops_per_token, attention_share, ...; with --accelerator "
+                        "step_time_s, model_flops_utilisation, dollars (one step), ...")
     g.add_argument("--quiet", action="store_true", help="no progress on stderr")
     _trace_option(g)
     _convention_option(g)
     add_run_args(g)
+    g.add_argument("--accelerator", help="time one step of each point on this catalogue "
+                   "device (a list, or all: one series per device) for --y step_time_s")
+    add_step_time_args(g)
     k = sub.add_parser("cost", help="time, dollars, energy and memory of a training run")
     _common(k, many=False)
     add_model_option(k)
@@ -147,13 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--accelerator", help="the catalogue device this runs on: utilisation "
                    "against its peak in --dtype, records labelled for 'cost --calibration'")
     b.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
-    b.add_argument("--kernel", help="attention: dense vs chunked vs LSH attention across "
-                   "--seq, with the measured and the FLOP crossover")
+    b.add_argument("--kernel", help="attention: dense, chunked, flash, local, Linformer, "
+                   "Performer and LSH attention across --seq, with the measured and the FLOP "
+                   "crossovers")
     b.add_argument("--d-model", help="size grid: model widths, e.g. 256,512 (as sweep)")
     b.add_argument("--layers", help="size grid: depths, e.g. 2,4")
     b.add_argument("--heads", help="attention heads (default: d_model / 64; with --kernel: "
                    "heads, default 4)")
     b.add_argument("--d-ff", help="FFN widths (default: 4 x d_model)")
+    b.add_argument("--attention", help=ATTENTION_HELP + "; not with --kernel")
     b.add_argument("--predict", action="store_true", help="also predict each step's time: "
                    "the time model (roofline of the compiled step on a device profile) and "
                    "a flat MFU fitted on one point, with their errors")
@@ -239,6 +254,7 @@ def sweep_request(a, pricing=None, with_baseline: bool = True) -> SweepRequest:
     """The ``SweepRequest`` of sweep's (or plot's) options, parsed."""
     return build(SweepRequest, a, archs=arch_list(a.arch) if a.arch else (),
                  presets=[p for p in (a.preset or "").split(",") if p], sizes=size_grid(a),
+                 attentions=tuple(x for x in (a.attention or "").split(",") if x),
                  config=a.config, seqs=seq_list(a.seq), batch=positive_int("--batch", a.batch),
                  methods=_methods(a.method), scope=a.scope, trace=a.trace,
                  convention=a.convention, baseline=getattr(a, "baseline", None),
@@ -272,7 +288,8 @@ def cmd_sweep(a) -> str:
                 + ", energy = device-hours x TDP x PUE"
                 + ("" if a.point else "; (low-high) = p5-p95 over utilisation, offers, PUE "
                    "and grid intensity") + "."
-                + (f" Not priced: {'; '.join(res.skipped)}." if res.skipped else ""))
+                + (f" Not priced: {'; '.join(res.skipped)}." if res.skipped else "")
+                + fused_text(recs))
     return tables.render(tables.sweep_rows(recs, a.per, a.point), a.format, cap,
                          label="tab:sweep")
 
@@ -285,7 +302,7 @@ def cmd_plot(a) -> str:
     folder = os.path.dirname(os.path.abspath(a.output))
     if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
         raise UsageError("-o", a.output, "a file in an existing, writable folder")
-    req = sweep_request(a, with_baseline=False)
+    req = sweep_request(a, pricing_of(a), with_baseline=False)
     res = execute.sweep(req, progress=_progress(a.quiet))
     recs, batch = res.records, req.batch
     report(a, res.tracer)
@@ -296,11 +313,16 @@ def cmd_plot(a) -> str:
         raise UsageError("--convention", a.convention, "standard, or a convention that "
                          f"defines one of the architectures ({gaps[0]['reason']})")
     from comparator.report import plots
+    cap = tables.caption(a.scope, "sequence", batch, convention=a.convention)
+    if req.pricing is not None:
+        cap += (f" One step on each device in {req.pricing.dtype}: "
+                f"{time_text(res.time_model)}." + fused_text(recs))
     try:
-        fit = plots.plot(recs, a.output, x=a.x, y=a.y, caption=tables.caption(
-            a.scope, "sequence", batch, convention=a.convention))
+        fit = plots.plot(recs, a.output, x=a.x, y=a.y, caption=cap)
     except ValueError as err:
-        raise UsageError("--y", a.y, str(err)) from None
+        raise UsageError("--y", a.y, str(err) + ("" if req.pricing is not None else
+                         "; time and cost fields (step_time_s, ...) with --accelerator")) \
+            from None
     except OSError as err:
         raise UsageError("-o", a.output, f"a writable file path ({err.strerror})") from None
     rows = [{"series": k, "exponent": v, "local exponent": fit["local_exponents"].get(k)}
@@ -316,12 +338,15 @@ def cmd_presets(a) -> str:
     rows = []
     for arch, name, cfg, src in architectures.all_presets():
         mod = architectures.get(arch)
+        active = getattr(mod, "active_params", None)
         rows.append({"arch": arch, "preset": name, "d_model": cfg.d_model,
                      "layers": cfg.n_layers, "heads": cfg.n_heads,
                      "d_ff": getattr(cfg, "d_ff", None), "vocab": cfg.vocab,
-                     "params": mod.params(cfg), "source": src})
+                     "params": mod.params(cfg),
+                     **({"active params": active(cfg)} if active else {}), "source": src})
     return tables.render(rows, a.format, "Parameters counted from each config (equal to the "
-                         "Flax parameter tree).", label="tab:presets")
+                         "Flax parameter tree); active: those a token uses (a mixture of "
+                         "experts' top-k experts).", label="tab:presets")
 
 
 COMMANDS = {"sweep": cmd_sweep, "explain": cmd_explain, "presets": cmd_presets,

@@ -34,7 +34,7 @@ def bench_request(a) -> BenchRequest:
                  memory_limit=(large_int("--memory-limit", a.memory_limit)
                                if a.memory_limit is not None else None),
                  predict=a.predict, profile=a.profile, mfu_fit=a.mfu_fit,
-                 convention=a.convention, model=a.model, **run)
+                 convention=a.convention, model=a.model, attentions=a.attention, **run)
 
 
 def cmd_bench(a) -> str:
@@ -85,6 +85,7 @@ def cmd_bench(a) -> str:
 
 
 def _kernel_bench(a) -> str:
+    from comparator.measure import kernelbench as kb
     req = build(KernelBenchRequest, a, seqs=seq_list(a.seq), kernel=a.kernel,
                 batch=positive_int("--batch", a.batch),
                 heads=positive_int("--heads", a.heads or "4"),
@@ -94,22 +95,24 @@ def _kernel_bench(a) -> str:
                 memory_limit=(large_int("--memory-limit", a.memory_limit)
                               if a.memory_limit is not None else None),
                 convention=a.convention)
-    if a.arch or a.model:
-        raise UsageError("--arch" if a.arch else "--model", a.arch or a.model,
-                         "not with --kernel (the kernels are benchmarked alone)")
+    for flag, given in (("--arch", a.arch), ("--model", a.model), ("--attention", a.attention)):
+        if given:
+            raise UsageError(flag, given, "not with --kernel (the kernels are benchmarked "
+                                          "alone, every one)")
     recs, cross = measuring.kernels(req)
     kw = {"batch": req.batch, "heads": req.heads, "d_head": req.d_head, "chunk": req.chunk,
           "steps": req.steps}
     if a.format == "json":
         return tables.render([*recs, {"crossovers": cross}], "json")
-    dense = {r["seq_len"]: r for r in recs if r["variant"] == "dense" and not r["skipped"]}
+    base = {(r["variant"], r["seq_len"]): r for r in recs
+            if r["variant"].startswith("dense") and not r["skipped"]}
     rows = []
     for r in recs:
         row = {"seq": r["seq_len"], "variant": r["variant"]}
         if r["skipped"]:
             row["skipped"] = r["skipped"]
         else:
-            d = dense.get(r["seq_len"])
+            d = base.get((kb.baseline_of(r["variant"]), r["seq_len"]))
             row.update({"fwd s": r["fwd_s"], "fwd+bwd s": r["train_s"],
                         "fwd+bwd FLOPs": r["train_flops"],
                         "time vs dense": (f"{r['train_s'] / d['train_s']:.3g}x" if d else ""),
@@ -123,8 +126,11 @@ def _kernel_bench(a) -> str:
            f"{kw['d_head']}, chunks of {kw['chunk']} (LSH buckets by the reference rule: "
            f"2n/chunk down to a power of two, factorised above 128), median of "
            f"{kw['steps']} runs after a warm-up; fwd+bwd = gradient of the output's sum "
-           f"w.r.t. every input; FLOPs traced from the same functions (matmul scope). "
-           f"Crossover (first length from which LSH stays faster than dense, fwd+bwd): {cx}.")
+           f"w.r.t. every input; FLOPs traced from the same functions (matmul scope); "
+           f"flash blocks, local windows, Linformer's k and Performer's features: "
+           f"{', '.join(f'{k} {v}' for k, v in kb.SIZES.items())}; vs dense: causal "
+           f"kernels against causal dense. Crossover (first length from which a kernel "
+           f"stays faster than dense, fwd+bwd): {cx}.")
     return tables.render(rows, a.format, cap, label="tab:kernels")
 
 

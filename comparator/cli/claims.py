@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from comparator.run import sweep
 from comparator.run.requests import ClaimsRequest
+from comparator.run.steprequests import ConventionsRequest
 from comparator.report import tables
-from comparator.cli.args import UsageError, add_output_options, build, positive_int, seq_list
+from comparator.cli.args import (UsageError, add_output_options, build, number,
+                                 positive_int, seq_list)
 
 
 def add_parsers(sub) -> None:
@@ -22,6 +24,19 @@ def add_parsers(sub) -> None:
                    help="matmul (default) or all; Kaplan, Megatron and PaLM count "
                         "contractions only, so 'all' changes ours, ELECTRA's and "
                         "Chinchilla's (its softmax)")
+    v.add_argument("--recompute", default="none", help="none (default) or checkpoint: "
+                   "every layer's forward run again in the backward; hardware FLOPs add it "
+                   "(and what the model recomputes itself: reversible layers, flash "
+                   "attention), model FLOPs never do")
+    v.add_argument("--accelerator", help="a catalogue device: with --step-time or --mfu, "
+                   "each convention's MFU and HFU on its peak")
+    v.add_argument("--dtype", help="with --accelerator, the peak's precision (default "
+                   "auto: the device's training precision)")
+    v.add_argument("--step-time", help="seconds one step of --batch sequences took on one "
+                   "device: MFU = model FLOPs / (time x peak), HFU = hardware FLOPs / "
+                   "(time x peak)")
+    v.add_argument("--mfu", help="our (standard) MFU instead of a time: the time it implies "
+                   "gives every row's MFU and HFU")
     add_output_options(v, tables.FORMATS)
     v.set_defaults(conventions=NAMES)
     c = sub.add_parser("claims", help="published efficiency claims, each checked from our "
@@ -41,13 +56,18 @@ def add_parsers(sub) -> None:
 
 def cmd_conventions(a) -> str:
     from comparator.count import conventions as cv
+    from comparator.run.conventions import conventions
     seqs = seq_list(a.seq)
     if len(seqs) != 1:
         raise UsageError("--seq", a.seq, "one sequence length for conventions")
     arch = a.arch or sweep.arch_of(a.preset)
-    mod, preset, cfg = sweep.resolve(arch, a.preset)
-    pt = sweep.Point(arch, preset, seqs[0], positive_int("--batch", a.batch), cfg)
-    recs = [sweep.analytic(pt, a.scope, c) for c in a.conventions]
+    got = conventions(build(
+        ConventionsRequest, a, arch=arch, seq=seqs[0], preset=a.preset,
+        batch=positive_int("--batch", a.batch), scope=a.scope, recompute=a.recompute,
+        accelerator=a.accelerator, dtype=a.dtype,
+        step_time=None if a.step_time is None else number("--step-time", a.step_time),
+        mfu=None if a.mfu is None else number("--mfu", a.mfu)), a.conventions)
+    recs, pt = got.records, got.point
     if a.format == "json":
         return tables.render([{**r, "convention_label": cv.LABELS[r["convention"]],
                                "formula": cv.FORMULAS[r["convention"]]} for r in recs], "json")
@@ -56,15 +76,25 @@ def cmd_conventions(a) -> str:
              "fwd FLOPs": r["fwd_flops"], "train FLOPs": r["train_flops"],
              "train FLOPs/token": r["train_flops_per_token"],
              "vs standard": r["train_flops"] / std if r["train_flops"] is not None else None,
+             "model FLOPs": r["model_flops"], "hardware FLOPs": r["hardware_flops"],
+             **({"MFU": _pct(r["mfu"]), "HFU": _pct(r["hfu"])} if got.peak else {}),
              **({"note": tables.convention_note(r)} if tables.convention_note(r) else {})}
             for r in recs]
     n = ("" if cv.undefined("kaplan", arch) else "; non-embedding weights (N of Kaplan and "
-         f"PaLM) {cv.non_embedding_params(arch, cfg, pt.seq):,}")
-    cap = (f"{arch}:{preset}, seq {pt.seq}, batch {pt.batch} ({a.scope} scope): one config "
-           f"counted by each paper's convention; ratio = training FLOPs over ours (standard). "
-           f"Parameters {recs[0]['params']:,}{n}. " + tables.not_defined_text(recs)).strip()
+         f"PaLM) {cv.non_embedding_params(arch, pt.cfg, pt.seq):,}")
+    if n and cv.modern_fields(pt.cfg).get("n_experts"):
+        n += (" a token uses, of "
+              f"{cv.non_embedding_params(arch, pt.cfg, pt.seq, active=False):,} with every expert")
+    cap = (f"{arch}:{pt.preset}, seq {pt.seq}, batch {pt.batch} ({a.scope} scope): one "
+           f"config counted by each paper's convention; ratio = training FLOPs over ours "
+           f"(standard). Parameters {recs[0]['params']:,}{n}. " + got.text + " "
+           + tables.not_defined_text(recs)).strip()
     return tables.render(rows, a.format, cap, label="tab:conventions",
                          wrap={"formula": 60, "convention": 24, "note": 40})
+
+
+def _pct(x) -> str:
+    return "" if x is None else f"{x:.1%}"
 
 
 def cmd_claims(a) -> str:

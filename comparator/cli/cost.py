@@ -26,13 +26,7 @@ def add_cost_args(p, sweep_mode: bool = False) -> None:
         p.add_argument("--steps", help="training steps (with --batch)")
         p.add_argument("--accelerator", default="all", help="a catalogue name, a list, all, "
                        "or none (counts only: total_train_flops of the run, no pricing)")
-    p.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
-    # no defaults here: an option left out is the request value's default, and one given
-    # where nothing is priced is refused (requests.priced), not ignored
-    p.add_argument("--devices", help="data-parallel devices (default 1)")
-    p.add_argument("--dtype", help="a training dtype: auto (default: each device's training "
-                   "precision, fp16 mixed on V100/T4, bf16 elsewhere), bf16, fp16, fp32, tf32")
-    p.add_argument("--mfu", help="model-FLOPs utilisation (default: the catalogue's)")
+    add_step_time_args(p)
     p.add_argument("--runs", help="runs (e.g. 20 for 2 configurations x 10; default 1)")
     p.add_argument("--pue", help="data-centre power usage effectiveness (default 1.1)")
     p.add_argument("--grid-intensity", help="kg CO2 per kWh (default 0.4)")
@@ -42,9 +36,22 @@ def add_cost_args(p, sweep_mode: bool = False) -> None:
                         "one layer recomputed), reversible (the Reformer's layers)")
     p.add_argument("--zero", action="store_true",
                    help="shard the optimizer state over the devices (ZeRO-1)")
+    add_price_args(p)
+
+
+def add_step_time_args(p) -> None:
+    """The options that time one step on the accelerator (cost, sweep and plot): the
+    catalogue overrides, data-parallel devices, the dtype, a flat MFU or a calibration,
+    the time model and a device profile."""
+    p.add_argument("--accelerators", help="a TOML/JSON file adding or overriding entries")
+    # no defaults here: an option left out is the request value's default, and one given
+    # where nothing is priced is refused (requests.priced), not ignored
+    p.add_argument("--devices", help="data-parallel devices (default 1)")
+    p.add_argument("--dtype", help="a training dtype: auto (default: each device's training "
+                   "precision, fp16 mixed on V100/T4, bf16 elsewhere), bf16, fp16, fp32, tf32")
+    p.add_argument("--mfu", help="model-FLOPs utilisation (default: the catalogue's)")
     p.add_argument("--calibration", help="the JSON of 'comparator bench --accelerator NAME': "
                    "its measured utilisation replaces the default MFU for that device")
-    add_price_args(p)
     add_time_args(p)
 
 
@@ -70,13 +77,19 @@ PRICE_OPTIONS = ("accelerators_file", "devices", "dtype", "mfu", "runs", "pue",
 
 def _typed(a) -> dict:
     """The pricing options as typed (None, False: not given)."""
-    return {k: getattr(a, "accelerators" if k == "accelerators_file" else k)
+    return {k: getattr(a, "accelerators" if k == "accelerators_file" else k, None)
             for k in PRICE_OPTIONS}
 
 
 def _run(a) -> dict:
-    return {k: None if getattr(a, k) is None else large_int(f"--{k}", getattr(a, k))
+    return {k: None if getattr(a, k, None) is None else large_int(f"--{k}", getattr(a, k))
             for k in ("tokens", "steps")}
+
+
+def _opt(a, name: str):
+    """Option ``name`` as typed, None where the command has no such option (plot prices
+    one step: no run, energy or price options)."""
+    return getattr(a, name, None)
 
 
 def pricing_of(a, accelerator=None, counts: bool = False):
@@ -88,17 +101,17 @@ def pricing_of(a, accelerator=None, counts: bool = False):
     if names is not None and not isinstance(names, tuple):
         names = tuple(names.split(",")) if names else ()
     if not names or names == ("none",):
-        if a.point:     # a way to print the cost columns, which there are none of
+        if getattr(a, "point", False):   # prints the cost columns, which there are none of
             raise UsageError("--point", True, "only with --accelerator (it prints the "
                                               "cost columns as single numbers)")
-        run = _run(a) if counts else dict(tokens=a.tokens, steps=a.steps)
+        run = _run(a) if counts else dict(tokens=_opt(a, "tokens"), steps=_opt(a, "steps"))
         return priced(None, counts=counts, **_typed(a), **run)
     n = dict(**_run(a),
              devices=positive_int("--devices", a.devices) if a.devices is not None else None,
              mfu=None if a.mfu is None else number("--mfu", a.mfu),
-             runs=positive_int("--runs", a.runs) if a.runs is not None else None,
-             pue=None if a.pue is None else number("--pue", a.pue),
-             grid_intensity=(None if a.grid_intensity is None else
+             runs=positive_int("--runs", a.runs) if _opt(a, "runs") is not None else None,
+             pue=None if _opt(a, "pue") is None else number("--pue", a.pue),
+             grid_intensity=(None if _opt(a, "grid_intensity") is None else
                              number("--grid-intensity", a.grid_intensity)))
     return build(Pricing, a, accelerators=names, **given(**{**_typed(a), **n}))
 
@@ -210,7 +223,8 @@ def time_text(model: str) -> str:
             "max(FLOPs / achievable rate for its shape, bytes / achievable bandwidth) + a "
             "per-region overhead, on the device's profile (measured by 'comparator "
             "calibrate', else datasheet x sourced fractions: uncalibrated); MFU = what that "
-            "implies")
+            "implies, model FLOPs (forward + backward) / (time x peak), HFU the same with "
+            "the recomputed work (reversible layers, flash attention) counted, PaLM App. B")
 
 
 def scenario_request(a) -> ScenarioRequest:
@@ -221,6 +235,16 @@ def scenario_request(a) -> ScenarioRequest:
                                                                    a.grid_intensity),
                  time_model=a.time_model, profile=a.profile, db=a.db, prices=a.prices,
                  **given(price_kind=a.price_kind))
+
+
+def fused_text(recs) -> str:
+    """The caption's sentence on flash attention priced as its fused kernel (the records'
+    ``assumptions.fused_attention``), or nothing."""
+    if not any(r.get("assumptions", {}).get("fused_attention") for r in recs):
+        return ""
+    return (" Flash attention on an accelerator: one fused kernel a layer and direction, "
+            "its HBM traffic by FlashAttention's IO model on the device's on-chip memory "
+            "(Dao et al. 2022; JSON assumptions.fused_attention), not XLA:CPU's blocks.")
 
 
 def cmd_scenario(a) -> str:

@@ -30,6 +30,10 @@ def register(sub, commands: dict) -> None:
     add_size_options(m)
     m.add_argument("--policy", default="all", help="store_all, checkpoint, reversible "
                    "(comma separated) or all (default): each architecture's own")
+    m.add_argument("--attention", help="attention kernels, comma separated: each model once "
+                   "per choice, labelled PRESET@CHOICE: dense, flash, local, linformer, "
+                   "performer (Transformer, ALBERT, ELECTRA), lsh (a Transformer's widths as "
+                   "a Reformer)")
     m.add_argument("--dtype", default="fp32", choices=DTYPES, help="training dtype "
                    "(default fp32; 16-bit: fp32 master parameters cast inside the loss)")
     m.add_argument("--run", action="store_true", help="also run each step (random inputs, "
@@ -45,7 +49,8 @@ def memory_request(a) -> MemoryRequest:
     return build(MemoryRequest, a, archs=arch_list(a.arch), sizes=size_grid(a),
                  presets=[p for p in (a.preset or "").split(",") if p], seqs=seq_list(a.seq),
                  batches=[b for b in int_list("--batch", a.batch) if b is not None],
-                 policies=a.policy, dtype=a.dtype, run=a.run)
+                 policies=a.policy, dtype=a.dtype, run=a.run,
+                 attentions=tuple(x for x in (a.attention or "").split(",") if x))
 
 
 def cmd_memory(a) -> str:

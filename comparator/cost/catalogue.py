@@ -14,7 +14,8 @@ sourced to the override file, so every number keeps a provenance.
 
 Units are SI throughout: peaks in FLOP/s (int8 in OP/s) and always DENSE (vendors' "with
 sparsity" figures are halved in the data file); ``memory_gb`` in 1e9 bytes; bandwidths in
-GB/s; ``tdp_w`` in W; ``price_per_hour`` in USD per device-hour.  Bad data is a
+GB/s; ``sram_kib`` (shared memory per SM, a TPU core's VMEM) in KiB; ``tdp_w`` in W;
+``price_per_hour`` in USD per device-hour.  Bad data is a
 ``CatalogueError(field, value, allowed)`` whose field names the entry ("h100-sxm.bf16",
 "t4.prices[0].usd_per_hour", "ranges.pue.low").
 No jax here: the analytic path imports this.
@@ -37,7 +38,7 @@ from comparator.cost.prices import (PRICE_KINDS, RANGES, CatalogueError, PriceSn
                                     check_date, check_prices, check_ranges, latest)
 
 PEAK_FIELDS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")
-NUMBER_FIELDS = PEAK_FIELDS + ("memory_gb", "memory_bandwidth_gbs", "tdp_w",
+NUMBER_FIELDS = PEAK_FIELDS + ("memory_gb", "memory_bandwidth_gbs", "sram_kib", "tdp_w",
                                "interconnect_gbs", "price_per_hour", "default_mfu")
 TEXT_FIELDS = ("description", "vendor", "kind", "interconnect_note", "price_provider",
                "price_date", "mfu_source")
@@ -45,7 +46,7 @@ ENTRY_FIELDS = NUMBER_FIELDS + TEXT_FIELDS + ("sources", "missing", "prices")
 KINDS = ("gpu", "tpu", "other")
 # which sources.<group> cites which numbers (default_mfu is cited by mfu_source)
 SOURCE_GROUPS = {"peaks": PEAK_FIELDS, "memory": ("memory_gb", "memory_bandwidth_gbs"),
-                 "power": ("tdp_w",), "interconnect": ("interconnect_gbs",),
+                 "sram": ("sram_kib",), "power": ("tdp_w",), "interconnect": ("interconnect_gbs",),
                  "price": ("price_per_hour",)}
 GROUP_OF = {f: g for g, fs in SOURCE_GROUPS.items() for f in fs}
 DTYPE_ALIASES = {"float32": "fp32", "f32": "fp32", "single": "fp32",
@@ -71,6 +72,7 @@ class Accelerator:
     int8: float | None = None
     memory_gb: float | None = None
     memory_bandwidth_gbs: float | None = None
+    sram_kib: float | None = None      # on-chip memory a kernel block keeps tiles in (KiB)
     tdp_w: float | None = None
     interconnect_gbs: float | None = None
     interconnect_note: str | None = None

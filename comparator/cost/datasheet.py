@@ -12,7 +12,8 @@ times sourced achievable fractions (``comparator/data/achievable.toml``).
 * elementwise FLOP/s = fp32 peak x ``vector_fraction`` (TPUs: bf16 peak x
   ``vector_peak_ratio``); transcendentals/s = that x ``transcendental_ratio``;
 * sort keys/s = bandwidth / ``sort_bytes_per_key``; gather and scatter bytes/s =
-  bandwidth x their fractions; ``overhead_s`` per compiled region.
+  bandwidth x their fractions; ``overhead_s`` per compiled region;
+* on-chip memory (``sram_bytes``) = the catalogue's ``sram_kib`` x 1024, as published.
 
 No jax here.
 """
@@ -145,7 +146,8 @@ def profile(acc, dtype: str | None = None) -> DeviceProfile:
         vector_flops=vector, transcendentals=vector * fr["transcendental_ratio"][0],
         sort=bandwidth / fr["sort_bytes_per_key"][0],
         gather=bandwidth * fr["gather_fraction"][0],
-        scatter=bandwidth * fr["scatter_fraction"][0], overhead_s=fr["overhead_s"][0])
+        scatter=bandwidth * fr["scatter_fraction"][0], overhead_s=fr["overhead_s"][0],
+        sram_bytes=None if acc.sram_kib is None else int(acc.sram_kib * 1024))
 
 
 def _source(acc, fr: dict, used: list) -> str:
@@ -153,7 +155,10 @@ def _source(acc, fr: dict, used: list) -> str:
     keys = list(dict.fromkeys(fr[f][1] for f in used))
     parts = [f"datasheet profile of {acc.name}, uncalibrated: peaks from "
              f"{acc.sources.get('peaks', 'the catalogue')}; memory bandwidth from "
-             f"{acc.sources.get('memory', 'the catalogue')}; achievable fractions "
+             f"{acc.sources.get('memory', 'the catalogue')}; "
+             + (f"on-chip memory {acc.sram_kib:g} KiB from {acc.sources.get('sram')}; "
+                if acc.sram_kib is not None else "")
+             + "achievable fractions "
              "(comparator/data/achievable.toml): "
              + ", ".join(f"{f} {fr[f][0]:g} [{fr[f][1]}]" for f in used)]
     parts += [f"[{k}] {sources[k]}" for k in keys]

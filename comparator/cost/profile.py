@@ -21,7 +21,11 @@ argmax alike), and ``transpose`` the rates of copies that reorder
 memory, as ``(run, bytes/s)`` pairs: ``run`` the contiguous elements moved at a time (1
 for a matrix transpose, 64 for (seq, heads, 64) -> (heads, seq, 64)), bytes read +
 written; on a CPU both are far below a stream's bandwidth.  ``transpose_rate`` interpolates
-in log run (the nearest end outside the measured runs); an empty tuple: not measured.  Every throughput is *marginal*: what one more such operation adds inside a
+in log run (the nearest end outside the measured runs); an empty tuple: not measured.
+``sram_bytes`` (or None: a CPU, or not known) is the on-chip memory one kernel block can
+keep its tiles in -- a GPU's shared memory per SM, a TPU core's VMEM (the catalogue's
+``sram_kib``) -- with which the time model prices fused attention (``fusedflash``).
+Every throughput is *marginal*: what one more such operation adds inside a
 compiled program, not the time of a lone call, which also pays dispatch -- and without
 ``overhead_s``, the fixed cost of every compiled region, which a time model adds once
 per region (region time = overhead + work).  Bytes are counted as XLA's cost
@@ -56,7 +60,7 @@ RATES = ("bandwidth", "vector_flops", "transcendentals", "sort", "gather", "scat
          "overhead_s")
 # JSON keys a profile may lack (written before they existed), with the value they read as
 OPTIONAL = {"first_touch_min_bytes": None, "reduce": None, "transpose": [],
-            "reduce_max": None}
+            "reduce_max": None, "sram_bytes": None}
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -106,6 +110,7 @@ class DeviceProfile:
     reduce: float | None = None        # bytes/s an adding contiguous-axis reduction reads
     transpose: tuple = ()              # ((run elements, bytes/s), ...) of reorderings
     reduce_max: float | None = None    # bytes/s a comparing (max) reduction reads
+    sram_bytes: int | None = None      # on-chip memory one kernel block can use (docstring)
 
     def __post_init__(self):
         object.__setattr__(self, "matmul", tuple(self.matmul))
@@ -280,6 +285,8 @@ def from_dict(d) -> DeviceProfile:
                          reduce_max=None if d["reduce_max"] is None else _number(
                              "reduce_max", d["reduce_max"]),
                          transpose=_runs(d["transpose"]),
+                         sram_bytes=None if d["sram_bytes"] is None else _int(
+                             "sram_bytes", d["sram_bytes"]),
                          **{r: _number(r, d[r]) for r in RATES})
 
 

@@ -35,7 +35,7 @@ from comparator.cost import hlo, ops
 from comparator.cost.ops import ARITHMETIC, FREE, MOVES
 
 KINDS = ("matmul", "elementwise", "reduce", "sort", "gather", "scatter", "copy", "other",
-         "alloc")
+         "alloc", "fused")
 DTYPES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16", "f64": "fp64", "s32": "int32",
           "u32": "uint32", "s8": "int8", "u8": "uint8", "pred": "bool", "s64": "int64"}
 TERM_ROOTS = ("embed", "attn", "lsh", "ffn", "norm", "head", "loss", "rev")  # trace.py's
@@ -61,6 +61,11 @@ class Region:
     transposed: int = 0      # bytes read + written by its memory reorderings (ops.Cost)
     run: int = 0             # contiguous elements those reorderings move at a time
     reduced_max: int = 0     # bytes entering its comparing reductions (max, min, argmax)
+    parts: tuple = ()        # a fused kernel (``fusedflash``): the regions whose work it does
+    share: float = 1.0       # ... and its share of that work (a direction's)
+
+    def __post_init__(self):
+        object.__setattr__(self, "parts", tuple(self.parts))   # a list read back from JSON
 
 
 def segments(op_name: str) -> list[str]:

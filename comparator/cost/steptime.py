@@ -10,9 +10,14 @@ is ``t(a) + (q - 1) (t(a + p) - t(a))``, term by term, exactly as for FLOPs.  Th
 depend on the model and the length, not on the device: they are kept per process and in
 the results store, so pricing one step on many devices compiles it once.
 
+On an accelerator's profile flash attention is priced as the one kernel per layer and
+direction it runs there (``fusedflash``: FlashAttention's IO model on the device's on-chip
+memory), not as XLA:CPU's separate blocks; the CPU profile prices what XLA:CPU compiled.
+
 ``fields(st, ...)`` turns a ``StepTime`` into the record fields the tables show
 (``step_time_s``, ``memory_bound_share``, ``achieved_utilisation``) and the assumptions
-that name the time model, the profile and whether it was calibrated.
+that name the time model, the profile, whether it was calibrated and how fused attention
+was priced (``fused_attention``).
 """
 from __future__ import annotations
 
@@ -36,14 +41,21 @@ def regions_at(mod, cfg, seq: int, batch: int, dtype: str, store=None) -> list:
     """The compiled step's regions (cached in the process and, with ``store``, on disk)."""
     from comparator.cost import regions as R
     key = _key(mod, cfg, seq, batch, dtype)
+    return cached(key, lambda: R.step_regions(mod, cfg, seq, batch, dtype), store,
+                  f"{key[0]} ({getattr(cfg, 'n_layers', '?')} layers) at {seq} tokens x "
+                  f"{batch} in {dtype}")
+
+
+def cached(key: tuple, compile_regions, store=None, what: str = "") -> list:
+    """The regions kept under ``key`` in the process, else in ``store``, else
+    ``compile_regions()`` (said first through ``PROGRESS``), kept in both."""
     if key in _REGIONS:
         return _REGIONS[key]
     got = store.get_regions(key) if store is not None else None
     if got is None:
         if PROGRESS is not None:
-            PROGRESS(f"compiling {key[0]} ({getattr(cfg, 'n_layers', '?')} layers) at {seq} "
-                     f"tokens x {batch} in {dtype} for the time model (stored afterwards)")
-        got = R.step_regions(mod, cfg, seq, batch, dtype)
+            PROGRESS(f"compiling {what or key[0]} for the time model (stored afterwards)")
+        got = compile_regions()
         if store is not None:
             store.put_regions(key, got)
     _REGIONS[key] = got
@@ -67,7 +79,9 @@ def combine(parts):
     term_s, mem_s, bound_s = defaultdict(float), defaultdict(float), defaultdict(float)
     flops, first = 0.0, parts[0][1]
     unknown: dict = defaultdict(int)
+    notes: dict = {}
     for coef, st in parts:
+        notes.update(dict.fromkeys(st.notes))
         for k, v in st.term_s.items():
             term_s[k] += coef * v
             mem_s[k] += coef * v * st.term_memory_share.get(k, 0.0)
@@ -85,18 +99,31 @@ def combine(parts):
         bound_share={k: v / total if total else 0.0 for k, v in bound_s.items()},
         matmul_flops=int(round(flops)), utilisation=flops / (total * best) if total and best
         else 0.0, device=first.device, calibrated=first.calibrated,
-        time_model=first.time_model, unknown=dict(unknown))
+        time_model=first.time_model, unknown=dict(unknown), notes=tuple(notes))
 
 
 def predict(mod, cfg, seq: int, batch: int, dtype: str, profile, store=None):
-    """The time model's ``StepTime`` of one training step of ``batch`` sequences."""
+    """The time model's ``StepTime`` of one training step of ``batch`` sequences; on an
+    accelerator flash attention as its fused kernel (``fusedflash``)."""
     from comparator.count.fasttrace import depth_plan
     from comparator.cost.timemodel import predict as predict_regions
     plan, _ = depth_plan(mod, cfg, reduce_jitted=True)
-    parts = [(coef, predict_regions(retarget(regions_at(mod, c, seq, batch, dtype, store),
-                                             dtype, profile), profile))
-             for coef, c in plan]
+    parts = []
+    for coef, c in plan:
+        regions = retarget(regions_at(mod, c, seq, batch, dtype, store), dtype, profile)
+        regions, notes = fused(regions, mod, c, seq, batch, dtype, profile)
+        parts.append((coef, predict_regions(regions, profile, notes)))
     return parts[0][1] if len(parts) == 1 else combine(parts)
+
+
+def fused(regions, mod, cfg, seq: int, batch: int, dtype: str, profile) -> tuple:
+    """``(regions, notes)``: ``fusedflash.fuse`` of the model's attention layers (an
+    architecture with an attention choice: ``attention_stacks``)."""
+    from comparator.cost import fusedflash
+    stacks = getattr(mod, "attention_stacks", None)
+    if stacks is None:
+        return regions, ()
+    return fusedflash.fuse(regions, stacks(cfg, batch, seq), dtype, profile)
 
 
 def predict_program(prog, args, dtype: str, profile, terms=(), key=None, label: str = ""):
@@ -123,8 +150,9 @@ def fields(st) -> dict:
             "time_breakdown_s": dict(st.term_s),
             "time_assumptions": {"time_model": st.time_model, "profile": st.device,
                                  "calibrated": st.calibrated, "regions": COMPILER_NOTE,
-                                 **({"unmodelled_ops": st.unknown} if st.unknown else {})}}
+                                 **({"unmodelled_ops": st.unknown} if st.unknown else {}),
+                                 **({"fused_attention": list(st.notes)} if st.notes else {})}}
 
 
-__all__ = ["COMPILER_NOTE", "TIME_MODELS", "combine", "fields", "predict", "predict_program",
-           "regions_at"]
+__all__ = ["COMPILER_NOTE", "TIME_MODELS", "cached", "combine", "fields", "fused", "predict",
+           "predict_program", "regions_at"]

@@ -18,6 +18,11 @@ on a device profile ``p`` (``profile.DeviceProfile``), where
   transposing copy), which move at ``p.transpose_rate(run)`` for their contiguous run;
 * overhead = ``p.overhead_s``, the fixed cost of launching one compiled region.
 
+A ``fused`` region (``fusedflash``: flash attention as the one kernel an accelerator runs)
+computes its ``share`` of the arithmetic of the regions it replaces (``parts``: their
+contractions, elementwise work and reductions at the rates above; their data movement is
+its own ``bytes``), spread over its ``count`` runs.
+
 The step's buffers (``alloc`` regions: XLA's temporaries and each result) cost
 bytes / ``p.first_touch`` when the profile measured that rate and the buffer is at least
 ``p.first_touch_min_bytes``: a CPU runtime maps such buffers afresh at every run and the
@@ -50,13 +55,20 @@ class StepTime:
     calibrated: bool
     time_model: str = TIME_MODEL
     unknown: dict = field(default_factory=dict)   # {opcode: count} charged bytes only
+    notes: tuple = ()             # how regions were priced other than as compiled
 
     @property
     def memory_share(self) -> float:
         return self.bound_share.get("memory", 0.0)
 
 
+ARITHMETIC = ("matmul", "elementwise", "reduce")
+
+
 def _compute_s(r, p) -> float:
+    if r.kind == "fused":
+        return r.share * sum(q.count * _compute_s(q, p) for q in r.parts
+                             if q.kind in ARITHMETIC) / r.count
     if r.kind == "matmul" and r.shape:
         m, k, n, batch = r.shape
         return r.flops / p.matmul_rate(m, k, n, batch, r.dtype)
@@ -100,8 +112,9 @@ def best_matmul_rate(p, dtype: str = "fp32") -> float:
     return max(rates) if rates else max(q.flops_per_s for q in p.matmul)
 
 
-def predict(regions, p) -> StepTime:
-    """The step time of ``regions`` (``regions.step_regions``) on profile ``p``."""
+def predict(regions, p, notes: tuple = ()) -> StepTime:
+    """The step time of ``regions`` (``regions.step_regions``) on profile ``p``; ``notes``
+    say how regions were priced other than as compiled (``fusedflash.fuse``)."""
     term_s: dict = defaultdict(float)
     term_mem: dict = defaultdict(float)
     bound_s: dict = {b: 0.0 for b in BOUNDS}
@@ -116,6 +129,8 @@ def predict(regions, p) -> StepTime:
         if r.kind == "matmul":
             flops += r.flops * r.count
             dtype = r.dtype
+        if r.kind == "fused":
+            flops += r.share * sum(q.flops * q.count for q in r.parts if q.kind == "matmul")
         if r.kind == "other":
             unknown[r.op] += r.count
     total = sum(term_s.values())
@@ -123,9 +138,9 @@ def predict(regions, p) -> StepTime:
         total_s=total, term_s=dict(sorted(term_s.items())),
         term_memory_share={k: term_mem[k] / v if v else 0.0 for k, v in sorted(term_s.items())},
         bound_share={b: s / total if total else 0.0 for b, s in bound_s.items()},
-        matmul_flops=flops,
+        matmul_flops=int(round(flops)),
         utilisation=flops / (total * best_matmul_rate(p, dtype)) if total else 0.0,
-        device=p.device, calibrated=p.calibrated, unknown=dict(unknown))
+        device=p.device, calibrated=p.calibrated, unknown=dict(unknown), notes=tuple(notes))
 
 
 def predict_mfu(train_flops: float, mfu: float, peak: float) -> float:

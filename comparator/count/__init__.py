@@ -3,12 +3,13 @@
 Owns the additive cost value (``value.Cost``), the jaxpr walk (``trace``), the primitive
 rules (``rules``), symbolic lengths (``symbolic``, ``costprogram``, ``fasttrace``), the
 training step and its memory (``step``, ``memory``), other papers' counting conventions
-(``conventions``), and the counts of a user's own function or Flax module (``targets``,
-``usercount``, with closed forms in the length: ``polyfit``; the ``--model`` factory
-protocol, ``usermodel.UserModel``).  ``jaxcompat`` is the one place that touches JAX's
-private internals (``jax._src``: symbolic dims, static indexing, dead-code elimination),
-with a check that they behave and a public fallback (``plainjax``: concrete traces, the
-same counts).  May import ``architectures``, ``kernels``, ``comparator.errors`` and the
-standard library; nothing above it (``cost``, ``measure``, ``run``, ``claims``,
-``report``, ``cli``).
+(``conventions``; their formulas as terms: ``paperterms``), model and hardware FLOPs with
+the utilisations they give (``utilisation``: MFU, HFU), and the counts of a user's own
+function or Flax module (``targets``, ``usercount``, with closed forms in the length:
+``polyfit``; the ``--model`` factory protocol, ``usermodel.UserModel``).  ``jaxcompat`` is the one place
+that touches JAX's private internals (``jax._src``: symbolic dims, static indexing,
+dead-code elimination), with a check that they behave and a public fallback (``plainjax``:
+concrete traces, the same counts).  May import ``architectures``, ``kernels``,
+``comparator.errors`` and the standard library; nothing above it (``cost``, ``measure``,
+``run``, ``claims``, ``report``, ``cli``).
 """

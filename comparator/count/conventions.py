@@ -43,16 +43,35 @@ decoder-only formulas do not define a cross-attention (counted as a second atten
 queries over the decoder's tokens, keys and values projected from the encoder's); ELECTRA's
 script runs a decoder over the encoder's length (its T5-11B line: 512 positions; T5
 pre-trains on 114 targets per 512 inputs), we count it over its own targets.
+
+The Transformer's modern decoder blocks (``architectures/modern.py``) are not the papers'
+dense layer of ``n_heads`` keys and values and a two-matrix MLP (``modern_fields``):
+
+* ``kaplan`` and ``palm`` count 2N per token with N the non-embedding weights, and N is
+  generalised as their authors define it -- the weights as the model has them: the k and v
+  projections of ``n_kv_heads`` heads, a GLU's gate matrix (PaLM's own layers are
+  multi-query and SwiGLU, counted so in its App. B).  A mixture of experts counts the
+  weights a token uses: the router and ``top_k`` of the ``n_experts`` experts (active
+  parameters, as common practice counts MoE compute, e.g. Mixtral's 13B active of 47B;
+  capacity slots and dropped tokens are not in a 6N rule).  Kaplan's paper had none of
+  the three, PaLM no experts: the records name them in ``not_defined`` with how they are
+  counted.
+* ``electra``, ``megatron`` and ``chinchilla`` write each matrix of the dense layer out:
+  a config with ``n_kv_heads`` < ``n_heads``, ``ffn="glu"`` or ``n_experts`` is not
+  defined by them (``undefined``: FLOP fields null with the reason naming the fields; a
+  one-model command refuses it, ``check_defined``), never counted as a dense layer.
+
+Rotary positions have no table (no position lookup in ELECTRA's one-hot product) and no
+matrix (only the ELECTRA script counts element-wise work: left out, noted).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from fractions import Fraction
+import dataclasses
 
 import architectures
 from architectures import terms as T
-from architectures.config import target_len
 
+from comparator.count import paperterms as P
 from comparator.errors import FieldError
 
 NAMES = ("standard", "electra", "kaplan", "megatron", "palm", "chinchilla")
@@ -73,41 +92,49 @@ FORMULAS = {
     "electra": "2 x forward; forward/token = L (6 d d_attn + 4 n d_attn + 2 d_attn d + 4 d "
                "d_ff + per element: softmax 5, dropout 4, LN 5, GELU 8) + one-hot "
                "2 E (V + n + types) + 0.15625 (2 d E + 2 E V + 7 V + ...)",
-    "kaplan": "3 x (2N + 2 n_layer n_ctx d_attn) per token; N = n_layer (4 d d_attn + 2 d d_ff)",
+    "kaplan": "3 x (2N + 2 n_layer n_ctx d_attn) per token; N = n_layer (4 d d_attn + 2 d d_ff) "
+              "(non-embedding weights; a mixture: those a token uses)",
     "megatron": "96 B s l h^2 (1 + s/(6h) + V/(16 l h)) per iteration (activation "
                 "recomputation: layers 4 passes, logits 3)",
-    "palm": "6N + 12 L H Q T per token; N = non-embedding weights",
+    "palm": "6N + 12 L H Q T per token; N = non-embedding weights (a mixture: those a token "
+            "uses)",
     "chinchilla": "3 x (2 n V d + L (6 n d kH + 4 n^2 kH + 3 H n^2 + 2 n kH d + 4 n d d_ff) "
                   "+ 2 n d V) per sequence of n tokens (kH = key size x heads)",
 }
 # record fields that are null for a model a convention does not define
 FLOP_FIELDS = ("fwd_flops", "train_flops", "fwd_flops_per_token", "train_flops_per_token",
                "attention_flops", "attention_share")
-# the ELECTRA script's per-element constants and MLM output fraction
-DROPOUT, LAYER_NORM, GELU, SOFTMAX, SCALE = 4, 5, 8, 5, 1
-OUTPUT_FRAC = Fraction(5, 32)   # 0.15625 = 20 of 128 positions
 
 
 class ConventionError(FieldError):
     """A convention that cannot count a model: names the field, the value, what is allowed."""
 
 
+# conventions counting 2N per token, N the non-embedding weights: generalised to the modern
+# blocks with N the weights a token uses (the module docstring)
+WEIGHT_RULES = ("kaplan", "palm")
+# how each modern block differs from the papers' dense layer
+_MODERN = {"n_kv_heads": "grouped-query attention", "ffn": "a gated FFN",
+           "n_experts": "a mixture of experts"}
 
-@dataclass(frozen=True)
-class Stack:
-    """L identical layers over n tokens per sequence, as the paper formulas see them."""
-    group: str          # term prefix: "" or gen / disc / enc / dec
-    layers: int
-    n: int              # tokens per sequence (= self-attention keys)
-    d: int
-    heads: int
-    d_attn: int
-    d_ff: int
-    emb: int            # input embedding width E
-    pos_rows: int       # learned position rows looked up (0: none)
-    type_rows: int      # token-type rows (0: none)
-    cross: int = 0      # keys of a cross-attention per layer (0: none)
-    head: str = ""      # mlm | lm | rtd | "" (none)
+
+def modern_fields(cfg) -> dict:
+    """{field: value} of ``cfg``'s blocks that are not the papers' dense layer (k, v of
+    every head, a two-matrix MLP, no experts); empty for every other config."""
+    out = {}
+    kv, heads = getattr(cfg, "n_kv_heads", None), getattr(cfg, "n_heads", None)
+    if kv is not None and kv != heads:
+        out["n_kv_heads"] = kv
+    if getattr(cfg, "ffn", "mlp") != "mlp":
+        out["ffn"] = cfg.ffn
+    if getattr(cfg, "n_experts", 0):
+        out["n_experts"] = cfg.n_experts
+    return out
+
+
+def _unlike(fields: dict) -> str:
+    return ", ".join(f"{_MODERN[k]} ({k}={v!r})" for k, v in fields.items())
+
 
 
 def check(name: str) -> str:
@@ -116,20 +143,38 @@ def check(name: str) -> str:
     return name
 
 
-def undefined(convention: str, arch: str) -> str | None:
-    """Why ``convention`` does not define ``arch`` at all (None: it does)."""
+def undefined(convention: str, arch: str, cfg=None) -> str | None:
+    """Why ``convention`` does not define ``arch`` (or its config ``cfg``) at all (None: it
+    does)."""
     if convention != STANDARD and arch == "reformer":
         return (f"not defined by {convention}: its formulas assume dense attention and plain "
                 "residual layers (the Reformer has LSH attention and reversible layers)")
+    fields = modern_fields(cfg) if convention not in (STANDARD, *WEIGHT_RULES) else {}
+    if fields:
+        return (f"not defined by {convention}: its formula writes out a dense layer, not "
+                f"{_unlike(fields)} (kaplan, palm: 2N, N the weights a token uses)")
     return None
 
 
 def not_defined(convention: str, arch: str, cfg) -> dict:
     """{what: how it is counted} for the parts of a model ``convention`` defines no rule
     for (empty: it defines them all, or cannot count the model: ``undefined``)."""
-    if convention == STANDARD or undefined(convention, arch):
+    if convention == STANDARD or undefined(convention, arch, cfg):
         return {}
     out = {}
+    fields = modern_fields(cfg)
+    if convention == "kaplan" and "n_kv_heads" in fields:
+        out["n_kv_heads"] = (f"grouped-query attention: N counts the k and v projections of "
+                             f"its {cfg.n_kv_heads} heads (the weights as the model has them)")
+    if convention == "kaplan" and "ffn" in fields:
+        out["ffn"] = "a gated FFN: N counts its three matrices (gate, up, down)"
+    if "n_experts" in fields:
+        out["n_experts"] = (f"a mixture of experts: N counts the weights a token uses, the "
+                            f"router and top_k={cfg.top_k} of {cfg.n_experts} experts (active "
+                            "parameters, as common practice counts MoE compute)")
+    if getattr(cfg, "positions", "learned") == "rope" and convention == "electra":
+        out["attn/rope"] = ("rotary positions: no rule in the script (element-wise, no "
+                            "table): left out, and no position table looked up")
     if getattr(cfg, "rel_buckets", 0):
         out["attn/relbias"] = "T5's relative position bias has no term: left out"
     if getattr(cfg, "kind", "") == "encdec":
@@ -138,6 +183,9 @@ def not_defined(convention: str, arch: str, cfg) -> dict:
                    if convention == "electra" else
                    {"cross-attention": "a decoder-only formula: counted as a second attention,"
                     " queries over the targets, keys and values projected from the inputs"})
+    if getattr(cfg, "attention", "dense") != "dense":
+        out["attention"] = (f"the formulas count dense attention: the {cfg.attention} kernel's "
+                            "own cost has no rule (counted as dense attention)")
     if arch == "electra" and convention != "electra":
         out["generator"] = "one network per formula: the generator counted as a second stack"
     if convention in ("megatron", "chinchilla"):
@@ -152,12 +200,18 @@ def not_defined(convention: str, arch: str, cfg) -> dict:
     return out
 
 
-def check_defined(convention: str, arch: str) -> None:
-    """ConventionError when ``convention`` does not define ``arch``."""
-    if undefined(convention, arch):
+def check_defined(convention: str, arch: str, cfg=None) -> None:
+    """ConventionError when ``convention`` does not define ``arch`` (or its ``cfg``)."""
+    if not undefined(convention, arch, cfg):
+        return
+    if arch == "reformer":
         raise ConventionError("--convention", convention, "standard for the reformer: the "
                               "papers' formulas assume dense attention and plain residual "
                               "layers, which the Reformer does not have")
+    raise ConventionError("--convention", convention, "standard, kaplan or palm for a model "
+                          f"with {_unlike(modern_fields(cfg))}: {convention}'s formula writes "
+                          "out a dense layer (k and v of every head, a two-matrix MLP); "
+                          "kaplan and palm count 2N with N the weights a token uses")
 
 
 def counted(convention: str, arch: str, cfg, seq: int, batch: int = 1,
@@ -165,7 +219,7 @@ def counted(convention: str, arch: str, cfg, seq: int, batch: int = 1,
     """(count, record fields) under a paper's convention: ``not_defined`` where it leaves
     parts of the model undefined; for a model it does not define, an empty count, the
     record's FLOP fields null and the ``reason``."""
-    why = undefined(convention, arch)
+    why = undefined(convention, arch, cfg)
     if why:
         return T.FlopCount(0, 0, {}, {}), {**dict.fromkeys(FLOP_FIELDS), "reason": why}
     notes = not_defined(convention, arch, cfg)
@@ -173,143 +227,11 @@ def counted(convention: str, arch: str, cfg, seq: int, batch: int = 1,
                                                              else {})
 
 
-def shape(arch: str, cfg, seq: int, convention: str = "a paper's") -> tuple[int, list[Stack]]:
-    """(vocab, stacks) of a config at ``seq`` tokens."""
-    check_defined(convention, arch)
-    if arch == "electra":
-        common = dict(layers=cfg.n_layers, n=seq, emb=cfg.emb_dim, pos_rows=seq,
-                      type_rows=cfg.type_vocab)
-        gen = Stack("gen", d=cfg.gen_hidden, heads=cfg.gen_heads, d_attn=cfg.gen_hidden,
-                    d_ff=cfg.gen_ff, head="mlm", **common)
-        disc = Stack("disc", d=cfg.d_model, heads=cfg.n_heads, d_attn=cfg.d_model,
-                     d_ff=cfg.d_ff, head="rtd", **common)
-        return cfg.vocab, [gen, disc]
-    w = dict(d=cfg.d_model, heads=cfg.n_heads, d_attn=cfg.inner, d_ff=cfg.d_ff)
-    if arch == "albert":
-        return cfg.vocab, [Stack("", cfg.n_layers, seq, emb=cfg.emb_dim, pos_rows=seq,
-                                 type_rows=cfg.type_vocab, head="mlm", **w)]
-    if cfg.kind == "encoder":
-        return cfg.vocab, [Stack("", cfg.n_layers, seq, emb=cfg.d_model,
-                                 pos_rows=seq if cfg.max_len else 0,
-                                 type_rows=cfg.type_vocab, head="mlm", **w)]
-    if cfg.kind == "decoder":
-        return cfg.vocab, [Stack("", cfg.n_layers, seq, emb=cfg.d_model, pos_rows=seq,
-                                 type_rows=cfg.type_vocab, head="lm", **w)]
-    t = target_len(seq)
-    return cfg.vocab, [Stack("enc", cfg.n_layers, seq, emb=cfg.d_model, pos_rows=0,
-                             type_rows=0, **w),
-                       Stack("dec", cfg.n_dec_layers, t, emb=cfg.d_model, pos_rows=0,
-                             type_rows=0, cross=seq, head="lm", **w)]
-
-
-def _attentions(b: int, st: Stack) -> list:
-    """(keys, query rows, key/value rows) of each attention of a layer: self-attention over
-    the stack's tokens; a cross-attention's keys and values are projected from the
-    encoder's ``b x cross`` tokens, its queries from the stack's."""
-    t = b * st.n
-    return [(st.n, t, t)] + ([(st.cross, t, b * st.cross)] if st.cross else [])
-
-
-def _same(mm=0, ew=0) -> T.Term:
-    """ELECTRA's rule: backward = forward, term by term."""
-    return T.Term(mm=mm, ew=ew, mm_bwd=mm, ew_bwd=ew)
-
-
-def _epilogue(t, d) -> int:
-    """Bias, dropout, residual add and layer norm after a projection to d (per element)."""
-    return t * d * (1 + DROPOUT + 1 + LAYER_NORM)
-
-
-def electra_terms(V: int, st: Stack, b: int) -> dict:
-    t, d, da, E = b * st.n, st.d, st.d_attn, st.emb
-    adds = (st.pos_rows > 0) + (st.type_rows > 0)
-    out = {"embed/lookup": _same(mm=2 * t * E * (V + st.pos_rows + st.type_rows),
-                                 ew=t * E * (adds + LAYER_NORM + DROPOUT))}
-    if E != d:
-        out["embed/proj"] = _same(mm=2 * t * E * d, ew=t * d)
-    layer: dict = {}
-    for keys, q, kv in _attentions(b, st):
-        T.merge(layer, {
-            "attn/qkv": _same(mm=2 * q * d * da + 4 * kv * d * da, ew=q * da + 2 * kv * da),
-            "attn/scores": _same(mm=2 * q * keys * da),
-            "attn/softmax": _same(ew=q * st.heads * keys * (SOFTMAX + DROPOUT + SCALE)),
-            "attn/context": _same(mm=2 * q * keys * da),
-            "attn/out": _same(mm=2 * q * da * d, ew=_epilogue(q, d))})
-    T.merge(layer, {"ffn/in": _same(mm=2 * t * d * st.d_ff, ew=t * st.d_ff * (1 + GELU)),
-                    "ffn/out": _same(mm=2 * t * st.d_ff * d, ew=_epilogue(t, d))})
-    T.merge(out, layer, k=st.layers)
-    if st.head == "mlm":
-        r = t * OUTPUT_FRAC
-        out["head/transform"] = _same(mm=2 * r * d * E, ew=r * E * (1 + GELU + LAYER_NORM))
-        out["head/logits"] = _same(mm=2 * r * E * V, ew=r * V * (SOFTMAX + 2))
-    elif st.head == "lm":
-        out["head/logits"] = _same(mm=2 * t * d * V, ew=t * V * (SOFTMAX + 2))
-    elif st.head == "rtd":
-        out["head/rtd_dense"] = _same(mm=2 * t * d * d, ew=t * d * (1 + GELU))
-        out["head/rtd_logits"] = _same(mm=2 * t * d)
-    return out
-
-
-def _weights(b, st: Stack, k: int = 1, recompute: bool = False) -> dict:
-    """2 x weights x the tokens through them per layer (the 2N of Kaplan and PaLM),
-    backward 2x."""
-    d, da, f, t = st.d, st.d_attn, st.d_ff, b * st.n
-    att = _attentions(b, st)
-    parts = {"attn/qkv": sum(2 * q * d * da + 4 * kv * d * da for _, q, kv in att),
-             "attn/out": sum(2 * q * da * d for _, q, _ in att),
-             "ffn/in": 2 * t * d * f, "ffn/out": 2 * t * f * d}
-    return {name: _fwd_bwd(k * v, recompute) for name, v in parts.items()}
-
-
-def _fwd_bwd(x, recompute: bool = False) -> T.Term:
-    return T.Term(mm=x, mm_bwd=2 * x, mm_rc=x if recompute else 0)
-
-
-def kaplan_terms(V: int, st: Stack, b: int, *, context: int = 1) -> dict:
-    """``context`` = 1: Kaplan's 2 n_layer n_ctx d_attn; 2: PaLM's scores + context."""
-    t, L, da = b * st.n, st.layers, st.d_attn
-    out = _weights(b, st, L)
-    ctx = 2 * t * L * (st.n + st.cross) * da
-    out["attn/scores"] = _fwd_bwd(ctx)
-    if context == 2:
-        out["attn/context"] = _fwd_bwd(ctx)
-    return out
-
-
-def megatron_terms(V: int, st: Stack, b: int) -> dict:
-    t, L, da = b * st.n, st.layers, st.d_attn
-    out = _weights(b, st, L, recompute=True)
-    ctx = 2 * t * L * (st.n + st.cross) * da
-    out["attn/scores"] = _fwd_bwd(ctx, True)
-    out["attn/context"] = _fwd_bwd(ctx, True)
-    if st.head in ("mlm", "lm"):   # the logit layer on every position, not recomputed
-        out["head/logits"] = _fwd_bwd(2 * t * (st.emb if st.head == "mlm" else st.d) * V)
-    return out
-
-
-def chinchilla_terms(V: int, st: Stack, b: int) -> dict:
-    """Hoffmann et al. 2022, App. F, term by term; the backward 2x each forward term."""
-    t, d, da, E = b * st.n, st.d, st.d_attn, st.emb
-    out = {"embed/lookup": _fwd_bwd(2 * t * V * E)}
-    layer: dict = {}
-    for keys, q, kv in _attentions(b, st):
-        soft = 3 * st.heads * q * keys
-        T.merge(layer, {"attn/qkv": _fwd_bwd(2 * q * d * da + 4 * kv * d * da),
-                        "attn/scores": _fwd_bwd(2 * q * keys * da),
-                        "attn/softmax": T.Term(ew=soft, ew_bwd=2 * soft),
-                        "attn/context": _fwd_bwd(2 * q * keys * da),
-                        "attn/out": _fwd_bwd(2 * q * da * d)})
-    T.merge(layer, {"ffn/in": _fwd_bwd(2 * t * d * st.d_ff),
-                    "ffn/out": _fwd_bwd(2 * t * st.d_ff * d)})
-    T.merge(out, layer, k=st.layers)
-    if st.head in ("mlm", "lm"):    # final logits on every position
-        out["head/logits"] = _fwd_bwd(2 * t * (E if st.head == "mlm" else d) * V)
-    return out
-
-
-RULES = {"electra": electra_terms, "kaplan": kaplan_terms, "megatron": megatron_terms,
-         "palm": lambda V, st, b: kaplan_terms(V, st, b, context=2),
-         "chinchilla": chinchilla_terms}
+def shape(arch: str, cfg, seq: int, convention: str = "a paper's") -> tuple[int, list]:
+    """(vocab, stacks) of a config at ``seq`` tokens (``paperterms.stacks``), refused for
+    a model ``convention`` does not define (any paper's: the Reformer)."""
+    check_defined(convention, arch, cfg if convention != "a paper's" else None)
+    return P.stacks(arch, cfg, seq)
 
 
 def terms(convention: str, arch: str, cfg, seq: int, batch: int = 1) -> dict:
@@ -321,7 +243,7 @@ def terms(convention: str, arch: str, cfg, seq: int, batch: int = 1) -> dict:
     V, stacks = shape(arch, cfg, seq, convention)
     out: dict = {}
     for st in stacks:
-        part = RULES[convention](V, st, batch)
+        part = P.RULES[convention](V, st, batch)
         T.merge(out, T.prefixed(st.group, part) if st.group else part)
     return out
 
@@ -333,14 +255,17 @@ def flops(convention: str, arch: str, cfg, seq: int, batch: int = 1,
     return T.count(terms(convention, arch, cfg, seq, batch), scope)
 
 
-def non_embedding_params(arch: str, cfg, seq: int) -> int:
+def non_embedding_params(arch: str, cfg, seq: int, active: bool = True) -> int:
     """N of Kaplan and PaLM: the layers' weight matrices, each application of a shared
-    layer counted (every stack; biases, norms, embeddings and heads left out)."""
+    layer counted (every stack; biases, norms, embeddings and heads left out).  A mixture
+    of experts: the weights a token uses (``active``), else every expert's."""
     _, stacks = shape(arch, cfg, seq)
-    return sum(st.layers * (4 * st.d * st.d_attn * (2 if st.cross else 1) + 2 * st.d * st.d_ff)
-               for st in stacks)
+    if not active:
+        stacks = [dataclasses.replace(st, top_k=st.experts) if st.experts else st
+                  for st in stacks]
+    return sum(st.layers * sum(P.layer_weights(st).values()) for st in stacks)
 
 
-__all__ = ["ConventionError", "FLOP_FIELDS", "FORMULAS", "LABELS", "NAMES", "STANDARD", "Stack",
-           "check", "check_defined", "counted", "flops", "non_embedding_params", "not_defined",
-           "shape", "terms", "undefined"]
+__all__ = ["ConventionError", "FLOP_FIELDS", "FORMULAS", "LABELS", "NAMES", "STANDARD",
+           "WEIGHT_RULES", "check", "check_defined", "counted", "flops", "modern_fields",
+           "non_embedding_params", "not_defined", "shape", "terms", "undefined"]

@@ -21,9 +21,11 @@ The per-element conventions (stated once, used by the analytic formulas too):
   reduction over k -> 1     k - 1 FLOPs per output element
   cumulative op             1 FLOP per element
   sort of a k-long axis     k * ceil(log2 k) comparisons per sorted row
+  top_k of a k-long axis    the same: XLA's generic TopK sorts the row
   scatter-add               1 FLOP per update element
   random bits (threefry)    THREEFRY_OPS per 32-bit word
-  contraction               2 FLOPs per multiply-add
+  contraction               2 FLOPs per multiply-add; a grouped (ragged) product
+                            multiplies each row by its own group's matrix only
 """
 from __future__ import annotations
 
@@ -91,6 +93,23 @@ def _dot_general(eqn) -> Cost:
     lhs_shape = eqn.invars[0].aval.shape
     k = math.prod(int(lhs_shape[d]) for d in lhs_contract)
     flops = 2 * _out_size(eqn) * k
+    return Cost(flops=flops, matmul=flops, bytes=_io_bytes(eqn))
+
+
+@register("ragged_dot_general")
+def _ragged_dot(eqn) -> Cost:
+    """``jax.lax.ragged_dot``: rows of the lhs in ``g`` groups, each row multiplied by its
+    group's matrix.  Ragged rows not contracted (the forward, the lhs gradient): 2 x out x
+    contracted size; ragged rows contracted (the rhs gradient, one output per group): each
+    row adds into one group's output, 2 x out / g x contracted size."""
+    rdn = eqn.params["ragged_dot_dimension_numbers"]
+    (lhs_contract, _), _ = rdn.dot_dimension_numbers
+    lhs_shape = eqn.invars[0].aval.shape
+    k = math.prod(int(lhs_shape[d]) for d in lhs_contract)
+    out = _out_size(eqn)
+    if any(d in lhs_contract for d in rdn.lhs_ragged_dimensions):
+        out //= int(eqn.invars[2].aval.shape[0])          # the group sizes: one per group
+    flops = 2 * out * k
     return Cost(flops=flops, matmul=flops, bytes=_io_bytes(eqn))
 
 
@@ -177,6 +196,14 @@ def _sort(eqn) -> Cost:
     shape = eqn.invars[0].aval.shape
     dim = eqn.params["dimension"]
     k = int(shape[dim])
+    rows = _size(eqn.invars[0].aval) // max(k, 1)
+    return Cost(flops=sort_comparisons(rows, k), bytes=_io_bytes(eqn))
+
+
+@register("top_k")
+def _top_k(eqn) -> Cost:
+    shape = eqn.invars[0].aval.shape
+    k = int(shape[-1])
     rows = _size(eqn.invars[0].aval) // max(k, 1)
     return Cost(flops=sort_comparisons(rows, k), bytes=_io_bytes(eqn))
 

@@ -10,9 +10,9 @@ registry are never touched.
 Series: with ``x="seq_len"`` a series is one (arch, preset, method); with
 ``x="params"`` (a size sweep) the size varies along the series, so it is one
 (arch, base preset, method), the base preset being the name before any
-``@size`` tag (``bert-base@d512L8`` -> ``bert-base``).  Scope, batch (and, for
-``params``, the sequence length) join the key and the label only when they
-vary across the records.
+``@size`` tag (``bert-base@d512L8`` -> ``bert-base``).  Scope, batch, the
+accelerator a time was predicted on (and, for ``params``, the sequence length)
+join the key and the label only when they vary across the records.
 """
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ FORMATS = ("text", "markdown", "latex", "csv", "json")
 
 CONVENTIONS = ("FLOPs: 1 multiply-add = 2 FLOPs; training step = forward + backward "
                "(backward derived per term; reversible layers add a forward recomputation); "
-               "causal attention counted as computed (full masked product)")
+               "causal attention counted as computed (full masked product; causal flash "
+               "attention skips its masked blocks, so they are not counted)")
 
 _SI = ((1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"),
        (1e6, "M"), (1e3, "k"))
@@ -61,7 +62,8 @@ def caption(scope: str, per: str = "sequence", batch: int | None = None,
     if method:
         parts.append(f"method: {method}")
     parts.append("attention share: scores, softmax, context and LSH work of the training "
-                 "step (projections excluded)")
+                 "step, with Linformer's sequence projections and Performer's features "
+                 "(q, k, v and output projections excluded)")
     parts.append("activations: fp32 tensors autodiff keeps for the backward, per sequence")
     if baseline:
         parts.append("ratio: training FLOPs over the baseline's at the same length "
@@ -76,6 +78,7 @@ def sweep_rows(records, per: str = "sequence", point: bool = False):
     priced figures 'value (low-high)' unless ``point``."""
     for r in records:
         row = {"arch": r["arch"], "preset": r["preset"], "params": r["params"],
+               **({"active params": r["active_params"]} if "active_params" in r else {}),
                "seq": r["seq_len"]}
         if r["batch"] != 1:
             row["batch"] = r["batch"]
@@ -106,7 +109,10 @@ def sweep_rows(records, per: str = "sequence", point: bool = False):
             row["step s"] = r["step_time_s"]
             if roofline:
                 row["memory-bound"] = f"{r['memory_bound_share']:.0%}"
-                row["MFU"] = f"{a['mfu']:.1%}"
+                mfu = r.get("model_flops_utilisation", a["mfu"])
+                row["MFU"] = f"{mfu:.1%}"
+                if r.get("hardware_flops_utilisation") is not None:
+                    row["HFU"] = f"{r['hardware_flops_utilisation']:.1%}"
             if "ratio_time" in r:
                 row["time vs baseline"] = r["ratio_time"]
             if "ratio_dollars" in r:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from comparator.cost import prices as pr
 from comparator.cost.catalogue import CatalogueError, load_ranges
 from comparator.run import sweep
-from comparator.run.sweep import RequestError
+from comparator.run.sweep import RequestError, check_policy
 
 
 class Timer:
@@ -70,7 +70,7 @@ class Timer:
         return seconds
 
     def cost_kwargs(self, rec: dict, cfg, acc, devices: int, dtype: str) -> tuple[dict, dict]:
-        """(keyword arguments for ``sweep.with_cost``, fields to add to the record)."""
+        """(keyword arguments for ``with_cost``, fields to add to the record)."""
         if self.model == "mfu" or cfg is None:
             return {}, {}
         import architectures
@@ -93,7 +93,25 @@ class Timer:
             return {}, {"time_model_failed": f"{type(err).__name__}: {err}"[:200]}
         f = steptime.fields(st)
         return ({"step_time_s": f["step_time_s"], "time_model": f["time_assumptions"]},
-                {k: v for k, v in f.items() if k != "time_assumptions"})
+                {**{k: v for k, v in f.items() if k != "time_assumptions"},
+                 **({} if hasattr(cfg, "step_time") else utilisation_fields(
+                     rec, cfg, per_device, st.total_s, acc.peak(dtype_key(dtype))))})
+
+
+def utilisation_fields(rec: dict, cfg, per_device: int, step_s: float, peak: float) -> dict:
+    """MFU and HFU (``count.utilisation``, PaLM App. B) of one device's step of
+    ``per_device`` sequences in ``step_s`` seconds: its model FLOPs (forward + backward)
+    and hardware FLOPs (+ what the model recomputes: reversible layers, flash attention)
+    in the record's scope, over ``step_s`` x ``peak``.  Not for a user's model: its
+    traced count does not say which FLOPs are recomputed (the table shows the time model's
+    MFU of its traced FLOPs)."""
+    import architectures
+    from comparator.count import utilisation as ut
+    terms = architectures.get(rec["arch"]).terms(cfg, per_device, rec["seq_len"])
+    model, hardware = (int(x) for x in ut.split(terms, rec.get("scope", "matmul")))
+    return {"model_flops_per_device": model, "hardware_flops_per_device": hardware,
+            "model_flops_utilisation": model / (step_s * peak) if step_s else None,
+            "hardware_flops_utilisation": hardware / (step_s * peak) if step_s else None}
 
 
 def accelerators(names, overrides: str | None = None) -> list:
@@ -127,7 +145,7 @@ def train_kwargs(p, accs) -> dict:
 
 
 def cost_kwargs(p, accs) -> dict:
-    """The keyword arguments of ``sweep.with_cost`` a ``Pricing`` gives on ``accs``."""
+    """The keyword arguments of ``with_cost`` a ``Pricing`` gives on ``accs``."""
     return dict(train_kwargs(p, accs), policy=p.policy, zero=p.zero)
 
 
@@ -168,7 +186,7 @@ def priced(recs, p, cfgs: dict, timer: Timer, convention: str = "standard",
             cfg = cfgs.get((r["arch"], r["preset"]))
             try:
                 tkw, extra = timer.cost_kwargs(r, cfg, acc, kw["devices"], kw["dtype"])
-                out.append(with_tokens({**sweep.with_cost(
+                out.append(with_tokens({**with_cost(
                     r, acc, steps_of(r), cfg=cfg, **calibrated(p, acc, kw, r["arch"], convention),
                     **tkw), **extra}, p.tokens))
             except cm.CostError as err:
@@ -210,5 +228,42 @@ def unpriced(rec: dict, acc, reason: str) -> dict:
             "missing": {"step_time_s": f"{acc.name}: {reason}"}}
 
 
-__all__ = ["Timer", "accelerators", "calibrated", "cost_kwargs", "price_options", "priced",
-           "time_ratios", "train_kwargs", "unpriced", "with_tokens"]
+def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "auto",
+              mfu=None, runs: int = 1, pue: float = 1.1, grid_intensity: float = 0.4,
+              policy: str | None = None, zero: bool = False, cfg=None,
+              mfu_source: str | None = None, step_time_s: float | None = None,
+              time_model: dict | None = None, prices=None, price_kind: str = "on-demand",
+              ranges: dict | None = None) -> dict:
+    """A record with the cost of ``steps`` training steps on ``devices`` x ``acc`` added:
+    time, dollars, energy, CO2 (one run and ``runs``), memory per device and whether it fits
+    (``comparator.run.fits``: the traced step of ``cfg`` under ``policy``, default the
+    architecture's own); ``zero``: shard the optimizer state over the devices (ZeRO-1).
+    A user's model (``cfg`` a ``usermodel.UserStep``): every activation stored, in closed
+    form (``fits.closed_form_fields``).  ``dtype="auto"``: the device's training
+    precision; ``prices``, ``price_kind``, ``ranges``: as ``pricing.train_cost``."""
+    from comparator.cost import pricing as cm
+
+    out = dict(rec)
+    c = cm.train_cost(rec["train_flops"], steps, acc, devices=devices, dtype=dtype, mfu=mfu,
+                      runs=runs, pue=pue, grid_intensity=grid_intensity, mfu_source=mfu_source,
+                      step_time_s=step_time_s, time_model=time_model, prices=prices,
+                      price_kind=price_kind, ranges=ranges)
+    dtype = c["assumptions"]["dtype"]
+    out.update({k: v for k, v in c.items() if k not in ("train_flops_per_step",)})
+    from comparator.run.fits import closed_form_fields, memory_fields
+    if hasattr(cfg, "step_time"):       # a user's model (run.usermodel.UserStep)
+        out.update(closed_form_fields(rec, acc, dtype=dtype, devices=devices, zero=zero))
+    elif cfg is None:
+        raise RequestError("--arch", rec["arch"], "a model whose config is known (the memory "
+                                                  "of its step is traced)")
+    else:
+        check_policy(rec["arch"], policy)
+        out.update(memory_fields(rec, cfg, acc, policy=policy, dtype=dtype, devices=devices,
+                                 zero=zero))
+    out["accelerator"] = acc.name
+    return out
+
+
+__all__ = ["Timer", "accelerators", "calibrated", "cost_kwargs",
+           "price_options", "priced", "time_ratios", "train_kwargs", "unpriced", "with_cost",
+           "with_tokens"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from comparator.run import sweep as sw
+from comparator.run import variants
 from comparator.run.costing import Timer, priced, time_ratios
 from comparator.run.requests import CostRequest, Pricing, SweepRequest
 from comparator.run.steprequests import ScenarioRequest
@@ -49,7 +50,7 @@ class CostResult:
 def models_of(req: SweepRequest) -> list:
     """The models a sweep request names: its presets (default: each architecture's
     BERT-base-sized one) or the models of its configuration file (those of ``archs``
-    when given), each at every size of ``sizes``."""
+    when given), each at every size of ``sizes`` and with each of ``attentions``."""
     if req.config:
         from comparator.run.configs import load
         loaded = [sw.Model(arch, label, cfg) for arch, label, cfg in load(req.config)]
@@ -57,8 +58,8 @@ def models_of(req: SweepRequest) -> list:
             loaded = [m for m in loaded if m.arch in set(req.archs)]
         if req.sizes:
             loaded = [sw.resized(m.arch, m.preset, m.cfg, s) for m in loaded for s in req.sizes]
-        return loaded
-    return sw.models(req.archs, req.presets, req.sizes)
+        return [variants.with_attention(m, a) for m in loaded for a in req.attentions] or loaded
+    return variants.models(req.archs, req.presets, req.sizes, req.attentions)
 
 
 def tracer_of(req: SweepRequest):
@@ -133,6 +134,7 @@ def cost(req: CostRequest) -> CostResult:
         if req.size is not None and any(v is not None for v in req.size):
             m = sw.resized(req.arch, preset, cfg, req.size)
             preset, cfg = m.preset, m.cfg
+        sw.require_defined(req.convention, req.arch, cfg)
         rec = sw.analytic(sw.Point(req.arch, preset, req.seq, req.batch, cfg), req.scope,
                           req.convention)
         key = (req.arch, preset)

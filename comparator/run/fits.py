@@ -38,7 +38,7 @@ def memory_fields(rec: dict, cfg, acc, *, policy: str | None, dtype: str, device
     from comparator.cost import pricing as cm
     from comparator.cost import stepmemory as sm
     mod = architectures.get(rec["arch"])
-    policy = policy or mod.DEFAULT_POLICY       # one of mod.POLICIES (sweep.with_cost checks)
+    policy = policy or mod.DEFAULT_POLICY       # one of mod.POLICIES (costing.with_cost checks)
     dt, seq = _dtype(dtype), rec["seq_len"]
     usable = cm.usable_bytes(acc)
 

@@ -3,7 +3,9 @@
 
 A config is mapped by ``model_type`` (or, when absent, by the
 ``architectures`` class names): bert -> transformer encoder, gpt2 -> transformer decoder,
-t5 -> transformer encdec, albert, electra, reformer.  The label is the checkpoint folder's
+t5 -> transformer encdec, albert, electra, reformer; llama, mistral, mixtral, qwen2 and
+gpt_neox -> the transformer decoder with the modern blocks (``comparator.run.hfdecoders``
+says how each is read and what is refused).  The label is the checkpoint folder's
 name (``.../bert-base-uncased/config.json``) or the file's stem, plus a note where a choice
 was made.  A key absent from the file takes HF's default for that model type
 (``HF_DEFAULTS``, the keyword defaults of transformers' ``<X>Config``, checked against
@@ -39,12 +41,13 @@ from fractions import Fraction
 import architectures
 from architectures.config import ConfigError
 
+from comparator.run import hfdecoders
 from comparator.run.sweep import suggest
 
-MODEL_TYPES = ("bert", "gpt2", "t5", "albert", "electra", "reformer")
+MODEL_TYPES = ("bert", "gpt2", "t5", "albert", "electra", "reformer") + tuple(hfdecoders.MAPPERS)
 # HF activation names (transformers.activations.ACT2FN) -> ours
 HF_ACT = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
-          "relu": "relu"}
+          "relu": "relu", "silu": "silu", "swish": "silu"}
 
 # HF's documented defaults (the keyword defaults of transformers' BertConfig, GPT2Config,
 # T5Config, AlbertConfig, ElectraConfig, ReformerConfig), used for keys absent from a file.
@@ -81,6 +84,7 @@ HF_DEFAULTS = {
                      lsh_attn_chunk_length=64, lsh_num_chunks_before=1,
                      lsh_num_chunks_after=0, max_position_embeddings=4096,
                      num_attention_heads=12, num_buckets=None, num_hashes=1, vocab_size=320),
+    **hfdecoders.DECODER_DEFAULTS,
 }
 
 
@@ -181,6 +185,9 @@ def _model_type(data: dict):
         for prefix, mt in prefixes.items():
             if isinstance(name, str) and name.startswith(prefix):
                 return mt
+        for prefix, mt in hfdecoders.CLASS_PREFIXES.items():   # Qwen2For..., not Qwen2Moe
+            if isinstance(name, str) and name.startswith((prefix + "For", prefix + "Model")):
+                return mt
     return None
 
 
@@ -191,7 +198,11 @@ def from_hf(data: dict, label: str = "hf") -> tuple[str, str, object]:
         raise ConfigError("model_type", mt, suggest(mt, MODEL_TYPES))
     keys = _Keys(data, mt)
     try:
-        arch, cfg, note = _HF_MAPPERS[mt](keys)
+        if mt in hfdecoders.MAPPERS:
+            fields, note = hfdecoders.MAPPERS[mt](keys)
+            arch, cfg = "transformer", _transformer(**fields)
+        else:
+            arch, cfg, note = _HF_MAPPERS[mt](keys)
     except ConfigError as err:
         ours = {f.name for arch in architectures.NAMES
                 for f in dataclasses.fields(architectures.get(arch).Config)}

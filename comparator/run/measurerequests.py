@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from comparator.run.sweep import RequestError, check_convention, suggest
-from comparator.run.values import (as_tuple, check_archs, check_model, check_model_convention,
-                                   check_runner, check_sizes, positive, repeated, seq_tuple,
-                                   set_field, size_options)
+from comparator.run.values import (as_tuple, check_archs, check_attentions, check_model,
+                                   check_model_convention, check_runner, check_sizes, positive,
+                                   repeated, seq_tuple, set_field, size_options)
 
 
 def check_dtypes(dtypes) -> tuple:
@@ -44,7 +44,8 @@ def one_dtype(dtype) -> str:
 @dataclass(frozen=True)
 class BenchRequest:
     """Measured training steps of ``archs`` (their ``presets``, one architecture's, or the
-    default; each at every size of ``sizes``) x ``seqs`` at ``batch``: the median of
+    default; each at every size of ``sizes`` and with each attention kernel of
+    ``attentions``, ``variants.models``) x ``seqs`` at ``batch``: the median of
     ``steps`` after a warm-up in ``dtype``, utilisation against ``accelerator``'s peak (else
     the measured one), points needing more than ``memory_limit`` bytes skipped; ``predict``:
     also the time model's and a flat MFU's predictions (on ``profile``; the MFU fitted on
@@ -70,10 +71,12 @@ class BenchRequest:
     scheduler: str | None = None
     worker_resources: dict | None = None
     model: str | None = None
+    attentions: tuple = ()
 
     def __post_init__(self):
         check_model(self.model, **{"--arch": self.archs, "--preset": self.presets,
-                                   "--predict": self.predict, "--scheduler": self.scheduler},
+                                   "--predict": self.predict, "--scheduler": self.scheduler,
+                                   "--attention": self.attentions},
                     **size_options((self.sizes or [None])[0]))
         check_convention(self.convention)
         if not self.predict and (self.profile or self.mfu_fit):
@@ -90,6 +93,7 @@ class BenchRequest:
         set_field(self, "seqs", seq_tuple(self.seqs))
         set_field(self, "presets", as_tuple(self.presets))
         set_field(self, "sizes", check_sizes(self.sizes))
+        set_field(self, "attentions", check_attentions(self.attentions, self.archs))
         positive("--batch", self.batch)
         positive("--steps", self.steps)
         if self.memory_limit is not None:
@@ -100,8 +104,8 @@ class BenchRequest:
 
 @dataclass(frozen=True)
 class KernelBenchRequest:
-    """The attention kernels (``kernel="attention"``: dense, chunked and LSH attention)
-    timed across ``seqs``: ``batch`` x ``heads`` heads of ``d_head``, chunks of ``chunk``,
+    """The attention kernels (``kernel="attention"``: dense, chunked, flash, local,
+    Linformer, Performer and LSH attention, ``measure.kernelbench``) timed across ``seqs``: ``batch`` x ``heads`` heads of ``d_head``, chunks of ``chunk``,
     LSH with each of ``hashes`` rounds, the median of ``steps`` runs, points above
     ``memory_limit`` bytes skipped."""
     seqs: tuple = ()
@@ -165,7 +169,8 @@ class MemoryRequest:
     step (``comparator memory``): ``archs`` (their ``presets``, each at every size of
     ``sizes``) x ``seqs`` x ``batches`` x memory ``policies`` (empty or ``all``: every
     policy each architecture supports; one an architecture lacks is skipped for it) in
-    ``dtype``; ``run``: also run each step for its measured peak."""
+    ``dtype``; ``attentions``: each model once per attention kernel (``variants.models``);
+    ``run``: also run each step for its measured peak."""
     archs: tuple = ("all",)
     seqs: tuple = (512,)
     presets: tuple = ()
@@ -174,6 +179,7 @@ class MemoryRequest:
     policies: tuple = ()
     dtype: str = "fp32"
     run: bool = False
+    attentions: tuple = ()
     notes: tuple = field(default=(), init=False, compare=False)
 
     def __post_init__(self):
@@ -185,6 +191,7 @@ class MemoryRequest:
         set_field(self, "seqs", seq_tuple(self.seqs))
         set_field(self, "presets", as_tuple(self.presets))
         set_field(self, "sizes", check_sizes(self.sizes))
+        set_field(self, "attentions", check_attentions(self.attentions, self.archs))
         batches = as_tuple(self.batches)
         if not batches:
             raise RequestError("--batch", self.batches, "one or more positive integers")

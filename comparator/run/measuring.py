@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import architectures
 
 from comparator.run import sweep as sw
+from comparator.run import variants
 from comparator.run.costing import accelerators
 from comparator.run.measurerequests import BenchRequest, CalibrateRequest, KernelBenchRequest
 from comparator.run.sweep import RequestError
@@ -112,7 +113,8 @@ def bench(req: BenchRequest, note=None) -> BenchResult:
     from comparator.run.store import describe
     dtype, batch, steps, given = req.dtype, req.batch, req.steps, req.memory_limit
     limit = given if given is not None else mb.available_memory()
-    models = sw.models(req.archs, req.presets if len(req.archs) == 1 else (), req.sizes)
+    models = variants.models(req.archs, req.presets if len(req.archs) == 1 else (), req.sizes,
+                             req.attentions)
     seqs = req.seqs
     if req.mfu_fit and req.mfu_fit not in {f"{m.arch}:{s}" for m in models for s in seqs}:
         raise RequestError("--mfu-fit", req.mfu_fit, "ARCH:SEQ of a point to measure: "

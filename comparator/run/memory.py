@@ -2,8 +2,8 @@
 
 A ``MemoryRequest`` (``comparator.run.measurerequests``) names architectures (presets, a
 size grid as ``sweep`` takes it), lengths, batches, memory policies (default: every
-policy each architecture supports) and the dtype; ``run`` also runs each step for its
-measured peak.  ``check`` compiles every
+policy each architecture supports), attention kernels (``--attention``) and the dtype;
+``run`` also runs each step for its measured peak.  ``check`` compiles every
 point (``comparator.measure.memory.check``) and returns one record per point and
 policy; ``summary`` condenses them into the median and worst ratio of our estimate to
 XLA's total per architecture and policy (what BENCHMARKS.md records).
@@ -16,14 +16,15 @@ import architectures
 from architectures.config import ConfigError
 
 from comparator.run.measurerequests import MemoryRequest
-from comparator.run.sweep import RequestError, models
+from comparator.run.sweep import RequestError
+from comparator.run.variants import models
 
 
 def points(req: MemoryRequest) -> list:
     """(Model, seq, batch, policy) of every point of ``req``; a policy an architecture
     lacks is skipped for it; a length a model refuses is refused."""
     out = []
-    for m in models(req.archs, req.presets, req.sizes):
+    for m in models(req.archs, req.presets, req.sizes, req.attentions):
         mod = architectures.get(m.arch)
         for pol in [p for p in req.policies or mod.POLICIES if p in mod.POLICIES]:
             for s in req.seqs:

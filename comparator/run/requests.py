@@ -21,11 +21,11 @@ from comparator.run.limits import Limits
 from comparator.run.sweep import (SCOPES, TRACES, RequestError, check_convention, check_policy,
                                   require_defined)
 from comparator.run.values import (MAX_SEQ, NONE, POLICIES, RUNNER, SEQ_ALLOWED, as_tuple,
-                                   check_archs, check_model, check_model_convention,
-                                   check_model_pricing, check_prices, check_runner, check_sizes,
-                                   check_train_dtype, choice, methods_of, number, option,
-                                   positive, repeated, seq_tuple, set_field, size_grid,
-                                   size_options)
+                                   check_archs, check_attentions, check_model,
+                                   check_model_convention, check_model_pricing, check_prices,
+                                   check_runner, check_sizes, check_train_dtype, choice,
+                                   methods_of, number, option, positive, repeated, seq_tuple,
+                                   set_field, size_grid, size_options)
 
 
 @dataclass(frozen=True)
@@ -126,9 +126,11 @@ class SweepRequest:
     (default: the Transformer of its widths; ``with_baseline=False``: none), priced when
     ``pricing`` is given.  ``config``: a Hugging Face config.json or a comparator TOML file
     instead of presets; ``model``: a user's model (``FILE.py:FACTORY``, traced only)
-    instead of architectures.  ``db``, ``no_cache``, ``retry_failed``, ``jobs``,
-    ``scheduler``, ``worker_resources``: where traced points are stored and computed;
-    ``limits`` (``comparator.run.limits.Limits``): what one traced point may need.
+    instead of architectures.  ``attentions``: each model once per attention choice
+    (``variants.ATTENTION_CHOICES``, labelled ``preset@choice``; ``variants.with_attention``).
+    ``db``, ``no_cache``, ``retry_failed``, ``jobs``, ``scheduler``, ``worker_resources``:
+    where traced points are stored and computed; ``limits``
+    (``comparator.run.limits.Limits``): what one traced point may need.
     ``methods`` default: analytic (traced for a user's model)."""
     archs: tuple = ()
     seqs: tuple = ()
@@ -139,6 +141,7 @@ class SweepRequest:
     trace: str = "fast"
     convention: str = "standard"
     sizes: tuple | None = None
+    attentions: tuple = ()
     config: str | None = None
     baseline: str | None = None
     with_baseline: bool = True
@@ -157,6 +160,7 @@ class SweepRequest:
         check_model(self.model, **{"--arch": self.archs, "--preset": self.presets,
                                    "--config": self.config, "--baseline": self.baseline,
                                    "--scheduler": self.scheduler,
+                                   "--attention": self.attentions,
                                    "--jobs": self.jobs if self.jobs != 1 else None},
                     **size_options((self.sizes or [None])[0]))
         set_field(self, "archs", check_archs(self.archs))
@@ -177,6 +181,8 @@ class SweepRequest:
         check_model_convention(self.model, self.convention)
         check_convention(self.convention, methods)
         set_field(self, "sizes", check_sizes(self.sizes))
+        set_field(self, "attentions", check_attentions(self.attentions, self.archs,
+                                                         self.config))
         if self.baseline and not self.with_baseline:
             raise RequestError("--baseline", self.baseline, "not together with --no-baseline")
         check_runner(**{k: getattr(self, k) for k in RUNNER})

@@ -26,7 +26,7 @@ def series(records: list[dict], x: str = "seq_len", y: str = "train_flops") -> d
         numeric = sorted({k for r in records for k, v in r.items() if _number(v)})
         raise ValueError(f"y: {y!r} is not a numeric field of every record; "
                          f"choose from {', '.join(numeric)}")
-    show = [k for k in ("method", "scope", "batch", "seq_len")
+    show = [k for k in ("method", "scope", "batch", "seq_len", "accelerator")
             if k != x and len({r.get(k) for r in records}) > 1]
     out: dict[str, dict] = {}
     for r in records:

@@ -1,7 +1,9 @@
 """Request values of the commands about one model's training step and of the scenario:
 ``ExplainRequest`` (``comparator explain``: where the FLOPs go, per term),
-``RooflineRequest`` (``comparator roofline``: where the step's time goes on a device) and
-``ScenarioRequest`` (``comparator scenario``: published runs priced).
+``RooflineRequest`` (``comparator roofline``: where the step's time goes on a device),
+``ConventionsRequest`` (``comparator conventions``: the step under every paper's FLOP
+accounting, with model and hardware FLOPs, MFU and HFU) and ``ScenarioRequest``
+(``comparator scenario``: published runs priced).
 
 As in ``requests``: the CLI builds them once from its parsed options, each constructor
 refuses a bad value with ``RequestError`` naming the field by its command-line option;
@@ -12,12 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from comparator.count import utilisation as ut
 from comparator.cost.steptime import TIME_MODELS
 from comparator.run.sweep import (METHODS, SCOPES, TRACES, RequestError, check_convention,
                                   require_defined)
 from comparator.run.values import (as_tuple, check_model, check_model_convention, check_prices,
                                    check_sizes, check_train_dtype, choice, methods_of, number,
-                                   one_arch, one_seq, positive, set_field, size_options)
+                                   one_arch, one_seq, option, positive, set_field,
+                                   size_options)
 
 ROOFLINE_MODELS = ("roofline", "unfused")
 @dataclass(frozen=True)
@@ -112,6 +116,60 @@ class RooflineRequest:
 
 
 @dataclass(frozen=True)
+class ConventionsRequest:
+    """One model at one length under every paper's FLOP convention: each convention's
+    model and hardware FLOPs (``count.utilisation``; ``recompute`` none or checkpoint:
+    every layer's forward once more) and, with ``accelerator`` and the seconds of one step
+    of ``batch`` sequences (``step_time``) or our MFU (``mfu``: the time it implies), each
+    one's MFU and HFU on the device's peak in ``dtype`` (default auto: its training
+    precision).  An option that would change nothing is refused: ``dtype`` without
+    ``accelerator``, ``accelerator`` without a time, a time without ``accelerator``."""
+    arch: str | None = None
+    seq: int | None = None
+    preset: str | None = None
+    batch: int = 1
+    scope: str = "matmul"
+    recompute: str = "none"
+    accelerator: str | None = None
+    dtype: str | None = None
+    step_time: float | None = None
+    mfu: float | None = None
+
+    def __post_init__(self):
+        one_arch(self.arch, "conventions")
+        set_field(self, "seq", one_seq(self.seq, "conventions"))
+        positive("--batch", self.batch)
+        choice("--scope", self.scope, SCOPES)
+        try:
+            ut.check_recompute(self.recompute, self.arch)
+        except ut.UtilisationError as err:
+            raise RequestError(err.field, err.value, err.allowed) from None
+        for name in ("step_time", "mfu"):
+            if getattr(self, name) is not None:
+                set_field(self, name, number(option(name), getattr(self, name)))
+        timed = self.step_time is not None or self.mfu is not None
+        if self.dtype is not None and self.accelerator is None:
+            raise RequestError("--dtype", self.dtype, "only with --accelerator (the "
+                               "precision of its peak FLOP/s)")
+        if self.accelerator is not None and not timed:
+            raise RequestError("--accelerator", self.accelerator, "with --step-time or "
+                               "--mfu (the utilisations need a time)")
+        if self.step_time is not None and self.mfu is not None:
+            raise RequestError("--mfu", self.mfu, "not together with --step-time (one "
+                               "gives the other)")
+        if timed and self.accelerator is None:
+            name = "step_time" if self.step_time is not None else "mfu"
+            raise RequestError(option(name), getattr(self, name), "with --accelerator (its "
+                                                                  "peak FLOP/s)")
+        if self.accelerator is not None:
+            set_field(self, "dtype", check_train_dtype(self.dtype or "auto"))
+
+    @property
+    def timed(self) -> bool:
+        return self.accelerator is not None
+
+
+@dataclass(frozen=True)
 class ScenarioRequest:
     """Published pre-training runs (``scenarios``: a TOML file, default the packaged one)
     priced on ``accelerators`` (default: the file's), ``runs`` runs each for the tuning
@@ -144,4 +202,5 @@ class ScenarioRequest:
             choice("--time-model", self.time_model, TIME_MODELS)
 
 
-__all__ = ["ExplainRequest", "ROOFLINE_MODELS", "RooflineRequest", "ScenarioRequest"]
+__all__ = ["ConventionsRequest", "ExplainRequest", "ROOFLINE_MODELS", "RooflineRequest",
+           "ScenarioRequest"]

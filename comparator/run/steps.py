@@ -109,7 +109,7 @@ def term_rows(pt, scope: str, methods=("analytic", "traced"), trace: str = "fast
     convention's terms, diff = convention - standard (how much of a gap is convention)."""
     sw.check_convention(convention, methods)
     if convention != "standard":
-        sw.require_defined(convention, pt.arch)
+        sw.require_defined(convention, pt.arch, pt.model.cfg)
         recs = {"standard": sw.analytic(pt, scope),
                 convention: sw.analytic(pt, scope, convention)}
     else:
@@ -196,6 +196,7 @@ def roofline(req: RooflineRequest) -> RooflineResult:
         m = sw.resized(req.arch, preset, cfg, req.size)
         preset, cfg = m.preset, m.cfg
     pt = sw.Point(req.arch, preset, req.seq, req.batch, cfg)
+    sw.require_defined(req.convention, req.arch, cfg)     # before any step is compiled
     if req.time_model == "roofline":
         return _fused(req, pt, mod, acc)
     from comparator.cost import pricing as cm

@@ -9,7 +9,7 @@ approximations), ``tokens`` and per-token counts, ``attention_flops`` /
 ``activation_bytes`` / ``activation_bytes_per_seq`` (fp32 residuals that
 autodiff keeps for the backward), ``trace`` (traced rows: how they were traced), and,
 against a baseline, ``baseline``, ``baseline_train_flops``, ``ratio_train``; with an
-accelerator, the cost fields of ``with_cost``.
+accelerator, the cost fields of ``costing.with_cost``.
 The analytic path imports no jax; jax is imported only for traced points.
 """
 from __future__ import annotations
@@ -28,8 +28,10 @@ SCOPES = ("matmul", "all")
 # (comparator.count.fasttrace, each symbolic program checked against a concrete trace),
 # "checked" also compares one length with the full model, "full" traces every point whole
 TRACES = ("fast", "checked", "full")
-# the sequence-mixing core; projections are per-token and excluded
-ATTENTION_TERMS = ("attn/scores", "attn/softmax", "attn/context", "attn/relbias")
+# the sequence-mixing core; projections are per-token and excluded (Linformer's E and F
+# project along the sequence: they mix it)
+ATTENTION_TERMS = ("attn/scores", "attn/softmax", "attn/context", "attn/relbias",
+                   "attn/proj_k", "attn/proj_v", "attn/features", "attn/normalizer")
 ATTENTION_ROOTS = ("lsh",)
 GROUPS = ("gen", "disc", "enc", "dec")
 
@@ -51,6 +53,8 @@ class Model:
     arch: str
     preset: str    # a preset name, or a label for a resized / loaded config
     cfg: object
+    base: "Model | None" = None   # its default baseline, when not the architecture's
+    #                               (an attention variant's: comparator.run.variants)
 
 
 @dataclass(frozen=True)
@@ -60,10 +64,12 @@ class Point:
     seq: int
     batch: int = 1
     cfg: object = None
+    base: Model | None = None
 
     @property
     def model(self) -> Model:
-        return Model(self.arch, self.preset, self.cfg or resolve(self.arch, self.preset)[2])
+        return Model(self.arch, self.preset, self.cfg or resolve(self.arch, self.preset)[2],
+                     self.base)
 
 
 def resolve(arch: str, preset: str | None):
@@ -88,7 +94,8 @@ def arch_of(preset: str) -> str:
 
 def models(archs, presets=(), sizes=None) -> list[Model]:
     """Models of each architecture: its named presets (default: the BERT-base-sized one),
-    each at every (d_model, n_layers, n_heads, d_ff) of ``sizes`` when given."""
+    each at every (d_model, n_layers, n_heads, d_ff) of ``sizes`` when given (with attention
+    choices: ``comparator.run.variants.models``)."""
     out = []
     for arch in archs:
         mod = resolve(arch, None)[0]
@@ -111,8 +118,11 @@ def resized(arch: str, label: str, cfg, size) -> Model:
 
 
 def baseline_for(m: Model, spec: str | None) -> Model | None:
-    """The Transformer of the same widths (default), or ``ARCH[:PRESET]`` at m's size."""
+    """The Transformer of the same widths (default; ``m.base`` when it has one), or
+    ``ARCH[:PRESET]`` at m's size."""
     if spec is None:
+        if m.base is not None:
+            return m.base
         if m.arch == "transformer":
             return None
         cfg = architectures.get(m.arch).transformer_baseline(m.cfg)
@@ -133,7 +143,7 @@ def _size_of(cfg):
 def points(ms, seqs, batch) -> Iterator[Point]:
     for m in ms:
         for s in seqs:
-            yield Point(m.arch, m.preset, s, batch, m.cfg)
+            yield Point(m.arch, m.preset, s, batch, m.cfg, m.base)
 
 
 def analytic(pt: Point, scope: str, convention: str = "standard") -> dict:
@@ -152,12 +162,13 @@ def analytic(pt: Point, scope: str, convention: str = "standard") -> dict:
     return _with_memory(rec, mod.activation_bytes(m.cfg, pt.seq, pt.batch))
 
 
-def require_defined(convention: str, arch: str) -> None:
+def require_defined(convention: str, arch: str, cfg=None) -> None:
     """A one-model command (explain, cost, roofline) whose convention does not define the
-    architecture has nothing to show: one error."""
+    architecture (or its config ``cfg``: the modern blocks a paper's formula does not
+    describe) has nothing to show: one error."""
     from comparator.count import conventions as cv
     try:
-        cv.check_defined(convention, arch)
+        cv.check_defined(convention, arch, cfg)
     except cv.ConventionError as err:
         raise RequestError(err.field, err.value, err.allowed) from None
 
@@ -254,9 +265,13 @@ def _record(pt, params, method, scope, fwd, train, breakdown, train_breakdown,
             unsupported, flagged, convention: str = "standard") -> dict:
     tokens = pt.batch * pt.seq
     att = sum(int(v) for k, v in train_breakdown.items() if is_attention(k))
+    active = (getattr(architectures.get(pt.arch), "active_params", None)  # mixture of experts
+              if pt.arch in architectures.NAMES else None)              # (not a user model)
+    active = active(pt.model.cfg, pt.seq) if active else params
     return {
         "arch": pt.arch, "preset": pt.preset, "seq_len": pt.seq, "batch": pt.batch,
-        "params": int(params), "method": method, "scope": scope,
+        "params": int(params), **({"active_params": int(active)} if active != params else {}),
+        "method": method, "scope": scope,
         "fwd_flops": int(fwd), "train_flops": int(train),
         "breakdown": {k: int(v) for k, v in breakdown.items()},
         "train_breakdown": {k: int(v) for k, v in train_breakdown.items()},
@@ -320,7 +335,8 @@ def run(pts, methods=("analytic",), scope: str = "matmul", progress=None,
                 emitted.add(id(b))
                 out.append(b)
             r = compute(pt, m)
-            if r is not None:
+            if r is not None and (b is not None or id(r) not in emitted):
+                emitted.add(id(r))      # a model that is also a baseline: one row
                 out.append(compare(r, b) if b is not None else r)
     return out
 
@@ -331,38 +347,3 @@ def check_policy(arch: str, policy: str | None) -> None:
     if policy is not None and policy not in pols:
         raise RequestError("--policy", policy, f"{arch}: " + ", ".join(pols))
 
-
-def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "auto",
-              mfu=None, runs: int = 1, pue: float = 1.1, grid_intensity: float = 0.4,
-              policy: str | None = None, zero: bool = False, cfg=None,
-              mfu_source: str | None = None, step_time_s: float | None = None,
-              time_model: dict | None = None, prices=None, price_kind: str = "on-demand",
-              ranges: dict | None = None) -> dict:
-    """A record with the cost of ``steps`` training steps on ``devices`` x ``acc`` added:
-    time, dollars, energy, CO2 (one run and ``runs``), memory per device and whether it fits
-    (``comparator.run.fits``: the traced step of ``cfg`` under ``policy``, default the
-    architecture's own); ``zero``: shard the optimizer state over the devices (ZeRO-1).
-    A user's model (``cfg`` a ``usermodel.UserStep``): every activation stored, in closed
-    form (``fits.closed_form_fields``).  ``dtype="auto"``: the device's training
-    precision; ``prices``, ``price_kind``, ``ranges``: as ``pricing.train_cost``."""
-    from comparator.cost import pricing as cm
-
-    out = dict(rec)
-    c = cm.train_cost(rec["train_flops"], steps, acc, devices=devices, dtype=dtype, mfu=mfu,
-                      runs=runs, pue=pue, grid_intensity=grid_intensity, mfu_source=mfu_source,
-                      step_time_s=step_time_s, time_model=time_model, prices=prices,
-                      price_kind=price_kind, ranges=ranges)
-    dtype = c["assumptions"]["dtype"]
-    out.update({k: v for k, v in c.items() if k not in ("train_flops_per_step",)})
-    from comparator.run.fits import closed_form_fields, memory_fields
-    if hasattr(cfg, "step_time"):       # a user's model (run.usermodel.UserStep)
-        out.update(closed_form_fields(rec, acc, dtype=dtype, devices=devices, zero=zero))
-    elif cfg is None:
-        raise RequestError("--arch", rec["arch"], "a model whose config is known (the memory "
-                                                  "of its step is traced)")
-    else:
-        check_policy(rec["arch"], policy)
-        out.update(memory_fields(rec, cfg, acc, policy=policy, dtype=dtype, devices=devices,
-                                 zero=zero))
-    out["accelerator"] = acc.name
-    return out

@@ -12,6 +12,7 @@ from architectures.config import MAX_DIM
 
 from comparator.cost import prices as pr
 from comparator.run.sweep import RequestError, suggest
+from comparator.run import variants
 
 MAX_SEQ = 1 << 24
 SCHEDULER = re.compile(r"^(tcp|tls|ucx|ws|wss)://\S+$")
@@ -22,7 +23,7 @@ SEQ_ALLOWED = ("positive integers as '512,1024' or a range 'START:STOP:xFACTOR' 
 # request field -> its command-line option (the others: "--" + the name with dashes)
 OPTIONS = {"archs": "--arch", "arch": "--arch", "seqs": "--seq", "seq": "--seq",
            "presets": "--preset", "methods": "--method", "accelerators": "--accelerator",
-           "accelerators_file": "--accelerators", "ids": "--id"}
+           "accelerators_file": "--accelerators", "ids": "--id", "attentions": "--attention"}
 
 
 def option(name: str) -> str:
@@ -140,6 +141,19 @@ def check_sizes(sizes) -> tuple | None:
             if v is not None:
                 positive(name, v)
     return sizes
+
+
+def check_attentions(attentions, archs=(), config=None) -> tuple:
+    """Attention kernels (``variants.ATTENTION_CHOICES``; a comma-separated string or a
+    tuple), each known, given once, and one each of ``archs`` takes (``variants.check``;
+    the models of a ``config`` file are checked as they are made)."""
+    out = as_tuple(attentions)
+    for a in out:
+        choice("--attention", a, variants.ATTENTION_CHOICES)
+    if len(set(out)) != len(out):
+        raise RequestError("--attention", attentions, "each choice once")
+    variants.check(archs, out, config)
+    return out
 
 
 RUNNER = ("db", "no_cache", "retry_failed", "jobs", "scheduler", "worker_resources")
@@ -281,8 +295,8 @@ def check_model(model, **alone) -> None:
 
 
 __all__ = ["MAX_SEQ", "MODEL_ALLOWED", "NONE", "NO_ANALYTIC", "POLICIES", "RUNNER",
-           "SCHEDULER", "SEQ_ALLOWED", "as_tuple", "check_archs", "check_date", "check_model",
-           "check_model_convention", "check_model_pricing", "check_prices", "check_runner",
-           "check_sizes", "check_train_dtype", "choice", "methods_of", "number", "one_arch",
-           "one_seq", "option", "positive", "repeated", "seq_tuple", "set_field", "size_grid",
-           "size_options"]
+           "SCHEDULER", "SEQ_ALLOWED", "as_tuple", "check_archs", "check_attentions",
+           "check_date", "check_model", "check_model_convention", "check_model_pricing",
+           "check_prices", "check_runner", "check_sizes", "check_train_dtype", "choice",
+           "methods_of", "number", "one_arch", "one_seq", "option", "positive", "repeated",
+           "seq_tuple", "set_field", "size_grid", "size_options"]
