@@ -2,7 +2,9 @@
 
 Owns the additive cost value (``value.Cost``), the jaxpr walk (``trace``), the primitive
 rules (``rules``), symbolic lengths (``symbolic``, ``costprogram``, ``fasttrace``), the
-training step and its memory (``step``, ``memory``), other papers' counting conventions
+training step and its memory (``step``, ``memory``; the step's peak as XLA allocates it:
+``xlagraph`` its fusion, ``liveness`` its schedules and live buffers, ``heap`` its heap
+packing), other papers' counting conventions
 (``conventions``; their formulas as terms: ``paperterms``), model and hardware FLOPs with
 the utilisations they give (``utilisation``: MFU, HFU), and the counts of a user's own
 function or Flax module (``targets``, ``usercount``, with closed forms in the length:
