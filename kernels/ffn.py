@@ -17,10 +17,15 @@ from .nn import activation, linear
 
 def ffn(x: jax.Array, w1, b1, w2, b2, *, act: str = "gelu") -> jax.Array:
     """x [n, d] -> [n, d]; b1/b2 may be None (T5 has no biases)."""
+    return _two_layers(x, w1, b1, w2, b2, lambda h: activation(act, h))
+
+
+def _two_layers(x, w1, b1, w2, b2, middle):
+    """``middle(x W1 + b1) W2 + b2`` in the scopes the FLOP terms name."""
     with jax.named_scope("ffn/in"):
         h = linear(x, w1, b1)
     with jax.named_scope("ffn/act"):
-        h = activation(act, h)
+        h = middle(h)
     with jax.named_scope("ffn/out"):
         return linear(h, w2, b2)
 
@@ -33,12 +38,7 @@ def glu(h: jax.Array, act: str) -> jax.Array:
 
 def glu_ffn(x: jax.Array, w1, b1, w2, b2, *, act: str = "silu") -> jax.Array:
     """x [n, d] -> [n, d] through ``glu(x W1 + b1) W2 + b2``; W1 [d, 2 d_ff], W2 [d_ff, d]."""
-    with jax.named_scope("ffn/in"):
-        h = linear(x, w1, b1)
-    with jax.named_scope("ffn/act"):
-        h = glu(h, act)
-    with jax.named_scope("ffn/out"):
-        return linear(h, w2, b2)
+    return _two_layers(x, w1, b1, w2, b2, lambda h: glu(h, act))
 
 
 def chunked_ffn(x: jax.Array, w1, b1, w2, b2, *, chunk: int, act: str = "gelu") -> jax.Array:

@@ -45,23 +45,9 @@ def serve(kind: str):
         listener.close()
         yield f"tcp://127.0.0.1:{port}"
         return
-    listener.listen(16)
-    stop = threading.Event()
-
-    def accept():
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=_answer, args=(kind, conn, stop), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield f"tcp://127.0.0.1:{port}"
-    finally:
-        stop.set()
-        listener.close()
+    with _accepting(listener, lambda conn, stop: threading.Thread(
+            target=_answer, args=(kind, conn, stop), daemon=True).start()) as address:
+        yield address
 
 
 @contextlib.contextmanager
@@ -69,6 +55,20 @@ def serve_greeting(data: bytes):
     """A server that sends ``data`` to each connection and closes it."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
+
+    def greet(conn, stop):
+        with conn:
+            with contextlib.suppress(OSError):
+                conn.sendall(data)
+
+    with _accepting(listener, greet) as address:
+        yield address
+
+
+@contextlib.contextmanager
+def _accepting(listener: socket.socket, handle):
+    """Listen on the bound ``listener``, pass each connection to ``handle(conn, stop)`` in
+    the accepting thread, and give the address; stop and close on exit."""
     listener.listen(16)
     stop = threading.Event()
 
@@ -78,9 +78,7 @@ def serve_greeting(data: bytes):
                 conn, _ = listener.accept()
             except OSError:
                 return
-            with conn:
-                with contextlib.suppress(OSError):
-                    conn.sendall(data)
+            handle(conn, stop)
 
     threading.Thread(target=accept, daemon=True).start()
     try:

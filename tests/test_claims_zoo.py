@@ -2,7 +2,6 @@
 Arena efficiency table for every choice it measured and FlashAttention's crossover
 against approximate attention -- published numbers, our recomputed ones, the verdict
 logic on hand-made times, and one small kernel compiled for the time model."""
-import dataclasses
 import json
 
 import pytest

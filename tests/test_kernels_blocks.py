@@ -17,7 +17,7 @@ import pytest
 from comparator.count.trace import trace
 from kernels.ffn import ffn_reference, glu_ffn
 from kernels.lsh import local_attention, local_attention_reference
-from kernels.moe import moe_ffn, moe_reference, route
+from kernels.moe import moe_ffn, moe_reference
 from kernels.rope import rope, rope_reference, rope_tables
 
 TOL = dict(atol=1e-5, rtol=1e-5)   # see module docstring

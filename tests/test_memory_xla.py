@@ -21,11 +21,7 @@ from comparator.count import heap, liveness
 from comparator.measure import memory as mm
 
 TOLERANCE = (0.9, 1.1)   # ours / XLA's total (issue 18: within 10%)
-# ELECTRA at width 128 is over by 12% since the heap-packing change (812d8b6): known and
-# open (issue 18), kept as a strict expected failure so that a fix shows as XPASS.
-OVER = pytest.mark.xfail(strict=True, reason="ELECTRA width 128: ours 1.117x XLA's total "
-                         "(issue 18 open)")
-POINTS = [pytest.param(arch, pol, marks=OVER if arch == "electra" else ())
+POINTS = [pytest.param(arch, pol)
           for arch in architectures.NAMES for pol in architectures.get(arch).POLICIES]
 
 

@@ -12,8 +12,7 @@ import pytest
 from architectures import albert as al, electra as el, transformer as tr, zoo
 from architectures.config import ConfigError
 from comparator.count.memory import model_activations
-from helpers import (assert_counts_agree, fast_traced, flax_param_count, init_and_train_step,
-                     traced)
+from helpers import (assert_counts_agree, fast_traced, flax_param_count, init_and_train_step)
 
 CHOICES = ("flash", "local", "linformer", "performer")
 SMALL = dict(window=8, proj_len=6, features=5, block=8)

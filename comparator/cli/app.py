@@ -15,8 +15,8 @@ from comparator.cli.bench import cmd_bench
 from comparator.cli.calibrate import add_parser as add_calibrate_parser, cmd_calibrate
 from comparator.cli.timing import add_time_args
 from comparator.cli.cost import (add_cost_args, add_price_args, add_step_time_args,
-                                 cmd_accelerators, cmd_cost, cmd_scenario, pricing_of,
-                                 time_text)
+                                 cmd_accelerators, cmd_cost, cmd_scenario, fused_text,
+                                 pricing_of, time_text)
 from comparator.cli.budget import add_parser as add_budget_parser, cmd_budget
 from comparator.cli.explain import cmd_explain
 from comparator.cli.roofline import cmd_roofline
@@ -24,16 +24,10 @@ from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, 
 from comparator.cli.memory import register as register_memory
 from comparator.cli.run import add_run_args, report, runner_options
 from comparator.cli.store import add_parser as add_store_parser, notify as notify_store
-from comparator.cli.args import (Parser, UsageError, add_model_option, add_output_options,
-                                 add_size_options, arch_list, build, positive_int, seq_list,
-                                 size_grid)
+from comparator.cli.args import (ATTENTION_HELP, Parser, UsageError, add_model_option,
+                                 add_output_options, add_size_options, arch_list, build,
+                                 positive_int, seq_list, size_grid)
 from comparator.errors import FieldError
-
-ATTENTION_HELP = ("attention kernels, comma separated: one model per choice, labelled "
-                  "PRESET@CHOICE: dense, flash, local, linformer, performer (Transformer, "
-                  "ALBERT, ELECTRA), sliding (Mistral's causal window: a Transformer "
-                  "decoder), lsh (the Reformer's; a Transformer's widths as a Reformer)")
-
 
 def _common(p: argparse.ArgumentParser, many: bool = True, formats: bool = True) -> None:
     p.add_argument("--arch", help="transformer, albert, electra, reformer"
@@ -293,7 +287,8 @@ def cmd_sweep(a) -> str:
                 + ", energy = device-hours x TDP x PUE"
                 + ("" if a.point else "; (low-high) = p5-p95 over utilisation, offers, PUE "
                    "and grid intensity") + "."
-                + (f" Not priced: {'; '.join(res.skipped)}." if res.skipped else ""))
+                + (f" Not priced: {'; '.join(res.skipped)}." if res.skipped else "")
+                + fused_text(recs))
     return tables.render(tables.sweep_rows(recs, a.per, a.point), a.format, cap,
                          label="tab:sweep")
 
@@ -319,7 +314,8 @@ def cmd_plot(a) -> str:
     from comparator.report import plots
     cap = tables.caption(a.scope, "sequence", batch, convention=a.convention)
     if req.pricing is not None:
-        cap += f" One step on each device in {req.pricing.dtype}: {time_text(res.time_model)}."
+        cap += (f" One step on each device in {req.pricing.dtype}: "
+                f"{time_text(res.time_model)}." + fused_text(recs))
     try:
         fit = plots.plot(recs, a.output, x=a.x, y=a.y, caption=cap)
     except ValueError as err:

@@ -237,6 +237,16 @@ def scenario_request(a) -> ScenarioRequest:
                  **given(price_kind=a.price_kind))
 
 
+def fused_text(recs) -> str:
+    """The caption's sentence on flash attention priced as its fused kernel (the records'
+    ``assumptions.fused_attention``), or nothing."""
+    if not any(r.get("assumptions", {}).get("fused_attention") for r in recs):
+        return ""
+    return (" Flash attention on an accelerator: one fused kernel a layer and direction, "
+            "its HBM traffic by FlashAttention's IO model on the device's on-chip memory "
+            "(Dao et al. 2022; JSON assumptions.fused_attention), not XLA:CPU's blocks.")
+
+
 def cmd_scenario(a) -> str:
     from comparator.cost import scenario as sc
     req = scenario_request(a)

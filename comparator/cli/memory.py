@@ -9,8 +9,8 @@ from comparator.cost.compiled import DTYPES
 from comparator.report import tables
 from comparator.run.measurerequests import MemoryRequest
 from comparator.run.memory import check, summary
-from comparator.cli.args import (add_output_options, add_size_options, arch_list, build,
-                                 int_list, seq_list, size_grid)
+from comparator.cli.args import (ATTENTION_HELP, add_output_options, add_size_options,
+                                 arch_list, build, int_list, seq_list, size_grid)
 
 MB = 1e6
 
@@ -30,10 +30,7 @@ def register(sub, commands: dict) -> None:
     add_size_options(m)
     m.add_argument("--policy", default="all", help="store_all, checkpoint, reversible "
                    "(comma separated) or all (default): each architecture's own")
-    m.add_argument("--attention", help="attention kernels, comma separated: each model once "
-                   "per choice, labelled PRESET@CHOICE: dense, flash, local, linformer, "
-                   "performer (Transformer, ALBERT, ELECTRA), lsh (a Transformer's widths as "
-                   "a Reformer)")
+    m.add_argument("--attention", help=ATTENTION_HELP)
     m.add_argument("--dtype", default="fp32", choices=DTYPES, help="training dtype "
                    "(default fp32; 16-bit: fp32 master parameters cast inside the loss)")
     m.add_argument("--run", action="store_true", help="also run each step (random inputs, "

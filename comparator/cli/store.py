@@ -10,7 +10,7 @@ import sys
 
 from comparator.cli.args import UsageError, arch_list, number
 from comparator.report import tables
-from comparator.run import storeadmin, storefile
+from comparator.run import storeadmin
 
 # option: the actions it belongs to (--db and -o belong to all)
 ONLY = {"older_than": ("prune",), "dry_run": ("prune",), "arch": ("prune", "export"),

@@ -34,7 +34,7 @@ from importlib import resources
 from types import MappingProxyType
 
 from comparator.cost import files
-from comparator.cost.prices import (PRICE_KINDS, RANGES, CatalogueError, PriceSnapshot,
+from comparator.cost.prices import (RANGES, CatalogueError, PriceSnapshot,
                                     check_date, check_prices, check_ranges, latest)
 
 PEAK_FIELDS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8")

@@ -5,7 +5,9 @@ rules (``rules``), symbolic lengths (``symbolic``, ``costprogram``, ``fasttrace`
 plan ``depth`` and domains of lengths ``lengthdomains``), a traced count as a program in
 the length that evaluates without jax (``lengthprogram``, over ``dims``; made for the
 results store by ``tracedprograms``; the collector paused around tracing: ``quiet``), the
-training step and its memory (``step``, ``memory``), other papers' counting conventions
+training step and its memory (``step``, ``memory``; the step's peak as XLA allocates it:
+``xlagraph`` its fusion, ``liveness`` its schedules and live buffers, ``heap`` its heap
+packing), other papers' counting conventions
 (``conventions``; their formulas as terms: ``paperterms``), model and hardware FLOPs with
 the utilisations they give (``utilisation``: MFU, HFU), and the counts of a user's own
 function or Flax module (``targets``, ``usercount``, with closed forms in the length:

@@ -13,7 +13,7 @@ with two more things XLA does:
   largest first); a buffer several scatters update in place (the zeros each layer's
   gradient is scattered into, CSE'd into one) is copied for each but the last;
 * buffer reuse: an elementwise or scatter result takes over the buffer of an operand that
-  dies there when the two have the same shape as XLA allocates them (in-place updates;
+  dies there when the two have the same size and shape as XLA allocates them (in place;
   XLA drops size-1 dimensions from a dot's result and from a value only dots read, so a
   dot's scores do not become their own exp in place at batch 1), and views share their
   operand's buffer;
@@ -163,19 +163,23 @@ class Program(Fused):
                 before[i] = [("copy", c)]
         return before
 
-    def signature(self, n) -> tuple:
-        """(shape, dtype) of ``n``'s buffer as XLA allocates it: a dot's result, and a value
-        only dots read, lose their size-1 dimensions (XLA's algebraic simplifier drops
+    def shape(self, n) -> tuple:
+        """The shape of ``n``'s buffer as XLA allocates it: a dot's result, and a value only
+        dots read, lose their size-1 dimensions (XLA's algebraic simplifier drops
         degenerate dimensions from a dot's operands and result; the reshape is a bitcast
-        fused into the producer)."""
-        shape, dtype = self.g.sigs[n]
+        fused into the producer).  In place needs the same shape; the element type is not
+        compared: XLA's rule compares it too, but where these steps convert in place --
+        random bits into floats -- XLA:CPU draws the bits in the expanded generator's own
+        loop, and taking their buffer over matches its total where refusing it does not
+        (tests/test_memory_xla.py, ELECTRA)."""
+        shape, _ = self.g.sigs[n]
         k = self.producer.get(n)
         dots = lambda ks: bool(ks) and all(not isinstance(r, tuple)
                                            and self.g.ops[r].prim == "dot_general" for r in ks)
         if (k is not None and self.g.ops[k].prim == "dot_general") or dots(
                 self.readers.get(n, ())):
             shape = tuple(d for d in shape if d != 1)
-        return shape, dtype
+        return shape
 
     # -- schedules ---------------------------------------------------------------------
 
@@ -259,9 +263,9 @@ class Program(Fused):
 
     def buffers(self, order) -> list:
         """The stored temporaries and outputs along ``order``: [nodes, first, last, size]
-        per buffer; a result that takes over a dying operand's buffer (in place: same
-        signature, XLA's ``CanShareOperandBufferWithUser``) joins that buffer, which then
-        lives until the result's last reader."""
+        per buffer; a result that takes over a dying operand's buffer (in place: same size
+        and ``shape``, XLA's ``CanShareOperandBufferWithUser``) joins that buffer, which
+        then lives until the result's last reader."""
         g, nb = self.g, self.g.nbytes
         last = {}
         for t, k in enumerate(order):
@@ -283,7 +287,7 @@ class Program(Fused):
                         into = self.target.get(k) or (self.operand(op.ins[0]) or (None,))[0]
                         pool = [r for r in dying if r == into]
                     share = next((r for r in pool if nb[r] == nb[o]
-                                  and self.signature(r) == self.signature(o)), None)
+                                  and self.shape(r) == self.shape(o)), None)
                 if share is not None:
                     dying.remove(share)
                     b = buf_of[share]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from comparator.cost import prices as pr
 from comparator.cost.catalogue import CatalogueError, load_ranges
-from comparator.run import sweep
 from comparator.run.sweep import RequestError, check_policy
 
 
