@@ -230,7 +230,8 @@ def test_memory_policy_and_zero_through_with_cost():
     rec = sweep.analytic(pt, "matmul")
     a100 = accelerators.get("a100-80gb")
     ck = costing.with_cost(rec, a100, 10, policy="checkpoint", cfg=cfg)
-    full = costing.with_cost(rec, a100, 10, cfg=cfg)
+    full = costing.with_cost(rec, a100, 10, cfg=cfg, largest=True)
+    assert costing.with_cost(rec, a100, 10, cfg=cfg)["max_batch_per_device"] is None
     est = sm.estimate(tr, cfg, 512, 8, "checkpoint", "bf16", "memory")
     assert ck["memory_bytes_per_device"] == est["estimated_bytes"]
     assert {k: ck["memory"][k] for k in sm.PARTS} == {k: est[k] for k in sm.PARTS}

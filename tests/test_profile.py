@@ -328,3 +328,60 @@ def test_a_lone_extra_shape_is_not_a_cube_size():
     p = hand_profile(matmul=cube + (MatmulPoint(256, 256, 256, 1, "fp32", 1e9),))
     assert p.matmul_rate(256, 256, 256) == 1e9                       # measured: its rate
     assert p.matmul_rate(256, 256, 512) == pytest.approx(rate(256, 256, 512), rel=1e-12)
+
+
+# ---------------------------------------------------------------- operand layouts
+
+
+def layout_profile() -> DeviceProfile:
+    """hand_profile plus "tn" points at two of its squares: 64^3 at 5 (half the "nn"
+    10) and 1024^3 at 60 GFLOP/s (3/4 of the "nn" 80)."""
+    base = hand_profile()
+    return hand_profile(matmul=base.matmul + (MatmulPoint(64, 64, 64, 1, "fp32", 5e9, "tn"),
+                                              MatmulPoint(1024, 1024, 1024, 1, "fp32",
+                                                          60e9, "tn")))
+
+
+def test_another_layout_scales_the_nn_rate_by_its_measured_ratio():
+    p = layout_profile()
+    # at the measured shapes: the measured "tn" rates
+    assert p.matmul_rate(64, 64, 64, 1, "fp32", "tn") == pytest.approx(5e9, rel=1e-12)
+    assert p.matmul_rate(1024, 1024, 1024, 1, "fp32", "tn") == pytest.approx(60e9, rel=1e-12)
+    # 256^3: the "tn" rate interpolated between its two points -- groups of smallest
+    # dimension 64 and 1024, log-rate linear in log smallest dimension: halfway -- over
+    # the "nn" points at the same two shapes interpolated alike, times nn's own 40 at 256^3
+    w = math.log(256 / 64) / math.log(1024 / 64)
+    tn = math.exp(math.log(5e9) + w * (math.log(60e9) - math.log(5e9)))
+    nn = math.exp(math.log(10e9) + w * (math.log(80e9) - math.log(10e9)))
+    assert p.matmul_rate(256, 256, 256, 1, "fp32", "tn") == pytest.approx(40e9 * tn / nn,
+                                                                          rel=1e-12)
+    # the "nn" rates are unchanged; a layout without points ("nt") reads as "nn"
+    for pt in hand_profile().matmul:
+        shape = (pt.m, pt.k, pt.n, pt.batch)
+        assert p.matmul_rate(*shape, "fp32") == pt.flops_per_s
+        assert p.matmul_rate(*shape, "fp32", "nt") == pt.flops_per_s
+
+
+def test_layouts_round_trip_and_old_points_read_as_nn():
+    p = layout_profile()
+    d = to_dict(p)
+    assert [pt["layout"] for pt in d["matmul"]] == ["nn"] * 5 + ["tn"] * 2
+    assert from_dict(json.loads(json.dumps(d))) == p
+    old = to_dict(hand_profile())
+    for pt in old["matmul"]:
+        del pt["layout"]
+    assert from_dict(old) == hand_profile()
+
+
+@pytest.mark.parametrize("change,field", [
+    (lambda d: d["matmul"][5].update(layout="nnn"), "matmul[5].layout"),
+    (lambda d: d["matmul"].append(dict(d["matmul"][6])), "matmul[7]"),
+    (lambda d: d["matmul"].__setitem__(slice(0, None), [dict(d["matmul"][6], dtype="bf16"),
+                                                        *d["matmul"]]), "matmul"),
+])
+def test_bad_layouts_are_refused_naming_the_field(change, field):
+    d = to_dict(layout_profile())
+    change(d)
+    with pytest.raises(ProfileError) as e:
+        from_dict(d)
+    assert e.value.field == field

@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import math
+from importlib.resources import files
 
 import pytest
 
@@ -72,13 +73,25 @@ def test_every_run_and_default_accelerator_is_priced():
 
 
 def test_scenario_command_and_errors(capsys, tmp_path):
-    assert cli.main(["scenario", "--format", "markdown", "--runs", "10"]) == 0
+    # every default device by the flat MFU (the time model compiles each run's step per
+    # dtype: 24 compilations), then one device by the time model, the default
+    assert cli.main(["scenario", "--format", "markdown", "--runs", "10",
+                     "--time-model", "mfu"]) == 0
     out = capsys.readouterr().out
     assert "| BERT-base" in out and "T5-11B" in out and "$ 10 runs" in out
     assert "ASSUMPTION" in out and "Sharir" in out
-    assert cli.main(["scenario", "--accelerator", "a100-80gb", "--format", "json"]) == 0
+    assert cli.main(["scenario", "--accelerator", "a100-80gb", "--format", "json",
+                     "--time-model", "mfu"]) == 0
     recs = json.loads(capsys.readouterr().out)
     assert {r["accelerator"] for r in recs} == {"a100-80gb"} and len(recs) == 4
+    # the default time model on BERT-base alone (the scenario file cut after its run)
+    text = (files("comparator") / "data" / "scenarios.toml").read_text(encoding="utf-8")
+    one = tmp_path / "bert.toml"
+    one.write_text(text[:text.index("[[runs]]", text.index("[[runs]]") + 1)])
+    assert cli.main(["scenario", "--accelerator", "a100-80gb", "--format", "json",
+                     "--scenarios", str(one)]) == 0
+    (rec,) = json.loads(capsys.readouterr().out)
+    assert rec["run"] == "BERT-base" and rec["time_model"] == "roofline"
     bad = tmp_path / "s.toml"
     bad.write_text("[meta]\nx = 1\n")
     for args, field in ((["--accelerator", "x100"], "--accelerator"),

@@ -18,7 +18,8 @@ COUNTS = ["cost", "--arch", "transformer", "--seq", "512", "--tokens", "1000",
           "--accelerator", "none"]
 # every option that prices, times or sizes a run on a device, with a value it would take
 PRICE_OPTIONS = [("--mfu", "0.5"), ("--devices", "2"), ("--pue", "1.2"), ("--dtype", "bf16"),
-                 ("--zero", None), ("--policy", "checkpoint"), ("--prices", "2020"),
+                 ("--zero", None), ("--largest", None), ("--policy", "checkpoint"),
+                 ("--prices", "2020"),
                  ("--price-kind", "spot"), ("--runs", "2"), ("--grid-intensity", "0.3"),
                  ("--calibration", "cal.json"), ("--time-model", "mfu"),
                  ("--profile", "p.json"), ("--accelerators", "a.toml")]

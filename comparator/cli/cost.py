@@ -36,6 +36,10 @@ def add_cost_args(p, sweep_mode: bool = False) -> None:
                         "one layer recomputed), reversible (the Reformer's layers)")
     p.add_argument("--zero", action="store_true",
                    help="shard the optimizer state over the devices (ZeRO-1)")
+    p.add_argument("--largest", action="store_true",
+                   help="also search, per device, the largest batch at this length and the "
+                        "largest length at one sequence that fit (JSON max_batch_per_device, "
+                        "max_seq_per_device): traced peaks of several more steps, seconds each")
     add_price_args(p)
 
 
@@ -71,8 +75,8 @@ def accelerators_of(a) -> list:
 
 
 PRICE_OPTIONS = ("accelerators_file", "devices", "dtype", "mfu", "runs", "pue",
-                 "grid_intensity", "policy", "zero", "calibration", "time_model", "profile",
-                 "prices", "price_kind")
+                 "grid_intensity", "policy", "zero", "largest", "calibration", "time_model",
+                 "profile", "prices", "price_kind")
 
 
 def _typed(a) -> dict:

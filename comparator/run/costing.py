@@ -145,7 +145,7 @@ def train_kwargs(p, accs) -> dict:
 
 def cost_kwargs(p, accs) -> dict:
     """The keyword arguments of ``with_cost`` a ``Pricing`` gives on ``accs``."""
-    return dict(train_kwargs(p, accs), policy=p.policy, zero=p.zero)
+    return dict(train_kwargs(p, accs), policy=p.policy, zero=p.zero, largest=p.largest)
 
 
 def calibrated(p, acc, kw: dict, arch: str | None, convention: str) -> dict:
@@ -229,14 +229,15 @@ def unpriced(rec: dict, acc, reason: str) -> dict:
 
 def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "auto",
               mfu=None, runs: int = 1, pue: float = 1.1, grid_intensity: float = 0.4,
-              policy: str | None = None, zero: bool = False, cfg=None,
-              mfu_source: str | None = None, step_time_s: float | None = None,
+              policy: str | None = None, zero: bool = False, largest: bool = False,
+              cfg=None, mfu_source: str | None = None, step_time_s: float | None = None,
               time_model: dict | None = None, prices=None, price_kind: str = "on-demand",
               ranges: dict | None = None) -> dict:
     """A record with the cost of ``steps`` training steps on ``devices`` x ``acc`` added:
     time, dollars, energy, CO2 (one run and ``runs``), memory per device and whether it fits
     (``comparator.run.fits``: the traced step of ``cfg`` under ``policy``, default the
-    architecture's own); ``zero``: shard the optimizer state over the devices (ZeRO-1).
+    architecture's own); ``zero``: shard the optimizer state over the devices (ZeRO-1);
+    ``largest``: also search the largest batch and length that fit a device (traced peaks).
     A user's model (``cfg`` a ``usermodel.UserStep``): every activation stored, in closed
     form (``fits.closed_form_fields``).  ``dtype="auto"``: the device's training
     precision; ``prices``, ``price_kind``, ``ranges``: as ``pricing.train_cost``."""
@@ -258,7 +259,7 @@ def with_cost(rec: dict, acc, steps: int, *, devices: int = 1, dtype: str = "aut
     else:
         check_policy(rec["arch"], policy)
         out.update(memory_fields(rec, cfg, acc, policy=policy, dtype=dtype, devices=devices,
-                                 zero=zero))
+                                 zero=zero, largest=largest))
     out["accelerator"] = acc.name
     return out
 

@@ -9,12 +9,12 @@ the optimizer moments by the devices.  A device fits the step when that peak is 
 ``pricing.HEADROOM`` of its memory: the rest is the stated allowance for the framework's
 and allocator's own memory.
 
-Beside the verdict: the fewest data-parallel devices that fit the global batch, and per
-device the largest batch at this length and the largest length (this length doubled or
-halved) at one sequence.  The peak is close to affine in the batch (every activation
-scales with it, parameters and moments do not): the fewest devices come from the traced
-peaks at one and two sequences; the largest batch is searched from that line's guess
-with traced peaks.
+Beside the verdict: the fewest data-parallel devices that fit the global batch, and, when
+asked (``largest``; ``--largest`` on the command line), per device the largest batch at
+this length and the largest length (this length doubled or halved) at one sequence.
+The peak is close to affine in the batch (every activation scales with it, parameters
+and moments do not): the fewest devices come from the traced peaks at one and two
+sequences; the largest batch is searched from that line's guess with traced peaks.
 
 A user's model (``--model``) has no layers to checkpoint and no config to resize:
 ``closed_form_fields`` sizes it from its traced residuals (``pricing.memory_estimate``,
@@ -33,8 +33,10 @@ def _dtype(dtype: str) -> str:
 
 
 def memory_fields(rec: dict, cfg, acc, *, policy: str | None, dtype: str, devices: int = 1,
-                  zero: bool = False) -> dict:
-    """The memory fields of a record priced on ``devices`` x ``acc`` (module doc)."""
+                  zero: bool = False, largest: bool = False) -> dict:
+    """The memory fields of a record priced on ``devices`` x ``acc`` (module doc); the
+    largest batch and length only with ``largest`` (None otherwise: each search traces
+    several more steps, and a command pricing every device would spend minutes on them)."""
     from comparator.cost import pricing as cm
     from comparator.cost import stepmemory as sm
     mod = architectures.get(rec["arch"])
@@ -70,14 +72,15 @@ def memory_fields(rec: dict, cfg, acc, *, policy: str | None, dtype: str, device
             f"usable on {acc.name}; needs model parallelism or a leaner policy/dtype"),
         "max_batch_per_device": _largest_batch(
             lambda b: need(b)["estimated_bytes"] - shard(e1, devices) <= usable,
-            int(room // slope) if slope > 0 else None),
+            int(room // slope) if slope > 0 else None) if largest else None,
         "max_seq_per_device": _longest(
             lambda n: need(1, n)["estimated_bytes"] - shard(e1, devices) <= usable, mod, cfg,
-            seq),
+            seq) if largest else None,
         "memory_policy": policy, "memory_model": (
             f"traced step peak (liveness of XLA's buffers, {SCHEDULE} schedule), {dt}, "
             f"Adam; {100 * (1 - cm.HEADROOM):.0f}% of device memory kept for the "
-            "framework and allocator"),
+            "framework and allocator" + ("" if largest else "; largest batch and length "
+                                          "per device not searched (--largest)")),
     }
 
 

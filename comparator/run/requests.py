@@ -33,7 +33,8 @@ class Pricing:
     """What turns a record's training FLOPs into time, dollars, energy and memory on
     accelerators: catalogue names (``"all"``: every one; none: counts only), the run
     (``tokens`` or ``steps``; default one step), devices, dtype (``"auto"``: each device's
-    training precision), utilisation, energy factors, memory policy, the time model, and
+    training precision), utilisation, energy factors, memory policy (``largest``: also
+    search the largest batch and length that fit each device), the time model, and
     the prices: ``prices`` a date ('2020', '2020-06', '2020-06-15'; an int year or a
     ``datetime.date`` is written so) to price at the snapshots listed on or before it
     (None: the latest), ``price_kind`` on-demand, reserved, spot or preemptible."""
@@ -49,6 +50,7 @@ class Pricing:
     grid_intensity: float = 0.4
     policy: str | None = None
     zero: bool = False
+    largest: bool = False
     calibration: str | None = None
     time_model: str | None = None
     profile: str | None = None
