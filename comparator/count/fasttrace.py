@@ -117,6 +117,17 @@ class _Symbolic:
 
     key = property(lambda self: (self.g, self.domain, self.past_max_len))
 
+    def __post_init__(self):
+        # A logged dim that is 0 at every length of the domain (the Reformer's bucket
+        # count above its octave, over one octave) sets no length apart from the others:
+        # it is no risk, and the check against a concrete trace (``_agrees``) holds the
+        # program to account as at any length.  Whether JAX logs such a dim varies from
+        # one process to the next; left in, it marked every length risky and the region
+        # got no program.  Domains too long to evaluate keep every logged dim.
+        if len(self.domain) <= EVERYWHERE_ZERO_MAX:
+            self.risks = [e for e in self.risks
+                          if any(ev(e, {"k": k}, {}) != 0 for k in self.domain)]
+
     def usable(self, seq) -> bool:
         return seq % self.g == 0 and seq // self.g in self.domain and not self.risky(seq)
 
@@ -161,6 +172,7 @@ def _trace_symbolic(mod, cfg, batch, seqs, memory=False, wide=None) -> tuple:
 
 # -- one shallow model over many lengths ---------------------------------------------
 
+EVERYWHERE_ZERO_MAX = 4096   # the longest domain _Symbolic checks its logged dims over
 _CACHE: dict = {}   # (arch, cfg, batch, memory) -> {"sym": [_Symbolic], "conc": {seq: counts}}
 
 
