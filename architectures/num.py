@@ -3,15 +3,17 @@
 Scalar counts stay exact ints; a sweep passes float64 arrays (training FLOPs
 pass 1e19 and would overflow int64); ``kernels.grid`` passes placeholders that
 record the formula (they provide ``_grid_max`` / ``_grid_ceil_log2``).  Integer-valued float64 arithmetic is
-exact below 2**53, which every size here is.
+exact below 2**53, which every size here is.  NumPy is imported only once an array is
+met (none exists before it is imported): a scalar count imports none.
 """
 from __future__ import annotations
 
-import numpy as np
+import sys
 
 
 def _is_array(*xs) -> bool:
-    return any(isinstance(x, np.ndarray) for x in xs)
+    np = sys.modules.get("numpy")
+    return np is not None and any(isinstance(x, np.ndarray) for x in xs)
 
 
 def maximum(a, b):
@@ -19,7 +21,7 @@ def maximum(a, b):
         return a._grid_max(b)
     if hasattr(b, "_grid_max"):
         return b._grid_max(a)
-    return np.maximum(a, b) if _is_array(a, b) else max(a, b)
+    return sys.modules["numpy"].maximum(a, b) if _is_array(a, b) else max(a, b)
 
 
 def minimum(a, b):
@@ -39,6 +41,7 @@ def ceil_log2(k):
     if hasattr(k, "_grid_ceil_log2"):
         return k._grid_ceil_log2()
     if _is_array(k):
+        np = sys.modules["numpy"]
         return np.ceil(np.log2(np.maximum(k, 1)))
     return (int(k) - 1).bit_length()
 
@@ -47,7 +50,7 @@ def any_nonzero(x) -> bool:
     """For validation; a recorded grid formula has no values yet (its caller checks them)."""
     if hasattr(x, "_grid_max"):
         return False
-    return bool(np.any(x)) if _is_array(x) else bool(x)
+    return bool(sys.modules["numpy"].any(x)) if _is_array(x) else bool(x)
 
 
 def floor_log2(k):
@@ -55,6 +58,7 @@ def floor_log2(k):
     if hasattr(k, "_grid_floor_log2"):
         return k._grid_floor_log2()
     if _is_array(k):
+        np = sys.modules["numpy"]
         return np.floor(np.log2(np.maximum(k, 1)))
     return int(k).bit_length() - 1
 
@@ -64,7 +68,7 @@ def pow2(k):
     if hasattr(k, "_grid_pow2"):
         return k._grid_pow2()
     if _is_array(k):
-        return np.exp2(k)
+        return sys.modules["numpy"].exp2(k)
     return 2 ** int(k)
 
 
@@ -74,5 +78,5 @@ def positive(x):
     if hasattr(x, "_grid_max"):
         return maximum(0, x) - maximum(0, x - 1)
     if _is_array(x):
-        return (x > 0).astype(np.float64)
+        return (x > 0).astype(sys.modules["numpy"].float64)
     return int(x > 0)

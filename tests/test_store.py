@@ -13,7 +13,7 @@ import time
 import pytest
 
 from comparator.cli import app as cli
-from comparator.run import runner
+from comparator.run import programs, runner
 from comparator.run import store
 from comparator.run import sweep
 
@@ -126,14 +126,14 @@ def test_a_failed_point_is_stored_with_its_error_and_retried_on_request(tmp_path
     args = ["sweep", "--arch", "transformer,reformer", "--d-model", "64", "--layers", "1",
             "--seq", "64", "--method", "traced", "--no-baseline", "--format", "json",
             "--db", db]
-    real = sweep.traced_all
+    real = programs.trace_group      # what traces a group that goes through the store
 
-    def broken(pts, scope, trace="fast", progress=None, limits=None):
+    def broken(pts, scope, trace="fast", limits=None, known=(), check=()):
         if pts[0].arch == "reformer":
             raise OverflowError("a shape too large to represent")
-        return real(pts, scope, trace, progress)
+        return real(pts, scope, trace, limits, known, check)
 
-    monkeypatch.setattr(sweep, "traced_all", broken)
+    monkeypatch.setattr(programs, "trace_group", broken)
     assert cli.main(args) == 1                         # not 0: a point is missing
     out, err = capsys.readouterr()
     assert [r["arch"] for r in json.loads(out)] == ["transformer"]   # no made-up row
@@ -143,10 +143,10 @@ def test_a_failed_point_is_stored_with_its_error_and_retried_on_request(tmp_path
     assert len(failed) == 1 and failed[0]["record"] is None
     assert failed[0]["error"].startswith("OverflowError: a shape too large to represent")
     calls = []
-    monkeypatch.setattr(sweep, "traced_all", lambda *a, **k: calls.append(a) or {})
+    monkeypatch.setattr(programs, "trace_group", lambda *a, **k: calls.append(a) or {})
     assert cli.main(args) == 1 and calls == []        # reported again, nothing recomputed
     assert "(stored; --retry-failed recomputes)" in capsys.readouterr().err
-    monkeypatch.setattr(sweep, "traced_all", real)
+    monkeypatch.setattr(programs, "trace_group", real)
     assert cli.main([*args, "--retry-failed"]) == 0
     assert [r["arch"] for r in json.loads(capsys.readouterr().out)] == ["transformer",
                                                                          "reformer"]
@@ -220,7 +220,7 @@ def test_a_group_lost_with_its_worker_is_reported_not_stored(tmp_path, monkeypat
     """A worker killed (out of memory, a signal) or a Dask worker gone: its points are
     named, the exit status is 1, and nothing is stored, so the next run computes them.
     (``runner._processes`` maps a BrokenProcessPool to such a result.)"""
-    def lost(work, scope, trace, jobs, limits=None):
+    def lost(work, scope, trace, jobs, limits=None, extra=None):
         for g in work:
             yield g, {"error": "a worker process died before finishing", "transient": True}
 

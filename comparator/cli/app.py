@@ -52,11 +52,16 @@ def _convention_option(p, effect: str = "") -> None:
                    + (f"; {effect}" if effect else ""))
 
 
-def _trace_option(p) -> None:
+def _trace_option(p, store: bool = True) -> None:
+    kept = (" (a program the results store keeps answers later lengths without tracing)"
+            if store else "")
     p.add_argument("--trace", default="fast", choices=sweep.TRACES,
                    help="fast (default): each model traced shallow and with the length "
-                        "symbolic, equal to full traces; checked: also one length against "
-                        "the full model; full: every point traced whole (slow)")
+                        f"symbolic, equal to full traces{kept}; checked: also one length "
+                        "against the full model" + (" (a stored program too)" if store
+                                                    else "")
+                        + "; full: every point traced whole (slow)"
+                        + (", no stored program used" if store else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default both (analytic beside traced); with a paper's --convention: "
                         "analytic, ours beside the convention's terms; with --model: traced")
     add_model_option(e, "each term's closed form in the length n where there is one")
-    _trace_option(e)
+    _trace_option(e, store=False)
     _convention_option(e)
     e.add_argument("--accelerator", help="add each term's predicted seconds and memory-bound "
                    "share on this catalogue device (the time model; see 'roofline')")

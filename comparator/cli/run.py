@@ -92,9 +92,12 @@ def report(a, tracer, what: str = "traced") -> None:
         return
     where = f" (store: {tracer.store.path})" if tracer.store is not None else ""
     unsaved = getattr(tracer.store, "unsaved", 0) if tracer.store is not None else 0
-    if (tracer.loaded or unsaved) and not getattr(a, "quiet", False):
+    programs = getattr(tracer, "from_programs", 0)
+    if (tracer.loaded or unsaved or programs) and not getattr(a, "quiet", False):
         sys.stderr.write(f"comparator {a.command}: {tracer.loaded} {what} point(s) read from "
-                         f"the store, {tracer.computed} computed"
+                         f"the store, "
+                         + (f"{programs} answered by stored programs, " if programs else "")
+                         + f"{tracer.computed} computed"
                          + (f", {unsaved} of them not stored" if unsaved else "")
                          + f"{where}\n")
     for pt, error in tracer.failures:

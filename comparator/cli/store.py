@@ -101,6 +101,14 @@ def _info_rows(d: dict) -> list[dict]:
     for table in ("profiles", "regions"):
         if table in d:
             rows.append({"": table, "value": f"{d[table]:,}"})
+    if "programs" in d:
+        p = d["programs"]
+        rows.append({"": "traced programs", "value": f"{p['total']:,} ({p['ranges']:,} for "
+                     f"ranges of lengths, the others one length each); {p['current']:,} of "
+                     "the running versions, used"})
+        for why, n in p["unused"].items():
+            rows.append({"": "unused programs", "value": f"{n:,} {why}: never used (another "
+                         "version could count otherwise)"})
     return rows
 
 
@@ -133,10 +141,12 @@ def cmd_store(a) -> str:
         if fmt == "json":
             return json.dumps(d, indent=2) + "\n"
         if a.dry_run:
-            return (f"would remove {d['matched']:,} points and "
-                    f"{d.get('regions_matched', 0):,} compiled regions from {d['store']}\n")
-        return (f"removed {d['removed']:,} points and {d['regions_removed']:,} compiled "
-                f"regions from {d['store']} (freed pages are reused by later points)\n")
+            return (f"would remove {d['matched']:,} points, "
+                    f"{d.get('regions_matched', 0):,} compiled regions and "
+                    f"{d.get('programs_matched', 0):,} traced programs from {d['store']}\n")
+        return (f"removed {d['removed']:,} points, {d['regions_removed']:,} compiled "
+                f"regions and {d['programs_removed']:,} traced programs from {d['store']} "
+                "(freed pages are reused by later points)\n")
     return "".join(json.dumps(r, sort_keys=True) + "\n"
                    for r in storeadmin.export(a.db, archs, versions))
 

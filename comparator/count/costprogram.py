@@ -5,20 +5,19 @@ entered, scans multiplied, the costliest ``cond`` branch, ``while`` flagged) int
 nodes; equations whose shapes hold no symbolic dim are costed once, the others
 per length by the same rules of ``rules.py``, on their shapes evaluated there.
 ``evaluate(env)`` gives the ``TraceResult`` that ``trace.count_jaxpr`` gives for a
-concrete trace at that length.  ``combine`` sums results with integer weights.
+concrete trace at that length (the evaluation lives in ``lengthprogram``, which needs no
+jax); ``dump`` writes the program as JSON for a stored ``lengthprogram.LengthProgram``.
+``combine`` sums results with integer weights.
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import json
 
-from comparator.count.jaxcompat import Literal
-from comparator.count.value import ZERO, Cost
-from comparator.count.rules import RULES
+from comparator.count.jaxcompat import Literal, dim_json
+from comparator.count.lengthprogram import COND_FLAG, WHILE_FLAG, Compiled, combine
+from comparator.count.rules import RULES, itemsize
 from comparator.count.symbolic import At, ev, is_symbolic, shape_of
 from comparator.count.trace import CALLS, TraceResult, _as_jaxpr, _dce, _scopes, _sub_jaxpr, term_of
-
-COND_FLAG = "cond (costliest branch counted)"
-WHILE_FLAG = "while (trip count unknown: body counted once)"
 
 
 class CostProgram:
@@ -29,7 +28,7 @@ class CostProgram:
     def __init__(self, closed):
         self.nodes = []
         self._flatten(_dce(closed), (), 1, set(), self.nodes)
-        self._top = _Compiled(self.nodes)
+        self._top = Compiled(self.nodes, _key)
 
     def _flatten(self, jaxpr, prefix, times, static, out):
         """``static``: vars holding scalars computed from dims only (literals, concretely)."""
@@ -87,115 +86,94 @@ class CostProgram:
             out.append(("leaf", eqn, term_of(scopes), times, fixed, sym))
 
     def evaluate(self, env: dict | None = None) -> TraceResult:
-        acc = _Acc()
-        total = self._top.run(self, env or {}, {}, {}, acc)
-        return TraceResult(total=total, by_term=dict(acc.by_term),
-                           unsupported=dict(acc.unsupported), flagged=dict(acc.flagged))
+        return self._top.evaluate(env or {}, ev, At.eqn)
 
-    def _run(self, nodes, env, memo, costs, acc) -> Cost:
-        total = ZERO
-        for node in nodes:
-            kind = node[0]
-            if kind == "leaf":
-                _, eqn, term, times, cost, sym = node
-                if cost is None:
-                    if id(eqn) not in costs:   # sub-jaxprs are shared between call sites
-                        costs[id(eqn)] = RULES[eqn.primitive.name](
-                            At.eqn(eqn, env, memo) if sym else eqn)
-                    cost = costs[id(eqn)] * ev(times, env, memo)
-                acc.by_term[term] = acc.by_term[term] + cost
-                total = total + cost
-            elif kind == "unsup":
-                acc.unsupported[node[1]] += ev(node[2], env, memo)
-            elif kind == "flag":
-                acc.flagged[node[1]] += ev(node[2], env, memo)
-            else:  # cond: the costliest branch, flagged (as trace._Walker._cond)
-                best, best_acc = None, None
-                for branch in node[2]:
-                    a = _Acc()
-                    c = self._run(branch, env, memo, costs, a)
-                    if best is None or c.flops > best.flops:
-                        best, best_acc = c, a
-                acc.flagged[COND_FLAG] += ev(node[1], env, memo)
-                for k, v in best_acc.by_term.items():
-                    acc.by_term[k] = acc.by_term[k] + v
-                acc.unsupported.update(best_acc.unsupported)
-                acc.flagged.update(best_acc.flagged)
-                total = total + best
-        return total
+    def dump(self, tables: Tables) -> dict:
+        """The program as JSON for ``lengthprogram.Compiled.from_json`` (no jax needed to
+        evaluate it); its equations and dims go to ``tables``, shared with other programs
+        of the same trace."""
+        top = self._top
+        sym: dict = {}    # equal equations (by what a rule reads) under one term and count
+        for e, term, times, _, n in top.sym.values():
+            key = (tables.eqn(e), term, json.dumps(tables.dim(times)))
+            sym[key] = sym.get(key, 0) + n
+        return {"fixed": {t: _cost(c) for t, c in top.fixed.items()},
+                "sym": [[e, term, json.loads(times), n] for (e, term, times), n in sym.items()],
+                "counters": [[kind, name, tables.dim(times), n]
+                             for kind, name, times, n in top.counters.values()],
+                "conds": [_node_json(n, tables) for n in top.conds]}
 
 
-class _Compiled:
-    """The top-level nodes grouped for repeated evaluation: the fixed costs summed per
-    term once; equal symbolic leaves (one equation of a body called once per layer, under
-    one term and trip count) and equal counters kept once with their multiplicity;
-    ``cond`` nodes as they are.  The same sums as ``CostProgram._run`` over the nodes."""
+class Tables:
+    """The equations and symbolic dims of dumped programs, each written once: a program
+    refers to an equation by its index, to a symbolic dim by ``[index]`` (an int dim is
+    written as it is), so a dim shared by many shapes is read and evaluated once."""
 
-    def __init__(self, nodes):
-        self.fixed: dict = defaultdict(lambda: ZERO)
-        self.sym: dict = {}        # (id(eqn), term, times key) -> [eqn, term, times, n]
-        self.counters: dict = {}   # (kind, name, times key) -> [kind, name, times, n]
-        self.conds = []
-        for node in nodes:
-            kind = node[0]
-            if kind == "leaf":
-                _, eqn, term, times, cost, sym = node
-                if cost is not None:
-                    self.fixed[term] = self.fixed[term] + cost
-                else:
-                    key = (id(eqn), term, _key(times))
-                    self.sym.setdefault(key, [eqn, term, times, sym, 0])[4] += 1
-            elif kind in ("unsup", "flag"):
-                self.counters.setdefault((kind, node[1], _key(node[2])),
-                                         [kind, node[1], node[2], 0])[3] += 1
-            else:
-                self.conds.append(node)
-        self.fixed_total = sum(self.fixed.values(), ZERO)
+    def __init__(self):
+        self.eqns: dict = {}     # JSON text -> (index, JSON)
+        self.dims: dict = {}     # JSON text -> (index, JSON)
 
-    def run(self, program, env, memo, costs, acc) -> Cost:
-        total = self.fixed_total
-        for term, cost in self.fixed.items():
-            acc.by_term[term] = acc.by_term[term] + cost
-        for eqn, term, times, sym, n in self.sym.values():
-            if id(eqn) not in costs:
-                costs[id(eqn)] = RULES[eqn.primitive.name](At.eqn(eqn, env, memo) if sym else eqn)
-            cost = costs[id(eqn)] * (ev(times, env, memo) * n)
-            acc.by_term[term] = acc.by_term[term] + cost
-            total = total + cost
-        for kind, name, times, n in self.counters.values():
-            (acc.unsupported if kind == "unsup" else acc.flagged)[name] += ev(times, env, memo) * n
-        if self.conds:
-            total = total + program._run(self.conds, env, memo, costs, acc)
-        return total
+    def dim(self, d):
+        if not is_symbolic(d):
+            return int(d)
+        j = dim_json(d)
+        text = json.dumps(j, sort_keys=True)
+        if text not in self.dims:
+            self.dims[text] = (len(self.dims), j)
+        return [self.dims[text][0]]
+
+    def var(self, v):
+        aval = getattr(v, "aval", None)
+        if not hasattr(aval, "shape"):
+            return None
+        return [[self.dim(d) for d in aval.shape], itemsize(aval.dtype)]
+
+    def eqn(self, eqn) -> int:
+        """The index of ``eqn``; equations a rule reads alike share one."""
+        params = {k: _param_json(v) for k, v in eqn.params.items()}
+        j = {"p": eqn.primitive.name, "a": {k: v for k, v in params.items() if v is not None},
+             "i": [self.var(v) for v in eqn.invars], "o": [self.var(v) for v in eqn.outvars]}
+        text = json.dumps(j, sort_keys=True)
+        if text not in self.eqns:
+            self.eqns[text] = (len(self.eqns), j)
+        return self.eqns[text][0]
+
+    def json(self) -> dict:
+        """``{"eqns": [...], "dims": [...]}`` in index order."""
+        return {name: [j for _, j in sorted(getattr(self, name).values(), key=lambda x: x[0])]
+                for name in ("eqns", "dims")}
 
 
 def _key(times):
     return ("sym", id(times)) if is_symbolic(times) else int(times)
 
 
-class _Acc:
-    def __init__(self):
-        self.by_term = defaultdict(lambda: ZERO)
-        self.unsupported, self.flagged = Counter(), Counter()
+def _cost(c) -> list:
+    return [c.flops, c.matmul, c.transcendentals, c.bytes]
 
 
-def combine(parts) -> TraceResult:
-    """``sum(coef * result)`` over ``(int coef, TraceResult)`` pairs, term by term."""
-    total, by_term, unsupported, flagged = ZERO, {}, Counter(), Counter()
-    for coef, r in parts:
-        total = total + r.total * coef
-        for k, v in r.by_term.items():
-            by_term[k] = by_term.get(k, ZERO) + v * coef
-        for k, v in r.unsupported.items():
-            unsupported[k] += v * coef
-        for k, v in r.flagged.items():
-            flagged[k] += v * coef
-    if any(v < 0 for v in (*unsupported.values(), *flagged.values())):
-        raise ValueError("depth extrapolation gave a negative count")
-    return TraceResult(total=total, by_term=by_term,
-                       unsupported={k: v for k, v in unsupported.items() if v},
-                       flagged={k: v for k, v in flagged.items() if v})
+def _param_json(v):
+    """A parameter a cost rule may read, as JSON (named tuples by field); None for one
+    that no rule reads as data (dtypes, jaxprs, enums)."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, tuple) and hasattr(v, "_fields"):
+        return {"nt": {f: _param_json(getattr(v, f)) for f in v._fields}}
+    if isinstance(v, (tuple, list)):
+        out = [_param_json(x) for x in v]
+        return out if all(x is not None or y is None for x, y in zip(out, v)) else None
+    return None
 
 
+def _node_json(node, tables):
+    kind = node[0]
+    if kind == "leaf":
+        _, eqn, term, times, cost, sym = node
+        return ["leaf", None if cost is not None else tables.eqn(eqn), term,
+                tables.dim(times), None if cost is None else _cost(cost), sym]
+    if kind in ("unsup", "flag"):
+        return [kind, node[1], tables.dim(node[2])]
+    return ["cond", tables.dim(node[1]), [[_node_json(n, tables) for n in b] for b in node[2]]]
 
-__all__ = ["COND_FLAG", "WHILE_FLAG", "CostProgram", "combine"]
+
+__all__ = ["COND_FLAG", "WHILE_FLAG", "CostProgram", "Tables", "combine"]

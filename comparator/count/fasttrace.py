@@ -15,14 +15,19 @@ the inputs ``sweep.traced`` uses, and the parameter count.  Two reuses:
   ``a``; ALBERT's shared gradients add ``L - 1`` times).  Only the
   architectures of ``DEPTH_ARCHS`` are reduced, and not a model whose layers are
   jitted calls (``Program.jitted_layers``: BERT, GPT-2, ELECTRA), whose full trace
-  already costs about one layer.
+  already costs about one layer (``comparator.count.depth``).
 * **length** -- a shallow model is traced once for a *region* of the requested
   lengths with the length symbolic (``s = g k``, ``k`` a
   ``jax.export.symbolic_shape``, ``g`` the lengths' gcd); the walk keeps the
   symbolic dims and the rules of ``rules.py`` cost each equation per length on
   its shapes evaluated there, in exact Python ints.  Regions split where the
   parameter shapes change form: a learned position table past ``max_len`` gets
-  ``s`` rows (as ``for_length`` gives it), Reformer's axial rows grow.
+  ``s`` rows (as ``for_length`` gives it), Reformer's axial rows grow
+  (``comparator.count.lengthdomains``).  With ``wide`` (``traced_parts``; the results
+  store's programs, ``comparator.count.tracedprograms``) the program is traced for
+  *every* length of the region (``k`` a range, ``g`` the model's length step), cut at
+  powers of two where JAX cannot decide (``_cover_wide``), when the region holds two
+  lengths asked now or before.
 
 The symbolic trace is made the program a concrete trace gives at each requested
 length of its region.  JAX's static indexing and ``arange`` get symbolic-length
@@ -47,12 +52,9 @@ one ``PlainTracesWarning``; the depth reduction needs none and stays.
 """
 from __future__ import annotations
 
-import dataclasses
-import gc
 import math
 import warnings
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import jax
@@ -60,27 +62,19 @@ from jax import export
 
 from comparator.count import jaxcompat
 from comparator.count.costprogram import COND_FLAG, WHILE_FLAG, CostProgram, combine
+from comparator.count.depth import DEPTH_ARCHS, _period, depth_plan  # noqa: F401
+from comparator.count.lengthdomains import (PROGRAM_MAX_LEN, bounds, octaves,  # noqa: F401
+                                            regions, split, step)
+from comparator.count.lengthdomains import table_rows as _table_rows
+from comparator.count.lengthprogram import FastCount
+from comparator.count.quiet import no_gc
 from comparator.count.step import step_counts, step_jaxprs, step_memory, train_jaxpr
 from comparator.count.symbolic import (InconclusiveDimensionOperation, ev, symbolic_tracing,
                                        with_max_len)
 from comparator.count.trace import TraceResult
 
-DEPTH_ARCHS = ("transformer", "albert", "electra", "reformer")
 MIN_SYMBOLIC = 4   # a symbolic trace and its check cost about 3-4 concrete shallow traces
-
-
-@dataclass(frozen=True)
-class FastCount:
-    """Counts at one length; ``fwd, train = fc`` unpacks like a pair."""
-    fwd: TraceResult
-    train: TraceResult
-    params: int
-    method: str
-    activation_bytes: int | None = None   # with ``memory=True``: the saved activations' bytes
-
-    def __iter__(self):
-        yield self.fwd
-        yield self.train
+MAX_SPLITS = 12    # halvings of a region JAX cannot decide on, before it is left to the lengths
 
 
 def same(a: TraceResult, b: TraceResult) -> bool:
@@ -89,20 +83,6 @@ def same(a: TraceResult, b: TraceResult) -> bool:
 
 
 # -- tracing, concrete and symbolic ----------------------------------------------
-
-@contextmanager
-def no_gc():
-    """Python's cyclic garbage collector paused while a trace runs: tracing allocates
-    many short-lived objects, and collections during it cost about a fifth of a
-    bert-large trace; the garbage is collected as usual afterwards."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
 
 def abstract_inputs(mod, cfg, batch, seq):
     """(program, abstract params, abstract data, abstract PRNG key) of ``mod.model(cfg)``:
@@ -123,17 +103,30 @@ def full_count(mod, cfg, seq: int, batch: int = 1, memory: bool = False) -> Fast
 
 @dataclass
 class _Symbolic:
-    """One shallow model traced for the lengths ``g k``, ``k`` in ``domain``."""
+    """One shallow model traced for the lengths ``g k``, ``k`` in ``domain`` (a tuple, or
+    a ``range``: every length of a region)."""
     g: int
-    domain: tuple
+    domain: tuple | range
     past_max_len: bool
     fwd: CostProgram
     train: CostProgram
     param_shapes: list
     risks: list
     memory: object = None   # saved activation bytes, a dim expression (with ``memory=True``)
+    checked_at: int | None = None   # the length a concrete trace agreed at
 
     key = property(lambda self: (self.g, self.domain, self.past_max_len))
+
+    def __post_init__(self):
+        # A logged dim that is 0 at every length of the domain (the Reformer's bucket
+        # count above its octave, over one octave) sets no length apart from the others:
+        # it is no risk, and the check against a concrete trace (``_agrees``) holds the
+        # program to account as at any length.  Whether JAX logs such a dim varies from
+        # one process to the next; left in, it marked every length risky and the region
+        # got no program.  Domains too long to evaluate keep every logged dim.
+        if len(self.domain) <= EVERYWHERE_ZERO_MAX:
+            self.risks = [e for e in self.risks
+                          if any(ev(e, {"k": k}, {}) != 0 for k in self.domain)]
 
     def usable(self, seq) -> bool:
         return seq % self.g == 0 and seq // self.g in self.domain and not self.risky(seq)
@@ -152,14 +145,19 @@ class _Symbolic:
         return self.fwd.evaluate(env), self.train.evaluate(env), n, mem
 
 
-def _trace_symbolic(mod, cfg, batch, seqs, memory=False) -> tuple:
+def _trace_symbolic(mod, cfg, batch, seqs, memory=False, wide=None) -> tuple:
     """``(g, domain, past max_len), fwd jaxpr, train jaxpr, param shapes, logged dims,
-    saved activation bytes`` (a dim expression, or None without ``memory``)."""
-    g = math.gcd(*seqs)
-    domain = tuple(s // g for s in seqs)
+    saved activation bytes`` (a dim expression, or None without ``memory``): for the
+    lengths ``seqs`` (``g`` their gcd), or with ``wide = (g, range of k)`` for every
+    length ``g k`` of the range."""
+    if wide is None:
+        g = math.gcd(*seqs)
+        domain = tuple(s // g for s in seqs)
+    else:
+        g, domain = wide
     k, = export.symbolic_shape("k", constraints=(f"k >= {min(domain)}", f"k <= {max(domain)}"))
-    max_len = getattr(cfg, "max_len", 0) or 0
-    past = bool(max_len) and min(seqs) > max_len
+    max_len = _table_rows(cfg)
+    past = bool(max_len) and g * min(domain) > max_len
     log = []
     with symbolic_tracing(domain, log), no_gc():
         c = with_max_len(cfg, g * k) if past else cfg
@@ -174,6 +172,7 @@ def _trace_symbolic(mod, cfg, batch, seqs, memory=False) -> tuple:
 
 # -- one shallow model over many lengths ---------------------------------------------
 
+EVERYWHERE_ZERO_MAX = 4096   # the longest domain _Symbolic checks its logged dims over
 _CACHE: dict = {}   # (arch, cfg, batch, memory) -> {"sym": [_Symbolic], "conc": {seq: counts}}
 
 
@@ -181,14 +180,35 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def _regions(cfg, seqs):
-    """Lengths grouped where the parameter shapes change form (position tables)."""
-    cuts = [c for c in (getattr(cfg, "max_len", 0),
-                        math.prod(getattr(cfg, "axial_shape", ()) or (0,))) if c]
-    groups = defaultdict(list)
-    for s in sorted(seqs):
-        groups[tuple(s > c for c in cuts)].append(s)
-    return list(groups.values())
+def _cover_wide(mod, cfg, batch, seqs, cache, out, memory, wide, splits=0):
+    """A symbolic program for every length ``g k`` of ``wide = (g, range of k)`` holding
+    ``seqs``: a range JAX cannot decide on is cut (``lengthdomains.octaves`` first, then
+    ``split``) and the parts holding lengths of ``seqs`` traced again; after ``MAX_SPLITS``
+    cuts, the lengths themselves (``_cover``).  Lengths that are risky for the program are
+    covered on their own."""
+    g, ks = wide
+    try:
+        head, fwd, train, shapes, risks, mem = _trace_symbolic(mod, cfg, batch, seqs, memory,
+                                                               wide)
+    except InconclusiveDimensionOperation:
+        if splits >= MAX_SPLITS or len(ks) < 2:
+            return _cover(mod, cfg, batch, seqs, cache, out, memory)
+        parts = octaves(ks, seqs, g) if splits == 0 else []
+        for part in parts if len(parts) > 1 or parts and parts[0] != ks else split(ks):
+            mine = [s for s in seqs if s // g in part]
+            if mine:
+                _cover_wide(mod, cfg, batch, mine, cache, out, memory, (g, part), splits + 1)
+        return None
+    except Exception:  # the model needs concrete lengths (T5's NumPy relative buckets)
+        cache["no_symbolic"] = True
+        return None
+    entry = _Symbolic(*head, CostProgram(fwd), CostProgram(train), shapes, risks, mem)
+    clean = [s for s in seqs if not entry.risky(s)]
+    out.append((entry, clean))
+    risky = [s for s in seqs if s not in clean]
+    if len(risky) >= MIN_SYMBOLIC:
+        _cover(mod, cfg, batch, risky, cache, out, memory)
+    return None
 
 
 def _cover(mod, cfg, batch, seqs, cache, out, memory):
@@ -216,11 +236,18 @@ def _cover(mod, cfg, batch, seqs, cache, out, memory):
             _cover(mod, cfg, batch, group, cache, out, memory)
 
 
-def _shallow_counts(mod, cfg, seqs, batch, verify, trusted, memory) -> tuple[dict, set]:
+def _shallow_counts(mod, cfg, seqs, batch, verify, trusted, memory, wide=False,
+                    known=None, seen=()) -> tuple[dict, set]:
     """``{seq: ((fwd, train, params, activation bytes), "symbolic" | "concrete")}`` for
-    one config, and the keys of the symbolic programs that passed their check."""
+    one config, and the keys of the symbolic programs that passed their check.  ``wide``:
+    programs for whole regions of lengths, made where a region holds two lengths of
+    ``seqs`` and ``seen`` (lengths counted before) or ``MIN_SYMBOLIC`` of ``seqs``;
+    ``known``: counts of this config known already (``{seq: (fwd, train, params, bytes)}``,
+    from concrete traces), used as such and to check programs on."""
     cache = _CACHE.setdefault((getattr(mod, "NAME", mod.__name__), cfg, batch, memory),
                               {"sym": [], "conc": {}, "no_symbolic": False})
+    for s, counts in (known or {}).items():
+        cache["conc"].setdefault(s, counts)
 
     def concrete(seq):
         if seq not in cache["conc"]:
@@ -233,25 +260,36 @@ def _shallow_counts(mod, cfg, seqs, batch, verify, trusted, memory) -> tuple[dic
 
     passed = set()
     todo = [s for s in seqs if s not in cache["conc"] and owner(s) is None]
-    for region in _regions(cfg, todo):
+    for region in regions(cfg, sorted(set(todo) | set(seen))):
+        mine = [s for s in region if s in todo]
         new = []
-        _cover(mod, cfg, batch, region, cache, new, memory)
-        for entry, mine in new:
-            if verify == "none" or entry.key in trusted or _agrees(entry, mine, concrete):
+        if wide and mine and (len(region) >= 2 or len(mine) >= MIN_SYMBOLIC) and not (
+                cache["no_symbolic"] or not jaxcompat.available()):
+            g = step(mod, cfg, batch, region)
+            lo, hi = bounds(cfg, region)
+            _cover_wide(mod, cfg, batch, region, cache, new, memory,
+                        (g, range(-(-lo // g), hi // g + 1)))
+        elif mine:
+            _cover(mod, cfg, batch, mine, cache, new, memory)
+        for entry, lengths in new:
+            if verify == "none" or entry.key in trusted or _agrees(entry, lengths, concrete,
+                                                                   cache["conc"]):
                 cache["sym"].append(entry)
                 passed.add(entry.key)
     out = {}
     for s in seqs:
-        e = None if s in cache["conc"] else owner(s)
-        out[s] = (concrete(s), "concrete") if e is None else (e.count(s), "symbolic")
+        e = owner(s)
+        out[s] = (concrete(s), "concrete", e) if e is None or s in cache["conc"] else (
+            e.count(s), "symbolic", e)
     return out, passed
 
 
-def _agrees(entry, seqs, concrete) -> bool:
+def _agrees(entry, seqs, concrete, done=()) -> bool:
     """The program equals a concrete trace at one length: a risky one if any (traced
-    concretely anyway; a difference there is allowed), else -- or then -- a clean one."""
+    concretely anyway; a difference there is allowed), else -- or then -- a clean one,
+    one traced already (``done``) where there is one."""
     risky = [s for s in seqs if entry.risky(s)]
-    clean = [s for s in seqs if s not in risky]
+    clean = sorted((s for s in seqs if s not in risky), key=lambda s: s not in done)
     for s in risky[:1] + clean[:1]:
         want = concrete(s)
         try:
@@ -259,45 +297,12 @@ def _agrees(entry, seqs, concrete) -> bool:
         except (ZeroDivisionError, ValueError, KeyError):  # out of range at a boundary
             got = None
         if got and same(want[0], got[0]) and same(want[1], got[1]) and want[2:] == got[2:]:
+            entry.checked_at = s
             return True
         if s not in risky:
             warnings.warn(f"symbolic trace ({entry.g} k) differs from a concrete trace at "
                           f"seq {s}: those lengths are traced concretely", RuntimeWarning)
     return False
-
-
-# -- depth ------------------------------------------------------------------------------
-
-def _period(kinds) -> int:
-    kinds = tuple(kinds or ()) or (None,)
-    return next(p for p in range(1, len(kinds) + 1)
-                if len(kinds) % p == 0 and kinds == kinds[p:] + kinds[:p])
-
-
-def depth_plan(mod, cfg, reduce_jitted: bool = False):
-    """``([(coef, shallow cfg)], label)``: the full model's counts are ``sum(coef * c)``.
-    ``reduce_jitted``: reduce models with jitted layers too (a trace of one costs one
-    layer; a *compilation* of one costs every layer: the time model asks for this)."""
-    if getattr(mod, "NAME", None) not in DEPTH_ARCHS or (
-            mod.model(cfg).jitted_layers and not reduce_jitted):
-        return [(1, cfg)], "full depth"   # (jitted layers: the full trace costs one layer)
-    p = _period(getattr(cfg, "attn_layers", None))
-    red = {}
-    for f in ("n_layers", "n_dec_layers"):
-        L = getattr(cfg, f, 0) or 0
-        q, r = divmod(L, p)
-        if q >= 2 and (p + r) + (2 * p + r) < L:
-            red[f] = (p + r, 2 * p + r, q - 1)
-    if not red:
-        return [(1, cfg)], "full depth"
-    base = dataclasses.replace(cfg, **{f: a for f, (a, _, _) in red.items()})
-    label = "depth " + ", ".join(f"{f} {a},{b}->{getattr(cfg, f)}" for f, (a, b, _) in red.items())
-    if len(set(red.values())) == 1:      # one step for every field (T5 with L_enc == L_dec)
-        _, b, m = next(iter(red.values()))
-        return [(1 - m, base), (m, dataclasses.replace(base, **{f: b for f in red}))], label
-    plan = [(1 - sum(m for _, _, m in red.values()), base)]
-    plan += [(m, dataclasses.replace(base, **{f: b})) for f, (_, b, m) in red.items()]
-    return plan, label
 
 
 def traced_counts(mod, cfg, seqs, batch: int = 1, verify: str = "point",
@@ -314,16 +319,31 @@ def traced_counts(mod, cfg, seqs, batch: int = 1, verify: str = "point",
     (``jaxcompat.available()``), every length is traced concretely (the depth reduction,
     which needs no internals, is kept), with a warning once.
     """
+    return traced_parts(mod, cfg, seqs, batch, verify, memory)[0]
+
+
+def traced_parts(mod, cfg, seqs, batch: int = 1, verify: str = "point", memory: bool = False,
+                 wide: bool = False, known=None) -> tuple:
+    """``traced_counts`` and how it got them: ``(counts, plan, label, parts)``, ``parts[i]
+    [seq] = (counts, "symbolic" | "concrete", the checked _Symbolic that covers seq or
+    None)`` for the plan's i-th shallow model (``parts`` None where the full model was traced at every length).
+    ``wide``, ``known``: as ``_shallow_counts`` takes them (``known``: the full model's
+    ``{seq: FastCount}``, used for a plan of one model only)."""
     if verify not in ("none", "point", "full"):
         raise ValueError(f"verify must be none, point or full, got {verify!r}")
     seqs = sorted({int(s) for s in seqs})
     if not jaxcompat.available():   # JAX internals missing or changed: no symbolic lengths
         jaxcompat.warn_plain()
-    plan, label = depth_plan(mod, cfg)
+    with no_gc():   # (building the model imports Flax)
+        plan, label = depth_plan(mod, cfg)
+    known = dict(known or {})
+    facts = {s: (fc.fwd, fc.train, fc.params, fc.activation_bytes) for s, fc in known.items()
+             } if len(plan) == 1 else {}
     parts, trusted = [None] * len(plan), set()
     for i in reversed(range(len(plan))):   # deeper models first: the base may trust them
         parts[i], passed = _shallow_counts(mod, plan[i][1], seqs, batch, verify,
-                                           trusted if i == 0 else set(), memory)
+                                           trusted if i == 0 else set(), memory, wide,
+                                           facts, known)
         trusted |= passed
     out = {}
     for s in seqs:
@@ -340,8 +360,9 @@ def traced_counts(mod, cfg, seqs, batch: int = 1, verify: str = "point",
                 and (ref.params, ref.activation_bytes) == (got.params, got.activation_bytes)):
             warnings.warn(f"depth extrapolation differs from the full trace at seq {seqs[0]}: "
                           "tracing every length in full", RuntimeWarning)
-            return {s: full_count(mod, cfg, s, batch, memory) for s in seqs}
-    return out
+            return ({s: full_count(mod, cfg, s, batch, memory) for s in seqs}, plan, label,
+                    None)
+    return out, plan, label, parts
 
 
 __all__ = [
@@ -357,4 +378,5 @@ __all__ = [
     "full_count",
     "same",
     "traced_counts",
+    "traced_parts",
 ]

@@ -9,17 +9,17 @@ imported here, defensively; nothing else in ``comparator``, ``kernels`` or
 ``architectures`` imports a private JAX module.
 
 ``available()`` says, once per process, whether every private name the symbolic path
-needs exists *and* behaves as expected: a small function with a symbolic length is
-traced through the patches and its program compared, equation by equation, with its
-concrete traces (``_self_check``, about 30 ms).
-When it is not (a missing name, a failed check, or ``COMPARATOR_PLAIN_TRACES=1`` in the
-environment), ``fasttrace.traced_counts`` traces every length concretely (no symbolic
-length; its depth reduction needs no internals and stays) and ``warn_plain()`` says why,
-once; dead code is then removed by ``comparator.count.plainjax`` (public jaxpr
-structure only).  Named scopes are read from ``jax.extend``'s ``NameStack`` on both
-paths (``scope_names``; from its text should that field go).  The counts are
-the same either way (tests/test_jaxcompat.py), only slower.  JAX before 0.9.1 lacks the
-static indexing internals: there the plain path is the only one (BENCHMARKS.md).
+needs exists *and* behaves as expected: a small function with a symbolic length is traced
+through the patches and its program compared, equation by equation, with its concrete
+traces (``_self_check``, about 30 ms).  When it is not (a missing name, a failed check, or
+``COMPARATOR_PLAIN_TRACES=1`` in the environment), ``fasttrace.traced_counts`` traces
+every length concretely (its depth reduction needs no internals and stays) and
+``warn_plain()`` says why, once; dead code is then removed by ``comparator.count.plainjax``
+(public jaxpr structure only).  Named scopes are read from ``jax.extend``'s ``NameStack``
+on both paths (``scope_names``; from its text should that field go).  The counts are the
+same either way (tests/test_jaxcompat.py), only slower.  JAX before 0.9.1 lacks the static
+indexing internals: there the plain path is the only one (BENCHMARKS.md).  A symbolic dim
+is read here (``ev``; as JSON, ``dim_json``, for ``comparator.count.dims``).
 """
 from __future__ import annotations
 
@@ -75,9 +75,8 @@ _is_symbolic_dim = _first(("jax.export", "is_symbolic_dim"))
 DimExpr = getattr(shape_poly, "_DimExpr", None)
 
 # (a name here, dotted attribute path): what the symbolic path uses of the internals
-NEEDED = [("shape_poly", "_DimExpr.__eq__"), ("shape_poly", "_DimExpr.__ge__"),
-          ("shape_poly", "_DimExpr.__gt__"), ("shape_poly", "_DimExpr.__le__"),
-          ("shape_poly", "_DimExpr.__lt__"), ("shape_poly", "_DimExpr._sorted_terms"),
+NEEDED = [*(("shape_poly", f"_DimExpr.{n}") for n in ("__eq__", "__ge__", "__gt__", "__le__",
+                                                        "__lt__", "__int__", "_sorted_terms")),
           ("indexing", "NDIndexer.to_static_slice"), ("indexing", "NDIndexer.expand_ellipses"),
           ("indexing", "_StaticSliceIndexer"), ("indexing", "IndexType.SLICE"),
           ("slicing", "GatherScatterMode.from_any"), ("lax_numpy", "_arange"),
@@ -184,6 +183,17 @@ def ev(d, env: dict, memo: dict) -> int:
     return memo[id(d)]
 
 
+def dim_json(d):
+    """A dim as JSON, an int or ``{"t": [[coeff, [[factor, exp], ...]], ...]}`` (a factor a
+    variable or ``[operation, a, b]``): ``dims.Dim.from_json`` reads it without jax."""
+    if not is_symbolic(d):
+        return int(d)
+    return {"t": [[int(coeff), [[f.var if f.var is not None else
+                                 [f.operation, *(dim_json(o) for o in f.operands)], int(exp)]
+                                for f, exp in term._factors]]
+                  for term, coeff in d._sorted_terms]}
+
+
 def dce(closed):
     """The jaxpr of ``closed`` without the equations whose results are never used (XLA
     would not run them): JAX's own pass, or ``plainjax.dce_jaxpr`` on the plain path."""
@@ -228,11 +238,11 @@ def patched(obj, name, value):
             delattr(obj, name)
 
 
-COMPARISONS = ("__eq__", "__ge__", "__gt__", "__le__", "__lt__")
+COMPARISONS = ("__eq__", "__ge__", "__gt__", "__le__", "__lt__", "__int__")
 
 
 def dim_comparisons() -> dict:
-    """JAX's own comparisons of symbolic dims, by dunder name."""
+    """JAX's own comparisons of symbolic dims (and ``int()`` of one), by dunder name."""
     return {n: vars(DimExpr)[n] for n in COMPARISONS}
 
 
@@ -387,6 +397,6 @@ def _self_check() -> str | None:
 
 
 __all__ = ["ENV", "InconclusiveDimensionOperation", "Literal", "PlainTracesWarning",
-           "available", "comparing_dims", "dce", "dim_comparisons", "ev", "in_tree_util",
-           "is_symbolic", "jaxpr_as_fun", "max_dim", "min_dim", "missing_names", "patched",
+           "available", "comparing_dims", "dce", "dim_comparisons", "dim_json", "ev",
+           "in_tree_util", "is_symbolic", "jaxpr_as_fun", "max_dim", "min_dim", "missing_names", "patched",
            "plain_reason", "reset", "scope_names", "symbolic_indexing", "warn_plain"]

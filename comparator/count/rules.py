@@ -32,8 +32,6 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import numpy as np
-
 from comparator.count.value import Cost
 
 Rule = Callable[[object], Cost]
@@ -60,15 +58,25 @@ def _size(aval) -> int:
     return int(math.prod(int(d) for d in shape))
 
 
+def itemsize(dtype) -> int:
+    """Bytes per element of ``dtype``: a stored program's dtype carries them
+    (``stored_itemsize``: no NumPy imported to evaluate one); extended dtypes (PRNG keys)
+    are two uint32 words per key."""
+    stored = getattr(dtype, "stored_itemsize", None)
+    if stored is not None:
+        return stored
+    import numpy as np
+    try:
+        return np.dtype(dtype).itemsize
+    except TypeError:
+        return 8
+
+
 def _nbytes(aval) -> int:
     dtype = getattr(aval, "dtype", None)
     if dtype is None:
         return 0
-    try:
-        itemsize = np.dtype(dtype).itemsize
-    except TypeError:  # extended dtypes (PRNG keys): two uint32 words per key
-        itemsize = 8
-    return _size(aval) * itemsize
+    return _size(aval) * itemsize(dtype)
 
 
 def _io_bytes(eqn) -> int:

@@ -13,64 +13,129 @@ symbolic program against a concrete trace before using it.
 from __future__ import annotations
 
 import dataclasses
-import math
+import operator
 import sys
 from contextlib import ExitStack, contextmanager
 
+from comparator.count import dims
 from comparator.count import jaxcompat as jc
 from comparator.count.jaxcompat import InconclusiveDimensionOperation, ev, is_symbolic
+from comparator.count.lengthprogram import At as _At
 
 
 def shape_of(v):
     return getattr(getattr(v, "aval", None), "shape", None)
 
 
-class At:
-    """A var or an equation seen at one length: what a cost rule reads."""
-
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
+class At(_At):
+    """A var or an equation seen at one length (JAX's dims): what a cost rule reads."""
 
     @classmethod
-    def var(cls, v, env, memo):
-        aval = getattr(v, "aval", None)
-        if not hasattr(aval, "shape"):
-            return v
-        shape = tuple(ev(d, env, memo) for d in aval.shape)
-        return cls(aval=cls(shape=shape, dtype=aval.dtype, ndim=len(shape),
-                            size=math.prod(shape), weak_type=getattr(aval, "weak_type", False)))
+    def var(cls, v, env, memo, ev=ev):
+        return super().var(v, env, memo, ev)
 
     @classmethod
-    def eqn(cls, eqn, env, memo):
-        return cls(primitive=eqn.primitive, params=eqn.params, source_info=eqn.source_info,
-                   invars=[cls.var(v, env, memo) for v in eqn.invars],
-                   outvars=[cls.var(v, env, memo) for v in eqn.outvars])
+    def eqn(cls, eqn, env, memo, ev=ev):
+        return super().eqn(eqn, env, memo, ev)
 
+
+TESTS = {"==": operator.eq, "!=": operator.ne, ">=": operator.ge, ">": operator.gt,
+         "<=": operator.le, "<": operator.lt}
+
+
+class Values:
+    """What a dim is over a domain of ``k`` (a tuple, or a ``range``), kept per expression
+    (a trace compares the same few dims many times): bounds by interval arithmetic where
+    they settle a question, else its value at every ``k`` (NumPy for a long range)."""
+    SMALL = 64
+
+    def __init__(self, domain):
+        self.domain = domain
+        self.lo, self.hi = min(domain), max(domain)
+        self.ks = None
+        self.memo: dict = {}
+        self.bounds_memo: dict = {}
+
+    def full(self, e):
+        """``e`` at every ``k``: a list, or an int64 array."""
+        key = str(e)
+        if key not in self.memo:
+            vals = None
+            if isinstance(self.domain, range) and len(self.domain) > self.SMALL:
+                if self.ks is None:
+                    import numpy as np
+                    self.ks = np.arange(self.domain.start, self.domain.stop,
+                                        self.domain.step, dtype=np.int64)
+                vals = dims.many(self.dim(e), self.ks, {})
+            self.memo[key] = vals if vals is not None else [ev(e, {"k": k}, {})
+                                                           for k in self.domain]
+        return self.memo[key]
+
+    @staticmethod
+    def dim(e):
+        return dims.Dim.from_json(jc.dim_json(e))
+
+    def bounds(self, e):
+        key = str(e)
+        if key not in self.bounds_memo:
+            self.bounds_memo[key] = dims.bounds(self.dim(e), self.lo, self.hi, {})
+        return self.bounds_memo[key]
+
+    def holds(self, e, kind: str, ref: int = 0) -> tuple[bool, bool]:
+        """(``e kind ref`` holds at every ``k``, at some ``k``)."""
+        b = self.bounds(e)
+        if b is not None:
+            lo, hi = b
+            if kind in ("==", "!="):
+                if lo == hi or not lo <= ref <= hi:
+                    got = TESTS[kind](lo, ref) if lo == hi else kind == "!="
+                    return got, got
+            elif TESTS[kind](lo, ref) == TESTS[kind](hi, ref):   # a threshold: monotone
+                return TESTS[kind](lo, ref), TESTS[kind](lo, ref)
+        vals = self.full(e)
+        if isinstance(vals, list):
+            got = [TESTS[kind](v, ref) for v in vals]
+            return all(got), any(got)
+        got = TESTS[kind](vals, ref)
+        return bool(got.all()), bool(got.any())
+
+    def extremes(self, e) -> tuple[int, int]:
+        """The smallest and largest value, or bounds of them where they are equal."""
+        b = self.bounds(e)
+        if b is not None and b[0] == b[1]:
+            return b
+        vals = self.full(e)
+        return int(min(vals)), int(max(vals))
 
 
 @contextmanager
 def symbolic_tracing(domain, log: list):
     """Trace with the length ``g k`` symbolic, for ``k`` in ``domain`` only.
 
+    ``domain``: a tuple of ``k``, or a ``range`` (a program for every length of it).
     A comparison of dims JAX cannot decide from the bounds is decided by evaluating
     it at every ``k`` of ``domain``: an ordering that holds at some and fails at
     others raises (the caller splits the lengths); an ``==`` (JAX says False when
     undecided) or a truth test (True) that holds at some is answered as at the
-    others, its dims logged: a concrete trace may branch otherwise there.  Indexing
-    and ``arange`` as a concrete trace does them; ``int_spec`` takes a symbolic bound.
+    others, its dims logged: a concrete trace may branch otherwise there; ``int()`` of
+    a dim, and the architectures' ``floor_log2`` and ``ceil_log2`` of one, are their
+    value where it is the same at every ``k`` (else they raise, as JAX's ``int()``).
+    Indexing and ``arange`` as a concrete trace does them; ``int_spec`` takes a symbolic
+    bound.
     """
-    from architectures import program
+    from architectures import num, program
     busy = []
     orig = jc.dim_comparisons()
     orig_spec = program.int_spec
+    values = Values(domain)
 
-    def at_domain(e):
-        """``e`` at every k of the domain, or None (another scope or variable)."""
+    def over(e, ask, *args):
+        """``values.ask(e, ...)`` over the domain, or None (another scope or variable)."""
         if busy:
             return None
         busy.append(1)
         try:
-            return [ev(e, {"k": k}, {}) for k in domain]
+            return getattr(values, ask)(e, *args)
         except Exception:
             return None
         finally:
@@ -83,49 +148,78 @@ def symbolic_tracing(domain, log: list):
         busy.append(1)
         try:
             diff = self - other
-            vals = [ev(diff, {"k": k}, {}) for k in domain] if is_symbolic(diff) else None
         except Exception:  # another scope or variable
             return res
         finally:
             busy.pop()
-        if vals and all(v == 0 for v in vals) and is_symbolic(other):
+        got = over(diff, "holds", "==") if is_symbolic(diff) else None
+        if got is None:
+            return res
+        every, some = got
+        if every and is_symbolic(other):
             return True   # (never against a constant: a cache key holding a concrete shape)
-        if vals and 0 in vals and not jc.in_tree_util(sys._getframe(1)):
+        if some and not jc.in_tree_util(sys._getframe(1)):
             log.append(diff)
         return res
 
-    def ordering(name, test):
+    def ordering(name, kind):
         def cmp(self, other):
             try:
                 return orig[name](self, other)
             except InconclusiveDimensionOperation:
-                vals = at_domain(self - other)
-                if vals is None or len({test(v) for v in vals}) != 1:
+                got = over(self - other, "holds", kind)
+                if got is None or got[0] != got[1]:
                     raise
-                return test(vals[0])
+                return got[0]
         return cmp
 
     def truth(self):
-        vals = at_domain(self)
-        if vals is not None and not any(vals):
+        got = over(self, "holds", "!=")
+        if got is not None and not got[1]:
             return False
-        if vals is None or not all(vals):
+        if got is None or not got[0]:
             log.append(self)
         return True
+
+    def to_int(self):
+        try:
+            return orig["__int__"](self)
+        except InconclusiveDimensionOperation:
+            ends = over(self, "extremes")
+            if ends is None or ends[0] != ends[1]:
+                raise
+            return ends[0]
 
     def int_spec(shape, bound):  # the bound only limits example values
         return orig_spec(shape, 1 if is_symbolic(bound) else bound)[0], bound
 
+    def constant(fn):
+        """A monotone function of an int (``floor_log2``) taking a symbolic dim: its value
+        where that is the same at every ``k`` (at the smallest and largest dim)."""
+        def call(x):
+            if not is_symbolic(x):
+                return fn(x)
+            b = over(x, "bounds")
+            ends = over(x, "extremes") if b is None or fn(b[0]) != fn(b[1]) else b
+            if ends is not None and fn(ends[0]) == fn(ends[1]):
+                return fn(ends[0])
+            raise InconclusiveDimensionOperation(f"{fn.__name__}({x}) differs over the lengths")
+        return call
+
     with ExitStack() as stack:
         stack.enter_context(jc.comparing_dims({
             "__eq__": eq, "__bool__": truth,
-            "__ge__": ordering("__ge__", lambda v: v >= 0),
-            "__gt__": ordering("__gt__", lambda v: v > 0),
-            "__le__": ordering("__le__", lambda v: v <= 0),
-            "__lt__": ordering("__lt__", lambda v: v < 0)}))
+            "__ge__": ordering("__ge__", ">="), "__gt__": ordering("__gt__", ">"),
+            "__le__": ordering("__le__", "<="), "__lt__": ordering("__lt__", "<"),
+            "__int__": to_int}))
+        swaps = {"int_spec": (orig_spec, int_spec)}
+        swaps.update((f.__name__, (f, constant(f))) for f in (num.floor_log2, num.ceil_log2))
         for n, m in list(sys.modules.items()):
-            if n.split(".")[0] == "architectures" and getattr(m, "int_spec", None) is orig_spec:
-                stack.enter_context(jc.patched(m, "int_spec", int_spec))
+            if n.split(".")[0] != "architectures":
+                continue
+            for name, (old, new) in swaps.items():
+                if getattr(m, name, None) is old:
+                    stack.enter_context(jc.patched(m, name, new))
         stack.enter_context(jc.symbolic_indexing())
         yield log
 
@@ -138,5 +232,5 @@ def with_max_len(cfg, rows):
 
 
 
-__all__ = ["At", "InconclusiveDimensionOperation", "ev", "is_symbolic", "shape_of",
+__all__ = ["At", "InconclusiveDimensionOperation", "Values", "ev", "is_symbolic", "shape_of",
            "symbolic_tracing", "with_max_len"]

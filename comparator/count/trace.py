@@ -17,12 +17,11 @@ equation is the innermost scope path that starts at a term root
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 
 import jax
 
 from comparator.count import jaxcompat
-from comparator.count.value import ZERO, Cost
+from comparator.count.value import ZERO, Cost, TraceResult
 from comparator.count.rules import cost_of
 
 TERM_ROOTS = ("embed", "attn", "lsh", "ffn", "norm", "head", "loss", "rev")
@@ -35,20 +34,6 @@ CALLS = {
     "custom_vjp_call_jaxpr", "remat", "remat2", "checkpoint", "named_call",
     "shard_map", "custom_lin",
 }
-
-
-@dataclass
-class TraceResult:
-    total: Cost = ZERO
-    by_term: dict[str, Cost] = field(default_factory=dict)
-    unsupported: dict[str, int] = field(default_factory=dict)
-    flagged: dict[str, int] = field(default_factory=dict)
-
-    def breakdown(self, scope: str) -> dict[str, int]:
-        return {k: c.scope(scope) for k, c in sorted(self.by_term.items())}
-
-    def flops(self, scope: str) -> int:
-        return self.total.scope(scope)
 
 
 def term_of(scopes: tuple[str, ...]) -> str:

@@ -5,10 +5,12 @@
 ``transcendentals`` counts exp/log/tanh/erf/... evaluations separately (they are
 also inside ``flops``); ``bytes`` is operands read + results written, the
 unfused upper bound a roofline uses.  All fields are exact Python ints.
+``TraceResult`` is what a traced count gives: the total, by term, and the primitives
+unsupported or flagged (no jax here: stored programs are evaluated without it).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,8 @@ class Cost:
     def __add__(self, other: "Cost") -> "Cost":
         if not isinstance(other, Cost):
             return NotImplemented
-        return Cost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        return Cost(self.flops + other.flops, self.matmul + other.matmul,
+                    self.transcendentals + other.transcendentals, self.bytes + other.bytes)
 
     def __radd__(self, other):
         # lets sum() start from 0
@@ -32,7 +35,7 @@ class Cost:
     def __mul__(self, k: int) -> "Cost":
         if not isinstance(k, int):
             return NotImplemented
-        return Cost(*(getattr(self, f.name) * k for f in fields(self)))
+        return Cost(self.flops * k, self.matmul * k, self.transcendentals * k, self.bytes * k)
 
     __rmul__ = __mul__
 
@@ -46,3 +49,17 @@ class Cost:
 
 
 ZERO = Cost()
+
+
+@dataclass
+class TraceResult:
+    total: Cost = ZERO
+    by_term: dict[str, Cost] = field(default_factory=dict)
+    unsupported: dict[str, int] = field(default_factory=dict)
+    flagged: dict[str, int] = field(default_factory=dict)
+
+    def breakdown(self, scope: str) -> dict[str, int]:
+        return {k: c.scope(scope) for k, c in sorted(self.by_term.items())}
+
+    def flops(self, scope: str) -> int:
+        return self.total.scope(scope)

@@ -7,7 +7,9 @@ budgets asked backwards (``budget``: tokens, model size, length and break-even f
 budget, analytic), a user's ``--model`` factory (``usermodel``), models
 and points, sweep planning, the limits a point must stay under before work (``limits``),
 the runner (local processes or Dask, reached within a bounded time: ``cluster``), the
-results store (``store``, its file's faults: ``storefile``, what it keeps: ``storeadmin``),
+results store (``store``, its file's faults: ``storefile``, what it keeps: ``storeadmin``;
+traced points answered from the programs in the length it keeps: ``programs``; where jax
+is imported: ``jaxside``),
 configuration files, and ``records.Record``, a JSON record as a value.
 
 Produces the JSON records of the record contract.  May import ``measure``, ``cost``,

@@ -17,20 +17,26 @@ import traceback
 
 import architectures
 
-from comparator.run import cluster, sweep
+from comparator.run import cluster, programs, sweep
 from comparator.run.cluster import SchedulerError
+from comparator.run.jaxside import gc_paused, jax_counting
 from comparator.run.limits import LimitError, Limits, check
 from comparator.run.store import canonical, describe
 
 
-def trace_group(pts, scope: str, trace: str, limits=None) -> dict:
+def trace_group(pts, scope: str, trace: str, limits=None, stored=None) -> dict:
     """``{"records": {(arch, preset, seq, batch): record}}`` or ``{"error": text}`` for
     one group, in whatever process runs it (a worker, a Dask worker or this one).  A
     group beyond ``limits`` on the machine that runs it (its memory) is a transient error:
-    a property of that machine, not of the points."""
+    a property of that machine, not of the points.  ``stored``: the group goes through
+    the results store, ``{"known": ..., "check": ...}`` of ``programs.trace_group``; the
+    result then has its ``programs`` (to store) and ``dropped`` programs too."""
     try:
-        recs = sweep.traced_all(pts, scope, trace, limits=limits)
-        return {"records": {k: canonical(r) for k, r in recs.items()}}
+        if stored is None:
+            recs = sweep.traced_all(pts, scope, trace, limits=limits)
+            return {"records": {k: canonical(r) for k, r in recs.items()}}
+        got = programs.trace_group(pts, scope, trace, limits, **stored)
+        return {**got, "records": {k: canonical(r) for k, r in got["records"].items()}}
     except LimitError as err:
         return {"error": str(err), "transient": True}
     except Exception as err:  # noqa: BLE001 -- recorded with the point, never a number
@@ -89,6 +95,7 @@ class Tracer(Tally):
         self.jobs, self.scheduler = jobs, scheduler
         self.convention, self.resources = convention, resources
         self.limits = limits or Limits()
+        self.from_programs = 0      # points answered from stored programs
 
     def _desc(self, pt, scope: str, trace: str) -> dict:
         return describe(pt.arch, pt.preset, pt.model.cfg, pt.seq, pt.batch, "traced", scope,
@@ -110,12 +117,16 @@ class Tracer(Tally):
                 out[sweep._key(pt)] = rec
             elif pending:
                 groups.setdefault((m.arch, m.preset, pt.batch, m.cfg), []).append(pt)
-        work = list(groups.values())
-        for group in work:   # beyond a limit: refused now, before any work (runner.limits)
-            for pt in group:
-                check(pt, "trace", trace, self.limits, memory=not self.scheduler)
+        stored = self._programs(groups, scope, trace, out) if self.store is not None else {}
+        work = [g for g in groups.values() if g]
+        if work:   # the limits build each model (Flax, jax): imported with the gc paused
+            jax_counting()
+        with gc_paused():
+            for group in work:   # beyond a limit: refused now, before any work (runner.limits)
+                for pt in group:
+                    check(pt, "trace", trace, self.limits, memory=not self.scheduler)
         total, done = sum(len(g) for g in work), 0
-        for group, result in self._execute(work, scope, trace):
+        for group, result in self._execute(work, scope, trace, stored):
             recs, error = result.get("records", {}), result.get("error")
             items = []
             for pt in group:
@@ -128,26 +139,70 @@ class Tracer(Tally):
                 items.append((descs[pt], rec, None if rec is not None else error))
             if self.store is not None and not result.get("transient"):
                 self.store.put(items)   # a lost worker is no property of the point
+                m = group[0].model
+                self.store.put_programs(m.arch, m.preset, m.cfg, group[0].batch,
+                                        result.get("programs", ()))
+                for key in result.get("dropped", ()):
+                    self.store.drop_program(key)
             self.computed += len(group)
             done += len(group)
             if progress:
                 progress(done, total)
         return out
 
-    def _execute(self, work, scope, trace):
+    def _programs(self, groups, scope, trace, out) -> dict:
+        """Answer the points of ``groups`` that stored programs answer (``--trace fast``:
+        into ``out``, stored as points, removed from their group); for the others, what
+        their trace may use: ``{group key: {"known": ..., "check": ...}}``
+        (``programs.trace_group``)."""
+        stored = {}
+        for gkey, group in groups.items():
+            if trace == "full":
+                stored[gkey] = {}
+                continue
+            m = group[0].model
+            progs = programs.StoredPrograms(self.store.programs(m.arch, m.cfg, group[0].batch))
+            left, items, check_rows = [], [], {}
+            for pt in group:
+                hit = progs.covering(pt.seq)
+                if hit is None:
+                    left.append(pt)
+                elif trace == "checked":
+                    check_rows[hit[0]["key"]] = (hit[0], hit[0]["program"])
+                    left.append(pt)
+                else:
+                    rec = canonical(programs.record(pt, scope, *hit))
+                    out[sweep._key(pt)] = rec
+                    items.append((self._desc(pt, scope, trace), rec, None))
+            if items:
+                self.store.put(items)
+                self.from_programs += len(items)
+            group[:] = left
+            stored[gkey] = {"known": progs.known(), "check": list(check_rows.values())}
+        return stored
+
+    def _execute(self, work, scope, trace, stored=None):
         """(group, result) pairs as each group finishes."""
         if not work:
             return
+        stored = stored or {}
+        extra = [stored.get(_gkey(g)) if self.store is not None else None for g in work]
         if self.scheduler:
-            yield from _dask(work, scope, trace, self.scheduler, self.resources, self.limits)
+            yield from _dask(work, scope, trace, self.scheduler, self.resources, self.limits,
+                             extra)
         elif self.jobs > 1 and len(work) > 1:
-            yield from _processes(work, scope, trace, self.jobs, self.limits)
+            yield from _processes(work, scope, trace, self.jobs, self.limits, extra)
         else:
-            for g in work:
-                yield g, trace_group(g, scope, trace, self.limits)
+            for g, x in zip(work, extra):
+                yield g, trace_group(g, scope, trace, self.limits, x)
 
 
-def _processes(work, scope, trace, jobs, limits=None):
+def _gkey(group):
+    m = group[0].model
+    return (m.arch, m.preset, group[0].batch, m.cfg)
+
+
+def _processes(work, scope, trace, jobs, limits=None, extra=None):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
@@ -156,7 +211,9 @@ def _processes(work, scope, trace, jobs, limits=None):
                                mp_context=multiprocessing.get_context("spawn"))
     finished = False
     try:
-        futures = {pool.submit(trace_group, g, scope, trace, limits): g for g in work}
+        extra = extra or [None] * len(work)
+        futures = {pool.submit(trace_group, g, scope, trace, limits, x): g
+                   for g, x in zip(work, extra)}
         for f in as_completed(futures):
             try:
                 result = f.result()
@@ -172,8 +229,9 @@ def _processes(work, scope, trace, jobs, limits=None):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _dask(work, scope, trace, address, resources, limits=None):
-    tasks = [(trace_group, (g, scope, trace, limits)) for g in work]
+def _dask(work, scope, trace, address, resources, limits=None, extra=None):
+    extra = extra or [None] * len(work)
+    tasks = [(trace_group, (g, scope, trace, limits, x)) for g, x in zip(work, extra)]
     for i, result in dask_map(tasks, address, resources):
         yield work[i], result
 

@@ -10,6 +10,10 @@ error and recomputed only on request (``--retry-failed``).
 
 Default file: ``$COMPARATOR_CACHE_DIR/results.sqlite``, else
 ``$XDG_CACHE_HOME/comparator/results.sqlite``, else ``~/.cache/comparator/results.sqlite``.
+Traced programs (``comparator.count.lengthprogram``) are kept per model, batch and the
+versions that could change them (comparator's, JAX's, Flax's), with the lengths each
+answers: a later traced request at one of them is answered from the program, without
+jax; a program of other versions is never used (``storeadmin.info`` says why).
 Analytic points are not stored: they take microseconds.  No jax import here.  A store that
 cannot be written, or is damaged, is handled without stopping the work (``Store``);
 ``storeadmin`` reports, checks, prunes and exports what a store keeps.
@@ -38,8 +42,17 @@ PROFILES = """CREATE TABLE IF NOT EXISTS profiles (
 # and the versions (a new jax or comparator compiles again)
 REGIONS = """CREATE TABLE IF NOT EXISTS regions (
     key TEXT PRIMARY KEY, description TEXT, regions TEXT NOT NULL, created REAL)"""
+# traced programs in the length (comparator.count.lengthprogram): per model (architecture,
+# config, batch) and the versions that could change one (comparator, JAX, Flax), the
+# lengths each answers (multiples of step in lo..hi; lo = hi: one length's counts)
+PROGRAMS = """CREATE TABLE IF NOT EXISTS programs (
+    key TEXT PRIMARY KEY, model TEXT NOT NULL, arch TEXT, preset TEXT, batch INTEGER,
+    step INTEGER, lo INTEGER, hi INTEGER, versions TEXT, description TEXT,
+    program TEXT NOT NULL, created REAL, run TEXT)"""
+PROGRAMS_BY_MODEL = "CREATE INDEX IF NOT EXISTS programs_model ON programs (model)"
 _PACKAGES = ("comparator", "architectures", "kernels")
 _versions: dict = {}
+_program_versions: dict = {}
 
 
 def default_path() -> str:
@@ -76,11 +89,29 @@ def versions() -> dict:
     return dict(_versions)
 
 
+def program_versions() -> dict:
+    """``versions()`` and Flax's: what a traced program depends on."""
+    if "flax" not in _program_versions:
+        from importlib import metadata
+        try:
+            flax = metadata.version("flax")
+        except metadata.PackageNotFoundError:
+            flax = "none"
+        _program_versions.update(versions(), flax=flax)
+    return dict(_program_versions)
+
+
+def model_of(arch: str, cfg, batch: int) -> dict:
+    """What a traced program depends on besides the versions: the model and batch."""
+    config = {"type": f"{type(cfg).__module__}.{type(cfg).__qualname__}",
+              **dataclasses.asdict(cfg)} if dataclasses.is_dataclass(cfg) else repr(cfg)
+    return {"arch": arch, "config": config, "batch": int(batch)}
+
+
 def describe(arch: str, preset: str, cfg, seq: int, batch: int, method: str, scope: str,
              convention: str = "standard", **how) -> dict:
     """What a point's record depends on; its JSON digest is the key."""
-    config = {"type": f"{type(cfg).__module__}.{type(cfg).__qualname__}",
-              **dataclasses.asdict(cfg)} if dataclasses.is_dataclass(cfg) else repr(cfg)
+    config = model_of(arch, cfg, batch)["config"]
     return {"arch": arch, "preset": preset, "config": config, "seq": int(seq),
             "batch": int(batch), "method": method, "scope": scope, "convention": convention,
             **how, "versions": versions()}
@@ -102,7 +133,7 @@ class Store(StoreFile):
     say ``--db`` only then); a store that cannot be written or is damaged is handled as
     ``storefile.StoreFile`` says, without stopping the work."""
 
-    TABLES = (SCHEMA, PROFILES, REGIONS)
+    TABLES = (SCHEMA, PROFILES, REGIONS, PROGRAMS, PROGRAMS_BY_MODEL)
 
     def __init__(self, path: str | None = None, recover: bool = True):
         named = path is not None
@@ -185,6 +216,47 @@ class Store(StoreFile):
         return [Region(**{**d, "shape": tuple(d["shape"]) if d["shape"] else None})
                 for d in json.loads(row[0])]
 
+    # -- traced programs ------------------------------------------------------------------
+
+    def put_programs(self, arch: str, preset: str, cfg, batch: int, programs) -> None:
+        """Keep programs (``LengthProgram`` JSON) of a model under today's versions."""
+        model = model_of(arch, cfg, batch)
+        mkey, v = key_of(model), program_versions()
+        vtext = json.dumps(v, sort_keys=True)
+        rows = []
+        for prog in programs:
+            span = (prog["step"], prog["lo"], prog["hi"])
+            rows.append((key_of({"model": mkey, "versions": v, "span": span}), mkey, arch,
+                         preset, int(batch), *span, vtext,
+                         json.dumps({**model, "preset": preset, "versions": v}, sort_keys=True,
+                                    default=str),
+                         json.dumps(prog), time.time(), self.run))
+        if rows and self.readonly is None:   # (read-only: the points' warning says so)
+            self.transaction(0, lambda db: db.executemany(
+                "INSERT OR REPLACE INTO programs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?)", rows))
+
+    def programs(self, arch: str, cfg, batch: int) -> list[dict]:
+        """The stored programs of a model, each ``{key, step, lo, hi, versions (a dict),
+        current (made by today's versions), created, program (JSON text)}``, newest
+        first."""
+        rows = self.query("SELECT key, step, lo, hi, versions, created, program FROM "
+                          "programs WHERE model = ? ORDER BY created DESC",
+                          (key_of(model_of(arch, cfg, batch)),), many=True)
+        now = program_versions()
+        out = []
+        for key, step, lo, hi, v, created, prog in rows:
+            v = json.loads(v)
+            out.append({"key": key, "step": step, "lo": lo, "hi": hi, "versions": v,
+                        "current": v == now, "created": created, "program": prog})
+        return out
+
+    def drop_program(self, key: str) -> None:
+        """Forget a program (one a re-trace disagreed with)."""
+        if self.readonly is None:
+            self.transaction(0, lambda db: db.execute("DELETE FROM programs WHERE key = ?",
+                                                      (key,)))
+
     def rows(self) -> list[dict]:
         """Every stored point (for tests and inspection), oldest first."""
         names = [c[1] for c in self.query("PRAGMA table_info(points)", many=True)]
@@ -193,4 +265,4 @@ class Store(StoreFile):
 
 
 __all__ = ["DAMAGED", "Store", "StoreError", "StoreWarning", "canonical", "default_path",
-           "describe", "key_of", "versions"]
+           "describe", "key_of", "model_of", "program_versions", "versions"]

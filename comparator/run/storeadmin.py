@@ -3,7 +3,9 @@ holds: points by status, architecture, method and version, its size and dates),
 ``check`` (SQLite's full integrity check and the points no run will read again),
 ``prune`` (points by age, architecture and version) and ``export`` (points as JSON lines).
 
-``info``, ``check`` and ``export`` open the file read-only and change nothing (a damaged
+``info`` also counts the traced programs (``store.PROGRAMS``) and says why those of
+other versions are not used.  ``info``, ``check`` and ``export`` open the file read-only and
+change nothing (a damaged
 store is reported, not moved aside: a traced command does that); an absent store is
 reported as empty, not created.  ``prune`` removes points only (device profiles are
 calibrations and stay; compiled regions go with ``versions``); freed pages are reused by
@@ -19,7 +21,8 @@ import sqlite3
 import time
 import urllib.parse
 
-from comparator.run.store import DAMAGED, Store, StoreError, default_path, versions
+from comparator.run.store import (DAMAGED, Store, StoreError, default_path, program_versions,
+                                  versions)
 from comparator.run.sweep import RequestError
 
 ACTIONS = ("info", "check", "prune", "export")
@@ -90,6 +93,36 @@ def info(path: str | None = None) -> dict:
         for table in ("profiles", "regions"):
             if table in have:
                 out[table] = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        if "programs" in have:
+            out["programs"] = _programs(db)
+    return out
+
+
+VERSION_NAMES = (("comparator", "comparator"), ("jax", "JAX"), ("flax", "Flax"))
+
+
+def unused_because(stored: dict, running: dict | None = None) -> str | None:
+    """Why a program made by ``stored`` versions is not used now (None: it is)."""
+    running = running or program_versions()
+    why = [f"{label} {stored.get(name, '?')} (running {running[name]})"
+           for name, label in VERSION_NAMES if stored.get(name) != running[name]]
+    return "made by " + ", ".join(why) if why else None
+
+
+def _programs(db) -> dict:
+    """The traced programs: how many, of one length or a range, and why the unused ones
+    are not used."""
+    running = program_versions()
+    out = {"total": 0, "ranges": 0, "current": 0, "unused": {}}
+    for v, ranges, n in db.execute("SELECT versions, sum(lo < hi), count(*) FROM programs "
+                                   "GROUP BY versions"):
+        out["total"] += n
+        out["ranges"] += ranges or 0
+        why = unused_because(json.loads(v) if v else {}, running)
+        if why is None:
+            out["current"] += n
+        else:
+            out["unused"][why] = out["unused"].get(why, 0) + n
     return out
 
 
@@ -120,8 +153,9 @@ def check(path: str | None = None) -> dict:
     return out
 
 
-def _filters(older_than=None, archs=(), versions_=()) -> tuple[str, list]:
-    """The WHERE clause (and its parameters) of points matching every criterion given."""
+def _filters(older_than=None, archs=(), versions_=(), running=None) -> tuple[str, list]:
+    """The WHERE clause (and its parameters) of points (or, with ``running`` =
+    ``program_versions()``, programs) matching every criterion given."""
     clauses, args = [], []
     if older_than is not None:
         if isinstance(older_than, bool) or not isinstance(older_than, (int, float)) \
@@ -133,7 +167,7 @@ def _filters(older_than=None, archs=(), versions_=()) -> tuple[str, list]:
         clauses.append("arch IN (" + ", ".join("?" * len(archs)) + ")")
         args.extend(archs)
     if versions_:
-        current = json.dumps(versions(), sort_keys=True)
+        current = json.dumps(running or versions(), sort_keys=True)
         parts = []
         for v in versions_:
             if v == "other":
@@ -153,22 +187,26 @@ def prune(path: str | None = None, older_than=None, archs=(), versions_=(),
           dry_run: bool = False) -> dict:
     """Remove the points matching every criterion given (at least one): stored more than
     ``older_than`` days ago, of ``archs``, computed by ``versions_`` (comparator
-    versions as ``info`` lists them, ``other`` or ``current``).  ``{"store", "matched",
-    "removed", "regions_removed"}``."""
+    versions as ``info`` lists them, ``other`` or ``current``), and the traced programs
+    matching them.  ``{"store", "matched", "removed", "regions_removed",
+    "programs_removed"}``."""
     if older_than is None and not archs and not versions_:
         raise RequestError("store prune", "every point", "at least one of --older-than DAYS, "
                            "--arch ARCHS, --version VERSION (prune removes the points "
                            "matching all of them; none given would remove every point)")
     sql, args = _filters(older_than, tuple(archs), tuple(versions_))
     given, full, named = where(path)
-    out = {"store": given, "matched": 0, "removed": 0, "regions_removed": 0}
+    out = {"store": given, "matched": 0, "removed": 0, "regions_removed": 0,
+           "programs_removed": 0}
     if not os.path.exists(full):
         return out
+    psql, pargs = _filters(older_than, tuple(archs), tuple(versions_), program_versions())
     st = Store(path, recover=False)
     try:
         if st.readonly is not None:
             raise StoreError(given, f"not writable: {st.readonly}", named)
         out["matched"] = st.query("SELECT count(*) FROM points" + sql, args)[0]
+        programs = st.query("SELECT count(*) FROM programs" + psql, pargs)[0]
         regions = []
         if versions_ and not archs:      # compiled regions carry the versions too
             current = json.dumps(versions(), sort_keys=True)
@@ -182,9 +220,11 @@ def prune(path: str | None = None, older_than=None, archs=(), versions_=(),
             st.transaction(out["matched"], lambda db: db.execute("DELETE FROM points" + sql, args))
             st.transaction(len(regions), lambda db: db.executemany(
                 "DELETE FROM regions WHERE key = ?", [(k,) for k in regions]))
+            st.transaction(programs, lambda db: db.execute("DELETE FROM programs" + psql, pargs))
             out["removed"], out["regions_removed"] = out["matched"], len(regions)
+            out["programs_removed"] = programs
         else:
-            out["regions_matched"] = len(regions)
+            out["regions_matched"], out["programs_matched"] = len(regions), programs
     finally:
         st.close()
     return out
@@ -213,4 +253,5 @@ def export(path: str | None = None, archs=(), versions_=()):
             yield r
 
 
-__all__ = ["ACTIONS", "VERSION_WORDS", "check", "export", "info", "prune", "where"]
+__all__ = ["ACTIONS", "VERSION_WORDS", "check", "export", "info", "prune", "unused_because",
+           "where"]

@@ -202,13 +202,15 @@ def traced_all(pts, scope: str, trace: str = "fast", progress=None, limits=None)
     length from shallow and symbolic-length traces equal to the full ones
     (``comparator.count.fasttrace``); ``full`` traces each point whole.  A point beyond
     ``limits`` (``comparator.run.limits``) is refused before any work."""
-    from comparator.count import fasttrace as ft
     from comparator.run.limits import check
+    from comparator.run.jaxside import gc_paused, jax_counting
 
+    ft = jax_counting()
     if trace not in TRACES:
         raise RequestError("--trace", trace, "choose from " + ", ".join(TRACES))
-    for pt in pts:
-        check(pt, "trace", trace, limits)
+    with gc_paused():    # (the limits build each model: Flax is imported)
+        for pt in pts:
+            check(pt, "trace", trace, limits)
     groups: dict = {}
     for pt in pts:
         m = pt.model
