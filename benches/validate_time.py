@@ -4,6 +4,7 @@
         [--arch transformer,reformer,albert,electra] [--seq 256,512,1024,2048,4096] \
         [--d-model 256,512] [--layers 2] [--steps 5]
     python benches/validate_time.py --from DIR/round*.json      # combine earlier rounds
+    python benches/validate_time.py --from DIR/round*.json --without-layouts cpu.json
 
 Each round is one whole ``comparator bench --predict --no-cache --format json`` process
 over every point (odd rounds take the architectures and lengths in reverse order, so that
@@ -11,6 +12,11 @@ no point is always measured first or last).  A round's step time of a point is t
 of its ``--steps`` steps; across rounds this prints, per point, the prediction (the same
 in every round: one profile), the fastest and the median of the rounds' medians, and the
 time model's and the flat MFU's errors against both.
+
+``--without-layouts PROFILE`` also predicts every point on that profile with its matmul
+points in other layouts than "nn" left out (as a profile measured before layouts were),
+compiling each point's step again, and prints that model's errors beside: what the
+operand layouts add.
 
 Why rounds: on this shared 2-core machine the same step has been measured 60% apart in two
 sessions (BENCHMARKS.md, issue 14's runs), while the steps within one run agree within a
@@ -64,7 +70,7 @@ def combine(paths) -> list[dict]:
         steps = [rd[k]["step_s"] for rd in rounds]
         pred, mfu = first["predicted_step_s"], first["predicted_step_s_mfu"]
         best, med = min(steps), statistics.median(steps)
-        rows.append({"arch": k[0], "d_model": k[1], "n_layers": k[2], "seq_len": k[3],
+        rows.append({"arch": k[0], "preset": first["preset"], "d_model": k[1], "n_layers": k[2], "seq_len": k[3],
                      "batch": k[4], "rounds_s": steps, "fastest_s": best, "median_s": med,
                      "predicted_s": pred, "predicted_mfu_s": mfu,
                      "error_fastest_pct": 100 * (pred - best) / best,
@@ -125,6 +131,38 @@ def report(rows) -> None:
             print(f"crossover {arch} < transformer at d_model {d}: measured {m}, predicted {p}")
 
 
+def without_layouts(rows, path: str) -> None:
+    """Each row's prediction on ``path``'s profile without its non-"nn" matmul points, and
+    its errors against the fastest and the median round (``*_nn`` fields)."""
+    import dataclasses
+
+    import architectures
+    from comparator.cost.profile import load
+    from comparator.cost.regions import step_regions
+    from comparator.cost.timemodel import predict
+    from comparator.run.sweep import resolve
+    full = load(path)
+    nn = dataclasses.replace(full, matmul=tuple(p for p in full.matmul if p.layout == "nn"))
+    for r in rows:
+        mod = architectures.get(r["arch"])
+        _, _, cfg = resolve(r["arch"], r["preset"].split("@")[0])
+        cfg = mod.resize(cfg, d_model=r["d_model"], n_layers=r["n_layers"], n_heads=None,
+                         d_ff=None)
+        regs = step_regions(mod, cfg, r["seq_len"], r["batch"], "fp32")
+        pred = predict(regs, nn).total_s
+        r["predicted_nn_s"] = pred
+        r["error_fastest_nn_pct"] = 100 * (pred - r["fastest_s"]) / r["fastest_s"]
+        r["error_median_nn_pct"] = 100 * (pred - r["median_s"]) / r["median_s"]
+        again = predict(regs, full).total_s       # the same regions on the full profile
+        r["recheck_pct"] = 100 * (again - r["predicted_s"]) / r["predicted_s"]
+    print("without the layout points (every contraction at its nn rate):")
+    for which, col in (("fastest round", "error_fastest_nn_pct"),
+                       ("median of rounds", "error_median_nn_pct")):
+        print(f"  against the {which}: {stats(r[col] for r in rows)}")
+    print("  recomputed with the layouts, largest difference to the rounds' prediction: "
+          f"{max(abs(r['recheck_pct']) for r in rows):.2f}%")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--from", dest="paths", nargs="+", help="combine these round files")
@@ -136,6 +174,8 @@ def main(argv=None):
     ap.add_argument("--d-model", default="256,512")
     ap.add_argument("--layers", default="2")
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--without-layouts", metavar="PROFILE",
+                    help="also predict on PROFILE without its non-nn matmul points")
     args = ap.parse_args(argv)
     if args.paths:
         paths = args.paths
@@ -145,7 +185,10 @@ def main(argv=None):
         out = args.out or tempfile.mkdtemp(prefix="validate_time_")
         os.makedirs(out, exist_ok=True)
         paths = [run_round(k, args, out) for k in range(args.rounds)]
-    report(combine(paths))
+    rows = combine(paths)
+    report(rows)
+    if args.without_layouts:
+        without_layouts(rows, args.without_layouts)
 
 
 if __name__ == "__main__":
