@@ -184,34 +184,3 @@ def test_compiled_contractions_equal_the_traced_matmul_flops(arch, seq):
             per_term[r.term] += r.flops * r.count
     assert per_term == Counter({k: v for k, v in traced.breakdown("matmul").items() if v})
     assert all(r.kind in R.KINDS and r.bytes >= 0 and r.count >= 1 for r in regs)
-
-
-LAYOUTS_HLO = """HloModule layouts, entry_computation_layout={()->()}
-
-ENTRY %main (x: f32[32,64], w: f32[64,16], xt: f32[64,32], wt: f32[16,64], xc: f32[32,64], q: f32[8,32,16], k: f32[8,32,16]) -> f32[32,16] {
-  %x = f32[32,64]{1,0} parameter(0)
-  %w = f32[64,16]{1,0} parameter(1)
-  %xt = f32[64,32]{1,0} parameter(2)
-  %wt = f32[16,64]{1,0} parameter(3)
-  %xc = f32[32,64]{0,1} parameter(4)
-  %q = f32[8,32,16]{2,1,0} parameter(5)
-  %k = f32[8,32,16]{2,1,0} parameter(6)
-  %nn = f32[32,16]{1,0} dot(%x, %w), lhs_contracting_dims={1}, rhs_contracting_dims={0}
-  %tn = f32[32,16]{1,0} dot(%xt, %w), lhs_contracting_dims={0}, rhs_contracting_dims={0}
-  %nt = f32[32,16]{1,0} dot(%x, %wt), lhs_contracting_dims={1}, rhs_contracting_dims={1}
-  %tt = f32[32,16]{1,0} dot(%xt, %wt), lhs_contracting_dims={0}, rhs_contracting_dims={1}
-  %col = f32[32,16]{1,0} dot(%xc, %w), lhs_contracting_dims={1}, rhs_contracting_dims={0}
-  %qk = f32[8,32,32]{2,1,0} dot(%q, %k), lhs_batch_dims={0}, lhs_contracting_dims={2}, rhs_batch_dims={0}, rhs_contracting_dims={2}
-  ROOT %r = f32[32,16]{1,0} add(%nn, %tt)
-}
-"""
-
-
-def test_a_contraction_knows_how_its_operands_lie_in_memory():
-    regs = {r.name: r for r in R.regions_of_text(LAYOUTS_HLO, TERMS)[0]}
-    # BLAS-style: "t" where the left operand's contracting dimension, or a free dimension
-    # of the right one, is not its minor-most: x^T @ w is "tn", q @ k^T "nt"; a
-    # column-major x ({0,1}: rows minor-most) is stored transposed whatever the dims say
-    assert {n: regs[n].layout for n in ("nn", "tn", "nt", "tt", "col", "qk")} == {
-        "nn": "nn", "tn": "tn", "nt": "nt", "tt": "tt", "col": "tn", "qk": "nt"}
-    assert all(regs[n].shape == (32, 64, 16, 1) for n in ("nn", "tn", "nt", "tt", "col"))

@@ -117,16 +117,3 @@ def test_reductions_and_reorderings_move_at_their_own_rates():
     f = dataclasses.replace(region("elementwise", nbytes=12 * 10**6), transposed=8 * 10**6,
                             run=64)
     assert region_time(f, p)[0] == pytest.approx(4e6 / 10e9 + 8e6 / 20e9 + 5e-6)
-
-
-def test_a_contraction_is_charged_its_layouts_rate():
-    tn = DeviceProfile(**{**PROFILE.__dict__, "matmul": PROFILE.matmul + (
-        MatmulPoint(1024, 1024, 1024, 1, "fp32", 25e9, "tn"),)})
-    shape = (1024, 1024, 1024, 1)
-    f = 2 * 1024 ** 3
-    plain = Region(name="dot", kind="matmul", term="ffn/in", flops=f, transcendentals=0,
-                   bytes=0, shape=shape, dtype="fp32")
-    grad = Region(**{**plain.__dict__, "layout": "tn"})
-    assert region_time(plain, tn)[0] == pytest.approx(f / 100e9 + 5e-6)
-    assert region_time(grad, tn)[0] == pytest.approx(f / 25e9 + 5e-6)
-    assert region_time(grad, PROFILE)[0] == pytest.approx(f / 100e9 + 5e-6)  # not measured

@@ -67,9 +67,7 @@ def _profile_error(err) -> UsageError:
 
 def profile_rows(p) -> list[dict]:
     """One row per number of the profile: what, shape, value with its unit."""
-    rows = [{"quantity": f"matmul {pt.dtype}" + ("" if pt.layout == "nn" else
-                                                  f" ({pt.layout} layout)"),
-             "shape (batch x m x k x n)":
+    rows = [{"quantity": f"matmul {pt.dtype}", "shape (batch x m x k x n)":
              f"{pt.batch} x {pt.m} x {pt.k} x {pt.n}",
              "rate": tables.si(pt.flops_per_s) + "FLOP/s"} for pt in p.matmul]
     rows += [{"quantity": "transposing copy (bytes read + written)",

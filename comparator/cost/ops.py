@@ -49,15 +49,13 @@ class Cost:
     transposed: int = 0
     run: int = 0
     reduced_max: int = 0
-    layout: str = "nn"       # a contraction's operand layouts (``operand_layout``)
 
     def __add__(self, o: "Cost") -> "Cost":
         runs = [r for r in (self.run, o.run) if r]
         return Cost(self.flops + o.flops, self.transcendentals + o.transcendentals,
                     self.shape or o.shape, self.reduced + o.reduced,
                     self.transposed + o.transposed, min(runs) if runs else 0,
-                    self.reduced_max + o.reduced_max,
-                    self.layout if self.shape or not o.shape else o.layout)
+                    self.reduced_max + o.reduced_max)
 
 
 def contraction(ins: hlo.Instr, comp: hlo.Computation) -> tuple:
@@ -71,28 +69,6 @@ def contraction(ins: hlo.Instr, comp: hlo.Computation) -> tuple:
     m = size(lhs, [i for i in range(len(lhs)) if i not in lb + lc])
     n = size(rhs, [i for i in range(len(rhs)) if i not in rb + rc])
     return m, k, n, batch
-
-
-def _minor(value: hlo.Instr) -> int | None:
-    """The operand's minor-most dimension of more than one element (its layout's, the
-    last one where the layout is not printed); None when every dimension is 1."""
-    dims = value.shapes[0][1]
-    order = value.layouts[0] if value.layouts and value.layouts[0] is not None \
-        else tuple(reversed(range(len(dims))))
-    return next((d for d in order if d < len(dims) and dims[d] > 1), None)
-
-
-def operand_layout(ins: hlo.Instr, comp: hlo.Computation) -> str:
-    """How a dot's operands lie in memory, BLAS-style: "n" where the left operand is
-    stored (m, k) -- its contracting dimension minor-most -- and the right one (k, n) --
-    a free dimension minor-most; "t" for the other way round.  "tn" is the weight
-    gradient x^T @ dy of a backward, "nt" the product with a transposed weight (dy @ W^T,
-    q @ k^T).  A CPU library runs them at different rates (``DeviceProfile.matmul_rate``)."""
-    lhs, rhs = comp.by_name[ins.operands[0]], comp.by_name[ins.operands[1]]
-    lm, rm = _minor(lhs), _minor(rhs)
-    a = "t" if lm is not None and lm not in ins.dims("lhs_contracting_dims") else "n"
-    b = "t" if rm is not None and rm in ins.dims("rhs_contracting_dims") else "n"
-    return a + b
 
 
 def library_matmul(ins: hlo.Instr, comp: hlo.Computation) -> tuple | None:
@@ -156,7 +132,7 @@ def cost(ins: hlo.Instr, comp: hlo.Computation, fused=None, comps=None) -> Cost 
         return Cost(out, out if op in TRANSCENDENTAL else 0)
     if op == "dot":
         m, k, n, b = contraction(ins, comp)
-        return Cost(2 * m * k * n * b, shape=(m, k, n, b), layout=operand_layout(ins, comp))
+        return Cost(2 * m * k * n * b, shape=(m, k, n, b))
     if op == "custom-call" and MATMUL_TARGETS.search(ins.attr("custom_call_target") or ""):
         shape = library_matmul(ins, comp)
         if shape:

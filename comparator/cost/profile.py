@@ -35,10 +35,6 @@ a scatter-add reads its operand, indices and updates and writes its output.
 
 ``matmul_rate`` interpolates the matmul grid (see its docstring).  A dtype the profile
 has no matmul points for is refused (``ProfileError``), never guessed from another dtype.
-A matmul point's ``layout`` (``LAYOUTS``; "nn" where a profile written before layouts
-has none) says how its operands lie in memory: on a CPU a weight gradient x^T @ dy
-("tn") or a product with a transposed weight ("nt") runs at another rate than x @ W, and
-the compiled step has all of them (``ops.operand_layout``).
 
 JSON (``to_dict``/``from_dict``, ``save``/``load``) carries ``schema_version``; reading is
 strict: every field present and of its type (``OPTIONAL`` ones may be absent:
@@ -62,9 +58,6 @@ SCHEMA_VERSION = 1
 KINDS = ("cpu", "gpu", "tpu")
 RATES = ("bandwidth", "vector_flops", "transcendentals", "sort", "gather", "scatter",
          "overhead_s")
-# a matmul's operand layouts, BLAS-style (``ops.operand_layout``): "tn" stores the left
-# operand (k, m) -- a weight gradient x^T @ dy --, "nt" the right one (n, k), "tt" both
-LAYOUTS = ("nn", "tn", "nt", "tt")
 # JSON keys a profile may lack (written before they existed), with the value they read as
 OPTIONAL = {"first_touch_min_bytes": None, "reduce": None, "transpose": [],
             "reduce_max": None, "sram_bytes": None}
@@ -82,15 +75,13 @@ def _dtypes() -> tuple:
 
 @dataclass(frozen=True)
 class MatmulPoint:
-    """One contraction's achievable throughput: ``batch`` products of (m x k) @ (k x n),
-    its operands laid out as ``layout`` says (``LAYOUTS``; "nn": (m, k) and (k, n))."""
+    """One contraction's achievable throughput: ``batch`` products of (m x k) @ (k x n)."""
     m: int
     k: int
     n: int
     batch: int
     dtype: str
     flops_per_s: float
-    layout: str = "nn"
 
     @property
     def flops(self) -> int:
@@ -151,16 +142,8 @@ class DeviceProfile:
         return tuple(dict.fromkeys(p.dtype for p in self.matmul))
 
     def matmul_rate(self, m: int, k: int, n: int, batch: int = 1,
-                    dtype: str = "fp32", layout: str = "nn") -> float:
-        """Achievable FLOP/s of ``batch`` products (m x k) @ (k x n) in ``dtype``, the
-        operands laid out as ``layout`` says.
-
-        Another layout than "nn" scales the "nn" rate below by the ratio of its own
-        points' rate to the "nn" points' at the same shapes (each interpolated as below,
-        over the shapes measured in that layout): the layout grid is coarser than the
-        "nn" one, and the ratio, not the rate, is what it adds.  A profile without
-        points in that layout (a datasheet's; one written before layouts were measured)
-        gives the "nn" rate.
+                    dtype: str = "fp32") -> float:
+        """Achievable FLOP/s of ``batch`` products (m x k) @ (k x n) in ``dtype``.
 
         A measured shape gives its measured rate.  Otherwise the points of that dtype --
         the batched ones (batch > 1) for a batched query and the single ones for a
@@ -180,24 +163,10 @@ class DeviceProfile:
         the smallest measured one), so the rate falls in proportion to the FLOPs.  The
         result is never above the largest rate of the set.  A dtype without points is refused
         (ProfileError): no rate is borrowed from another dtype."""
-        every = [p for p in self.matmul if p.dtype == dtype]
-        if not every:
+        pts = [p for p in self.matmul if p.dtype == dtype]
+        if not pts:
             raise ProfileError("dtype", dtype, f"a dtype this profile ({self.device}) has "
                                               "matmul rates for: " + ", ".join(self.dtypes))
-        pts = [p for p in every if p.layout == "nn"]
-        rate = self._rate(pts, m, k, n, batch)
-        other = [p for p in every if p.layout == layout] if layout != "nn" else []
-        if not other:
-            return rate
-        shapes = {(p.m, p.k, p.n, p.batch) for p in other}
-        base = [p for p in pts if (p.m, p.k, p.n, p.batch) in shapes]
-        if len(base) != len(other):     # calibrate measures both at the same shapes
-            return rate
-        ratio = self._rate(other, m, k, n, batch) / self._rate(base, m, k, n, batch)
-        return min(rate * ratio, max(p.flops_per_s for p in every))
-
-    @staticmethod
-    def _rate(pts, m, k, n, batch) -> float:
         for p in pts:
             if (p.m, p.k, p.n, p.batch) == (m, k, n, batch):
                 return p.flops_per_s
@@ -295,24 +264,16 @@ def from_dict(d) -> DeviceProfile:
     dtypes = _dtypes()
     for i, raw in enumerate(mm):
         at = f"matmul[{i}]."
-        if isinstance(raw, dict):       # profiles written before layouts: all "nn"
-            raw = {"layout": "nn", **raw}
         _keys(at, raw, tuple(f.name for f in fields(MatmulPoint)))
         shape = tuple(_int(at + k, raw[k]) for k in ("m", "k", "n", "batch"))
         if raw["dtype"] not in dtypes:
             raise ProfileError(at + "dtype", raw["dtype"], "one of " + ", ".join(dtypes))
-        if raw["layout"] not in LAYOUTS:
-            raise ProfileError(at + "layout", raw["layout"], "one of " + ", ".join(LAYOUTS))
-        if shape + (raw["dtype"], raw["layout"]) in seen:
-            raise ProfileError(at[:-1], list(shape), "one point per shape, dtype and layout "
+        if shape + (raw["dtype"],) in seen:
+            raise ProfileError(at[:-1], list(shape), "one point per shape and dtype "
                                                      "(this one is repeated)")
-        seen.add(shape + (raw["dtype"], raw["layout"]))
+        seen.add(shape + (raw["dtype"],))
         pts.append(MatmulPoint(*shape, raw["dtype"],
-                               _number(at + "flops_per_s", raw["flops_per_s"]), raw["layout"]))
-    for dt in dict.fromkeys(p.dtype for p in pts):
-        if not any(p.dtype == dt and p.layout == "nn" for p in pts):
-            raise ProfileError("matmul", dt, "points in layout nn for every dtype that has "
-                                             "points (other layouts scale the nn rates)")
+                               _number(at + "flops_per_s", raw["flops_per_s"])))
     touch, least = d["first_touch"], d["first_touch_min_bytes"]
     return DeviceProfile(device=_text("device", d["device"]), kind=d["kind"],
                          calibrated=d["calibrated"], source=_text("source", d["source"]),

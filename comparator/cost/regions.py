@@ -63,7 +63,6 @@ class Region:
     reduced_max: int = 0     # bytes entering its comparing reductions (max, min, argmax)
     parts: tuple = ()        # a fused kernel (``fusedflash``): the regions whose work it does
     share: float = 1.0       # ... and its share of that work (a direction's)
-    layout: str = "nn"       # a contraction's operand layouts (ops.operand_layout)
 
     def __post_init__(self):
         object.__setattr__(self, "parts", tuple(self.parts))   # a list read back from JSON
@@ -189,8 +188,7 @@ class _Reader:
             if _unknown_in(found):
                 op = "fusion:" + ",".join(_unknown_in(found))
             if c.shape:     # a contraction with its epilogue: the contraction's FLOPs
-                c = ops.Cost(2 * hlo.elements(c.shape), c.transcendentals, c.shape,
-                             layout=c.layout)
+                c = ops.Cost(2 * hlo.elements(c.shape), c.transcendentals, c.shape)
         else:
             c = self.op_cost(ins, comp)
             if c is None:
@@ -204,7 +202,7 @@ class _Reader:
         return dict(name=ins.name, kind=kind, flops=c.flops, transcendentals=c.transcendentals,
                     bytes=nbytes, shape=c.shape, dtype=DTYPES.get(dtype, dtype), count=count,
                     keys=keys, op=op, reduced=c.reduced, transposed=c.transposed, run=c.run,
-                    reduced_max=c.reduced_max, layout=c.layout,
+                    reduced_max=c.reduced_max,
                     term=self.find(dominant.op_name) or self.find(ins.op_name))
 
     def fusion_kind(self, found, ins, shape) -> str:

@@ -6,10 +6,8 @@ Each region (``regions.Region``: a fusion, a matmul, a sort...) run ``count`` ti
 
 on a device profile ``p`` (``profile.DeviceProfile``), where
 
-* a contraction computes at ``p.matmul_rate(m, k, n, batch, dtype, layout)`` -- the rate
-  measured for that shape, so a 64x64 chunk matmul is not charged a 4096x4096 one's rate,
-  and for how its operands lie in memory (a backward's weight gradient x^T @ dy, "tn",
-  runs slower than x @ W on a CPU library);
+* a contraction computes at ``p.matmul_rate(m, k, n, batch, dtype)`` -- the rate measured
+  for that shape, so a 64x64 chunk matmul is not charged a 4096x4096 one's rate;
 * a sort at ``p.sort`` keys/s, a gather at ``p.gather`` and a scatter at ``p.scatter``
   bytes/s (their measured throughputs; their memory term is that throughput);
 * anything else at ``p.vector_flops`` for its arithmetic plus ``p.transcendentals`` for
@@ -73,7 +71,7 @@ def _compute_s(r, p) -> float:
                              if q.kind in ARITHMETIC) / r.count
     if r.kind == "matmul" and r.shape:
         m, k, n, batch = r.shape
-        return r.flops / p.matmul_rate(m, k, n, batch, r.dtype, r.layout)
+        return r.flops / p.matmul_rate(m, k, n, batch, r.dtype)
     if r.kind == "sort":
         return r.keys / p.sort
     if r.kind == "gather":

@@ -6,9 +6,7 @@
   attention (batched over heads) and the Reformer's chunked attention (512 chunks of
   64 x 64 @ 64 x 128, and 64 x 128 @ 128 x 64), and (full grid) every product with m, k,
   n in ``CUBE_SIZES`` at each batch of ``CUBE_BATCHES`` (batched ones up to
-  ``CUBE_FLOPS``); then ``layout_grid(quick)``: products of that grid with an operand
-  stored the other way round ("tn": x^T @ dy, a weight gradient; "nt": dy @ W^T; "tt":
-  both), which a CPU library runs at other rates;
+  ``CUBE_FLOPS``);
 * streaming bandwidth: ``x * a + b`` over a large fp32 array (bytes: read + write);
 * elementwise FLOP/s when compute-bound: 64 dependent multiply-adds per element of an
   array that stays in cache, fused into one loop;
@@ -72,18 +70,6 @@ CUBE = [(m, k, n, b) for b in CUBE_BATCHES for m in CUBE_SIZES for k in CUBE_SIZ
         for n in CUBE_SIZES if b == 1 or 2 * m * k * n * b <= CUBE_FLOPS]
 FULL_GRID += [s for s in CUBE if s not in FULL_GRID]
 GPU_EXTRA = [(4096, 4096, 4096, 1), (8192, 8192, 8192, 1), (8192, 1024, 4096, 1)]
-# the same products with an operand stored the other way round (profile.LAYOUTS): "tn"
-# the left one (k, m) -- a weight gradient x^T @ dy --, "nt" the right one (n, k) --
-# dy @ W^T, q @ k^T --, "tt" both (XLA:CPU computes most weight gradients of a step so,
-# dy copied transposed first); over a coarser cube, each shape also in the grid above
-# ("nn"), since the profile keeps their ratio to it
-LAYOUTS_MEASURED = ("tn", "nt", "tt")
-LAYOUT_SIZES = (64, 256, 1024)
-LAYOUT_BATCHES = (1, 64)
-LAYOUT_GRID = [(m, k, n, b) for b in LAYOUT_BATCHES for m in LAYOUT_SIZES
-               for k in LAYOUT_SIZES for n in LAYOUT_SIZES
-               if b == 1 or 2 * m * k * n * b <= CUBE_FLOPS]
-QUICK_LAYOUT_GRID = [(256, 256, 256, 1)]
 
 
 def grid(quick: bool = False, platform_name: str = "cpu") -> list[tuple]:
@@ -91,12 +77,6 @@ def grid(quick: bool = False, platform_name: str = "cpu") -> list[tuple]:
     if platform_name != "cpu" and not quick:
         shapes += GPU_EXTRA
     return shapes
-
-
-def layout_grid(quick: bool = False) -> list[tuple]:
-    """((m, k, n, batch), layout) of the products measured in other layouts than "nn"."""
-    shapes = QUICK_LAYOUT_GRID if quick else LAYOUT_GRID
-    return [(s, lay) for lay in LAYOUTS_MEASURED for s in shapes]
 
 
 class Timer:
@@ -205,43 +185,30 @@ def measure_overhead(t: Timer, quick: bool) -> float:
     return region
 
 
-def measure_matmul(t: Timer, shape, dtype: str, layout: str = "nn") -> MatmulPoint:
+def measure_matmul(t: Timer, shape, dtype: str) -> MatmulPoint:
     """One grid point: each iteration runs the product (m x k) @ (k x n) of exactly that
     shape (a batch of them when batch > 1), its input first updated in one element from
     the previous result (so the loop cannot hoist it; the update is in place and tiny).
-    A single product (batch 1) is a plain 2-D dot, as in the models' projections.
-    ``layout`` "tn" stores the left operand (k, m), "nt" the right one (n, k): one
-    ``dot_general`` contracting those dimensions, as a backward's products are."""
+    A single product (batch 1) is a plain 2-D dot, as in the models' projections."""
     import jax.numpy as jnp
 
     from comparator.cost.compiled import compute_dtype, matmul_precision
     m, k, n, b = shape
     ct = compute_dtype(dtype)
     lead = (b,) if b > 1 else ()
-    a_t, b_t = layout[0] == "t", layout[1] == "t"
-    w = _arrays(t.jax, lead + ((n, k) if b_t else (k, n)), ct, 1, k ** -0.5)
+    w = _arrays(t.jax, lead + (k, n), ct, 1, k ** -0.5)
     corner = (0,) * (len(lead) + 2)
-    nb = len(lead)
-    dims = (((nb + (0 if a_t else 1),), (nb + (1 if b_t else 0),)),
-            ((0,), (0,)) if lead else ((), ()))
-
-    def product(x):
-        if layout == "nn":
-            return jnp.matmul(x, w)
-        return t.jax.lax.dot_general(x, w, dims)
 
     def body(c):
         x, y = c
         x = x.at[corner].add((y[corner] > 3e38).astype(x.dtype))
-        return x, product(x)
+        return x, jnp.matmul(x, w)
 
-    init = (_arrays(t.jax, lead + ((k, m) if a_t else (m, k)), ct, 0),
-            jnp.zeros(lead + (m, n), ct))
+    init = (_arrays(t.jax, lead + (m, k), ct, 0), jnp.zeros(lead + (m, n), ct))
     flops = 2 * m * k * n * b
-    what = f"matmul {dtype} {b}x{m}x{k}x{n}" + ("" if layout == "nn" else f" {layout}")
     with t.jax.default_matmul_precision(matmul_precision(dtype)):
-        s = t.per_op(what, body, init, 1, flops / 5e10, 64)
-    return MatmulPoint(m, k, n, b, dtype, flops / s, layout)
+        s = t.per_op(f"matmul {dtype} {b}x{m}x{k}x{n}", body, init, 1, flops / 5e10, 64)
+    return MatmulPoint(m, k, n, b, dtype, flops / s)
 
 
 def _bytes_accessed(t: Timer, op, args) -> float:
@@ -368,17 +335,16 @@ def measure(dtypes=("fp32",), quick: bool = False, accelerator: str | None = Non
     # measurements leave behind (the allocator would reuse them)
     least = measure_first_touch_min(t) if cpu else None
     shapes = grid(quick, jax.devices()[0].platform)
-    todo = ([(d, s, "nn") for d in dtypes for s in shapes]
-            + [(d, s, lay) for d in dtypes for s, lay in layout_grid(quick)])
+    todo = [(d, s) for d in dtypes for s in shapes]
     n = len(todo) + 2
     if progress:
         progress(0, n, "per-region overhead")
     overhead = measure_overhead(t, quick)
     points = []
-    for i, (d, s, lay) in enumerate(todo, 1):
+    for i, (d, s) in enumerate(todo, 1):
         if progress:
-            progress(i, n, f"matmul {d} {s}" + ("" if lay == "nn" else f" {lay}"))
-        points.append(measure_matmul(t, s, d, lay))
+            progress(i, n, f"matmul {d} {s}")
+        points.append(measure_matmul(t, s, d))
     if progress:
         progress(n - 1, n, "bandwidth, elementwise, sort, gather, scatter")
     rates = {**measure_rates(t, quick), "first_touch_min_bytes": least}
@@ -394,7 +360,5 @@ def measure(dtypes=("fp32",), quick: bool = False, accelerator: str | None = Non
     return from_dict(to_dict(p)), t.log
 
 
-__all__ = ["CUBE", "CUBE_BATCHES", "CUBE_FLOPS", "CUBE_SIZES", "FULL_GRID", "LAYOUT_GRID",
-           "LAYOUTS_MEASURED", "QUICK_GRID", "QUICK_LAYOUT_GRID", "Timer", "device_name",
-           "grid", "layout_grid", "measure", "measure_matmul", "measure_overhead",
-           "measure_rates", "software"]
+__all__ = ["CUBE", "CUBE_BATCHES", "CUBE_FLOPS", "CUBE_SIZES", "FULL_GRID", "QUICK_GRID", "Timer", "device_name", "grid", "measure",
+           "measure_matmul", "measure_overhead", "measure_rates", "software"]
