@@ -4,7 +4,7 @@
         [--arch transformer,reformer,albert,electra] [--seq 256,512,1024,2048,4096] \
         [--d-model 256,512] [--layers 2] [--steps 5]
     python benches/validate_time.py --from DIR/round*.json      # combine earlier rounds
-    python benches/validate_time.py --from DIR/round*.json --without-layouts cpu.json
+    python benches/validate_time.py --from DIR/round*.json --repredict cpu.json
 
 Each round is one whole ``comparator bench --predict --no-cache --format json`` process
 over every point (odd rounds take the architectures and lengths in reverse order, so that
@@ -13,10 +13,9 @@ of its ``--steps`` steps; across rounds this prints, per point, the prediction (
 in every round: one profile), the fastest and the median of the rounds' medians, and the
 time model's and the flat MFU's errors against both.
 
-``--without-layouts PROFILE`` also predicts every point on that profile with its matmul
-points in other layouts than "nn" left out (as a profile measured before layouts were),
-compiling each point's step again, and prints that model's errors beside: what the
-operand layouts add.
+``--repredict PROFILE`` predicts every point again with the code as it is now on that
+profile (compiling each point's step; the rounds' files keep the prediction of the code
+that measured them), so a change to the time model is judged on the same measured steps.
 
 Why rounds: on this shared 2-core machine the same step has been measured 60% apart in two
 sessions (BENCHMARKS.md, issue 14's runs), while the steps within one run agree within a
@@ -56,7 +55,10 @@ def key(r: dict) -> tuple:
 
 def combine(paths) -> list[dict]:
     """One row per point measured in every round: the prediction, each round's median
-    step, their fastest and median, and the errors against both."""
+    step, their fastest and median, and the errors against both.  The flat MFU is fitted
+    on the rounds' own fit point (the one ``bench --predict`` named) by the same
+    statistic it is compared with: its fastest round for the fastest, its median for the
+    median -- a fit on one round's slow step would blame the model for the machine."""
     rounds = []
     for p in paths:
         with open(p, encoding="utf-8") as fh:
@@ -68,16 +70,28 @@ def combine(paths) -> list[dict]:
             continue
         first = rounds[0][k]
         steps = [rd[k]["step_s"] for rd in rounds]
-        pred, mfu = first["predicted_step_s"], first["predicted_step_s_mfu"]
         best, med = min(steps), statistics.median(steps)
-        rows.append({"arch": k[0], "preset": first["preset"], "d_model": k[1], "n_layers": k[2], "seq_len": k[3],
-                     "batch": k[4], "rounds_s": steps, "fastest_s": best, "median_s": med,
-                     "predicted_s": pred, "predicted_mfu_s": mfu,
-                     "error_fastest_pct": 100 * (pred - best) / best,
-                     "error_median_pct": 100 * (pred - med) / med,
-                     "mfu_error_fastest_pct": 100 * (mfu - best) / best,
+        rows.append({"arch": k[0], "preset": first["preset"], "d_model": k[1],
+                     "n_layers": k[2], "seq_len": k[3], "batch": k[4],
+                     "train_flops": first["train_flops"], "fit": first["mfu_fit_point"],
+                     "rounds_s": steps, "fastest_s": best, "median_s": med,
+                     "predicted_s": first["predicted_step_s"],
                      "spread_pct": 100 * (max(steps) - best) / best})
+    fit = next(r for r in rows if f"{r['arch']}:{r['preset']} seq {r['seq_len']} batch "
+               f"{r['batch']}" == rows[0]["fit"])
+    for r in rows:
+        for col, tag in (("fastest_s", "fastest"), ("median_s", "median")):
+            mfu = fit[col] * r["train_flops"] / fit["train_flops"]
+            r[f"predicted_mfu_{tag}_s"] = mfu
+            r[f"mfu_error_{tag}_pct"] = 100 * (mfu - r[col]) / r[col]
+    errors(rows)
     return rows
+
+
+def errors(rows) -> None:
+    for r in rows:
+        r["error_fastest_pct"] = 100 * (r["predicted_s"] - r["fastest_s"]) / r["fastest_s"]
+        r["error_median_pct"] = 100 * (r["predicted_s"] - r["median_s"]) / r["median_s"]
 
 
 def ratio_rows(rows, measured: str) -> list[dict]:
@@ -124,43 +138,42 @@ def report(rows) -> None:
         within = sum(abs(x["error_pct"]) <= 20 for x in rat)
         print(f"against the {which}: time model {stats(r[col] for r in rows)}; "
               f"ratios to the Transformer within 20%: {within} of {len(rat)}")
-    print("flat MFU against the fastest round:", stats(r["mfu_error_fastest_pct"] for r in rows))
+    print(f"flat MFU (fitted on {rows[0]['fit']}) against the fastest round:",
+          stats(r["mfu_error_fastest_pct"] for r in rows), "; against the median of rounds:",
+          stats(r["mfu_error_median_pct"] for r in rows))
+    for which, mcol in (("fastest round", "fastest_s"), ("median of rounds", "median_s")):
+        rf = [x for x in ratio_rows(rows, mcol) if x["arch"] == "reformer"]
+        if rf:
+            print(f"Reformer/Transformer ratios against the {which} within 20%: "
+                  f"{sum(abs(x['error_pct']) <= 20 for x in rf)} of {len(rf)}, worst "
+                  f"{max(abs(x['error_pct']) for x in rf):.1f}%")
+        worst = sorted(ratio_rows(rows, mcol), key=lambda x: -abs(x["error_pct"]))[:3]
+        print(f"largest ratio errors against the {which}: " + "; ".join(
+            f"{x['arch']} d{x['d_model']} at {x['seq_len']}: measured {x['measured']:.2f}, "
+            f"predicted {x['predicted']:.2f} ({x['error_pct']:+.0f}%)" for x in worst))
     for d in sorted({r["d_model"] for r in rows}, key=str):
         for arch in sorted({r["arch"] for r in rows} - {"transformer"}):
             m, p = crossover(rows, arch, d, "fastest_s")
             print(f"crossover {arch} < transformer at d_model {d}: measured {m}, predicted {p}")
 
 
-def without_layouts(rows, path: str) -> None:
-    """Each row's prediction on ``path``'s profile without its non-"nn" matmul points, and
-    its errors against the fastest and the median round (``*_nn`` fields)."""
-    import dataclasses
-
+def repredict(rows, path: str) -> None:
+    """Each row's ``predicted_s`` and time-model errors from the current code on the
+    profile at ``path`` (the flat MFU's, fitted on a measured point, are kept)."""
     import architectures
     from comparator.cost.profile import load
     from comparator.cost.regions import step_regions
     from comparator.cost.timemodel import predict
     from comparator.run.sweep import resolve
-    full = load(path)
-    nn = dataclasses.replace(full, matmul=tuple(p for p in full.matmul if p.layout == "nn"))
+    profile = load(path)
     for r in rows:
         mod = architectures.get(r["arch"])
         _, _, cfg = resolve(r["arch"], r["preset"].split("@")[0])
         cfg = mod.resize(cfg, d_model=r["d_model"], n_layers=r["n_layers"], n_heads=None,
                          d_ff=None)
-        regs = step_regions(mod, cfg, r["seq_len"], r["batch"], "fp32")
-        pred = predict(regs, nn).total_s
-        r["predicted_nn_s"] = pred
-        r["error_fastest_nn_pct"] = 100 * (pred - r["fastest_s"]) / r["fastest_s"]
-        r["error_median_nn_pct"] = 100 * (pred - r["median_s"]) / r["median_s"]
-        again = predict(regs, full).total_s       # the same regions on the full profile
-        r["recheck_pct"] = 100 * (again - r["predicted_s"]) / r["predicted_s"]
-    print("without the layout points (every contraction at its nn rate):")
-    for which, col in (("fastest round", "error_fastest_nn_pct"),
-                       ("median of rounds", "error_median_nn_pct")):
-        print(f"  against the {which}: {stats(r[col] for r in rows)}")
-    print("  recomputed with the layouts, largest difference to the rounds' prediction: "
-          f"{max(abs(r['recheck_pct']) for r in rows):.2f}%")
+        r["predicted_s"] = predict(step_regions(mod, cfg, r["seq_len"], r["batch"], "fp32"),
+                                   profile).total_s
+    errors(rows)
 
 
 def main(argv=None):
@@ -174,8 +187,8 @@ def main(argv=None):
     ap.add_argument("--d-model", default="256,512")
     ap.add_argument("--layers", default="2")
     ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--without-layouts", metavar="PROFILE",
-                    help="also predict on PROFILE without its non-nn matmul points")
+    ap.add_argument("--repredict", metavar="PROFILE",
+                    help="predict every point again with the current code on PROFILE")
     args = ap.parse_args(argv)
     if args.paths:
         paths = args.paths
@@ -186,9 +199,9 @@ def main(argv=None):
         os.makedirs(out, exist_ok=True)
         paths = [run_round(k, args, out) for k in range(args.rounds)]
     rows = combine(paths)
+    if args.repredict:
+        repredict(rows, args.repredict)
     report(rows)
-    if args.without_layouts:
-        without_layouts(rows, args.without_layouts)
 
 
 if __name__ == "__main__":
