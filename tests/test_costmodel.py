@@ -269,3 +269,23 @@ def test_reformer_policies_give_different_memory():
     assert len(set(got.values())) == 3
     assert costing.with_cost(rec, accelerators.get("a100-80gb"), 1, cfg=cfg)[
         "memory_policy"] == "reversible"
+
+
+def test_a_sweep_sizes_its_baseline_under_the_baselines_own_policy(capsys):
+    """sweep --arch reformer --policy reversible --accelerator: the Reformer is sized
+    reversible, its Transformer baseline (which has no reversible stack) under its own
+    default, and each record says which; a model asked for by name must have the policy."""
+    import json
+
+    from comparator.cli import app as cli
+    args = ["sweep", "--arch", "reformer", "--seq", "1024", "--d-model", "64", "--layers", "2",
+            "--accelerator", "a100-80gb", "--time-model", "mfu", "--format", "json"]
+    assert cli.main(args + ["--policy", "reversible"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert {(r["arch"], r["memory_policy"]) for r in recs} == {("reformer", "reversible"),
+                                                              ("transformer", "store_all")}
+    assert cli.main(args + ["--policy", "checkpoint"]) == 0      # both have it
+    assert {r["memory_policy"] for r in json.loads(capsys.readouterr().out)} == {"checkpoint"}
+    assert cli.main([*args[:2], "transformer,reformer", *args[3:], "--policy",
+                     "reversible"]) == 2
+    assert "--policy" in capsys.readouterr().err

@@ -16,6 +16,7 @@ mean, and what the paper conventions that define an MFU use.
 """
 from __future__ import annotations
 
+import architectures
 from comparator.cost import prices as pr
 from comparator.cost.catalogue import CatalogueError, load_ranges
 from comparator.run.sweep import RequestError, check_policy
@@ -185,15 +186,27 @@ def priced(recs, p, cfgs: dict, timer: Timer, convention: str = "standard",
             cfg = cfgs.get((r["arch"], r["preset"]))
             try:
                 tkw, extra = timer.cost_kwargs(r, cfg, acc, kw["devices"], kw["dtype"])
-                out.append(with_tokens({**with_cost(
-                    r, acc, steps_of(r), cfg=cfg, **calibrated(p, acc, kw, r["arch"], convention),
-                    **tkw), **extra}, p.tokens))
+                rkw = own_policy(calibrated(p, acc, kw, r["arch"], convention), r)
+                out.append(with_tokens({**with_cost(r, acc, steps_of(r), cfg=cfg, **rkw, **tkw),
+                                        **extra}, p.tokens))
             except cm.CostError as err:
                 if len(accs) == 1:
                     raise RequestError(err.field, err.value, err.allowed) from None
                 skipped[acc.name] = err.allowed       # a visible row says why
                 out.append(unpriced(r, acc, err.allowed))
     return out, [f"{k} ({v})" for k, v in skipped.items()]
+
+
+def own_policy(kw: dict, rec: dict) -> dict:
+    """``kw`` for one record: a baseline whose architecture has not the requested memory
+    policy (the Transformer beside ``--policy reversible`` for the Reformer) is sized
+    under its own default, which its ``memory_policy`` names; the requested models were
+    checked to have it (``requests``)."""
+    policy = kw.get("policy")
+    if policy is None or rec.get("baseline") is not None or \
+            policy in architectures.get(rec["arch"]).POLICIES:
+        return kw
+    return {**kw, "policy": None}
 
 
 def with_tokens(rec: dict, tokens: int | None) -> dict:
