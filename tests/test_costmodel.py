@@ -269,3 +269,50 @@ def test_reformer_policies_give_different_memory():
     assert len(set(got.values())) == 3
     assert costing.with_cost(rec, accelerators.get("a100-80gb"), 1, cfg=cfg)[
         "memory_policy"] == "reversible"
+
+
+def test_a_sweep_sizes_its_baseline_under_the_baselines_own_policy(capsys):
+    """sweep --arch reformer --policy reversible --accelerator: the Reformer is sized
+    reversible, its Transformer baseline (which has no reversible stack) under its own
+    default, and each record says which; a model asked for by name must have the policy."""
+    import json
+
+    from comparator.cli import app as cli
+    args = ["sweep", "--arch", "reformer", "--seq", "1024", "--d-model", "64", "--layers", "2",
+            "--accelerator", "a100-80gb", "--time-model", "mfu", "--format", "json"]
+    assert cli.main(args + ["--policy", "reversible"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert {(r["arch"], r["memory_policy"]) for r in recs} == {("reformer", "reversible"),
+                                                              ("transformer", "store_all")}
+    assert cli.main(args + ["--policy", "checkpoint"]) == 0      # both have it
+    assert {r["memory_policy"] for r in json.loads(capsys.readouterr().out)} == {"checkpoint"}
+    assert cli.main([*args[:2], "transformer,reformer", *args[3:], "--policy",
+                     "reversible"]) == 2
+    assert "--policy" in capsys.readouterr().err
+
+
+def test_checkpointing_is_timed_and_counted_as_recomputed(capsys):
+    """cost --policy checkpoint: the time model compiles the checkpointed step (each
+    layer's forward runs again in the backward) and the hardware FLOPs count it (PaLM
+    App. B: HFU adds rematerialisation); the model FLOPs do not change."""
+    import json
+
+    from architectures import transformer as tr
+    from comparator.cli import app as cli
+    from comparator.count import utilisation as ut
+    args = ["cost", "--arch", "transformer", "--d-model", "64", "--layers", "2", "--seq",
+            "256", "--steps", "1", "--accelerator", "a100-80gb", "--format", "json"]
+    got = {}
+    for policy in ("store_all", "checkpoint"):
+        assert cli.main(args + ["--policy", policy]) == 0
+        (got[policy],) = json.loads(capsys.readouterr().out)
+    full, ck = got["store_all"], got["checkpoint"]
+    assert ck["step_time_s"] > full["step_time_s"]
+    cfg = tr.resize(tr.preset("bert-base"), d_model=64, n_layers=2, n_heads=None, d_ff=None)
+    terms = tr.terms(cfg, 1, 256)
+    model, again = ut.split(terms, "matmul", "checkpoint")
+    assert ck["model_flops_per_device"] == full["model_flops_per_device"] == model
+    assert ck["hardware_flops_per_device"] == again
+    assert again - model == sum(t.fwd("matmul") for name, t in terms.items()
+                                if ut.layer_term(name))
+    assert full["hardware_flops_per_device"] == ut.split(terms, "matmul")[1]

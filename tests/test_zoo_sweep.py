@@ -139,3 +139,26 @@ def test_the_zoo_sizes_are_bounded_like_the_other_lengths():
         assert e.value.field == name and e.value.allowed.startswith(
             f"at most {BOUNDS[name][0]:,}: ")
     assert tr.Config(features=BOUNDS["features"][0]).features == 2**21
+
+
+def test_cost_takes_one_attention_choice(capsys):
+    """cost --attention CHOICE prices the model with that kernel: its counts are the
+    sweep's record of PRESET@CHOICE; lsh makes a Transformer the Reformer of its widths."""
+    import json
+
+    from comparator.cli import app as cli
+    base = ["--arch", "transformer", "--d-model", "64", "--layers", "2", "--seq", "1024"]
+    for choice in ("flash", "lsh"):
+        assert cli.main(["cost", *base, "--attention", choice, "--steps", "1",
+                         "--accelerator", "none", "--format", "json"]) == 0
+        (rec,) = json.loads(capsys.readouterr().out)
+        assert cli.main(["sweep", *base, "--attention", choice, "--no-baseline",
+                         "--format", "json"]) == 0
+        (want,) = json.loads(capsys.readouterr().out)
+        assert (rec["arch"], rec["preset"], rec["train_flops"]) == (
+            want["arch"], want["preset"], want["train_flops"])
+    assert rec["arch"] == "reformer" and rec["preset"] == "bert-base@d64L2@lsh"
+    for bad in ("flash,local", "nope"):
+        assert cli.main(["cost", *base, "--attention", bad, "--steps", "1",
+                         "--accelerator", "none"]) == 2
+        assert "--attention" in capsys.readouterr().err

@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_option(k)
     add_cost_args(k)
     add_size_options(k, grid=False)
+    k.add_argument("--attention", help="one attention kernel the model runs instead of its "
+                   "own, labelled PRESET@CHOICE: " + ATTENTION_HELP.split(": ", 1)[1])
     _convention_option(k)
     r = sub.add_parser("roofline", help="time of the training step per term on a device: "
                        "where it goes and where it is memory-bound")

@@ -139,7 +139,8 @@ def cmd_cost(a) -> str:
     pricing = pricing_of(a, tuple(a.accelerator.split(",")), counts=True)
     req = build(CostRequest, a, arch=a.arch, seq=seqs[0], pricing=pricing, preset=a.preset,
                 batch=batch, scope=a.scope, convention=a.convention, size=size_of(a),
-                db=getattr(a, "db", None), model=a.model)
+                db=getattr(a, "db", None), model=a.model,
+                attention=getattr(a, "attention", None))
     res = execute.cost(req)
     rec, steps, out, convention = res.record, res.steps, res.records, req.convention
     if not pricing.accelerators:

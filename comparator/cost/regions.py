@@ -312,12 +312,15 @@ def entry_results(text: str) -> list:
     return next((i for i in entry.instrs if i.root), entry.instrs[-1]).shapes
 
 
-def step_regions(mod, cfg, seq: int, batch: int = 1, dtype: str = "fp32") -> list[Region]:
+def step_regions(mod, cfg, seq: int, batch: int = 1, dtype: str = "fp32",
+                 policy: str | None = None) -> list[Region]:
     """The regions of ``mod``'s training step at ``seq`` x ``batch`` in ``dtype``, compiled
-    with the options ``comparator bench`` uses on this backend (nothing is run).  Opcodes
-    without a rule are regions of kind ``other``; ``unknown(regions)`` lists them."""
+    with the options ``comparator bench`` uses on this backend (nothing is run), its
+    layers built under the memory ``policy`` (None: the architecture's default; under
+    ``checkpoint`` the backward runs every layer's forward again).  Opcodes without a rule
+    are regions of kind ``other``; ``unknown(regions)`` lists them."""
     from comparator.cost import compiled as cs
-    prog = mod.model(cfg)
+    prog = mod.model(cfg) if policy is None else mod.model(cfg, policy)
     compiled = cs.compile_step(prog, prog.abstract_inputs(batch, seq), dtype,
                                cs.compile_options_for())
     return compiled_regions(compiled, mod, cfg, seq, batch)[0]

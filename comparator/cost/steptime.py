@@ -33,15 +33,18 @@ _REGIONS: dict = {}
 PROGRESS = None
 
 
-def _key(mod, cfg, seq, batch, dtype) -> tuple:
-    return (getattr(mod, "NAME", str(mod)), repr(cfg), int(seq), int(batch), dtype)
+def _key(mod, cfg, seq, batch, dtype, policy=None) -> tuple:
+    key = (getattr(mod, "NAME", str(mod)), repr(cfg), int(seq), int(batch), dtype)
+    return key if policy is None else key + (policy,)
 
 
-def regions_at(mod, cfg, seq: int, batch: int, dtype: str, store=None) -> list:
-    """The compiled step's regions (cached in the process and, with ``store``, on disk)."""
+def regions_at(mod, cfg, seq: int, batch: int, dtype: str, store=None,
+               policy: str | None = None) -> list:
+    """The compiled step's regions (cached in the process and, with ``store``, on disk);
+    ``policy``: the memory policy its layers are built under (None: the default)."""
     from comparator.cost import regions as R
-    key = _key(mod, cfg, seq, batch, dtype)
-    return cached(key, lambda: R.step_regions(mod, cfg, seq, batch, dtype), store,
+    key = _key(mod, cfg, seq, batch, dtype, policy)
+    return cached(key, lambda: R.step_regions(mod, cfg, seq, batch, dtype, policy), store,
                   f"{key[0]} ({getattr(cfg, 'n_layers', '?')} layers) at {seq} tokens x "
                   f"{batch} in {dtype}")
 
@@ -102,15 +105,19 @@ def combine(parts):
         time_model=first.time_model, unknown=dict(unknown), notes=tuple(notes))
 
 
-def predict(mod, cfg, seq: int, batch: int, dtype: str, profile, store=None):
-    """The time model's ``StepTime`` of one training step of ``batch`` sequences; on an
-    accelerator flash attention as its fused kernel (``fusedflash``)."""
+def predict(mod, cfg, seq: int, batch: int, dtype: str, profile, store=None,
+            policy: str | None = None):
+    """The time model's ``StepTime`` of one training step of ``batch`` sequences, its
+    layers under the memory ``policy`` (None: the architecture's default; ``checkpoint``
+    pays the recomputation); on an accelerator flash attention as its fused kernel
+    (``fusedflash``)."""
     from comparator.count.fasttrace import depth_plan
     from comparator.cost.timemodel import predict as predict_regions
     plan, _ = depth_plan(mod, cfg, reduce_jitted=True)
     parts = []
     for coef, c in plan:
-        regions = retarget(regions_at(mod, c, seq, batch, dtype, store), dtype, profile)
+        regions = retarget(regions_at(mod, c, seq, batch, dtype, store, policy), dtype,
+                           profile)
         regions, notes = fused(regions, mod, c, seq, batch, dtype, profile)
         parts.append((coef, predict_regions(regions, profile, notes)))
     return parts[0][1] if len(parts) == 1 else combine(parts)

@@ -16,6 +16,7 @@ mean, and what the paper conventions that define an MFU use.
 """
 from __future__ import annotations
 
+import architectures
 from comparator.cost import prices as pr
 from comparator.cost.catalogue import CatalogueError, load_ranges
 from comparator.run.sweep import RequestError, check_policy
@@ -68,8 +69,11 @@ class Timer:
             return st.total_s, steptime.fields(st)["time_assumptions"]
         return seconds
 
-    def cost_kwargs(self, rec: dict, cfg, acc, devices: int, dtype: str) -> tuple[dict, dict]:
-        """(keyword arguments for ``with_cost``, fields to add to the record)."""
+    def cost_kwargs(self, rec: dict, cfg, acc, devices: int, dtype: str,
+                    policy: str | None = None) -> tuple[dict, dict]:
+        """(keyword arguments for ``with_cost``, fields to add to the record); the step
+        timed with its layers under the memory ``policy`` (None: the default), whose
+        recomputation the hardware FLOPs count."""
         if self.model == "mfu" or cfg is None:
             return {}, {}
         import architectures
@@ -87,27 +91,32 @@ class Timer:
                 st = cfg.step_time(rec["seq_len"], per_device, dtype_key(dtype), prof)
             else:
                 st = steptime.predict(architectures.get(rec["arch"]), cfg, rec["seq_len"],
-                                      per_device, dtype_key(dtype), prof, self._store())
+                                      per_device, dtype_key(dtype), prof, self._store(),
+                                      policy)
         except Exception as err:   # a model XLA:CPU cannot compile here: said, not guessed
             return {}, {"time_model_failed": f"{type(err).__name__}: {err}"[:200]}
         f = steptime.fields(st)
         return ({"step_time_s": f["step_time_s"], "time_model": f["time_assumptions"]},
                 {**{k: v for k, v in f.items() if k != "time_assumptions"},
                  **({} if hasattr(cfg, "step_time") else utilisation_fields(
-                     rec, cfg, per_device, st.total_s, acc.peak(dtype_key(dtype))))})
+                     rec, cfg, per_device, st.total_s, acc.peak(dtype_key(dtype)), policy))})
 
 
-def utilisation_fields(rec: dict, cfg, per_device: int, step_s: float, peak: float) -> dict:
+def utilisation_fields(rec: dict, cfg, per_device: int, step_s: float, peak: float,
+                       policy: str | None = None) -> dict:
     """MFU and HFU (``count.utilisation``, PaLM App. B) of one device's step of
     ``per_device`` sequences in ``step_s`` seconds: its model FLOPs (forward + backward)
-    and hardware FLOPs (+ what the model recomputes: reversible layers, flash attention)
-    in the record's scope, over ``step_s`` x ``peak``.  Not for a user's model: its
-    traced count does not say which FLOPs are recomputed (the table shows the time model's
-    MFU of its traced FLOPs)."""
+    and hardware FLOPs (+ what the model recomputes: reversible layers, flash attention,
+    and under the ``checkpoint`` policy every layer's forward) in the record's scope, over
+    ``step_s`` x ``peak``.  Not for a user's model: its traced count does not say which
+    FLOPs are recomputed (the table shows the time model's MFU of its traced FLOPs)."""
     import architectures
     from comparator.count import utilisation as ut
     terms = architectures.get(rec["arch"]).terms(cfg, per_device, rec["seq_len"])
-    model, hardware = (int(x) for x in ut.split(terms, rec.get("scope", "matmul")))
+    recompute = "checkpoint" if policy == "checkpoint" and rec["arch"] != "reformer" \
+        else "none"
+    model, hardware = (int(x) for x in ut.split(terms, rec.get("scope", "matmul"),
+                                                recompute))
     return {"model_flops_per_device": model, "hardware_flops_per_device": hardware,
             "model_flops_utilisation": model / (step_s * peak) if step_s else None,
             "hardware_flops_utilisation": hardware / (step_s * peak) if step_s else None}
@@ -184,16 +193,29 @@ def priced(recs, p, cfgs: dict, timer: Timer, convention: str = "standard",
                 continue
             cfg = cfgs.get((r["arch"], r["preset"]))
             try:
-                tkw, extra = timer.cost_kwargs(r, cfg, acc, kw["devices"], kw["dtype"])
-                out.append(with_tokens({**with_cost(
-                    r, acc, steps_of(r), cfg=cfg, **calibrated(p, acc, kw, r["arch"], convention),
-                    **tkw), **extra}, p.tokens))
+                rkw = own_policy(calibrated(p, acc, kw, r["arch"], convention), r)
+                tkw, extra = timer.cost_kwargs(r, cfg, acc, kw["devices"], kw["dtype"],
+                                               rkw.get("policy"))
+                out.append(with_tokens({**with_cost(r, acc, steps_of(r), cfg=cfg, **rkw, **tkw),
+                                        **extra}, p.tokens))
             except cm.CostError as err:
                 if len(accs) == 1:
                     raise RequestError(err.field, err.value, err.allowed) from None
                 skipped[acc.name] = err.allowed       # a visible row says why
                 out.append(unpriced(r, acc, err.allowed))
     return out, [f"{k} ({v})" for k, v in skipped.items()]
+
+
+def own_policy(kw: dict, rec: dict) -> dict:
+    """``kw`` for one record: a baseline whose architecture has not the requested memory
+    policy (the Transformer beside ``--policy reversible`` for the Reformer) is sized
+    under its own default, which its ``memory_policy`` names; the requested models were
+    checked to have it (``requests``)."""
+    policy = kw.get("policy")
+    if policy is None or rec.get("baseline") is not None or \
+            policy in architectures.get(rec["arch"]).POLICIES:
+        return kw
+    return {**kw, "policy": None}
 
 
 def with_tokens(rec: dict, tokens: int | None) -> dict:

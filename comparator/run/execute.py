@@ -130,14 +130,18 @@ def cost(req: CostRequest) -> CostResult:
         (rec,), c = um.records(req.model, [req.seq], req.batch, req.scope)
         key, cfg = (c.name, um.PRESET), um.UserStep(req.model, um.step_terms(rec))
     else:
-        mod, preset, cfg = sw.resolve(req.arch, req.preset)
+        arch = req.arch
+        mod, preset, cfg = sw.resolve(arch, req.preset)
         if req.size is not None and any(v is not None for v in req.size):
-            m = sw.resized(req.arch, preset, cfg, req.size)
+            m = sw.resized(arch, preset, cfg, req.size)
             preset, cfg = m.preset, m.cfg
-        sw.require_defined(req.convention, req.arch, cfg)
-        rec = sw.analytic(sw.Point(req.arch, preset, req.seq, req.batch, cfg), req.scope,
+        if req.attention is not None:   # lsh: the Reformer of the Transformer's widths
+            m = variants.with_attention(sw.Model(arch, preset, cfg), req.attention)
+            arch, preset, cfg = m.arch, m.preset, m.cfg
+        sw.require_defined(req.convention, arch, cfg)
+        rec = sw.analytic(sw.Point(arch, preset, req.seq, req.batch, cfg), req.scope,
                           req.convention)
-        key = (req.arch, preset)
+        key = (arch, preset)
     if not accs:
         return CostResult([run_counts(rec, steps, p.tokens)], rec, steps)
     model = p.time_model_for(req.convention)

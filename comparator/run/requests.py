@@ -206,7 +206,8 @@ class CostRequest:
     cost``): ``pricing`` names the accelerators (none: the run's counts only) and the run
     (exactly one of ``tokens`` and ``steps``); ``size``: ``(d_model, layers, heads,
     d_ff)`` resizing the preset, None keeping a value; ``model``: a user's model
-    (``FILE.py:FACTORY``, traced) instead of ``arch``."""
+    (``FILE.py:FACTORY``, traced) instead of ``arch``; ``attention``: one attention
+    kernel (``variants.ATTENTION_CHOICES``) the model runs instead of its own."""
     arch: str | None
     seq: int
     pricing: Pricing
@@ -217,15 +218,21 @@ class CostRequest:
     size: tuple | None = None
     db: str | None = None
     model: str | None = None
+    attention: str | None = None
 
     def __post_init__(self):
         arch = self.arch
-        check_model(self.model, **{"--arch": arch, "--preset": self.preset},
-                    **size_options(self.size))
+        check_model(self.model, **{"--arch": arch, "--preset": self.preset,
+                                   "--attention": self.attention}, **size_options(self.size))
         if self.model is None:
             if not isinstance(arch, str) or not arch or "," in arch or arch == "all":
                 raise RequestError("--arch", arch or None, "one architecture for cost")
             check_archs((arch,))
+            if self.attention is not None:
+                if "," in str(self.attention):
+                    raise RequestError("--attention", self.attention,
+                                       "one attention kernel for cost")
+                check_attentions((self.attention,), (arch,))
         if isinstance(self.seq, bool) or not isinstance(self.seq, int) \
                 or not 0 < self.seq <= MAX_SEQ:
             raise RequestError("--seq", self.seq, "one sequence length for cost: "
@@ -244,8 +251,8 @@ class CostRequest:
         if p.accelerators:
             p.check(self.convention)
             check_model_pricing(self.model, p)
-            if self.model is None:
-                check_policy(arch, p.policy)
+            if self.model is None:      # lsh: a Transformer's widths as the Reformer
+                check_policy("reformer" if self.attention == "lsh" else arch, p.policy)
 
 
 @dataclass(frozen=True)
