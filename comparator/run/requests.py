@@ -193,11 +193,26 @@ class SweepRequest:
                 raise RequestError("--tokens", self.pricing.tokens,
                                    "either --tokens or --steps, not both")
             self.pricing.check(self.convention)
+            if self.pricing.policy is not None and self.model is None:
+                for arch in policy_archs(self.archs, self.attentions):
+                    check_policy(arch, self.pricing.policy)
         check_model_pricing(self.model, self.pricing)
 
     @property
     def traced(self) -> bool:
         return "traced" in self.methods
+
+
+def policy_archs(archs, attentions=()) -> set:
+    """The architectures of the models a sweep asks for (not their baselines, which keep
+    their own memory policy when it lacks the requested one: ``costing.own_policy``):
+    each of ``archs``, or with attention choices each choice's (``lsh``: the Reformer;
+    ``dense``: the baseline of the others)."""
+    out = set()
+    for a in archs:
+        chosen = {"reformer" if c == "lsh" else a for c in attentions if c != "dense"}
+        out |= chosen if attentions and a != "reformer" and chosen else {a}
+    return out
 
 
 @dataclass(frozen=True)
