@@ -164,14 +164,13 @@ def repredict(rows, path: str) -> None:
     from comparator.cost.profile import load
     from comparator.cost.regions import step_regions
     from comparator.cost.timemodel import predict
-    from comparator.run.sweep import resolve
+    from comparator.run.sweep import resized, resolve
     profile = load(path)
     for r in rows:
-        mod = architectures.get(r["arch"])
-        _, _, cfg = resolve(r["arch"], r["preset"].split("@")[0])
-        cfg = mod.resize(cfg, d_model=r["d_model"], n_layers=r["n_layers"], n_heads=None,
-                         d_ff=None)
-        r["predicted_s"] = predict(step_regions(mod, cfg, r["seq_len"], r["batch"], "fp32"),
+        _, name, cfg = resolve(r["arch"], r["preset"].split("@")[0])
+        m = resized(r["arch"], name, cfg, (r["d_model"], r["n_layers"], None, None))
+        r["predicted_s"] = predict(step_regions(architectures.get(r["arch"]), m.cfg,
+                                                r["seq_len"], r["batch"], "fp32"),
                                    profile).total_s
     errors(rows)
 

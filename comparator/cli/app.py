@@ -24,7 +24,7 @@ from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, 
 from comparator.cli.memory import register as register_memory
 from comparator.cli.run import add_run_args, report, runner_options
 from comparator.cli.store import add_parser as add_store_parser, notify as notify_store
-from comparator.cli.args import (ATTENTION_HELP, Parser, UsageError, add_model_option,
+from comparator.cli.args import (ATTENTION_CHOICES_HELP, ATTENTION_HELP, Parser, UsageError, add_model_option,
                                  add_output_options, add_size_options, arch_list, build,
                                  positive_int, seq_list, size_grid)
 from comparator.errors import FieldError
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cost_args(k)
     add_size_options(k, grid=False)
     k.add_argument("--attention", help="one attention kernel the model runs instead of its "
-                   "own, labelled PRESET@CHOICE: " + ATTENTION_HELP.split(": ", 1)[1])
+                   "own, labelled PRESET@CHOICE: " + ATTENTION_CHOICES_HELP)
     _convention_option(k)
     r = sub.add_parser("roofline", help="time of the training step per term on a device: "
                        "where it goes and where it is memory-bound")

@@ -183,13 +183,15 @@ def one_size(a, arch: str, preset: str, cfg):
     return m.preset, m.cfg
 
 
-__all__ = ["ATTENTION_HELP", "MAX_SEQ", "Parser", "SIZE_OPTIONS", "UsageError", "add_model_option",
-           "add_size_options", "arch_list",
+__all__ = ["ATTENTION_CHOICES_HELP", "ATTENTION_HELP", "MAX_SEQ", "Parser", "SIZE_OPTIONS",
+           "UsageError", "add_model_option", "add_size_options", "arch_list",
            "build", "int_list", "large_int", "number", "one_size", "positive_int", "seq_list",
            "size_grid", "size_of"]
 
 
+ATTENTION_CHOICES_HELP = ("dense, flash, local, linformer, performer (Transformer, ALBERT, "
+                          "ELECTRA), sliding (Mistral's causal window: a Transformer "
+                          "decoder), lsh (the Reformer's; a Transformer's widths as a "
+                          "Reformer)")
 ATTENTION_HELP = ("attention kernels, comma separated: one model per choice, labelled "
-                  "PRESET@CHOICE: dense, flash, local, linformer, performer (Transformer, "
-                  "ALBERT, ELECTRA), sliding (Mistral's causal window: a Transformer "
-                  "decoder), lsh (the Reformer's; a Transformer's widths as a Reformer)")
+                  "PRESET@CHOICE: " + ATTENTION_CHOICES_HELP)

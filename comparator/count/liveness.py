@@ -183,14 +183,19 @@ class Program(Fused):
 
     # -- schedules ---------------------------------------------------------------------
 
-    def bfs_order(self) -> list:
-        """Kahn's order with a FIFO queue (XLA:CPU's ``BFScheduler``)."""
+    def _dependents(self) -> tuple[dict, dict]:
+        """({instruction: operands it waits for}, {operand: instructions reading it})."""
         deps, users = {}, {}
         for k in self.insts:
             ops = self.operands(k)
             deps[k] = len(ops)
             for o in ops:
                 users.setdefault(o, []).append(k)
+        return deps, users
+
+    def bfs_order(self) -> list:
+        """Kahn's order with a FIFO queue (XLA:CPU's ``BFScheduler``)."""
+        deps, users = self._dependents()
         queue, seq = deque(k for k in self.insts if deps[k] == 0), []
         while queue:
             k = queue.popleft()
@@ -216,12 +221,7 @@ class Program(Fused):
             for r in ins[k]:
                 remaining[r] = remaining.get(r, 0) + 1
                 readers.setdefault(r, []).append(k)
-        waiting, users = {}, {}
-        for k in self.insts:
-            ops = self.operands(k)
-            waiting[k] = len(ops)
-            for o in ops:
-                users.setdefault(o, []).append(k)
+        waiting, users = self._dependents()
         keep = self.args | self.outputs
         out_bytes = {k: sum(nb[o] for o in self.outs(k)) for k in self.insts}
 

@@ -113,6 +113,9 @@ def utilisation_fields(rec: dict, cfg, per_device: int, step_s: float, peak: flo
     import architectures
     from comparator.count import utilisation as ut
     terms = architectures.get(rec["arch"]).terms(cfg, per_device, rec["seq_len"])
+    # the Reformer's terms count its reversible layers' recomputation whatever the policy
+    # (one forward of every layer again: what checkpointing would add), so checkpoint adds
+    # nothing to them (count.utilisation refuses it for the Reformer)
     recompute = "checkpoint" if policy == "checkpoint" and rec["arch"] != "reformer" \
         else "none"
     model, hardware = (int(x) for x in ut.split(terms, rec.get("scope", "matmul"),
@@ -207,13 +210,13 @@ def priced(recs, p, cfgs: dict, timer: Timer, convention: str = "standard",
 
 
 def own_policy(kw: dict, rec: dict) -> dict:
-    """``kw`` for one record: a baseline whose architecture has not the requested memory
-    policy (the Transformer beside ``--policy reversible`` for the Reformer) is sized
-    under its own default, which its ``memory_policy`` names; the requested models were
-    checked to have it (``requests``)."""
+    """``kw`` for one record: a record whose architecture has not the requested memory
+    policy is sized under its own default, which its ``memory_policy`` names.  Only a
+    baseline can be one (the Transformer beside ``--policy reversible`` for the
+    Reformer): the request refused every model asked for that lacks it
+    (``requests.policy_archs``)."""
     policy = kw.get("policy")
-    if policy is None or rec.get("baseline") is not None or \
-            policy in architectures.get(rec["arch"]).POLICIES:
+    if policy is None or policy in architectures.get(rec["arch"]).POLICIES:
         return kw
     return {**kw, "policy": None}
 

@@ -131,7 +131,7 @@ def cost(req: CostRequest) -> CostResult:
         key, cfg = (c.name, um.PRESET), um.UserStep(req.model, um.step_terms(rec))
     else:
         arch = req.arch
-        mod, preset, cfg = sw.resolve(arch, req.preset)
+        _, preset, cfg = sw.resolve(arch, req.preset)
         if req.size is not None and any(v is not None for v in req.size):
             m = sw.resized(arch, preset, cfg, req.size)
             preset, cfg = m.preset, m.cfg
