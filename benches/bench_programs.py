@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -67,6 +68,16 @@ def timed(args, environ) -> tuple[float, float, str]:
     return wall, usage.ru_utime + usage.ru_stime, text
 
 
+def copy_store(src: str, dst: str) -> None:
+    """A copy of a results store through SQLite's backup (the write-ahead log included)."""
+    a, b = sqlite3.connect(src), sqlite3.connect(dst)
+    try:
+        a.backup(b)
+    finally:
+        a.close()
+        b.close()
+
+
 def sweep(arch, preset, seq, db):
     return ["-m", "comparator", "sweep", "--arch", arch, "--preset", preset, "--seq",
             str(seq), "--method", "traced", "--format", "json", "--quiet",
@@ -78,14 +89,14 @@ def bench(preset, repeat, work, environ) -> dict:
     jax_cmd = ["-c", ONE_LINER.format(arch=arch, preset=preset, seq=seq)]
     first, built = os.path.join(work, f"{preset}-first.db"), os.path.join(work, f"{preset}.db")
     timed(sweep(arch, preset, seq, first), environ)                 # the first length's counts
-    shutil.copy(first, built)
+    copy_store(first, built)
     timed(sweep(arch, preset, seq + build_step, built), environ)    # and the program
     times = {k: [] for k in KINDS}
     last = None
     for i in range(-1, repeat):                                      # -1: untimed warm-up
         dbs = {k: os.path.join(work, f"{preset}-{k}-{i}.db") for k in ("cold", "build", "warm")}
-        shutil.copy(first, dbs["build"])
-        shutil.copy(built, dbs["warm"])
+        copy_store(first, dbs["build"])
+        copy_store(built, dbs["warm"])
         runs = {"jax": jax_cmd, "cold": sweep(arch, preset, seq, dbs["cold"]),
                 "build": sweep(arch, preset, seq + build_step * (i + 3), dbs["build"]),
                 "warm": sweep(arch, preset, seq + warm_step * (2 * i + 5), dbs["warm"])}

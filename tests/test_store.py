@@ -262,3 +262,26 @@ def test_bench_points_on_a_dask_cluster_land_in_the_store(tmp_path, monkeypatch,
         assert cli.main(args) == 0 and len(calls) == 2        # read back, not measured
         assert json.loads(capsys.readouterr().out) == recs
     assert len(store.Store(db).rows()) == 2
+
+
+def test_a_stores_records_are_in_its_file_when_the_process_ends(tmp_path):
+    """The store's connection is closed at exit, not left to the collector: a store the
+    collector has frozen (``gc.freeze``, as the CLI does after importing jax) and held in
+    a reference cycle still moves its write-ahead log into the file, so a copy of the file
+    alone holds the record (a sweep's store copied by a bench lost its records so)."""
+    db, copy = tmp_path / "s.db", tmp_path / "copy.db"
+    code = ("import gc, sys\n"
+            "from comparator.run.store import Store\n"
+            "s = Store(sys.argv[1])\n"
+            "desc = dict(arch='transformer', preset='p', seq=64, batch=1, method='traced',\n"
+            "            scope='matmul', convention='standard', versions={})\n"
+            "s.put([(desc, {'flops': 6}, None)])\n"
+            "s.me = s\n"
+            "gc.freeze()\n")
+    done = subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True,
+                          text=True, env=_env(), cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not os.path.exists(str(db) + "-wal") or os.path.getsize(str(db) + "-wal") == 0
+    copy.write_bytes(db.read_bytes())
+    rows = _rows(str(copy))
+    assert [json.loads(r[3]) for r in rows.values()] == [{"flops": 6}]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import weakref
 import urllib.parse
 
 from comparator.run.sweep import RequestError
@@ -135,6 +136,10 @@ class StoreFile:
 
     def _connect(self, target: str, uri: bool = False, schema: bool = True):
         db = sqlite3.connect(target, timeout=60, isolation_level=None, uri=uri)
+        # closed at exit at the latest, never left to the collector: the last connection's
+        # close moves the write-ahead log into the file (a copy of the file alone then
+        # holds every record), and an object the collector has frozen is never finalised
+        weakref.finalize(self, db.close)
         if schema:
             db.execute("PRAGMA journal_mode=WAL")
             for table in self.TABLES:
