@@ -17,6 +17,11 @@ import jax.numpy as jnp
 
 from .blocks import shapes_only
 
+# A raw PRNG key as a shape: what a trace runs on.  ``init`` under ``eval_shape`` takes it
+# abstract too -- a concrete ``PRNGKey(0)`` would compile XLA's seeding computation (the
+# MLIR context and a compile, about 0.1 s of a cold process) for values no one reads.
+RAW_KEY = jax.ShapeDtypeStruct((2,), jnp.uint32)
+
 
 @dataclass(frozen=True)
 class Program:
@@ -36,12 +41,12 @@ class Program:
         """The parameters' shapes and dtypes: ``init`` under ``eval_shape``, its
         initialisers tracing zeros instead of random draws (``blocks.shapes_only``)."""
         with shapes_only():
-            return jax.eval_shape(lambda r: self.init(r, batch, seq), jax.random.PRNGKey(0))
+            return jax.eval_shape(lambda r: self.init(r, batch, seq), RAW_KEY)
 
     def abstract_inputs(self, batch: int, seq: int) -> tuple:
         """(params, data, PRNG key) as ``jax.ShapeDtypeStruct``s: what a trace runs on."""
         return (self.abstract_params(batch, seq), spec_structs(self.spec(batch, seq)),
-                jax.ShapeDtypeStruct((2,), jnp.uint32))
+                RAW_KEY)
 
     def example(self, rng, batch: int, seq: int) -> dict:
         """Random token inputs matching ``spec`` (integers drawn below each field's bound)."""

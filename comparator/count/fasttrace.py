@@ -211,10 +211,20 @@ def _cover_wide(mod, cfg, batch, seqs, cache, out, memory, wide, splits=0):
     return None
 
 
+def _symbolic_on() -> bool:
+    """Whether symbolic lengths may be used (``jaxcompat.available()``: asked only once a
+    symbolic trace is wanted -- a count of one length pays no self-check), with the warning
+    once where JAX's internals are missing or behave otherwise."""
+    if jaxcompat.available():
+        return True
+    jaxcompat.warn_plain()
+    return False
+
+
 def _cover(mod, cfg, batch, seqs, cache, out, memory):
     """Symbolic programs for ``seqs``: a region JAX cannot decide on is halved; lengths
     that are risky for a program are covered again on their own gcd."""
-    if len(seqs) < MIN_SYMBOLIC or cache["no_symbolic"] or not jaxcompat.available():
+    if len(seqs) < MIN_SYMBOLIC or cache["no_symbolic"] or not _symbolic_on():
         return
     try:
         head, fwd, train, shapes, risks, mem = _trace_symbolic(mod, cfg, batch, seqs, memory)
@@ -264,7 +274,7 @@ def _shallow_counts(mod, cfg, seqs, batch, verify, trusted, memory, wide=False,
         mine = [s for s in region if s in todo]
         new = []
         if wide and mine and (len(region) >= 2 or len(mine) >= MIN_SYMBOLIC) and not (
-                cache["no_symbolic"] or not jaxcompat.available()):
+                cache["no_symbolic"] or not _symbolic_on()):
             g = step(mod, cfg, batch, region)
             lo, hi = bounds(cfg, region)
             _cover_wide(mod, cfg, batch, region, cache, new, memory,
@@ -332,8 +342,6 @@ def traced_parts(mod, cfg, seqs, batch: int = 1, verify: str = "point", memory: 
     if verify not in ("none", "point", "full"):
         raise ValueError(f"verify must be none, point or full, got {verify!r}")
     seqs = sorted({int(s) for s in seqs})
-    if not jaxcompat.available():   # JAX internals missing or changed: no symbolic lengths
-        jaxcompat.warn_plain()
     with no_gc():   # (building the model imports Flax)
         plan, label = depth_plan(mod, cfg)
     known = dict(known or {})

@@ -196,8 +196,11 @@ def dim_json(d):
 
 def dce(closed):
     """The jaxpr of ``closed`` without the equations whose results are never used (XLA
-    would not run them): JAX's own pass, or ``plainjax.dce_jaxpr`` on the plain path."""
-    if partial_eval is not None and available():
+    would not run them): JAX's own pass once the private path's verdict is in and on;
+    ``plainjax.dce_jaxpr`` on the plain path, and before the verdict is asked for -- a
+    concrete count needs nothing else private, and the self-check would cost it about
+    30 ms; the two passes remove the same code (tests/test_jaxcompat.py)."""
+    if partial_eval is not None and _reason is None:
         return partial_eval.dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))[0]
     return plainjax.dce_jaxpr(closed.jaxpr)
 

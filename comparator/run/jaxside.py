@@ -5,14 +5,16 @@ model (Flax is imported then).
 Nothing here imports jax at import time."""
 from __future__ import annotations
 
+from comparator.count.quiet import imports_settled
 from comparator.count.quiet import no_gc as gc_paused
 
 
 def jax_counting():
-    """``comparator.count.fasttrace``, imported (with jax) while the collector is paused."""
-    with gc_paused():
+    """``comparator.count.fasttrace``, imported (with jax) while the collector is paused,
+    what the import made then frozen (``imports_settled``)."""
+    with imports_settled():
         from comparator.count import fasttrace
     return fasttrace
 
 
-__all__ = ["gc_paused", "jax_counting"]
+__all__ = ["gc_paused", "imports_settled", "jax_counting"]

@@ -22,7 +22,7 @@ import architectures
 
 from comparator.count.lengthprogram import LengthProgram
 from comparator.run import sweep
-from comparator.run.jaxside import gc_paused, jax_counting
+from comparator.run.jaxside import imports_settled, jax_counting
 
 
 class StoredPrograms:
@@ -80,7 +80,7 @@ def trace_group(pts, scope: str, trace: str, limits=None, known=(), check=()) ->
 
     if trace not in sweep.TRACES:
         raise sweep.RequestError("--trace", trace, "choose from " + ", ".join(sweep.TRACES))
-    with gc_paused():
+    with imports_settled():   # (the limits build each model: Flax is imported)
         for pt in pts:
             check_limits(pt, "trace", trace, limits)
     m = pts[0].model

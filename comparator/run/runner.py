@@ -19,7 +19,7 @@ import architectures
 
 from comparator.run import cluster, programs, sweep
 from comparator.run.cluster import SchedulerError
-from comparator.run.jaxside import gc_paused, jax_counting
+from comparator.run.jaxside import imports_settled, jax_counting
 from comparator.run.limits import LimitError, Limits, check
 from comparator.run.store import canonical, describe
 
@@ -121,7 +121,7 @@ class Tracer(Tally):
         work = [g for g in groups.values() if g]
         if work:   # the limits build each model (Flax, jax): imported with the gc paused
             jax_counting()
-        with gc_paused():
+        with imports_settled():   # (what the limits import and build lives on: frozen)
             for group in work:   # beyond a limit: refused now, before any work (runner.limits)
                 for pt in group:
                     check(pt, "trace", trace, self.limits, memory=not self.scheduler)

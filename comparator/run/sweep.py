@@ -203,12 +203,12 @@ def traced_all(pts, scope: str, trace: str = "fast", progress=None, limits=None)
     (``comparator.count.fasttrace``); ``full`` traces each point whole.  A point beyond
     ``limits`` (``comparator.run.limits``) is refused before any work."""
     from comparator.run.limits import check
-    from comparator.run.jaxside import gc_paused, jax_counting
+    from comparator.run.jaxside import imports_settled, jax_counting
 
     ft = jax_counting()
     if trace not in TRACES:
         raise RequestError("--trace", trace, "choose from " + ", ".join(TRACES))
-    with gc_paused():    # (the limits build each model: Flax is imported)
+    with imports_settled():    # (the limits build each model: Flax is imported)
         for pt in pts:
             check(pt, "trace", trace, limits)
     groups: dict = {}
