@@ -209,3 +209,25 @@ def test_a_warm_traced_sweep_imports_no_jax(tmp_path, capsys):
     with open(out) as fh:
         rec, = json.load(fh)
     assert rec["trace"].startswith("stored program (") and rec["seq_len"] == 768
+
+
+def test_imports_settled_freezes_what_an_import_made_and_nothing_else():
+    """The collector is paused inside and on again after; objects are frozen out of it
+    only where the context imported a module (jax, Flax), never after a mere trace."""
+    import gc
+    import importlib
+    import sys
+
+    from comparator.count.quiet import imports_settled
+    sys.modules.pop("colorsys", None)
+    gc.unfreeze()
+    try:
+        with imports_settled():
+            assert not gc.isenabled()
+            junk = [[i] for i in range(1000)]   # no import: nothing frozen
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        with imports_settled():
+            importlib.import_module("colorsys")
+        assert gc.isenabled() and gc.get_freeze_count() > len(junk)
+    finally:
+        gc.unfreeze()

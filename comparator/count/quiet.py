@@ -9,6 +9,7 @@ traced count).  No jax here."""
 from __future__ import annotations
 
 import gc
+import sys
 from contextlib import contextmanager
 
 
@@ -27,14 +28,19 @@ def no_gc():
 @contextmanager
 def imports_settled():
     """``no_gc`` for imports (and building a model, which imports Flax), then every object
-    tracked so far moved to the collector's permanent generation: never collected, never
-    walked again.  Only for what lives as long as the process, never around a trace."""
-    was = gc.isenabled()
+    tracked so far moved to the collector's permanent generation, never collected or walked
+    again, where the context imported a module.  Only for what lives as long as the
+    process, never around a trace."""
+    was, modules = gc.isenabled(), len(sys.modules)
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()    # before the collector runs again: its next collection would walk them
+        # only after a first import (jax, then Flax): later calls in a long sweep import
+        # nothing, and freezing then would keep whatever garbage a trace left in cycles;
+        # before the collector runs again, whose next collection would walk it all
+        if len(sys.modules) > modules:
+            gc.freeze()
         if was:
             gc.enable()
 
