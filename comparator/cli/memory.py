@@ -62,7 +62,11 @@ def cmd_memory(a) -> str:
     cap = (f"Ratio = our estimate / XLA's total (arguments + temporaries + outputs - "
            f"aliases) of the compiled step on {device}, {a.dtype}: loss, gradients and an "
            f"Adam update with parameters and moments donated; our estimate is the peak of "
-           f"the traced step's live buffers under XLA's fusion and the {device} schedule.")
+           f"the traced step's live buffers under XLA's fusion and the {device} schedule."
+           + (" A checkpointed step keeps JAX's remat barriers through scheduling, as "
+              "XLA:GPU does (XLA:CPU's default drops them early and partly undoes the "
+              "checkpointing; its total is the JSON field xla_cpu_default_bytes)."
+              if device == "cpu" else ""))
     table = [{"arch": r["arch"], "policy": r["policy"], "points": r["points"],
               "median": r["median"], "worst": r["worst"], "worst at": r["worst_at"]}
              for r in rows]

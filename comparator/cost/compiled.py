@@ -14,8 +14,14 @@ DTYPES = ("fp32", "tf32", "bf16", "fp16")   # costmodel.DTYPE_BYTES: the trainin
 # XLA:CPU options every benchmarked step is compiled with on CPU: XLA's own emitters and
 # Eigen's matmuls instead of the experimental YNNPACK fusions, whose reductions and small
 # batched matmuls were the slowest ops of the Reformer step (BENCHMARKS.md: 1.1-1.3x on
-# its whole step); results equal up to summation order
-CPU_COMPILE_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+# its whole step); results equal up to summation order.  And JAX's remat barriers kept
+# through scheduling, as XLA:GPU keeps them (its barrier expander runs after scheduling):
+# XLA:CPU's expander runs before layout assignment, and its later CSE and breadth-first
+# schedule then merge part of a checkpointed layer's recomputation with the forward and run
+# the rest early, undoing per-layer checkpointing at some sizes (BENCHMARKS.md, issue 18);
+# without barriers (no jax.checkpoint) the option changes nothing
+BARRIERS_KEPT = {"xla_disable_hlo_passes": "cse_barrier_expander"}
+CPU_COMPILE_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "", **BARRIERS_KEPT}
 
 
 def check_dtype(dtype: str) -> str:

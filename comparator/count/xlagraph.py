@@ -172,8 +172,8 @@ class Graph:
                     senv[v] = self._node(v.aval)
                     self.consts.append(senv[v])
                 ins = [get(v) for v in eqn.invars]
-                if eqn.params.get("prevent_cse"):
-                    ins = [self._barrier(x) for x in ins]
+                if eqn.params.get("differentiated") and eqn.params.get("prevent_cse"):
+                    ins = self._barrier(ins, eqn.params["prevent_cse"])
                 senv.update(zip(inner.invars, ins))
                 self._inline(inner, senv, scopes, back)
                 for ov, iv in zip(eqn.outvars, inner.outvars):
@@ -192,13 +192,22 @@ class Graph:
             self.ops.append(Op(name, [get(v) for v in eqn.invars], outs, term_of(scopes), key,
                                back, major))
 
-    def _barrier(self, x):
-        """A view of ``x`` that CSE does not see through (an ``optimization_barrier``)."""
-        if x is None:
-            return None
-        n = self.like(x)
-        self.ops.append(Op("optimization_barrier", [x], [n], "other", None))
-        return n
+    def _barrier(self, xs, which):
+        """``xs`` through one ``optimization_barrier``, as JAX lowers a differentiated
+        remat's inputs (``which``: prevent_cse, a bool or one per input): views that CSE
+        does not see through, all made at once -- the barrier takes the backward's
+        cotangents with the residuals, so the recomputation cannot start before the
+        backward reaches it."""
+        which = (which,) * len(xs) if isinstance(which, bool) else which
+        pick = [i for i, (x, w) in enumerate(zip(xs, which)) if w and x is not None]
+        if not pick:
+            return xs
+        outs = [self.like(xs[i]) for i in pick]
+        self.ops.append(Op("optimization_barrier", [xs[i] for i in pick], outs, "other", None))
+        out = list(xs)
+        for i, n in zip(pick, outs):
+            out[i] = n
+        return out
 
     def cse(self):
         """Merge ops computing the same thing from the same nodes."""
@@ -274,6 +283,8 @@ class Fused:
         self._fusion()
         self._memo, self._cheap_memo, self._again = {}, {}, {}
         self.reads = [self._reads_of(op) for op in g.ops]
+        self._behind: dict = {}
+        self.waits = [self._waits_of(op, r) for op, r in zip(g.ops, self.reads)]
         self.emitted = [i for i, op in enumerate(g.ops) if any(self.stored[o] for o in op.outs)]
 
     def root(self, n):
@@ -306,13 +317,15 @@ class Fused:
                         fuse = False
                 if fuse:
                     self.stored[n], regions[n] = False, regs
-                elif op.prim in VIEWS and op.ins and op.ins[0] is not None:
-                    self.stored[n], self.base[n] = False, op.ins[0]
+                elif op.prim in VIEWS and _viewed(op, n) is not None:
+                    self.stored[n], self.base[n] = False, _viewed(op, n)
                 else:
                     self.stored[n] = True
         for op in g.ops:       # a view's operand is stored when the view must be
-            if op.prim in VIEWS and op.ins and op.ins[0] is not None and op.outs[0] in self.base:
-                self.stored[self.root(op.ins[0])] = True
+            if op.prim in VIEWS:
+                for n in op.outs:
+                    if n in self.base and _viewed(op, n) is not None:
+                        self.stored[self.root(_viewed(op, n))] = True
         self.outputs = {self.root(o) for o in outputs}
         for o in self.outputs:
             self.stored[o] = True
@@ -350,16 +363,28 @@ class Fused:
         """The stored buffers ``consumer`` reads for its operand ``x``: ``x``'s own, or
         when ``x`` is fused (or is a cheap value ``consumer`` recomputes although another
         consumer needs it stored), what ``x`` is computed from."""
+        barred = self._through_barrier(x)
         x = self.root(x)
         if not self.stored[x]:
             return self._fused_reads(x)
-        if (consumer is not None and x in self.producer and x not in self.args
-                and x not in self.outputs):
+        if (consumer is not None and not barred and x in self.producer
+                and x not in self.args and x not in self.outputs):
             p = self.g.ops[self.producer[x]]
             if (p.prim in CHEAP and _fuses(p, consumer) and len(p.outs) == 1
                     and self._cheap(x)):
                 return self._recompute(x)
         return (x,)
+
+    def _through_barrier(self, x) -> bool:
+        """Whether ``x`` is (a view of) a barrier's result: read as the stored value the
+        barrier passed on, never recomputed from what was before the barrier."""
+        while True:
+            k = self.producer.get(x)
+            if k is not None and self.g.ops[k].prim == "optimization_barrier":
+                return True
+            if x not in self.base:
+                return False
+            x = self.base[x]
 
     def _recompute(self, x) -> tuple:
         """What recomputing the stored cheap value ``x`` reads: its operands' buffers (a
@@ -395,13 +420,55 @@ class Fused:
                 out.update(dict.fromkeys(self.operand(x, op)))
         return out
 
+    def _waits_of(self, op, reads) -> tuple:
+        """Stored buffers ``op`` waits for without reading them: every input of a barrier
+        one of whose results it reads (through views and fused producers).  A barrier is
+        one instruction: its results are released together, so a remat's recomputation
+        waits for the backward's cotangent that passes the barrier with its inputs."""
+        out = {}
+        for x in op.ins:
+            if x is not None:
+                for b in self._barriers(x):
+                    for y in self.g.ops[b].ins:
+                        out.update(dict.fromkeys(self.operand(y)))
+        return tuple(k for k in out if k not in reads)
+
+    def _barriers(self, x) -> frozenset:
+        """The barrier ops whose results ``x`` is computed from within one fusion (a
+        stored value's own instruction waited for its barriers already)."""
+        x = self.root(x) if self.producer.get(x) is None or \
+            self.g.ops[self.producer[x]].prim != "optimization_barrier" else x
+        if x not in self._behind:
+            k = self.producer.get(x)
+            if k is None:
+                out = frozenset()
+            elif self.g.ops[k].prim == "optimization_barrier":
+                out = frozenset({k})
+            elif self.stored.get(x):
+                out = frozenset()
+            else:
+                out = frozenset().union(*(self._barriers(y) for y in self.g.ops[k].ins
+                                          if y is not None))
+            self._behind[x] = out
+        return self._behind[x]
+
 
 def _fuses(p: Op, c: Op) -> bool:
     """Whether consumer ``c`` may compute producer ``p``'s result inside its own loop.
-    Reductions stand alone (XLA:CPU wraps each in its own kernel)."""
+    Reductions stand alone (XLA:CPU wraps each in its own kernel); a barrier computes
+    nothing: its operands are stored values (and a cheap one is not recomputed for it)."""
+    if c.prim == "optimization_barrier":
+        return False
     if c.major or c.prim in REDUCES or not (c.prim in FUSIBLE or c.prim in VIEWS):
         return False
     return p.prim in VIEWS or (p.prim in FUSIBLE and p.prim not in REDUCES and not p.major)
+
+
+def _viewed(op, n):
+    """The operand a view's result ``n`` shares its buffer with (a barrier's i-th result
+    the i-th operand; None where there is none)."""
+    i = op.outs.index(n) if len(op.ins) == len(op.outs) else 0
+    return op.ins[i] if i < len(op.ins) else None
 
 
 __all__ = ["Fused", "Graph", "Op", "nbytes", "signature", "VIEWS", "CHEAP", "EXPENSIVE",

@@ -4,7 +4,12 @@
 parameters and moments donated) for abstract inputs -- nothing is allocated -- with the
 options ``comparator bench`` compiles with, and reads XLA's ``memory_analysis()``:
 arguments, temporaries, outputs and the outputs aliasing donated arguments;
-``xla_bytes = arguments + temporaries + outputs - aliases``.
+``xla_bytes = arguments + temporaries + outputs - aliases``.  On a CPU the step keeps
+JAX's remat barriers through scheduling (``cost.compiled.BARRIERS_KEPT``, as XLA:GPU
+does); XLA:CPU's default drops them before its last CSE and schedule, which merges part of
+a checkpointed layer's recomputation with the forward and runs the rest early -- a
+checkpointed step's total as it compiles by default is kept beside it
+(``xla_cpu_default_bytes``), not compared.
 
 ``measured_peak`` runs that step on real random inputs in a fresh process and reports the
 peak it used: on a device that keeps memory statistics (GPUs, TPUs) the peak bytes in
@@ -23,7 +28,7 @@ import subprocess
 import sys
 
 from comparator.cost import stepmemory
-from comparator.cost.compiled import compile_options_for, matmul_precision
+from comparator.cost.compiled import BARRIERS_KEPT, compile_options_for, matmul_precision
 
 
 def xla_memory(mod, cfg, seq: int, batch: int = 1, policy: str | None = None,
@@ -33,11 +38,23 @@ def xla_memory(mod, cfg, seq: int, batch: int = 1, policy: str | None = None,
     prog = mod.model(cfg, policy or mod.DEFAULT_POLICY)
     args = stepmemory.step_args(prog, batch, seq)
     with jax.default_matmul_precision(matmul_precision(dtype)):
-        compiled = jax.jit(stepmemory.step_of(prog, dtype), donate_argnums=(0, 1, 2)).lower(
-            *args).compile(compile_options_for() or None)
-    ma = compiled.memory_analysis()
-    if ma is None:
-        return None
+        lowered = jax.jit(stepmemory.step_of(prog, dtype), donate_argnums=(0, 1, 2)).lower(
+            *args)
+        options = compile_options_for()
+        ma = lowered.compile(options or None).memory_analysis()
+        if ma is None:
+            return None
+        out = _totals(ma)
+        out["xla_cpu_default_bytes"] = None
+        if jax.default_backend() == "cpu" and "optimization_barrier" in lowered.as_text():
+            # a checkpointed step: also as XLA:CPU compiles it by default (module doc)
+            default = {k: v for k, v in options.items() if k not in BARRIERS_KEPT}
+            out["xla_cpu_default_bytes"] = _totals(
+                lowered.compile(default or None).memory_analysis())["xla_bytes"]
+    return out
+
+
+def _totals(ma) -> dict:
     out = {"xla_argument_bytes": int(ma.argument_size_in_bytes),
            "xla_temp_bytes": int(ma.temp_size_in_bytes),
            "xla_output_bytes": int(ma.output_size_in_bytes),
