@@ -33,7 +33,9 @@ Schedules (``SCHEDULES``):
   backward reaches the layer -- as XLA:CPU schedules it with the barrier kept
   (``cost.compiled.BARRIERS_KEPT``; its default drops the barrier before scheduling).
   XLA:CPU's threefry is JAX's rolled loop: while it runs, the loop's two counter arrays
-  and their two initial values are alive (``_scratch``);
+  and their two initial values are alive (``_scratch``); a ragged product (a mixture of
+  experts) is computed from dense masked copies of its operands, each made as soon as its
+  operand exists (``xlagraph``, ``dense_ragged``);
 * ``memory`` -- a memory-minimising scheduler, as XLA:GPU's default memory scheduler
   picks the best of a post-order, a DFS and a list schedule: here the least peak of the
   program's own order (JAX's: forward, then backward with recomputation in place) and a
@@ -84,8 +86,8 @@ class Peak:
 class Program(Fused):
     """The fused step with its aliases, copies and schedules."""
 
-    def __init__(self, closed, donated=()):
-        super().__init__(closed)
+    def __init__(self, closed, donated=(), dense_ragged: bool = False):
+        super().__init__(closed, dense_ragged)
         self._alias(closed, tuple(donated))
         self._copies()
         donated = [("copy", c) for c in self.copy_of]
@@ -431,7 +433,7 @@ def peak(closed, donated=(), schedule: str = "cpu") -> Peak:
     """The peak of ``closed`` (a ``ClosedJaxpr``) under ``schedule`` (module doc).
     ``donated``: indices of the invars whose buffers the outputs may take over (the
     parameters and optimizer moments of a training step)."""
-    return Program(closed, donated).peak(schedule)
+    return Program(closed, donated, dense_ragged=schedule == "cpu").peak(schedule)
 
 
 __all__ = ["KINDS", "Peak", "Program", "SCHEDULES", "peak"]

@@ -137,10 +137,11 @@ class Graph:
     """The step flattened: calls inlined, one node per value (its bytes and signature),
     ops in program order."""
 
-    def __init__(self, closed):
+    def __init__(self, closed, dense_ragged: bool = False):
         self.nbytes: list = []
         self.sigs: list = []
         self.ops: list = []
+        self.dense_ragged = dense_ragged
         jaxpr = closed.jaxpr
         env = {v: self._node(v.aval) for v in jaxpr.constvars}
         self.consts = list(env.values())
@@ -189,8 +190,32 @@ class Graph:
                        tuple(sorted((k, _hashable(p)) for k, p in eqn.params.items())),
                        tuple((tuple(v.aval.shape), str(v.aval.dtype)) for v in eqn.outvars))
             major = _apart(eqn)
-            self.ops.append(Op(name, [get(v) for v in eqn.invars], outs, term_of(scopes), key,
-                               back, major))
+            ins = [get(v) for v in eqn.invars]
+            if name == "ragged_dot_general" and self.dense_ragged:
+                ins = self._dense_operands(eqn, ins, term_of(scopes), back)
+            self.ops.append(Op(name, ins, outs, term_of(scopes), key, back, major))
+
+    def _dense_operands(self, eqn, ins, term, back):
+        """A ragged product as JAX lowers it for the CPU: each ragged operand broadcast to
+        every group and masked outside its group's rows ([g, m, k]), then one dense
+        product.  The masked copy is an instruction of its own (a product fuses nothing),
+        made as soon as its operand exists: a forward activation's copy for the experts'
+        weight gradient lives until the backward reaches it.  A product whose result
+        gains the group axis (that weight gradient: ragged contracting) expands both."""
+        lhs, rhs = eqn.invars[0].aval, eqn.invars[1].aval
+        groups = int(eqn.invars[2].aval.shape[-1])
+        both = len(eqn.outvars[0].aval.shape) > len(lhs.shape)
+        out = list(ins)
+        for i, aval in enumerate((lhs, rhs)[:2 if both else 1]):
+            if ins[i] is None:
+                continue
+            self.nbytes.append(groups * nbytes(aval))
+            self.sigs.append(((groups, *aval.shape), str(aval.dtype)))
+            n = len(self.nbytes) - 1
+            self.ops.append(Op("select_n", [ins[i], ins[2]], [n], term,
+                               ("ragged_expand", (), (), (self.sigs[n],)), back))
+            out[i] = n
+        return out
 
     def _barrier(self, xs, which):
         """``xs`` through one ``optimization_barrier``, as JAX lowers a differentiated
@@ -267,8 +292,8 @@ class Graph:
 class Fused:
     """``Graph`` after CSE, the scatter rewrite, DCE and fusion (see the module doc)."""
 
-    def __init__(self, closed):
-        g = Graph(closed)
+    def __init__(self, closed, dense_ragged: bool = False):
+        g = Graph(closed, dense_ragged)
         g.cse()
         g.fold_scatters()
         g.dce()
