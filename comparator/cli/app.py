@@ -24,9 +24,9 @@ from comparator.cli.claims import add_parsers as add_claim_parsers, cmd_claims, 
 from comparator.cli.memory import register as register_memory
 from comparator.cli.run import add_run_args, report, runner_options
 from comparator.cli.store import add_parser as add_store_parser, notify as notify_store
-from comparator.cli.args import (ATTENTION_CHOICES_HELP, ATTENTION_HELP, Parser, UsageError, add_model_option,
-                                 add_output_options, add_size_options, arch_list, build,
-                                 positive_int, seq_list, size_grid)
+from comparator.cli.args import (ATTENTION_CHOICES_HELP, ATTENTION_HELP, Parser, UsageError,
+                                 add_model_option, add_output_options, add_size_options,
+                                 arch_list, build, positive_int, seq_list, size_grid)
 from comparator.errors import FieldError
 
 def _common(p: argparse.ArgumentParser, many: bool = True, formats: bool = True) -> None:

@@ -29,6 +29,17 @@ class Dim:
                          for c, factors in obj["t"]))
 
 
+def apply(operation: str, a: int, b: int) -> int:
+    """A factor's operation on two ints, as JAX's symbolic dims define it (a division or
+    remainder by 0 is 0): the one rule both evaluators use (``ev`` here, ``jaxcompat.ev``
+    on JAX's own dims)."""
+    if operation == "floordiv":
+        return a // b if b else 0
+    if operation == "mod":
+        return a % b if b else 0
+    return {"max": max, "min": min}[operation](a, b)
+
+
 def ev(d, env: dict, memo: dict) -> int:
     """A dim (an int or a ``Dim``) at ``env`` in Python ints."""
     if not isinstance(d, Dim):
@@ -41,9 +52,7 @@ def ev(d, env: dict, memo: dict) -> int:
                 if isinstance(f, str):
                     x = env[f]
                 else:
-                    a, b = ev(f[1], env, memo), ev(f[2], env, memo)
-                    x = {"floordiv": a // b if b else 0, "mod": a % b if b else 0,
-                         "max": max(a, b), "min": min(a, b)}[f[0]]
+                    x = apply(f[0], ev(f[1], env, memo), ev(f[2], env, memo))
                 v *= x ** exp
             total += v
         memo[id(d)] = total
@@ -134,4 +143,4 @@ def many(d, ks, memo: dict):
     return memo[id(d)]
 
 
-__all__ = ["Dim", "bounds", "ev", "many"]
+__all__ = ["Dim", "apply", "bounds", "ev", "many"]

@@ -30,7 +30,7 @@ from contextlib import ExitStack, contextmanager
 
 import jax
 
-from comparator.count import plainjax
+from comparator.count import dims, plainjax
 
 ENV = "COMPARATOR_PLAIN_TRACES"
 
@@ -174,9 +174,7 @@ def ev(d, env: dict, memo: dict) -> int:
                 if f.var is not None:
                     x = env[f.var]
                 else:
-                    a, b = (ev(o, env, memo) for o in f.operands)
-                    x = {"floordiv": a // b if b else 0, "mod": a % b if b else 0,
-                         "max": max(a, b), "min": min(a, b)}[f.operation]
+                    x = dims.apply(f.operation, *(ev(o, env, memo) for o in f.operands))
                 v *= x ** int(exp)
             total += v
         memo[id(d)] = total
@@ -401,5 +399,5 @@ def _self_check() -> str | None:
 
 __all__ = ["ENV", "InconclusiveDimensionOperation", "Literal", "PlainTracesWarning",
            "available", "comparing_dims", "dce", "dim_comparisons", "dim_json", "ev",
-           "in_tree_util", "is_symbolic", "jaxpr_as_fun", "max_dim", "min_dim", "missing_names", "patched",
-           "plain_reason", "reset", "scope_names", "symbolic_indexing", "warn_plain"]
+           "in_tree_util", "is_symbolic", "jaxpr_as_fun", "max_dim", "min_dim", "missing_names",
+           "patched", "plain_reason", "reset", "scope_names", "symbolic_indexing", "warn_plain"]

@@ -32,10 +32,10 @@ Schedules (``SCHEDULES``):
   residuals and the backward's cotangent (``xlagraph``: ``waits``), so it runs where the
   backward reaches the layer -- as XLA:CPU schedules it with the barrier kept
   (``cost.compiled.BARRIERS_KEPT``; its default drops the barrier before scheduling).
-  XLA:CPU's threefry is JAX's rolled loop: while it runs, the loop's two counter arrays
-  and their two initial values are alive (``_scratch``); a ragged product (a mixture of
-  experts) is computed from dense masked copies of its operands, each made as soon as its
-  operand exists (``xlagraph``, ``dense_ragged``);
+  The graph follows JAX's CPU lowerings (``xlagraph``, ``cpu``): threefry's loop keeps
+  four counter arrays alive while it runs; a ragged product (a mixture of experts) is
+  computed from dense masked copies of its operands, each made as soon as its operand
+  exists;
 * ``memory`` -- a memory-minimising scheduler, as XLA:GPU's default memory scheduler
   picks the best of a post-order, a DFS and a list schedule: here the least peak of the
   program's own order (JAX's: forward, then backward with recomputation in place) and a
@@ -86,8 +86,8 @@ class Peak:
 class Program(Fused):
     """The fused step with its aliases, copies and schedules."""
 
-    def __init__(self, closed, donated=(), dense_ragged: bool = False):
-        super().__init__(closed, dense_ragged)
+    def __init__(self, closed, donated=(), cpu: bool = False):
+        super().__init__(closed, cpu)
         self._alias(closed, tuple(donated))
         self._copies()
         donated = [("copy", c) for c in self.copy_of]
@@ -96,7 +96,6 @@ class Program(Fused):
         self.insts = donated + [k for i in self.emitted for k in before.get(i, []) + [i]]
         self.made_by = {o: k for k in self.insts for o in self.outs(k)}
         self.readers: dict = {}
-        self.scratch_of: dict = {}   # scratch node -> the instruction it serves (_scratch)
         for k in self.insts:
             for r in self.inputs_of(k):
                 self.readers.setdefault(r, []).append(k)
@@ -318,40 +317,13 @@ class Program(Fused):
         return [[self.g.nbytes[x], pos[("copy", c)], upd[x]]
                 for c, x in self.copy_of.items() if upd.get(x) is not None]
 
-    def _scratch(self, order) -> list:
-        """Buffers alive only while an instruction runs, on XLA:CPU: JAX lowers threefry
-        for the CPU as a rolled loop whose state is two uint32 counter arrays of the bits'
-        shape, and XLA keeps their initial values beside the loop's own copies -- four
-        arrays of 4 bytes an element at once, the bits written after (an instruction's
-        result is alive then too, so the scratch is the four less the result)."""
-        out = []
-        for t, k in enumerate(order):
-            op = None if isinstance(k, tuple) else self.g.ops[k]
-            if op is None or not op.outs:
-                continue
-            if op.prim == "random_bits" and op.ins and op.ins[0] is not None and \
-                    "fry" in self.g.sigs[op.ins[0]][1]:
-                o = op.outs[0]
-                extra = 16 * _elements(self.g.sigs[o][0]) - self.g.nbytes[o]
-            elif op.prim == "threefry2x32":
-                o = op.outs[0]
-                extra = 8 * _elements(self.g.sigs[o][0])   # the initial values
-            else:
-                continue
-            if extra > 0:
-                n = self.g.like(o)
-                self.g.nbytes[n] = extra
-                self.scratch_of[n] = k
-                out.append([[n], t, t, extra])
-        return out
-
-    def walk(self, order, scratch: bool = False) -> tuple:
+    def walk(self, order) -> tuple:
         """(bytes of temporaries and outputs, the buffers alive at the liveness peak, the
         term there, the heap's excess over the temporaries alive then).  As XLA's buffer
         assigner, buffers go, largest first, into the slots that copied donated inputs
         free (one at a time, whole lifetimes); the other temporaries share one heap
         (``heap.heap_bytes``), the outputs have their own buffers."""
-        bufs, used = self.buffers(order) + (self._scratch(order) if scratch else []), set()
+        bufs, used = self.buffers(order), set()
         free = sorted(self.slots(order), key=lambda s: s[0])
         for s in free:
             s.append([])
@@ -387,18 +359,13 @@ class Program(Fused):
             raise ValueError(f"schedule {schedule!r}: one of {', '.join(SCHEDULES)}")
         orders = [self.bfs_order()] if schedule == "cpu" else [self.program_order(),
                                                                self.list_order()]
-        _, live, at, packing = min((self.walk(o, schedule == "cpu") for o in orders),
-                                   key=lambda w: w[0])
+        _, live, at, packing = min((self.walk(o) for o in orders), key=lambda w: w[0])
         nb = self.g.nbytes
         temps = {n: b for n, b in live.items() if n not in self.outputs}
         outs = sum(nb[o] for o in self.outputs if o not in self.alias and o not in self.args)
         return Peak(sum(nb[n] for n in self.args), sum(temps.values()) + packing, outs,
                     {**self._kinds(temps), "packing": packing}, self._terms(temps), at,
                     schedule)
-
-    def _made(self, n) -> int:
-        """The op that made ``n`` (a scratch buffer's: the instruction it served)."""
-        return self.producer[n] if n in self.producer else self.scratch_of[n]
 
     def _kinds(self, temps) -> dict:
         updates = {self.producer[o] for o in self.alias if o in self.producer}
@@ -410,30 +377,23 @@ class Program(Fused):
             elif n in read_by_update:
                 kind = "gradient"
             else:
-                kind = "working" if self.g.ops[self._made(n)].bwd else "saved"
+                kind = "working" if self.g.ops[self.producer[n]].bwd else "saved"
             out[kind] += b
         return out
 
     def _terms(self, temps) -> dict:
         out: dict = {}
         for n, b in temps.items():
-            t = "copy" if n in self.copy_of else self.g.ops[self._made(n)].term
+            t = "copy" if n in self.copy_of else self.g.ops[self.producer[n]].term
             out[t] = out.get(t, 0) + b
         return dict(sorted(out.items()))
-
-
-def _elements(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
 
 
 def peak(closed, donated=(), schedule: str = "cpu") -> Peak:
     """The peak of ``closed`` (a ``ClosedJaxpr``) under ``schedule`` (module doc).
     ``donated``: indices of the invars whose buffers the outputs may take over (the
     parameters and optimizer moments of a training step)."""
-    return Program(closed, donated, dense_ragged=schedule == "cpu").peak(schedule)
+    return Program(closed, donated, cpu=schedule == "cpu").peak(schedule)
 
 
 __all__ = ["KINDS", "Peak", "Program", "SCHEDULES", "peak"]

@@ -3,7 +3,9 @@
 ``Fused(closed_jaxpr)`` rebuilds from a jaxpr the program whose buffers XLA allocates
 (``comparator.count.liveness`` schedules it and tracks what is alive):
 
-1. the jaxpr flattened: calls (jit, custom_jvp/vjp, remat) inlined, one node per value;
+1. the jaxpr flattened: calls (jit, custom_jvp/vjp, remat) inlined, one node per value
+   (with ``cpu``, JAX's CPU lowerings: threefry's loop state as results alive while it
+   runs, a ragged product's dense masked operands as instructions of their own);
    a remat's inputs pass an optimization barrier (JAX lowers ``prevent_cse`` so), which
    keeps its recomputation apart from the forward it repeats.  (XLA:CPU drops the
    barrier after its first CSE; its later, layout-sensitive CSE then merges the two
@@ -137,11 +139,11 @@ class Graph:
     """The step flattened: calls inlined, one node per value (its bytes and signature),
     ops in program order."""
 
-    def __init__(self, closed, dense_ragged: bool = False):
+    def __init__(self, closed, cpu: bool = False):
         self.nbytes: list = []
         self.sigs: list = []
         self.ops: list = []
-        self.dense_ragged = dense_ragged
+        self.cpu = cpu   # JAX's CPU lowerings: threefry's loop, ragged products made dense
         jaxpr = closed.jaxpr
         env = {v: self._node(v.aval) for v in jaxpr.constvars}
         self.consts = list(env.values())
@@ -191,9 +193,33 @@ class Graph:
                        tuple((tuple(v.aval.shape), str(v.aval.dtype)) for v in eqn.outvars))
             major = _apart(eqn)
             ins = [get(v) for v in eqn.invars]
-            if name == "ragged_dot_general" and self.dense_ragged:
+            if self.cpu and name == "ragged_dot_general":
                 ins = self._dense_operands(eqn, ins, term_of(scopes), back)
+            if self.cpu:
+                outs = outs + self._loop_state(eqn)
             self.ops.append(Op(name, ins, outs, term_of(scopes), key, back, major))
+
+    def _sized(self, nb: int, sig: tuple) -> int:
+        self.nbytes.append(nb)
+        self.sigs.append(sig)
+        return len(self.nbytes) - 1
+
+    def _loop_state(self, eqn) -> list:
+        """Buffers alive only while ``eqn`` runs, as extra results nobody reads: JAX lowers
+        threefry for the CPU as a rolled loop over two uint32 counter arrays of the bits'
+        shape, and XLA keeps their initial values beside the loop's own copies -- four such
+        arrays at once (``random_bits`` of a threefry key: the bits written after, so
+        three beside its result; ``threefry2x32``, whose results are the loop's state:
+        the two initial values)."""
+        name, out = eqn.primitive.name, eqn.outvars[0].aval
+        count = int(np.prod(out.shape, dtype=np.int64))
+        if name == "random_bits" and "fry" in str(eqn.invars[0].aval.dtype):
+            extra = 16 * count - nbytes(out)
+        elif name == "threefry2x32":
+            extra = 8 * count
+        else:
+            return []
+        return [self._sized(extra, signature(out))] if extra > 0 else []
 
     def _dense_operands(self, eqn, ins, term, back):
         """A ragged product as JAX lowers it for the CPU: each ragged operand broadcast to
@@ -209,9 +235,7 @@ class Graph:
         for i, aval in enumerate((lhs, rhs)[:2 if both else 1]):
             if ins[i] is None:
                 continue
-            self.nbytes.append(groups * nbytes(aval))
-            self.sigs.append(((groups, *aval.shape), str(aval.dtype)))
-            n = len(self.nbytes) - 1
+            n = self._sized(groups * nbytes(aval), ((groups, *aval.shape), str(aval.dtype)))
             self.ops.append(Op("select_n", [ins[i], ins[2]], [n], term,
                                ("ragged_expand", (), (), (self.sigs[n],)), back))
             out[i] = n
@@ -292,8 +316,8 @@ class Graph:
 class Fused:
     """``Graph`` after CSE, the scatter rewrite, DCE and fusion (see the module doc)."""
 
-    def __init__(self, closed, dense_ragged: bool = False):
-        g = Graph(closed, dense_ragged)
+    def __init__(self, closed, cpu: bool = False):
+        g = Graph(closed, cpu)
         g.cse()
         g.fold_scatters()
         g.dce()
@@ -388,7 +412,7 @@ class Fused:
         """The stored buffers ``consumer`` reads for its operand ``x``: ``x``'s own, or
         when ``x`` is fused (or is a cheap value ``consumer`` recomputes although another
         consumer needs it stored), what ``x`` is computed from."""
-        barred = self._through_barrier(x)
+        barred = self._barrier_of(x) is not None
         x = self.root(x)
         if not self.stored[x]:
             return self._fused_reads(x)
@@ -400,15 +424,16 @@ class Fused:
                 return self._recompute(x)
         return (x,)
 
-    def _through_barrier(self, x) -> bool:
-        """Whether ``x`` is (a view of) a barrier's result: read as the stored value the
-        barrier passed on, never recomputed from what was before the barrier."""
+    def _barrier_of(self, x):
+        """The barrier op whose result ``x`` is (or is a view of), else None: such a value
+        is read as the stored one the barrier passed on, never recomputed from what was
+        before the barrier."""
         while True:
             k = self.producer.get(x)
             if k is not None and self.g.ops[k].prim == "optimization_barrier":
-                return True
+                return k
             if x not in self.base:
-                return False
+                return None
             x = self.base[x]
 
     def _recompute(self, x) -> tuple:
@@ -461,15 +486,13 @@ class Fused:
     def _barriers(self, x) -> frozenset:
         """The barrier ops whose results ``x`` is computed from within one fusion (a
         stored value's own instruction waited for its barriers already)."""
-        x = self.root(x) if self.producer.get(x) is None or \
-            self.g.ops[self.producer[x]].prim != "optimization_barrier" else x
+        b = self._barrier_of(x)
+        if b is not None:
+            return frozenset({b})
+        x = self.root(x)
         if x not in self._behind:
             k = self.producer.get(x)
-            if k is None:
-                out = frozenset()
-            elif self.g.ops[k].prim == "optimization_barrier":
-                out = frozenset({k})
-            elif self.stored.get(x):
+            if k is None or self.stored.get(x):
                 out = frozenset()
             else:
                 out = frozenset().union(*(self._barriers(y) for y in self.g.ops[k].ins

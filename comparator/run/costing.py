@@ -76,7 +76,6 @@ class Timer:
         recomputation the hardware FLOPs count."""
         if self.model == "mfu" or cfg is None:
             return {}, {}
-        import architectures
         from comparator.cost import steptime
         from comparator.cost.pricing import CostError, dtype_key, resolve_dtype
         dtype = resolve_dtype(dtype, acc)       # "auto": the device's training precision
@@ -110,7 +109,6 @@ def utilisation_fields(rec: dict, cfg, per_device: int, step_s: float, peak: flo
     and under the ``checkpoint`` policy every layer's forward) in the record's scope, over
     ``step_s`` x ``peak``.  Not for a user's model: its traced count does not say which
     FLOPs are recomputed (the table shows the time model's MFU of its traced FLOPs)."""
-    import architectures
     from comparator.count import utilisation as ut
     terms = architectures.get(rec["arch"]).terms(cfg, per_device, rec["seq_len"])
     # the Reformer's terms count its reversible layers' recomputation whatever the policy

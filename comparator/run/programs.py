@@ -22,7 +22,7 @@ import architectures
 
 from comparator.count.lengthprogram import LengthProgram
 from comparator.run import sweep
-from comparator.run.jaxside import imports_settled, jax_counting
+from comparator.run.jaxside import ready_to_trace
 
 
 class StoredPrograms:
@@ -74,15 +74,10 @@ def trace_group(pts, scope: str, trace: str, limits=None, known=(), check=()) ->
     one length traced before (JSON text); ``check`` (``--trace checked``): ``(row, JSON
     text)`` of stored programs that answer some of ``pts``, each compared with a full
     trace at one of its lengths first."""
-    ft = jax_counting()
-    from comparator.count.tracedprograms import traced_programs
-    from comparator.run.limits import check as check_limits
-
     if trace not in sweep.TRACES:
         raise sweep.RequestError("--trace", trace, "choose from " + ", ".join(sweep.TRACES))
-    with imports_settled():   # (the limits build each model: Flax is imported)
-        for pt in pts:
-            check_limits(pt, "trace", trace, limits)
+    ft = ready_to_trace(pts, trace, limits)
+    from comparator.count.tracedprograms import traced_programs
     m = pts[0].model
     mod, batch = architectures.get(m.arch), pts[0].batch
     seqs = {pt.seq for pt in pts}

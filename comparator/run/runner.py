@@ -19,8 +19,8 @@ import architectures
 
 from comparator.run import cluster, programs, sweep
 from comparator.run.cluster import SchedulerError
-from comparator.run.jaxside import imports_settled, jax_counting
-from comparator.run.limits import LimitError, Limits, check
+from comparator.run.jaxside import ready_to_trace
+from comparator.run.limits import LimitError, Limits
 from comparator.run.store import canonical, describe
 
 
@@ -119,12 +119,9 @@ class Tracer(Tally):
                 groups.setdefault((m.arch, m.preset, pt.batch, m.cfg), []).append(pt)
         stored = self._programs(groups, scope, trace, out) if self.store is not None else {}
         work = [g for g in groups.values() if g]
-        if work:   # the limits build each model (Flax, jax): imported with the gc paused
-            jax_counting()
-        with imports_settled():   # (what the limits import and build lives on: frozen)
-            for group in work:   # beyond a limit: refused now, before any work (runner.limits)
-                for pt in group:
-                    check(pt, "trace", trace, self.limits, memory=not self.scheduler)
+        if work:   # beyond a limit: refused now, before any work (runner.limits)
+            ready_to_trace([pt for g in work for pt in g], trace, self.limits,
+                           memory=not self.scheduler)
         total, done = sum(len(g) for g in work), 0
         for group, result in self._execute(work, scope, trace, stored):
             recs, error = result.get("records", {}), result.get("error")

@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-import weakref
 import urllib.parse
+import weakref
 
 from comparator.run.sweep import RequestError
 

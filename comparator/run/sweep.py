@@ -202,15 +202,11 @@ def traced_all(pts, scope: str, trace: str = "fast", progress=None, limits=None)
     length from shallow and symbolic-length traces equal to the full ones
     (``comparator.count.fasttrace``); ``full`` traces each point whole.  A point beyond
     ``limits`` (``comparator.run.limits``) is refused before any work."""
-    from comparator.run.limits import check
-    from comparator.run.jaxside import imports_settled, jax_counting
+    from comparator.run.jaxside import ready_to_trace
 
-    ft = jax_counting()
     if trace not in TRACES:
         raise RequestError("--trace", trace, "choose from " + ", ".join(TRACES))
-    with imports_settled():    # (the limits build each model: Flax is imported)
-        for pt in pts:
-            check(pt, "trace", trace, limits)
+    ft = ready_to_trace(pts, trace, limits)
     groups: dict = {}
     for pt in pts:
         m = pt.model
